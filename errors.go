@@ -1,0 +1,238 @@
+package mtasts
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/mjl-/adns"
+)
+
+// Sentinel errors, one per failure class. Every error returned by this
+// package wraps exactly one of them, so delivery code and TLS reports can tell
+// the classes apart with errors.Is, however deep the wrapping.
+var (
+	// ErrNoRecord means the policy domain has no MTA-STS TXT record: the
+	// name does not exist, or none of its TXT records starts with v=STSv1.
+	// RFC 8461 3.1: the domain has no available policy.
+	ErrNoRecord = errors.New("mtasts: no mta-sts dns txt record")
+
+	// ErrMultipleRecords means more than one MTA-STS TXT record was found.
+	// RFC 8461 3.1: "If the number of resulting records is not one", the
+	// domain has no available policy.
+	ErrMultipleRecords = errors.New("mtasts: multiple mta-sts dns txt records")
+
+	// ErrDNS means the TXT lookup failed for another reason than the name
+	// not existing: a server failure, a timeout, a DNSSEC failure. The
+	// resolver's error (an *adns.DNSError, adns.ExtendedError, ...) stays
+	// reachable with errors.As.
+	ErrDNS = errors.New("mtasts: dns lookup of mta-sts txt record failed")
+
+	// ErrRecordSyntax means the MTA-STS TXT record does not follow the
+	// grammar of RFC 8461 3.1. The error is a *SyntaxError naming the field.
+	ErrRecordSyntax = errors.New("mtasts: invalid mta-sts dns txt record")
+
+	// ErrNoPolicy means the policy host mta-sts.<domain> does not exist or
+	// answered 404 Not Found.
+	ErrNoPolicy = errors.New("mtasts: no mta-sts policy served")
+
+	// ErrPolicyFetch means the HTTPS fetch of the policy failed: connection,
+	// TLS (PKIX) validation, a redirect, a status other than 200, a timeout.
+	ErrPolicyFetch = errors.New("mtasts: fetching mta-sts policy failed")
+
+	// ErrPolicySyntax means a policy was received but is not a valid policy
+	// resource: it breaks the grammar of RFC 8461 3.2, is larger than
+	// MaxPolicySize, or is not served as text/plain.
+	ErrPolicySyntax = errors.New("mtasts: invalid mta-sts policy")
+)
+
+// SyntaxError describes what is wrong with a TXT record or a policy, and
+// where. It wraps ErrRecordSyntax or ErrPolicySyntax.
+type SyntaxError struct {
+	// Kind is ErrRecordSyntax or ErrPolicySyntax; Unwrap returns it.
+	Kind error
+	// Line is the 1-based line of a policy at fault; 0 for a TXT record, and
+	// for a policy-wide problem such as a missing key.
+	Line int
+	// Field is the record field or policy key at fault, when one is known.
+	Field string
+	// Msg says what was found and what was expected.
+	Msg string
+}
+
+func (e *SyntaxError) Error() string {
+	var b strings.Builder
+	if e.Kind == ErrRecordSyntax {
+		b.WriteString("mtasts: invalid txt record")
+	} else {
+		b.WriteString("mtasts: invalid policy")
+	}
+	if e.Line > 0 {
+		b.WriteString(": line ")
+		b.WriteString(strconv.Itoa(e.Line))
+	}
+	if e.Field != "" {
+		b.WriteString(": ")
+		b.WriteString(strconv.Quote(e.Field))
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Unwrap returns the sentinel of the failure class.
+func (e *SyntaxError) Unwrap() error { return e.Kind }
+
+// reasonError ties a failure to its sentinel, a TLS-RPT failure reason code
+// and the underlying cause, all three reachable through errors.Is and
+// errors.As.
+type reasonError struct {
+	kind   error  // one of the sentinels
+	reason string // TLS-RPT failure-reason-code, RFC 8460 4.3.3
+	msg    string // what happened, for people
+	cause  error  // may be nil
+}
+
+func (e *reasonError) Error() string {
+	s := e.kind.Error() + ": " + e.msg
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *reasonError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
+func newError(kind error, reason string, cause error, format string, args ...any) error {
+	return &reasonError{kind: kind, reason: reason, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+// Failure reason codes for TLS reports, RFC 8460 4.3.3 ("a short text field
+// ... an error code"). They are stable: reports and dashboards may key on them.
+const (
+	reasonNoRecord        = "mta-sts-record-not-found"
+	reasonMultipleRecords = "mta-sts-record-multiple"
+	reasonDNS             = "mta-sts-record-dns-error"
+	reasonRecordSyntax    = "mta-sts-record-invalid"
+	reasonNoPolicy        = "mta-sts-policy-not-found"
+	reasonFetch           = "mta-sts-policy-fetch-error"
+	reasonRedirect        = "mta-sts-policy-redirect"
+	reasonTimeout         = "mta-sts-policy-fetch-timeout"
+	reasonHTTPStatus      = "mta-sts-policy-http-status-" // + the status code
+	reasonCertExpired     = "mta-sts-policy-certificate-expired"
+	reasonCertHost        = "mta-sts-policy-certificate-host-mismatch"
+	reasonCertUntrusted   = "mta-sts-policy-certificate-untrusted"
+	reasonCertInvalid     = "mta-sts-policy-certificate-invalid"
+	reasonPolicySyntax    = "mta-sts-policy-invalid"
+	reasonPolicyTooLarge  = "mta-sts-policy-too-large"
+	reasonMediaType       = "mta-sts-policy-media-type"
+)
+
+// TLSReportFailureReason returns a short, dash-separated code describing err,
+// for the "failure-reason-code" field of a TLS report (RFC 8460 4.3.3).
+//
+// A DNSSEC authentication failure that adns reports as an extended DNS error
+// (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
+// "dns-extended-error-6-dnssec-bogus". Other errors of this package give a
+// code for their class, refined where known, e.g.
+// "mta-sts-policy-http-status-500" or "mta-sts-policy-certificate-expired".
+// It returns "" for nil and for errors that are not from this package.
+func TLSReportFailureReason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var code adns.ErrorCode
+	if errors.As(err, &code) && code.IsAuthentication() {
+		return "dns-extended-error-" + strconv.Itoa(int(code)) + "-" + strings.ReplaceAll(code.String(), " ", "-")
+	}
+	var re *reasonError
+	if errors.As(err, &re) {
+		return re.reason
+	}
+	switch {
+	case errors.Is(err, ErrRecordSyntax):
+		return reasonRecordSyntax
+	case errors.Is(err, ErrPolicySyntax):
+		return reasonPolicySyntax
+	case errors.Is(err, ErrNoRecord):
+		return reasonNoRecord
+	case errors.Is(err, ErrMultipleRecords):
+		return reasonMultipleRecords
+	case errors.Is(err, ErrDNS):
+		return reasonDNS
+	case errors.Is(err, ErrNoPolicy):
+		return reasonNoPolicy
+	case errors.Is(err, ErrPolicyFetch):
+		return reasonFetch
+	}
+	return ""
+}
+
+// Result types of RFC 8460 4.3.2.2 for MTA-STS failures.
+const (
+	ResultPolicyFetchError = "sts-policy-fetch-error"
+	ResultPolicyInvalid    = "sts-policy-invalid"
+	ResultWebPKIInvalid    = "sts-webpki-invalid"
+)
+
+// TLSReportResultType returns the RFC 8460 4.3.2.2 result type for a failure
+// to discover or fetch a policy: ResultWebPKIInvalid when the policy host's
+// certificate failed PKIX validation, ResultPolicyInvalid for an invalid or
+// ambiguous record or policy (ErrRecordSyntax, ErrMultipleRecords,
+// ErrPolicySyntax), and ResultPolicyFetchError for the other failures of this
+// package (DNS failures, missing record or policy, HTTP failures). It returns
+// "" for nil and for errors that are not from this package.
+//
+// Whether a failure is worth reporting at all is the caller's decision: a
+// domain without a record and without a cached policy simply has no policy.
+func TLSReportResultType(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case isCertificateError(err):
+		return ResultWebPKIInvalid
+	case errors.Is(err, ErrRecordSyntax), errors.Is(err, ErrMultipleRecords), errors.Is(err, ErrPolicySyntax):
+		return ResultPolicyInvalid
+	case errors.Is(err, ErrNoRecord), errors.Is(err, ErrDNS), errors.Is(err, ErrNoPolicy), errors.Is(err, ErrPolicyFetch):
+		return ResultPolicyFetchError
+	}
+	return ""
+}
+
+// isCertificateError reports whether err comes from PKIX validation of a
+// server certificate.
+func isCertificateError(err error) bool {
+	var (
+		verr *tls.CertificateVerificationError
+		herr x509.HostnameError
+		uerr x509.UnknownAuthorityError
+		cerr x509.CertificateInvalidError
+	)
+	return errors.As(err, &verr) || errors.As(err, &herr) || errors.As(err, &uerr) || errors.As(err, &cerr)
+}
+
+// certificateReason refines a PKIX validation failure into a reason code.
+func certificateReason(err error) string {
+	var (
+		herr x509.HostnameError
+		uerr x509.UnknownAuthorityError
+		cerr x509.CertificateInvalidError
+	)
+	switch {
+	case errors.As(err, &herr):
+		return reasonCertHost
+	case errors.As(err, &uerr):
+		return reasonCertUntrusted
+	case errors.As(err, &cerr) && cerr.Reason == x509.Expired:
+		return reasonCertExpired
+	}
+	return reasonCertInvalid
+}

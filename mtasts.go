@@ -1,0 +1,251 @@
+// Package mtasts implements the sending side of SMTP MTA Strict Transport
+// Security (MTA-STS, RFC 8461): discovering a domain's policy through its
+// _mta-sts TXT record, fetching the policy over HTTPS, parsing both, and
+// matching MX hosts against the policy. Failures map to the result types and
+// reason codes of SMTP TLS Reporting (TLS-RPT, RFC 8460).
+//
+// The pipeline is three composable functions: LookupRecord (DNS),
+// FetchPolicy (HTTPS) and Get (both). ParseRecord and ParsePolicy do no I/O.
+// Caching policies as RFC 8461 section 5 requires is left to the caller, or to
+// the cache subpackage.
+//
+// Every error wraps one of the sentinel errors (ErrNoRecord, ErrDNS,
+// ErrPolicyFetch, ...), so delivery code can tell failure classes apart with
+// errors.Is.
+package mtasts
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mjl-/adns"
+)
+
+// Resolver looks up TXT records. *adns.Resolver satisfies it, and reports
+// whether the answer was DNSSEC-signed and validated.
+//
+// A name that does not exist, or has no TXT records, is signalled by an error
+// that is, or wraps, an *adns.DNSError or *net.DNSError with IsNotFound set;
+// any other error is a DNS failure. CNAMEs are for the resolver to follow
+// (RFC 8461 3.1).
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error)
+}
+
+// LookupRecord looks up the MTA-STS TXT record of domain at
+// _mta-sts.<domain> (RFC 8461 3.1) and returns it parsed, with its text: the
+// concatenation of the record's strings.
+//
+// TXT records that do not start with v=STSv1 are ignored. The error wraps
+// ErrNoRecord when no MTA-STS record exists, ErrMultipleRecords when there is
+// more than one, ErrRecordSyntax when the record is invalid, and ErrDNS when
+// the lookup fails otherwise; in each case RFC 8461 3.1 says the domain has no
+// available policy (a cached one still applies, RFC 8461 5.1).
+func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
+	name := "_mta-sts." + domain.ASCII + "."
+	txts, _, err := resolver.LookupTXT(ctx, name)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, "", newError(ErrNoRecord, reasonNoRecord, err, "no txt record at %s", name)
+		}
+		return nil, "", newError(ErrDNS, reasonDNS, err, "looking up txt record at %s", name)
+	}
+
+	// RFC 8461 3.1: records that do not begin with v=STSv1 are discarded;
+	// if the number of resulting records is not one, or the one is
+	// invalid, there is no available policy. A resolver's strings of one
+	// record arrive concatenated ("without adding spaces").
+	var (
+		record   *Record
+		text     string
+		firstErr error
+		n        int
+	)
+	for _, txt := range txts {
+		r, ismtasts, err := ParseRecord(txt)
+		if !ismtasts {
+			continue
+		}
+		n++
+		if n == 1 {
+			record, text, firstErr = r, txt, err
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, "", newError(ErrNoRecord, reasonNoRecord, nil, "no txt record starting with v=STSv1 at %s", name)
+	case n > 1:
+		return nil, "", newError(ErrMultipleRecords, reasonMultipleRecords, nil, "%d txt records starting with v=STSv1 at %s", n, name)
+	case firstErr != nil:
+		return nil, text, firstErr
+	}
+	return record, text, nil
+}
+
+// isNotFound reports whether err says the name does not exist or has no
+// records of the type asked for.
+func isNotFound(err error) bool {
+	var aerr *adns.DNSError
+	var nerr *net.DNSError
+	return errors.As(err, &aerr) && aerr.IsNotFound || errors.As(err, &nerr) && nerr.IsNotFound
+}
+
+// MaxPolicySize is the largest policy body FetchPolicy reads: 64 KiB, the
+// suggested maximum of RFC 8461 3.3.
+const MaxPolicySize = 64 * 1024
+
+// FetchTimeout bounds a whole policy fetch, from connecting to reading the
+// last byte of the body: one minute, the suggested timeout of RFC 8461 3.3.
+const FetchTimeout = time.Minute
+
+// HTTPClient is the client FetchPolicy uses. Replace its Transport to use
+// other root CAs (TLSClientConfig.RootCAs), a dialer or a proxy; keep the
+// transport's certificate verification on, as RFC 8461 3.3 requires.
+//
+// Whatever the client's CheckRedirect and Jar, FetchPolicy never follows
+// redirects and never sends or stores cookies: it uses a copy of the client
+// with its own settings for those. Its Timeout, when shorter than
+// FetchTimeout, bounds the fetch.
+var HTTPClient = &http.Client{
+	Transport:     http.DefaultTransport,
+	CheckRedirect: noRedirect,
+}
+
+// noRedirect makes the client return a redirect response as is. RFC 8461 3.3:
+// "HTTP 3xx redirects MUST NOT be followed".
+func noRedirect(*http.Request, []*http.Request) error {
+	return http.ErrUseLastResponse
+}
+
+// FetchPolicy fetches the policy of domain from
+// https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 3.2, 3.3) and
+// returns it parsed, with its text.
+//
+// The certificate must be valid for mta-sts.<domain> under PKIX rules.
+// Redirects are not followed, only status 200 is accepted, HTTP caching is not
+// used, the body may be at most MaxPolicySize bytes, and the whole fetch must
+// finish within FetchTimeout or the deadline of ctx, whichever comes first.
+// The media type must be text/plain, with any parameters (RFC 8461 3.2,
+// "senders SHOULD validate that the media type is text/plain").
+//
+// The error wraps ErrNoPolicy when the policy host does not exist or answers
+// 404, ErrPolicySyntax for an invalid policy, an oversize body or another
+// media type, and ErrPolicyFetch for any other failure: connection, TLS,
+// redirect, status, timeout. Causes such as context.DeadlineExceeded or an
+// x509 error stay reachable with errors.Is and errors.As.
+func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
+	start := time.Now()
+	defer func() { metricFetch.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
+
+	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	defer cancel()
+
+	host := "mta-sts." + domain.ASCII
+	url := "https://" + host + "/.well-known/mta-sts.txt"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, "", newError(ErrPolicyFetch, reasonFetch, err, "building request for %s", url)
+	}
+	// RFC 8461 3.3: "HTTP caching ... MUST NOT be used". This client keeps
+	// no cache; ask intermediaries not to answer from theirs either.
+	req.Header.Set("Cache-Control", "no-cache")
+
+	client := *HTTPClient
+	client.CheckRedirect = noRedirect
+	client.Jar = nil
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, "", fetchError(err, url)
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, "", newError(ErrNoPolicy, reasonNoPolicy, nil, "%s: 404 not found", url)
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		// RFC 8461 3.3: redirects MUST NOT be followed.
+		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %q) not followed", url, resp.StatusCode, resp.Header.Get("Location"))
+	default:
+		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
+		return nil, "", newError(ErrPolicyFetch, reasonHTTPStatus+strconv.Itoa(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
+	}
+
+	// RFC 8461 3.2: "senders SHOULD validate that the media type is
+	// text/plain"; its parameters are ignored. A parameter that does not
+	// parse still leaves the media type known.
+	ct := resp.Header.Get("Content-Type")
+	mt, _, perr := mime.ParseMediaType(ct)
+	if perr != nil && !errors.Is(perr, mime.ErrInvalidMediaParameter) || mt != "text/plain" {
+		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %q, expected text/plain", url, ct)
+	}
+
+	// RFC 8461 3.3: a suggested maximum policy size of 64 kilobytes.
+	if resp.ContentLength > MaxPolicySize {
+		return nil, "", newError(ErrPolicySyntax, reasonPolicyTooLarge, nil, "%s: body of %d bytes, larger than the maximum of %d", url, resp.ContentLength, MaxPolicySize)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPolicySize+1))
+	if err != nil {
+		return nil, "", fetchError(err, url)
+	}
+	if len(body) > MaxPolicySize {
+		return nil, "", newError(ErrPolicySyntax, reasonPolicyTooLarge, nil, "%s: body larger than the maximum of %d bytes", url, MaxPolicySize)
+	}
+	text = string(body)
+	policy, err = ParsePolicy(text)
+	if err != nil {
+		return nil, text, err
+	}
+	return policy, text, nil
+}
+
+// fetchError classifies a failed request or body read.
+func fetchError(err error, url string) error {
+	switch {
+	case isNotFound(err):
+		// No policy host: the name mta-sts.<domain> does not exist.
+		return newError(ErrNoPolicy, reasonNoPolicy, err, "%s: policy host not found", url)
+	case isCertificateError(err):
+		// RFC 8461 3.3: the certificate must be valid for the mta-sts
+		// DNS-ID, chain to a trusted root, and be non-expired.
+		return newError(ErrPolicyFetch, certificateReason(err), err, "%s: certificate not valid", url)
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		return newError(ErrPolicyFetch, reasonTimeout, err, "%s: timed out", url)
+	}
+	var rerr tls.RecordHeaderError
+	if errors.As(err, &rerr) {
+		return newError(ErrPolicyFetch, reasonFetch, err, "%s: server does not speak TLS", url)
+	}
+	return newError(ErrPolicyFetch, reasonFetch, err, "%s", url)
+}
+
+func isTimeout(err error) bool {
+	var nerr net.Error
+	return errors.As(err, &nerr) && nerr.Timeout()
+}
+
+// Get discovers and fetches the policy of domain: LookupRecord, then, if a
+// record was found, FetchPolicy. It returns the record, the policy and the
+// policy's text.
+//
+// When the record is found but the policy cannot be fetched, the record is
+// returned with the error, so a caller holding a cached policy can compare
+// ids. Errors are those of LookupRecord and FetchPolicy.
+func Get(ctx context.Context, resolver Resolver, domain Domain) (record *Record, policy *Policy, text string, err error) {
+	start := time.Now()
+	defer func() { metricGet.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
+
+	record, _, err = LookupRecord(ctx, resolver, domain)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	policy, text, err = FetchPolicy(ctx, domain)
+	return record, policy, text, err
+}

@@ -1,0 +1,437 @@
+package mtasts
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// The parsers below are loops over bytes with an offset, one rule of the
+// ABNF (RFC 8461 3.1 and 3.2, with the core rules of RFC 5234 B.1) per
+// helper. They do no I/O, keep substrings of their input instead of copying,
+// and return a *SyntaxError for anything the grammar does not allow.
+
+const recordVersion = "v=STSv1"
+
+// ParseRecord parses an MTA-STS TXT record (RFC 8461 3.1), given as the
+// concatenation of the record's strings.
+//
+// A record that does not start with the version field "v=STSv1" is not an
+// MTA-STS record: ParseRecord returns ismtasts false and no error, and the
+// caller ignores the record. A record that starts with it but breaks the
+// grammar gives ismtasts true and a *SyntaxError wrapping ErrRecordSyntax
+// that names the field at fault.
+//
+// Of a repeated field, the first is used and the others are checked for
+// syntax only (RFC 8461 3.2, last paragraph).
+func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
+	// RFC 8461 3.1: "The TXT record MUST begin with the sts-version field".
+	// The version field ends at a delimiter or the end; "v=STSv10" is a
+	// record of another version, not an invalid STSv1 record.
+	if !strings.HasPrefix(txt, recordVersion) {
+		return nil, false, nil
+	}
+	i := len(recordVersion)
+	if i < len(txt) && txt[i] != ';' && !isWSP(txt[i]) {
+		return nil, false, nil
+	}
+
+	rerr := func(field, format string, args ...any) (*Record, bool, error) {
+		return nil, true, &SyntaxError{Kind: ErrRecordSyntax, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+
+	r := &Record{Version: "STSv1"}
+	prev := "v"
+	nfields := 0
+	for {
+		// sts-field-delim = *WSP ";" *WSP. Whitespace is allowed only
+		// around a semicolon.
+		j := skipWSP(txt, i)
+		if j == len(txt) {
+			if j > i {
+				return rerr(prev, "whitespace at the end of the record, expected \";\" or nothing after the field")
+			}
+			break
+		}
+		if txt[j] != ';' {
+			return rerr(prev, "unexpected %q after the field, expected \";\" between fields", txt[j])
+		}
+		i = skipWSP(txt, j+1)
+		if i == len(txt) {
+			// The optional trailing sts-field-delim.
+			break
+		}
+
+		// sts-field = sts-id / sts-extension; both are name "=" value.
+		start := i
+		for i < len(txt) && isExtNameChar(txt[i]) {
+			i++
+		}
+		name := txt[start:i]
+		if name == "" || !isAlnum(name[0]) || len(name) > 32 {
+			return rerr(name, "invalid field name, expected a letter or digit followed by up to 31 letters, digits, \"_\", \"-\" or \".\"")
+		}
+		if i == len(txt) || txt[i] != '=' {
+			return rerr(name, "expected \"=\" after the field name")
+		}
+		i++
+		start = i
+		for i < len(txt) && isRecordValueChar(txt[i]) {
+			i++
+		}
+		value := txt[start:i]
+		if i < len(txt) && txt[i] != ';' && !isWSP(txt[i]) {
+			return rerr(name, "invalid character %q in value, expected printable US-ASCII other than \"=\" and \";\"", txt[i])
+		}
+		if value == "" {
+			return rerr(name, "empty value")
+		}
+		prev = name
+		nfields++
+
+		switch {
+		case name == "id" && r.ID == "":
+			// sts-id = %s"id=" 1*32(ALPHA / DIGIT)
+			if len(value) > 32 || !isAlnumString(value) {
+				return rerr(name, "invalid id %q, expected 1 to 32 letters and digits", value)
+			}
+			r.ID = value
+		case name == "id" || name == "v":
+			// RFC 8461 3.2: for a duplicated field, all entries except
+			// the first SHALL be ignored.
+		case !hasExtension(r.Extensions, name):
+			r.Extensions = append(r.Extensions, Pair{name, value})
+		}
+	}
+	if nfields == 0 || r.ID == "" {
+		// sts-text-record requires at least one field, and sts-id is
+		// required.
+		return rerr("id", "missing, expected \"v=STSv1; id=<1 to 32 letters and digits>\"")
+	}
+	return r, true, nil
+}
+
+func hasExtension(exts []Pair, key string) bool {
+	for _, e := range exts {
+		if e.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// policyAlloc lets a typical policy, with up to four mx lines, be parsed with
+// a single allocation: the Policy and its first MX entries share one block.
+type policyAlloc struct {
+	p  Policy
+	mx [4]STSMX
+}
+
+// ParsePolicy parses a policy resource (RFC 8461 3.2).
+//
+// It accepts exactly what the grammar allows, with two allowances for
+// hand-written files: lines may end in LF or CRLF, mixed, and blank lines
+// (empty or only whitespace) are skipped wherever they are. Keys and the
+// values of version and mode are case-sensitive. Unknown keys are kept as
+// extensions; of a repeated key other than mx the first is used and the
+// others are checked for syntax only. version, mode and max_age are required,
+// and at least one mx unless the mode is none. A max_age above MaxAgeLimit is
+// kept as published (see Policy.MaxAge).
+//
+// Errors are *SyntaxError values wrapping ErrPolicySyntax, giving the line and
+// key at fault and what was expected.
+func ParsePolicy(s string) (*Policy, error) {
+	pa := &policyAlloc{}
+	p := &pa.p
+	p.MX = pa.mx[:0]
+
+	var haveMaxAge bool
+	line := 0
+	for pos := 0; pos < len(s); {
+		line++
+		// sts-policy-term = LF / CRLF
+		end := strings.IndexByte(s[pos:], '\n')
+		var text string
+		if end < 0 {
+			text = s[pos:]
+			pos = len(s)
+		} else {
+			text = s[pos : pos+end]
+			pos += end + 1
+		}
+		text = strings.TrimSuffix(text, "\r")
+
+		perr := func(key, format string, args ...any) (*Policy, error) {
+			return nil, &SyntaxError{Kind: ErrPolicySyntax, Line: line, Field: key, Msg: fmt.Sprintf(format, args...)}
+		}
+
+		if line == 1 && strings.HasPrefix(text, "\uFEFF") {
+			return perr("", "byte order mark at the start, expected a key")
+		}
+		// A blank line is outside the grammar; hand-written policies
+		// have them, and they carry nothing, so they are skipped.
+		if skipWSP(text, 0) == len(text) {
+			continue
+		}
+
+		// sts-policy-ext-name = sts-policy-alphanum
+		//                       *31(sts-policy-alphanum / "_" / "-" / ".")
+		// The names of the known fields follow this rule too.
+		i := 0
+		for i < len(text) && isExtNameChar(text[i]) {
+			i++
+		}
+		key := text[:i]
+		if key == "" || !isAlnum(key[0]) {
+			if isWSP(text[0]) {
+				return perr("", "whitespace at the start of the line, expected a key")
+			}
+			return perr("", "expected a key (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\") at the start of the line")
+		}
+		if len(key) > 32 {
+			return perr(key, "key longer than 32 characters")
+		}
+		// sts-policy-field-delim = ":" *WSP
+		if i == len(text) || text[i] != ':' {
+			if i < len(text) {
+				return perr(key, "unexpected %q after the key, expected \"key: value\"", text[i])
+			}
+			return perr(key, "expected \"key: value\"")
+		}
+		i = skipWSP(text, i+1)
+		// The *WSP after sts-policy-field ends the line's value.
+		value := strings.TrimRight(text[i:], " \t")
+		if value == "" {
+			return perr(key, "empty value")
+		}
+
+		switch key {
+		case "version":
+			if p.Version != "" {
+				break
+			}
+			// sts-policy-version-value = %s"STSv1"
+			if value != "STSv1" {
+				return perr(key, "unsupported version %q, expected \"STSv1\"", value)
+			}
+			p.Version = "STSv1"
+			continue
+		case "mode":
+			if p.Mode != "" {
+				break
+			}
+			// sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none"
+			switch Mode(value) {
+			case ModeEnforce:
+				p.Mode = ModeEnforce
+			case ModeTesting:
+				p.Mode = ModeTesting
+			case ModeNone:
+				p.Mode = ModeNone
+			default:
+				return perr(key, "invalid mode %q, expected \"enforce\", \"testing\" or \"none\"", value)
+			}
+			continue
+		case "max_age":
+			if haveMaxAge {
+				break
+			}
+			// sts-policy-max-age-value = 1*10(DIGIT)
+			n, ok := parseMaxAge(value)
+			if !ok {
+				return perr(key, "invalid max_age %q, expected 1 to 10 digits", value)
+			}
+			p.MaxAgeSeconds = n
+			haveMaxAge = true
+			continue
+		case "mx":
+			// sts-policy-mx-value = ["*."] Domain; mx may repeat.
+			mx, msg := parseMXPattern(value)
+			if msg != "" {
+				return perr(key, "invalid mx pattern %q: %s", value, msg)
+			}
+			p.MX = append(p.MX, mx)
+			continue
+		}
+
+		// An extension, or a repeated known key that is ignored; either
+		// must be a valid sts-policy-extension.
+		if msg := checkExtValue(value); msg != "" {
+			return perr(key, "%s", msg)
+		}
+		if !knownPolicyKey(key) && !hasExtension(p.Extensions, key) {
+			p.Extensions = append(p.Extensions, Pair{key, value})
+		}
+	}
+
+	// RFC 8461 3.2: version, mode and max_age are "required once"; mx is
+	// "required at least once, except when mode is none".
+	missing := func(key string) (*Policy, error) {
+		return nil, &SyntaxError{Kind: ErrPolicySyntax, Field: key, Msg: "missing, the key is required"}
+	}
+	switch {
+	case p.Version == "":
+		return missing("version")
+	case p.Mode == "":
+		return missing("mode")
+	case !haveMaxAge:
+		return missing("max_age")
+	case len(p.MX) == 0 && p.Mode != ModeNone:
+		return nil, &SyntaxError{Kind: ErrPolicySyntax, Field: "mx", Msg: "missing, at least one is required unless mode is none"}
+	}
+	if len(p.MX) == 0 {
+		p.MX = nil
+	}
+	return p, nil
+}
+
+func knownPolicyKey(key string) bool {
+	return key == "version" || key == "mode" || key == "max_age" || key == "mx"
+}
+
+// parseMaxAge parses sts-policy-max-age-value = 1*10(DIGIT).
+func parseMaxAge(s string) (int, bool) {
+	if len(s) == 0 || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	// Ten digits fit an int on 64-bit platforms; on 32-bit ones the value
+	// saturates, which MaxAge caps anyway.
+	return int(min(n, uint64(maxInt))), true
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// parseMXPattern parses sts-policy-mx-value = ["*."] Domain, with Domain from
+// RFC 5321 4.1.2:
+//
+//	Domain     = sub-domain *("." sub-domain)
+//	sub-domain = Let-dig [Ldh-str]
+//	Ldh-str    = *( ALPHA / DIGIT / "-" ) Let-dig
+//
+// plus the DNS limits of 63 bytes a label and 253 a name (RFC 1035 2.3.4).
+// RFC 8461 3.2 requires A-labels for internationalized names, so U-labels are
+// rejected; A-labels must decode. Upper case is folded to lower case. On
+// failure it returns a message saying what is wrong.
+func parseMXPattern(v string) (STSMX, string) {
+	var mx STSMX
+	if strings.HasPrefix(v, "*.") {
+		mx.Wildcard = true
+		v = v[2:]
+	}
+	if len(v) > 253 {
+		return mx, "name longer than 253 characters"
+	}
+	upper, idn := false, false
+	labelStart := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] != '.' {
+			c := v[i]
+			switch {
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
+			case 'A' <= c && c <= 'Z':
+				upper = true
+			case c >= utf8.RuneSelf:
+				return mx, "non-ASCII name, expected the A-label (xn--) form"
+			case c == '*':
+				return mx, "wildcard \"*\" allowed only as the whole left-most label"
+			default:
+				return mx, fmt.Sprintf("invalid character %q, expected letters, digits, \"-\" and \".\"", c)
+			}
+			continue
+		}
+		label := v[labelStart:i]
+		switch {
+		case label == "":
+			return mx, "empty label"
+		case len(label) > 63:
+			return mx, "label longer than 63 characters"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return mx, fmt.Sprintf("label %q starts or ends with \"-\"", label)
+		}
+		if len(label) >= 4 && equalFoldASCII(label[:4], "xn--") {
+			idn = true
+		}
+		labelStart = i + 1
+	}
+	if upper {
+		v = strings.ToLower(v)
+	}
+	mx.Domain.ASCII = v
+	if idn {
+		u, err := idnaProfile.ToUnicode(v)
+		if err != nil {
+			return mx, "invalid A-label: " + err.Error()
+		}
+		if u != v {
+			mx.Domain.Unicode = u
+		}
+	}
+	return mx, ""
+}
+
+// checkExtValue checks sts-policy-ext-value: printable US-ASCII and UTF-8
+// characters and spaces, no control characters, no leading or trailing space
+// (the caller trimmed those). It returns what is wrong, or "".
+func checkExtValue(v string) string {
+	for i := 0; i < len(v); {
+		c := v[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return fmt.Sprintf("control character %q in value, expected printable characters and spaces", c)
+			}
+			i++
+			continue
+		}
+		// sts-policy-vchar includes UTF8-2, UTF8-3 and UTF8-4 (RFC 3629 4).
+		r, size := utf8.DecodeRuneInString(v[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return fmt.Sprintf("invalid UTF-8 at byte %d of the value", i)
+		}
+		i += size
+	}
+	return ""
+}
+
+func isWSP(c byte) bool {
+	return c == ' ' || c == '\t'
+}
+
+func skipWSP(s string, i int) int {
+	for i < len(s) && isWSP(s[i]) {
+		i++
+	}
+	return i
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+func isAlnumString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isExtNameChar reports whether c may appear in sts-ext-name and
+// sts-policy-ext-name: ALPHA / DIGIT / "_" / "-" / ".".
+func isExtNameChar(c byte) bool {
+	return isAlnum(c) || c == '_' || c == '-' || c == '.'
+}
+
+// isRecordValueChar reports whether c may appear in sts-ext-value:
+// %x21-3A / %x3C / %x3E-7E, printable US-ASCII other than ";" and "=".
+func isRecordValueChar(c byte) bool {
+	return c >= 0x21 && c <= 0x7e && c != ';' && c != '='
+}
