@@ -41,6 +41,9 @@ func ParseDomain(s string) (Domain, error) {
 	if name == "" {
 		return Domain{}, errEmptyDomain
 	}
+	if strings.HasSuffix(name, ".") {
+		return Domain{}, fmt.Errorf("mtasts: invalid domain name %q: empty label", s)
+	}
 	ascii, err := idnaProfile.ToASCII(name)
 	if err != nil {
 		return Domain{}, fmt.Errorf("mtasts: invalid domain name %q: %w", s, err)

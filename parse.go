@@ -41,6 +41,7 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 	}
 
 	r := &Record{Version: "STSv1"}
+	var exts extensions
 	prev := "v"
 	nfields := 0
 	for {
@@ -99,10 +100,11 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 		case name == "id" || name == "v":
 			// RFC 8461 3.2: for a duplicated field, all entries except
 			// the first SHALL be ignored.
-		case !hasExtension(r.Extensions, name):
-			r.Extensions = append(r.Extensions, Pair{name, value})
+		default:
+			exts.add(name, value)
 		}
 	}
+	r.Extensions = exts.list
 	if nfields == 0 || r.ID == "" {
 		// sts-text-record requires at least one field, and sts-id is
 		// required.
@@ -111,13 +113,37 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 	return r, true, nil
 }
 
-func hasExtension(exts []Pair, key string) bool {
-	for _, e := range exts {
-		if e.Key == key {
-			return true
+// extensions collects extension fields, keeping the first of each name
+// (RFC 8461 3.2). A short list is searched; past a few dozen names, as in a
+// hostile policy full of distinct keys, a set keeps the work linear.
+type extensions struct {
+	list []Pair
+	seen map[string]struct{}
+}
+
+// add appends the field unless one with its name is present.
+func (x *extensions) add(key, value string) {
+	const listMax = 32
+	if x.seen != nil {
+		if _, ok := x.seen[key]; ok {
+			return
+		}
+		x.seen[key] = struct{}{}
+	} else {
+		for _, e := range x.list {
+			if e.Key == key {
+				return
+			}
+		}
+		if len(x.list) == listMax {
+			x.seen = make(map[string]struct{}, 2*listMax)
+			for _, e := range x.list {
+				x.seen[e.Key] = struct{}{}
+			}
+			x.seen[key] = struct{}{}
 		}
 	}
-	return false
+	x.list = append(x.list, Pair{key, value})
 }
 
 // policyAlloc lets a typical policy, with up to four mx lines, be parsed with
@@ -144,8 +170,18 @@ func ParsePolicy(s string) (*Policy, error) {
 	pa := &policyAlloc{}
 	p := &pa.p
 	p.MX = pa.mx[:0]
+	if len(s) > 1024 {
+		// A long policy is a long mx list: size it once instead of
+		// growing it line by line.
+		if n := strings.Count(s, "mx:"); n > len(pa.mx) {
+			p.MX = make([]STSMX, 0, n)
+		}
+	}
 
-	var haveMaxAge bool
+	var (
+		haveMaxAge bool
+		exts       extensions
+	)
 	line := 0
 	for pos := 0; pos < len(s); {
 		line++
@@ -200,7 +236,7 @@ func ParsePolicy(s string) (*Policy, error) {
 		}
 		i = skipWSP(text, i+1)
 		// The *WSP after sts-policy-field ends the line's value.
-		value := strings.TrimRight(text[i:], " \t")
+		value := trimWSPRight(text[i:])
 		if value == "" {
 			return perr(key, "empty value")
 		}
@@ -259,10 +295,11 @@ func ParsePolicy(s string) (*Policy, error) {
 		if msg := checkExtValue(value); msg != "" {
 			return perr(key, "%s", msg)
 		}
-		if !knownPolicyKey(key) && !hasExtension(p.Extensions, key) {
-			p.Extensions = append(p.Extensions, Pair{key, value})
+		if !knownPolicyKey(key) {
+			exts.add(key, value)
 		}
 	}
+	p.Extensions = exts.list
 
 	// RFC 8461 3.2: version, mode and max_age are "required once"; mx is
 	// "required at least once, except when mode is none".
@@ -402,6 +439,13 @@ func checkExtValue(v string) string {
 
 func isWSP(c byte) bool {
 	return c == ' ' || c == '\t'
+}
+
+func trimWSPRight(s string) string {
+	for len(s) > 0 && isWSP(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 func skipWSP(s string, i int) int {
