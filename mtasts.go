@@ -49,6 +49,12 @@ type Resolver interface {
 // the lookup fails otherwise; in each case RFC 8461 3.1 says the domain has no
 // available policy (a cached one still applies, RFC 8461 5.1).
 func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
+	if domain.IsZero() {
+		return nil, "", newError(ErrDNS, reasonDNS, nil, "empty domain")
+	}
+	if resolver == nil {
+		return nil, "", newError(ErrDNS, reasonDNS, nil, "no resolver")
+	}
 	name := "_mta-sts." + domain.ASCII + "."
 	txts, _, err := resolver.LookupTXT(ctx, name)
 	if err != nil {
@@ -144,6 +150,9 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 	start := time.Now()
 	defer func() { metricFetch.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
 
+	if domain.IsZero() {
+		return nil, "", newError(ErrPolicyFetch, reasonFetch, nil, "empty domain")
+	}
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel()
 

@@ -85,10 +85,16 @@ func TestLookupRecord(t *testing.T) {
 		{"dnssec bogus", errResolver{&adns.DNSError{Err: bogus.Error(), UnwrapErr: bogus}}, "x.example", mtasts.ErrDNS, "dns-extended-error-6-dnssec-bogus", "sts-policy-fetch-error"},
 		{"extended error, not authentication", errResolver{&adns.DNSError{Err: "blocked", UnwrapErr: adns.ExtendedError{InfoCode: adns.ErrBlocked}}}, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
 		{"canceled", errResolver{context.Canceled}, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
+		{"nil resolver", nil, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
+		{"zero domain", resolver, "", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			record, _, err := mtasts.LookupRecord(context.Background(), tc.resolver, mustDomain(t, tc.domain))
+			var domain mtasts.Domain
+			if tc.domain != "" {
+				domain = mustDomain(t, tc.domain)
+			}
+			record, _, err := mtasts.LookupRecord(context.Background(), tc.resolver, domain)
 			if record != nil || !errors.Is(err, tc.want) {
 				t.Fatalf("LookupRecord = %v, %v; want %v", record, err, tc.want)
 			}
