@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mjl-/adns"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
 )
@@ -142,5 +143,41 @@ func TestTLSReportUnknownErrors(t *testing.T) {
 		if !errors.Is(err, err) || len(err.Error()) < 8 || err.Error()[:8] != "mtasts: " {
 			t.Errorf("sentinel %q lacks the package prefix", err)
 		}
+	}
+}
+
+func TestRegisterMetrics(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := mtasts.RegisterMetrics(reg); err != nil {
+		t.Fatalf("RegisterMetrics: %v", err)
+	}
+	if err := mtasts.RegisterMetrics(reg); err == nil {
+		t.Fatal("second RegisterMetrics with the same registry did not fail")
+	}
+
+	// A Get that fails at the lookup is observed with its result.
+	_, _, _, err := mtasts.Get(context.Background(), staticResolver{}, mustDomain(t, "metrics.example"))
+	if !errors.Is(err, mtasts.ErrNoRecord) {
+		t.Fatalf("Get: %v", err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, mf := range families {
+		if mf.GetName() != "mtasts_get_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "no-record" && m.GetHistogram().GetSampleCount() > 0 {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no mtasts_get_duration_seconds sample with result no-record in %v", families)
 	}
 }
