@@ -126,8 +126,8 @@ const (
 	reasonFetch           = "mta-sts-policy-fetch-error"
 	reasonRedirect        = "mta-sts-policy-redirect"
 	reasonTimeout         = "mta-sts-policy-fetch-timeout"
-	reasonHTTPStatus      = "mta-sts-policy-http-status-" // + the status code
-	reasonCertExpired     = "mta-sts-policy-certificate-expired"
+	reasonHTTPStatus      = "mta-sts-policy-http-status-"        // + the status code
+	reasonCertExpired     = "mta-sts-policy-certificate-expired" // or not yet valid
 	reasonCertHost        = "mta-sts-policy-certificate-host-mismatch"
 	reasonCertUntrusted   = "mta-sts-policy-certificate-untrusted"
 	reasonCertInvalid     = "mta-sts-policy-certificate-invalid"
