@@ -372,7 +372,7 @@ func parseMXPattern(v string) (STSMX, string) {
 		if i < len(v) && v[i] != '.' {
 			c := v[i]
 			switch {
-			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-':
+			case charClass[c]&classLDH != 0:
 			case 'A' <= c && c <= 'Z':
 				upper = true
 			case c >= utf8.RuneSelf:
@@ -455,13 +455,42 @@ func skipWSP(s string, i int) int {
 	return i
 }
 
+// Character classes of the grammars, one bit each, looked up in a table:
+// the parsers' inner loops test one byte against one mask.
+const (
+	classAlnum     = 1 << iota // ALPHA / DIGIT
+	classExtName               // ALPHA / DIGIT / "_" / "-" / "."
+	classRecordVal             // %x21-3A / %x3C / %x3E-7E
+	classLDH                   // lower-case letters, digits, "-": a name already in A-label form
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		if alnum {
+			t[c] |= classAlnum
+		}
+		if alnum || b == '_' || b == '-' || b == '.' {
+			t[c] |= classExtName
+		}
+		if b >= 0x21 && b <= 0x7e && b != ';' && b != '=' {
+			t[c] |= classRecordVal
+		}
+		if 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-' {
+			t[c] |= classLDH
+		}
+	}
+	return t
+}()
+
 func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+	return charClass[c]&classAlnum != 0
 }
 
 func isAlnumString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if !isAlnum(s[i]) {
+		if charClass[s[i]]&classAlnum == 0 {
 			return false
 		}
 	}
@@ -471,11 +500,11 @@ func isAlnumString(s string) bool {
 // isExtNameChar reports whether c may appear in sts-ext-name and
 // sts-policy-ext-name: ALPHA / DIGIT / "_" / "-" / ".".
 func isExtNameChar(c byte) bool {
-	return isAlnum(c) || c == '_' || c == '-' || c == '.'
+	return charClass[c]&classExtName != 0
 }
 
 // isRecordValueChar reports whether c may appear in sts-ext-value:
 // %x21-3A / %x3C / %x3E-7E, printable US-ASCII other than ";" and "=".
 func isRecordValueChar(c byte) bool {
-	return c >= 0x21 && c <= 0x7e && c != ';' && c != '='
+	return charClass[c]&classRecordVal != 0
 }
