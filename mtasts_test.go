@@ -96,17 +96,10 @@ func TestLookupRecord(t *testing.T) {
 				domain = mustDomain(t, tc.domain)
 			}
 			record, _, err := mtasts.LookupRecord(context.Background(), tc.resolver, domain)
-			if record != nil || !errors.Is(err, tc.want) {
-				t.Fatalf("LookupRecord = %v, %v; want %v", record, err, tc.want)
+			if record != nil {
+				t.Errorf("LookupRecord returned record %v with error %v", record, err)
 			}
-			for _, other := range sentinels {
-				if other != tc.want && errors.Is(err, other) {
-					t.Errorf("error %v also matches %v", err, other)
-				}
-			}
-			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
-				t.Errorf("TLSReportFailureReason = %q, want %q", got, tc.reason)
-			}
+			checkFailure(t, err, tc.want, tc.reason)
 			if got := mtasts.TLSReportResultType(err); got != tc.result {
 				t.Errorf("TLSReportResultType = %q, want %q", got, tc.result)
 			}
@@ -122,6 +115,23 @@ func TestLookupRecord(t *testing.T) {
 	_, _, err = mtasts.LookupRecord(context.Background(), errResolver{context.Canceled}, mustDomain(t, "x.example"))
 	if !errors.Is(err, context.Canceled) || mtasts.ResultLabel(err) != "canceled" {
 		t.Errorf("error %v (label %q) does not say the context was canceled", err, mtasts.ResultLabel(err))
+	}
+}
+
+// checkFailure checks that err matches the sentinel want and no other, and
+// gives reason as its TLS-RPT failure reason.
+func checkFailure(t *testing.T, err, want error, reason string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Fatalf("error %v, want %v", err, want)
+	}
+	for _, other := range sentinels {
+		if other != want && errors.Is(err, other) {
+			t.Errorf("error %v also matches %v", err, other)
+		}
+	}
+	if got := mtasts.TLSReportFailureReason(err); got != reason {
+		t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, reason)
 	}
 }
 
