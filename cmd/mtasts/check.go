@@ -1,0 +1,690 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mjl-/adns"
+	"github.com/mtasts-go/mtasts"
+)
+
+// certWarnDays is how close to expiry a certificate gets a warning.
+const certWarnDays = 14
+
+// finding is one judged observation of a step.
+type finding struct {
+	Status  status `json:"status"`
+	Message string `json:"message"`
+	fields  []field
+}
+
+// field is a detail line under a finding, for people; JSON has the step's
+// Data instead.
+type field struct{ key, value string }
+
+// step is one stage of what a sending MTA does.
+type step struct {
+	Name     string     `json:"name"`
+	Status   status     `json:"status"`
+	Findings []*finding `json:"findings"`
+	Data     any        `json:"data,omitempty"`
+}
+
+func (s *step) add(st status, format string, args ...any) {
+	s.Findings = append(s.Findings, &finding{Status: st, Message: fmt.Sprintf(format, args...)})
+	s.Status = worse(s.Status, st)
+}
+
+// field adds a detail line under the last finding.
+func (s *step) field(key, value string) {
+	if len(s.Findings) == 0 {
+		s.add(statusInfo, "")
+	}
+	f := s.Findings[len(s.Findings)-1]
+	f.fields = append(f.fields, field{key, value})
+}
+
+// domainReport is the outcome of checking one domain.
+type domainReport struct {
+	Domain string  `json:"domain"`
+	Status status  `json:"status"`
+	Steps  []*step `json:"steps"`
+}
+
+func (r *domainReport) newStep(name string) *step {
+	s := &step{Name: name, Status: statusInfo}
+	r.Steps = append(r.Steps, s)
+	return s
+}
+
+// checkReport is the JSON output of check.
+type checkReport struct {
+	Status  status          `json:"status"`
+	Domains []*domainReport `json:"domains"`
+}
+
+// checker runs the checks of one invocation.
+type checker struct {
+	net       *network
+	transport *recordingTransport
+	timeout   time.Duration
+	starttls  bool
+	progress  *progress
+	now       func() time.Time
+}
+
+func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	jsonOut := fs.Bool("json", false, "")
+	starttls := fs.Bool("starttls", false, "")
+	resolverAddr := fs.String("resolver", "", "")
+	caFile := fs.String("ca", "", "")
+	timeout := fs.Duration("timeout", mtasts.FetchTimeout, "")
+	httpsPort := fs.Uint("https-port", 443, "")
+	smtpPort := fs.Uint("smtp-port", 25, "")
+	ehlo := fs.String("ehlo", "localhost", "")
+	args, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	if len(args) == 0 {
+		return exitUsage, usagef("check: no domain given")
+	}
+	if *timeout <= 0 {
+		return exitUsage, usagef("check: --timeout must be positive")
+	}
+	if *httpsPort == 0 || *httpsPort > 65535 || *smtpPort == 0 || *smtpPort > 65535 {
+		return exitUsage, usagef("check: ports must be 1 to 65535")
+	}
+	var domains []mtasts.Domain
+	for _, a := range args {
+		d, err := mtasts.ParseDomain(a)
+		if err != nil {
+			return exitUsage, usagef("check: %v", err)
+		}
+		domains = append(domains, d)
+	}
+	var caPEM []byte
+	if *caFile != "" {
+		if caPEM, err = readFileLimited(*caFile, 1<<20); err != nil {
+			return exitUsage, usagef("check: --ca: %v", err)
+		}
+	}
+	n, err := newNetwork(*resolverAddr, caPEM)
+	if err != nil {
+		return exitUsage, usagef("check: %v", err)
+	}
+	n.httpsPort = strconv.FormatUint(uint64(*httpsPort), 10)
+	n.smtpPort = strconv.FormatUint(uint64(*smtpPort), 10)
+	n.ehlo = *ehlo
+
+	c := &checker{
+		net:       n,
+		transport: n.httpTransport(),
+		timeout:   *timeout,
+		starttls:  *starttls,
+		progress:  &progress{w: sio.err, terminal: isTerminal(sio.err) && sio.getenv("TERM") != "dumb"},
+		now:       time.Now,
+	}
+	// The command owns the process: FetchPolicy uses this client.
+	mtasts.HTTPClient = &http.Client{Transport: c.transport, Timeout: *timeout}
+
+	report := &checkReport{Status: statusPass, Domains: []*domainReport{}}
+	p := &printer{w: sio.out, color: useColor(sio.out, sio.getenv)}
+	for i, d := range domains {
+		r := c.checkDomain(ctx, d)
+		report.Domains = append(report.Domains, r)
+		report.Status = worse(report.Status, r.Status)
+		if !*jsonOut {
+			if i > 0 {
+				fmt.Fprintln(sio.out)
+			}
+			printDomain(p, r)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(sio.out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report); err != nil {
+			return exitFail, err
+		}
+	}
+	if report.Status == statusFail {
+		return exitFail, nil
+	}
+	return exitOK, nil
+}
+
+// step runs f with a context bounded by --timeout, showing msg as progress.
+func (c *checker) step(ctx context.Context, msg string, f func(ctx context.Context)) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	c.progress.start(msg)
+	defer c.progress.end()
+	f(ctx)
+}
+
+// checkDomain does what a sending MTA does for domain, step by step.
+func (c *checker) checkDomain(ctx context.Context, domain mtasts.Domain) *domainReport {
+	r := &domainReport{Domain: domain.Name()}
+	c.checkRecord(ctx, r, domain)
+	policy := c.checkPolicy(ctx, r, domain)
+	hosts := c.checkMX(ctx, r, domain, policy)
+	if c.starttls {
+		c.checkSTARTTLS(ctx, r, hosts)
+	}
+	c.checkTLSRPT(ctx, r, domain)
+	r.Status = statusPass
+	for _, s := range r.Steps {
+		r.Status = worse(r.Status, s.Status)
+	}
+	return r
+}
+
+// recordingResolver passes TXT lookups to the resolver and keeps the
+// answer, so the report can show every record, not only the one used.
+type recordingResolver struct {
+	n      *network
+	txts   []string
+	result adns.Result
+}
+
+func (rr *recordingResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error) {
+	txts, result, err := rr.n.lookupTXT(ctx, name)
+	rr.txts, rr.result = txts, result
+	return txts, result, err
+}
+
+// recordData is the JSON data of the record step.
+type recordData struct {
+	Name   string   `json:"name"`
+	TXT    []string `json:"txt"`
+	Record string   `json:"record,omitempty"`
+	ID     string   `json:"id,omitempty"`
+	DNSSEC bool     `json:"dnssec"`
+	Error  string   `json:"error,omitempty"`
+}
+
+// checkRecord looks up the _mta-sts TXT record (RFC 8461 3.1).
+func (c *checker) checkRecord(ctx context.Context, r *domainReport, domain mtasts.Domain) {
+	s := r.newStep("TXT record")
+	name := "_mta-sts." + domain.ASCII
+	rr := &recordingResolver{n: c.net}
+	var (
+		record *mtasts.Record
+		text   string
+		err    error
+	)
+	c.step(ctx, "looking up TXT "+name, func(ctx context.Context) {
+		record, text, err = mtasts.LookupRecord(ctx, rr, domain)
+	})
+	data := &recordData{Name: name, TXT: append([]string{}, rr.txts...), DNSSEC: rr.result.Authentic}
+	s.Data = data
+	if err != nil {
+		data.Error = err.Error()
+		switch {
+		case errors.Is(err, mtasts.ErrNoRecord):
+			s.add(statusFail, "%s: no MTA-STS record, so senders see no policy (RFC 8461 3.1)", name)
+		case errors.Is(err, mtasts.ErrMultipleRecords):
+			s.add(statusFail, "%s: %d records start with v=STSv1; senders use none (RFC 8461 3.1)", name, countPrefix(rr.txts, "v=STSv1"))
+		case errors.Is(err, mtasts.ErrRecordSyntax):
+			s.add(statusFail, "%s: invalid record %q: %s", name, text, syntaxMsg(err))
+		default:
+			s.add(statusFail, "%s: DNS lookup failed: %v", name, err)
+		}
+		for _, t := range rr.txts {
+			s.field("TXT", strconv.Quote(t))
+		}
+		return
+	}
+	data.Record, data.ID = text, record.ID
+	s.add(statusPass, "%s: %q", name, text)
+	s.field("id", record.ID)
+	for _, e := range record.Extensions {
+		s.field("extension", e.Key+"="+e.Value)
+	}
+	if rr.result.Authentic {
+		s.field("DNSSEC", "signed and validated")
+	} else {
+		s.field("DNSSEC", "not validated")
+	}
+}
+
+func countPrefix(txts []string, prefix string) int {
+	n := 0
+	for _, t := range txts {
+		if strings.HasPrefix(t, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// syntaxMsg returns the parser's own words for a syntax error.
+func syntaxMsg(err error) string {
+	var serr *mtasts.SyntaxError
+	if errors.As(err, &serr) {
+		msg := serr.Msg
+		if serr.Field != "" {
+			msg = strconv.Quote(serr.Field) + ": " + msg
+		}
+		if serr.Line > 0 {
+			msg = "line " + strconv.Itoa(serr.Line) + ": " + msg
+		}
+		return msg
+	}
+	return err.Error()
+}
+
+// fetchData is the JSON data of the policy fetch step.
+type fetchData struct {
+	URL          string    `json:"url"`
+	HTTPStatus   int       `json:"http_status,omitempty"`
+	Protocol     string    `json:"protocol,omitempty"`
+	ContentType  string    `json:"content_type,omitempty"`
+	Cert         *certInfo `json:"certificate,omitempty"`
+	Size         int       `json:"size"`
+	Text         string    `json:"text,omitempty"`
+	Error        string    `json:"error,omitempty"`
+	ResultType   string    `json:"tlsrpt_result_type,omitempty"`
+	FailureCode  string    `json:"tlsrpt_failure_reason,omitempty"`
+	CacheControl string    `json:"cache_control,omitempty"`
+}
+
+// checkPolicy fetches the policy (RFC 8461 3.3) and judges it (RFC 8461
+// 3.2). It returns the policy, or nil when none could be had.
+func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtasts.Domain) *mtasts.Policy {
+	s := r.newStep("policy fetch")
+	host := "mta-sts." + domain.ASCII
+	url := "https://" + host + mtasts.WellKnownPath
+	var (
+		policy *mtasts.Policy
+		text   string
+		err    error
+	)
+	c.transport.take()
+	c.step(ctx, "fetching "+url, func(ctx context.Context) {
+		policy, text, err = mtasts.FetchPolicy(ctx, domain)
+	})
+	resp := c.transport.take()
+	data := &fetchData{URL: url, Size: len(text), Text: text}
+	s.Data = data
+	if resp != nil {
+		data.HTTPStatus = resp.StatusCode
+		data.Protocol = resp.Proto
+		data.ContentType = resp.Header.Get("Content-Type")
+		data.CacheControl = resp.Header.Get("Cache-Control")
+		if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+			data.Cert = newCertInfo(resp.TLS.PeerCertificates[0], c.now())
+		}
+	}
+	if err != nil {
+		data.Error = err.Error()
+		data.ResultType = mtasts.TLSReportResultType(err)
+		data.FailureCode = mtasts.TLSReportFailureReason(err)
+		var certErr bool
+		if data.ResultType == mtasts.ResultWebPKIInvalid {
+			certErr = true
+			// Show the certificate that failed, from a second,
+			// non-verifying connection.
+			c.step(ctx, "reading the certificate of "+host, func(ctx context.Context) {
+				if cert, perr := c.net.peekCertificate(ctx, host, c.net.httpsPort); perr == nil {
+					data.Cert = newCertInfo(cert, c.now())
+				}
+			})
+		}
+		switch {
+		case errors.Is(err, mtasts.ErrPolicySyntax) && text != "":
+			// Fetched, but invalid: the policy step says why.
+			s.add(statusFail, "%s: fetched, but not a valid policy", url)
+		case certErr:
+			s.add(statusFail, "%s: certificate not valid for %s: %s", url, host, rootCause(err))
+		default:
+			s.add(statusFail, "%s: %s", url, trimPrefixes(err.Error(), url))
+		}
+		s.field("TLS-RPT", data.ResultType+", "+data.FailureCode)
+	} else {
+		s.add(statusPass, "%s", url)
+	}
+	if resp != nil {
+		s.field("status", fmt.Sprintf("%d %s (%s)", resp.StatusCode, http.StatusText(resp.StatusCode), resp.Proto))
+		s.field("media type", data.ContentType)
+	}
+	if data.Cert != nil {
+		s.field("certificate", data.Cert.String())
+	}
+	if resp != nil && resp.StatusCode == http.StatusOK {
+		s.field("size", fmt.Sprintf("%d bytes", len(text)))
+		s.field("text", showText(text, 20))
+	}
+	if err == nil && data.Cert != nil && data.Cert.DaysLeft < certWarnDays {
+		s.add(statusWarn, "the certificate of %s expires in %d days", host, data.Cert.DaysLeft)
+	}
+
+	// The policy itself, when there is text to judge.
+	ps := r.newStep("policy")
+	if text == "" || resp == nil || resp.StatusCode != http.StatusOK {
+		ps.add(statusInfo, "no policy to check")
+		return nil
+	}
+	lint := lintPolicy(url, text)
+	if policy != nil {
+		ps.Data = newPolicyJSON(policy)
+		ps.add(statusPass, "mode %s, max_age %d (%s)", policy.Mode, policy.MaxAgeSeconds, humanDuration(time.Duration(policy.MaxAgeSeconds)*time.Second))
+		mx := make([]string, len(policy.MX))
+		for i, m := range policy.MX {
+			mx[i] = m.String()
+		}
+		if len(mx) > 0 {
+			ps.field("mx", strings.Join(mx, "\n"))
+		}
+		switch policy.Mode {
+		case mtasts.ModeTesting:
+			ps.add(statusInfo, "mode testing: senders report failures (TLS-RPT) but deliver anyway")
+		case mtasts.ModeNone:
+			ps.add(statusInfo, "mode none: senders treat the domain as having no policy")
+		}
+	}
+	for _, f := range lint.Findings {
+		msg := f.Message
+		if f.Line > 0 {
+			msg = "line " + strconv.Itoa(f.Line) + ": " + msg
+		}
+		ps.add(f.Status, "%s", msg)
+	}
+	return policy
+}
+
+// showText returns a policy's text for display: lines without their ends,
+// at most max of them.
+func showText(text string, max int) string {
+	lines := strings.Split(strings.TrimRight(text, "\r\n"), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSuffix(l, "\r")
+	}
+	if len(lines) > max {
+		more := len(lines) - max
+		lines = append(lines[:max], fmt.Sprintf("… %d more %s", more, plural(more, "line")))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// rootCause returns the innermost error's message: for a certificate
+// failure, the x509 reason.
+func rootCause(err error) string {
+	for {
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next := u.Unwrap()
+			if next == nil {
+				return err.Error()
+			}
+			err = next
+		case interface{ Unwrap() []error }:
+			errs := u.Unwrap()
+			if len(errs) == 0 {
+				return err.Error()
+			}
+			err = errs[len(errs)-1]
+		default:
+			return err.Error()
+		}
+	}
+}
+
+// trimPrefixes drops from a fetch error what the line already says: the
+// library's "mtasts: <class>: <url>: " prefix, and net/http's "Get <url>: ".
+func trimPrefixes(s, url string) string {
+	if _, after, ok := strings.Cut(s, url+": "); ok {
+		s = after
+	}
+	return strings.Replace(s, "Get "+strconv.Quote(url)+": ", "", 1)
+}
+
+// mxData is the JSON data of one MX host.
+type mxData struct {
+	Host       string `json:"host"`
+	Preference int    `json:"preference"`
+	Allowed    *bool  `json:"allowed,omitempty"` // nil without a policy to apply
+	Pattern    string `json:"pattern,omitempty"`
+}
+
+// checkMX looks up the domain's MX records and matches each against the
+// policy (RFC 8461 4.1). It returns the hosts to probe with STARTTLS.
+func (c *checker) checkMX(ctx context.Context, r *domainReport, domain mtasts.Domain, policy *mtasts.Policy) []mtasts.Domain {
+	s := r.newStep("MX")
+	var (
+		mxs []*net.MX
+		err error
+	)
+	c.step(ctx, "looking up MX "+domain.ASCII, func(ctx context.Context) {
+		mxs, _, err = c.net.lookupMX(ctx, domain.ASCII+".")
+	})
+	var dnsErr *adns.DNSError
+	switch {
+	case err != nil && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		// RFC 5321 5.1: without MX records, the domain itself is the
+		// mail host (the implicit MX).
+		mxs = []*net.MX{{Host: domain.ASCII, Pref: 0}}
+		s.add(statusInfo, "no MX records: senders deliver to %s itself (RFC 5321 5.1)", domain.ASCII)
+	case err != nil:
+		s.add(statusFail, "MX lookup failed: %v", err)
+		return nil
+	case len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == ""):
+		s.add(statusInfo, "null MX (RFC 7505): the domain accepts no mail")
+		return nil
+	}
+	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
+	var hosts []mtasts.Domain
+	var list []*mxData
+	for _, mx := range mxs {
+		d, perr := mtasts.ParseDomain(mx.Host)
+		if perr != nil {
+			s.add(statusFail, "MX %q (preference %d): not a valid host name: %v", mx.Host, mx.Pref, perr)
+			continue
+		}
+		hosts = append(hosts, d)
+		md := &mxData{Host: d.ASCII, Preference: int(mx.Pref)}
+		list = append(list, md)
+		what := fmt.Sprintf("%s (preference %d)", d.Name(), mx.Pref)
+		switch {
+		case policy == nil:
+			s.add(statusInfo, "%s: no policy to match against", what)
+		case policy.Mode == mtasts.ModeNone:
+			s.add(statusInfo, "%s: mode none, not matched", what)
+		default:
+			pattern := matchingPattern(policy, d)
+			ok := pattern != ""
+			md.Allowed, md.Pattern = &ok, pattern
+			if ok {
+				s.add(statusPass, "%s: allowed by mx %s", what, pattern)
+			} else if policy.Mode == mtasts.ModeEnforce {
+				// RFC 8461 5: in enforce mode, senders MUST NOT
+				// deliver to an MX host that fails validation.
+				s.add(statusFail, "%s: not allowed by the policy: senders will not deliver to it", what)
+			} else {
+				s.add(statusFail, "%s: not allowed by the policy: senders deliver but report a failure, and would not deliver in enforce mode", what)
+			}
+		}
+	}
+	s.Data = list
+	return hosts
+}
+
+// matchingPattern returns the first mx pattern of policy that allows host,
+// or "".
+func matchingPattern(policy *mtasts.Policy, host mtasts.Domain) string {
+	for _, mx := range policy.MX {
+		one := mtasts.Policy{MX: []mtasts.STSMX{mx}}
+		if one.Matches(host) {
+			return mx.String()
+		}
+	}
+	return ""
+}
+
+// checkSTARTTLS connects to each MX host and checks its STARTTLS and
+// certificate (RFC 8461 4.2).
+func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mtasts.Domain) {
+	s := r.newStep("STARTTLS")
+	if len(hosts) == 0 {
+		s.add(statusInfo, "no MX host to connect to")
+		return
+	}
+	var list []*starttlsResult
+	for _, h := range hosts {
+		var (
+			res *starttlsResult
+			err error
+		)
+		c.step(ctx, "STARTTLS with "+h.ASCII+" port "+c.net.smtpPort, func(ctx context.Context) {
+			res, err = c.net.probeSTARTTLS(ctx, h.ASCII)
+		})
+		res.Host = h.ASCII
+		list = append(list, res)
+		where := h.ASCII
+		if res.Addr != "" {
+			where += " (" + res.Addr + ")"
+		}
+		switch {
+		case err != nil:
+			res.Error = err.Error()
+			s.add(statusFail, "%s: %v", where, err)
+			continue
+		case res.certErr != nil:
+			s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
+		default:
+			s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
+			if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
+				s.add(statusWarn, "%s: the certificate expires in %d days", h.ASCII, res.Cert.DaysLeft)
+			}
+		}
+		if res.Cert != nil {
+			s.field("certificate", res.Cert.String())
+		}
+	}
+	s.Data = list
+}
+
+// tlsrptData is the JSON data of the TLS-RPT step.
+type tlsrptData struct {
+	Name    string   `json:"name"`
+	Records []string `json:"records"`
+	RUA     []string `json:"rua,omitempty"`
+}
+
+// checkTLSRPT looks up the TLS-RPT record at _smtp._tls.<domain> (RFC 8460
+// 3), where failures of MTA-STS are reported.
+func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtasts.Domain) {
+	s := r.newStep("TLS-RPT")
+	name := "_smtp._tls." + domain.ASCII
+	var (
+		txts []string
+		err  error
+	)
+	c.step(ctx, "looking up TXT "+name, func(ctx context.Context) {
+		txts, _, err = c.net.lookupTXT(ctx, name+".")
+	})
+	data := &tlsrptData{Name: name, Records: []string{}}
+	s.Data = data
+	var dnsErr *adns.DNSError
+	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+		s.add(statusFail, "%s: DNS lookup failed: %v", name, err)
+		return
+	}
+	// RFC 8460 3: records not starting with the version are discarded;
+	// if not exactly one remains, the domain has no TLS-RPT.
+	for _, t := range txts {
+		if rest, ok := strings.CutPrefix(t, "v=TLSRPTv1"); ok && (rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t') {
+			data.Records = append(data.Records, t)
+		}
+	}
+	switch len(data.Records) {
+	case 0:
+		s.add(statusWarn, "%s: no TLS-RPT record, so failures of MTA-STS are not reported to you (RFC 8460)", name)
+		return
+	case 1:
+	default:
+		s.add(statusFail, "%s: %d TLS-RPT records; senders use none (RFC 8460 3)", name, len(data.Records))
+		return
+	}
+	rua, msg := parseTLSRPT(data.Records[0])
+	if msg != "" {
+		s.add(statusFail, "%s: invalid record %q: %s", name, data.Records[0], msg)
+		return
+	}
+	data.RUA = rua
+	s.add(statusPass, "%s: %q", name, data.Records[0])
+	s.field("reports to", strings.Join(rua, "\n"))
+}
+
+// parseTLSRPT checks a TLS-RPT record against RFC 8460 3 and returns its
+// rua URIs, or a message saying what is wrong.
+func parseTLSRPT(txt string) (rua []string, msg string) {
+	fields := strings.Split(txt, ";")
+	for i, f := range fields {
+		f = strings.Trim(f, " \t")
+		if i == 0 {
+			continue // v=TLSRPTv1, checked by the caller
+		}
+		if f == "" {
+			if i == len(fields)-1 {
+				break // the optional final delimiter
+			}
+			return nil, "empty field"
+		}
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Sprintf("field %q is not name=value", f)
+		}
+		if k != "rua" || rua != nil {
+			continue
+		}
+		// tlsrpt-rua = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri);
+		// RFC 8460 3: the schemes are mailto and https.
+		for _, u := range strings.Split(v, ",") {
+			u = strings.Trim(u, " \t")
+			if !strings.HasPrefix(u, "mailto:") && !strings.HasPrefix(u, "https://") {
+				return nil, fmt.Sprintf("rua URI %q: expected mailto: or https:", u)
+			}
+			rua = append(rua, u)
+		}
+	}
+	if rua == nil {
+		return nil, "no rua field, which is required"
+	}
+	return rua, ""
+}
+
+// printDomain writes a domain's report for people.
+func printDomain(p *printer, r *domainReport) {
+	p.heading(r.Domain)
+	nwarn, nfail := 0, 0
+	for _, s := range r.Steps {
+		for _, f := range s.Findings {
+			p.finding(f.Status, s.Name, f.Message)
+			for _, fl := range f.fields {
+				p.field(fl.key, fl.value)
+			}
+			switch f.Status {
+			case statusWarn:
+				nwarn++
+			case statusFail:
+				nfail++
+			}
+		}
+	}
+	fmt.Fprintf(p.w, "%s: %s, %d %s, %d %s\n", r.Domain, p.tag(r.Status), nfail, plural(nfail, "failure"), nwarn, plural(nwarn, "warning"))
+}

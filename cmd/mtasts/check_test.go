@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// world is a set of test domains served on loopback: DNS, policy HTTPS and
+// SMTP, with flags pointing check at them.
+type world struct {
+	ca    *testCA
+	dns   *dnsServer
+	flags []string // --resolver, --ca, --https-port, --smtp-port
+}
+
+var loopback = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+
+func policyText(mode string, maxAge string, mx ...string) string {
+	s := "version: STSv1\r\nmode: " + mode + "\r\n"
+	for _, m := range mx {
+		s += "mx: " + m + "\r\n"
+	}
+	return s + "max_age: " + maxAge + "\r\n"
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ca := newTestCA(t)
+	later := time.Now().Add(90 * 24 * time.Hour)
+	soon := time.Now().Add(3 * 24 * time.Hour)
+
+	// The policy served for each host; PolicyHandler serves the valid ones
+	// as a Go web server would, raw text the others.
+	policies := map[string]string{
+		"mta-sts.good.example":    policyText("enforce", "604800", "mail.good.example", "*.mx.good.example"),
+		"mta-sts.warn.example":    "version: STSv1\r\nmode: testing\n\nmx: mail.warn.example\nmax_age: 86400\n",
+		"mta-sts.fail.example":    policyText("enforce", "604800", "mail.fail.example"),
+		"mta-sts.badcert.example": policyText("enforce", "604800", "mail.badcert.example"),
+		"mta-sts.syntax.example":  "version: STSv1\nmode: enforce\nmx: mail.syntax.example\nmax_age: 1w\n",
+		"mta-sts.badmx.example":   policyText("enforce", "604800", "mail.badmx.example", "expired.badmx.example"),
+	}
+	handlers := map[string]http.Handler{}
+	for host, text := range policies {
+		if p, err := mtasts.ParsePolicy(text); err == nil && text == p.String() {
+			handlers[host] = mtasts.PolicyHandler(p)
+			continue
+		}
+		handlers[host] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, text)
+		})
+	}
+	httpsPort := startHTTPS(t, map[string]tls.Certificate{
+		"mta-sts.good.example":    ca.issue(t, later, "mta-sts.good.example"),
+		"mta-sts.warn.example":    ca.issue(t, soon, "mta-sts.warn.example"),
+		"mta-sts.fail.example":    ca.issue(t, later, "mta-sts.fail.example"),
+		"mta-sts.badcert.example": ca.issue(t, later, "www.badcert.example"),
+		"mta-sts.syntax.example":  ca.issue(t, later, "mta-sts.syntax.example"),
+		"mta-sts.badmx.example":   ca.issue(t, later, "mta-sts.badmx.example"),
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = r.Host
+		}
+		if h, ok := handlers[host]; ok {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	smtpPort := startSMTP(t, map[string]tls.Certificate{
+		"mail.good.example":     ca.issue(t, later, "mail.good.example"),
+		"b.mx.good.example":     ca.issue(t, later, "*.mx.good.example"),
+		"mail.warn.example":     ca.issue(t, later, "mail.warn.example"),
+		"mail.badmx.example":    ca.issue(t, later, "mail.other.example"),
+		"expired.badmx.example": ca.issue(t, time.Now().Add(-time.Hour), "expired.badmx.example"),
+	}, false)
+
+	rec := func(s ...string) [][]string { return [][]string{s} }
+	zones := map[string]zone{
+		"good.example.":            {mx: []mxRecord{{20, "b.mx.good.example."}, {10, "mail.good.example."}}},
+		"_mta-sts.good.example.":   {txt: [][]string{{"v=STSv1; ", "id=20240101000000Z"}, {"some other record"}}},
+		"_smtp._tls.good.example.": {txt: rec("v=TLSRPTv1; rua=mailto:tls@good.example")},
+		"mta-sts.good.example.":    {a: loopback},
+		"mail.good.example.":       {a: loopback},
+		"b.mx.good.example.":       {a: loopback},
+
+		"warn.example.":          {mx: []mxRecord{{10, "mail.warn.example."}}},
+		"_mta-sts.warn.example.": {txt: rec("v=STSv1; id=1")},
+		"mta-sts.warn.example.":  {a: loopback},
+		"mail.warn.example.":     {a: loopback},
+
+		"fail.example.":            {mx: []mxRecord{{10, "mail.fail.example."}, {20, "backup.other.example."}}},
+		"_mta-sts.fail.example.":   {txt: rec("v=STSv1; id=2")},
+		"_smtp._tls.fail.example.": {txt: [][]string{{"v=TLSRPTv1; rua=mailto:a@fail.example"}, {"v=TLSRPTv1; rua=mailto:b@fail.example"}}},
+		"mta-sts.fail.example.":    {a: loopback},
+
+		"norecord.example.": {mx: []mxRecord{{10, "mail.norecord.example."}}},
+
+		"badcert.example.":          {mx: []mxRecord{{10, "mail.badcert.example."}}},
+		"_mta-sts.badcert.example.": {txt: rec("v=STSv1; id=3")},
+		"mta-sts.badcert.example.":  {a: loopback},
+
+		"syntax.example.":          {mx: []mxRecord{{10, "mail.syntax.example."}}},
+		"_mta-sts.syntax.example.": {txt: rec("v=STSv1; id=4")},
+		"mta-sts.syntax.example.":  {a: loopback},
+
+		"badrecord.example.":          {},
+		"_mta-sts.badrecord.example.": {txt: rec("v=STSv1; id=not-alnum")},
+
+		"multi.example.":          {},
+		"_mta-sts.multi.example.": {txt: [][]string{{"v=STSv1; id=5"}, {"v=STSv1; id=6"}}},
+
+		"servfail.example.":          {},
+		"_mta-sts.servfail.example.": {servfail: true},
+
+		"badmx.example.":          {mx: []mxRecord{{10, "mail.badmx.example."}, {20, "expired.badmx.example."}, {30, "nodns.badmx.example."}}},
+		"_mta-sts.badmx.example.": {txt: rec("v=STSv1; id=7")},
+		"mta-sts.badmx.example.":  {a: loopback},
+		"mail.badmx.example.":     {a: loopback},
+		"expired.badmx.example.":  {a: loopback},
+	}
+	dns := startDNS(t, zones)
+	return &world{
+		ca:  ca,
+		dns: dns,
+		flags: []string{
+			"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s",
+			"--https-port", httpsPort, "--smtp-port", smtpPort,
+		},
+	}
+}
+
+// runMain runs the command's entry point as main does, with env as the
+// environment, and returns its exit status, stdout and stderr.
+func runMain(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &stdio{
+		in:     strings.NewReader(""),
+		out:    &out,
+		err:    &errb,
+		getenv: func(k string) string { return env[k] },
+	})
+	return code, out.String(), errb.String()
+}
+
+// checkJSON runs check --json and decodes its output.
+func checkJSON(t *testing.T, w *world, args ...string) (int, *checkReport, map[string]map[string]*stepJSON) {
+	t.Helper()
+	code, out, stderr := runMain(t, nil, append(append([]string{"check", "--json"}, w.flags...), args...)...)
+	var report struct {
+		Status  status `json:"status"`
+		Domains []struct {
+			Domain string      `json:"domain"`
+			Status status      `json:"status"`
+			Steps  []*stepJSON `json:"steps"`
+		} `json:"domains"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("check %v: output is not JSON: %v\nstdout:\n%s\nstderr:\n%s", args, err, out, stderr)
+	}
+	steps := map[string]map[string]*stepJSON{}
+	r := &checkReport{Status: report.Status}
+	for _, d := range report.Domains {
+		r.Domains = append(r.Domains, &domainReport{Domain: d.Domain, Status: d.Status})
+		steps[d.Domain] = map[string]*stepJSON{}
+		for _, s := range d.Steps {
+			steps[d.Domain][s.Name] = s
+		}
+	}
+	return code, r, steps
+}
+
+// stepJSON is a step as decoded from --json output.
+type stepJSON struct {
+	Name     string          `json:"name"`
+	Status   status          `json:"status"`
+	Findings []finding       `json:"findings"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// messages returns the step's findings of status st, joined.
+func (s *stepJSON) messages(st status) string {
+	var m []string
+	for _, f := range s.Findings {
+		if f.Status == st {
+			m = append(m, f.Message)
+		}
+	}
+	return strings.Join(m, "\n")
+}
+
+func TestCheckDomains(t *testing.T) {
+	w := newWorld(t)
+	type want struct {
+		status status
+		steps  map[string]status // step name: status
+		text   map[string]string // step name: a substring of its findings
+	}
+	tests := []struct {
+		domain string
+		code   int
+		want   want
+	}{
+		{"good.example", exitOK, want{statusPass,
+			map[string]status{"TXT record": statusPass, "policy fetch": statusPass, "policy": statusPass, "MX": statusPass, "STARTTLS": statusPass, "TLS-RPT": statusPass},
+			map[string]string{"MX": "b.mx.good.example (preference 20): allowed by mx *.mx.good.example", "STARTTLS": "mail.good.example (127.0.0.1:"}}},
+		{"warn.example", exitOK, want{statusWarn,
+			map[string]status{"TXT record": statusPass, "policy fetch": statusWarn, "policy": statusWarn, "MX": statusPass, "STARTTLS": statusPass, "TLS-RPT": statusWarn},
+			map[string]string{"policy": "line 3: blank line", "policy fetch": "expires in 2 days", "TLS-RPT": "no TLS-RPT record"}}},
+		{"fail.example", exitFail, want{statusFail,
+			map[string]status{"policy": statusPass, "MX": statusFail, "TLS-RPT": statusFail, "STARTTLS": statusFail},
+			map[string]string{"MX": "backup.other.example (preference 20): not allowed by the policy", "TLS-RPT": "2 TLS-RPT records"}}},
+		{"norecord.example", exitFail, want{statusFail,
+			map[string]status{"TXT record": statusFail, "policy fetch": statusFail, "policy": statusInfo, "MX": statusInfo},
+			map[string]string{"TXT record": "no MTA-STS record", "policy fetch": "policy host not found"}}},
+		{"badcert.example", exitFail, want{statusFail,
+			map[string]status{"TXT record": statusPass, "policy fetch": statusFail},
+			map[string]string{"policy fetch": "certificate not valid for mta-sts.badcert.example"}}},
+		{"syntax.example", exitFail, want{statusFail,
+			map[string]status{"policy fetch": statusFail, "policy": statusFail},
+			map[string]string{"policy": "line 4", "policy fetch": "not a valid policy"}}},
+		{"badrecord.example", exitFail, want{statusFail,
+			map[string]status{"TXT record": statusFail},
+			map[string]string{"TXT record": `invalid record "v=STSv1; id=not-alnum"`}}},
+		{"multi.example", exitFail, want{statusFail,
+			map[string]status{"TXT record": statusFail},
+			map[string]string{"TXT record": "2 records start with v=STSv1"}}},
+		{"servfail.example", exitFail, want{statusFail,
+			map[string]status{"TXT record": statusFail},
+			map[string]string{"TXT record": "DNS lookup failed"}}},
+		{"badmx.example", exitFail, want{statusFail,
+			map[string]status{"MX": statusFail, "STARTTLS": statusFail},
+			map[string]string{"MX": "nodns.badmx.example (preference 30): not allowed", "STARTTLS": "certificate not valid for mail.badmx.example"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.domain, func(t *testing.T) {
+			code, report, steps := checkJSON(t, w, "--starttls", tc.domain)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d", code, tc.code)
+			}
+			if len(report.Domains) != 1 || report.Domains[0].Domain != tc.domain {
+				t.Fatalf("domains %+v", report.Domains)
+			}
+			if got := report.Domains[0].Status; got != tc.want.status {
+				t.Errorf("domain status %s, want %s", got, tc.want.status)
+			}
+			got := steps[tc.domain]
+			for name, st := range tc.want.steps {
+				if got[name] == nil {
+					t.Errorf("no step %q", name)
+					continue
+				}
+				if got[name].Status != st {
+					t.Errorf("step %q: status %s, want %s; findings %+v", name, got[name].Status, st, got[name].Findings)
+				}
+			}
+			for name, sub := range tc.want.text {
+				var all []string
+				for _, f := range got[name].Findings {
+					all = append(all, f.Message)
+				}
+				if !strings.Contains(strings.Join(all, "\n"), sub) {
+					t.Errorf("step %q: findings %q do not mention %q", name, all, sub)
+				}
+			}
+		})
+	}
+}
+
+// The JSON data of a passing domain carries what the issue asks to see:
+// record text and id, URL, status, media type, certificate, size, policy.
+func TestCheckJSONData(t *testing.T) {
+	w := newWorld(t)
+	code, _, steps := checkJSON(t, w, "good.example")
+	if code != exitOK {
+		t.Fatalf("exit status %d", code)
+	}
+	s := steps["good.example"]
+	var rec recordData
+	if err := json.Unmarshal(s["TXT record"].Data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Record != "v=STSv1; id=20240101000000Z" || rec.ID != "20240101000000Z" || len(rec.TXT) != 2 {
+		t.Errorf("record data %+v", rec)
+	}
+	var fetch fetchData
+	if err := json.Unmarshal(s["policy fetch"].Data, &fetch); err != nil {
+		t.Fatal(err)
+	}
+	want := policyText("enforce", "604800", "mail.good.example", "*.mx.good.example")
+	if fetch.URL != "https://mta-sts.good.example/.well-known/mta-sts.txt" || fetch.HTTPStatus != 200 ||
+		fetch.ContentType != "text/plain; charset=utf-8" || fetch.Size != len(want) || fetch.Text != want ||
+		fetch.Cert == nil || fetch.Cert.Subject != "CN=mta-sts.good.example" || fetch.Cert.DaysLeft < 80 {
+		t.Errorf("fetch data %+v", fetch)
+	}
+	var pol policyJSON
+	if err := json.Unmarshal(s["policy"].Data, &pol); err != nil {
+		t.Fatal(err)
+	}
+	if pol.Mode != "enforce" || pol.MaxAgeSeconds != 604800 || pol.MaxAge != "7 days" || strings.Join(pol.MX, " ") != "mail.good.example *.mx.good.example" {
+		t.Errorf("policy data %+v", pol)
+	}
+	var mx []mxData
+	if err := json.Unmarshal(s["MX"].Data, &mx); err != nil {
+		t.Fatal(err)
+	}
+	if len(mx) != 2 || mx[0].Host != "mail.good.example" || mx[0].Allowed == nil || !*mx[0].Allowed || mx[1].Pattern != "*.mx.good.example" {
+		t.Errorf("mx data %+v", mx)
+	}
+	if s["STARTTLS"] != nil {
+		t.Errorf("STARTTLS step without --starttls")
+	}
+}
+
+// STARTTLS data reports the TLS version and the certificate; an expired
+// certificate fails; a server without STARTTLS fails.
+func TestCheckSTARTTLS(t *testing.T) {
+	w := newWorld(t)
+	_, _, steps := checkJSON(t, w, "--starttls", "good.example", "badmx.example")
+	var good []starttlsResult
+	if err := json.Unmarshal(steps["good.example"]["STARTTLS"].Data, &good); err != nil {
+		t.Fatal(err)
+	}
+	if len(good) != 2 || good[0].TLSVersion != "TLS 1.3" || !good[0].STARTTLS || good[0].Cert == nil || good[0].Cert.Subject != "CN=mail.good.example" || good[1].Cert.Subject != "CN=*.mx.good.example" {
+		t.Errorf("good STARTTLS data %+v", good)
+	}
+	bad := steps["badmx.example"]["STARTTLS"].messages(statusFail)
+	for _, want := range []string{
+		"mail.badmx.example (127.0.0.1:",                                      // connected, TLS worked
+		"certificate is valid for mail.other.example, not mail.badmx.example", // name mismatch
+		"expired.badmx.example",                                               // expired
+		"expired",
+		"nodns.badmx.example: connecting:", // no address
+	} {
+		if !strings.Contains(bad, want) {
+			t.Errorf("STARTTLS failures %q do not mention %q", bad, want)
+		}
+	}
+
+	// A server that does not offer STARTTLS.
+	port := startSMTP(t, nil, true)
+	flags := append([]string{}, w.flags...)
+	flags[len(flags)-1] = port
+	code, out, _ := runMain(t, nil, append(append([]string{"check", "--starttls"}, flags...), "good.example")...)
+	if code != exitFail || !strings.Contains(out, "STARTTLS not offered") {
+		t.Errorf("without STARTTLS: exit %d, output:\n%s", code, out)
+	}
+}
+
+// Text output: a line per finding with its status, the domains in order,
+// no colour outside a terminal, progress not left on stderr.
+func TestCheckText(t *testing.T) {
+	w := newWorld(t)
+	code, out, stderr := runMain(t, map[string]string{}, append(append([]string{"check"}, w.flags...), "good.example", "fail.example")...)
+	if code != exitFail {
+		t.Errorf("exit status %d, want 1 (fail.example fails)", code)
+	}
+	for _, want := range []string{
+		"good.example\n",
+		"PASS  TXT record    _mta-sts.good.example: \"v=STSv1; id=20240101000000Z\"\n",
+		"PASS  policy fetch  https://mta-sts.good.example/.well-known/mta-sts.txt\n",
+		"status       200 OK (HTTP/2.0)",
+		"media type   text/plain; charset=utf-8",
+		"certificate  CN=mta-sts.good.example, issued by CN=mtasts test CA",
+		"PASS  policy        mode enforce, max_age 604800 (7 days)\n",
+		"good.example: PASS, 0 failures, 0 warnings\n",
+		"FAIL  MX            backup.other.example (preference 20): not allowed by the policy",
+		"fail.example: FAIL, 2 failures, 0 warnings\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "good.example\n") > strings.Index(out, "fail.example\n") {
+		t.Errorf("domains out of order")
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colour codes in output that is not a terminal")
+	}
+	if stderr != "" {
+		t.Errorf("stderr %q, want nothing for fast steps", stderr)
+	}
+}

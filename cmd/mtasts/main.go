@@ -1,0 +1,181 @@
+// Command mtasts checks, lints, generates and serves MTA-STS (RFC 8461)
+// configuration.
+//
+//	mtasts check [flags] DOMAIN...   check a domain as a sending MTA sees it
+//	mtasts policy [flags] [FILE|-]   lint a policy file, print it normalised
+//	mtasts record [--id ID] [DOMAIN] print a TXT record to publish
+//	mtasts serve --policy FILE ...   serve a policy over HTTPS
+//
+// Run "mtasts help" for every flag.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit statuses.
+const (
+	exitOK    = 0 // all checks passed (warnings allowed)
+	exitFail  = 1 // a check failed
+	exitUsage = 2 // bad command line or unreadable input
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], &stdio{os.Stdin, os.Stdout, os.Stderr, os.Getenv})
+	stop()
+	os.Exit(code)
+}
+
+// stdio is the process's environment as the subcommands see it, so tests
+// can run them with their own streams and variables.
+type stdio struct {
+	in     io.Reader
+	out    io.Writer
+	err    io.Writer
+	getenv func(string) string
+}
+
+const usageText = `mtasts checks, lints, generates and serves MTA-STS (RFC 8461) configuration.
+
+Usage:
+  mtasts check [flags] DOMAIN...
+        Check each domain as a sending MTA sees it: the _mta-sts TXT record,
+        the HTTPS policy fetch, the policy, the MX records against the
+        policy, with --starttls STARTTLS on each MX host, and the TLS-RPT
+        record. Exit status 0 when all pass (warnings allowed), 1 when a
+        check fails, 2 for usage errors.
+  mtasts policy [flags] [FILE|-]
+        Parse and lint a policy file (standard input for "-" or no FILE),
+        then print it normalised. Exit status 0 for a valid policy, 1 for an
+        invalid one, 2 for usage errors and unreadable files.
+  mtasts record [--id ID] [DOMAIN]
+        Print a TXT record to publish at _mta-sts.DOMAIN, with a fresh id
+        (the current UTC time) unless --id is given. With DOMAIN, print it
+        as a zone file line.
+  mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE]
+        Serve the policy in FILE at /.well-known/mta-sts.txt, as the host
+        mta-sts.<domain> must. Without --cert and --key it speaks plain HTTP,
+        for use behind a TLS-terminating proxy.
+  mtasts help
+        Print this help.
+
+Flags of check:
+  --json               print the results as JSON
+  --starttls           also connect to each MX host and check STARTTLS and its certificate
+  --resolver HOST:PORT send DNS queries to this server instead of the system's
+  --ca FILE            trust the CA certificates in this PEM file too
+  --timeout DURATION   limit for each network step (default 1m0s, RFC 8461 3.3)
+  --https-port PORT    connect to this port for the policy fetch instead of 443,
+                       for tests and private deployments; the certificate is
+                       still verified for mta-sts.<domain>
+  --smtp-port PORT     connect to this port for --starttls instead of 25
+  --ehlo NAME          host name to send in EHLO (default localhost)
+
+Flags of policy:
+  --json               print the findings and the policy as JSON
+
+Flags of record:
+  --id ID              the policy id: 1 to 32 letters and digits
+
+Flags of serve:
+  --policy FILE        the policy to serve (required)
+  --addr ADDR          address to listen on (default :443 with --cert, else 127.0.0.1:8080)
+  --cert FILE          PEM certificate chain for mta-sts.<domain>
+  --key FILE           PEM private key of the certificate
+
+Output is coloured only on a terminal, and never when NO_COLOR is set.
+Flags may come before or after the arguments; "--" ends the flags.
+`
+
+// usageError is a bad command line: one line on stderr, exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// errHelp asks for the help text on stdout and exit status 0.
+var errHelp = errors.New("help requested")
+
+func run(ctx context.Context, args []string, io *stdio) int {
+	if len(args) == 0 {
+		fmt.Fprint(io.out, usageText)
+		return exitUsage
+	}
+	var (
+		code int
+		err  error
+	)
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "check":
+		code, err = runCheck(ctx, rest, io)
+	case "policy":
+		code, err = runPolicy(rest, io)
+	case "record":
+		code, err = runRecord(rest, io)
+	case "serve":
+		code, err = runServe(ctx, rest, io)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(io.out, usageText)
+		return exitOK
+	default:
+		err = usagef("unknown command %q", cmd)
+	}
+	var uerr usageError
+	switch {
+	case errors.Is(err, errHelp):
+		fmt.Fprint(io.out, usageText)
+		return exitOK
+	case errors.As(err, &uerr):
+		fmt.Fprintf(io.err, "mtasts: %s (run \"mtasts help\" for usage)\n", oneLine(uerr.msg))
+		return exitUsage
+	case err != nil:
+		fmt.Fprintf(io.err, "mtasts %s: %s\n", cmd, oneLine(err.Error()))
+		return exitFail
+	}
+	return code
+}
+
+// oneLine keeps an error message on one line of the terminal.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// parseFlags parses fs from args, allowing flags after the arguments as
+// well as before, up to a "--"; it returns the arguments. A bad flag is a
+// usageError, -h a request for help.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		left := fs.Args()
+		if len(left) == 0 {
+			return rest, nil
+		}
+		if n := len(args) - len(left); n > 0 && args[n-1] == "--" {
+			// Parse stopped at "--": all that follows is arguments.
+			return append(rest, left...), nil
+		}
+		rest = append(rest, left[0])
+		args = left[1:]
+	}
+}

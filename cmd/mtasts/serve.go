@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	policyFile := fs.String("policy", "", "")
+	addr := fs.String("addr", "", "")
+	certFile := fs.String("cert", "", "")
+	keyFile := fs.String("key", "", "")
+	args, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	switch {
+	case len(args) > 0:
+		return exitUsage, usagef("serve: unexpected argument %q", args[0])
+	case *policyFile == "":
+		return exitUsage, usagef("serve: --policy FILE is required")
+	case (*certFile == "") != (*keyFile == ""):
+		return exitUsage, usagef("serve: --cert and --key go together")
+	}
+	data, err := readFileLimited(*policyFile, mtasts.MaxPolicySize)
+	if err != nil {
+		return exitUsage, usagef("serve: %v", err)
+	}
+	policy, err := mtasts.ParsePolicy(string(data))
+	if err != nil {
+		return exitFail, fmt.Errorf("%s: %w (run \"mtasts policy %s\" for details)", *policyFile, err, *policyFile)
+	}
+
+	var tlsConfig *tls.Config
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			return exitUsage, usagef("serve: %v", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if *addr == "" {
+		*addr = "127.0.0.1:8080"
+		if tlsConfig != nil {
+			*addr = ":443"
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return exitFail, err
+	}
+	scheme := "http"
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+		scheme = "https"
+	}
+	srv := &http.Server{
+		Handler:           mtasts.PolicyHandler(policy),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          log.New(sio.err, "mtasts serve: ", 0),
+	}
+	fmt.Fprintf(sio.err, "mtasts: serving %s (mode %s) at %s://%s%s\n", *policyFile, policy.Mode, scheme, ln.Addr(), mtasts.WellKnownPath)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return exitFail, err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err != nil {
+		return exitFail, err
+	}
+	return exitOK, nil
+}

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+// The servers these tests run on loopback: a DNS server answering from a
+// map, an HTTPS server for policies, an SMTP server with STARTTLS, and the
+// CA that signs their certificates.
+
+// zone is what the test DNS server knows about one name.
+type zone struct {
+	txt      [][]string // each record's strings
+	mx       []mxRecord
+	a        []netip.Addr
+	servfail bool
+}
+
+type mxRecord struct {
+	pref uint16
+	host string
+}
+
+// dnsServer answers A, AAAA, TXT and MX queries from its zones, over UDP and
+// TCP on the same loopback port. Names not in zones are NXDOMAIN.
+type dnsServer struct {
+	addr  string
+	zones map[string]zone // by lower-case name with the trailing dot
+}
+
+func startDNS(t *testing.T, zones map[string]zone) *dnsServer {
+	t.Helper()
+	var (
+		pc  net.PacketConn
+		ln  net.Listener
+		err error
+	)
+	// Bind UDP on a free port, then TCP on the same one; retry if another
+	// process holds the TCP port.
+	for range 20 {
+		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			break
+		}
+		pc.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{addr: pc.LocalAddr().String(), zones: map[string]zone{}}
+	for name, z := range zones {
+		s.zones[strings.ToLower(name)] = z
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if resp := s.answer(buf[:n], true); resp != nil {
+				pc.WriteTo(resp, from)
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					var l [2]byte
+					if _, err := io.ReadFull(conn, l[:]); err != nil {
+						return
+					}
+					msg := make([]byte, binary.BigEndian.Uint16(l[:]))
+					if _, err := io.ReadFull(conn, msg); err != nil {
+						return
+					}
+					resp := s.answer(msg, false)
+					if resp == nil {
+						return
+					}
+					conn.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp))))
+					conn.Write(resp)
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		pc.Close()
+		ln.Close()
+		wg.Wait()
+	})
+	return s
+}
+
+func (s *dnsServer) answer(req []byte, udp bool) []byte {
+	var p dnsmessage.Parser
+	h, err := p.Start(req)
+	if err != nil {
+		return nil
+	}
+	q, err := p.Question()
+	if err != nil {
+		return nil
+	}
+	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
+	z, ok := s.zones[strings.ToLower(q.Name.String())]
+	switch {
+	case !ok:
+		rh.RCode = dnsmessage.RCodeNameError
+	case z.servfail:
+		rh.RCode = dnsmessage.RCodeServerFailure
+	}
+	b := dnsmessage.NewBuilder(nil, rh)
+	b.EnableCompression()
+	b.StartQuestions()
+	b.Question(q)
+	b.StartAnswers()
+	rrh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
+	if ok && !z.servfail {
+		switch q.Type {
+		case dnsmessage.TypeTXT:
+			for _, txt := range z.txt {
+				b.TXTResource(rrh, dnsmessage.TXTResource{TXT: txt})
+			}
+		case dnsmessage.TypeMX:
+			for _, mx := range z.mx {
+				b.MXResource(rrh, dnsmessage.MXResource{Pref: mx.pref, MX: dnsmessage.MustNewName(mx.host)})
+			}
+		case dnsmessage.TypeA:
+			for _, a := range z.a {
+				b.AResource(rrh, dnsmessage.AResource{A: a.As4()})
+			}
+		}
+	}
+	resp, err := b.Finish()
+	if err != nil {
+		return nil
+	}
+	return resp
+}
+
+// testCA issues the certificates of the test servers.
+type testCA struct {
+	cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	pemFile string // the CA certificate, for --ca
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "mtasts test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert, key, file}
+}
+
+var serial atomic.Int64
+
+// issue returns a certificate for names valid until notAfter.
+func (ca *testCA) issue(t *testing.T, notAfter time.Time, names ...string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notBefore := time.Now().Add(-time.Hour)
+	if notAfter.Before(notBefore) {
+		notBefore = notAfter.Add(-48 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1) + 1),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// certsBySNI picks a certificate by the name the client asked for.
+func certsBySNI(certs map[string]tls.Certificate) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if c, ok := certs[hello.ServerName]; ok {
+			return &c, nil
+		}
+		return nil, errors.New("no certificate for " + hello.ServerName)
+	}
+}
+
+// startHTTPS starts an HTTPS server on loopback presenting certs by SNI,
+// with handler; it returns its port.
+func startHTTPS(t *testing.T, certs map[string]tls.Certificate, handler http.Handler) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(handler)
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are part of the tests
+	srv.TLS = &tls.Config{GetCertificate: certsBySNI(certs)}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return port
+}
+
+// startSMTP starts an SMTP server on loopback that offers STARTTLS (unless
+// noTLS) with certificates picked by SNI; it returns its port.
+func startSMTP(t *testing.T, certs map[string]tls.Certificate, noTLS bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &tls.Config{GetCertificate: certsBySNI(certs)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { serveSMTP(conn, cfg, noTLS) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// serveSMTP speaks just enough SMTP (RFC 5321, RFC 3207) for a STARTTLS
+// probe: greeting, EHLO, STARTTLS, QUIT.
+func serveSMTP(conn net.Conn, cfg *tls.Config, noTLS bool) {
+	defer func() { conn.Close() }()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	io.WriteString(conn, "220 mx.test ESMTP\r\n")
+	secure := false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.Fields(line + " x")[0])
+		switch cmd {
+		case "EHLO", "HELO":
+			if noTLS || secure {
+				io.WriteString(conn, "250-mx.test\r\n250 8BITMIME\r\n")
+			} else {
+				io.WriteString(conn, "250-mx.test\r\n250-8BITMIME\r\n250 STARTTLS\r\n")
+			}
+		case "STARTTLS":
+			if noTLS || secure {
+				io.WriteString(conn, "502 not here\r\n")
+				continue
+			}
+			io.WriteString(conn, "220 go ahead\r\n")
+			tconn := tls.Server(conn, cfg)
+			if tconn.Handshake() != nil {
+				return
+			}
+			conn, r, secure = tconn, bufio.NewReader(tconn), true
+		case "QUIT":
+			io.WriteString(conn, "221 bye\r\n")
+			return
+		default:
+			io.WriteString(conn, "500 unknown\r\n")
+		}
+	}
+}
