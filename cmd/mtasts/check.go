@@ -82,16 +82,30 @@ type checker struct {
 	now       func() time.Time
 }
 
-func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
+// checkOptions are the flags of check, described in usageText.
+type checkOptions struct {
+	json, starttls      bool
+	resolver, ca, ehlo  string
+	timeout             time.Duration
+	httpsPort, smtpPort uint
+}
+
+func checkFlags() (*flag.FlagSet, *checkOptions) {
+	o := &checkOptions{}
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	jsonOut := fs.Bool("json", false, "")
-	starttls := fs.Bool("starttls", false, "")
-	resolverAddr := fs.String("resolver", "", "")
-	caFile := fs.String("ca", "", "")
-	timeout := fs.Duration("timeout", mtasts.FetchTimeout, "")
-	httpsPort := fs.Uint("https-port", 443, "")
-	smtpPort := fs.Uint("smtp-port", 25, "")
-	ehlo := fs.String("ehlo", "localhost", "")
+	fs.BoolVar(&o.json, "json", false, "")
+	fs.BoolVar(&o.starttls, "starttls", false, "")
+	fs.StringVar(&o.resolver, "resolver", "", "")
+	fs.StringVar(&o.ca, "ca", "", "")
+	fs.DurationVar(&o.timeout, "timeout", mtasts.FetchTimeout, "")
+	fs.UintVar(&o.httpsPort, "https-port", 443, "")
+	fs.UintVar(&o.smtpPort, "smtp-port", 25, "")
+	fs.StringVar(&o.ehlo, "ehlo", "localhost", "")
+	return fs, o
+}
+
+func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
+	fs, o := checkFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -99,10 +113,10 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 	if len(args) == 0 {
 		return exitUsage, usagef("check: no domain given")
 	}
-	if *timeout <= 0 {
+	if o.timeout <= 0 {
 		return exitUsage, usagef("check: --timeout must be positive")
 	}
-	if *httpsPort == 0 || *httpsPort > 65535 || *smtpPort == 0 || *smtpPort > 65535 {
+	if o.httpsPort == 0 || o.httpsPort > 65535 || o.smtpPort == 0 || o.smtpPort > 65535 {
 		return exitUsage, usagef("check: ports must be 1 to 65535")
 	}
 	var domains []mtasts.Domain
@@ -114,29 +128,29 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 		domains = append(domains, d)
 	}
 	var caPEM []byte
-	if *caFile != "" {
-		if caPEM, err = readFileLimited(*caFile, 1<<20); err != nil {
+	if o.ca != "" {
+		if caPEM, err = readFileLimited(o.ca, 1<<20); err != nil {
 			return exitUsage, usagef("check: --ca: %v", err)
 		}
 	}
-	n, err := newNetwork(*resolverAddr, caPEM)
+	n, err := newNetwork(o.resolver, caPEM)
 	if err != nil {
 		return exitUsage, usagef("check: %v", err)
 	}
-	n.httpsPort = strconv.FormatUint(uint64(*httpsPort), 10)
-	n.smtpPort = strconv.FormatUint(uint64(*smtpPort), 10)
-	n.ehlo = *ehlo
+	n.httpsPort = strconv.FormatUint(uint64(o.httpsPort), 10)
+	n.smtpPort = strconv.FormatUint(uint64(o.smtpPort), 10)
+	n.ehlo = o.ehlo
 
 	c := &checker{
 		net:       n,
 		transport: n.httpTransport(),
-		timeout:   *timeout,
-		starttls:  *starttls,
+		timeout:   o.timeout,
+		starttls:  o.starttls,
 		progress:  &progress{w: sio.err, terminal: isTerminal(sio.err) && sio.getenv("TERM") != "dumb"},
 		now:       time.Now,
 	}
 	// The command owns the process: FetchPolicy uses this client.
-	mtasts.HTTPClient = &http.Client{Transport: c.transport, Timeout: *timeout}
+	mtasts.HTTPClient = &http.Client{Transport: c.transport, Timeout: o.timeout}
 
 	report := &checkReport{Status: statusPass, Domains: []*domainReport{}}
 	p := &printer{w: sio.out, color: useColor(sio.out, sio.getenv)}
@@ -144,7 +158,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 		r := c.checkDomain(ctx, d)
 		report.Domains = append(report.Domains, r)
 		report.Status = worse(report.Status, r.Status)
-		if !*jsonOut {
+		if !o.json {
 			if i > 0 {
 				fmt.Fprintln(sio.out)
 			}
@@ -154,7 +168,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 			break
 		}
 	}
-	if *jsonOut {
+	if o.json {
 		enc := json.NewEncoder(sio.out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(report); err != nil {

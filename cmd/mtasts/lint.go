@@ -57,9 +57,13 @@ type lintResult struct {
 	Normalised string        `json:"normalised,omitempty"`
 }
 
+func policyFlags() (fs *flag.FlagSet, jsonOut *bool) {
+	fs = flag.NewFlagSet("policy", flag.ContinueOnError)
+	return fs, fs.Bool("json", false, "")
+}
+
 func runPolicy(args []string, sio *stdio) (int, error) {
-	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
-	jsonOut := fs.Bool("json", false, "")
+	fs, jsonOut := policyFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err

@@ -8,9 +8,13 @@ import (
 	"github.com/mtasts-go/mtasts"
 )
 
+func recordFlags() (fs *flag.FlagSet, id *string) {
+	fs = flag.NewFlagSet("record", flag.ContinueOnError)
+	return fs, fs.String("id", "", "")
+}
+
 func runRecord(args []string, sio *stdio) (int, error) {
-	fs := flag.NewFlagSet("record", flag.ContinueOnError)
-	id := fs.String("id", "", "")
+	fs, id := recordFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err

@@ -14,12 +14,23 @@ import (
 	"github.com/mtasts-go/mtasts"
 )
 
-func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
+// serveOptions are the flags of serve, described in usageText.
+type serveOptions struct {
+	policy, addr, cert, key string
+}
+
+func serveFlags() (*flag.FlagSet, *serveOptions) {
+	o := &serveOptions{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	policyFile := fs.String("policy", "", "")
-	addr := fs.String("addr", "", "")
-	certFile := fs.String("cert", "", "")
-	keyFile := fs.String("key", "", "")
+	fs.StringVar(&o.policy, "policy", "", "")
+	fs.StringVar(&o.addr, "addr", "", "")
+	fs.StringVar(&o.cert, "cert", "", "")
+	fs.StringVar(&o.key, "key", "", "")
+	return fs, o
+}
+
+func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
+	fs, o := serveFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -27,36 +38,36 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	switch {
 	case len(args) > 0:
 		return exitUsage, usagef("serve: unexpected argument %q", args[0])
-	case *policyFile == "":
+	case o.policy == "":
 		return exitUsage, usagef("serve: --policy FILE is required")
-	case (*certFile == "") != (*keyFile == ""):
+	case (o.cert == "") != (o.key == ""):
 		return exitUsage, usagef("serve: --cert and --key go together")
 	}
-	data, err := readFileLimited(*policyFile, mtasts.MaxPolicySize)
+	data, err := readFileLimited(o.policy, mtasts.MaxPolicySize)
 	if err != nil {
 		return exitUsage, usagef("serve: %v", err)
 	}
 	policy, err := mtasts.ParsePolicy(string(data))
 	if err != nil {
-		return exitFail, fmt.Errorf("%s: %w (run \"mtasts policy %s\" for details)", *policyFile, err, *policyFile)
+		return exitFail, fmt.Errorf("%s: %w (run \"mtasts policy %s\" for details)", o.policy, err, o.policy)
 	}
 
 	var tlsConfig *tls.Config
-	if *certFile != "" {
-		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+	if o.cert != "" {
+		cert, err := tls.LoadX509KeyPair(o.cert, o.key)
 		if err != nil {
 			return exitUsage, usagef("serve: %v", err)
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if *addr == "" {
-		*addr = "127.0.0.1:8080"
+	if o.addr == "" {
+		o.addr = "127.0.0.1:8080"
 		if tlsConfig != nil {
-			*addr = ":443"
+			o.addr = ":443"
 		}
 	}
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return exitFail, err
 	}
@@ -74,7 +85,7 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          log.New(sio.err, "mtasts serve: ", 0),
 	}
-	fmt.Fprintf(sio.err, "mtasts: serving %s (mode %s) at %s://%s%s\n", *policyFile, policy.Mode, scheme, ln.Addr(), mtasts.WellKnownPath)
+	fmt.Fprintf(sio.err, "mtasts: serving %s (mode %s) at %s://%s%s\n", o.policy, policy.Mode, scheme, ln.Addr(), mtasts.WellKnownPath)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
