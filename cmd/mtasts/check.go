@@ -33,7 +33,8 @@ type field struct{ key, value string }
 
 // step is one stage of what a sending MTA does.
 type step struct {
-	Name     string     `json:"name"`
+	Name     string     `json:"name"` // record, fetch, policy, mx, starttls, tlsrpt
+	title    string     // for people
 	Status   status     `json:"status"`
 	Findings []*finding `json:"findings"`
 	Data     any        `json:"data,omitempty"`
@@ -60,8 +61,8 @@ type domainReport struct {
 	Steps  []*step `json:"steps"`
 }
 
-func (r *domainReport) newStep(name string) *step {
-	s := &step{Name: name, Status: statusInfo}
+func (r *domainReport) newStep(name, title string) *step {
+	s := &step{Name: name, title: title, Status: statusInfo}
 	r.Steps = append(r.Steps, s)
 	return s
 }
@@ -193,8 +194,8 @@ func (c *checker) step(ctx context.Context, msg string, f func(ctx context.Conte
 // checkDomain does what a sending MTA does for domain, step by step.
 func (c *checker) checkDomain(ctx context.Context, domain mtasts.Domain) *domainReport {
 	r := &domainReport{Domain: domain.Name()}
-	c.checkRecord(ctx, r, domain)
-	policy := c.checkPolicy(ctx, r, domain)
+	recordOK := c.checkRecord(ctx, r, domain)
+	policy := c.checkPolicy(ctx, r, domain, recordOK)
 	hosts := c.checkMX(ctx, r, domain, policy)
 	if c.starttls {
 		c.checkSTARTTLS(ctx, r, hosts)
@@ -231,9 +232,10 @@ type recordData struct {
 	Error  string   `json:"error,omitempty"`
 }
 
-// checkRecord looks up the _mta-sts TXT record (RFC 8461 3.1).
-func (c *checker) checkRecord(ctx context.Context, r *domainReport, domain mtasts.Domain) {
-	s := r.newStep("TXT record")
+// checkRecord looks up the _mta-sts TXT record (RFC 8461 3.1) and reports
+// whether a valid one was found.
+func (c *checker) checkRecord(ctx context.Context, r *domainReport, domain mtasts.Domain) bool {
+	s := r.newStep("record", "TXT record")
 	name := "_mta-sts." + domain.ASCII
 	rr := &recordingResolver{n: c.net}
 	var (
@@ -261,7 +263,7 @@ func (c *checker) checkRecord(ctx context.Context, r *domainReport, domain mtast
 		for _, t := range rr.txts {
 			s.field("TXT", strconv.Quote(t))
 		}
-		return
+		return false
 	}
 	data.Record, data.ID = text, record.ID
 	s.add(statusPass, "%s: %q", name, text)
@@ -274,6 +276,7 @@ func (c *checker) checkRecord(ctx context.Context, r *domainReport, domain mtast
 	} else {
 		s.field("DNSSEC", "not validated")
 	}
+	return true
 }
 
 func countPrefix(txts []string, prefix string) int {
@@ -318,9 +321,11 @@ type fetchData struct {
 }
 
 // checkPolicy fetches the policy (RFC 8461 3.3) and judges it (RFC 8461
-// 3.2). It returns the policy, or nil when none could be had.
-func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtasts.Domain) *mtasts.Policy {
-	s := r.newStep("policy fetch")
+// 3.2). It returns the policy, or nil when none could be had. Without a valid
+// record a sender would not fetch (RFC 8461 3.1); check fetches anyway, to
+// show the whole setup, and says so.
+func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtasts.Domain, recordOK bool) *mtasts.Policy {
+	s := r.newStep("fetch", "policy fetch")
 	host := "mta-sts." + domain.ASCII
 	url := "https://" + host + mtasts.WellKnownPath
 	var (
@@ -384,11 +389,14 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		s.field("text", showText(text, 20))
 	}
 	if err == nil && data.Cert != nil && data.Cert.DaysLeft < certWarnDays {
-		s.add(statusWarn, "the certificate of %s expires in %d days", host, data.Cert.DaysLeft)
+		s.add(statusWarn, "the certificate of %s expires in %d %s", host, data.Cert.DaysLeft, plural(data.Cert.DaysLeft, "day"))
+	}
+	if !recordOK {
+		s.add(statusInfo, "without a valid TXT record senders do not fetch the policy; fetched only to show it")
 	}
 
 	// The policy itself, when there is text to judge.
-	ps := r.newStep("policy")
+	ps := r.newStep("policy", "policy")
 	if text == "" || resp == nil || resp.StatusCode != http.StatusOK {
 		ps.add(statusInfo, "no policy to check")
 		return nil
@@ -478,7 +486,7 @@ type mxData struct {
 // checkMX looks up the domain's MX records and matches each against the
 // policy (RFC 8461 4.1). It returns the hosts to probe with STARTTLS.
 func (c *checker) checkMX(ctx context.Context, r *domainReport, domain mtasts.Domain, policy *mtasts.Policy) []mtasts.Domain {
-	s := r.newStep("MX")
+	s := r.newStep("mx", "MX")
 	var (
 		mxs []*net.MX
 		err error
@@ -552,7 +560,7 @@ func matchingPattern(policy *mtasts.Policy, host mtasts.Domain) string {
 // checkSTARTTLS connects to each MX host and checks its STARTTLS and
 // certificate (RFC 8461 4.2).
 func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mtasts.Domain) {
-	s := r.newStep("STARTTLS")
+	s := r.newStep("starttls", "STARTTLS")
 	if len(hosts) == 0 {
 		s.add(statusInfo, "no MX host to connect to")
 		return
@@ -602,7 +610,7 @@ type tlsrptData struct {
 // checkTLSRPT looks up the TLS-RPT record at _smtp._tls.<domain> (RFC 8460
 // 3), where failures of MTA-STS are reported.
 func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtasts.Domain) {
-	s := r.newStep("TLS-RPT")
+	s := r.newStep("tlsrpt", "TLS-RPT")
 	name := "_smtp._tls." + domain.ASCII
 	var (
 		txts []string
@@ -688,7 +696,7 @@ func printDomain(p *printer, r *domainReport) {
 	nwarn, nfail := 0, 0
 	for _, s := range r.Steps {
 		for _, f := range s.Findings {
-			p.finding(f.Status, s.Name, f.Message)
+			p.finding(f.Status, s.title, f.Message)
 			for _, fl := range f.fields {
 				p.field(fl.key, fl.value)
 			}

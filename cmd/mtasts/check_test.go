@@ -215,35 +215,35 @@ func TestCheckDomains(t *testing.T) {
 		want   want
 	}{
 		{"good.example", exitOK, want{statusPass,
-			map[string]status{"TXT record": statusPass, "policy fetch": statusPass, "policy": statusPass, "MX": statusPass, "STARTTLS": statusPass, "TLS-RPT": statusPass},
-			map[string]string{"MX": "b.mx.good.example (preference 20): allowed by mx *.mx.good.example", "STARTTLS": "mail.good.example (127.0.0.1:"}}},
+			map[string]status{"record": statusPass, "fetch": statusPass, "policy": statusPass, "mx": statusPass, "starttls": statusPass, "tlsrpt": statusPass},
+			map[string]string{"mx": "b.mx.good.example (preference 20): allowed by mx *.mx.good.example", "starttls": "mail.good.example (127.0.0.1:"}}},
 		{"warn.example", exitOK, want{statusWarn,
-			map[string]status{"TXT record": statusPass, "policy fetch": statusWarn, "policy": statusWarn, "MX": statusPass, "STARTTLS": statusPass, "TLS-RPT": statusWarn},
-			map[string]string{"policy": "line 3: blank line", "policy fetch": "expires in 2 days", "TLS-RPT": "no TLS-RPT record"}}},
+			map[string]status{"record": statusPass, "fetch": statusWarn, "policy": statusWarn, "mx": statusPass, "starttls": statusPass, "tlsrpt": statusWarn},
+			map[string]string{"policy": "line 3: blank line", "fetch": "expires in 2 days", "tlsrpt": "no TLS-RPT record"}}},
 		{"fail.example", exitFail, want{statusFail,
-			map[string]status{"policy": statusPass, "MX": statusFail, "TLS-RPT": statusFail, "STARTTLS": statusFail},
-			map[string]string{"MX": "backup.other.example (preference 20): not allowed by the policy", "TLS-RPT": "2 TLS-RPT records"}}},
+			map[string]status{"policy": statusPass, "mx": statusFail, "tlsrpt": statusFail, "starttls": statusFail},
+			map[string]string{"mx": "backup.other.example (preference 20): not allowed by the policy", "tlsrpt": "2 TLS-RPT records"}}},
 		{"norecord.example", exitFail, want{statusFail,
-			map[string]status{"TXT record": statusFail, "policy fetch": statusFail, "policy": statusInfo, "MX": statusInfo},
-			map[string]string{"TXT record": "no MTA-STS record", "policy fetch": "policy host not found"}}},
+			map[string]status{"record": statusFail, "fetch": statusFail, "policy": statusInfo, "mx": statusInfo},
+			map[string]string{"record": "no MTA-STS record", "fetch": "policy host not found"}}},
 		{"badcert.example", exitFail, want{statusFail,
-			map[string]status{"TXT record": statusPass, "policy fetch": statusFail},
-			map[string]string{"policy fetch": "certificate not valid for mta-sts.badcert.example"}}},
+			map[string]status{"record": statusPass, "fetch": statusFail},
+			map[string]string{"fetch": "certificate not valid for mta-sts.badcert.example"}}},
 		{"syntax.example", exitFail, want{statusFail,
-			map[string]status{"policy fetch": statusFail, "policy": statusFail},
-			map[string]string{"policy": "line 4", "policy fetch": "not a valid policy"}}},
+			map[string]status{"fetch": statusFail, "policy": statusFail},
+			map[string]string{"policy": "line 4", "fetch": "not a valid policy"}}},
 		{"badrecord.example", exitFail, want{statusFail,
-			map[string]status{"TXT record": statusFail},
-			map[string]string{"TXT record": `invalid record "v=STSv1; id=not-alnum"`}}},
+			map[string]status{"record": statusFail},
+			map[string]string{"record": `invalid record "v=STSv1; id=not-alnum"`}}},
 		{"multi.example", exitFail, want{statusFail,
-			map[string]status{"TXT record": statusFail},
-			map[string]string{"TXT record": "2 records start with v=STSv1"}}},
+			map[string]status{"record": statusFail},
+			map[string]string{"record": "2 records start with v=STSv1"}}},
 		{"servfail.example", exitFail, want{statusFail,
-			map[string]status{"TXT record": statusFail},
-			map[string]string{"TXT record": "DNS lookup failed"}}},
+			map[string]status{"record": statusFail},
+			map[string]string{"record": "DNS lookup failed"}}},
 		{"badmx.example", exitFail, want{statusFail,
-			map[string]status{"MX": statusFail, "STARTTLS": statusFail},
-			map[string]string{"MX": "nodns.badmx.example (preference 30): not allowed", "STARTTLS": "certificate not valid for mail.badmx.example"}}},
+			map[string]status{"mx": statusFail, "starttls": statusFail},
+			map[string]string{"mx": "nodns.badmx.example (preference 30): not allowed", "starttls": "certificate not valid for mail.badmx.example"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.domain, func(t *testing.T) {
@@ -290,14 +290,14 @@ func TestCheckJSONData(t *testing.T) {
 	}
 	s := steps["good.example"]
 	var rec recordData
-	if err := json.Unmarshal(s["TXT record"].Data, &rec); err != nil {
+	if err := json.Unmarshal(s["record"].Data, &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Record != "v=STSv1; id=20240101000000Z" || rec.ID != "20240101000000Z" || len(rec.TXT) != 2 {
 		t.Errorf("record data %+v", rec)
 	}
 	var fetch fetchData
-	if err := json.Unmarshal(s["policy fetch"].Data, &fetch); err != nil {
+	if err := json.Unmarshal(s["fetch"].Data, &fetch); err != nil {
 		t.Fatal(err)
 	}
 	want := policyText("enforce", "604800", "mail.good.example", "*.mx.good.example")
@@ -314,13 +314,13 @@ func TestCheckJSONData(t *testing.T) {
 		t.Errorf("policy data %+v", pol)
 	}
 	var mx []mxData
-	if err := json.Unmarshal(s["MX"].Data, &mx); err != nil {
+	if err := json.Unmarshal(s["mx"].Data, &mx); err != nil {
 		t.Fatal(err)
 	}
 	if len(mx) != 2 || mx[0].Host != "mail.good.example" || mx[0].Allowed == nil || !*mx[0].Allowed || mx[1].Pattern != "*.mx.good.example" {
 		t.Errorf("mx data %+v", mx)
 	}
-	if s["STARTTLS"] != nil {
+	if s["starttls"] != nil {
 		t.Errorf("STARTTLS step without --starttls")
 	}
 }
@@ -331,13 +331,13 @@ func TestCheckSTARTTLS(t *testing.T) {
 	w := newWorld(t)
 	_, _, steps := checkJSON(t, w, "--starttls", "good.example", "badmx.example")
 	var good []starttlsResult
-	if err := json.Unmarshal(steps["good.example"]["STARTTLS"].Data, &good); err != nil {
+	if err := json.Unmarshal(steps["good.example"]["starttls"].Data, &good); err != nil {
 		t.Fatal(err)
 	}
 	if len(good) != 2 || good[0].TLSVersion != "TLS 1.3" || !good[0].STARTTLS || good[0].Cert == nil || good[0].Cert.Subject != "CN=mail.good.example" || good[1].Cert.Subject != "CN=*.mx.good.example" {
 		t.Errorf("good STARTTLS data %+v", good)
 	}
-	bad := steps["badmx.example"]["STARTTLS"].messages(statusFail)
+	bad := steps["badmx.example"]["starttls"].messages(statusFail)
 	for _, want := range []string{
 		"mail.badmx.example (127.0.0.1:",                                      // connected, TLS worked
 		"certificate is valid for mail.other.example, not mail.badmx.example", // name mismatch
@@ -392,5 +392,20 @@ func TestCheckText(t *testing.T) {
 	}
 	if stderr != "" {
 		t.Errorf("stderr %q, want nothing for fast steps", stderr)
+	}
+}
+
+// Without a valid record, check still fetches the policy, and says that a
+// sender would not have.
+func TestCheckFetchWithoutRecord(t *testing.T) {
+	w := newWorld(t)
+	_, _, steps := checkJSON(t, w, "norecord.example", "badrecord.example", "good.example")
+	for _, d := range []string{"norecord.example", "badrecord.example"} {
+		if !strings.Contains(steps[d]["fetch"].messages(statusInfo), "senders do not fetch the policy") {
+			t.Errorf("%s: fetch findings %+v lack the note", d, steps[d]["fetch"].Findings)
+		}
+	}
+	if steps["good.example"]["fetch"].messages(statusInfo) != "" {
+		t.Errorf("good.example: note where the record is valid")
 	}
 }
