@@ -353,9 +353,8 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		data.Error = err.Error()
 		data.ResultType = mtasts.TLSReportResultType(err)
 		data.FailureCode = mtasts.TLSReportFailureReason(err)
-		var certErr bool
-		if data.ResultType == mtasts.ResultWebPKIInvalid {
-			certErr = true
+		certErr := data.ResultType == mtasts.ResultWebPKIInvalid
+		if certErr {
 			// Show the certificate that failed, from a second,
 			// non-verifying connection.
 			c.step(ctx, "reading the certificate of "+host, func(ctx context.Context) {
@@ -401,18 +400,16 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		ps.add(statusInfo, "no policy to check")
 		return nil
 	}
+	// The same lint as "mtasts policy": it parses the text as FetchPolicy
+	// did, and adds line numbers and warnings.
 	lint := lintPolicy(url, text)
-	if policy != nil {
-		ps.Data = newPolicyJSON(policy)
-		ps.add(statusPass, "mode %s, max_age %d (%s)", policy.Mode, policy.MaxAgeSeconds, humanDuration(time.Duration(policy.MaxAgeSeconds)*time.Second))
-		mx := make([]string, len(policy.MX))
-		for i, m := range policy.MX {
-			mx[i] = m.String()
+	if pj := lint.Policy; pj != nil {
+		ps.Data = pj
+		ps.add(statusPass, "mode %s, max_age %d (%s)", pj.Mode, pj.MaxAgeSeconds, pj.MaxAge)
+		if len(pj.MX) > 0 {
+			ps.field("mx", strings.Join(pj.MX, "\n"))
 		}
-		if len(mx) > 0 {
-			ps.field("mx", strings.Join(mx, "\n"))
-		}
-		switch policy.Mode {
+		switch mtasts.Mode(pj.Mode) {
 		case mtasts.ModeTesting:
 			ps.add(statusInfo, "mode testing: senders report failures (TLS-RPT) but deliver anyway")
 		case mtasts.ModeNone:

@@ -49,6 +49,9 @@ func newWorld(t *testing.T) *world {
 		"mta-sts.badcert.example": policyText("enforce", "604800", "mail.badcert.example"),
 		"mta-sts.syntax.example":  "version: STSv1\nmode: enforce\nmx: mail.syntax.example\nmax_age: 1w\n",
 		"mta-sts.badmx.example":   policyText("enforce", "604800", "mail.badmx.example", "expired.badmx.example"),
+		"mta-sts.none.example":    "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n",
+		"mta-sts.nullmx.example":  policyText("enforce", "604800", "mail.nullmx.example"),
+		"mta-sts.nomx.example":    policyText("enforce", "604800", "nomx.example"),
 	}
 	handlers := map[string]http.Handler{}
 	for host, text := range policies {
@@ -61,6 +64,15 @@ func newWorld(t *testing.T) *world {
 			io.WriteString(w, text)
 		})
 	}
+	handlers["mta-sts.html.example"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, policyText("enforce", "604800", "mail.html.example"))
+	})
+	handlers["mta-sts.redirect.example"] = http.RedirectHandler("https://mta-sts.good.example/.well-known/mta-sts.txt", http.StatusMovedPermanently)
+	certs := map[string]tls.Certificate{}
+	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
+		certs["mta-sts."+d+".example"] = ca.issue(t, later, "mta-sts."+d+".example")
+	}
 	httpsPort := startHTTPS(t, map[string]tls.Certificate{
 		"mta-sts.good.example":    ca.issue(t, later, "mta-sts.good.example"),
 		"mta-sts.warn.example":    ca.issue(t, soon, "mta-sts.warn.example"),
@@ -68,7 +80,7 @@ func newWorld(t *testing.T) *world {
 		"mta-sts.badcert.example": ca.issue(t, later, "www.badcert.example"),
 		"mta-sts.syntax.example":  ca.issue(t, later, "mta-sts.syntax.example"),
 		"mta-sts.badmx.example":   ca.issue(t, later, "mta-sts.badmx.example"),
-	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	}, certs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, _, err := net.SplitHostPort(r.Host)
 		if err != nil {
 			host = r.Host
@@ -131,6 +143,15 @@ func newWorld(t *testing.T) *world {
 		"mail.badmx.example.":     {a: loopback},
 		"expired.badmx.example.":  {a: loopback},
 	}
+	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
+		zones["_mta-sts."+d+".example."] = zone{txt: rec("v=STSv1; id=8")}
+		zones["mta-sts."+d+".example."] = zone{a: loopback}
+	}
+	zones["none.example."] = zone{mx: []mxRecord{{10, "anything.example."}}}
+	zones["nullmx.example."] = zone{mx: []mxRecord{{0, "."}}}
+	zones["nomx.example."] = zone{a: loopback}
+	zones["html.example."] = zone{}
+	zones["redirect.example."] = zone{}
 	dns := startDNS(t, zones)
 	return &world{
 		ca:  ca,
@@ -244,6 +265,21 @@ func TestCheckDomains(t *testing.T) {
 		{"badmx.example", exitFail, want{statusFail,
 			map[string]status{"mx": statusFail, "starttls": statusFail},
 			map[string]string{"mx": "nodns.badmx.example (preference 30): not allowed", "starttls": "certificate not valid for mail.badmx.example"}}},
+		{"none.example", exitFail, want{statusFail, // anything.example has no address
+			map[string]status{"fetch": statusPass, "policy": statusPass, "mx": statusInfo, "starttls": statusFail},
+			map[string]string{"policy": "mode none: senders treat the domain as having no policy", "mx": "anything.example (preference 10): mode none, not matched"}}},
+		{"nullmx.example", exitOK, want{statusWarn,
+			map[string]status{"policy": statusPass, "mx": statusInfo, "starttls": statusInfo},
+			map[string]string{"mx": "null MX (RFC 7505)"}}},
+		{"nomx.example", exitFail, want{statusFail, // the SMTP server has no certificate for nomx.example
+			map[string]status{"policy": statusPass, "mx": statusPass, "starttls": statusFail},
+			map[string]string{"mx": "nomx.example (preference 0): allowed by mx nomx.example"}}},
+		{"html.example", exitFail, want{statusFail,
+			map[string]status{"fetch": statusFail, "policy": statusInfo},
+			map[string]string{"fetch": `media type "text/html", expected text/plain`}}},
+		{"redirect.example", exitFail, want{statusFail,
+			map[string]status{"fetch": statusFail, "policy": statusInfo},
+			map[string]string{"fetch": "redirect (status 301"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.domain, func(t *testing.T) {

@@ -108,9 +108,11 @@ func usagef(format string, args ...any) error {
 // errHelp asks for the help text on stdout and exit status 0.
 var errHelp = errors.New("help requested")
 
-func run(ctx context.Context, args []string, io *stdio) int {
+// run is the command: it runs the subcommand named by args[0] with the rest
+// of args, and returns the exit status.
+func run(ctx context.Context, args []string, sio *stdio) int {
 	if len(args) == 0 {
-		fmt.Fprint(io.out, usageText)
+		fmt.Fprint(sio.out, usageText)
 		return exitUsage
 	}
 	var (
@@ -120,15 +122,15 @@ func run(ctx context.Context, args []string, io *stdio) int {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "check":
-		code, err = runCheck(ctx, rest, io)
+		code, err = runCheck(ctx, rest, sio)
 	case "policy":
-		code, err = runPolicy(rest, io)
+		code, err = runPolicy(rest, sio)
 	case "record":
-		code, err = runRecord(rest, io)
+		code, err = runRecord(rest, sio)
 	case "serve":
-		code, err = runServe(ctx, rest, io)
+		code, err = runServe(ctx, rest, sio)
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(io.out, usageText)
+		fmt.Fprint(sio.out, usageText)
 		return exitOK
 	default:
 		err = usagef("unknown command %q", cmd)
@@ -136,13 +138,13 @@ func run(ctx context.Context, args []string, io *stdio) int {
 	var uerr usageError
 	switch {
 	case errors.Is(err, errHelp):
-		fmt.Fprint(io.out, usageText)
+		fmt.Fprint(sio.out, usageText)
 		return exitOK
 	case errors.As(err, &uerr):
-		fmt.Fprintf(io.err, "mtasts: %s (run \"mtasts help\" for usage)\n", oneLine(uerr.msg))
+		fmt.Fprintf(sio.err, "mtasts: %s (run \"mtasts help\" for usage)\n", oneLine(uerr.msg))
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(io.err, "mtasts %s: %s\n", cmd, oneLine(err.Error()))
+		fmt.Fprintf(sio.err, "mtasts %s: %s\n", cmd, oneLine(err.Error()))
 		return exitFail
 	}
 	return code

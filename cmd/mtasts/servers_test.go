@@ -13,6 +13,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -254,8 +255,10 @@ func certsBySNI(certs map[string]tls.Certificate) func(*tls.ClientHelloInfo) (*t
 
 // startHTTPS starts an HTTPS server on loopback presenting certs by SNI,
 // with handler; it returns its port.
-func startHTTPS(t *testing.T, certs map[string]tls.Certificate, handler http.Handler) string {
+func startHTTPS(t *testing.T, certs, more map[string]tls.Certificate, handler http.Handler) string {
 	t.Helper()
+	certs = maps.Clone(certs)
+	maps.Copy(certs, more)
 	srv := httptest.NewUnstartedServer(handler)
 	srv.EnableHTTP2 = true
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are part of the tests
