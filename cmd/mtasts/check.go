@@ -124,7 +124,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 	for _, a := range args {
 		d, err := mtasts.ParseDomain(a)
 		if err != nil {
-			return exitUsage, usagef("check: %v", err)
+			return exitUsage, usagef("check: %s", errText(err))
 		}
 		domains = append(domains, d)
 	}

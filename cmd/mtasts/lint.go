@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/mtasts-go/mtasts"
 )
@@ -187,7 +188,7 @@ func lintPolicy(name, text string) *lintResult {
 			// RFC 8461 3.2: other keys are extensions, which senders
 			// ignore; most often a typo of a known key.
 			if strings.TrimLeft(key, " \t") == key {
-				add(statusWarn, n, key, "unknown key %q: senders ignore it", key)
+				add(statusWarn, n, key, "unknown key %q: senders ignore it%s", key, didYouMean(key))
 			}
 		}
 		if prev, dup := first[key]; dup {
@@ -218,6 +219,25 @@ func lintPolicy(name, text string) *lintResult {
 		res.Normalised = policy.String()
 	}
 	return res
+}
+
+// didYouMean suggests the known key that an unknown one is likely a typo
+// of: equal but for case and the characters "_", "-" and ".".
+func didYouMean(key string) string {
+	squash := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '_' || r == '-' || r == '.' {
+				return -1
+			}
+			return unicode.ToLower(r)
+		}, s)
+	}
+	for _, k := range []string{"version", "mode", "mx", "max_age"} {
+		if squash(key) == squash(k) {
+			return fmt.Sprintf(" (did you mean %q?)", k)
+		}
+	}
+	return ""
 }
 
 func printLint(p *printer, res *lintResult) {

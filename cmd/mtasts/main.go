@@ -96,6 +96,12 @@ Output is coloured only on a terminal, and never when NO_COLOR is set.
 Flags may come before or after the arguments; "--" ends the flags.
 `
 
+// errText returns an error's message without the library's "mtasts: "
+// prefix, which the command's own prefix already says.
+func errText(err error) string {
+	return strings.TrimPrefix(err.Error(), "mtasts: ")
+}
+
 // usageError is a bad command line: one line on stderr, exit status 2.
 type usageError struct{ msg string }
 

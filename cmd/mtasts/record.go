@@ -37,7 +37,7 @@ func runRecord(args []string, sio *stdio) (int, error) {
 	}
 	domain, err := mtasts.ParseDomain(args[0])
 	if err != nil {
-		return exitUsage, usagef("record: %v", err)
+		return exitUsage, usagef("record: %s", errText(err))
 	}
 	fmt.Fprintf(sio.out, "_mta-sts.%s. 3600 IN TXT %q\n", domain.ASCII, rec.String())
 	return exitOK, nil

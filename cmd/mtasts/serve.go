@@ -49,7 +49,7 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	}
 	policy, err := mtasts.ParsePolicy(string(data))
 	if err != nil {
-		return exitFail, fmt.Errorf("%s: %w (run \"mtasts policy %s\" for details)", o.policy, err, o.policy)
+		return exitFail, fmt.Errorf("%s: %s (run \"mtasts policy %s\" for details)", o.policy, errText(err), o.policy)
 	}
 
 	var tlsConfig *tls.Config
