@@ -73,10 +73,10 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	}
 	scheme := "http"
 	if tlsConfig != nil {
-		ln = tls.NewListener(ln, tlsConfig)
 		scheme = "https"
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsConfig,
 		Handler:           mtasts.PolicyHandler(policy),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -88,7 +88,14 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	fmt.Fprintf(sio.err, "mtasts: serving %s (mode %s) at %s://%s%s\n", o.policy, policy.Mode, scheme, ln.Addr(), mtasts.WellKnownPath)
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsConfig != nil {
+			// ServeTLS, unlike Serve on a TLS listener, offers HTTP/2.
+			errc <- srv.ServeTLS(ln, "", "")
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return exitFail, err

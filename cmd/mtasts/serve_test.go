@@ -102,6 +102,7 @@ func TestServeTLSCheck(t *testing.T) {
 		t.Fatalf("check: exit %d\n%s\n%s", code, out, stderr)
 	}
 	for _, want := range []string{
+		"status       200 OK (HTTP/2.0)",
 		"PASS  policy        mode enforce, max_age 1209600 (14 days)",
 		"PASS  MX            mx.served.example (preference 10): allowed by mx mx.served.example",
 		"reports to   mailto:r@served.example",
