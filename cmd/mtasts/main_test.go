@@ -297,3 +297,20 @@ func mustTime(t *testing.T, s string) time.Time {
 	}
 	return tm
 }
+
+// --resolver takes HOST:PORT, or a bare address for port 53.
+func TestResolverAddr(t *testing.T) {
+	tests := map[string]string{
+		"127.0.0.1:5353": "127.0.0.1:5353",
+		"127.0.0.1":      "127.0.0.1:53",
+		"::1":            "[::1]:53",
+		"[::1]:5353":     "[::1]:5353",
+		"":               "",
+	}
+	for in, want := range tests {
+		n, err := newNetwork(in, nil)
+		if err != nil || n.custom != want || (want != "") != (n.resolver.Dial != nil) {
+			t.Errorf("newNetwork(%q): custom %q, %v; want %q", in, n.custom, err, want)
+		}
+	}
+}
