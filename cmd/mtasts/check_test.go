@@ -167,6 +167,9 @@ func newWorld(t *testing.T) *world {
 // environment, and returns its exit status, stdout and stderr.
 func runMain(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
+	// check sets the package's HTTPClient, as a process may; put it back.
+	orig := mtasts.HTTPClient
+	defer func() { mtasts.HTTPClient = orig }()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, &stdio{
 		in:     strings.NewReader(""),
