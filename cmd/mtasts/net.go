@@ -178,13 +178,11 @@ func (n *network) peekCertificate(ctx context.Context, host, port string) (*x509
 type starttlsResult struct {
 	Host       string    `json:"host"`
 	Addr       string    `json:"addr,omitempty"`
-	Banner     string    `json:"banner,omitempty"`
 	STARTTLS   bool      `json:"starttls"`
 	TLSVersion string    `json:"tls_version,omitempty"`
 	Cert       *certInfo `json:"certificate,omitempty"`
 	CertError  string    `json:"certificate_error,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	state      *tls.ConnectionState
 	certErr    error
 }
 
@@ -224,7 +222,6 @@ func (n *network) probeSTARTTLS(ctx context.Context, host string) (*starttlsResu
 		return res, fmt.Errorf("STARTTLS: %w", err)
 	}
 	cs, _ := c.TLSConnectionState()
-	res.state = &cs
 	res.TLSVersion = tls.VersionName(cs.Version)
 	if len(cs.PeerCertificates) > 0 {
 		res.Cert = newCertInfo(cs.PeerCertificates[0], time.Now())
