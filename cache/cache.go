@@ -1,0 +1,528 @@
+// Package cache keeps MTA-STS policies as RFC 8461 section 5 requires, so
+// that outbound delivery code asks one question per message, "which policy
+// applies to this domain now?", and gets the answer from memory in well under
+// a microsecond.
+//
+// A valid cached policy is applied until it expires, whatever happens to the
+// TXT record or the policy host meanwhile: an attacker who strips the record
+// or blocks the fetch cannot turn a cached enforce policy off (RFC 8461 5.1,
+// 10). Concurrent requests for a domain share one TXT lookup and at most one
+// HTTPS fetch. Policies persist beyond the process through a Store: a file
+// store is included, and a fleet can plug in its own.
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// Options configure a Cache. Only Resolver is required.
+type Options struct {
+	// Resolver looks up _mta-sts TXT records, e.g. &adns.Resolver{}.
+	Resolver mtasts.Resolver
+
+	// Store keeps policies beyond the cache's memory. Default: a
+	// MemoryStore of MaxEntries entries.
+	Store Store
+
+	// MaxEntries bounds the domains held in memory; the least recently
+	// used is dropped to make room. Default 10000.
+	MaxEntries int
+
+	// CheckInterval is how often, at most, the TXT record of a domain
+	// with a cached policy is looked up to see whether its id changed
+	// (RFC 8461 5.1). The check runs in the background: the cached
+	// policy is returned at once. Default 1 hour.
+	CheckInterval time.Duration
+
+	// RefreshAge is the age after which Run fetches a policy still in use
+	// again, before it expires (RFC 8461 3.3, "proactively refresh ...
+	// once per day"); at most half the policy's lifetime. Default 24
+	// hours.
+	RefreshAge time.Duration
+
+	// Backoff is how long, after a failed fetch, the cache makes no new
+	// attempt for the domain (RFC 8461 3.3: "five minutes or longer"), and
+	// how long it remembers that a domain has no policy. Default 5
+	// minutes.
+	Backoff time.Duration
+
+	// RunInterval is how often Run looks for policies to refresh and
+	// entries to drop. Default 1 minute.
+	RunInterval time.Duration
+
+	// Timeout bounds one TXT lookup and policy fetch. Default 90 seconds:
+	// the one minute of mtasts.FetchTimeout and time for DNS.
+	Timeout time.Duration
+
+	// Logger receives warnings about failed refreshes and stores. Default:
+	// nothing is logged.
+	Logger *slog.Logger
+
+	// LookupRecord and FetchPolicy replace mtasts.LookupRecord and
+	// mtasts.FetchPolicy, e.g. in tests. Default: those functions.
+	LookupRecord func(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error)
+	FetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
+}
+
+// Result is the cache's answer for a domain.
+type Result struct {
+	// Policy is the policy to apply; nil means the domain has no usable
+	// policy and mail is delivered as without MTA-STS (RFC 8461 5.1).
+	// A policy in mode none is returned as such.
+	Policy *mtasts.Policy
+	// Text is the policy as fetched, and RecordID the id of the TXT
+	// record that announced it.
+	Text     string
+	RecordID string
+	// Fetched and Expires are when the policy was fetched and when it
+	// stops being valid.
+	Fetched time.Time
+	Expires time.Time
+	// Fresh is set when the policy was fetched from the network for this
+	// call, or for a call it waited for; clear when it came from memory or
+	// the store.
+	Fresh bool
+
+	// Err is the latest failure to discover or fetch the domain's policy,
+	// also when a cached Policy still applies; nil when the last attempt
+	// succeeded or the domain simply publishes no policy. ResultType and
+	// FailureReason describe Err for a TLS report (RFC 8460 4.3):
+	// mtasts.TLSReportResultType and mtasts.TLSReportFailureReason.
+	Err           error
+	ResultType    string
+	FailureReason string
+}
+
+// snapshot is what the cache knows of a domain at one time. It is never
+// changed once published; a new one replaces it.
+type snapshot struct {
+	policy   *mtasts.Policy // nil: no usable policy
+	text, id string
+	fetched  time.Time
+	expires  time.Time
+
+	err           error // latest failure, with its report fields
+	resultType    string
+	reason        string
+	retryAt       time.Time // no network attempt before this time
+	failedID      string    // the record id whose fetch failed
+}
+
+func (s *snapshot) valid(now time.Time) bool {
+	return s != nil && s.policy != nil && now.Before(s.expires)
+}
+
+func (s *snapshot) result(fresh bool) Result {
+	return Result{
+		Policy: s.policy, Text: s.text, RecordID: s.id, Fetched: s.fetched, Expires: s.expires, Fresh: fresh,
+		Err: s.err, ResultType: s.resultType, FailureReason: s.reason,
+	}
+}
+
+// withErr returns a copy of s that reports err.
+func (s *snapshot) withErr(err error) *snapshot {
+	n := *s
+	n.err, n.resultType, n.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
+	if err == nil {
+		n.failedID, n.retryAt = "", time.Time{}
+	}
+	return &n
+}
+
+// item holds one domain in memory.
+type item struct {
+	domain    mtasts.Domain
+	snap      atomic.Pointer[snapshot]
+	lastUsed  atomic.Int64 // unix nanoseconds
+	checkedAt atomic.Int64 // unix nanoseconds of the last TXT lookup
+}
+
+// call is one running update of a domain, which concurrent callers share.
+type call struct {
+	done chan struct{}
+	res  Result
+}
+
+// errClosed is the error of results from a closed cache.
+var errClosed = errors.New("cache: closed")
+
+// Cache holds MTA-STS policies. It is safe for concurrent use. Create it
+// with New, run Run in a goroutine for proactive refreshes, and Close it when
+// done.
+type Cache struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics
+
+	ctx    context.Context // canceled by Close; the parent of all network work
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// items holds an *item per A-label domain. A sync.Map: hits, the
+	// common case by far, read it without a lock or a shared write, so
+	// they scale across cores; additions, rare, are serialized by mu.
+	items  sync.Map
+	mu     sync.Mutex
+	nitems int
+
+	callMu sync.Mutex
+	calls  map[string]*call
+}
+
+// New returns a Cache with opts; it returns an error when opts.Resolver is
+// nil.
+func New(opts Options) (*Cache, error) {
+	if opts.Resolver == nil {
+		return nil, errors.New("cache: Options.Resolver is required")
+	}
+	setDefault(&opts.MaxEntries, 10000)
+	setDefault(&opts.CheckInterval, time.Hour)
+	setDefault(&opts.RefreshAge, 24*time.Hour)
+	setDefault(&opts.Backoff, 5*time.Minute)
+	setDefault(&opts.RunInterval, time.Minute)
+	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore(opts.MaxEntries)
+	}
+	if opts.LookupRecord == nil {
+		opts.LookupRecord = mtasts.LookupRecord
+	}
+	if opts.FetchPolicy == nil {
+		opts.FetchPolicy = mtasts.FetchPolicy
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{
+		opts:  opts,
+		log:   log,
+		calls: map[string]*call{},
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.metrics = newMetrics(c)
+	return c, nil
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// Get returns the policy to apply to mail for domain now (RFC 8461 5.1).
+//
+// A valid policy in memory is returned at once, without allocating; if its
+// TXT record was last checked more than CheckInterval ago, a check starts in
+// the background. Otherwise Get waits for the one lookup and fetch that all
+// concurrent callers for domain share, or for ctx: when ctx ends first, the
+// Result has no policy and ctx's error, and the shared work goes on for the
+// others. Get never fails for a store's sake.
+func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
+	now := time.Now()
+	if v, ok := c.items.Load(domain.ASCII); ok {
+		it := v.(*item)
+		it.touch(now)
+		s := it.snap.Load()
+		if s.valid(now) {
+			c.metrics.hits.Inc()
+			// RFC 8461 5.1 asks for the record to be checked; do it at
+			// most once per CheckInterval, off the caller's path. The
+			// caller that moves checkedAt starts the check.
+			if last := it.checkedAt.Load(); now.UnixNano()-last >= int64(c.opts.CheckInterval) && it.checkedAt.CompareAndSwap(last, now.UnixNano()) {
+				c.start(domain, false)
+			}
+			return s.result(false)
+		}
+		if s != nil && s.policy == nil && now.Before(s.retryAt) {
+			// Known to have no policy, or backing off after a
+			// failure (RFC 8461 3.3).
+			c.metrics.hits.Inc()
+			return s.result(false)
+		}
+	}
+	c.metrics.misses.Inc()
+	cl := c.start(domain, false)
+	select {
+	case <-cl.done:
+		return cl.res
+	case <-ctx.Done():
+		err := ctx.Err()
+		return Result{Err: err, ResultType: mtasts.TLSReportResultType(err), FailureReason: mtasts.TLSReportFailureReason(err)}
+	}
+}
+
+// touch records a use of the item; it writes at most once a second, so that
+// parallel hits on one domain do not fight over its cache line.
+func (it *item) touch(now time.Time) {
+	n := now.UnixNano()
+	if n-it.lastUsed.Load() > int64(time.Second) {
+		it.lastUsed.Store(n)
+	}
+}
+
+// start returns the running update of domain, starting one if none runs. A
+// full update fetches the policy even when the record's id is unchanged.
+func (c *Cache) start(domain mtasts.Domain, full bool) *call {
+	c.callMu.Lock()
+	defer c.callMu.Unlock()
+	if cl := c.calls[domain.ASCII]; cl != nil {
+		return cl
+	}
+	cl := &call{done: make(chan struct{})}
+	if err := c.ctx.Err(); err != nil {
+		// Closed: no new background work.
+		cl.res = Result{Err: errClosed, ResultType: mtasts.TLSReportResultType(errClosed)}
+		close(cl.done)
+		return cl
+	}
+	c.calls[domain.ASCII] = cl
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		res, checkNext := c.update(domain, full)
+		cl.res = res
+		c.callMu.Lock()
+		delete(c.calls, domain.ASCII)
+		c.callMu.Unlock()
+		close(cl.done)
+		if checkNext && c.ctx.Err() == nil {
+			// A policy loaded from the store: check its record now,
+			// in the background.
+			c.start(domain, false)
+		}
+	}()
+	return cl
+}
+
+// item returns the item of domain, adding it, and making room for it, when
+// it is not in memory.
+func (c *Cache) item(domain mtasts.Domain, now time.Time) *item {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.items.Load(domain.ASCII); ok {
+		return v.(*item)
+	}
+	if c.nitems >= c.opts.MaxEntries {
+		c.evictLocked()
+	}
+	it := &item{domain: domain}
+	it.lastUsed.Store(now.UnixNano())
+	c.items.Store(domain.ASCII, it)
+	c.nitems++
+	return it
+}
+
+// removeLocked drops it from memory, if it is still there.
+func (c *Cache) removeLocked(it *item) {
+	if c.items.CompareAndDelete(it.domain.ASCII, it) {
+		c.nitems--
+	}
+}
+
+// evictLocked drops the least recently used item. Adding a domain is rare
+// next to hits, and comes with network work, so a scan is cheap enough.
+func (c *Cache) evictLocked() {
+	var oldest *item
+	c.items.Range(func(_, v any) bool {
+		if it := v.(*item); oldest == nil || it.lastUsed.Load() < oldest.lastUsed.Load() {
+			oldest = it
+		}
+		return true
+	})
+	if oldest != nil {
+		c.removeLocked(oldest)
+	}
+}
+
+// update brings the cache's knowledge of domain up to date: the store when
+// the domain is not in memory, then the TXT record, then, when the record
+// announces a policy the cache does not have (or for a full refresh), the
+// policy. It returns the new result, and whether a policy loaded from the
+// store wants its record checked.
+func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	defer cancel()
+	now := time.Now()
+	it := c.item(domain, now)
+	s := it.snap.Load()
+
+	if s == nil {
+		if ls := c.load(ctx, domain, now); ls != nil {
+			it.snap.Store(ls)
+			return ls.result(false), true
+		}
+	}
+
+	// RFC 8461 5.1: look the TXT record up; a new id means a new policy.
+	record, _, err := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
+	it.checkedAt.Store(now.UnixNano())
+	if err != nil {
+		return c.failed(it, s, "", err, now), false
+	}
+	if s.valid(now) && record.ID == s.id && !full {
+		if s.err != nil {
+			s = s.withErr(nil)
+			it.snap.Store(s)
+		}
+		return s.result(false), false
+	}
+	if s != nil && s.failedID == record.ID && now.Before(s.retryAt) {
+		// RFC 8461 3.3: after a failed fetch, "limit further attempts
+		// to a period of five minutes or longer per version ID".
+		return s.result(false), false
+	}
+
+	policy, text, err := c.opts.FetchPolicy(ctx, domain)
+	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+	if full {
+		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+	}
+	if err != nil {
+		return c.failed(it, s, record.ID, err, now), false
+	}
+	ns := &snapshot{policy: policy, text: text, id: record.ID, fetched: now, expires: now.Add(policy.MaxAge())}
+	it.snap.Store(ns)
+	e := Entry{Domain: domain.ASCII, RecordID: record.ID, Policy: text, Fetched: now, Expires: ns.expires}
+	if err := c.opts.Store.Save(ctx, e); err != nil {
+		c.storeError("save", domain, err)
+	}
+	return ns.result(true), false
+}
+
+// failed records a failed lookup or fetch. A valid cached policy stays, and
+// reports the failure (RFC 8461 3.3, 5.1: "if no live policy can be
+// discovered ... but a valid (non-expired) policy exists in the sender's
+// cache, the sender MUST apply that cached policy"). Without one, the domain
+// has no policy until the back-off ends. A domain without a record simply has
+// none: that is not reported as a failure.
+func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Time) Result {
+	if s.valid(now) {
+		c.log.Warn("mta-sts: refreshing cached policy failed, keeping it", "domain", it.domain.LogString(), "mode", s.policy.Mode, "err", err)
+		ns := s.withErr(err)
+		if id != "" {
+			ns.failedID, ns.retryAt = id, now.Add(c.opts.Backoff)
+		}
+		it.snap.Store(ns)
+		return ns.result(false)
+	}
+	ns := &snapshot{retryAt: now.Add(c.opts.Backoff), failedID: id}
+	if !errors.Is(err, mtasts.ErrNoRecord) {
+		ns.err, ns.resultType, ns.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
+	}
+	it.snap.Store(ns)
+	return ns.result(false)
+}
+
+// load returns the domain's policy from the store, or nil when the store has
+// none that is valid.
+func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *snapshot {
+	e, ok, err := c.opts.Store.Load(ctx, domain.ASCII)
+	if err != nil {
+		c.storeError("load", domain, err)
+		return nil
+	}
+	if !ok || !now.Before(e.Expires) {
+		return nil
+	}
+	policy, err := mtasts.ParsePolicy(e.Policy)
+	if err != nil {
+		c.storeError("load", domain, err)
+		return nil
+	}
+	// The stored expiry stands, but never beyond what the policy allows.
+	expires := e.Expires
+	if limit := e.Fetched.Add(policy.MaxAge()); limit.Before(expires) {
+		expires = limit
+	}
+	if !now.Before(expires) {
+		return nil
+	}
+	return &snapshot{policy: policy, text: e.Policy, id: e.RecordID, fetched: e.Fetched, expires: expires}
+}
+
+func (c *Cache) storeError(op string, domain mtasts.Domain, err error) {
+	c.metrics.storeErrors.WithLabelValues(op).Inc()
+	c.log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
+}
+
+// Run refreshes policies in use before they expire, and drops domains not
+// used for longer than their policy's lifetime, every RunInterval until ctx
+// ends or the cache is closed. It returns ctx's error, or nil after Close.
+//
+// A policy is fetched again once it is RefreshAge old (at most half its
+// lifetime), whether or not its id changed, so a domain that gets mail daily
+// never lapses (RFC 8461 3.3, 10.2).
+func (c *Cache) Run(ctx context.Context) error {
+	ticker := time.NewTicker(c.opts.RunInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return nil
+		case now := <-ticker.C:
+			c.sweep(now)
+		}
+	}
+}
+
+// sweep is one round of Run.
+func (c *Cache) sweep(now time.Time) {
+	var drop []*item
+	c.items.Range(func(_, v any) bool {
+		it := v.(*item)
+		s := it.snap.Load()
+		if s == nil {
+			return true
+		}
+		lifetime := s.expires.Sub(s.fetched)
+		if s.policy == nil {
+			lifetime = c.opts.Backoff
+		}
+		idle := now.Sub(time.Unix(0, it.lastUsed.Load()))
+		switch {
+		case idle > lifetime:
+			drop = append(drop, it)
+		case s.valid(now) && now.Sub(s.fetched) >= min(c.opts.RefreshAge, lifetime/2) && !now.Before(s.retryAt):
+			c.start(it.domain, true)
+		}
+		return true
+	})
+
+	for _, it := range drop {
+		c.mu.Lock()
+		c.removeLocked(it)
+		c.mu.Unlock()
+		if s := it.snap.Load(); s != nil && s.policy != nil {
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+			if err := c.opts.Store.Delete(ctx, it.domain.ASCII); err != nil {
+				c.storeError("delete", it.domain, err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close stops Run and the cache's background work, and waits for it to end.
+// Get after Close returns results with an error.
+func (c *Cache) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Len returns the number of domains in memory.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nitems
+}

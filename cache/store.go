@@ -1,0 +1,109 @@
+package cache
+
+import (
+	"container/list"
+	"context"
+	"sync"
+	"time"
+)
+
+// Entry is a policy as a Store keeps it: the raw text, re-parsed on load, so
+// that any store can hold it as bytes.
+type Entry struct {
+	// Domain is the policy domain in A-label form, e.g.
+	// "xn--bcher-kva.example".
+	Domain string
+	// RecordID is the id of the TXT record that announced the policy.
+	RecordID string
+	// Policy is the policy text as fetched.
+	Policy string
+	// Fetched is when the policy was fetched over HTTPS.
+	Fetched time.Time
+	// Expires is when the policy stops being valid: Fetched plus its
+	// max_age, capped at mtasts.MaxAgeLimit (RFC 8461 3.2, 5.1).
+	Expires time.Time
+}
+
+// Store keeps policies beyond the cache's memory: across restarts (a file
+// store), or across a fleet of MTAs (a store in Redis, say).
+//
+// The cache keeps what it uses in memory and calls the store only when a
+// domain is not in memory (Load) and after each successful fetch (Save), so
+// a store may be slow. A store may fail: the cache reports the error through
+// its logger and metrics and goes on without it; a failing store never fails
+// a delivery. Implementations must be safe for concurrent use, must honour
+// the context, and should forget an entry at its Expires time.
+type Store interface {
+	// Load returns the entry of domain; ok is false when there is none.
+	// An entry that cannot be read or decoded is an error, not a panic.
+	Load(ctx context.Context, domain string) (e Entry, ok bool, err error)
+	// Save stores e, replacing any entry of e.Domain.
+	Save(ctx context.Context, e Entry) error
+	// Delete removes the entry of domain, if any.
+	Delete(ctx context.Context, domain string) error
+}
+
+// MemoryStore is a Store in memory, bounded to a number of entries: saving
+// one more evicts the least recently used. It is the cache's default store
+// and is safe for concurrent use.
+type MemoryStore struct {
+	max int
+
+	mu      sync.Mutex
+	order   *list.List // of Entry, most recently used first
+	entries map[string]*list.Element
+}
+
+// NewMemoryStore returns a MemoryStore holding at most limit entries; limit below
+// 1 means 1.
+func NewMemoryStore(limit int) *MemoryStore {
+	return &MemoryStore{max: max(limit, 1), order: list.New(), entries: map[string]*list.Element{}}
+}
+
+// Load implements Store.
+func (s *MemoryStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	el, ok := s.entries[domain]
+	if !ok {
+		return Entry{}, false, nil
+	}
+	s.order.MoveToFront(el)
+	return el.Value.(Entry), true, nil
+}
+
+// Save implements Store.
+func (s *MemoryStore) Save(ctx context.Context, e Entry) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.entries[e.Domain]; ok {
+		el.Value = e
+		s.order.MoveToFront(el)
+		return nil
+	}
+	s.entries[e.Domain] = s.order.PushFront(e)
+	for s.order.Len() > s.max {
+		last := s.order.Back()
+		s.order.Remove(last)
+		delete(s.entries, last.Value.(Entry).Domain)
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if el, ok := s.entries[domain]; ok {
+		s.order.Remove(el)
+		delete(s.entries, domain)
+	}
+	return nil
+}
+
+// Len returns the number of entries.
+func (s *MemoryStore) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.order.Len()
+}
