@@ -108,11 +108,11 @@ type snapshot struct {
 	fetched  time.Time
 	expires  time.Time
 
-	err           error // latest failure, with its report fields
-	resultType    string
-	reason        string
-	retryAt       time.Time // no network attempt before this time
-	failedID      string    // the record id whose fetch failed
+	err        error // latest failure, with its report fields
+	resultType string
+	reason     string
+	retryAt    time.Time // no network attempt before this time
+	failedID   string    // the record id whose fetch failed
 }
 
 func (s *snapshot) valid(now time.Time) bool {
