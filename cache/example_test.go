@@ -1,0 +1,62 @@
+package cache_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/mtaststest"
+)
+
+// Delivery code asks the cache once per message and applies the answer to
+// each MX host. Here the DNS and the policy host are the test kit's; in
+// production, Resolver is &adns.Resolver{} and mtasts.HTTPClient is left as
+// it is.
+func Example() {
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	server, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: *.mail.example.com\nmax_age: 604800\n")
+	defer server.Install()()
+
+	c, err := cache.New(cache.Options{Resolver: resolver})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go c.Run(ctx) // proactive refresh
+
+	domain, _ := mtasts.ParseDomain("example.com")
+	for range 2 {
+		r := c.Get(ctx, domain)
+		if r.Err != nil {
+			// Report r.ResultType and r.FailureReason (RFC 8460);
+			// r.Policy, if set, still applies.
+			fmt.Println("report:", r.ResultType, r.FailureReason)
+		}
+		if r.Policy == nil || r.Policy.Mode == mtasts.ModeNone {
+			fmt.Println("deliver without MTA-STS")
+			continue
+		}
+		for _, name := range []string{"mx1.mail.example.com", "mx.other.example"} {
+			mx, _ := mtasts.ParseDomain(name)
+			allowed := r.Policy.Matches(mx)
+			fmt.Printf("fresh=%v %s allowed=%v enforce=%v\n", r.Fresh, name, allowed, r.Policy.Mode == mtasts.ModeEnforce)
+		}
+	}
+	fmt.Println("fetches:", server.Requests("example.com"))
+	// Output:
+	// fresh=true mx1.mail.example.com allowed=true enforce=true
+	// fresh=true mx.other.example allowed=false enforce=true
+	// fresh=false mx1.mail.example.com allowed=true enforce=true
+	// fresh=false mx.other.example allowed=false enforce=true
+	// fetches: 1
+}
