@@ -1,0 +1,333 @@
+// Package integration tests the mtasts library against the servers it meets
+// in production: unbound as the DNS resolver, nginx as the policy host. The
+// tests start both on loopback, on free ports, in a temporary directory, and
+// stop them when done.
+//
+// unbound is the DNS server because it is what MTAs commonly run as their
+// local resolver: it follows CNAME chains for its clients, serves a zone file
+// authoritatively (auth-zone) and answers SERVFAIL for an unreachable zone,
+// so one server covers every case. It runs unprivileged with a config file
+// of our own, no root paths, no chroot.
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mjl-/adns"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+const goodPolicy = "version: STSv1\nmode: enforce\nmx: mail.example.test\nmx: *.mx.example.test\nmax_age: 604800\n"
+
+// env is a running unbound and nginx, and a resolver and HTTP client
+// pointed at them as a user would point theirs.
+type env struct {
+	resolver *adns.Resolver
+	client   *http.Client
+}
+
+// policy domains served by nginx, below example.test.
+var policyDomains = []string{"good", "crlf", "charset", "html", "missing", "redirect", "big", "cname", "split", "spf"}
+
+func setup(t *testing.T) *env {
+	unboundBin := binary(t, "unbound", "unbound")
+	nginxBin := binary(t, "nginx", "nginx")
+	dir := t.TempDir()
+
+	var names []string
+	for _, d := range policyDomains {
+		names = append(names, "mta-sts."+d+".example.test")
+	}
+	roots := testCA(t, dir, names...)
+
+	// DNS: one zone, example.test, served by unbound as an auth-zone, and
+	// broken.test, delegated to a port where nothing answers.
+	var zone strings.Builder
+	zone.WriteString("$ORIGIN example.test.\n$TTL 60\n")
+	zone.WriteString("@ IN SOA ns.example.test. hostmaster.example.test. 1 3600 600 86400 60\n@ IN NS ns.example.test.\nns IN A 127.0.0.1\n")
+	for _, d := range policyDomains {
+		fmt.Fprintf(&zone, "mta-sts.%s IN A 127.0.0.1\nmta-sts.%s IN AAAA ::1\n", d, d)
+	}
+	for _, d := range []string{"good", "crlf", "charset", "html", "missing", "redirect", "big"} {
+		fmt.Fprintf(&zone, "_mta-sts.%s IN TXT \"v=STSv1; id=%s1\"\n", d, d)
+	}
+	// A record of several strings, longer than 255 bytes, with an
+	// extension; RFC 8461 3.1 has them joined without spaces.
+	fmt.Fprintf(&zone, "_mta-sts.split IN TXT \"v=STSv1; id=split1; ext=\" \"%s\" \"%s\"\n", strings.Repeat("a", 200), strings.Repeat("b", 200))
+	// A CNAME chain to the TXT record (RFC 8461 3.1, 8.2 delegation).
+	zone.WriteString("_mta-sts.cname IN CNAME _mta-sts.hop\n_mta-sts.hop IN CNAME _mta-sts.good\n")
+	zone.WriteString("_mta-sts.spf IN TXT \"v=spf1 -all\"\n_mta-sts.spf IN TXT \"v=STSv1; id=spf1\"\n")
+	zone.WriteString("_mta-sts.two IN TXT \"v=STSv1; id=one\"\n_mta-sts.two IN TXT \"v=STSv1; id=two\"\n")
+	zone.WriteString("_mta-sts.invalid IN TXT \"v=STSv1; id=not-valid\"\n")
+	zone.WriteString("_mta-sts.nopolicyhost IN TXT \"v=STSv1; id=x\"\n")
+	zonePath := filepath.Join(dir, "example.test.zone")
+	if err := os.WriteFile(zonePath, []byte(zone.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	dnsPort := freePort(t)
+	deadPort := freePort(t) // nothing listens here
+	unboundConf := fmt.Sprintf(`server:
+	interface: 127.0.0.1
+	port: %d
+	do-ip6: no
+	do-daemonize: no
+	username: ""
+	chroot: ""
+	directory: %q
+	pidfile: %q
+	use-syslog: no
+	logfile: ""
+	verbosity: 1
+	access-control: 127.0.0.0/8 allow
+	module-config: "iterator"
+	do-not-query-localhost: no
+	outbound-msg-retry: 1
+	# "test." is one of unbound's default local zones (RFC 6761); serve it.
+	local-zone: "test." nodefault
+auth-zone:
+	name: "example.test"
+	zonefile: %q
+	for-downstream: yes
+	for-upstream: yes
+	fallback-enabled: no
+stub-zone:
+	name: "broken.test"
+	stub-addr: 127.0.0.1@%d
+remote-control:
+	control-enable: no
+`, dnsPort, dir, filepath.Join(dir, "unbound.pid"), zonePath, deadPort)
+	confPath := filepath.Join(dir, "unbound.conf")
+	if err := os.WriteFile(confPath, []byte(unboundConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, dir, unboundBin, "-d", "-c", confPath)
+
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	var dialer net.Dialer
+	resolver := &adns.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, dnsAddr)
+		},
+	}
+	waitFor(t, "unbound", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _, err := resolver.LookupTXT(ctx, "_mta-sts.good.example.test.")
+		return err
+	})
+
+	// Web: nginx with one server block per behaviour.
+	httpsPort := freePort(t)
+	www := filepath.Join(dir, "www")
+	writePolicy := func(domain, text string) {
+		p := filepath.Join(www, domain, ".well-known", "mta-sts.txt")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePolicy("good", goodPolicy)
+	writePolicy("crlf", strings.ReplaceAll(goodPolicy, "\n", "\r\n"))
+	writePolicy("charset", goodPolicy)
+	writePolicy("html", goodPolicy)
+	writePolicy("big", goodPolicy+"x: "+strings.Repeat("y", mtasts.MaxPolicySize)+"\n")
+
+	var servers strings.Builder
+	server := func(domain, body string) {
+		fmt.Fprintf(&servers, "\tserver {\n\t\tlisten 127.0.0.1:%d ssl http2;\n\t\tserver_name mta-sts.%s.example.test;\n\t\troot %q;\n%s\t}\n",
+			httpsPort, domain, filepath.Join(www, domain), body)
+	}
+	server("good", "")
+	server("crlf", "")
+	server("big", "")
+	server("charset", "\t\tcharset utf-8;\n\t\tcharset_types text/plain;\n")
+	server("html", "\t\ttypes { text/html txt; }\n")
+	server("missing", "\t\tlocation / { return 404; }\n")
+	server("redirect", "\t\tlocation / { return 301 https://mta-sts.good.example.test/.well-known/mta-sts.txt; }\n")
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers must read the test's private directory
+	}
+	nginxConf := fmt.Sprintf(`%s
+worker_processes 1;
+daemon off;
+pid %q;
+error_log %q;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %q;
+	proxy_temp_path %q;
+	fastcgi_temp_path %q;
+	uwsgi_temp_path %q;
+	scgi_temp_path %q;
+	types { text/plain txt; }
+	default_type application/octet-stream;
+	ssl_certificate %q;
+	ssl_certificate_key %q;
+%s}
+`, user, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "nginx-error.log"),
+		filepath.Join(dir, "body"), filepath.Join(dir, "proxy"), filepath.Join(dir, "fastcgi"), filepath.Join(dir, "uwsgi"), filepath.Join(dir, "scgi"),
+		filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), servers.String())
+	nginxConfPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(nginxConfPath, []byte(nginxConf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	startProcess(t, dir, nginxBin, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", nginxConfPath)
+	httpsAddr := "127.0.0.1:" + strconv.Itoa(httpsPort)
+	waitFor(t, "nginx", func() error { return dialTCP(httpsAddr) })
+
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots},
+		ForceAttemptHTTP2: true,
+		// Resolve the policy host through unbound, as the MTA's
+		// resolver would, then connect to nginx's port: port 443 would
+		// need privileges and may be taken.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			ips, _, err := resolver.LookupIPAddr(ctx, host)
+			if err != nil {
+				return nil, err
+			}
+			for _, ip := range ips {
+				if ip.IP.To4() != nil {
+					return dialer.DialContext(ctx, network, net.JoinHostPort(ip.IP.String(), strconv.Itoa(httpsPort)))
+				}
+			}
+			return nil, fmt.Errorf("no IPv4 address for %s", host)
+		},
+	}}
+	orig := mtasts.HTTPClient
+	mtasts.HTTPClient = client
+	t.Cleanup(func() { mtasts.HTTPClient = orig })
+	return &env{resolver: resolver, client: client}
+}
+
+func mustDomain(t *testing.T, s string) mtasts.Domain {
+	t.Helper()
+	d, err := mtasts.ParseDomain(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestAgainstRealServers(t *testing.T) {
+	e := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	t.Run("records", func(t *testing.T) {
+		good := []struct {
+			domain, id string
+			ext        int // length of the extension value, 0 for none
+		}{
+			{"good.example.test", "good1", 0},
+			{"split.example.test", "split1", 400},
+			{"cname.example.test", "good1", 0}, // through two CNAMEs
+			{"spf.example.test", "spf1", 0},
+		}
+		for _, tc := range good {
+			record, text, err := mtasts.LookupRecord(ctx, e.resolver, mustDomain(t, tc.domain))
+			if err != nil || record.ID != tc.id {
+				t.Errorf("LookupRecord(%s) = %v, %q, %v; want id %s", tc.domain, record, text, err, tc.id)
+				continue
+			}
+			if tc.ext > 0 && (len(record.Extensions) != 1 || len(record.Extensions[0].Value) != tc.ext) {
+				t.Errorf("LookupRecord(%s): extensions %v, want one of %d bytes", tc.domain, record.Extensions, tc.ext)
+			}
+		}
+		bad := []struct {
+			domain string
+			want   error
+			reason string
+		}{
+			{"nxdomain.example.test", mtasts.ErrNoRecord, "mta-sts-record-not-found"},
+			{"two.example.test", mtasts.ErrMultipleRecords, "mta-sts-record-multiple"},
+			{"invalid.example.test", mtasts.ErrRecordSyntax, "mta-sts-record-invalid"},
+			{"broken.test", mtasts.ErrDNS, "mta-sts-record-dns-error"},
+		}
+		for _, tc := range bad {
+			_, _, err := mtasts.LookupRecord(ctx, e.resolver, mustDomain(t, tc.domain))
+			if !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
+				t.Errorf("LookupRecord(%s) = %v (%q); want %v (%q)", tc.domain, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
+			}
+		}
+	})
+
+	t.Run("policies", func(t *testing.T) {
+		for _, d := range []string{"good", "crlf", "charset"} {
+			record, policy, text, err := mtasts.Get(ctx, e.resolver, mustDomain(t, d+".example.test"))
+			if err != nil || record.ID != d+"1" || policy.Mode != mtasts.ModeEnforce || len(policy.MX) != 2 || text == "" {
+				t.Errorf("Get(%s) = %v, %v, %v", d, record, policy, err)
+				continue
+			}
+			if !policy.Matches(mustDomain(t, "a.mx.example.test")) || policy.Matches(mustDomain(t, "a.b.mx.example.test")) {
+				t.Errorf("Get(%s): policy %v matches wrongly", d, policy)
+			}
+		}
+		bad := []struct {
+			domain string
+			want   error
+			reason string
+		}{
+			{"html.example.test", mtasts.ErrPolicySyntax, "mta-sts-policy-media-type"},
+			{"missing.example.test", mtasts.ErrNoPolicy, "mta-sts-policy-not-found"},
+			{"redirect.example.test", mtasts.ErrPolicyFetch, "mta-sts-policy-redirect"},
+			{"big.example.test", mtasts.ErrPolicySyntax, "mta-sts-policy-too-large"},
+			{"nopolicyhost.example.test", mtasts.ErrNoPolicy, "mta-sts-policy-not-found"},
+		}
+		for _, tc := range bad {
+			record, policy, _, err := mtasts.Get(ctx, e.resolver, mustDomain(t, tc.domain))
+			if record == nil || policy != nil || !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
+				t.Errorf("Get(%s) = %v, %v, %v (%q); want the record and %v (%q)", tc.domain, record, policy, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
+			}
+		}
+	})
+
+	t.Run("http2 and media types", func(t *testing.T) {
+		for domain, ct := range map[string]string{"good": "text/plain", "charset": "text/plain; charset=utf-8", "html": "text/html"} {
+			resp, err := e.client.Get("https://mta-sts." + domain + ".example.test/.well-known/mta-sts.txt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.Proto != "HTTP/2.0" || resp.Header.Get("Content-Type") != ct {
+				t.Errorf("%s: %s, Content-Type %q; want HTTP/2.0 and %q", domain, resp.Proto, resp.Header.Get("Content-Type"), ct)
+			}
+		}
+	})
+
+	t.Run("certificate trust", func(t *testing.T) {
+		// The system roots do not know the test CA: PKIX fails.
+		orig := mtasts.HTTPClient
+		defer func() { mtasts.HTTPClient = orig }()
+		tr := e.client.Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+		mtasts.HTTPClient = &http.Client{Transport: tr}
+		_, _, err := mtasts.FetchPolicy(ctx, mustDomain(t, "good.example.test"))
+		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid {
+			t.Errorf("FetchPolicy with other roots = %v; want a PKIX failure", err)
+		}
+	})
+}
