@@ -57,6 +57,11 @@ type Options struct {
 	// entries to drop. Default 1 minute.
 	RunInterval time.Duration
 
+	// LockWait is how long a cache waits for another cache of the fleet
+	// that holds the fetch lock of a domain (see Locker) to save the
+	// policy, before fetching it itself. Default 10 seconds.
+	LockWait time.Duration
+
 	// Timeout bounds one TXT lookup and policy fetch. Default 90 seconds:
 	// the one minute of mtasts.FetchTimeout and time for DNS.
 	Timeout time.Duration
@@ -174,6 +179,9 @@ type Cache struct {
 
 	callMu sync.Mutex
 	calls  map[string]*call
+
+	lockMu sync.Mutex
+	locked map[string]bool // fleet locks held, by domain
 }
 
 // New returns a Cache with opts; it returns an error when opts.Resolver is
@@ -188,6 +196,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.Backoff, 5*time.Minute)
 	setDefault(&opts.RunInterval, time.Minute)
 	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
+	setDefault(&opts.LockWait, 10*time.Second)
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore(opts.MaxEntries)
 	}
@@ -204,7 +213,8 @@ func New(opts Options) (*Cache, error) {
 	c := &Cache{
 		opts:  opts,
 		log:   log,
-		calls: map[string]*call{},
+		calls:  map[string]*call{},
+		locked: map[string]bool{},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newMetrics(c)
@@ -380,6 +390,13 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		return s.result(false), false
 	}
 
+	// A store shared by a fleet may hold the lock on this fetch: another
+	// cache is fetching, and saves what it gets.
+	if ls := c.waitForFleet(ctx, it, domain, record.ID, full, now); ls != nil {
+		return ls.result(false), false
+	}
+	defer c.unlockFleet(domain)
+
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
 	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	if full {
@@ -395,6 +412,64 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		c.storeError("save", domain, err)
 	}
 	return ns.result(true), false
+}
+
+// waitForFleet takes the fleet-wide fetch lock of domain when the store is a
+// Locker. When another cache holds it, it waits, up to LockWait, for that
+// cache to save a policy with the record's id, and returns it; nil means
+// "fetch it yourself": the lock is held, the store has no lock, or the holder
+// was too slow. A failing lock is a reason to fetch, never to fail.
+func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
+	locker, ok := c.opts.Store.(Locker)
+	if !ok {
+		return nil
+	}
+	held, err := locker.Lock(ctx, domain.ASCII)
+	if err != nil {
+		c.storeError("lock", domain, err)
+		return nil
+	}
+	if held {
+		c.lockMu.Lock()
+		c.locked[domain.ASCII] = true
+		c.lockMu.Unlock()
+		return nil
+	}
+	deadline := time.NewTimer(c.opts.LockWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(c.opts.LockWait / 20)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			return nil
+		case <-poll.C:
+		}
+		ls := c.load(ctx, domain, time.Now())
+		if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
+			it.snap.Store(ls)
+			return ls
+		}
+	}
+}
+
+// unlockFleet releases the fleet-wide fetch lock of domain, if this cache
+// holds it.
+func (c *Cache) unlockFleet(domain mtasts.Domain) {
+	c.lockMu.Lock()
+	held := c.locked[domain.ASCII]
+	delete(c.locked, domain.ASCII)
+	c.lockMu.Unlock()
+	if !held {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	defer cancel()
+	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII); err != nil {
+		c.storeError("unlock", domain, err)
+	}
 }
 
 // failed records a failed lookup or fetch. A valid cached policy stays, and

@@ -711,3 +711,76 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// sharedStore is a store that several caches share, with a fetch lock, as a
+// fleet's Redis would be.
+type sharedStore struct {
+	*cache.MemoryStore
+	mu     sync.Mutex
+	locks  map[string]time.Time // expiry by domain
+	ttl    time.Duration
+}
+
+func newSharedStore(ttl time.Duration) *sharedStore {
+	return &sharedStore{MemoryStore: cache.NewMemoryStore(100), locks: map[string]time.Time{}, ttl: ttl}
+}
+
+func (s *sharedStore) Lock(ctx context.Context, domain string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if exp, ok := s.locks[domain]; ok && time.Now().Before(exp) {
+		return false, nil
+	}
+	s.locks[domain] = time.Now().Add(s.ttl)
+	return true, nil
+}
+
+func (s *sharedStore) Unlock(ctx context.Context, domain string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.locks, domain)
+	return nil
+}
+
+func TestFleetLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 86400))
+		store := newSharedStore(time.Minute)
+		slowFetch := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+			time.Sleep(2 * time.Second) // a slow policy host
+			return w.fetch(ctx, d)
+		}
+		var caches []*cache.Cache
+		for range 5 {
+			c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: slowFetch, Store: store, LockWait: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			caches = append(caches, c)
+		}
+		var wg sync.WaitGroup
+		for _, c := range caches {
+			wg.Go(func() {
+				if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
+					t.Errorf("Get = %+v, want the policy", r)
+				}
+			})
+		}
+		wg.Wait()
+		if n := w.fetchCount("example.com"); n != 1 {
+			t.Errorf("%d fetches by 5 caches, want 1", n)
+		}
+
+		// A holder that died with the lock: the others wait LockWait,
+		// then fetch themselves.
+		w.publish("dead.example", "1", policyText("testing", 86400))
+		store.Lock(t.Context(), "dead.example")
+		start := time.Now()
+		r := caches[0].Get(t.Context(), domain(t, "dead.example"))
+		if r.Policy == nil || !r.Fresh || time.Since(start) != 10*time.Second+2*time.Second {
+			t.Errorf("Get with a dead lock holder = %+v after %v; want a fresh policy after LockWait and the fetch", r, time.Since(start))
+		}
+	})
+}

@@ -43,6 +43,25 @@ type Store interface {
 	Delete(ctx context.Context, domain string) error
 }
 
+// Locker is implemented by a Store that several caches share, as a fleet of
+// MTAs shares one Redis, to let one cache fetch a policy for all.
+//
+// Before fetching a domain's policy, the cache calls Lock. When it gets the
+// lock, it fetches, saves the policy and calls Unlock. When another holds the
+// lock, it polls Load for up to Options.LockWait for a policy with the
+// record's id, and fetches itself when none comes: a slow or dead holder
+// delays others by LockWait at most. Errors of Lock and Unlock are logged and
+// counted, and the cache fetches as if there were no lock.
+type Locker interface {
+	// Lock tries to take the fetch lock of domain. It must not wait for
+	// a holder, and the lock must expire by itself, so that a cache that
+	// dies holding it blocks nobody for long.
+	Lock(ctx context.Context, domain string) (held bool, err error)
+	// Unlock releases the lock taken by this store's Lock, and not a lock
+	// that another took since this one expired.
+	Unlock(ctx context.Context, domain string) error
+}
+
 // MemoryStore is a Store in memory, bounded to a number of entries: saving
 // one more evicts the least recently used. It is the cache's default store
 // and is safe for concurrent use.
