@@ -211,8 +211,8 @@ func New(opts Options) (*Cache, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Cache{
-		opts:  opts,
-		log:   log,
+		opts:   opts,
+		log:    log,
 		calls:  map[string]*call{},
 		locked: map[string]bool{},
 	}

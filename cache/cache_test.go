@@ -716,9 +716,9 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // fleet's Redis would be.
 type sharedStore struct {
 	*cache.MemoryStore
-	mu     sync.Mutex
-	locks  map[string]time.Time // expiry by domain
-	ttl    time.Duration
+	mu    sync.Mutex
+	locks map[string]time.Time // expiry by domain
+	ttl   time.Duration
 }
 
 func newSharedStore(ttl time.Duration) *sharedStore {
