@@ -1,0 +1,234 @@
+// Package redisstore keeps MTA-STS policies in Redis, so that a fleet of MTAs
+// shares one policy cache: a policy one MTA fetched protects mail from all of
+// them, a new or restarted MTA starts with the fleet's memory, and when
+// several miss a domain at once one fetches for all (see cache.Locker).
+//
+// It is a module of its own, so that importing mtasts or its cache never pulls
+// in a Redis client.
+//
+// A Redis that is down or slow never stops mail: every operation is bounded by
+// a short timeout, and the cache goes on with its memory and the network,
+// counting and logging the errors; go-redis reconnects when Redis is back.
+//
+// Any go-redis client works: a single server (with a password, with TLS), a
+// Cluster or a Sentinel set-up, through redis.NewUniversalClient.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mtasts-go/mtasts/cache"
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key, e.g. "mtasts:" (the default) gives
+	// "mtasts:policy:example.com" and "mtasts:lock:example.com".
+	Prefix string
+	// Timeout bounds each Redis operation. Default 250 milliseconds: a
+	// slow Redis must not hold mail up.
+	Timeout time.Duration
+	// LockTTL is how long a fetch lock lasts unless released: long enough
+	// for a policy fetch, short enough that a dead holder blocks nobody
+	// for long. Default 90 seconds, the cache's fetch timeout.
+	LockTTL time.Duration
+	// Logger receives Redis errors. Default: nothing is logged.
+	Logger *slog.Logger
+}
+
+// Store is a cache.Store and cache.Locker in Redis. It is safe for
+// concurrent use.
+type Store struct {
+	rdb    redis.UniversalClient
+	opts   Options
+	log    *slog.Logger
+	errors *prometheus.CounterVec
+
+	mu     sync.Mutex
+	tokens map[string]string // lock tokens held, by domain
+}
+
+var (
+	_ cache.Store  = (*Store)(nil)
+	_ cache.Locker = (*Store)(nil)
+)
+
+// New returns a Store using rdb, e.g. from redis.NewUniversalClient.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "mtasts:"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 250 * time.Millisecond
+	}
+	if opts.LockTTL <= 0 {
+		opts.LockTTL = 90 * time.Second
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{
+		rdb:  rdb,
+		opts: opts,
+		log:  log,
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_redisstore_errors_total",
+			Help: "Failed Redis operations of the MTA-STS policy store, by operation.",
+		}, []string{"op"}),
+		tokens: map[string]string{},
+	}
+}
+
+// RegisterMetrics registers the store's error counter,
+// mtasts_redisstore_errors_total by operation (load, decode, save, delete,
+// lock, unlock), with reg.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
+	return reg.Register(s.errors)
+}
+
+func (s *Store) policyKey(domain string) string { return s.opts.Prefix + "policy:" + domain }
+func (s *Store) lockKey(domain string) string   { return s.opts.Prefix + "lock:" + domain }
+
+// fail counts and logs a failed operation and returns err, wrapped.
+func (s *Store) fail(op, domain string, err error) error {
+	s.errors.WithLabelValues(op).Inc()
+	s.log.Warn("mta-sts: redis store failed", "op", op, "domain", domain, "err", err)
+	return fmt.Errorf("redisstore: %s %s: %w", op, domain, err)
+}
+
+// Version 1 of the value encoding: a JSON object. Readers accept every
+// version they know; a value they cannot decode is reported and treated as
+// absent. Times are Unix milliseconds.
+//
+//	{"v":1,"domain":"example.com","id":"20240101","policy":"version: STSv1\r\n...",
+//	 "fetched":1704067200000,"expires":1704672000000}
+type value struct {
+	Version  int    `json:"v"`
+	Domain   string `json:"domain"`
+	RecordID string `json:"id"`
+	Policy   string `json:"policy"`
+	Fetched  int64  `json:"fetched"`
+	Expires  int64  `json:"expires"`
+}
+
+const valueVersion = 1
+
+// Encode returns the stored form of e, version 1.
+func Encode(e cache.Entry) []byte {
+	b, _ := json.Marshal(value{valueVersion, e.Domain, e.RecordID, e.Policy, e.Fetched.UnixMilli(), e.Expires.UnixMilli()})
+	return b
+}
+
+// Decode reads a stored value of any version this package knows.
+func Decode(b []byte) (cache.Entry, error) {
+	var v value
+	if err := json.Unmarshal(b, &v); err != nil {
+		return cache.Entry{}, fmt.Errorf("redisstore: undecodable value: %w", err)
+	}
+	if v.Version != valueVersion {
+		return cache.Entry{}, fmt.Errorf("redisstore: value of unknown version %d", v.Version)
+	}
+	if v.Domain == "" || v.Policy == "" {
+		return cache.Entry{}, errors.New("redisstore: value without domain or policy")
+	}
+	return cache.Entry{Domain: v.Domain, RecordID: v.RecordID, Policy: v.Policy, Fetched: time.UnixMilli(v.Fetched), Expires: time.UnixMilli(v.Expires)}, nil
+}
+
+// Load implements cache.Store. A value that does not decode, or holds another
+// domain, is an error.
+func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	b, err := s.rdb.Get(ctx, s.policyKey(domain)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return cache.Entry{}, false, nil
+	}
+	if err != nil {
+		return cache.Entry{}, false, s.fail("load", domain, err)
+	}
+	e, err := Decode(b)
+	if err == nil && e.Domain != domain {
+		err = fmt.Errorf("redisstore: value of domain %q", e.Domain)
+	}
+	if err != nil {
+		return cache.Entry{}, false, s.fail("decode", domain, err)
+	}
+	return e, true, nil
+}
+
+// Save implements cache.Store. The key expires with the policy, so dead
+// entries clean themselves.
+func (s *Store) Save(ctx context.Context, e cache.Entry) error {
+	ttl := time.Until(e.Expires)
+	if ttl <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.policyKey(e.Domain), Encode(e), ttl).Err(); err != nil {
+		return s.fail("save", e.Domain, err)
+	}
+	return nil
+}
+
+// Delete implements cache.Store.
+func (s *Store) Delete(ctx context.Context, domain string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := s.rdb.Del(ctx, s.policyKey(domain)).Err(); err != nil {
+		return s.fail("delete", domain, err)
+	}
+	return nil
+}
+
+// Lock implements cache.Locker with SET NX PX and a random token.
+func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
+	var raw [16]byte
+	rand.Read(raw[:])
+	token := hex.EncodeToString(raw[:])
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	ok, err := s.rdb.SetNX(ctx, s.lockKey(domain), token, s.opts.LockTTL).Result()
+	if err != nil {
+		return false, s.fail("lock", domain, err)
+	}
+	if ok {
+		s.mu.Lock()
+		s.tokens[domain] = token
+		s.mu.Unlock()
+	}
+	return ok, nil
+}
+
+// unlockScript deletes the lock only if it still holds our token: a lock
+// that expired and was taken by another cache is not ours to release.
+var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// Unlock implements cache.Locker.
+func (s *Store) Unlock(ctx context.Context, domain string) error {
+	s.mu.Lock()
+	token, ok := s.tokens[domain]
+	delete(s.tokens, domain)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if err := unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err(); err != nil {
+		return s.fail("unlock", domain, err)
+	}
+	return nil
+}
