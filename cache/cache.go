@@ -120,8 +120,11 @@ type snapshot struct {
 	failedID   string    // the record id whose fetch failed
 }
 
+// valid reports whether s holds a policy that has not expired at now. RFC
+// 8461 5.1: a cached policy "whose time-since-fetch has not exceeded its
+// max_age" applies, so it is still valid at the very instant it expires.
 func (s *snapshot) valid(now time.Time) bool {
-	return s != nil && s.policy != nil && now.Before(s.expires)
+	return s != nil && s.policy != nil && !now.After(s.expires)
 }
 
 func (s *snapshot) result(fresh bool) Result {
@@ -131,13 +134,22 @@ func (s *snapshot) result(fresh bool) Result {
 	}
 }
 
-// withErr returns a copy of s that reports err.
+// none reports whether s holds a policy in mode none.
+func (s *snapshot) none() bool {
+	return s.policy != nil && s.policy.Mode == mtasts.ModeNone
+}
+
+// withErr returns a copy of s that reports err. A domain whose cached policy
+// is in mode none has turned MTA-STS off, and its failures are not reported:
+// RFC 8461 6 makes reportable "policy fetch failures of any kind when a valid
+// policy exists in the policy cache, except if that policy's mode is
+// 'none'", and RFC 8461 3.3 and 10.2 ask for no alerts in that case.
 func (s *snapshot) withErr(err error) *snapshot {
 	n := *s
-	n.err, n.resultType, n.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
-	if err == nil {
-		n.failedID, n.retryAt = "", time.Time{}
+	if n.none() {
+		err = nil
 	}
+	n.err, n.resultType, n.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
 	return &n
 }
 
@@ -179,6 +191,7 @@ type Cache struct {
 
 	callMu sync.Mutex
 	calls  map[string]*call
+	closed bool // set by Close; no new background work after it
 
 	lockMu sync.Mutex
 	locked map[string]bool // fleet locks held, by domain
@@ -287,8 +300,10 @@ func (c *Cache) start(domain mtasts.Domain, full bool) *call {
 		return cl
 	}
 	cl := &call{done: make(chan struct{})}
-	if err := c.ctx.Err(); err != nil {
-		// Closed: no new background work.
+	if c.closed {
+		// Closed: no new background work. Close sets closed under
+		// callMu before it waits, so no goroutine starts after Close
+		// has begun waiting for them.
 		cl.res = Result{Err: errClosed, ResultType: mtasts.TLSReportResultType(errClosed)}
 		close(cl.done)
 		return cl
@@ -371,20 +386,34 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		}
 	}
 
-	// RFC 8461 5.1: look the TXT record up; a new id means a new policy.
-	record, _, err := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
+	// RFC 8461 3 and 5.1: look the TXT record up; a new id means a new
+	// policy, the same id that the cached policy is current.
+	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
 	it.checkedAt.Store(now.UnixNano())
-	if err != nil {
-		return c.failed(it, s, "", err, now), false
+	var id string
+	switch {
+	case lookupErr == nil:
+		id = record.ID
+	case full && s.valid(now):
+		// RFC 8461 10.2: refresh by "fetching the current live policy
+		// in a background task ... regardless of the state of the
+		// '_mta-sts' TXT record", so that an attacker who blocks DNS
+		// must do so for a policy's whole lifetime. The cached id
+		// stays, the record's failure is reported.
+		id = s.id
+	default:
+		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
+		return c.failed(it, s, "", lookupErr, now), false
 	}
-	if s.valid(now) && record.ID == s.id && !full {
-		if s.err != nil {
+	if s.valid(now) && id == s.id && !full {
+		if s.err != nil || !s.retryAt.IsZero() {
 			s = s.withErr(nil)
+			s.failedID, s.retryAt = "", time.Time{}
 			it.snap.Store(s)
 		}
 		return s.result(false), false
 	}
-	if s != nil && s.failedID == record.ID && now.Before(s.retryAt) {
+	if s != nil && s.failedID == id && now.Before(s.retryAt) {
 		// RFC 8461 3.3: after a failed fetch, "limit further attempts
 		// to a period of five minutes or longer per version ID".
 		return s.result(false), false
@@ -392,7 +421,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 
 	// A store shared by a fleet may hold the lock on this fetch: another
 	// cache is fetching, and saves what it gets.
-	if ls := c.waitForFleet(ctx, it, domain, record.ID, full, now); ls != nil {
+	if ls := c.waitForFleet(ctx, it, domain, id, full, now); ls != nil {
 		return ls.result(false), false
 	}
 	defer c.unlockFleet(domain)
@@ -403,11 +432,16 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
-		return c.failed(it, s, record.ID, err, now), false
+		return c.failed(it, s, id, err, now), false
 	}
-	ns := &snapshot{policy: policy, text: text, id: record.ID, fetched: now, expires: now.Add(policy.MaxAge())}
+	// RFC 8461 3.2: the policy is valid for max_age (capped by
+	// Policy.MaxAge at 31557600 seconds) from the fetch.
+	ns := &snapshot{policy: policy, text: text, id: id, fetched: now, expires: now.Add(policy.MaxAge())}
+	if lookupErr != nil {
+		ns = ns.withErr(lookupErr)
+	}
 	it.snap.Store(ns)
-	e := Entry{Domain: domain.ASCII, RecordID: record.ID, Policy: text, Fetched: now, Expires: ns.expires}
+	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: ns.expires}
 	if err := c.opts.Store.Save(ctx, e); err != nil {
 		c.storeError("save", domain, err)
 	}
@@ -478,13 +512,23 @@ func (c *Cache) unlockFleet(domain mtasts.Domain) {
 // cache, the sender MUST apply that cached policy"). Without one, the domain
 // has no policy until the back-off ends. A domain without a record simply has
 // none: that is not reported as a failure.
+//
+// Either way no new attempt is made for Backoff: for the failed record id
+// (RFC 8461 3.3, "limit further attempts to a period of five minutes or longer
+// per version ID"), or, when the record itself could not be had, for the
+// domain, so that neither Run nor the id checks hammer a failing DNS or
+// policy host.
 func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Time) Result {
 	if s.valid(now) {
-		c.log.Warn("mta-sts: refreshing cached policy failed, keeping it", "domain", it.domain.LogString(), "mode", s.policy.Mode, "err", err)
-		ns := s.withErr(err)
-		if id != "" {
-			ns.failedID, ns.retryAt = id, now.Add(c.opts.Backoff)
+		// RFC 8461 3.3, 10.2: alert administrators when a refresh
+		// fails, "unless the cached policy mode is 'none'".
+		level := slog.LevelWarn
+		if s.none() {
+			level = slog.LevelDebug
 		}
+		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", it.domain.LogString(), "mode", s.policy.Mode, "expires", s.expires, "err", err)
+		ns := s.withErr(err)
+		ns.failedID, ns.retryAt = id, now.Add(c.opts.Backoff)
 		it.snap.Store(ns)
 		return ns.result(false)
 	}
@@ -504,7 +548,7 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		c.storeError("load", domain, err)
 		return nil
 	}
-	if !ok || !now.Before(e.Expires) {
+	if !ok || now.After(e.Expires) {
 		return nil
 	}
 	policy, err := mtasts.ParsePolicy(e.Policy)
@@ -517,7 +561,7 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 	if limit := e.Fetched.Add(policy.MaxAge()); limit.Before(expires) {
 		expires = limit
 	}
-	if !now.Before(expires) {
+	if now.After(expires) {
 		return nil
 	}
 	return &snapshot{policy: policy, text: e.Policy, id: e.RecordID, fetched: e.Fetched, expires: expires}
@@ -590,6 +634,9 @@ func (c *Cache) sweep(now time.Time) {
 // Close stops Run and the cache's background work, and waits for it to end.
 // Get after Close returns results with an error.
 func (c *Cache) Close() error {
+	c.callMu.Lock()
+	c.closed = true
+	c.callMu.Unlock()
 	c.cancel()
 	c.wg.Wait()
 	return nil

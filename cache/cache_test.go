@@ -250,16 +250,21 @@ func TestExpiry(t *testing.T) {
 		c.Get(t.Context(), d)
 
 		// The host goes away; the policy is used until it expires,
-		// then not at all.
+		// then not at all. RFC 8461 5.1: a policy "whose
+		// time-since-fetch has not exceeded its max_age" applies, so
+		// at exactly max_age it still does, a second later not.
 		w.breakFetch("example.com", errFetch)
-		time.Sleep(599 * time.Second)
+		time.Sleep(600 * time.Second)
 		if r := c.Get(t.Context(), d); r.Policy == nil {
-			t.Fatalf("Get before expiry = %+v; want the cached policy", r)
+			t.Fatalf("Get at max_age = %+v; want the cached policy", r)
 		}
 		time.Sleep(time.Second)
 		r := c.Get(t.Context(), d)
 		if r.Policy != nil || !errors.Is(r.Err, mtasts.ErrPolicyFetch) {
-			t.Fatalf("Get at expiry = %+v; want no policy, the fetch failure", r)
+			t.Fatalf("Get after expiry = %+v; want no policy, the fetch failure", r)
+		}
+		if w.fetchCount("example.com") != 2 {
+			t.Errorf("%d fetches, want 2: one at first, one after expiry", w.fetchCount("example.com"))
 		}
 	})
 }
