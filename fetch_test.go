@@ -2,16 +2,11 @@ package mtasts_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,64 +17,28 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
-// testCA issues certificates for the TLS servers of these tests.
+// testCA issues certificates from the test kit's in-memory CA.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	kit  *mtaststest.PolicyServer
 	pool *x509.CertPool
 }
 
 func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mtasts test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert, key, pool}
+	kit := mtaststest.NewPolicyServer(t)
+	return &testCA{kit, kit.CertPool()}
 }
 
 // issue returns a certificate for names, valid from notBefore to notAfter.
 func (ca *testCA) issue(t *testing.T, notBefore, notAfter time.Time, names ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.kit.IssueCertificate(notBefore, notAfter, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert
 }
 
 // startPolicyServer starts an HTTPS server with cert and handler, and points
@@ -230,47 +189,49 @@ func TestFetchPolicyRedirectWithFollowingClient(t *testing.T) {
 }
 
 func TestFetchPolicyCertificates(t *testing.T) {
-	ca := newTestCA(t)
-	other := newTestCA(t)
+	kit := mtaststest.NewPolicyServer(t)
+	kit.Use(t)
+	other := mtaststest.NewPolicyServer(t) // another CA, not trusted
 	now := time.Now()
+	issue := func(s *mtaststest.PolicyServer, notBefore, notAfter time.Time, names ...string) tls.Certificate {
+		cert, err := s.IssueCertificate(notBefore, notAfter, names...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
 	tests := []struct {
-		name   string
+		domain string
 		cert   tls.Certificate
 		reason string
 	}{
-		{"wrong name", ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.example.org", "example.com"), "mta-sts-policy-certificate-host-mismatch"},
-		{"wildcard one level too deep", ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "*.com"), "mta-sts-policy-certificate-host-mismatch"},
-		{"expired", ca.issue(t, now.Add(-2*time.Hour), now.Add(-time.Hour), "mta-sts.example.com"), "mta-sts-policy-certificate-expired"},
+		{"wrongname.example", issue(kit, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.example.org", "wrongname.example"), "mta-sts-policy-certificate-host-mismatch"},
+		{"deepwildcard.example", issue(kit, now.Add(-time.Hour), now.Add(time.Hour), "*.example"), "mta-sts-policy-certificate-host-mismatch"},
+		{"expired.example", issue(kit, now.Add(-2*time.Hour), now.Add(-time.Hour), "mta-sts.expired.example"), "mta-sts-policy-certificate-expired"},
 		// The x509 package reports both as outside the validity period.
-		{"not yet valid", ca.issue(t, now.Add(time.Hour), now.Add(2*time.Hour), "mta-sts.example.com"), "mta-sts-policy-certificate-expired"},
-		{"untrusted issuer", other.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.example.com"), "mta-sts-policy-certificate-untrusted"},
+		{"notyet.example", issue(kit, now.Add(time.Hour), now.Add(2*time.Hour), "mta-sts.notyet.example"), "mta-sts-policy-certificate-expired"},
+		{"untrusted.example", issue(other, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.untrusted.example"), "mta-sts-policy-certificate-untrusted"},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var hits atomic.Int32
-			startPolicyServer(t, ca.pool, tc.cert, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				hits.Add(1)
-				io.WriteString(w, goodPolicy)
-			}))
-			_, _, err := mtasts.FetchPolicy(context.Background(), mustDomain(t, "example.com"))
-			if !errors.Is(err, mtasts.ErrPolicyFetch) || hits.Load() != 0 {
-				t.Fatalf("FetchPolicy: %v, %d requests; want ErrPolicyFetch before any request", err, hits.Load())
+		t.Run(tc.domain, func(t *testing.T) {
+			kit.SetPolicy(tc.domain, goodPolicy)
+			kit.SetCertificate(tc.domain, tc.cert)
+			_, _, err := mtasts.FetchPolicy(context.Background(), mustDomain(t, tc.domain))
+			checkFailure(t, err, mtasts.ErrPolicyFetch, tc.reason)
+			if n := kit.Requests(tc.domain); n != 0 {
+				t.Errorf("%d requests; want the handshake to fail before any", n)
 			}
 			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultWebPKIInvalid {
 				t.Errorf("TLSReportResultType = %q, want %q", got, mtasts.ResultWebPKIInvalid)
-			}
-			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
-				t.Errorf("TLSReportFailureReason = %q, want %q", got, tc.reason)
 			}
 		})
 	}
 
 	// A wildcard certificate for the policy host's parent is valid
 	// (RFC 8461 3.3, "'*' as the complete left-most label").
-	startPolicyServer(t, ca.pool, ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "*.example.com"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, goodPolicy)
-	}))
-	if _, _, err := mtasts.FetchPolicy(context.Background(), mustDomain(t, "example.com")); err != nil {
+	kit.SetPolicy("wildcard.example", goodPolicy)
+	kit.SetCertificate("wildcard.example", issue(kit, now.Add(-time.Hour), now.Add(time.Hour), "*.wildcard.example"))
+	if _, _, err := mtasts.FetchPolicy(context.Background(), mustDomain(t, "wildcard.example")); err != nil {
 		t.Errorf("FetchPolicy with a wildcard certificate: %v", err)
 	}
 }
@@ -355,15 +316,11 @@ func TestFetchPolicySlowBody(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
-	ca := newTestCA(t)
-	var status atomic.Int32
-	status.Store(200)
-	startPolicyServer(t, ca.pool, ca.issue(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mta-sts.example.com"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(int(status.Load()))
-		io.WriteString(w, goodPolicy)
-	}))
-	resolver := staticResolver{"_mta-sts.example.com.": {"v=STSv1; id=20240101"}}
+	kit := mtaststest.NewPolicyServer(t)
+	kit.Use(t)
+	kit.SetPolicy("example.com", goodPolicy)
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
 	domain := mustDomain(t, "example.com")
 
 	record, policy, text, err := mtasts.Get(context.Background(), resolver, domain)
@@ -375,15 +332,16 @@ func TestGet(t *testing.T) {
 	}
 
 	// The record is returned when the policy fetch fails.
-	status.Store(503)
+	kit.SetResponse("example.com", mtaststest.Response{Status: 503})
 	record, policy, _, err = mtasts.Get(context.Background(), resolver, domain)
 	if record == nil || record.ID != "20240101" || policy != nil || !errors.Is(err, mtasts.ErrPolicyFetch) {
 		t.Fatalf("Get with a failing fetch = %v, %v, %v; want the record and ErrPolicyFetch", record, policy, err)
 	}
 
 	// No record: no fetch is made.
+	kit.SetPolicy("example.org", goodPolicy)
 	record, policy, _, err = mtasts.Get(context.Background(), resolver, mustDomain(t, "example.org"))
-	if record != nil || policy != nil || !errors.Is(err, mtasts.ErrNoRecord) {
-		t.Fatalf("Get without a record = %v, %v, %v; want ErrNoRecord", record, policy, err)
+	if record != nil || policy != nil || !errors.Is(err, mtasts.ErrNoRecord) || kit.Requests("example.org") != 0 {
+		t.Fatalf("Get without a record = %v, %v, %v; want ErrNoRecord and no fetch", record, policy, err)
 	}
 }
