@@ -97,7 +97,8 @@ type Result struct {
 
 	// Err is the latest failure to discover or fetch the domain's policy,
 	// also when a cached Policy still applies; nil when the last attempt
-	// succeeded or the domain simply publishes no policy. ResultType and
+	// succeeded, when the domain simply publishes no policy, and when the
+	// cached policy is in mode none (RFC 8461 6). ResultType and
 	// FailureReason describe Err for a TLS report (RFC 8460 4.3):
 	// mtasts.TLSReportResultType and mtasts.TLSReportFailureReason.
 	Err           error
@@ -277,9 +278,40 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	case <-cl.done:
 		return cl.res
 	case <-ctx.Done():
-		err := ctx.Err()
-		return Result{Err: err, ResultType: mtasts.TLSReportResultType(err), FailureReason: mtasts.TLSReportFailureReason(err)}
+		return Result{Err: ctx.Err()}
 	}
+}
+
+// Recheck looks up the TXT record of domain now, fetches the policy when the
+// record's id differs from the cached one, and returns the result as Get
+// does. Call it before permanently failing a message because of an enforce
+// policy: RFC 8461 5 and 5.1 step 3 say a delivery "MUST NOT be permanently
+// failed until the sender has first checked for the presence of a new policy
+// (as indicated by the 'id' field in the '_mta-sts' TXT record)".
+//
+// Concurrent Gets and Rechecks of domain share the work, but Recheck returns
+// only the outcome of a lookup that started after it was called. A valid
+// cached policy stays when the lookup or fetch fails, and a record id whose
+// fetch failed is not fetched again before Backoff (RFC 8461 3.3). When ctx
+// ends first, the Result has no policy and ctx's error.
+func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
+	called := time.Now().UnixNano()
+	var res Result
+	// A running update may have looked the record up before this call;
+	// then wait for it and run another.
+	for range 2 {
+		cl := c.start(domain, false)
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return Result{Err: ctx.Err()}
+		}
+		res = cl.res
+		if v, ok := c.items.Load(domain.ASCII); ok && v.(*item).checkedAt.Load() >= called {
+			break
+		}
+	}
+	return res
 }
 
 // touch records a use of the item; it writes at most once a second, so that

@@ -1,0 +1,262 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/cache"
+)
+
+// logRecorder is a slog.Handler that keeps the level of each record.
+type logRecorder struct {
+	mu     sync.Mutex
+	levels []slog.Level
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.levels = append(h.levels, r.Level)
+	return nil
+}
+func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
+
+// warnings returns how many records of level Warn or above were logged.
+func (h *logRecorder) warnings() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, l := range h.levels {
+		if l >= slog.LevelWarn {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRecheck: RFC 8461 5.1 step 3, a check of the record's id before a
+// message is permanently failed.
+func TestRecheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 7*86400))
+		c := w.newCache(t, cache.Options{CheckInterval: 24 * time.Hour})
+		d := domain(t, "example.com")
+		c.Get(t.Context(), d)
+
+		// Same id: a lookup, no fetch, the cached policy.
+		r := c.Recheck(t.Context(), d)
+		if r.Policy == nil || r.RecordID != "1" || w.lookupCount("example.com") != 2 || w.fetchCount("example.com") != 1 {
+			t.Fatalf("Recheck, same id = %+v, %d lookups, %d fetches; want the cached policy, 2 lookups, 1 fetch", r, w.lookupCount("example.com"), w.fetchCount("example.com"))
+		}
+
+		// A new id, well inside CheckInterval: Get still answers from
+		// the cache, Recheck sees the new policy at once.
+		w.publish("example.com", "2", policyText("testing", 7*86400))
+		if r := c.Get(t.Context(), d); r.RecordID != "1" {
+			t.Fatalf("Get = %+v, want the cached policy", r)
+		}
+		r = c.Recheck(t.Context(), d)
+		if r.Policy == nil || r.Policy.Mode != mtasts.ModeTesting || r.RecordID != "2" || !r.Fresh {
+			t.Fatalf("Recheck, new id = %+v; want the new policy, fresh", r)
+		}
+		if r := c.Get(t.Context(), d); r.RecordID != "2" || r.Fresh {
+			t.Fatalf("Get after Recheck = %+v, want the new policy from the cache", r)
+		}
+
+		// A new id whose fetch fails: the cached policy stays, the
+		// failure is reported, and the id is not fetched again within
+		// the back-off (RFC 8461 3.3).
+		w.publish("example.com", "3", policyText("enforce", 7*86400))
+		w.breakFetch("example.com", errFetch)
+		for range 3 {
+			r = c.Recheck(t.Context(), d)
+			if r.RecordID != "2" || !errors.Is(r.Err, mtasts.ErrPolicyFetch) {
+				t.Fatalf("Recheck, failing fetch = %+v; want the cached policy and the failure", r)
+			}
+		}
+		if n := w.fetchCount("example.com"); n != 3 {
+			t.Errorf("%d fetches, want 3: the failed id is not retried within the back-off", n)
+		}
+	})
+}
+
+func TestRecheckCanceled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.resolver.Block("_mta-sts.slow.example")
+		c := w.newCache(t, cache.Options{Timeout: time.Hour})
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if r := c.Recheck(ctx, domain(t, "slow.example")); r.Policy != nil || !errors.Is(r.Err, context.DeadlineExceeded) {
+			t.Fatalf("Recheck = %+v, want the deadline's error", r)
+		}
+	})
+}
+
+// TestRefreshRegardlessOfRecord: RFC 8461 10.2, the background refresh
+// fetches the live policy "regardless of the state of the '_mta-sts' TXT
+// record", so an attacker blocking DNS must do so for the policy's whole
+// lifetime.
+func TestRefreshRegardlessOfRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 2*86400))
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, CheckInterval: 6 * time.Hour})
+		go c.Run(t.Context())
+		d := domain(t, "example.com")
+		first := c.Get(t.Context(), d)
+
+		w.resolver.ServFail("_mta-sts.example.com")
+		for day := 1; day <= 5; day++ {
+			time.Sleep(24 * time.Hour)
+			synctest.Wait()
+			r := c.Get(t.Context(), d)
+			if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.RecordID != "1" {
+				t.Fatalf("day %d: Get = %+v; want the refreshed policy", day, r)
+			}
+			if !r.Expires.After(first.Expires) {
+				t.Fatalf("day %d: expires %v, not after the first fetch's %v: not refreshed", day, r.Expires, first.Expires)
+			}
+			if !errors.Is(r.Err, mtasts.ErrDNS) || r.ResultType != mtasts.ResultPolicyFetchError {
+				t.Fatalf("day %d: Get = %+v; want the DNS failure reported", day, r)
+			}
+		}
+	})
+}
+
+// TestRefreshFailureBacksOff: a refresh that keeps failing, at the TXT
+// lookup and the fetch, is retried every Backoff, not every RunInterval.
+func TestRefreshFailureBacksOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 7*86400))
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, RunInterval: time.Minute, Backoff: 10 * time.Minute, CheckInterval: 1000 * time.Hour})
+		go c.Run(t.Context())
+		d := domain(t, "example.com")
+		c.Get(t.Context(), d)
+
+		w.resolver.ServFail("_mta-sts.example.com")
+		w.breakFetch("example.com", errFetch)
+		time.Sleep(24 * time.Hour) // refresh due
+		lookups, fetches := w.lookupCount("example.com"), w.fetchCount("example.com")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		// One attempt per 10 minutes: 6 in the hour, 7 at most with the
+		// edges.
+		if n := w.lookupCount("example.com") - lookups; n < 5 || n > 7 {
+			t.Errorf("%d TXT lookups in an hour of failing refreshes, want about 6", n)
+		}
+		if n := w.fetchCount("example.com") - fetches; n < 5 || n > 7 {
+			t.Errorf("%d fetches in an hour of failing refreshes, want about 6", n)
+		}
+		if r := c.Get(t.Context(), d); r.Policy == nil || r.Err == nil {
+			t.Errorf("Get = %+v; want the cached policy and the failure", r)
+		}
+	})
+}
+
+// TestRefreshFailureAlerts: RFC 8461 3.3 and 10.2, a failed refresh is
+// logged as a warning and reported, unless the cached policy's mode is none;
+// RFC 8461 6 makes its failures unreportable.
+func TestRefreshFailureAlerts(t *testing.T) {
+	for _, mode := range []string{"enforce", "testing", "none"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld()
+				text := policyText(mode, 7*86400)
+				if mode == "none" {
+					text = "version: STSv1\nmode: none\nmax_age: 604800\n"
+				}
+				w.publish("example.com", "1", text)
+				logs := &logRecorder{}
+				c := w.newCache(t, cache.Options{Logger: slog.New(logs), CheckInterval: time.Hour})
+				d := domain(t, "example.com")
+				c.Get(t.Context(), d)
+
+				w.resolver.Remove("_mta-sts.example.com")
+				w.breakFetch("example.com", errFetch)
+				time.Sleep(2 * time.Hour)
+				c.Get(t.Context(), d)
+				synctest.Wait()
+				r := c.Get(t.Context(), d)
+				if r.Policy == nil || string(r.Policy.Mode) != mode {
+					t.Fatalf("Get = %+v; want the cached %s policy", r, mode)
+				}
+				if mode == "none" {
+					if r.Err != nil || r.ResultType != "" || logs.warnings() != 0 {
+						t.Errorf("mode none: Err %v, ResultType %q, %d warnings; want nothing reported", r.Err, r.ResultType, logs.warnings())
+					}
+					return
+				}
+				if !errors.Is(r.Err, mtasts.ErrNoRecord) || r.ResultType != mtasts.ResultPolicyFetchError || r.FailureReason != "mta-sts-record-not-found" || logs.warnings() != 1 {
+					t.Errorf("mode %s: Result %+v, %d warnings; want the missing record reported and one warning", mode, r, logs.warnings())
+				}
+			})
+		})
+	}
+}
+
+// TestRemovalWorkflow: RFC 8461 8.3, a domain publishes mode none with a new
+// id, then removes its record and policy host; once the none policy expires
+// the domain has no policy, and the old enforce policy does not come back,
+// not even from the store.
+func TestRemovalWorkflow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 30*86400))
+		store := cache.NewMemoryStore(10)
+		c := w.newCache(t, cache.Options{Store: store, CheckInterval: time.Hour})
+		d := domain(t, "example.com")
+		c.Get(t.Context(), d)
+
+		w.publish("example.com", "2", "version: STSv1\nmode: none\nmax_age: 86400\n")
+		time.Sleep(2 * time.Hour)
+		c.Get(t.Context(), d)
+		synctest.Wait()
+		if r := c.Get(t.Context(), d); r.Policy == nil || r.Policy.Mode != mtasts.ModeNone {
+			t.Fatalf("Get after the new id = %+v, want mode none", r)
+		}
+
+		w.resolver.Remove("_mta-sts.example.com")
+		w.breakFetch("example.com", errFetch)
+		time.Sleep(25 * time.Hour)
+		r := c.Get(t.Context(), d)
+		if r.Policy != nil || r.Err != nil {
+			t.Fatalf("Get after the none policy expired = %+v; want no policy, nothing to report", r)
+		}
+		if e, ok, _ := store.Load(t.Context(), "example.com"); ok && e.RecordID == "1" {
+			t.Errorf("the store still holds the enforce policy: %+v", e)
+		}
+	})
+}
+
+// TestFailedRefreshKeepsExpiry: a failed refresh neither extends nor
+// shortens the cached policy's life (RFC 8461 5.1).
+func TestFailedRefreshKeepsExpiry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 3*86400))
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour})
+		go c.Run(t.Context())
+		d := domain(t, "example.com")
+		first := c.Get(t.Context(), d)
+
+		w.publish("example.com", "2", policyText("enforce", 3*86400))
+		w.breakFetch("example.com", errFetch)
+		time.Sleep(2 * 24 * time.Hour)
+		synctest.Wait()
+		r := c.Get(t.Context(), d)
+		if r.Policy == nil || !r.Fetched.Equal(first.Fetched) || !r.Expires.Equal(first.Expires) || r.Err == nil {
+			t.Fatalf("Get after failed refreshes = %+v; want the first fetch's policy, fetched %v, expiring %v, and the failure", r, first.Fetched, first.Expires)
+		}
+	})
+}
