@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/mtasts-go/mtasts"
 )
 
 // FileStore is a Store in a directory: one file per domain, so policies
@@ -40,11 +43,32 @@ type fileEntry struct {
 	Expires  time.Time `json:"expires"`
 }
 
+// maxFileSize bounds what Load reads: a policy of mtasts.MaxPolicySize bytes
+// with every byte escaped in JSON, and room for the other fields. A larger
+// file is not one this package wrote.
+const maxFileSize = 6*mtasts.MaxPolicySize + 4096
+
+// staleTemp is the age after which NewFileStore removes a temporary file: one
+// left by a process that crashed mid-write. A write in progress, even of
+// another process sharing the directory, takes far less.
+const staleTemp = time.Hour
+
 // NewFileStore returns a FileStore keeping its files in dir, which it creates
-// (mode 0700) when missing.
+// (mode 0700) when missing. It removes temporary files that a crash in the
+// middle of a write left behind. It returns an error when dir cannot be
+// created or read.
 func NewFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
+	}
+	temps, err := filepath.Glob(filepath.Join(dir, tempPattern))
+	if err != nil {
+		return nil, fmt.Errorf("cache: file store: %w", err)
+	}
+	for _, name := range temps {
+		if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTemp {
+			os.Remove(name)
+		}
 	}
 	return &FileStore{dir: dir}, nil
 }
@@ -80,7 +104,7 @@ func safeFileName(domain string) bool {
 // Load implements Store. A file that cannot be read or decoded, or that holds
 // another domain or another format version, is an error.
 func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
-	data, err := os.ReadFile(s.path(domain))
+	data, err := readFile(s.path(domain))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, false, nil
 	}
@@ -100,6 +124,23 @@ func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error
 	return Entry{Domain: fe.Domain, RecordID: fe.RecordID, Policy: fe.Policy, Fetched: fe.Fetched, Expires: fe.Expires}, true, nil
 }
 
+// readFile reads path, refusing more than maxFileSize bytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileSize)
+	}
+	return data, nil
+}
+
 // Save implements Store.
 func (s *FileStore) Save(ctx context.Context, e Entry) error {
 	data, err := json.Marshal(fileEntry{fileVersion, e.Domain, e.RecordID, e.Policy, e.Fetched.UTC(), e.Expires.UTC()})
@@ -112,11 +153,15 @@ func (s *FileStore) Save(ctx context.Context, e Entry) error {
 	return nil
 }
 
+// tempPattern names the temporary files of writeFileAtomic. Its leading dot
+// keeps it apart from entry files, whose names never start with one.
+const tempPattern = ".tmp-*"
+
 // writeFileAtomic replaces path with data: temporary file in the same
 // directory, fsync, rename, fsync of the directory.
 func writeFileAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return err
 	}
