@@ -181,6 +181,8 @@ func ParsePolicy(s string) (*Policy, error) {
 	var (
 		haveMaxAge bool
 		exts       extensions
+		lower      []byte // lower-cased mx names, see folds
+		folds      []foldedName
 	)
 	line := 0
 	for pos := 0; pos < len(s); {
@@ -282,9 +284,18 @@ func ParsePolicy(s string) (*Policy, error) {
 			continue
 		case "mx":
 			// sts-policy-mx-value = ["*."] Domain; mx may repeat.
-			mx, msg := parseMXPattern(value)
+			mx, mustFold, msg := parseMXPattern(value)
 			if msg != "" {
 				return perr(key, "invalid mx pattern %q: %s", value, msg)
+			}
+			if mustFold {
+				// Domain names are case-insensitive; keep them lower
+				// case, copied into one buffer for all such names.
+				start := len(lower)
+				for i := 0; i < len(mx.Domain.ASCII); i++ {
+					lower = append(lower, toLowerASCII(mx.Domain.ASCII[i]))
+				}
+				folds = append(folds, foldedName{len(p.MX), start, len(lower)})
 			}
 			p.MX = append(p.MX, mx)
 			continue
@@ -319,7 +330,24 @@ func ParsePolicy(s string) (*Policy, error) {
 	if len(p.MX) == 0 {
 		p.MX = nil
 	}
+	if len(folds) > 0 {
+		all := string(lower)
+		for _, f := range folds {
+			p.MX[f.mx].Domain.ASCII = all[f.start:f.end]
+		}
+	}
 	return p, nil
+}
+
+// foldedName says where the lower-cased name of p.MX[mx] is in ParsePolicy's
+// buffer.
+type foldedName struct{ mx, start, end int }
+
+func toLowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func knownPolicyKey(key string) bool {
@@ -355,16 +383,16 @@ const maxInt = int(^uint(0) >> 1)
 //
 // plus the DNS limits of 63 bytes a label and 253 a name (RFC 1035 2.3.4).
 // RFC 8461 3.2 requires A-labels for internationalized names, so U-labels are
-// rejected; A-labels must decode. Upper case is folded to lower case. On
-// failure it returns a message saying what is wrong.
-func parseMXPattern(v string) (STSMX, string) {
-	var mx STSMX
+// rejected; A-labels must decode. A name with upper case is returned with
+// mustFold set, for the caller to fold to lower case. On failure it returns a message
+// saying what is wrong.
+func parseMXPattern(v string) (mx STSMX, mustFold bool, msg string) {
 	if strings.HasPrefix(v, "*.") {
 		mx.Wildcard = true
 		v = v[2:]
 	}
 	if len(v) > 253 {
-		return mx, "name longer than 253 characters"
+		return mx, false, "name longer than 253 characters"
 	}
 	upper, idn := false, false
 	labelStart := 0
@@ -376,42 +404,47 @@ func parseMXPattern(v string) (STSMX, string) {
 			case 'A' <= c && c <= 'Z':
 				upper = true
 			case c >= utf8.RuneSelf:
-				return mx, "non-ASCII name, expected the A-label (xn--) form"
+				return mx, false, "non-ASCII name, expected the A-label (xn--) form"
 			case c == '*':
-				return mx, "wildcard \"*\" allowed only as the whole left-most label"
+				return mx, false, "wildcard \"*\" allowed only as the whole left-most label"
 			default:
-				return mx, fmt.Sprintf("invalid character %q, expected letters, digits, \"-\" and \".\"", c)
+				return mx, false, fmt.Sprintf("invalid character %q, expected letters, digits, \"-\" and \".\"", c)
 			}
 			continue
 		}
 		label := v[labelStart:i]
 		switch {
 		case label == "":
-			return mx, "empty label"
+			return mx, false, "empty label"
 		case len(label) > 63:
-			return mx, "label longer than 63 characters"
+			return mx, false, "label longer than 63 characters"
 		case label[0] == '-' || label[len(label)-1] == '-':
-			return mx, fmt.Sprintf("label %q starts or ends with \"-\"", label)
+			return mx, false, fmt.Sprintf("label %q starts or ends with \"-\"", label)
 		}
 		if len(label) >= 4 && equalFoldASCII(label[:4], "xn--") {
 			idn = true
 		}
 		labelStart = i + 1
 	}
+	mx.Domain.ASCII = v
+	if upper && !idn {
+		// The caller folds the case, into one buffer for all names.
+		return mx, true, ""
+	}
 	if upper {
 		v = strings.ToLower(v)
+		mx.Domain.ASCII = v
 	}
-	mx.Domain.ASCII = v
 	if idn {
 		u, err := idnaProfile.ToUnicode(v)
 		if err != nil {
-			return mx, "invalid A-label: " + err.Error()
+			return mx, false, "invalid A-label: " + err.Error()
 		}
 		if u != v {
 			mx.Domain.Unicode = u
 		}
 	}
-	return mx, ""
+	return mx, false, ""
 }
 
 // checkExtValue checks sts-policy-ext-value: printable US-ASCII and UTF-8
