@@ -1,7 +1,10 @@
 package cache_test
 
 import (
+	"strconv"
+
 	"context"
+	"github.com/mtasts-go/mtasts"
 	"testing"
 
 	"github.com/mtasts-go/mtasts/cache"
@@ -46,4 +49,30 @@ func BenchmarkGetHitParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkGetMissFull measures a miss in a full cache: a domain never seen,
+// with no MTA-STS record, so that the least recently used domain must make
+// room for it. The resolver is in memory; the figure is the cache's own cost.
+func BenchmarkGetMissFull(b *testing.B) {
+	w := newWorld()
+	c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch, MaxEntries: 10000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	names := make([]mtasts.Domain, 50000)
+	for i := range names {
+		names[i] = mtasts.Domain{ASCII: "d" + strconv.Itoa(i) + ".example"}
+	}
+	for _, d := range names[:10000] {
+		c.Get(ctx, d)
+	}
+	b.ReportAllocs()
+	i := 10000
+	for b.Loop() {
+		c.Get(ctx, names[i%len(names)])
+		i++
+	}
 }

@@ -12,9 +12,11 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -384,18 +386,28 @@ func (c *Cache) removeLocked(it *item) {
 	}
 }
 
-// evictLocked drops the least recently used item. Adding a domain is rare
-// next to hits, and comes with network work, so a scan is cheap enough.
+// evictLocked makes room by dropping the least recently used items: the
+// oldest 1/64 of MaxEntries, at least one. Hits keep no ordered list, which
+// would make them write shared memory, so finding the oldest takes a scan;
+// dropping a batch per scan keeps the cost per added domain small however
+// large MaxEntries is. A dropped policy is still in the store.
 func (c *Cache) evictLocked() {
-	var oldest *item
+	type aged struct {
+		used int64
+		it   *item
+	}
+	all := make([]aged, 0, c.nitems)
 	c.items.Range(func(_, v any) bool {
-		if it := v.(*item); oldest == nil || it.lastUsed.Load() < oldest.lastUsed.Load() {
-			oldest = it
-		}
+		it := v.(*item)
+		all = append(all, aged{it.lastUsed.Load(), it})
 		return true
 	})
-	if oldest != nil {
-		c.removeLocked(oldest)
+	n := max(1, c.opts.MaxEntries/64)
+	if n < len(all) {
+		slices.SortFunc(all, func(a, b aged) int { return cmp.Compare(a.used, b.used) })
+	}
+	for _, a := range all[:min(n, len(all))] {
+		c.removeLocked(a.it)
 	}
 }
 

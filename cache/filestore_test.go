@@ -38,7 +38,7 @@ func TestFileStoreAtomicWrite(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(stop)
-		for i := range 200 {
+		for i := range 30 {
 			if err := fs.Save(ctx, entries[string(rune('a'+i%2))]); err != nil {
 				t.Errorf("Save: %v", err)
 				return

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -257,6 +258,44 @@ func TestFailedRefreshKeepsExpiry(t *testing.T) {
 		r := c.Get(t.Context(), d)
 		if r.Policy == nil || !r.Fetched.Equal(first.Fetched) || !r.Expires.Equal(first.Expires) || r.Err == nil {
 			t.Fatalf("Get after failed refreshes = %+v; want the first fetch's policy, fetched %v, expiring %v, and the failure", r, first.Fetched, first.Expires)
+		}
+	})
+}
+
+// TestEvictionBatch: a full cache drops the least recently used 1/64 of its
+// entries to make room, and only those.
+func TestEvictionBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		c := w.newCache(t, cache.Options{MaxEntries: 128})
+		name := func(i int) string { return fmt.Sprintf("d%d.example", i) }
+		for i := range 128 {
+			c.Get(t.Context(), domain(t, name(i)))
+			time.Sleep(2 * time.Second)
+		}
+		// d0 and d1 used again: d2 and d3 are now the least recent.
+		c.Get(t.Context(), domain(t, name(0)))
+		c.Get(t.Context(), domain(t, name(1)))
+		time.Sleep(2 * time.Second)
+		c.Get(t.Context(), domain(t, name(128)))
+		if c.Len() != 127 {
+			t.Fatalf("Len = %d, want 127: two dropped, one added", c.Len())
+		}
+		// The dropped two last, as adding them back drops others.
+		var order []int
+		for i := range 129 {
+			if i != 2 && i != 3 {
+				order = append(order, i)
+			}
+		}
+		order = append(order, 2, 3)
+		for _, i := range order {
+			before := w.lookupCount(name(i))
+			c.Get(t.Context(), domain(t, name(i)))
+			looked := w.lookupCount(name(i)) > before
+			if want := i == 2 || i == 3; looked != want {
+				t.Errorf("%s: looked up again %v, want %v", name(i), looked, want)
+			}
 		}
 	})
 }
