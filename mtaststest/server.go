@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
@@ -132,6 +133,12 @@ func (s *PolicyServer) Addr() string {
 // CertPool returns a pool holding the server's CA certificate.
 func (s *PolicyServer) CertPool() *x509.CertPool {
 	return s.pool
+}
+
+// CACertificatePEM returns the server's CA certificate in PEM form, for
+// programs that take a CA file, such as mtasts check --ca.
+func (s *PolicyServer) CACertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.caCert.Raw})
 }
 
 // SetPolicy serves policy for domain, with status 200 and media type

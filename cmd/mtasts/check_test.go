@@ -413,7 +413,7 @@ func TestCheckText(t *testing.T) {
 		"PASS  policy fetch  https://mta-sts.good.example/.well-known/mta-sts.txt\n",
 		"status       200 OK (HTTP/2.0)",
 		"media type   text/plain; charset=utf-8",
-		"certificate  CN=mta-sts.good.example, issued by CN=mtasts test CA",
+		"certificate  CN=mta-sts.good.example, issued by CN=mtaststest CA",
 		"PASS  policy        mode enforce, max_age 604800 (7 days)\n",
 		"good.example: PASS, 0 failures, 0 warnings\n",
 		"FAIL  MX            backup.other.example (preference 20): not allowed by the policy",
