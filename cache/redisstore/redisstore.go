@@ -9,6 +9,12 @@
 // A Redis that is down or slow never stops mail: every operation is bounded by
 // a short timeout, and the cache goes on with its memory and the network,
 // counting and logging the errors; go-redis reconnects when Redis is back.
+// The bound holds even for a Redis that accepts commands and never answers,
+// and even with a client that ignores contexts (go-redis does, unless
+// ContextTimeoutEnabled is set): the store then stops waiting at the timeout
+// and leaves the command to the client's own ReadTimeout. Setting
+// ContextTimeoutEnabled, with short dial, read and write timeouts, saves that
+// goroutine per hung command.
 //
 // Any go-redis client works: a single server (with a password, with TLS), a
 // Cluster or a Sentinel set-up, through redis.NewUniversalClient.
@@ -55,6 +61,12 @@ type Store struct {
 	log    *slog.Logger
 	errors *prometheus.CounterVec
 
+	// bounded is set when the client bounds its socket reads and writes
+	// by the context (go-redis's ContextTimeoutEnabled); when it is not,
+	// each operation runs in a goroutine that the store stops waiting
+	// for at Timeout.
+	bounded bool
+
 	mu     sync.Mutex
 	tokens map[string]string // lock tokens held, by domain
 }
@@ -87,7 +99,45 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 			Name: "mtasts_redisstore_errors_total",
 			Help: "Failed Redis operations of the MTA-STS policy store, by operation.",
 		}, []string{"op"}),
-		tokens: map[string]string{},
+		tokens:  map[string]string{},
+		bounded: honoursContext(rdb),
+	}
+}
+
+// honoursContext reports whether rdb ends socket reads and writes at the
+// context's deadline. go-redis does so only with ContextTimeoutEnabled; by
+// default a Redis that accepts a command and never answers holds it for
+// ReadTimeout (3 seconds) and its retries, whatever the context says.
+func honoursContext(rdb redis.UniversalClient) bool {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// do runs op with a context that ends at Timeout, and returns by then even
+// when the client does not honour contexts: op then runs in a goroutine of
+// its own, which ends when the client gives up (its ReadTimeout), and whose
+// result nobody waits for. A hung Redis thus costs a few goroutines for a few
+// seconds, and no delivery more than Timeout.
+func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	if s.bounded {
+		return op(ctx)
+	}
+	done := make(chan error, 1)
+	go func() { done <- op(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -149,9 +199,11 @@ func Decode(b []byte) (cache.Entry, error) {
 // Load implements cache.Store. A value that does not decode, or holds another
 // domain, is an error.
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	b, err := s.rdb.Get(ctx, s.policyKey(domain)).Bytes()
+	var b []byte
+	err := s.do(ctx, func(ctx context.Context) (err error) {
+		b, err = s.rdb.Get(ctx, s.policyKey(domain)).Bytes()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return cache.Entry{}, false, nil
 	}
@@ -175,9 +227,11 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	if ttl <= 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	if err := s.rdb.Set(ctx, s.policyKey(e.Domain), Encode(e), ttl).Err(); err != nil {
+	v := Encode(e)
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.rdb.Set(ctx, s.policyKey(e.Domain), v, ttl).Err()
+	})
+	if err != nil {
 		return s.fail("save", e.Domain, err)
 	}
 	return nil
@@ -185,9 +239,10 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 
 // Delete implements cache.Store.
 func (s *Store) Delete(ctx context.Context, domain string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	if err := s.rdb.Del(ctx, s.policyKey(domain)).Err(); err != nil {
+	err := s.do(ctx, func(ctx context.Context) error {
+		return s.rdb.Del(ctx, s.policyKey(domain)).Err()
+	})
+	if err != nil {
 		return s.fail("delete", domain, err)
 	}
 	return nil
@@ -198,9 +253,11 @@ func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
 	var raw [16]byte
 	rand.Read(raw[:])
 	token := hex.EncodeToString(raw[:])
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	ok, err := s.rdb.SetNX(ctx, s.lockKey(domain), token, s.opts.LockTTL).Result()
+	var ok bool
+	err := s.do(ctx, func(ctx context.Context) (err error) {
+		ok, err = s.rdb.SetNX(ctx, s.lockKey(domain), token, s.opts.LockTTL).Result()
+		return err
+	})
 	if err != nil {
 		return false, s.fail("lock", domain, err)
 	}
@@ -225,9 +282,10 @@ func (s *Store) Unlock(ctx context.Context, domain string) error {
 	if !ok {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	if err := unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err(); err != nil {
+	err := s.do(ctx, func(ctx context.Context) error {
+		return unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err()
+	})
+	if err != nil {
 		return s.fail("unlock", domain, err)
 	}
 	return nil
