@@ -64,6 +64,13 @@ type Options struct {
 	// policy, before fetching it itself. Default 10 seconds.
 	LockWait time.Duration
 
+	// MaxBackground bounds the record checks and refreshes that run in
+	// the background at once, so that many domains due together (after a
+	// restart, say) do not become a burst of lookups and fetches. Checks
+	// beyond it wait for a later Get, refreshes for a free slot. Default
+	// 16.
+	MaxBackground int
+
 	// Timeout bounds one TXT lookup and policy fetch. Default 90 seconds:
 	// the one minute of mtasts.FetchTimeout and time for DNS.
 	Timeout time.Duration
@@ -196,6 +203,9 @@ type Cache struct {
 	calls  map[string]*call
 	closed bool // set by Close; no new background work after it
 
+	// background holds a token per background check or refresh running.
+	background chan struct{}
+
 	lockMu sync.Mutex
 	locked map[string]bool // fleet locks held, by domain
 }
@@ -213,6 +223,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.RunInterval, time.Minute)
 	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
 	setDefault(&opts.LockWait, 10*time.Second)
+	setDefault(&opts.MaxBackground, 16)
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore(opts.MaxEntries)
 	}
@@ -231,6 +242,8 @@ func New(opts Options) (*Cache, error) {
 		log:    log,
 		calls:  map[string]*call{},
 		locked: map[string]bool{},
+
+		background: make(chan struct{}, opts.MaxBackground),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newMetrics(c)
@@ -263,7 +276,13 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 			// most once per CheckInterval, off the caller's path. The
 			// caller that moves checkedAt starts the check.
 			if last := it.checkedAt.Load(); now.UnixNano()-last >= int64(c.opts.CheckInterval) && it.checkedAt.CompareAndSwap(last, now.UnixNano()) {
-				c.start(domain, false)
+				if c.tryBackground() {
+					c.start(domain, false, true)
+				} else {
+					// All background slots busy: leave
+					// the check to a later Get.
+					it.checkedAt.CompareAndSwap(now.UnixNano(), last)
+				}
 			}
 			return s.result(false)
 		}
@@ -275,7 +294,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 		}
 	}
 	c.metrics.misses.Inc()
-	cl := c.start(domain, false)
+	cl := c.start(domain, false, false)
 	select {
 	case <-cl.done:
 		return cl.res
@@ -302,7 +321,7 @@ func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
 	// A running update may have looked the record up before this call;
 	// then wait for it and run another.
 	for range 2 {
-		cl := c.start(domain, false)
+		cl := c.start(domain, false, false)
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
@@ -325,12 +344,30 @@ func (it *item) touch(now time.Time) {
 	}
 }
 
+// tryBackground takes a background slot if one is free.
+func (c *Cache) tryBackground() bool {
+	select {
+	case c.background <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
 // start returns the running update of domain, starting one if none runs. A
-// full update fetches the policy even when the record's id is unchanged.
-func (c *Cache) start(domain mtasts.Domain, full bool) *call {
+// full update fetches the policy even when the record's id is unchanged. With
+// slot set, the caller holds a background slot, which the update releases
+// when it ends, or start at once when it starts none.
+func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
+	release := func() {
+		if slot {
+			<-c.background
+		}
+	}
 	if cl := c.calls[domain.ASCII]; cl != nil {
+		release()
 		return cl
 	}
 	cl := &call{done: make(chan struct{})}
@@ -340,6 +377,7 @@ func (c *Cache) start(domain mtasts.Domain, full bool) *call {
 		// has begun waiting for them.
 		cl.res = Result{Err: errClosed, ResultType: mtasts.TLSReportResultType(errClosed)}
 		close(cl.done)
+		release()
 		return cl
 	}
 	c.calls[domain.ASCII] = cl
@@ -347,15 +385,17 @@ func (c *Cache) start(domain mtasts.Domain, full bool) *call {
 	go func() {
 		defer c.wg.Done()
 		res, checkNext := c.update(domain, full)
+		release()
 		cl.res = res
 		c.callMu.Lock()
 		delete(c.calls, domain.ASCII)
 		c.callMu.Unlock()
 		close(cl.done)
-		if checkNext && c.ctx.Err() == nil {
+		if checkNext && c.tryBackground() {
 			// A policy loaded from the store: check its record now,
-			// in the background.
-			c.start(domain, false)
+			// in the background. Without a free slot, the next Get
+			// does, as the policy was never checked.
+			c.start(domain, false, true)
 		}
 	}()
 	return cl
@@ -633,14 +673,14 @@ func (c *Cache) Run(ctx context.Context) error {
 		case <-c.ctx.Done():
 			return nil
 		case now := <-ticker.C:
-			c.sweep(now)
+			c.sweep(ctx, now)
 		}
 	}
 }
 
 // sweep is one round of Run.
-func (c *Cache) sweep(now time.Time) {
-	var drop []*item
+func (c *Cache) sweep(ctx context.Context, now time.Time) {
+	var drop, refresh []*item
 	c.items.Range(func(_, v any) bool {
 		it := v.(*item)
 		s := it.snap.Load()
@@ -656,10 +696,22 @@ func (c *Cache) sweep(now time.Time) {
 		case idle > lifetime:
 			drop = append(drop, it)
 		case s.valid(now) && now.Sub(s.fetched) >= min(c.opts.RefreshAge, lifetime/2) && !now.Before(s.retryAt):
-			c.start(it.domain, true)
+			refresh = append(refresh, it)
 		}
 		return true
 	})
+
+	// At most MaxBackground refreshes at once: wait for a slot for each.
+	for _, it := range refresh {
+		select {
+		case c.background <- struct{}{}:
+			c.start(it.domain, true, true)
+		case <-ctx.Done():
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
 
 	for _, it := range drop {
 		c.mu.Lock()

@@ -299,3 +299,58 @@ func TestEvictionBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestBackgroundBounded: many policies due for refresh at once are refreshed
+// MaxBackground at a time, and all of them in the end.
+func TestBackgroundBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		var (
+			mu            sync.Mutex
+			running, most int
+			slow          bool
+		)
+		fetch := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+			mu.Lock()
+			running++
+			most = max(most, running)
+			wait := slow
+			mu.Unlock()
+			if wait {
+				time.Sleep(time.Second) // a slow policy host
+			}
+			mu.Lock()
+			running--
+			mu.Unlock()
+			return w.fetch(ctx, d)
+		}
+		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: fetch, MaxBackground: 4, RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		const n = 100
+		for i := range n {
+			name := fmt.Sprintf("d%d.example", i)
+			w.publish(name, "1", policyText("enforce", 7*86400))
+			c.Get(t.Context(), domain(t, name))
+		}
+		mu.Lock()
+		slow, most = true, 0
+		mu.Unlock()
+
+		go c.Run(t.Context())
+		time.Sleep(24*time.Hour + time.Minute + 30*time.Second) // one sweep, 25 rounds of 4
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if most != 4 {
+			t.Errorf("at most %d refreshes ran at once, want 4", most)
+		}
+		for i := range n {
+			if got := w.fetchCount(fmt.Sprintf("d%d.example", i)); got != 2 {
+				t.Errorf("d%d.example fetched %d times, want 2", i, got)
+			}
+		}
+	})
+}
