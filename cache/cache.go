@@ -9,6 +9,29 @@
 // 10). Concurrent requests for a domain share one TXT lookup and at most one
 // HTTPS fetch. Policies persist beyond the process through a Store: a file
 // store is included, and a fleet can plug in its own.
+//
+// # When the TXT record is checked
+//
+// RFC 8461 5.1 step 1 uses a cached policy "whose time-since-fetch has not
+// exceeded its max_age" and makes a check for a new one optional: "Sending
+// MTAs may unconditionally check for a new policy at this step". Checking on
+// every delivery would put a DNS round trip in front of each message, so Get
+// answers from memory and checks a domain's record at most once per
+// Options.CheckInterval (default one hour), in the background: a changed id
+// (RFC 8461 3: "the sender need only check the TXT record's version 'id'
+// against the cached value") is seen within that interval. Step 3 does
+// require a check before a message is permanently failed: that is Recheck,
+// which looks the record up at once. Independently of the record, Run fetches
+// each policy in use again once it is Options.RefreshAge old (RFC 8461 3.3
+// and 10.2: refresh before expiry, "regardless of the state of the
+// '_mta-sts' TXT record").
+//
+// # Time in tests
+//
+// Expiry, back-off and refresh are tested in testing/synctest bubbles, with
+// Options.LookupRecord and Options.FetchPolicy (or an in-memory Resolver)
+// standing in for the network, whose I/O a bubble cannot wait for; a real TLS
+// server is used where time does not matter, as for coalescing.
 package cache
 
 import (
@@ -70,6 +93,12 @@ type Options struct {
 	// beyond it wait for a later Get, refreshes for a free slot. Default
 	// 16.
 	MaxBackground int
+
+	// StoreTimeout bounds each call to the Store (and its Locker), so
+	// that a hung store delays no caller for longer: past it, the cache
+	// goes on as without the store. Saves run after waiting callers have
+	// their answer. Default 5 seconds.
+	StoreTimeout time.Duration
 
 	// Timeout bounds one TXT lookup and policy fetch. Default 90 seconds:
 	// the one minute of mtasts.FetchTimeout and time for DNS.
@@ -224,6 +253,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
 	setDefault(&opts.LockWait, 10*time.Second)
 	setDefault(&opts.MaxBackground, 16)
+	setDefault(&opts.StoreTimeout, 5*time.Second)
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore(opts.MaxEntries)
 	}
@@ -384,13 +414,16 @@ func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		res, checkNext := c.update(domain, full)
+		res, checkNext, after := c.update(domain, full)
 		release()
 		cl.res = res
 		c.callMu.Lock()
 		delete(c.calls, domain.ASCII)
 		c.callMu.Unlock()
 		close(cl.done)
+		if after != nil {
+			after()
+		}
 		if checkNext && c.tryBackground() {
 			// A policy loaded from the store: check its record now,
 			// in the background. Without a free slot, the next Get
@@ -454,9 +487,10 @@ func (c *Cache) evictLocked() {
 // update brings the cache's knowledge of domain up to date: the store when
 // the domain is not in memory, then the TXT record, then, when the record
 // announces a policy the cache does not have (or for a full refresh), the
-// policy. It returns the new result, and whether a policy loaded from the
-// store wants its record checked.
-func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
+// policy. It returns the new result, whether a policy loaded from the store
+// wants its record checked, and what is left to do once waiting callers have
+// the result (saving the policy, releasing a fleet lock), or nil.
+func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext bool, after func()) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 	defer cancel()
 	now := time.Now()
@@ -466,7 +500,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 	if s == nil {
 		if ls := c.load(ctx, domain, now); ls != nil {
 			it.snap.Store(ls)
-			return ls.result(false), true
+			return ls.result(false), true, nil
 		}
 	}
 
@@ -487,7 +521,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		id = s.id
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
-		return c.failed(it, s, "", lookupErr, now), false
+		return c.failed(it, s, "", lookupErr, now), false, nil
 	}
 	if s.valid(now) && id == s.id && !full {
 		if s.err != nil || !s.retryAt.IsZero() {
@@ -495,20 +529,19 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 			s.failedID, s.retryAt = "", time.Time{}
 			it.snap.Store(s)
 		}
-		return s.result(false), false
+		return s.result(false), false, nil
 	}
 	if s != nil && s.failedID == id && now.Before(s.retryAt) {
 		// RFC 8461 3.3: after a failed fetch, "limit further attempts
 		// to a period of five minutes or longer per version ID".
-		return s.result(false), false
+		return s.result(false), false, nil
 	}
 
 	// A store shared by a fleet may hold the lock on this fetch: another
 	// cache is fetching, and saves what it gets.
 	if ls := c.waitForFleet(ctx, it, domain, id, full, now); ls != nil {
-		return ls.result(false), false
+		return ls.result(false), false, nil
 	}
-	defer c.unlockFleet(domain)
 
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
 	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
@@ -516,7 +549,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
-		return c.failed(it, s, id, err, now), false
+		return c.failed(it, s, id, err, now), false, func() { c.unlockFleet(domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch.
@@ -526,10 +559,19 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (Result, bool) {
 	}
 	it.snap.Store(ns)
 	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: ns.expires}
-	if err := c.opts.Store.Save(ctx, e); err != nil {
-		c.storeError("save", domain, err)
+	return ns.result(true), false, func() {
+		ctx, cancel := c.storeContext()
+		defer cancel()
+		if err := c.opts.Store.Save(ctx, e); err != nil {
+			c.storeError("save", domain, err)
+		}
+		c.unlockFleet(domain)
 	}
-	return ns.result(true), false
+}
+
+// storeContext returns the context of one call to the store.
+func (c *Cache) storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.opts.StoreTimeout)
 }
 
 // waitForFleet takes the fleet-wide fetch lock of domain when the store is a
@@ -542,7 +584,9 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 	if !ok {
 		return nil
 	}
-	held, err := locker.Lock(ctx, domain.ASCII)
+	lctx, cancel := c.storeContext()
+	held, err := locker.Lock(lctx, domain.ASCII)
+	cancel()
 	if err != nil {
 		c.storeError("lock", domain, err)
 		return nil
@@ -583,7 +627,7 @@ func (c *Cache) unlockFleet(domain mtasts.Domain) {
 	if !held {
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+	ctx, cancel := c.storeContext()
 	defer cancel()
 	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII); err != nil {
 		c.storeError("unlock", domain, err)
@@ -627,6 +671,8 @@ func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Tim
 // load returns the domain's policy from the store, or nil when the store has
 // none that is valid.
 func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *snapshot {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StoreTimeout)
+	defer cancel()
 	e, ok, err := c.opts.Store.Load(ctx, domain.ASCII)
 	if err != nil {
 		c.storeError("load", domain, err)
@@ -718,7 +764,7 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 		c.removeLocked(it)
 		c.mu.Unlock()
 		if s := it.snap.Load(); s != nil && s.policy != nil {
-			ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+			ctx, cancel := c.storeContext()
 			if err := c.opts.Store.Delete(ctx, it.domain.ASCII); err != nil {
 				c.storeError("delete", it.domain, err)
 			}

@@ -354,3 +354,41 @@ func TestBackgroundBounded(t *testing.T) {
 		}
 	})
 }
+
+// hungStore is a store, and a fleet lock, that never answers: each call
+// waits for its context to end.
+type hungStore struct{}
+
+func (hungStore) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
+	<-ctx.Done()
+	return cache.Entry{}, false, ctx.Err()
+}
+func (hungStore) Save(ctx context.Context, e cache.Entry) error { <-ctx.Done(); return ctx.Err() }
+func (hungStore) Delete(ctx context.Context, d string) error    { <-ctx.Done(); return ctx.Err() }
+func (hungStore) Lock(ctx context.Context, d string) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+func (hungStore) Unlock(ctx context.Context, d string) error { <-ctx.Done(); return ctx.Err() }
+
+// TestHungStore: a store that hangs delays a miss by StoreTimeout per call
+// at most, a hit not at all, and fails no delivery.
+func TestHungStore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 86400))
+		c := w.newCache(t, cache.Options{Store: hungStore{}, StoreTimeout: 2 * time.Second})
+		d := domain(t, "example.com")
+		start := time.Now()
+		r := c.Get(t.Context(), d)
+		// Load, then Lock, each given up after 2 seconds; the Save
+		// comes after the answer.
+		if r.Policy == nil || !r.Fresh || time.Since(start) != 4*time.Second {
+			t.Fatalf("Get with a hung store = %+v after %v; want a fresh policy after 4s", r, time.Since(start))
+		}
+		start = time.Now()
+		if r := c.Get(t.Context(), d); r.Policy == nil || time.Since(start) != 0 {
+			t.Fatalf("hit with a hung store = %+v after %v; want the policy at once", r, time.Since(start))
+		}
+	})
+}

@@ -28,11 +28,31 @@ type Entry struct {
 // store), or across a fleet of MTAs (a store in Redis, say).
 //
 // The cache keeps what it uses in memory and calls the store only when a
-// domain is not in memory (Load) and after each successful fetch (Save), so
+// domain is not in memory (Load), after each successful fetch (Save), and when
+// Run drops a domain unused for longer than its policy's lifetime (Delete), so
 // a store may be slow. A store may fail: the cache reports the error through
 // its logger and metrics and goes on without it; a failing store never fails
-// a delivery. Implementations must be safe for concurrent use, must honour
-// the context, and should forget an entry at its Expires time.
+// a delivery.
+//
+// What an implementation, such as one in Redis shared by a fleet, must
+// guarantee:
+//   - It is safe for concurrent use, by several caches too, and honours the
+//     context: a call returns soon after ctx ends.
+//   - Load returns what Save stored for that domain: Policy byte for byte,
+//     RecordID, and Fetched and Expires to the millisecond at least. The cache
+//     parses Policy again with mtasts.ParsePolicy and never trusts Expires
+//     beyond Fetched plus the policy's max_age, so a store needs no knowledge
+//     of policies; it must not return another domain's entry.
+//   - A value it cannot read or decode is an error from Load (or absent), never
+//     a panic; the cache then fetches the policy again.
+//   - Domain keys are opaque strings, normally A-label domains but possibly
+//     hostile: a store must not let one reach outside its own key space (a
+//     path, another key prefix).
+//   - Concurrent Saves of one domain need no ordering: the last one may win.
+//     An older entry that wins is corrected by the next record check.
+//   - It should forget an entry at its Expires time (a TTL); an expired entry
+//     that is returned anyway is ignored.
+//   - Deleting an absent entry is not an error.
 type Store interface {
 	// Load returns the entry of domain; ok is false when there is none.
 	// An entry that cannot be read or decoded is an error, not a panic.
