@@ -95,9 +95,9 @@ type Options struct {
 	MaxBackground int
 
 	// StoreTimeout bounds each call to the Store (and its Locker), so
-	// that a hung store delays no caller for longer: past it, the cache
-	// goes on as without the store. Saves run after waiting callers have
-	// their answer. Default 5 seconds.
+	// that a hung store delays a miss by no more per call (a load, a
+	// lock, a save), and never a hit: past it, the cache goes on as
+	// without the store. Default 5 seconds.
 	StoreTimeout time.Duration
 
 	// Timeout bounds one TXT lookup and policy fetch. Default 90 seconds:
@@ -415,15 +415,18 @@ func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 	go func() {
 		defer c.wg.Done()
 		res, checkNext, after := c.update(domain, full)
+		// Saved before the waiting callers have their answer, so that
+		// a store shared by a fleet holds a policy once a Get has
+		// returned it; StoreTimeout bounds the delay.
+		if after != nil {
+			after()
+		}
 		release()
 		cl.res = res
 		c.callMu.Lock()
 		delete(c.calls, domain.ASCII)
 		c.callMu.Unlock()
 		close(cl.done)
-		if after != nil {
-			after()
-		}
 		if checkNext && c.tryBackground() {
 			// A policy loaded from the store: check its record now,
 			// in the background. Without a free slot, the next Get
@@ -488,8 +491,9 @@ func (c *Cache) evictLocked() {
 // the domain is not in memory, then the TXT record, then, when the record
 // announces a policy the cache does not have (or for a full refresh), the
 // policy. It returns the new result, whether a policy loaded from the store
-// wants its record checked, and what is left to do once waiting callers have
-// the result (saving the policy, releasing a fleet lock), or nil.
+// wants its record checked, and what is left to do with the store before
+// waiting callers have the result (saving the policy, releasing a fleet lock),
+// or nil.
 func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext bool, after func()) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 	defer cancel()
