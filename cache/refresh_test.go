@@ -10,6 +10,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
 )
@@ -388,6 +390,66 @@ func TestHungStore(t *testing.T) {
 		start = time.Now()
 		if r := c.Get(t.Context(), d); r.Policy == nil || time.Since(start) != 0 {
 			t.Fatalf("hit with a hung store = %+v after %v; want the policy at once", r, time.Since(start))
+		}
+	})
+}
+
+// TestMetrics: hits, misses, fetches and refreshes by result, and entries,
+// as registered by RegisterMetrics.
+func TestMetrics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 2*86400))
+		w.publish("broken.example", "1", policyText("enforce", 86400))
+		w.breakFetch("broken.example", errFetch)
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour})
+		reg := prometheus.NewPedanticRegistry()
+		if err := c.RegisterMetrics(reg); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RegisterMetrics(reg); err == nil {
+			t.Error("a second registration with the same registry did not fail")
+		}
+		for range 4 {
+			c.Get(t.Context(), domain(t, "example.com"))
+		}
+		c.Get(t.Context(), domain(t, "broken.example"))
+		go c.Run(t.Context())
+		time.Sleep(24*time.Hour + 2*time.Minute)
+		synctest.Wait()
+
+		want := map[string]float64{
+			"mtasts_cache_hits_total":      3,
+			"mtasts_cache_misses_total":    2,
+			"mtasts_cache_fetches_total":   3, // example.com twice, broken.example once
+			"mtasts_cache_refreshes_total": 1,
+		}
+		for name, n := range want {
+			if got := counterValue(t, reg, name); got != n {
+				t.Errorf("%s = %v, want %v", name, got, n)
+			}
+		}
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels := map[string]float64{}
+		for _, mf := range families {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "mtasts_cache_fetches_total":
+					labels[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
+				case "mtasts_cache_entries":
+					// broken.example, without a policy, was
+					// dropped once unused for its back-off.
+					if v := m.GetGauge().GetValue(); v != 1 {
+						t.Errorf("mtasts_cache_entries = %v, want 1", v)
+					}
+				}
+			}
+		}
+		if labels["ok"] != 2 || labels["fetch-error"] != 1 {
+			t.Errorf("fetches by result = %v, want ok 2, fetch-error 1", labels)
 		}
 	})
 }
