@@ -1,0 +1,75 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/mtaststest"
+)
+
+// TestHostilePolicyHost runs the cache with its defaults, mtasts.LookupRecord
+// and mtasts.FetchPolicy, against a real TLS policy server that turns
+// hostile after the first fetch: each new record id meets a failure, the
+// cached enforce policy stays, and the failure is described for TLS-RPT.
+func TestHostilePolicyHost(t *testing.T) {
+	resolver := mtaststest.NewResolver()
+	server := mtaststest.NewPolicyServer(t)
+	server.Use(t)
+	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	server.SetPolicy("example.com", policyText("enforce", 86400))
+	c, err := cache.New(cache.Options{Resolver: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	d := domain(t, "example.com")
+	if r := c.Get(ctx, d); r.Policy == nil || !r.Fresh || r.Err != nil {
+		t.Fatalf("first Get = %+v; want a fresh policy", r)
+	}
+
+	expired, err := server.IssueCertificate(time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour), "mta-sts.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		hostile    func()
+		resultType string
+		reason     string
+		sentinel   error
+	}{
+		{"invalid policy", func() { server.SetPolicy("example.com", "version: STSv1\nmode: enforce\n") },
+			mtasts.ResultPolicyInvalid, "mta-sts-policy-invalid", mtasts.ErrPolicySyntax},
+		{"server error", func() { server.SetResponse("example.com", mtaststest.Response{Status: 500}) },
+			mtasts.ResultPolicyFetchError, "mta-sts-policy-http-status-500", mtasts.ErrPolicyFetch},
+		{"redirect", func() {
+			server.SetResponse("example.com", mtaststest.Response{Status: 301, Redirect: "https://evil.example/"})
+		}, mtasts.ResultPolicyFetchError, "mta-sts-policy-redirect", mtasts.ErrPolicyFetch},
+		{"policy host gone", func() { server.Remove("example.com") },
+			mtasts.ResultPolicyFetchError, "mta-sts-policy-not-found", mtasts.ErrNoPolicy},
+		{"expired certificate", func() {
+			server.SetPolicy("example.com", policyText("none", 86400))
+			server.SetCertificate("example.com", expired)
+			mtasts.HTTPClient.CloseIdleConnections() // a new handshake
+		}, mtasts.ResultWebPKIInvalid, "mta-sts-policy-certificate-expired", mtasts.ErrPolicyFetch},
+	}
+	for i, tt := range tests {
+		tt.hostile()
+		resolver.SetRecord("example.com", "v=STSv1; id=hostile"+string(rune('a'+i)))
+		r := c.Recheck(ctx, d)
+		if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.RecordID != "1" {
+			t.Errorf("%s: Recheck = %+v; want the cached enforce policy", tt.name, r)
+		}
+		if !errors.Is(r.Err, tt.sentinel) || r.ResultType != tt.resultType || r.FailureReason != tt.reason {
+			t.Errorf("%s: Err %v, ResultType %q, FailureReason %q; want %v, %q, %q", tt.name, r.Err, r.ResultType, r.FailureReason, tt.sentinel, tt.resultType, tt.reason)
+		}
+		if r := c.Get(ctx, d); r.Policy == nil || r.RecordID != "1" {
+			t.Errorf("%s: Get after = %+v; want the cached policy", tt.name, r)
+		}
+	}
+}
