@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
@@ -58,5 +59,47 @@ func Example() {
 	// fresh=true mx.other.example allowed=false enforce=true
 	// fresh=false mx1.mail.example.com allowed=true enforce=true
 	// fresh=false mx.other.example allowed=false enforce=true
+	// fetches: 1
+}
+
+// A file store keeps policies across restarts: a new Cache on the same
+// directory applies the policy without fetching it, even while the policy
+// host is unreachable.
+func ExampleNewFileStore() {
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	server, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: *.mail.example.com\nmax_age: 604800\n")
+	defer server.Install()()
+
+	dir, err := os.MkdirTemp("", "mtasts-policies")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	domain, _ := mtasts.ParseDomain("example.com")
+
+	for run := 1; run <= 2; run++ {
+		store, err := cache.NewFileStore(dir)
+		if err != nil {
+			log.Fatal(err)
+		}
+		c, err := cache.New(cache.Options{Resolver: resolver, Store: store})
+		if err != nil {
+			log.Fatal(err)
+		}
+		r := c.Get(context.Background(), domain)
+		fmt.Printf("run %d: mode=%s id=%s fresh=%v\n", run, r.Policy.Mode, r.RecordID, r.Fresh)
+		c.Close()
+		server.Remove("example.com") // the policy host goes away
+	}
+	fmt.Println("fetches:", server.Requests("example.com"))
+	// Output:
+	// run 1: mode=enforce id=20240101 fresh=true
+	// run 2: mode=enforce id=20240101 fresh=false
 	// fetches: 1
 }

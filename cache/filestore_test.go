@@ -135,3 +135,28 @@ func TestFileStoreOversizeFile(t *testing.T) {
 		t.Errorf("Load of the largest entry = %v, %v", ok, err)
 	}
 }
+
+// FuzzFileStoreLoad feeds Load arbitrary file contents: it must return an
+// entry of the domain asked for, or an error, and never panic.
+func FuzzFileStoreLoad(f *testing.F) {
+	f.Add([]byte(`{"version":1,"domain":"example.com","record_id":"1","policy":"version: STSv1\nmode: none\nmax_age: 1\n","fetched":"2024-01-01T00:00:00Z","expires":"2024-01-01T00:00:01Z"}`))
+	f.Add([]byte(`{"version":1,"domain":"example.com"`))
+	f.Add([]byte(`{"version":1,"domain":"example.com","fetched":"not a time"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte{0xff, 0xfe, 0x00})
+	dir := f.TempDir()
+	fs, err := cache.NewFileStore(dir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	path := filepath.Join(dir, "example.com.json")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e, ok, err := fs.Load(context.Background(), "example.com")
+		if err == nil && (!ok || e.Domain != "example.com") {
+			t.Errorf("Load = %+v, %v, nil; want the entry of example.com or an error", e, ok)
+		}
+	})
+}
