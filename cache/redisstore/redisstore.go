@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
 )
 
@@ -151,6 +152,17 @@ func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
 func (s *Store) policyKey(domain string) string { return s.opts.Prefix + "policy:" + domain }
 func (s *Store) lockKey(domain string) string   { return s.opts.Prefix + "lock:" + domain }
 
+// aLabel returns domain in the A-label form that keys use, so that
+// "Bücher.example" and "xn--bcher-kva.example" share one entry; it returns an
+// error for a name that is not a domain.
+func aLabel(domain string) (string, error) {
+	d, err := mtasts.ParseDomain(domain)
+	if err != nil {
+		return "", err
+	}
+	return d.ASCII, nil
+}
+
 // fail counts and logs a failed operation and returns err, wrapped.
 func (s *Store) fail(op, domain string, err error) error {
 	s.errors.WithLabelValues(op).Inc()
@@ -199,8 +211,13 @@ func Decode(b []byte) (cache.Entry, error) {
 // Load implements cache.Store. A value that does not decode, or holds another
 // domain, is an error.
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
+	ascii, err := aLabel(domain)
+	if err != nil {
+		return cache.Entry{}, false, s.fail("load", domain, err)
+	}
+	domain = ascii
 	var b []byte
-	err := s.do(ctx, func(ctx context.Context) (err error) {
+	err = s.do(ctx, func(ctx context.Context) (err error) {
 		b, err = s.rdb.Get(ctx, s.policyKey(domain)).Bytes()
 		return err
 	})
@@ -227,8 +244,13 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	if ttl <= 0 {
 		return nil
 	}
+	domain, err := aLabel(e.Domain)
+	if err != nil {
+		return s.fail("save", e.Domain, err)
+	}
+	e.Domain = domain
 	v := Encode(e)
-	err := s.do(ctx, func(ctx context.Context) error {
+	err = s.do(ctx, func(ctx context.Context) error {
 		return s.rdb.Set(ctx, s.policyKey(e.Domain), v, ttl).Err()
 	})
 	if err != nil {
@@ -239,7 +261,12 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 
 // Delete implements cache.Store.
 func (s *Store) Delete(ctx context.Context, domain string) error {
-	err := s.do(ctx, func(ctx context.Context) error {
+	ascii, err := aLabel(domain)
+	if err != nil {
+		return s.fail("delete", domain, err)
+	}
+	domain = ascii
+	err = s.do(ctx, func(ctx context.Context) error {
 		return s.rdb.Del(ctx, s.policyKey(domain)).Err()
 	})
 	if err != nil {
@@ -250,11 +277,16 @@ func (s *Store) Delete(ctx context.Context, domain string) error {
 
 // Lock implements cache.Locker with SET NX PX and a random token.
 func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
+	ascii, err := aLabel(domain)
+	if err != nil {
+		return false, s.fail("lock", domain, err)
+	}
+	domain = ascii
 	var raw [16]byte
 	rand.Read(raw[:])
 	token := hex.EncodeToString(raw[:])
 	var ok bool
-	err := s.do(ctx, func(ctx context.Context) (err error) {
+	err = s.do(ctx, func(ctx context.Context) (err error) {
 		ok, err = s.rdb.SetNX(ctx, s.lockKey(domain), token, s.opts.LockTTL).Result()
 		return err
 	})
@@ -275,6 +307,11 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 
 // Unlock implements cache.Locker.
 func (s *Store) Unlock(ctx context.Context, domain string) error {
+	ascii, err := aLabel(domain)
+	if err != nil {
+		return s.fail("unlock", domain, err)
+	}
+	domain = ascii
 	s.mu.Lock()
 	token, ok := s.tokens[domain]
 	delete(s.tokens, domain)
@@ -282,7 +319,7 @@ func (s *Store) Unlock(ctx context.Context, domain string) error {
 	if !ok {
 		return nil
 	}
-	err := s.do(ctx, func(ctx context.Context) error {
+	err = s.do(ctx, func(ctx context.Context) error {
 		return unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err()
 	})
 	if err != nil {
