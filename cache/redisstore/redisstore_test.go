@@ -2,6 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"os"
 	"os/exec"
@@ -28,11 +31,60 @@ type redisServer struct {
 	port     int
 	password string
 	cmd      *exec.Cmd
+
+	// With TLS: the server's arguments for it, and the client's config.
+	tlsArgs   []string
+	tlsConfig *tls.Config
 }
 
 // startRedis starts redis-server, skipping the test when it is not
 // installed, unless MTASTS_INTEGRATION=1 requires it.
 func startRedis(t testing.TB, password string) *redisServer {
+	t.Helper()
+	s := newRedis(t, password)
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// startRedisTLS starts redis-server serving TLS only, with a certificate for
+// "redis.test" from the test kit's CA.
+func startRedisTLS(t testing.TB, password string) *redisServer {
+	t.Helper()
+	s := newRedis(t, password)
+	ca := mtaststest.NewPolicyServer(t)
+	now := time.Now()
+	cert, err := ca.IssueCertificate(now.Add(-time.Hour), now.Add(time.Hour), "redis.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"cert.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		"key.pem":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}),
+		"ca.pem":   ca.CACertificatePEM(),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(s.dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.tlsArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+		"--tls-cert-file", filepath.Join(s.dir, "cert.pem"), "--tls-key-file", filepath.Join(s.dir, "key.pem"),
+		"--tls-ca-cert-file", filepath.Join(s.dir, "ca.pem"), "--tls-auth-clients", "no"}
+	s.tlsConfig = &tls.Config{RootCAs: ca.CertPool(), ServerName: "redis.test", MinVersion: tls.VersionTLS12}
+	s.start()
+	t.Cleanup(s.stop)
+	return s
+}
+
+// newRedis returns a server not yet started, on a free port, skipping the
+// test when redis-server is not installed, unless MTASTS_INTEGRATION=1
+// requires it.
+func newRedis(t testing.TB, password string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -48,10 +100,7 @@ func startRedis(t testing.TB, password string) *redisServer {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	s := &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port, password: password}
-	s.start()
-	t.Cleanup(s.stop)
-	return s
+	return &redisServer{t: t, bin: bin, dir: t.TempDir(), port: port, password: password}
 }
 
 func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
@@ -62,6 +111,7 @@ func (s *redisServer) start() {
 	if s.password != "" {
 		args = append(args, "--requirepass", s.password)
 	}
+	args = append(args, s.tlsArgs...) // a later --port wins
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.t.Fatal(err)
@@ -72,7 +122,7 @@ func (s *redisServer) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), Password: s.password})
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), Password: s.password, TLSConfig: s.tlsConfig})
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
@@ -94,7 +144,7 @@ func (s *redisServer) stop() {
 }
 
 func (s *redisServer) client() *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.addr(), Password: s.password, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: s.addr(), Password: s.password, TLSConfig: s.tlsConfig, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	s.t.Cleanup(func() { c.Close() })
 	return c
 }
