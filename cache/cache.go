@@ -104,7 +104,8 @@ type Options struct {
 	// the one minute of mtasts.FetchTimeout and time for DNS.
 	Timeout time.Duration
 
-	// Logger receives warnings about failed refreshes and stores. Default:
+	// Logger receives warnings about failed refreshes of policies not in
+	// mode none (RFC 8461 3.3, 10.2) and about failing stores. Default:
 	// nothing is logged.
 	Logger *slog.Logger
 
@@ -124,8 +125,9 @@ type Result struct {
 	// record that announced it.
 	Text     string
 	RecordID string
-	// Fetched and Expires are when the policy was fetched and when it
-	// stops being valid.
+	// Fetched is when the policy was fetched, and Expires Fetched plus
+	// its max_age: the last instant at which it applies (RFC 8461 5.1,
+	// "time-since-fetch has not exceeded its max_age").
 	Fetched time.Time
 	Expires time.Time
 	// Fresh is set when the policy was fetched from the network for this
@@ -293,7 +295,8 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // the background. Otherwise Get waits for the one lookup and fetch that all
 // concurrent callers for domain share, or for ctx: when ctx ends first, the
 // Result has no policy and ctx's error, and the shared work goes on for the
-// others. Get never fails for a store's sake.
+// others. Get never fails for a store's sake. Before permanently failing a
+// message because of an enforce policy, call Recheck.
 func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	now := time.Now()
 	if v, ok := c.items.Load(domain.ASCII); ok {
