@@ -1,0 +1,97 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/cache/redisstore"
+)
+
+// TestLock checks the lock itself: SET NX with the store's LockTTL, one
+// holder at a time, and release only by the holder.
+func TestLock(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	ctx := context.Background()
+	a := redisstore.New(rdb, redisstore.Options{LockTTL: 30 * time.Second})
+	b := redisstore.New(srv.client(), redisstore.Options{LockTTL: 30 * time.Second})
+
+	if held, err := a.Lock(ctx, "example.com"); !held || err != nil {
+		t.Fatalf("first Lock = %v, %v", held, err)
+	}
+	// The lock expires by itself, after LockTTL.
+	if ttl := rdb.PTTL(ctx, "mtasts:lock:example.com").Val(); ttl <= 29*time.Second || ttl > 30*time.Second {
+		t.Errorf("lock PTTL %v, want just under 30s", ttl)
+	}
+	if held, err := b.Lock(ctx, "example.com"); held || err != nil {
+		t.Errorf("second Lock = %v, %v; want not held", held, err)
+	}
+	// Unlock by one that does not hold the lock leaves it.
+	if err := b.Unlock(ctx, "example.com"); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 1 {
+		t.Errorf("Unlock by a non-holder: %v, or it removed the lock", err)
+	}
+	if err := a.Unlock(ctx, "example.com"); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 0 {
+		t.Errorf("Unlock by the holder: %v, or the lock is still there", err)
+	}
+
+	// The holder's lock expired and another took it: the first holder's
+	// Unlock must not release the new holder's lock.
+	if held, err := a.Lock(ctx, "example.org"); !held || err != nil {
+		t.Fatalf("Lock = %v, %v", held, err)
+	}
+	rdb.Del(ctx, "mtasts:lock:example.org") // as if it expired
+	if held, err := b.Lock(ctx, "example.org"); !held || err != nil {
+		t.Fatalf("Lock after expiry = %v, %v", held, err)
+	}
+	if err := a.Unlock(ctx, "example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if rdb.Exists(ctx, "mtasts:lock:example.org").Val() != 1 {
+		t.Error("a stale holder released the new holder's lock")
+	}
+}
+
+// TestDeadLockHolder checks that a lock left by an MTA that died while
+// fetching delays the others by LockWait at most, and callers by no more
+// than their own context.
+func TestDeadLockHolder(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	resolver, server := world(t)
+	ctx := context.Background()
+	d := mustDomain(t, "example.com")
+	// The dead MTA's lock, which would last a minute.
+	rdb.Set(ctx, "mtasts:lock:example.com", "dead-mta", time.Minute)
+
+	const lockWait = time.Second
+	c, err := cache.New(cache.Options{Resolver: resolver, Store: redisstore.New(rdb, redisstore.Options{}), LockWait: lockWait})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	// A caller whose context ends before LockWait gets its context's
+	// error, when its context ends, not later.
+	short, cancel := context.WithTimeout(ctx, lockWait/10)
+	defer cancel()
+	if r := c.Get(short, d); r.Policy != nil || !errors.Is(r.Err, context.DeadlineExceeded) {
+		t.Errorf("Get with a short context = %+v; want its deadline error", r)
+	}
+	if n := server.Requests("example.com"); n != 0 {
+		t.Errorf("%d fetches while the lock was held and LockWait not over, want 0", n)
+	}
+	// Once LockWait is over, the cache fetches itself.
+	if r := c.Get(ctx, d); r.Policy == nil || !r.Fresh {
+		t.Errorf("Get after LockWait = %+v; want a fetched policy", r)
+	}
+	if n := server.Requests("example.com"); n != 1 {
+		t.Errorf("%d fetches, want 1", n)
+	}
+	// The dead MTA's lock is not this cache's to release.
+	if v := rdb.Get(ctx, "mtasts:lock:example.com").Val(); v != "dead-mta" {
+		t.Errorf("lock now %q, want the dead MTA's", v)
+	}
+}
