@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
 	"github.com/mtasts-go/mtasts/cache/redisstore"
@@ -15,7 +17,10 @@ import (
 // a.example and b.example, with room for one domain in memory.
 func benchCache(b *testing.B, maxEntries int) *cache.Cache {
 	srv := startRedis(b, "")
-	store := redisstore.New(srv.client(), redisstore.Options{})
+	// The client as ExampleNew configures it.
+	rdb := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true})
+	b.Cleanup(func() { rdb.Close() })
+	store := redisstore.New(rdb, redisstore.Options{})
 	resolver := mtaststest.NewResolver()
 	for _, d := range []string{"a.example", "b.example"} {
 		resolver.SetRecord(d, "v=STSv1; id=1")
@@ -63,5 +68,36 @@ func BenchmarkGetHitMemory(b *testing.B) {
 		if r := c.Get(ctx, d); r.Policy == nil {
 			b.Fatal("miss")
 		}
+	}
+}
+
+// BenchmarkLoad measures the store's Load alone, with a client that bounds
+// commands by their context and with go-redis's defaults, for which the store
+// runs each command in a goroutine it can stop waiting for.
+func BenchmarkLoad(b *testing.B) {
+	srv := startRedis(b, "")
+	for _, bc := range []struct {
+		name string
+		opts redis.Options
+	}{
+		{"ContextTimeoutEnabled", redis.Options{ContextTimeoutEnabled: true}},
+		{"default client", redis.Options{}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			bc.opts.Addr = srv.addr()
+			rdb := redis.NewClient(&bc.opts)
+			defer rdb.Close()
+			store := redisstore.New(rdb, redisstore.Options{})
+			ctx := context.Background()
+			if err := store.Save(ctx, entry("example.com")); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok, err := store.Load(ctx, "example.com"); !ok || err != nil {
+					b.Fatalf("Load = %v, %v", ok, err)
+				}
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ module github.com/mtasts-go/mtasts/cache/redisstore
 go 1.26.0
 
 require (
+	github.com/mjl-/adns v0.0.0-20250321173553-ab04b05bdfea
 	github.com/mtasts-go/mtasts v0.0.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
@@ -11,7 +12,6 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/mjl-/adns v0.0.0-20250321173553-ab04b05bdfea // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
