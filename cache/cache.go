@@ -38,6 +38,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -686,6 +687,10 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		return nil
 	}
 	if !ok || now.After(e.Expires) {
+		return nil
+	}
+	if e.Domain != domain.ASCII {
+		c.storeError("load", domain, fmt.Errorf("cache: store returned the entry of %q", e.Domain))
 		return nil
 	}
 	policy, err := mtasts.ParsePolicy(e.Policy)

@@ -453,3 +453,27 @@ func TestMetrics(t *testing.T) {
 		}
 	})
 }
+
+// wrongStore returns, for every domain, the entry of another.
+type wrongStore struct{ cache.Store }
+
+func (s wrongStore) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
+	return s.Store.Load(ctx, "other.example")
+}
+
+// TestStoreReturnsOtherDomain: a store that mixes domains up cannot make the
+// cache apply one domain's policy to another.
+func TestStoreReturnsOtherDomain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("testing", 86400))
+		mem := cache.NewMemoryStore(10)
+		now := time.Now()
+		mem.Save(t.Context(), cache.Entry{Domain: "other.example", RecordID: "9", Policy: policyText("enforce", 86400), Fetched: now, Expires: now.Add(24 * time.Hour)})
+		c := w.newCache(t, cache.Options{Store: wrongStore{mem}})
+		r := c.Get(t.Context(), domain(t, "example.com"))
+		if r.Policy == nil || r.Policy.Mode != mtasts.ModeTesting || r.RecordID != "1" || !r.Fresh {
+			t.Fatalf("Get = %+v; want example.com's own policy, fetched", r)
+		}
+	})
+}
