@@ -477,3 +477,40 @@ func TestStoreReturnsOtherDomain(t *testing.T) {
 		}
 	})
 }
+
+// TestMaxAgeZero: a policy with max_age 0 applies to the delivery that
+// fetched it and is never used from the cache afterwards (RFC 8461 5.1).
+func TestMaxAgeZero(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 0))
+		c := w.newCache(t, cache.Options{})
+		d := domain(t, "example.com")
+		if r := c.Get(t.Context(), d); r.Policy == nil || !r.Fresh || !r.Expires.Equal(r.Fetched) {
+			t.Fatalf("first Get = %+v; want the policy, expiring as fetched", r)
+		}
+		time.Sleep(time.Second)
+		if r := c.Get(t.Context(), d); r.Policy == nil || !r.Fresh || w.fetchCount("example.com") != 2 {
+			t.Fatalf("Get a second later = %+v, %d fetches; want a new fetch", r, w.fetchCount("example.com"))
+		}
+	})
+}
+
+// TestIDComparedExactly: ids are compared as strings, case-sensitively, with
+// no ordering (RFC 8461 3.1): "ABC" to "abc", or to a smaller number, is a
+// new policy.
+func TestIDComparedExactly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "ABC", policyText("enforce", 86400))
+		c := w.newCache(t, cache.Options{})
+		d := domain(t, "example.com")
+		c.Get(t.Context(), d)
+		for i, id := range []string{"abc", "20200101", "20190101"} {
+			w.publish("example.com", id, policyText("enforce", 86400))
+			if r := c.Recheck(t.Context(), d); r.RecordID != id || !r.Fresh || w.fetchCount("example.com") != i+2 {
+				t.Errorf("Recheck after id %q = %+v, %d fetches; want the new policy fetched", id, r, w.fetchCount("example.com"))
+			}
+		}
+	})
+}
