@@ -18,6 +18,30 @@
 //
 // Any go-redis client works: a single server (with a password, with TLS), a
 // Cluster or a Sentinel set-up, through redis.NewUniversalClient.
+//
+// # Keys
+//
+// A policy is kept under Options.Prefix + "policy:" + the domain in A-label
+// form, e.g. "mtasts:policy:xn--bcher-kva.example", and expires in Redis when
+// the policy does. The fetch lock of a domain is Options.Prefix + "lock:" +
+// the domain; it holds a random token and expires after Options.LockTTL.
+//
+// # Values
+//
+// A value is a JSON object whose "v" member is the version of its encoding.
+// Version 1, written today:
+//
+//	{"v":1,"domain":"example.com","id":"20240101","policy":"version: STSv1\r\n...",
+//	 "fetched":1704067200000,"expires":1704672000000}
+//
+// domain is the policy domain in A-label form, id the id of the TXT record
+// that announced the policy, policy the policy text as fetched, and fetched
+// and expires are Unix times in milliseconds. Releases keep reading every
+// version ever written. A member that readers may ignore can be added to
+// version 1 (readers ignore members they do not know); any other change
+// takes a new version. A value a release cannot decode, of a version it does
+// not know included, is counted, logged and treated as absent: the cache
+// fetches the policy and the value is overwritten.
 package redisstore
 
 import (
@@ -170,12 +194,7 @@ func (s *Store) fail(op, domain string, err error) error {
 	return fmt.Errorf("redisstore: %s %s: %w", op, domain, err)
 }
 
-// Version 1 of the value encoding: a JSON object. Readers accept every
-// version they know; a value they cannot decode is reported and treated as
-// absent. Times are Unix milliseconds.
-//
-//	{"v":1,"domain":"example.com","id":"20240101","policy":"version: STSv1\r\n...",
-//	 "fetched":1704067200000,"expires":1704672000000}
+// value is version 1 of the value encoding, documented in the package doc.
 type value struct {
 	Version  int    `json:"v"`
 	Domain   string `json:"domain"`
@@ -187,13 +206,16 @@ type value struct {
 
 const valueVersion = 1
 
-// Encode returns the stored form of e, version 1.
+// Encode returns the stored form of e: version 1 of the encoding described in
+// the package documentation.
 func Encode(e cache.Entry) []byte {
 	b, _ := json.Marshal(value{valueVersion, e.Domain, e.RecordID, e.Policy, e.Fetched.UnixMilli(), e.Expires.UnixMilli()})
 	return b
 }
 
-// Decode reads a stored value of any version this package knows.
+// Decode reads a stored value of any version this package knows. It returns
+// an error for a value that is not JSON, has a version it does not know, or
+// lacks the domain or the policy.
 func Decode(b []byte) (cache.Entry, error) {
 	var v value
 	if err := json.Unmarshal(b, &v); err != nil {
