@@ -514,3 +514,34 @@ func TestIDComparedExactly(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckWaitsForSlot: with every background slot busy, a due record check
+// is not lost: a later Get starts it once a slot is free.
+func TestCheckWaitsForSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("a.example", "1", policyText("enforce", 7*86400))
+		w.publish("b.example", "1", policyText("enforce", 7*86400))
+		c := w.newCache(t, cache.Options{MaxBackground: 1, CheckInterval: time.Hour, Timeout: 10 * time.Minute})
+		a, b := domain(t, "a.example"), domain(t, "b.example")
+		c.Get(t.Context(), a)
+		c.Get(t.Context(), b)
+
+		w.resolver.Block("_mta-sts.a.example")
+		time.Sleep(time.Hour)
+		c.Get(t.Context(), a) // its check takes the one slot, for 10 minutes
+		synctest.Wait()
+		c.Get(t.Context(), b) // due, but no slot
+		synctest.Wait()
+		if n := w.lookupCount("b.example"); n != 1 {
+			t.Fatalf("%d lookups of b with no slot free, want 1", n)
+		}
+		time.Sleep(10 * time.Minute) // a's check times out
+		synctest.Wait()
+		c.Get(t.Context(), b)
+		synctest.Wait()
+		if n := w.lookupCount("b.example"); n != 2 {
+			t.Errorf("%d lookups of b once a slot is free, want 2", n)
+		}
+	})
+}
