@@ -103,3 +103,41 @@ func ExampleNewFileStore() {
 	// run 2: mode=enforce id=20240101 fresh=false
 	// fetches: 1
 }
+
+// Before a message is permanently failed because of an enforce policy, RFC
+// 8461 5.1 step 3 asks for a check of the TXT record: Recheck looks it up at
+// once and fetches the policy when its id changed.
+func ExampleCache_Recheck() {
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	server, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer server.Close()
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n")
+	defer server.Install()()
+
+	c, err := cache.New(cache.Options{Resolver: resolver})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	domain, _ := mtasts.ParseDomain("example.com")
+	mx, _ := mtasts.ParseDomain("mx2.example.com")
+
+	r := c.Get(ctx, domain)
+	fmt.Println("id", r.RecordID, "mx2 allowed:", r.Policy.Matches(mx))
+
+	// The domain moves its mail to mx2 and publishes a new policy.
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mx2.example.com\nmax_age: 604800\n")
+	resolver.SetRecord("example.com", "v=STSv1; id=2")
+
+	// Delivery to mx2 fails the cached policy; check before bouncing.
+	r = c.Recheck(ctx, domain)
+	fmt.Println("id", r.RecordID, "mx2 allowed:", r.Policy.Matches(mx))
+	// Output:
+	// id 1 mx2 allowed: false
+	// id 2 mx2 allowed: true
+}
