@@ -8,7 +8,9 @@
 //
 // A Redis that is down or slow never stops mail: every operation is bounded by
 // a short timeout, and the cache goes on with its memory and the network,
-// counting and logging the errors; go-redis reconnects when Redis is back.
+// counting and logging the errors; after a failure the store leaves Redis
+// alone for a second (Options.RetryAfter), then tries again, and go-redis
+// reconnects when Redis is back.
 // The bound holds even for a Redis that accepts commands and never answers,
 // and even with a client that ignores contexts (go-redis does, unless
 // ContextTimeoutEnabled is set): the store then stops waiting at the timeout
@@ -53,6 +55,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -74,6 +77,12 @@ type Options struct {
 	// for a policy fetch, short enough that a dead holder blocks nobody
 	// for long. Default 90 seconds, the cache's fetch timeout.
 	LockTTL time.Duration
+	// RetryAfter is how long, after a Redis command failed, the store
+	// sends none: operations fail at once with ErrUnavailable. A Redis
+	// that is down or hangs then costs one operation a Timeout per
+	// RetryAfter, instead of every operation of every cold Get. Default 1
+	// second.
+	RetryAfter time.Duration
 	// Logger receives Redis errors. Default: nothing is logged.
 	Logger *slog.Logger
 }
@@ -91,6 +100,10 @@ type Store struct {
 	// each operation runs in a goroutine that the store stops waiting
 	// for at Timeout.
 	bounded bool
+
+	// downUntil is when, in Unix nanoseconds, the store tries Redis
+	// again after a failed command.
+	downUntil atomic.Int64
 
 	mu     sync.Mutex
 	tokens map[string]string // lock tokens held, by domain
@@ -111,6 +124,9 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	}
 	if opts.LockTTL <= 0 {
 		opts.LockTTL = 90 * time.Second
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = time.Second
 	}
 	log := opts.Logger
 	if log == nil {
@@ -145,30 +161,49 @@ func honoursContext(rdb redis.UniversalClient) bool {
 	return false
 }
 
+// ErrUnavailable is returned, wrapped, by operations that the store did not
+// send to Redis because a command failed less than Options.RetryAfter ago.
+var ErrUnavailable = errors.New("redisstore: Redis failed recently, not tried")
+
 // do runs op with a context that ends at Timeout, and returns by then even
 // when the client does not honour contexts: op then runs in a goroutine of
 // its own, which ends when the client gives up (its ReadTimeout), and whose
 // result nobody waits for. A hung Redis thus costs a few goroutines for a few
 // seconds, and no delivery more than Timeout.
+//
+// When op fails, for another reason than the caller's context, no command is
+// sent for RetryAfter: do returns ErrUnavailable at once. The first
+// operation after that tries Redis again.
 func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) error {
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		return ErrUnavailable
+	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
+	var err error
 	if s.bounded {
-		return op(ctx)
+		err = op(ctx)
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- op(ctx) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- op(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	if err != nil && !errors.Is(err, redis.Nil) && parent.Err() == nil {
+		s.downUntil.Store(time.Now().Add(s.opts.RetryAfter).UnixNano())
 	}
+	return err
 }
 
 // RegisterMetrics registers the store's error counter,
 // mtasts_redisstore_errors_total by operation (load, decode, save, delete,
-// lock, unlock), with reg.
+// lock, unlock), with reg; operations not sent because Redis failed less
+// than RetryAfter ago count as failed. It returns reg's error, e.g. when the
+// counter is already registered.
 func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
 	return reg.Register(s.errors)
 }
@@ -187,10 +222,19 @@ func aLabel(domain string) (string, error) {
 	return d.ASCII, nil
 }
 
-// fail counts and logs a failed operation and returns err, wrapped.
-func (s *Store) fail(op, domain string, err error) error {
+// fail counts and logs a failed operation, unless the caller's ctx has
+// ended, and returns err, wrapped.
+func (s *Store) fail(ctx context.Context, op, domain string, err error) error {
+	if ctx.Err() != nil {
+		// The caller gave up: no failure of Redis.
+		return fmt.Errorf("redisstore: %s %s: %w", op, domain, err)
+	}
 	s.errors.WithLabelValues(op).Inc()
-	s.log.Warn("mta-sts: redis store failed", "op", op, "domain", domain, "err", err)
+	if !errors.Is(err, ErrUnavailable) {
+		// Logged once per failure of Redis, not for each operation
+		// skipped after it.
+		s.log.Warn("mta-sts: redis store failed", "op", op, "domain", domain, "err", err)
+	}
 	return fmt.Errorf("redisstore: %s %s: %w", op, domain, err)
 }
 
@@ -235,7 +279,7 @@ func Decode(b []byte) (cache.Entry, error) {
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
-		return cache.Entry{}, false, s.fail("load", domain, err)
+		return cache.Entry{}, false, s.fail(ctx, "load", domain, err)
 	}
 	domain = ascii
 	var b []byte
@@ -247,14 +291,14 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 		return cache.Entry{}, false, nil
 	}
 	if err != nil {
-		return cache.Entry{}, false, s.fail("load", domain, err)
+		return cache.Entry{}, false, s.fail(ctx, "load", domain, err)
 	}
 	e, err := Decode(b)
 	if err == nil && e.Domain != domain {
 		err = fmt.Errorf("redisstore: value of domain %q", e.Domain)
 	}
 	if err != nil {
-		return cache.Entry{}, false, s.fail("decode", domain, err)
+		return cache.Entry{}, false, s.fail(ctx, "decode", domain, err)
 	}
 	return e, true, nil
 }
@@ -268,7 +312,7 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	}
 	domain, err := aLabel(e.Domain)
 	if err != nil {
-		return s.fail("save", e.Domain, err)
+		return s.fail(ctx, "save", e.Domain, err)
 	}
 	e.Domain = domain
 	v := Encode(e)
@@ -276,7 +320,7 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 		return s.rdb.Set(ctx, s.policyKey(e.Domain), v, ttl).Err()
 	})
 	if err != nil {
-		return s.fail("save", e.Domain, err)
+		return s.fail(ctx, "save", e.Domain, err)
 	}
 	return nil
 }
@@ -285,14 +329,14 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 func (s *Store) Delete(ctx context.Context, domain string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {
-		return s.fail("delete", domain, err)
+		return s.fail(ctx, "delete", domain, err)
 	}
 	domain = ascii
 	err = s.do(ctx, func(ctx context.Context) error {
 		return s.rdb.Del(ctx, s.policyKey(domain)).Err()
 	})
 	if err != nil {
-		return s.fail("delete", domain, err)
+		return s.fail(ctx, "delete", domain, err)
 	}
 	return nil
 }
@@ -301,7 +345,7 @@ func (s *Store) Delete(ctx context.Context, domain string) error {
 func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
-		return false, s.fail("lock", domain, err)
+		return false, s.fail(ctx, "lock", domain, err)
 	}
 	domain = ascii
 	var raw [16]byte
@@ -313,7 +357,7 @@ func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
 		return err
 	})
 	if err != nil {
-		return false, s.fail("lock", domain, err)
+		return false, s.fail(ctx, "lock", domain, err)
 	}
 	if ok {
 		s.mu.Lock()
@@ -331,7 +375,7 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 func (s *Store) Unlock(ctx context.Context, domain string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {
-		return s.fail("unlock", domain, err)
+		return s.fail(ctx, "unlock", domain, err)
 	}
 	domain = ascii
 	s.mu.Lock()
@@ -345,7 +389,7 @@ func (s *Store) Unlock(ctx context.Context, domain string) error {
 		return unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err()
 	})
 	if err != nil {
-		return s.fail("unlock", domain, err)
+		return s.fail(ctx, "unlock", domain, err)
 	}
 	return nil
 }

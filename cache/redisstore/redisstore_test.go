@@ -320,7 +320,7 @@ func TestRedisDown(t *testing.T) {
 	resolver.SetRecord("example.org", "v=STSv1; id=1")
 	server.SetPolicy("example.org", policy)
 	ctx := context.Background()
-	store := redisstore.New(srv.client(), redisstore.Options{Timeout: 100 * time.Millisecond})
+	store := redisstore.New(srv.client(), redisstore.Options{Timeout: 100 * time.Millisecond, RetryAfter: 50 * time.Millisecond})
 	reg := prometheus.NewPedanticRegistry()
 	if err := store.RegisterMetrics(reg); err != nil {
 		t.Fatal(err)
