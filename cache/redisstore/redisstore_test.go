@@ -33,7 +33,9 @@ type redisServer struct {
 	cmd      *exec.Cmd
 
 	// With TLS: the server's arguments for it, and the client's config.
+	// Other arguments, e.g. for a cluster node, are in extraArgs.
 	tlsArgs   []string
+	extraArgs []string
 	tlsConfig *tls.Config
 }
 
@@ -112,6 +114,7 @@ func (s *redisServer) start() {
 		args = append(args, "--requirepass", s.password)
 	}
 	args = append(args, s.tlsArgs...) // a later --port wins
+	args = append(args, s.extraArgs...)
 	log, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.t.Fatal(err)
