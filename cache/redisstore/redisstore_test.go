@@ -36,6 +36,7 @@ type redisServer struct {
 	// Other arguments, e.g. for a cluster node, are in extraArgs.
 	tlsArgs   []string
 	extraArgs []string
+	confFile  string // a configuration file, e.g. a Sentinel's
 	tlsConfig *tls.Config
 }
 
@@ -109,7 +110,11 @@ func (s *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port)
 
 func (s *redisServer) start() {
 	s.t.Helper()
-	args := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no"}
+	var args []string
+	if s.confFile != "" {
+		args = append(args, s.confFile) // first, as redis-server wants it
+	}
+	args = append(args, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no")
 	if s.password != "" {
 		args = append(args, "--requirepass", s.password)
 	}
