@@ -310,6 +310,10 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	if ttl <= 0 {
 		return nil
 	}
+	// Redis counts in milliseconds: round up, so that the key outlives
+	// the policy rather than the reverse (the cache checks Expires on
+	// load).
+	ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
 	domain, err := aLabel(e.Domain)
 	if err != nil {
 		return s.fail(ctx, "save", e.Domain, err)
