@@ -3,6 +3,8 @@ package mtaststest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,5 +104,91 @@ func TestPolicyServer(t *testing.T) {
 	defer cancel()
 	if _, _, err := mtasts.FetchPolicy(ctx, mtasts.Domain{ASCII: "slow.example"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("slow: %v, want a deadline error", err)
+	}
+}
+
+// TestResolverConcurrent checks that lookups from many goroutines are all
+// answered and all counted, per name, as a cache's coalescing test needs.
+func TestResolverConcurrent(t *testing.T) {
+	r := mtaststest.NewResolver()
+	r.SetRecord("example.org", "v=STSv1; id=1")
+	const n = 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			name := "_mta-sts.example.org"
+			if i%2 == 0 {
+				name += "." // both spellings count for the same name
+			}
+			if txts, _, err := r.LookupTXT(context.Background(), name); err != nil || len(txts) != 1 {
+				errs <- fmt.Errorf("lookup %d: %v, %v", i, txts, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := r.Lookups("_mta-sts.example.org."); got != n {
+		t.Errorf("Lookups = %d, want %d", got, n)
+	}
+	if got := r.Lookups("_mta-sts.example.com"); got != 0 {
+		t.Errorf("Lookups of a name never asked = %d, want 0", got)
+	}
+}
+
+// TestResolverBlockCanceled checks that a blocked lookup ends with the
+// context, and that a cancellation is not reported as a timeout.
+func TestResolverBlockCanceled(t *testing.T) {
+	r := mtaststest.NewResolver()
+	r.Block("block.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, _, err := r.LookupTXT(ctx, "block.example")
+		done <- err
+	}()
+	cancel()
+	err := <-done
+	var dnsErr *adns.DNSError
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &dnsErr) || dnsErr.IsTimeout || dnsErr.IsNotFound {
+		t.Errorf("canceled lookup: %v (%+v), want context.Canceled, not a timeout", err, dnsErr)
+	}
+	// Through the library, a blocked lookup is a DNS failure.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	if _, _, err := mtasts.LookupRecord(ctx2, r, mtasts.Domain{ASCII: "example.net"}); !errors.Is(err, mtasts.ErrDNS) || !errors.Is(err, context.Canceled) {
+		t.Errorf("LookupRecord with a canceled context: %v, want ErrDNS wrapping context.Canceled", err)
+	}
+}
+
+// TestResolverThroughLibrary checks each fake outcome as LookupRecord
+// classifies it, TLS-RPT reason included.
+func TestResolverThroughLibrary(t *testing.T) {
+	r := mtaststest.NewResolver()
+	r.SetRecord("good.example", "v=STSv1; id=1")
+	r.SetTXT("_mta-sts.two.example", "v=STSv1; id=1", "v=STSv1; id=2")
+	r.SetTXT("_mta-sts.spf.example", "v=spf1 -all")
+	r.ServFail("_mta-sts.servfail.example")
+	r.ExtendedError("_mta-sts.bogus.example.", adns.ErrDNSSECBogus)
+	tests := []struct {
+		domain string
+		want   error
+		reason string
+	}{
+		{"good.example", nil, ""},
+		{"unknown.example", mtasts.ErrNoRecord, "mta-sts-record-not-found"},
+		{"spf.example", mtasts.ErrNoRecord, "mta-sts-record-not-found"},
+		{"two.example", mtasts.ErrMultipleRecords, "mta-sts-record-multiple"},
+		{"servfail.example", mtasts.ErrDNS, "mta-sts-record-dns-error"},
+		{"bogus.example", mtasts.ErrDNS, "dns-extended-error-6-dnssec-bogus"},
+	}
+	for _, tc := range tests {
+		_, _, err := mtasts.LookupRecord(context.Background(), r, mtasts.Domain{ASCII: tc.domain})
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
+			t.Errorf("LookupRecord(%s) = %v (%q); want %v (%q)", tc.domain, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
+		}
 	}
 }

@@ -5,6 +5,7 @@ package mtaststest
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 
@@ -109,7 +110,9 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, adns.R
 		return nil, adns.Result{}, &adns.DNSError{Err: "no such host", Name: name, IsNotFound: true}
 	case a.block:
 		<-ctx.Done()
-		return nil, adns.Result{}, &adns.DNSError{Err: ctx.Err().Error(), Name: name, UnwrapErr: ctx.Err(), IsTimeout: true}
+		// As adns reports it: a deadline is a timeout, a cancellation is not.
+		err := ctx.Err()
+		return nil, adns.Result{}, &adns.DNSError{Err: err.Error(), Name: name, UnwrapErr: err, IsTimeout: errors.Is(err, context.DeadlineExceeded)}
 	case a.err != nil:
 		return nil, adns.Result{}, a.err
 	}
