@@ -2,8 +2,13 @@ package mtaststest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +195,134 @@ func TestResolverThroughLibrary(t *testing.T) {
 		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
 			t.Errorf("LookupRecord(%s) = %v (%q); want %v (%q)", tc.domain, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
 		}
+	}
+}
+
+// TestPolicyServerCertificates checks that the certificates a test can set
+// make FetchPolicy fail PKIX validation with the reason a TLS report needs.
+func TestPolicyServerCertificates(t *testing.T) {
+	s := mtaststest.NewPolicyServer(t)
+	s.Use(t)
+	other := mtaststest.NewPolicyServer(t) // another CA, unknown to the client
+	const policy = "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n"
+	now := time.Now()
+	issue := func(s *mtaststest.PolicyServer, from, until time.Time, name string) tls.Certificate {
+		t.Helper()
+		c, err := s.IssueCertificate(from, until, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := []struct {
+		domain string
+		cert   tls.Certificate
+		reason string
+	}{
+		{"expired.example", issue(s, now.Add(-48*time.Hour), now.Add(-time.Hour), "mta-sts.expired.example"), "mta-sts-policy-certificate-expired"},
+		{"future.example", issue(s, now.Add(time.Hour), now.Add(48*time.Hour), "mta-sts.future.example"), "mta-sts-policy-certificate-expired"},
+		{"wrongname.example", issue(s, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.other.example"), "mta-sts-policy-certificate-host-mismatch"},
+		{"bare.example", issue(s, now.Add(-time.Hour), now.Add(time.Hour), "bare.example"), "mta-sts-policy-certificate-host-mismatch"},
+		{"otherca.example", issue(other, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.otherca.example"), "mta-sts-policy-certificate-untrusted"},
+	}
+	for _, tc := range tests {
+		s.SetPolicy(tc.domain, policy)
+		s.SetCertificate(tc.domain+".", tc.cert) // the trailing dot is ignored
+		_, _, err := mtasts.FetchPolicy(context.Background(), mtasts.Domain{ASCII: tc.domain})
+		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
+			t.Errorf("%s: %v (%q, %q); want %q", tc.domain, err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err), tc.reason)
+		}
+		if n := s.Requests(tc.domain); n != 0 {
+			t.Errorf("%s: %d requests reached the handler, want 0", tc.domain, n)
+		}
+	}
+
+	// The pool trusts the CA of the certificates the server issues.
+	cert := issue(s, now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.x.example")
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: s.CertPool()}); err != nil {
+		t.Errorf("issued certificate does not verify against CertPool: %v", err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: other.CertPool()}); err == nil {
+		t.Errorf("issued certificate verifies against another server's pool")
+	}
+	block, _ := pem.Decode(s.CACertificatePEM())
+	if block == nil || block.Type != "CERTIFICATE" {
+		t.Fatalf("CACertificatePEM: no certificate block")
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CACertificatePEM())
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: pool}); err != nil {
+		t.Errorf("issued certificate does not verify against CACertificatePEM: %v", err)
+	}
+}
+
+// TestPolicyServerResponses checks what reaches the client for each
+// Response field, over HTTP/2, and that requests are counted per domain.
+func TestPolicyServerResponses(t *testing.T) {
+	s := mtaststest.NewPolicyServer(t)
+	const policy = "version: STSv1\nmode: none\nmax_age: 60\n"
+	s.SetPolicy("Plain.Example.", policy)
+	s.SetResponse("charset.example", mtaststest.Response{Header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, Body: policy})
+	s.SetResponse("notype.example", mtaststest.Response{Header: map[string]string{"Content-Type": ""}, Body: policy})
+	s.SetResponse("moved.example", mtaststest.Response{Status: 302, Redirect: "https://mta-sts.plain.example/x"})
+	s.SetResponse("error.example", mtaststest.Response{Status: 500, Header: map[string]string{"X-Test": "yes"}, Body: "oops"})
+	client := s.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+	tests := []struct {
+		url, proto   string
+		status       int
+		header, want string // header to check and its value
+		body         string
+	}{
+		{"https://mta-sts.plain.example/.well-known/mta-sts.txt", "HTTP/2.0", 200, "Content-Type", "text/plain", policy},
+		{"https://MTA-STS.plain.example./.well-known/mta-sts.txt", "HTTP/2.0", 200, "Content-Type", "text/plain", policy},
+		{"https://mta-sts.charset.example/.well-known/mta-sts.txt", "HTTP/2.0", 200, "Content-Type", "text/plain; charset=utf-8", policy},
+		{"https://mta-sts.notype.example/.well-known/mta-sts.txt", "HTTP/2.0", 200, "Content-Type", "", policy},
+		{"https://mta-sts.moved.example/.well-known/mta-sts.txt", "HTTP/2.0", 302, "Location", "https://mta-sts.plain.example/x", ""},
+		{"https://mta-sts.error.example/.well-known/mta-sts.txt", "HTTP/2.0", 500, "X-Test", "yes", "oops"},
+		{"https://mta-sts.plain.example/other.txt", "HTTP/2.0", 404, "", "", ""},
+	}
+	for _, tc := range tests {
+		resp, err := client.Get(tc.url)
+		if err != nil {
+			t.Errorf("%s: %v", tc.url, err)
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Proto != tc.proto || resp.StatusCode != tc.status || tc.header != "" && resp.Header.Get(tc.header) != tc.want || tc.status != 404 && string(body) != tc.body {
+			t.Errorf("%s: %s %d, %s %q, body %q; want %s %d, %q, body %q", tc.url, resp.Proto, resp.StatusCode, tc.header, resp.Header.Get(tc.header), body, tc.proto, tc.status, tc.want, tc.body)
+		}
+	}
+	// Three requests for plain.example's policy URL or another path of its
+	// host; none for a domain never asked for.
+	if got := s.Requests("plain.example"); got != 3 {
+		t.Errorf("Requests(plain.example) = %d, want 3", got)
+	}
+	if got := s.Requests("never.example"); got != 0 {
+		t.Errorf("Requests(never.example) = %d, want 0", got)
+	}
+	if _, err := client.Get("https://mta-sts.never.example/.well-known/mta-sts.txt"); err == nil {
+		t.Errorf("a domain never set resolved")
+	}
+}
+
+// TestUseRestores checks that Use puts mtasts.HTTPClient back when the test
+// ends.
+func TestUseRestores(t *testing.T) {
+	orig := mtasts.HTTPClient
+	t.Run("use", func(t *testing.T) {
+		mtaststest.NewPolicyServer(t).Use(t)
+		if mtasts.HTTPClient == orig {
+			t.Errorf("Use did not replace mtasts.HTTPClient")
+		}
+	})
+	if mtasts.HTTPClient != orig {
+		t.Errorf("mtasts.HTTPClient not restored after the test")
 	}
 }
