@@ -20,12 +20,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mjl-/adns"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/mtasts-go/mtasts"
 )
@@ -37,6 +39,7 @@ const goodPolicy = "version: STSv1\nmode: enforce\nmx: mail.example.test\nmx: *.
 type env struct {
 	resolver *adns.Resolver
 	client   *http.Client
+	dnsAddr  string // unbound's address, host:port
 }
 
 // policy domains served by nginx, below example.test.
@@ -220,7 +223,7 @@ http {
 	orig := mtasts.HTTPClient
 	mtasts.HTTPClient = client
 	t.Cleanup(func() { mtasts.HTTPClient = orig })
-	return &env{resolver: resolver, client: client}
+	return &env{resolver: resolver, client: client, dnsAddr: dnsAddr}
 }
 
 func mustDomain(t *testing.T, s string) mtasts.Domain {
@@ -239,18 +242,19 @@ func TestAgainstRealServers(t *testing.T) {
 
 	t.Run("records", func(t *testing.T) {
 		good := []struct {
-			domain, id string
-			ext        int // length of the extension value, 0 for none
+			domain, id, text string
+			ext              int // length of the extension value, 0 for none
 		}{
-			{"good.example.test", "good1", 0},
-			{"split.example.test", "split1", 400},
-			{"cname.example.test", "good1", 0}, // through two CNAMEs
-			{"spf.example.test", "spf1", 0},
+			{"good.example.test", "good1", "v=STSv1; id=good1", 0},
+			// The record's three strings, joined without spaces.
+			{"split.example.test", "split1", "v=STSv1; id=split1; ext=" + strings.Repeat("a", 200) + strings.Repeat("b", 200), 400},
+			{"cname.example.test", "good1", "v=STSv1; id=good1", 0}, // through two CNAMEs
+			{"spf.example.test", "spf1", "v=STSv1; id=spf1", 0},     // beside an SPF record
 		}
 		for _, tc := range good {
 			record, text, err := mtasts.LookupRecord(ctx, e.resolver, mustDomain(t, tc.domain))
-			if err != nil || record.ID != tc.id {
-				t.Errorf("LookupRecord(%s) = %v, %q, %v; want id %s", tc.domain, record, text, err, tc.id)
+			if err != nil || record.ID != tc.id || text != tc.text {
+				t.Errorf("LookupRecord(%s) = %v, %q, %v; want id %s, text %q", tc.domain, record, text, err, tc.id, tc.text)
 				continue
 			}
 			if tc.ext > 0 && (len(record.Extensions) != 1 || len(record.Extensions[0].Value) != tc.ext) {
@@ -272,6 +276,48 @@ func TestAgainstRealServers(t *testing.T) {
 			if !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
 				t.Errorf("LookupRecord(%s) = %v (%q); want %v (%q)", tc.domain, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
 			}
+			// RFC 8460 4.3.2.2: a syntax error or an ambiguous record is an
+			// invalid policy; a missing record or a DNS failure, a fetch error.
+			wantType := mtasts.ResultPolicyFetchError
+			if tc.want == mtasts.ErrMultipleRecords || tc.want == mtasts.ErrRecordSyntax {
+				wantType = mtasts.ResultPolicyInvalid
+			}
+			if got := mtasts.TLSReportResultType(err); got != wantType {
+				t.Errorf("LookupRecord(%s): result type %q, want %q", tc.domain, got, wantType)
+			}
+		}
+	})
+
+	t.Run("dns answers", func(t *testing.T) {
+		// What unbound itself answers, read from the wire: the cases above
+		// must come from a real NXDOMAIN and a real SERVFAIL.
+		for name, want := range map[string]dnsmessage.RCode{
+			"_mta-sts.good.example.test.":     dnsmessage.RCodeSuccess,
+			"_mta-sts.nxdomain.example.test.": dnsmessage.RCodeNameError,
+			"_mta-sts.broken.test.":           dnsmessage.RCodeServerFailure,
+		} {
+			if got := rcode(t, e.dnsAddr, name, dnsmessage.TypeTXT); got != want {
+				t.Errorf("%s: rcode %v, want %v", name, got, want)
+			}
+		}
+		// adns reports them as the library expects: not found, and a
+		// temporary failure that is not a not-found.
+		var derr *adns.DNSError
+		if _, _, err := e.resolver.LookupTXT(ctx, "_mta-sts.nxdomain.example.test."); !errors.As(err, &derr) || !derr.IsNotFound {
+			t.Errorf("nxdomain: %v, want an *adns.DNSError with IsNotFound", err)
+		}
+		if _, _, err := e.resolver.LookupTXT(ctx, "_mta-sts.broken.test."); !errors.As(err, &derr) || !derr.IsTemporary || derr.IsNotFound {
+			t.Errorf("servfail: %v, want an *adns.DNSError with IsTemporary and not IsNotFound", err)
+		}
+		// The policy hosts' A and AAAA records.
+		ips, _, err := e.resolver.LookupIPAddr(ctx, "mta-sts.good.example.test")
+		var got []string
+		for _, ip := range ips {
+			got = append(got, ip.IP.String())
+		}
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, []string{"127.0.0.1", "::1"}) {
+			t.Errorf("addresses of mta-sts.good.example.test: %v, %v; want 127.0.0.1 and ::1", got, err)
 		}
 	})
 

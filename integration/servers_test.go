@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // binary returns the path of a server program from a Debian package. When it
@@ -182,4 +184,43 @@ func dialTCP(addr string) error {
 		return err
 	}
 	return c.Close()
+}
+
+// rcode asks the DNS server at addr for name over UDP and returns the
+// response code of its answer.
+func rcode(t *testing.T, addr, name string, qtype dnsmessage.Type) dnsmessage.RCode {
+	t.Helper()
+	q := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: 4711, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(name), Type: qtype, Class: dnsmessage.ClassINET}},
+	}
+	packet, err := q.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	if _, err := conn.Write(packet); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("query %s: %v", name, err)
+		}
+		var m dnsmessage.Message
+		if err := m.Unpack(buf[:n]); err != nil || m.ID != q.ID || !m.Response {
+			continue // not the answer to our query
+		}
+		return m.RCode
+	}
 }
