@@ -322,10 +322,14 @@ func TestAgainstRealServers(t *testing.T) {
 	})
 
 	t.Run("policies", func(t *testing.T) {
-		for _, d := range []string{"good", "crlf", "charset"} {
+		for d, wantText := range map[string]string{
+			"good":    goodPolicy,
+			"crlf":    strings.ReplaceAll(goodPolicy, "\n", "\r\n"), // RFC 8461 3.2: CRLF or LF
+			"charset": goodPolicy,
+		} {
 			record, policy, text, err := mtasts.Get(ctx, e.resolver, mustDomain(t, d+".example.test"))
-			if err != nil || record.ID != d+"1" || policy.Mode != mtasts.ModeEnforce || len(policy.MX) != 2 || text == "" {
-				t.Errorf("Get(%s) = %v, %v, %v", d, record, policy, err)
+			if err != nil || record.ID != d+"1" || policy.Mode != mtasts.ModeEnforce || len(policy.MX) != 2 || policy.MaxAge() != 604800*time.Second || text != wantText {
+				t.Errorf("Get(%s) = %v, %v, %q, %v; want text %q", d, record, policy, text, err, wantText)
 				continue
 			}
 			if !policy.Matches(mustDomain(t, "a.mx.example.test")) || policy.Matches(mustDomain(t, "a.b.mx.example.test")) {
@@ -348,18 +352,48 @@ func TestAgainstRealServers(t *testing.T) {
 			if record == nil || policy != nil || !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
 				t.Errorf("Get(%s) = %v, %v, %v (%q); want the record and %v (%q)", tc.domain, record, policy, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
 			}
+			wantType := mtasts.ResultPolicyFetchError
+			if tc.want == mtasts.ErrPolicySyntax {
+				wantType = mtasts.ResultPolicyInvalid
+			}
+			if got := mtasts.TLSReportResultType(err); got != wantType {
+				t.Errorf("Get(%s): result type %q, want %q", tc.domain, got, wantType)
+			}
 		}
 	})
 
-	t.Run("http2 and media types", func(t *testing.T) {
-		for domain, ct := range map[string]string{"good": "text/plain", "charset": "text/plain; charset=utf-8", "html": "text/html"} {
-			resp, err := e.client.Get("https://mta-sts." + domain + ".example.test/.well-known/mta-sts.txt")
+	t.Run("what nginx serves", func(t *testing.T) {
+		// The outcomes above must come from what nginx really sent: over
+		// HTTP/2, with these statuses, media types and sizes.
+		client := *e.client
+		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		tests := []struct {
+			domain      string
+			status      int
+			contentType string
+			location    string
+			minLength   int64
+		}{
+			{"good", 200, "text/plain", "", int64(len(goodPolicy))},
+			{"crlf", 200, "text/plain", "", int64(len(goodPolicy))},
+			{"charset", 200, "text/plain; charset=utf-8", "", int64(len(goodPolicy))},
+			{"html", 200, "text/html", "", int64(len(goodPolicy))},
+			{"missing", 404, "text/html", "", 0},
+			{"redirect", 301, "text/html", "https://mta-sts.good.example.test/.well-known/mta-sts.txt", 0},
+			{"big", 200, "text/plain", "", mtasts.MaxPolicySize + 1},
+		}
+		for _, tc := range tests {
+			resp, err := client.Get("https://mta-sts." + tc.domain + ".example.test/.well-known/mta-sts.txt")
 			if err != nil {
-				t.Fatal(err)
+				t.Errorf("%s: %v", tc.domain, err)
+				continue
 			}
 			resp.Body.Close()
-			if resp.Proto != "HTTP/2.0" || resp.Header.Get("Content-Type") != ct {
-				t.Errorf("%s: %s, Content-Type %q; want HTTP/2.0 and %q", domain, resp.Proto, resp.Header.Get("Content-Type"), ct)
+			if resp.Proto != "HTTP/2.0" || resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != tc.contentType ||
+				resp.Header.Get("Location") != tc.location || resp.ContentLength < tc.minLength {
+				t.Errorf("%s: %s %d, Content-Type %q, Location %q, length %d; want HTTP/2.0 %d, %q, %q, at least %d",
+					tc.domain, resp.Proto, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Location"), resp.ContentLength,
+					tc.status, tc.contentType, tc.location, tc.minLength)
 			}
 		}
 	})
