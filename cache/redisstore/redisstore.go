@@ -114,7 +114,9 @@ var (
 	_ cache.Locker = (*Store)(nil)
 )
 
-// New returns a Store using rdb, e.g. from redis.NewUniversalClient.
+// New returns a Store using rdb, e.g. from redis.NewUniversalClient. It does
+// not contact Redis, and so cannot fail: a Redis that is down at start is one
+// that is down, see the package documentation.
 func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "mtasts:"
@@ -274,8 +276,11 @@ func Decode(b []byte) (cache.Entry, error) {
 	return cache.Entry{Domain: v.Domain, RecordID: v.RecordID, Policy: v.Policy, Fetched: time.UnixMilli(v.Fetched), Expires: time.UnixMilli(v.Expires)}, nil
 }
 
-// Load implements cache.Store. A value that does not decode, or holds another
-// domain, is an error.
+// Load implements cache.Store. It returns ok false and an error when Redis
+// fails (ErrUnavailable, wrapped, when it failed less than RetryAfter ago),
+// when domain is not a domain name, and when the value does not decode or
+// holds another domain: the cache then treats the entry as absent, and the
+// policy it fetches overwrites the value.
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
@@ -304,7 +309,8 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 }
 
 // Save implements cache.Store. The key expires with the policy, so dead
-// entries clean themselves.
+// entries clean themselves; an entry already expired is not stored. It
+// returns an error when Redis fails or e.Domain is not a domain name.
 func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	ttl := time.Until(e.Expires)
 	if ttl <= 0 {
@@ -329,7 +335,8 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	return nil
 }
 
-// Delete implements cache.Store.
+// Delete implements cache.Store. It returns an error when Redis fails or
+// domain is not a domain name.
 func (s *Store) Delete(ctx context.Context, domain string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {
@@ -345,7 +352,9 @@ func (s *Store) Delete(ctx context.Context, domain string) error {
 	return nil
 }
 
-// Lock implements cache.Locker with SET NX PX and a random token.
+// Lock implements cache.Locker with SET NX PX and a random token, which
+// expires after LockTTL. held is false when another holds the lock; on an
+// error, when Redis fails or domain is not a domain name, it is false too.
 func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
@@ -375,7 +384,10 @@ func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
 // that expired and was taken by another cache is not ours to release.
 var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
-// Unlock implements cache.Locker.
+// Unlock implements cache.Locker: it deletes the lock of domain if it still
+// holds the token of this store's Lock, and does nothing when this store
+// holds no lock of domain. It returns an error when Redis fails; the lock
+// then expires after LockTTL.
 func (s *Store) Unlock(ctx context.Context, domain string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {
