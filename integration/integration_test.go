@@ -117,9 +117,10 @@ remote-control:
 	if err := os.WriteFile(confPath, []byte(unboundConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
+	stopped(t, "unbound", dnsAddr)
 	startProcess(t, dir, unboundBin, "-d", "-c", confPath)
 
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(dnsPort)
 	var dialer net.Dialer
 	resolver := &adns.Resolver{
 		PreferGo: true,
@@ -193,8 +194,9 @@ http {
 	if err := os.WriteFile(nginxConfPath, []byte(nginxConf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startProcess(t, dir, nginxBin, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", nginxConfPath)
 	httpsAddr := "127.0.0.1:" + strconv.Itoa(httpsPort)
+	stopped(t, "nginx", httpsAddr)
+	startProcess(t, dir, nginxBin, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", nginxConfPath)
 	waitFor(t, "nginx", func() error { return dialTCP(httpsAddr) })
 
 	client := &http.Client{Transport: &http.Transport{

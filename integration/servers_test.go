@@ -224,3 +224,14 @@ func rcode(t *testing.T, addr, name string, qtype dnsmessage.Type) dnsmessage.RC
 		return m.RCode
 	}
 }
+
+// stopped checks, when the test ends and after the server started next was
+// stopped (cleanups run last first), that nothing listens on addr any more.
+func stopped(t *testing.T, name, addr string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := dialTCP(addr); err == nil {
+			t.Errorf("%s still listens on %s after the test", name, addr)
+		}
+	})
+}
