@@ -326,3 +326,10 @@ func TestUseRestores(t *testing.T) {
 		t.Errorf("mtasts.HTTPClient not restored after the test")
 	}
 }
+
+func TestIssueCertificateNoNames(t *testing.T) {
+	s := mtaststest.NewPolicyServer(t)
+	if _, err := s.IssueCertificate(time.Now(), time.Now().Add(time.Hour)); err == nil {
+		t.Errorf("IssueCertificate with no names: no error")
+	}
+}

@@ -172,8 +172,12 @@ func (s *PolicyServer) Requests(domain string) int {
 }
 
 // IssueCertificate returns a certificate for names issued by the server's
-// CA, valid from notBefore to notAfter.
+// CA, valid from notBefore to notAfter. It returns an error when names is
+// empty or the certificate cannot be made.
 func (s *PolicyServer) IssueCertificate(notBefore, notAfter time.Time, names ...string) (tls.Certificate, error) {
+	if len(names) == 0 {
+		return tls.Certificate{}, fmt.Errorf("mtaststest: no names to issue a certificate for")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
