@@ -43,18 +43,27 @@ type env struct {
 }
 
 // policy domains served by nginx, below example.test.
-var policyDomains = []string{"good", "crlf", "charset", "html", "missing", "redirect", "big", "cname", "split", "spf"}
+var policyDomains = []string{"good", "crlf", "charset", "html", "missing", "redirect", "big", "cname", "split", "spf", "expired", "wrongname"}
 
 func setup(t *testing.T) *env {
 	unboundBin := binary(t, "unbound", "unbound")
 	nginxBin := binary(t, "nginx", "nginx")
 	dir := t.TempDir()
 
+	// One certificate for the policy hosts, and two that PKIX rejects:
+	// one that expired, one for another name.
+	ca := newTestCA(t)
+	roots := ca.pool
+	now := time.Now()
 	var names []string
 	for _, d := range policyDomains {
-		names = append(names, "mta-sts."+d+".example.test")
+		if d != "expired" && d != "wrongname" {
+			names = append(names, "mta-sts."+d+".example.test")
+		}
 	}
-	roots := testCA(t, dir, names...)
+	certPath, keyPath := ca.issue(t, dir, "cert", now.Add(-time.Hour), now.Add(time.Hour), names...)
+	expiredCert, expiredKey := ca.issue(t, dir, "expired", now.Add(-48*time.Hour), now.Add(-24*time.Hour), "mta-sts.expired.example.test")
+	wrongCert, wrongKey := ca.issue(t, dir, "wrongname", now.Add(-time.Hour), now.Add(time.Hour), "mta-sts.other.example.test")
 
 	// DNS: one zone, example.test, served by unbound as an auth-zone, and
 	// broken.test, delegated to a port where nothing answers.
@@ -64,7 +73,7 @@ func setup(t *testing.T) *env {
 	for _, d := range policyDomains {
 		fmt.Fprintf(&zone, "mta-sts.%s IN A 127.0.0.1\nmta-sts.%s IN AAAA ::1\n", d, d)
 	}
-	for _, d := range []string{"good", "crlf", "charset", "html", "missing", "redirect", "big"} {
+	for _, d := range []string{"good", "crlf", "charset", "html", "missing", "redirect", "big", "expired", "wrongname"} {
 		fmt.Fprintf(&zone, "_mta-sts.%s IN TXT \"v=STSv1; id=%s1\"\n", d, d)
 	}
 	// A record of several strings, longer than 255 bytes, with an
@@ -152,6 +161,8 @@ remote-control:
 	writePolicy("charset", goodPolicy)
 	writePolicy("html", goodPolicy)
 	writePolicy("big", goodPolicy+"x: "+strings.Repeat("y", mtasts.MaxPolicySize)+"\n")
+	writePolicy("expired", goodPolicy)
+	writePolicy("wrongname", goodPolicy)
 
 	var servers strings.Builder
 	server := func(domain, body string) {
@@ -165,6 +176,8 @@ remote-control:
 	server("html", "\t\ttypes { text/html txt; }\n")
 	server("missing", "\t\tlocation / { return 404; }\n")
 	server("redirect", "\t\tlocation / { return 301 https://mta-sts.good.example.test/.well-known/mta-sts.txt; }\n")
+	server("expired", fmt.Sprintf("\t\tssl_certificate %q;\n\t\tssl_certificate_key %q;\n", expiredCert, expiredKey))
+	server("wrongname", fmt.Sprintf("\t\tssl_certificate %q;\n\t\tssl_certificate_key %q;\n", wrongCert, wrongKey))
 	user := ""
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers must read the test's private directory
@@ -189,7 +202,7 @@ http {
 %s}
 `, user, filepath.Join(dir, "nginx.pid"), filepath.Join(dir, "nginx-error.log"),
 		filepath.Join(dir, "body"), filepath.Join(dir, "proxy"), filepath.Join(dir, "fastcgi"), filepath.Join(dir, "uwsgi"), filepath.Join(dir, "scgi"),
-		filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), servers.String())
+		certPath, keyPath, servers.String())
 	nginxConfPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(nginxConfPath, []byte(nginxConf), 0o644); err != nil {
 		t.Fatal(err)
@@ -400,16 +413,31 @@ func TestAgainstRealServers(t *testing.T) {
 		}
 	})
 
-	t.Run("certificate trust", func(t *testing.T) {
-		// The system roots do not know the test CA: PKIX fails.
+	t.Run("certificates", func(t *testing.T) {
+		// RFC 8461 3.3: the certificate must chain to a trusted root, be
+		// valid for mta-sts.<domain>, and not have expired.
+		for _, tc := range []struct{ domain, reason string }{
+			{"expired.example.test", "mta-sts-policy-certificate-expired"},
+			{"wrongname.example.test", "mta-sts-policy-certificate-host-mismatch"},
+		} {
+			record, policy, _, err := mtasts.Get(ctx, e.resolver, mustDomain(t, tc.domain))
+			if record == nil || policy != nil || !errors.Is(err, mtasts.ErrPolicyFetch) ||
+				mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
+				t.Errorf("Get(%s) = %v, %v, %v (%q, %q); want the record and a PKIX failure (%q)", tc.domain, record, policy, err,
+					mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err), tc.reason)
+			}
+		}
+
+		// Roots that do not hold the test CA: PKIX fails for a good host.
 		orig := mtasts.HTTPClient
 		defer func() { mtasts.HTTPClient = orig }()
 		tr := e.client.Transport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
 		mtasts.HTTPClient = &http.Client{Transport: tr}
 		_, _, err := mtasts.FetchPolicy(ctx, mustDomain(t, "good.example.test"))
-		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid {
-			t.Errorf("FetchPolicy with other roots = %v; want a PKIX failure", err)
+		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid ||
+			mtasts.TLSReportFailureReason(err) != "mta-sts-policy-certificate-untrusted" {
+			t.Errorf("FetchPolicy with other roots = %v (%q); want an untrusted-certificate failure", err, mtasts.TLSReportFailureReason(err))
 		}
 	})
 }

@@ -118,15 +118,21 @@ func waitFor(t *testing.T, what string, ready func() error) {
 	}
 }
 
-// testCA makes a CA and a certificate for names signed by it, written as PEM
-// files in dir: ca.pem, cert.pem, key.pem. It returns the CA pool.
-func testCA(t *testing.T, dir string, names ...string) *x509.CertPool {
+// testCA is a CA made at test time, issuing certificates as PEM files.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+// newTestCA makes a CA valid for an hour either side of now.
+func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "mtasts integration CA"},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -135,25 +141,42 @@ func testCA(t *testing.T, dir string, names ...string) *x509.CertPool {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	caCert, _ := x509.ParseCertificate(caDER)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue writes a certificate for names, valid from notBefore to notAfter,
+// and its key to dir/<file>.pem and dir/<file>-key.pem, and returns both
+// paths.
+func (ca *testCA) issue(t *testing.T, dir, file string, notBefore, notAfter time.Time, names ...string) (certPath, keyPath string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
+		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: names[0]},
 		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,17 +184,15 @@ func testCA(t *testing.T, dir string, names ...string) *x509.CertPool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write := func(name, typ string, der []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	write := func(path, typ string, der []byte) {
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("ca.pem", "CERTIFICATE", caDER)
-	write("cert.pem", "CERTIFICATE", der)
-	write("key.pem", "EC PRIVATE KEY", keyDER)
-	pool := x509.NewCertPool()
-	pool.AddCert(caCert)
-	return pool
+	certPath, keyPath = filepath.Join(dir, file+".pem"), filepath.Join(dir, file+"-key.pem")
+	write(certPath, "CERTIFICATE", der)
+	write(keyPath, "EC PRIVATE KEY", keyDER)
+	return certPath, keyPath
 }
 
 // dialTCP reports whether something listens on addr.
