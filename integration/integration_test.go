@@ -8,6 +8,15 @@
 // authoritatively (auth-zone) and answers SERVFAIL for an unreachable zone,
 // so one server covers every case. It runs unprivileged with a config file
 // of our own, no root paths, no chroot.
+//
+// The library is used as a user would use it: an *adns.Resolver dialing
+// unbound, and mtasts.HTTPClient with a Transport that trusts the test CA and
+// resolves the policy host through the same unbound. One substitution: the
+// Transport connects to the address unbound gives, but on nginx's free port
+// instead of 443, which would need privileges and may be taken.
+//
+// Without the unbound and nginx binaries the tests skip, naming the Debian
+// packages; with MTASTS_INTEGRATION=1, as CI sets, they fail instead.
 package integration
 
 import (

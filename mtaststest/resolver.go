@@ -1,6 +1,22 @@
 // Package mtaststest helps test code that uses package mtasts: a fake DNS
 // resolver and an HTTPS policy server on loopback, so that LookupRecord,
 // FetchPolicy, Get and the cache run unchanged, without a network.
+//
+// Resolver answers TXT lookups from a map and can make a name not exist,
+// fail as on SERVFAIL, fail with an extended DNS error (RFC 8914) such as
+// DNSSEC bogus, or hang until the lookup's context ends. Its errors have the
+// types and flags *adns.Resolver gives, so the library classifies them as it
+// would in production. It counts lookups per name.
+//
+// PolicyServer serves a policy per domain over HTTPS (HTTP/2 and HTTP/1.1)
+// with certificates from a CA made in memory, lets a test choose the status,
+// headers, body, delay and redirect, or present another certificate
+// (expired, for another name, from another CA), and counts requests per
+// domain. Use points mtasts.HTTPClient at it for the rest of a test.
+//
+// Both are safe for concurrent use. Because mtasts.HTTPClient is a package
+// variable, tests that call PolicyServer.Use must not run in parallel with
+// other tests that fetch policies.
 package mtaststest
 
 import (
