@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -331,5 +332,47 @@ func TestIssueCertificateNoNames(t *testing.T) {
 	s := mtaststest.NewPolicyServer(t)
 	if _, err := s.IssueCertificate(time.Now(), time.Now().Add(time.Hour)); err == nil {
 		t.Errorf("IssueCertificate with no names: no error")
+	}
+}
+
+// TestSetCertificateAfterFetch checks that a certificate set after a fetch
+// is presented to the next fetch, not bypassed by a kept-alive connection.
+func TestSetCertificateAfterFetch(t *testing.T) {
+	s := mtaststest.NewPolicyServer(t)
+	s.Use(t)
+	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
+	domain := mtasts.Domain{ASCII: "example.org"}
+	if _, _, err := mtasts.FetchPolicy(context.Background(), domain); err != nil {
+		t.Fatalf("first fetch: %v", err)
+	}
+	now := time.Now()
+	cert, err := s.IssueCertificate(now.Add(-48*time.Hour), now.Add(-24*time.Hour), "mta-sts.example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetCertificate("example.org", cert)
+	if _, _, err := mtasts.FetchPolicy(context.Background(), domain); mtasts.TLSReportFailureReason(err) != "mta-sts-policy-certificate-expired" {
+		t.Errorf("fetch after SetCertificate: %v, want an expired certificate", err)
+	}
+	if got := s.Requests("example.org"); got != 1 {
+		t.Errorf("Requests = %d, want 1: the second handshake must fail", got)
+	}
+}
+
+// TestRemoveAfterFetch checks that a domain removed after a fetch is gone
+// for the next fetch, not reached over a kept-alive connection.
+func TestRemoveAfterFetch(t *testing.T) {
+	s := mtaststest.NewPolicyServer(t)
+	s.Use(t)
+	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
+	domain := mtasts.Domain{ASCII: "example.org"}
+	if _, _, err := mtasts.FetchPolicy(context.Background(), domain); err != nil {
+		t.Fatalf("first fetch: %v", err)
+	}
+	s.Remove("example.org.")
+	_, _, err := mtasts.FetchPolicy(context.Background(), domain)
+	var dnsErr *net.DNSError
+	if !errors.Is(err, mtasts.ErrNoPolicy) || !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		t.Errorf("fetch after Remove: %v, want ErrNoPolicy for a host that does not resolve", err)
 	}
 }

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +60,10 @@ type PolicyServer struct {
 	certs     map[string]tls.Certificate // by server name, issued or set
 	requests  map[string]*atomic.Int64   // by domain
 	release   chan struct{}              // closed by Close, ends delays
+
+	// transports made by Client, whose idle connections are closed when a
+	// certificate or a domain changes, so that the next request sees it.
+	transports []*http.Transport
 }
 
 // NewPolicyServer starts a PolicyServer, closed when the test ends.
@@ -149,19 +155,24 @@ func (s *PolicyServer) SetPolicy(domain, policy string) {
 
 // SetResponse makes the server answer r for domain's policy.
 func (s *PolicyServer) SetResponse(domain string, r Response) {
+	r.Header = maps.Clone(r.Header) // the caller may reuse its map
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.responses[canonical(domain)] = r
 }
 
-// Remove makes domain's policy host not exist.
+// Remove makes domain's policy host not exist. Idle connections of the
+// clients made by Client are closed, so that the next fetch fails to resolve
+// the host instead of reusing a connection.
 func (s *PolicyServer) Remove(domain string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.responses, canonical(domain))
+	s.mu.Unlock()
+	s.closeIdle()
 }
 
-// Requests returns how many requests for domain's policy the server got.
+// Requests returns how many requests domain's policy host got, whatever
+// their path, since the domain was first set.
 func (s *PolicyServer) Requests(domain string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -204,11 +215,23 @@ func (s *PolicyServer) IssueCertificate(notBefore, notAfter time.Time, names ...
 
 // SetCertificate makes the server present cert for mta-sts.<domain>
 // instead of the certificate it issues itself: one for another name, an
-// expired one, or one from another CA.
+// expired one, or one from another CA. Idle connections of the clients made
+// by Client are closed, so that the next fetch makes a new TLS handshake.
 func (s *PolicyServer) SetCertificate(domain string, cert tls.Certificate) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.certs["mta-sts."+canonical(domain)] = cert
+	s.mu.Unlock()
+	s.closeIdle()
+}
+
+// closeIdle closes the idle connections of the clients made by Client.
+func (s *PolicyServer) closeIdle() {
+	s.mu.Lock()
+	transports := slices.Clone(s.transports)
+	s.mu.Unlock()
+	for _, tr := range transports {
+		tr.CloseIdleConnections()
+	}
 }
 
 // certificate returns the certificate for the name the client asked for,
@@ -291,26 +314,28 @@ func (s *PolicyServer) serve(w http.ResponseWriter, r *http.Request) {
 // domains as for a name that does not resolve.
 func (s *PolicyServer) Client() *http.Client {
 	var dialer net.Dialer
-	return &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: s.pool},
-			ForceAttemptHTTP2: true,
-			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-				host, _, err := net.SplitHostPort(addr)
-				if err != nil {
-					return nil, err
-				}
-				domain, ok := strings.CutPrefix(canonical(host), "mta-sts.")
-				s.mu.Lock()
-				_, known := s.responses[domain]
-				s.mu.Unlock()
-				if !ok || !known {
-					return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-				}
-				return dialer.DialContext(ctx, network, s.Addr())
-			},
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: s.pool},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			domain, ok := strings.CutPrefix(canonical(host), "mta-sts.")
+			s.mu.Lock()
+			_, known := s.responses[domain]
+			s.mu.Unlock()
+			if !ok || !known {
+				return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+			}
+			return dialer.DialContext(ctx, network, s.Addr())
 		},
 	}
+	s.mu.Lock()
+	s.transports = append(s.transports, tr)
+	s.mu.Unlock()
+	return &http.Client{Transport: tr}
 }
 
 // Install points mtasts.HTTPClient at the server and returns a function
