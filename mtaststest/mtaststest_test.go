@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mjl-/adns"
@@ -375,4 +376,54 @@ func TestRemoveAfterFetch(t *testing.T) {
 	if !errors.Is(err, mtasts.ErrNoPolicy) || !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
 		t.Errorf("fetch after Remove: %v, want ErrNoPolicy for a host that does not resolve", err)
 	}
+}
+
+// TestResolverHold checks that held lookups wait for release, then answer
+// as the name is set by then, and that a context ending frees one.
+func TestResolverHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := mtaststest.NewResolver()
+		release := r.Hold("_mta-sts.example.org.")
+		const n = 100
+		results := make(chan []string, n)
+		for range n {
+			go func() {
+				txts, _, err := r.LookupTXT(context.Background(), "_mta-sts.example.org")
+				if err != nil {
+					t.Errorf("held lookup: %v", err)
+				}
+				results <- txts
+			}()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		canceled := make(chan error)
+		go func() {
+			_, _, err := r.LookupTXT(ctx, "_mta-sts.example.org")
+			canceled <- err
+		}()
+		synctest.Wait()
+		if len(results) != 0 {
+			t.Fatalf("%d lookups answered before release", len(results))
+		}
+		if got := r.Lookups("_mta-sts.example.org"); got != n+1 {
+			t.Errorf("Lookups while held = %d, want %d", got, n+1)
+		}
+		cancel()
+		if err := <-canceled; !errors.Is(err, context.Canceled) {
+			t.Errorf("held lookup with canceled context: %v, want context.Canceled", err)
+		}
+
+		r.SetRecord("example.org", "v=STSv1; id=late") // set while held
+		release()
+		release() // no effect
+		for range n {
+			if txts := <-results; len(txts) != 1 || txts[0] != "v=STSv1; id=late" {
+				t.Errorf("released lookup: %q, want the record set before release", txts)
+			}
+		}
+		// Once released, lookups no longer wait.
+		if _, _, err := r.LookupTXT(context.Background(), "_mta-sts.example.org"); err != nil {
+			t.Errorf("lookup after release: %v", err)
+		}
+	})
 }

@@ -36,6 +36,7 @@ type Resolver struct {
 	mu      sync.Mutex
 	answers map[string]answer
 	lookups map[string]int
+	holds   map[string]chan struct{} // closed on release
 }
 
 type answer struct {
@@ -46,7 +47,7 @@ type answer struct {
 
 // NewResolver returns a Resolver that knows no names.
 func NewResolver() *Resolver {
-	return &Resolver{answers: map[string]answer{}, lookups: map[string]int{}}
+	return &Resolver{answers: map[string]answer{}, lookups: map[string]int{}, holds: map[string]chan struct{}{}}
 }
 
 func canonical(name string) string {
@@ -104,6 +105,32 @@ func (r *Resolver) Block(name string) {
 	r.set(name, answer{block: true})
 }
 
+// Hold makes lookups of name wait until release is called, then answer as
+// name is set at that moment; a lookup whose context ends first fails with
+// the context's error. Calling release more than once has no effect.
+//
+// With testing/synctest, a test can start lookups (or the Gets of a cache),
+// wait with synctest.Wait until all are blocked, and then release them: the
+// resolver is then created inside the bubble.
+func (r *Resolver) Hold(name string) (release func()) {
+	ch := make(chan struct{})
+	key := canonical(name)
+	r.mu.Lock()
+	r.holds[key] = ch
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			if r.holds[key] == ch {
+				delete(r.holds, key)
+			}
+			r.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
 // Lookups returns how many lookups of name were made.
 func (r *Resolver) Lookups(name string) int {
 	r.mu.Lock()
@@ -116,6 +143,15 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, adns.R
 	key := canonical(name)
 	r.mu.Lock()
 	r.lookups[key]++
+	hold := r.holds[key]
+	r.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+		}
+	}
+	r.mu.Lock()
 	a, ok := r.answers[key]
 	r.mu.Unlock()
 
