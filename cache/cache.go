@@ -607,7 +607,7 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 	}
 	deadline := time.NewTimer(c.opts.LockWait)
 	defer deadline.Stop()
-	poll := time.NewTicker(c.opts.LockWait / 20)
+	poll := time.NewTicker(max(c.opts.LockWait/20, time.Millisecond))
 	defer poll.Stop()
 	for {
 		select {
@@ -621,6 +621,22 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 		if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
 			it.snap.Store(ls)
 			return ls
+		}
+		// A holder that failed, or died and let the lock expire, saves
+		// nothing: take the lock and fetch instead of waiting out
+		// LockWait.
+		lctx, cancel := c.storeContext()
+		held, err := locker.Lock(lctx, domain.ASCII)
+		cancel()
+		if err != nil {
+			c.storeError("lock", domain, err)
+			return nil
+		}
+		if held {
+			c.lockMu.Lock()
+			c.locked[domain.ASCII] = true
+			c.lockMu.Unlock()
+			return nil
 		}
 	}
 }
@@ -771,17 +787,14 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 		}
 	}
 
+	// Dropped from memory only: the store keeps the entry until it
+	// expires there, since a store shared by a fleet may hold a copy
+	// another cache refreshed, and a later delivery is better protected
+	// by a stored policy than by none (RFC 8461 10.2).
 	for _, it := range drop {
 		c.mu.Lock()
 		c.removeLocked(it)
 		c.mu.Unlock()
-		if s := it.snap.Load(); s != nil && s.policy != nil {
-			ctx, cancel := c.storeContext()
-			if err := c.opts.Store.Delete(ctx, it.domain.ASCII); err != nil {
-				c.storeError("delete", it.domain, err)
-			}
-			cancel()
-		}
 	}
 }
 

@@ -59,7 +59,7 @@ func newMetrics(c *Cache) *metrics {
 		}, []string{"result"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_cache_store_errors_total",
-			Help: "Failed store operations, by operation (load, save, delete).",
+			Help: "Failed store operations, by operation (load, save, lock, unlock).",
 		}, []string{"op"}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mtasts_cache_entries",
