@@ -172,8 +172,9 @@ func ParsePolicy(s string) (*Policy, error) {
 	p.MX = pa.mx[:0]
 	if len(s) > 1024 {
 		// A long policy is a long mx list: size it once instead of
-		// growing it line by line.
-		if n := strings.Count(s, "mx:"); n > len(pa.mx) {
+		// growing it line by line. Counting lines is a vector
+		// instruction loop; it bounds the number of mx lines.
+		if n := strings.Count(s, "\n") + 1; n > len(pa.mx) {
 			p.MX = make([]STSMX, 0, n)
 		}
 	}
@@ -292,8 +293,9 @@ func ParsePolicy(s string) (*Policy, error) {
 				// Domain names are case-insensitive; keep them lower
 				// case, copied into one buffer for all such names.
 				start := len(lower)
-				for i := 0; i < len(mx.Domain.ASCII); i++ {
-					lower = append(lower, toLowerASCII(mx.Domain.ASCII[i]))
+				lower = append(lower, mx.Domain.ASCII...)
+				for i := start; i < len(lower); i++ {
+					lower[i] = toLowerASCII(lower[i])
 				}
 				folds = append(folds, foldedName{len(p.MX), start, len(lower)})
 			}
