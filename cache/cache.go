@@ -589,20 +589,7 @@ func (c *Cache) storeContext() (context.Context, context.CancelFunc) {
 // was too slow. A failing lock is a reason to fetch, never to fail.
 func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
 	locker, ok := c.opts.Store.(Locker)
-	if !ok {
-		return nil
-	}
-	lctx, cancel := c.storeContext()
-	held, err := locker.Lock(lctx, domain.ASCII)
-	cancel()
-	if err != nil {
-		c.storeError("lock", domain, err)
-		return nil
-	}
-	if held {
-		c.lockMu.Lock()
-		c.locked[domain.ASCII] = true
-		c.lockMu.Unlock()
+	if !ok || c.lockFleet(locker, domain) {
 		return nil
 	}
 	deadline := time.NewTimer(c.opts.LockWait)
@@ -625,20 +612,29 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 		// A holder that failed, or died and let the lock expire, saves
 		// nothing: take the lock and fetch instead of waiting out
 		// LockWait.
-		lctx, cancel := c.storeContext()
-		held, err := locker.Lock(lctx, domain.ASCII)
-		cancel()
-		if err != nil {
-			c.storeError("lock", domain, err)
-			return nil
-		}
-		if held {
-			c.lockMu.Lock()
-			c.locked[domain.ASCII] = true
-			c.lockMu.Unlock()
+		if c.lockFleet(locker, domain) {
 			return nil
 		}
 	}
+}
+
+// lockFleet tries to take the fleet-wide fetch lock of domain. It reports
+// whether this cache should fetch: it holds the lock now, or the lock failed,
+// which is no reason to wait.
+func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
+	ctx, cancel := c.storeContext()
+	held, err := locker.Lock(ctx, domain.ASCII)
+	cancel()
+	if err != nil {
+		c.storeError("lock", domain, err)
+		return true
+	}
+	if held {
+		c.lockMu.Lock()
+		c.locked[domain.ASCII] = true
+		c.lockMu.Unlock()
+	}
+	return held
 }
 
 // unlockFleet releases the fleet-wide fetch lock of domain, if this cache
