@@ -2,14 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
 // binary returns the path of a server program from a Debian package. When it
@@ -118,40 +115,16 @@ func waitFor(t *testing.T, what string, ready func() error) {
 	}
 }
 
-// testCA is a CA made at test time, issuing certificates as PEM files.
+// testCA issues certificates as PEM files, from the test kit's in-memory CA.
 type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	kit  *mtaststest.PolicyServer
 	pool *x509.CertPool
 }
 
-// newTestCA makes a CA valid for an hour either side of now.
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "mtasts integration CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
+	kit := mtaststest.NewPolicyServer(t)
+	return &testCA{kit: kit, pool: kit.CertPool()}
 }
 
 // issue writes a certificate for names, valid from notBefore to notAfter,
@@ -159,28 +132,11 @@ func newTestCA(t *testing.T) *testCA {
 // paths.
 func (ca *testCA) issue(t *testing.T, dir, file string, notBefore, notAfter time.Time, names ...string) (certPath, keyPath string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := ca.kit.IssueCertificate(notBefore, notAfter, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +146,8 @@ func (ca *testCA) issue(t *testing.T, dir, file string, notBefore, notAfter time
 		}
 	}
 	certPath, keyPath = filepath.Join(dir, file+".pem"), filepath.Join(dir, file+"-key.pem")
-	write(certPath, "CERTIFICATE", der)
-	write(keyPath, "EC PRIVATE KEY", keyDER)
+	write(certPath, "CERTIFICATE", cert.Certificate[0])
+	write(keyPath, "PRIVATE KEY", keyDER)
 	return certPath, keyPath
 }
 
