@@ -28,9 +28,11 @@ type Entry struct {
 // store), or across a fleet of MTAs (a store in Redis, say).
 //
 // The cache keeps what it uses in memory and calls the store only when a
-// domain is not in memory (Load), after each successful fetch (Save), and when
-// Run drops a domain unused for longer than its policy's lifetime (Delete), so
-// a store may be slow. A store may fail: the cache reports the error through
+// domain is not in memory (Load) and after each successful fetch (Save), so a
+// store may be slow. The cache never deletes: when Run drops a domain unused
+// for longer than its policy's lifetime, the store keeps its entry, which may
+// still protect a later delivery, or be a copy another MTA of a fleet just
+// refreshed. Delete is for its users, e.g. an operator removing a domain. A store may fail: the cache reports the error through
 // its logger and metrics and goes on without it; a failing store never fails
 // a delivery.
 //
