@@ -1,0 +1,85 @@
+package cache
+
+import (
+	"context"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// storeContext returns the context of one call to the store.
+func (c *Cache) storeContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.opts.StoreTimeout)
+}
+
+// waitForFleet takes the fleet-wide fetch lock of domain when the store is a
+// Locker. When another cache holds it, it waits, up to LockWait, for that
+// cache to save a policy with the record's id, and returns it; nil means
+// "fetch it yourself": the lock is held, the store has no lock, or the holder
+// was too slow. A failing lock is a reason to fetch, never to fail.
+func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
+	locker, ok := c.opts.Store.(Locker)
+	if !ok || c.lockFleet(locker, domain) {
+		return nil
+	}
+	deadline := time.NewTimer(c.opts.LockWait)
+	defer deadline.Stop()
+	poll := time.NewTicker(max(c.opts.LockWait/20, time.Millisecond))
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			return nil
+		case <-poll.C:
+		}
+		ls := c.load(ctx, domain, time.Now())
+		if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
+			it.snap.Store(ls)
+			return ls
+		}
+		// A holder that failed, or died and let the lock expire, saves
+		// nothing: take the lock and fetch instead of waiting out
+		// LockWait.
+		if c.lockFleet(locker, domain) {
+			return nil
+		}
+	}
+}
+
+// lockFleet tries to take the fleet-wide fetch lock of domain. It reports
+// whether this cache should fetch: it holds the lock now, or the lock failed,
+// which is no reason to wait.
+func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
+	ctx, cancel := c.storeContext()
+	held, err := locker.Lock(ctx, domain.ASCII)
+	cancel()
+	if err != nil {
+		c.storeError("lock", domain, err)
+		return true
+	}
+	if held {
+		c.lockMu.Lock()
+		c.locked[domain.ASCII] = true
+		c.lockMu.Unlock()
+	}
+	return held
+}
+
+// unlockFleet releases the fleet-wide fetch lock of domain, if this cache
+// holds it.
+func (c *Cache) unlockFleet(domain mtasts.Domain) {
+	c.lockMu.Lock()
+	held := c.locked[domain.ASCII]
+	delete(c.locked, domain.ASCII)
+	c.lockMu.Unlock()
+	if !held {
+		return
+	}
+	ctx, cancel := c.storeContext()
+	defer cancel()
+	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII); err != nil {
+		c.storeError("unlock", domain, err)
+	}
+}

@@ -1,0 +1,74 @@
+package cache
+
+import (
+	"context"
+	"time"
+)
+
+// Run refreshes policies in use before they expire, and drops domains not
+// used for longer than their policy's lifetime, every RunInterval until ctx
+// ends or the cache is closed. It returns ctx's error, or nil after Close.
+//
+// A policy is fetched again once it is RefreshAge old (at most half its
+// lifetime), whether or not its id changed, so a domain that gets mail daily
+// never lapses (RFC 8461 3.3, 10.2).
+func (c *Cache) Run(ctx context.Context) error {
+	ticker := time.NewTicker(c.opts.RunInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return nil
+		case now := <-ticker.C:
+			c.sweep(ctx, now)
+		}
+	}
+}
+
+// sweep is one round of Run.
+func (c *Cache) sweep(ctx context.Context, now time.Time) {
+	var drop, refresh []*item
+	c.items.Range(func(_, v any) bool {
+		it := v.(*item)
+		s := it.snap.Load()
+		if s == nil {
+			return true
+		}
+		lifetime := s.expires.Sub(s.fetched)
+		if s.policy == nil {
+			lifetime = c.opts.Backoff
+		}
+		idle := now.Sub(time.Unix(0, it.lastUsed.Load()))
+		switch {
+		case idle > lifetime:
+			drop = append(drop, it)
+		case s.valid(now) && now.Sub(s.fetched) >= min(c.opts.RefreshAge, lifetime/2) && !now.Before(s.retryAt):
+			refresh = append(refresh, it)
+		}
+		return true
+	})
+
+	// At most MaxBackground refreshes at once: wait for a slot for each.
+	for _, it := range refresh {
+		select {
+		case c.background <- struct{}{}:
+			c.start(it.domain, true, true)
+		case <-ctx.Done():
+			return
+		case <-c.ctx.Done():
+			return
+		}
+	}
+
+	// Dropped from memory only: the store keeps the entry until it
+	// expires there, since a store shared by a fleet may hold a copy
+	// another cache refreshed, and a later delivery is better protected
+	// by a stored policy than by none (RFC 8461 10.2).
+	for _, it := range drop {
+		c.mu.Lock()
+		c.removeLocked(it)
+		c.mu.Unlock()
+	}
+}
