@@ -39,6 +39,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -112,8 +113,9 @@ type Options struct {
 	FetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
 }
 
-// errClosed is the error of results from a closed cache.
-var errClosed = errors.New("cache: closed")
+// ErrClosed is the error of a Result that a closed cache could only have
+// answered with a lookup, a fetch or a call to its store.
+var ErrClosed = errors.New("cache: closed")
 
 // Cache holds MTA-STS policies. It is safe for concurrent use. Create it
 // with New, run Run in a goroutine for proactive refreshes, and Close it when
@@ -134,12 +136,18 @@ type Cache struct {
 	mu     sync.Mutex
 	nitems int
 
+	// lookups counts the TXT lookups begun, so that Recheck can tell
+	// one that began after it was called.
+	lookups atomic.Uint64
+
 	callMu sync.Mutex
 	calls  map[string]*call
 	closed bool // set by Close; no new background work after it
 
 	// background holds a token per background check or refresh running.
 	background chan struct{}
+	// storeCalls holds a token per call to the store running.
+	storeCalls chan struct{}
 
 	lockMu sync.Mutex
 	locked map[string]bool // fleet locks held, by domain
@@ -180,6 +188,7 @@ func New(opts Options) (*Cache, error) {
 		locked: map[string]bool{},
 
 		background: make(chan struct{}, opts.MaxBackground),
+		storeCalls: make(chan struct{}, maxStoreCalls),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newMetrics(c)

@@ -75,7 +75,9 @@ func (w *world) lookupCount(domain string) int {
 func (w *world) newCache(t *testing.T, opts cache.Options) *cache.Cache {
 	t.Helper()
 	opts.Resolver = w.resolver
-	opts.FetchPolicy = w.fetch
+	if opts.FetchPolicy == nil {
+		opts.FetchPolicy = w.fetch
+	}
 	c, err := cache.New(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -11,17 +12,27 @@ import (
 type call struct {
 	done chan struct{}
 	res  Result
+	// lookup is the number of the update's TXT lookup, counted by
+	// Cache.lookups when it began; 0 when the update looked nothing up.
+	lookup uint64
 }
 
 // Get returns the policy to apply to mail for domain now (RFC 8461 5.1).
 //
 // A valid policy in memory is returned at once, without allocating; if its
 // TXT record was last checked more than CheckInterval ago, a check starts in
-// the background. Otherwise Get waits for the one lookup and fetch that all
-// concurrent callers for domain share, or for ctx: when ctx ends first, the
-// Result has no policy and ctx's error, and the shared work goes on for the
-// others. Get never fails for a store's sake. Before permanently failing a
-// message because of an enforce policy, call Recheck.
+// the background. A domain known to have no policy, or whose last attempt
+// failed less than Backoff ago, is answered from memory too: no policy, and
+// the failure if there was one. Otherwise Get waits for the one lookup and
+// fetch that all concurrent callers for domain share, or for ctx: when ctx
+// ends first, the Result has no policy and ctx's error, and the shared work
+// goes on for the others. Get never fails for a store's sake. Before
+// permanently failing a message because of an enforce policy, call Recheck.
+//
+// After Close, Get still answers from memory as above, but starts no lookup,
+// fetch or store call: a domain that would need one gets a Result with
+// ErrClosed and no policy. A closed cache thus never drops a valid policy it
+// holds, which would deliver mail as if the domain had none.
 func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	now := time.Now()
 	if v, ok := c.items.Load(domain.ASCII); ok {
@@ -35,24 +46,25 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 			// caller that moves checkedAt starts the check.
 			if last := it.checkedAt.Load(); now.UnixNano()-last >= int64(c.opts.CheckInterval) && it.checkedAt.CompareAndSwap(last, now.UnixNano()) {
 				if c.tryBackground() {
-					c.start(domain, false, true)
+					c.start(domain, kindCheck)
 				} else {
 					// All background slots busy: leave
 					// the check to a later Get.
 					it.checkedAt.CompareAndSwap(now.UnixNano(), last)
 				}
 			}
-			return s.result(false)
+			return s.result(now, false)
 		}
-		if s != nil && s.policy == nil && now.Before(s.retryAt) {
+		if s.backingOff(now) {
 			// Known to have no policy, or backing off after a
-			// failure (RFC 8461 3.3).
+			// failure (RFC 8461 3.3). An expired policy is not
+			// applied, back-off or not (RFC 8461 5.1).
 			c.metrics.hits.Inc()
-			return s.result(false)
+			return s.result(now, false)
 		}
 	}
 	c.metrics.misses.Inc()
-	cl := c.start(domain, false, false)
+	cl := c.start(domain, kindGet)
 	select {
 	case <-cl.done:
 		return cl.res
@@ -69,28 +81,28 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 // (as indicated by the 'id' field in the '_mta-sts' TXT record)".
 //
 // Concurrent Gets and Rechecks of domain share the work, but Recheck returns
-// only the outcome of a lookup that started after it was called. A valid
+// only the outcome of a lookup that began after it was called, and of the
+// fetch of the record's id when that differs from the cached one. A valid
 // cached policy stays when the lookup or fetch fails, and a record id whose
 // fetch failed is not fetched again before Backoff (RFC 8461 3.3). When ctx
-// ends first, the Result has no policy and ctx's error.
+// ends first, the Result has no policy and ctx's error; after Close, the
+// Result has ErrClosed.
 func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
-	called := time.Now().UnixNano()
-	var res Result
-	// A running update may have looked the record up before this call;
-	// then wait for it and run another.
-	for range 2 {
-		cl := c.start(domain, false, false)
+	mark := c.lookups.Load()
+	for {
+		// A running update may have looked the record up before
+		// this call, or have loaded the policy from the store
+		// without a lookup; then wait for it and run another.
+		cl := c.start(domain, kindRecheck)
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
 			return Result{Err: ctx.Err()}
 		}
-		res = cl.res
-		if v, ok := c.items.Load(domain.ASCII); ok && v.(*item).checkedAt.Load() >= called {
-			break
+		if cl.lookup > mark || errors.Is(cl.res.Err, ErrClosed) {
+			return cl.res
 		}
 	}
-	return res
 }
 
 // tryBackground takes a background slot if one is free.
@@ -103,15 +115,31 @@ func (c *Cache) tryBackground() bool {
 	}
 }
 
-// start returns the running update of domain, starting one if none runs. A
-// full update fetches the policy even when the record's id is unchanged. With
-// slot set, the caller holds a background slot, which the update releases
-// when it ends, or start at once when it starts none.
-func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
+// kind is why an update of a domain runs.
+type kind uint8
+
+const (
+	// kindGet: a Get found nothing usable in memory. An answer published
+	// since by an update that just ended serves it.
+	kindGet kind = iota
+	// kindRecheck: a Recheck, which wants a lookup of its own.
+	kindRecheck
+	// kindCheck: a background check of a cached policy's record id; the
+	// caller holds a background slot.
+	kindCheck
+	// kindRefresh: Run's refresh, which fetches the policy even when the
+	// record's id is unchanged; the caller holds a background slot.
+	kindRefresh
+)
+
+// start returns the running update of domain, starting one if none runs.
+// For kindCheck and kindRefresh, the caller holds a background slot, which
+// the update releases when it ends, or start at once when it starts none.
+func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
 	release := func() {
-		if slot {
+		if k >= kindCheck {
 			<-c.background
 		}
 	}
@@ -119,21 +147,30 @@ func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 		release()
 		return cl
 	}
-	cl := &call{done: make(chan struct{})}
+	if k == kindGet {
+		// An update that ended after this Get looked at memory has
+		// published its answer before leaving calls: that answer serves
+		// this Get too, without another lookup.
+		if v, ok := c.items.Load(domain.ASCII); ok {
+			now := time.Now()
+			if s := v.(*item).snap.Load(); s.valid(now) || s.backingOff(now) {
+				return doneCall(s.result(now, false))
+			}
+		}
+	}
 	if c.closed {
 		// Closed: no new background work. Close sets closed under
 		// callMu before it waits, so no goroutine starts after Close
 		// has begun waiting for them.
-		cl.res = Result{Err: errClosed, ResultType: mtasts.TLSReportResultType(errClosed)}
-		close(cl.done)
 		release()
-		return cl
+		return doneCall(Result{Err: ErrClosed, ResultType: mtasts.TLSReportResultType(ErrClosed)})
 	}
+	cl := &call{done: make(chan struct{})}
 	c.calls[domain.ASCII] = cl
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		res, checkNext, after := c.update(domain, full)
+		res, lookup, checkNext, after := c.update(domain, k == kindRefresh)
 		// Saved before the waiting callers have their answer, so that
 		// a store shared by a fleet holds a policy once a Get has
 		// returned it; StoreTimeout bounds the delay.
@@ -141,7 +178,7 @@ func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 			after()
 		}
 		release()
-		cl.res = res
+		cl.res, cl.lookup = res, lookup
 		c.callMu.Lock()
 		delete(c.calls, domain.ASCII)
 		c.callMu.Unlock()
@@ -150,8 +187,15 @@ func (c *Cache) start(domain mtasts.Domain, full, slot bool) *call {
 			// A policy loaded from the store: check its record now,
 			// in the background. Without a free slot, the next Get
 			// does, as the policy was never checked.
-			c.start(domain, false, true)
+			c.start(domain, kindCheck)
 		}
 	}()
+	return cl
+}
+
+// doneCall returns a call that has ended with res.
+func doneCall(res Result) *call {
+	cl := &call{done: make(chan struct{}), res: res}
+	close(cl.done)
 	return cl
 }

@@ -59,7 +59,21 @@ func (s *snapshot) valid(now time.Time) bool {
 	return s != nil && s.policy != nil && !now.After(s.expires)
 }
 
-func (s *snapshot) result(fresh bool) Result {
+// backingOff reports whether s holds no usable policy at now and no new
+// attempt is due yet: the domain has no policy, or its last attempt failed
+// less than Backoff ago (RFC 8461 3.3).
+func (s *snapshot) backingOff(now time.Time) bool {
+	return s != nil && !s.valid(now) && now.Before(s.retryAt)
+}
+
+// result returns s as a Result at now. A policy that has expired at now is
+// not in it, whatever else s holds: RFC 8461 5.1 applies a cached policy only
+// while its "time-since-fetch has not exceeded its max_age". The failure, if
+// any, is.
+func (s *snapshot) result(now time.Time, fresh bool) Result {
+	if !s.valid(now) {
+		return Result{Err: s.err, ResultType: s.resultType, FailureReason: s.reason}
+	}
 	return Result{
 		Policy: s.policy, Text: s.text, RecordID: s.id, Fetched: s.fetched, Expires: s.expires, Fresh: fresh,
 		Err: s.err, ResultType: s.resultType, FailureReason: s.reason,

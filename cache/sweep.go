@@ -54,7 +54,7 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	for _, it := range refresh {
 		select {
 		case c.background <- struct{}{}:
-			c.start(it.domain, true, true)
+			c.start(it.domain, kindRefresh)
 		case <-ctx.Done():
 			return
 		case <-c.ctx.Done():

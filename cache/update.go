@@ -13,11 +13,14 @@ import (
 // update brings the cache's knowledge of domain up to date: the store when
 // the domain is not in memory, then the TXT record, then, when the record
 // announces a policy the cache does not have (or for a full refresh), the
-// policy. It returns the new result, whether a policy loaded from the store
-// wants its record checked, and what is left to do with the store before
-// waiting callers have the result (saving the policy, releasing a fleet lock),
-// or nil.
-func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext bool, after func()) {
+// policy. It returns the new result, the number of its TXT lookup (0 for
+// none), whether a policy loaded from the store wants its record checked, and
+// what is left to do with the store before waiting callers have the result
+// (saving the policy, releasing a fleet lock), or nil.
+//
+// Every result passes through snapshot.result, which leaves out a policy that
+// has expired: no early return can apply one (RFC 8461 5.1).
+func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64, checkNext bool, after func()) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 	defer cancel()
 	now := time.Now()
@@ -27,12 +30,13 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext boo
 	if s == nil {
 		if ls := c.load(ctx, domain, now); ls != nil {
 			it.snap.Store(ls)
-			return ls.result(false), true, nil
+			return ls.result(now, false), 0, true, nil
 		}
 	}
 
 	// RFC 8461 3 and 5.1: look the TXT record up; a new id means a new
 	// policy, the same id that the cached policy is current.
+	lookup = c.lookups.Add(1)
 	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
 	it.checkedAt.Store(now.UnixNano())
 	var id string
@@ -48,26 +52,30 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext boo
 		id = s.id
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
-		return c.failed(it, s, "", lookupErr, now), false, nil
+		return c.failed(it, s, "", lookupErr, now), lookup, false, nil
+	}
+	if s != nil && s.failedID == id && now.Before(s.retryAt) {
+		// RFC 8461 3.3: after a failed fetch, "limit further attempts
+		// to a period of five minutes or longer per version ID". A
+		// record check that shows the same id again changes nothing:
+		// the fetch of that id still failed, and still waits.
+		return s.result(now, false), lookup, false, nil
 	}
 	if s.valid(now) && id == s.id && !full {
+		// The cached policy is current. A failure of another id, or
+		// of the record itself, is over.
 		if s.err != nil || !s.retryAt.IsZero() {
 			s = s.withErr(nil)
 			s.failedID, s.retryAt = "", time.Time{}
 			it.snap.Store(s)
 		}
-		return s.result(false), false, nil
-	}
-	if s != nil && s.failedID == id && now.Before(s.retryAt) {
-		// RFC 8461 3.3: after a failed fetch, "limit further attempts
-		// to a period of five minutes or longer per version ID".
-		return s.result(false), false, nil
+		return s.result(now, false), lookup, false, nil
 	}
 
 	// A store shared by a fleet may hold the lock on this fetch: another
 	// cache is fetching, and saves what it gets.
 	if ls := c.waitForFleet(ctx, it, domain, id, full, now); ls != nil {
-		return ls.result(false), false, nil
+		return ls.result(now, false), lookup, false, nil
 	}
 
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
@@ -76,7 +84,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext boo
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
-		return c.failed(it, s, id, err, now), false, func() { c.unlockFleet(domain) }
+		return c.failed(it, s, id, err, now), lookup, false, func() { c.unlockFleet(domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch.
@@ -86,10 +94,8 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, checkNext boo
 	}
 	it.snap.Store(ns)
 	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: ns.expires}
-	return ns.result(true), false, func() {
-		ctx, cancel := c.storeContext()
-		defer cancel()
-		if err := c.opts.Store.Save(ctx, e); err != nil {
+	return ns.result(now, true), lookup, false, func() {
+		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
 			c.storeError("save", domain, err)
 		}
 		c.unlockFleet(domain)
@@ -120,22 +126,27 @@ func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Tim
 		ns := s.withErr(err)
 		ns.failedID, ns.retryAt = id, now.Add(c.opts.Backoff)
 		it.snap.Store(ns)
-		return ns.result(false)
+		return ns.result(now, false)
 	}
 	ns := &snapshot{retryAt: now.Add(c.opts.Backoff), failedID: id}
 	if !errors.Is(err, mtasts.ErrNoRecord) {
 		ns.err, ns.resultType, ns.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
 	}
 	it.snap.Store(ns)
-	return ns.result(false)
+	return ns.result(now, false)
 }
 
 // load returns the domain's policy from the store, or nil when the store has
 // none that is valid.
 func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *snapshot {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.StoreTimeout)
-	defer cancel()
-	e, ok, err := c.opts.Store.Load(ctx, domain.ASCII)
+	var (
+		e  Entry
+		ok bool
+	)
+	err := c.storeCall(ctx, func(ctx context.Context) (err error) {
+		e, ok, err = c.opts.Store.Load(ctx, domain.ASCII)
+		return err
+	})
 	if err != nil {
 		c.storeError("load", domain, err)
 		return nil
@@ -152,18 +163,24 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		c.storeError("load", domain, err)
 		return nil
 	}
+	fetched := e.Fetched
+	if fetched.After(now) {
+		// A fetch time ahead of now comes from a clock that was
+		// wrong: a fleet member's, or a restored machine's. Trusted,
+		// it would keep the policy past its max_age from the real
+		// fetch and keep it from being refreshed (RFC 8461 3.3, 5.1).
+		// Take it as fetched now, so that it lives at most max_age
+		// (at most MaxAgeLimit) from now.
+		c.storeInvalid(domain, fmt.Errorf("cache: store entry fetched at %v, after now (%v): taken as fetched now", e.Fetched, now))
+		fetched = now
+	}
 	// The stored expiry stands, but never beyond what the policy allows.
 	expires := e.Expires
-	if limit := e.Fetched.Add(policy.MaxAge()); limit.Before(expires) {
+	if limit := fetched.Add(policy.MaxAge()); limit.Before(expires) {
 		expires = limit
 	}
 	if now.After(expires) {
 		return nil
 	}
-	return &snapshot{policy: policy, text: e.Policy, id: e.RecordID, fetched: e.Fetched, expires: expires}
-}
-
-func (c *Cache) storeError(op string, domain mtasts.Domain, err error) {
-	c.metrics.storeErrors.WithLabelValues(op).Inc()
-	c.log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
+	return &snapshot{policy: policy, text: e.Policy, id: e.RecordID, fetched: fetched, expires: expires}
 }

@@ -1,0 +1,59 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// maxStoreCalls bounds the calls to the store that run at once. Calls that a
+// store does not end by their deadline go on in the background, and a store
+// that ignores its context may never end them: this bounds what such a store
+// can hold, after which calls fail at once until some end.
+const maxStoreCalls = 64
+
+// errStoreBusy is the error of a store call not made because maxStoreCalls
+// calls are still running.
+var errStoreBusy = errors.New("cache: store busy: too many calls still running")
+
+// storeCall runs op, one call to the store, with a context that ends after
+// StoreTimeout, or with ctx. It returns op's error, or, when op has not
+// returned by then, the context's error: past StoreTimeout the cache goes on
+// as without the store, even when the store ignores its context. Such an op
+// ends in the background, and op must then not touch what the caller reads
+// unless it returned nil.
+func (c *Cache) storeCall(ctx context.Context, op func(ctx context.Context) error) error {
+	select {
+	case c.storeCalls <- struct{}{}:
+	default:
+		return errStoreBusy
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.StoreTimeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-c.storeCalls }()
+		done <- op(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeError counts and logs a failed call to the store.
+func (c *Cache) storeError(op string, domain mtasts.Domain, err error) {
+	c.metrics.storeErrors.WithLabelValues(op).Inc()
+	c.log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
+}
+
+// storeInvalid counts and logs an entry of the store that the cache corrected
+// or ignored.
+func (c *Cache) storeInvalid(domain mtasts.Domain, err error) {
+	c.metrics.storeErrors.WithLabelValues("load").Inc()
+	c.log.Log(c.ctx, slog.LevelWarn, "mta-sts: invalid policy store entry", "domain", domain.LogString(), "err", err)
+}
