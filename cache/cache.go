@@ -92,6 +92,16 @@ type Options struct {
 	// 16.
 	MaxBackground int
 
+	// MaxNetwork bounds the updates of domains (a TXT lookup and, when
+	// needed, a policy fetch; a store load for a domain not in memory)
+	// that run at once, over all domains. An update beyond it waits,
+	// without a goroutine, until one ends; the callers waiting for it
+	// wait on their own contexts. This bounds the memory, goroutines and
+	// connections that many hostile or hanging domains can take (see
+	// the README for what 10,000 of them cost). The wait is exported as
+	// the histogram mtasts_cache_network_wait_seconds. Default 256.
+	MaxNetwork int
+
 	// StoreTimeout bounds each call to the Store (and its Locker), so
 	// that a hung store delays a miss by no more per call (a load, a
 	// lock, a save), and never a hit: past it, the cache goes on as
@@ -140,9 +150,11 @@ type Cache struct {
 	// one that began after it was called.
 	lookups atomic.Uint64
 
-	callMu sync.Mutex
-	calls  map[string]*call
-	closed bool // set by Close; no new background work after it
+	callMu  sync.Mutex
+	calls   map[string]*call
+	running int     // updates running, at most MaxNetwork
+	queue   []*call // updates waiting for one to end, first asked first
+	closed  bool    // set by Close; no new background work after it
 
 	// background holds a token per background check or refresh running.
 	background chan struct{}
@@ -168,6 +180,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.LockWait, 10*time.Second)
 	setDefault(&opts.MaxBackground, 16)
 	setDefault(&opts.StoreTimeout, 5*time.Second)
+	setDefault(&opts.MaxNetwork, 256)
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore(opts.MaxEntries)
 	}
@@ -206,6 +219,14 @@ func setDefault[T int | time.Duration](v *T, def T) {
 func (c *Cache) Close() error {
 	c.callMu.Lock()
 	c.closed = true
+	queued := c.queue
+	c.queue = nil
+	for _, cl := range queued {
+		delete(c.calls, cl.domain.ASCII)
+		c.releaseBackground(cl.kind)
+		cl.res = closedResult
+		close(cl.done)
+	}
 	c.callMu.Unlock()
 	c.cancel()
 	c.wg.Wait()

@@ -34,8 +34,7 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 			return nil
 		case <-poll.C:
 		}
-		ls := c.load(ctx, domain, time.Now())
-		if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
+		if ls := c.loadSaved(ctx, domain, id, full, now); ls != nil {
 			it.snap.Store(ls)
 			return ls
 		}
@@ -43,9 +42,27 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 		// nothing: take the lock and fetch instead of waiting out
 		// LockWait.
 		if c.lockFleet(locker, domain) {
+			// The holder may have saved and released the lock
+			// between the load above and this lock.
+			if ls := c.loadSaved(ctx, domain, id, full, now); ls != nil {
+				c.unlockFleet(domain)
+				it.snap.Store(ls)
+				return ls
+			}
 			return nil
 		}
 	}
+}
+
+// loadSaved returns the policy that another cache of the fleet saved for
+// record id, or nil: one saved since the refresh began (now) for a full
+// refresh.
+func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
+	ls := c.load(ctx, domain, time.Now())
+	if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
+		return ls
+	}
+	return nil
 }
 
 // lockFleet tries to take the fleet-wide fetch lock of domain. It reports

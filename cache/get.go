@@ -15,6 +15,10 @@ type call struct {
 	// lookup is the number of the update's TXT lookup, counted by
 	// Cache.lookups when it began; 0 when the update looked nothing up.
 	lookup uint64
+
+	domain mtasts.Domain
+	kind   kind
+	queued time.Time // when the call was asked for
 }
 
 // Get returns the policy to apply to mail for domain now (RFC 8461 5.1).
@@ -135,16 +139,15 @@ const (
 // start returns the running update of domain, starting one if none runs.
 // For kindCheck and kindRefresh, the caller holds a background slot, which
 // the update releases when it ends, or start at once when it starts none.
+//
+// At most MaxNetwork updates run at once. One beyond waits in c.queue, as a
+// call without a goroutine, until a running one ends; its callers wait on
+// their own contexts.
 func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
-	release := func() {
-		if k >= kindCheck {
-			<-c.background
-		}
-	}
 	if cl := c.calls[domain.ASCII]; cl != nil {
-		release()
+		c.releaseBackground(k)
 		return cl
 	}
 	if k == kindGet {
@@ -162,35 +165,67 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		// Closed: no new background work. Close sets closed under
 		// callMu before it waits, so no goroutine starts after Close
 		// has begun waiting for them.
-		release()
-		return doneCall(Result{Err: ErrClosed, ResultType: mtasts.TLSReportResultType(ErrClosed)})
+		c.releaseBackground(k)
+		return doneCall(closedResult)
 	}
-	cl := &call{done: make(chan struct{})}
+	cl := &call{done: make(chan struct{}), domain: domain, kind: k, queued: time.Now()}
 	c.calls[domain.ASCII] = cl
+	if c.running < c.opts.MaxNetwork {
+		c.running++
+		c.launchLocked(cl)
+	} else {
+		c.queue = append(c.queue, cl)
+	}
+	return cl
+}
+
+// closedResult is the result of work asked of a closed cache.
+var closedResult = Result{Err: ErrClosed, ResultType: mtasts.TLSReportResultType(ErrClosed)}
+
+// releaseBackground gives back the background slot that a background check
+// or refresh holds.
+func (c *Cache) releaseBackground(k kind) {
+	if k >= kindCheck {
+		<-c.background
+	}
+}
+
+// launchLocked runs the update of cl, which holds one of the MaxNetwork
+// slots, in a goroutine. When it ends, the slot passes to the first call
+// queued, if any.
+func (c *Cache) launchLocked(cl *call) {
+	c.metrics.networkWait.Observe(time.Since(cl.queued).Seconds())
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		res, lookup, checkNext, after := c.update(domain, k == kindRefresh)
+		res, lookup, checkNext, after := c.update(cl.domain, cl.kind == kindRefresh)
 		// Saved before the waiting callers have their answer, so that
 		// a store shared by a fleet holds a policy once a Get has
 		// returned it; StoreTimeout bounds the delay.
 		if after != nil {
 			after()
 		}
-		release()
+		c.releaseBackground(cl.kind)
 		cl.res, cl.lookup = res, lookup
 		c.callMu.Lock()
-		delete(c.calls, domain.ASCII)
+		delete(c.calls, cl.domain.ASCII)
+		if len(c.queue) > 0 && !c.closed {
+			next := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.launchLocked(next)
+		} else {
+			c.running--
+		}
 		c.callMu.Unlock()
 		close(cl.done)
 		if checkNext && c.tryBackground() {
 			// A policy loaded from the store: check its record now,
 			// in the background. Without a free slot, the next Get
 			// does, as the policy was never checked.
-			c.start(domain, kindCheck)
+			c.start(cl.domain, kindCheck)
 		}
 	}()
-	return cl
 }
 
 // doneCall returns a call that has ended with res.

@@ -49,6 +49,7 @@ type metrics struct {
 	refreshes   *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	entries     prometheus.GaugeFunc
+	networkWait prometheus.Histogram
 }
 
 func newMetrics(c *Cache) *metrics {
@@ -69,6 +70,11 @@ func newMetrics(c *Cache) *metrics {
 			Name: "mtasts_cache_store_errors_total",
 			Help: "Failed store operations, by operation (load, save, lock, unlock).",
 		}, []string{"op"}),
+		networkWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mtasts_cache_network_wait_seconds",
+			Help:    "Time updates waited for one of Options.MaxNetwork slots before their lookup or fetch began.",
+			Buckets: []float64{0.001, 0.01, 0.1, 1, 10, 60},
+		}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mtasts_cache_entries",
 			Help: "Domains held in memory.",
@@ -85,9 +91,10 @@ func newMetrics(c *Cache) *metrics {
 // mtasts_cache_hits_total, mtasts_cache_misses_total,
 // mtasts_cache_fetches_total and mtasts_cache_refreshes_total by result (see
 // mtasts.ResultLabel), mtasts_cache_store_errors_total by operation, and the
-// gauge mtasts_cache_entries. Register one cache per registry.
+// gauge mtasts_cache_entries, and the histogram
+// mtasts_cache_network_wait_seconds (see Options.MaxNetwork). Register one cache per registry.
 func (c *Cache) RegisterMetrics(reg prometheus.Registerer) error {
 	m := c.metrics
 	return errors.Join(reg.Register(m.hitsFunc), reg.Register(m.misses), reg.Register(m.fetches),
-		reg.Register(m.refreshes), reg.Register(m.storeErrors), reg.Register(m.entries))
+		reg.Register(m.refreshes), reg.Register(m.storeErrors), reg.Register(m.entries), reg.Register(m.networkWait))
 }
