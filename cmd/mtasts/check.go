@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,9 +26,12 @@ type finding struct {
 	fields  []field
 }
 
-// field is a detail line under a finding, for people; JSON has the step's
-// Data instead.
-type field struct{ key, value string }
+// field is a detail line under a finding, for people, with its further
+// lines; JSON has the step's Data instead.
+type field struct {
+	key   string
+	lines []string
+}
 
 // step is one stage of what a sending MTA does.
 type step struct {
@@ -45,13 +47,14 @@ func (s *step) add(st status, format string, args ...any) {
 	s.Status = worse(s.Status, st)
 }
 
-// field adds a detail line under the last finding.
-func (s *step) field(key, value string) {
+// field adds a detail line under the last finding, with further lines
+// aligned under it.
+func (s *step) field(key string, lines ...string) {
 	if len(s.Findings) == 0 {
 		s.add(statusInfo, "")
 	}
 	f := s.Findings[len(s.Findings)-1]
-	f.fields = append(f.fields, field{key, value})
+	f.fields = append(f.fields, field{key, lines})
 }
 
 // domainReport is the outcome of checking one domain.
@@ -170,9 +173,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(sio.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := writeJSON(sio.out, report); err != nil {
 			return exitFail, err
 		}
 	}
@@ -381,11 +382,11 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		s.field("media type", data.ContentType)
 	}
 	if data.Cert != nil {
-		s.field("certificate", data.Cert.String())
+		s.field("certificate", data.Cert.lines()...)
 	}
 	if resp != nil && resp.StatusCode == http.StatusOK {
 		s.field("size", fmt.Sprintf("%d bytes", len(text)))
-		s.field("text", showText(text, 20))
+		s.field("text", showText(text, 20)...)
 	}
 	if err == nil && data.Cert != nil && data.Cert.DaysLeft < certWarnDays {
 		s.add(statusWarn, "the certificate of %s expires in %d %s", host, data.Cert.DaysLeft, plural(data.Cert.DaysLeft, "day"))
@@ -407,7 +408,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		ps.Data = pj
 		ps.add(statusPass, "mode %s, max_age %d (%s)", pj.Mode, pj.MaxAgeSeconds, pj.MaxAge)
 		if len(pj.MX) > 0 {
-			ps.field("mx", strings.Join(pj.MX, "\n"))
+			ps.field("mx", pj.MX...)
 		}
 		switch mtasts.Mode(pj.Mode) {
 		case mtasts.ModeTesting:
@@ -428,7 +429,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 
 // showText returns a policy's text for display: lines without their ends,
 // at most max of them.
-func showText(text string, max int) string {
+func showText(text string, max int) []string {
 	lines := strings.Split(strings.TrimRight(text, "\r\n"), "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimSuffix(l, "\r")
@@ -437,7 +438,7 @@ func showText(text string, max int) string {
 		more := len(lines) - max
 		lines = append(lines[:max], fmt.Sprintf("… %d more %s", more, plural(more, "line")))
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // rootCause returns the innermost error's message: for a certificate
@@ -591,7 +592,7 @@ func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mt
 			}
 		}
 		if res.Cert != nil {
-			s.field("certificate", res.Cert.String())
+			s.field("certificate", res.Cert.lines()...)
 		}
 	}
 	s.Data = list
@@ -646,7 +647,7 @@ func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtast
 	}
 	data.RUA = rua
 	s.add(statusPass, "%s: %q", name, data.Records[0])
-	s.field("reports to", strings.Join(rua, "\n"))
+	s.field("reports to", rua...)
 }
 
 // parseTLSRPT checks a TLS-RPT record against RFC 8460 3 and returns its
@@ -695,7 +696,7 @@ func printDomain(p *printer, r *domainReport) {
 		for _, f := range s.Findings {
 			p.finding(f.Status, s.title, f.Message)
 			for _, fl := range f.fields {
-				p.field(fl.key, fl.value)
+				p.field(fl.key, fl.lines...)
 			}
 			switch f.Status {
 			case statusWarn:
@@ -705,5 +706,5 @@ func printDomain(p *printer, r *domainReport) {
 			}
 		}
 	}
-	fmt.Fprintf(p.w, "%s: %s, %d %s, %d %s\n", r.Domain, p.tag(r.Status), nfail, plural(nfail, "failure"), nwarn, plural(nwarn, "warning"))
+	fmt.Fprintf(p.w, "%s: %s, %d %s, %d %s\n", escapeText(r.Domain), p.tag(r.Status), nfail, plural(nfail, "failure"), nwarn, plural(nwarn, "warning"))
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -52,6 +53,7 @@ func newWorld(t *testing.T) *world {
 		"mta-sts.none.example":    "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n",
 		"mta-sts.nullmx.example":  policyText("enforce", "604800", "mail.nullmx.example"),
 		"mta-sts.nomx.example":    policyText("enforce", "604800", "nomx.example"),
+		"mta-sts.hostile.example": hostilePolicy,
 	}
 	handlers := map[string]http.Handler{}
 	for host, text := range policies {
@@ -73,6 +75,9 @@ func newWorld(t *testing.T) *world {
 	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
 		certs["mta-sts."+d+".example"] = ca.issue(t, later, "mta-sts."+d+".example")
 	}
+	// Valid for the policy host, with a hostile first name, so also a
+	// hostile subject.
+	certs["mta-sts.hostile.example"] = ca.issue(t, later, hostileCertName, "mta-sts.hostile.example")
 	httpsPort := startHTTPS(t, map[string]tls.Certificate{
 		"mta-sts.good.example":    ca.issue(t, later, "mta-sts.good.example"),
 		"mta-sts.warn.example":    ca.issue(t, soon, "mta-sts.warn.example"),
@@ -147,6 +152,7 @@ func newWorld(t *testing.T) *world {
 		zones["_mta-sts."+d+".example."] = zone{txt: rec("v=STSv1; id=8")}
 		zones["mta-sts."+d+".example."] = zone{a: loopback}
 	}
+	maps.Copy(zones, hostileZones)
 	zones["none.example."] = zone{mx: []mxRecord{{10, "anything.example."}}}
 	zones["nullmx.example."] = zone{mx: []mxRecord{{0, "."}}}
 	zones["nomx.example."] = zone{a: loopback}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -92,9 +91,7 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 		code = exitFail
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(sio.out)
-		enc.SetIndent("", "  ")
-		return code, enc.Encode(res)
+		return code, writeJSON(sio.out, res)
 	}
 	p := &printer{w: sio.out, color: useColor(sio.out, sio.getenv)}
 	printLint(p, res)
@@ -272,10 +269,18 @@ func printLint(p *printer, res *lintResult) {
 		pol := res.Policy
 		p.field("mode", pol.Mode)
 		p.field("max_age", fmt.Sprintf("%d (%s)", pol.MaxAgeSeconds, pol.MaxAge))
-		p.field("mx", strings.Join(pol.MX, "\n"))
+		p.field("mx", pol.MX...)
 		fmt.Fprintln(p.w)
 		fmt.Fprintln(p.w, "Normalised (CRLF line ends, as RFC 8461 3.2 writes it):")
-		fmt.Fprint(p.w, res.Normalised)
+		// RFC 8461 3.2 allows UTF-8 in extension values: escape each
+		// line, keeping its CRLF.
+		for _, l := range strings.SplitAfter(res.Normalised, "\r\n") {
+			body, crlf := strings.CutSuffix(l, "\r\n")
+			fmt.Fprint(p.w, escapeText(body))
+			if crlf {
+				fmt.Fprint(p.w, "\r\n")
+			}
+		}
 	}
 }
 

@@ -147,10 +147,10 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		fmt.Fprint(sio.out, usageText)
 		return exitOK
 	case errors.As(err, &uerr):
-		fmt.Fprintf(sio.err, "mtasts: %s (run \"mtasts help\" for usage)\n", oneLine(uerr.msg))
+		fmt.Fprintf(sio.err, "mtasts: %s (run \"mtasts help\" for usage)\n", escapeText(oneLine(uerr.msg)))
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(sio.err, "mtasts %s: %s\n", cmd, oneLine(err.Error()))
+		fmt.Fprintf(sio.err, "mtasts %s: %s\n", escapeText(cmd), escapeText(oneLine(err.Error())))
 		return exitFail
 	}
 	return code

@@ -274,18 +274,21 @@ func newCertInfo(c *x509.Certificate, now time.Time) *certInfo {
 	}
 }
 
-func (c *certInfo) String() string {
+// lines describes the certificate for people, in lines to show under each
+// other: subject and issuer, names, expiry. The names are the server's, so
+// the printer escapes them.
+func (c *certInfo) lines() []string {
 	s := c.Subject
 	if s == "" {
 		s = "(no subject)"
 	}
-	s += ", issued by " + c.Issuer
+	lines := []string{s + ", issued by " + c.Issuer}
 	if len(c.DNSNames) > 0 {
-		s += "\nnames " + strings.Join(c.DNSNames, ", ")
+		lines = append(lines, "names "+strings.Join(c.DNSNames, ", "))
 	}
 	when := "expired"
 	if c.DaysLeft >= 0 {
 		when = fmt.Sprintf("in %d %s", c.DaysLeft, plural(c.DaysLeft, "day"))
 	}
-	return s + "\nexpires " + c.NotAfter.Format("2006-01-02 15:04 UTC") + " (" + when + ")"
+	return append(lines, "expires "+c.NotAfter.Format("2006-01-02 15:04 UTC")+" ("+when+")")
 }
