@@ -78,9 +78,9 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 	}
 	var data []byte
 	if name == "-" {
-		data, err = io.ReadAll(io.LimitReader(sio.in, 16*mtasts.MaxPolicySize))
+		data, err = readLimited(sio.in, "standard input", maxLintInput)
 	} else {
-		data, err = readFileLimited(name, 16*mtasts.MaxPolicySize)
+		data, err = readFileLimited(name, maxLintInput)
 	}
 	if err != nil {
 		return exitUsage, usagef("policy: %v", err)
@@ -98,6 +98,11 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 	return code, nil
 }
 
+// maxLintInput is the most "mtasts policy" reads, from a file or standard
+// input: room to lint a policy well over the 64 KiB senders accept (RFC 8461
+// 3.3), while a mistaken argument cannot exhaust memory.
+const maxLintInput = 16 * mtasts.MaxPolicySize
+
 // readFileLimited reads at most limit bytes of a file; a larger file is an
 // error, so a mistaken argument (a device, a huge log) cannot exhaust memory.
 func readFileLimited(name string, limit int64) ([]byte, error) {
@@ -106,7 +111,14 @@ func readFileLimited(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	return readLimited(f, name, limit)
+}
+
+// readLimited reads r, named name in errors, to its end. More than limit
+// bytes is an error, not input cut short: a check of the first part of a
+// file would pass judgement on something other than what was given.
+func readLimited(r io.Reader, name string, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

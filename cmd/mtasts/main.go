@@ -56,7 +56,8 @@ Usage:
   mtasts policy [flags] [FILE|-]
         Parse and lint a policy file (standard input for "-" or no FILE),
         then print it normalised. Exit status 0 for a valid policy, 1 for an
-        invalid one, 2 for usage errors and unreadable files.
+        invalid one, 2 for usage errors and input that cannot be read or is
+        over 1 MiB, from a file or standard input alike.
   mtasts record [--id ID] [DOMAIN]
         Print a TXT record to publish at _mta-sts.DOMAIN, with a fresh id
         (the current UTC time) unless --id is given. With DOMAIN, print it
