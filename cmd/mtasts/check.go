@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -555,47 +556,64 @@ func matchingPattern(policy *mtasts.Policy, host mtasts.Domain) string {
 	return ""
 }
 
-// checkSTARTTLS connects to each MX host and checks its STARTTLS and
-// certificate (RFC 8461 4.2).
+// checkSTARTTLS connects to every address of each MX host, IPv4 and IPv6,
+// and checks its STARTTLS and certificate (RFC 8461 4.2). Senders try the
+// addresses in turn, so each is reported, and a broken one is a failure.
 func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mtasts.Domain) {
 	s := r.newStep("starttls", "STARTTLS")
 	if len(hosts) == 0 {
 		s.add(statusInfo, "no MX host to connect to")
 		return
 	}
-	var list []*starttlsResult
+	list := []*starttlsResult{}
 	for _, h := range hosts {
 		var (
-			res *starttlsResult
-			err error
+			addrs []netip.Addr
+			err   error
 		)
-		c.step(ctx, "STARTTLS with "+h.ASCII+" port "+c.net.smtpPort, func(ctx context.Context) {
-			res, err = c.net.probeSTARTTLS(ctx, h.ASCII)
+		c.step(ctx, "looking up the addresses of "+h.ASCII, func(ctx context.Context) {
+			addrs, err = c.net.lookupAddrs(ctx, h.ASCII)
 		})
-		res.Host = h.ASCII
-		list = append(list, res)
-		where := h.ASCII
-		if res.Addr != "" {
-			where += " (" + res.Addr + ")"
-		}
-		switch {
-		case err != nil:
-			res.Error = err.Error()
-			s.add(statusFail, "%s: %v", where, err)
+		if err != nil {
+			list = append(list, &starttlsResult{Host: h.ASCII, Error: err.Error()})
+			s.add(statusFail, "%s: looking up its addresses: %v", h.ASCII, err)
 			continue
-		case res.certErr != nil:
-			s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
-		default:
-			s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
-			if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
-				s.add(statusWarn, "%s: the certificate expires in %d days", h.ASCII, res.Cert.DaysLeft)
-			}
 		}
-		if res.Cert != nil {
-			s.field("certificate", res.Cert.lines()...)
+		for _, a := range addrs {
+			list = append(list, c.probeAddr(ctx, s, h, a))
 		}
 	}
 	s.Data = list
+}
+
+// probeAddr checks STARTTLS at one address of MX host h, and adds the
+// outcome to s.
+func (c *checker) probeAddr(ctx context.Context, s *step, h mtasts.Domain, addr netip.Addr) *starttlsResult {
+	var (
+		res *starttlsResult
+		err error
+	)
+	c.step(ctx, "STARTTLS with "+h.ASCII+" at "+net.JoinHostPort(addr.String(), c.net.smtpPort), func(ctx context.Context) {
+		res, err = c.net.probeSTARTTLS(ctx, h.ASCII, addr)
+	})
+	where := h.ASCII + " (" + res.Addr + ")"
+	switch {
+	case err != nil:
+		res.Error = err.Error()
+		s.add(statusFail, "%s: %v", where, err)
+		return res
+	case res.certErr != nil:
+		s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
+	default:
+		s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
+		if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
+			s.add(statusWarn, "%s: the certificate expires in %d %s", where, res.Cert.DaysLeft, plural(res.Cert.DaysLeft, "day"))
+		}
+	}
+	if res.Cert != nil {
+		s.field("certificate", res.Cert.lines()...)
+	}
+	return res
 }
 
 // tlsrptData is the JSON data of the TLS-RPT step.
