@@ -129,7 +129,7 @@ func TestCheckHostileJSON(t *testing.T) {
 func TestPolicyHostile(t *testing.T) {
 	for _, args := range [][]string{{"policy"}, {"policy", "--json"}} {
 		var out, errb strings.Builder
-		code := run(t.Context(), args, &stdio{strings.NewReader(hostilePolicy + "mx" + hostileSeq + ": x\n"), &out, &errb, func(string) string { return "" }})
+		code := run(t.Context(), args, &stdio{in: strings.NewReader(hostilePolicy + "mx" + hostileSeq + ": x\n"), out: &out, err: &errb, getenv: func(string) string { return "" }})
 		if code != exitFail {
 			t.Errorf("%v: exit %d, want %d", args, code, exitFail)
 		}
@@ -140,7 +140,7 @@ func TestPolicyHostile(t *testing.T) {
 	// control: the normalised policy is escaped too.
 	valid := policyText("enforce", "604800", "mail.example.com") + "note: a\u202eb\u009bc\r\n"
 	var out strings.Builder
-	code := run(t.Context(), []string{"policy"}, &stdio{strings.NewReader(valid), &out, io.Discard, func(string) string { return "" }})
+	code := run(t.Context(), []string{"policy"}, &stdio{in: strings.NewReader(valid), out: &out, err: io.Discard, getenv: func(string) string { return "" }})
 	if code != exitOK {
 		t.Errorf("valid policy: exit %d", code)
 	}

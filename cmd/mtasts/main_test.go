@@ -233,7 +233,7 @@ func TestPolicyStdin(t *testing.T) {
 	text := "version: STSv1\nmode: none\nmax_age: 86400\n"
 	for _, args := range [][]string{{"policy"}, {"policy", "-"}} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &stdio{strings.NewReader(text), &out, &errb, func(string) string { return "" }})
+		code := run(context.Background(), args, &stdio{in: strings.NewReader(text), out: &out, err: &errb, getenv: func(string) string { return "" }})
 		if code != exitOK || !strings.Contains(out.String(), "standard input: valid policy") || !strings.HasSuffix(out.String(), "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n") {
 			t.Errorf("%v: exit %d, stdout:\n%s\nstderr: %s", args, code, out.String(), errb.String())
 		}
@@ -335,7 +335,7 @@ func TestPolicyTooLarge(t *testing.T) {
 				args, in = []string{"policy", "-"}, strings.NewReader(text)
 			}
 			var out, errb bytes.Buffer
-			code := run(context.Background(), args, &stdio{in, &out, &errb, func(string) string { return "" }})
+			code := run(context.Background(), args, &stdio{in: in, out: &out, err: &errb, getenv: func(string) string { return "" }})
 			if size == limit {
 				if code != exitFail || !strings.Contains(out.String(), "1048576 bytes, more than the 65536 senders accept") {
 					t.Errorf("%s of %d bytes: exit %d, stdout %q, stderr %q; want it linted", from, size, code, out.String(), errb.String())
