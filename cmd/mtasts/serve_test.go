@@ -302,7 +302,7 @@ func TestPolicySwitchConcurrent(t *testing.T) {
 	ps := newPolicySwitch(file, p, log.New(io.Discard, "", 0))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	for range 4 {
+	for range 2 {
 		wg.Go(func() {
 			for {
 				select {
@@ -319,7 +319,7 @@ func TestPolicySwitchConcurrent(t *testing.T) {
 			}
 		})
 	}
-	for i := range 100 {
+	for i := range 50 {
 		// Write to a new file and rename it over the old, as an editor
 		// or a deployment would, so that reload never reads a half.
 		tmp := file + ".new"
