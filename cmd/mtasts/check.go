@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,9 +27,12 @@ type finding struct {
 	fields  []field
 }
 
-// field is a detail line under a finding, for people; JSON has the step's
-// Data instead.
-type field struct{ key, value string }
+// field is a detail line under a finding, for people, with its further
+// lines; JSON has the step's Data instead.
+type field struct {
+	key   string
+	lines []string
+}
 
 // step is one stage of what a sending MTA does.
 type step struct {
@@ -45,13 +48,14 @@ func (s *step) add(st status, format string, args ...any) {
 	s.Status = worse(s.Status, st)
 }
 
-// field adds a detail line under the last finding.
-func (s *step) field(key, value string) {
+// field adds a detail line under the last finding, with further lines
+// aligned under it.
+func (s *step) field(key string, lines ...string) {
 	if len(s.Findings) == 0 {
 		s.add(statusInfo, "")
 	}
 	f := s.Findings[len(s.Findings)-1]
-	f.fields = append(f.fields, field{key, value})
+	f.fields = append(f.fields, field{key, lines})
 }
 
 // domainReport is the outcome of checking one domain.
@@ -170,9 +174,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(sio.out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
+		if err := writeJSON(sio.out, report); err != nil {
 			return exitFail, err
 		}
 	}
@@ -381,11 +383,11 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		s.field("media type", data.ContentType)
 	}
 	if data.Cert != nil {
-		s.field("certificate", data.Cert.String())
+		s.field("certificate", data.Cert.lines()...)
 	}
 	if resp != nil && resp.StatusCode == http.StatusOK {
 		s.field("size", fmt.Sprintf("%d bytes", len(text)))
-		s.field("text", showText(text, 20))
+		s.field("text", showText(text, 20)...)
 	}
 	if err == nil && data.Cert != nil && data.Cert.DaysLeft < certWarnDays {
 		s.add(statusWarn, "the certificate of %s expires in %d %s", host, data.Cert.DaysLeft, plural(data.Cert.DaysLeft, "day"))
@@ -407,7 +409,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		ps.Data = pj
 		ps.add(statusPass, "mode %s, max_age %d (%s)", pj.Mode, pj.MaxAgeSeconds, pj.MaxAge)
 		if len(pj.MX) > 0 {
-			ps.field("mx", strings.Join(pj.MX, "\n"))
+			ps.field("mx", pj.MX...)
 		}
 		switch mtasts.Mode(pj.Mode) {
 		case mtasts.ModeTesting:
@@ -428,7 +430,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 
 // showText returns a policy's text for display: lines without their ends,
 // at most max of them.
-func showText(text string, max int) string {
+func showText(text string, max int) []string {
 	lines := strings.Split(strings.TrimRight(text, "\r\n"), "\n")
 	for i, l := range lines {
 		lines[i] = strings.TrimSuffix(l, "\r")
@@ -437,7 +439,7 @@ func showText(text string, max int) string {
 		more := len(lines) - max
 		lines = append(lines[:max], fmt.Sprintf("… %d more %s", more, plural(more, "line")))
 	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // rootCause returns the innermost error's message: for a certificate
@@ -554,47 +556,64 @@ func matchingPattern(policy *mtasts.Policy, host mtasts.Domain) string {
 	return ""
 }
 
-// checkSTARTTLS connects to each MX host and checks its STARTTLS and
-// certificate (RFC 8461 4.2).
+// checkSTARTTLS connects to every address of each MX host, IPv4 and IPv6,
+// and checks its STARTTLS and certificate (RFC 8461 4.2). Senders try the
+// addresses in turn, so each is reported, and a broken one is a failure.
 func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mtasts.Domain) {
 	s := r.newStep("starttls", "STARTTLS")
 	if len(hosts) == 0 {
 		s.add(statusInfo, "no MX host to connect to")
 		return
 	}
-	var list []*starttlsResult
+	list := []*starttlsResult{}
 	for _, h := range hosts {
 		var (
-			res *starttlsResult
-			err error
+			addrs []netip.Addr
+			err   error
 		)
-		c.step(ctx, "STARTTLS with "+h.ASCII+" port "+c.net.smtpPort, func(ctx context.Context) {
-			res, err = c.net.probeSTARTTLS(ctx, h.ASCII)
+		c.step(ctx, "looking up the addresses of "+h.ASCII, func(ctx context.Context) {
+			addrs, err = c.net.lookupAddrs(ctx, h.ASCII)
 		})
-		res.Host = h.ASCII
-		list = append(list, res)
-		where := h.ASCII
-		if res.Addr != "" {
-			where += " (" + res.Addr + ")"
-		}
-		switch {
-		case err != nil:
-			res.Error = err.Error()
-			s.add(statusFail, "%s: %v", where, err)
+		if err != nil {
+			list = append(list, &starttlsResult{Host: h.ASCII, Error: err.Error()})
+			s.add(statusFail, "%s: looking up its addresses: %v", h.ASCII, err)
 			continue
-		case res.certErr != nil:
-			s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
-		default:
-			s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
-			if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
-				s.add(statusWarn, "%s: the certificate expires in %d days", h.ASCII, res.Cert.DaysLeft)
-			}
 		}
-		if res.Cert != nil {
-			s.field("certificate", res.Cert.String())
+		for _, a := range addrs {
+			list = append(list, c.probeAddr(ctx, s, h, a))
 		}
 	}
 	s.Data = list
+}
+
+// probeAddr checks STARTTLS at one address of MX host h, and adds the
+// outcome to s.
+func (c *checker) probeAddr(ctx context.Context, s *step, h mtasts.Domain, addr netip.Addr) *starttlsResult {
+	var (
+		res *starttlsResult
+		err error
+	)
+	c.step(ctx, "STARTTLS with "+h.ASCII+" at "+net.JoinHostPort(addr.String(), c.net.smtpPort), func(ctx context.Context) {
+		res, err = c.net.probeSTARTTLS(ctx, h.ASCII, addr)
+	})
+	where := h.ASCII + " (" + res.Addr + ")"
+	switch {
+	case err != nil:
+		res.Error = err.Error()
+		s.add(statusFail, "%s: %v", where, err)
+		return res
+	case res.certErr != nil:
+		s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
+	default:
+		s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
+		if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
+			s.add(statusWarn, "%s: the certificate expires in %d %s", where, res.Cert.DaysLeft, plural(res.Cert.DaysLeft, "day"))
+		}
+	}
+	if res.Cert != nil {
+		s.field("certificate", res.Cert.lines()...)
+	}
+	return res
 }
 
 // tlsrptData is the JSON data of the TLS-RPT step.
@@ -646,7 +665,7 @@ func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtast
 	}
 	data.RUA = rua
 	s.add(statusPass, "%s: %q", name, data.Records[0])
-	s.field("reports to", strings.Join(rua, "\n"))
+	s.field("reports to", rua...)
 }
 
 // parseTLSRPT checks a TLS-RPT record against RFC 8460 3 and returns its
@@ -695,7 +714,7 @@ func printDomain(p *printer, r *domainReport) {
 		for _, f := range s.Findings {
 			p.finding(f.Status, s.title, f.Message)
 			for _, fl := range f.fields {
-				p.field(fl.key, fl.value)
+				p.field(fl.key, fl.lines...)
 			}
 			switch f.Status {
 			case statusWarn:
@@ -705,5 +724,5 @@ func printDomain(p *printer, r *domainReport) {
 			}
 		}
 	}
-	fmt.Fprintf(p.w, "%s: %s, %d %s, %d %s\n", r.Domain, p.tag(r.Status), nfail, plural(nfail, "failure"), nwarn, plural(nwarn, "warning"))
+	fmt.Fprintf(p.w, "%s: %s, %d %s, %d %s\n", escapeText(r.Domain), p.tag(r.Status), nfail, plural(nfail, "failure"), nwarn, plural(nwarn, "warning"))
 }

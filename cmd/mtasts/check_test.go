@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -52,6 +53,7 @@ func newWorld(t *testing.T) *world {
 		"mta-sts.none.example":    "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n",
 		"mta-sts.nullmx.example":  policyText("enforce", "604800", "mail.nullmx.example"),
 		"mta-sts.nomx.example":    policyText("enforce", "604800", "nomx.example"),
+		"mta-sts.hostile.example": hostilePolicy,
 	}
 	handlers := map[string]http.Handler{}
 	for host, text := range policies {
@@ -73,6 +75,9 @@ func newWorld(t *testing.T) *world {
 	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
 		certs["mta-sts."+d+".example"] = ca.issue(t, later, "mta-sts."+d+".example")
 	}
+	// Valid for the policy host, with a hostile first name, so also a
+	// hostile subject.
+	certs["mta-sts.hostile.example"] = ca.issue(t, later, hostileCertName, "mta-sts.hostile.example")
 	httpsPort := startHTTPS(t, map[string]tls.Certificate{
 		"mta-sts.good.example":    ca.issue(t, later, "mta-sts.good.example"),
 		"mta-sts.warn.example":    ca.issue(t, soon, "mta-sts.warn.example"),
@@ -147,6 +152,7 @@ func newWorld(t *testing.T) *world {
 		zones["_mta-sts."+d+".example."] = zone{txt: rec("v=STSv1; id=8")}
 		zones["mta-sts."+d+".example."] = zone{a: loopback}
 	}
+	maps.Copy(zones, hostileZones)
 	zones["none.example."] = zone{mx: []mxRecord{{10, "anything.example."}}}
 	zones["nullmx.example."] = zone{mx: []mxRecord{{0, "."}}}
 	zones["nomx.example."] = zone{a: loopback}
@@ -382,7 +388,7 @@ func TestCheckSTARTTLS(t *testing.T) {
 		"certificate is valid for mail.other.example, not mail.badmx.example", // name mismatch
 		"expired.badmx.example",                                               // expired
 		"expired",
-		"nodns.badmx.example: connecting:", // no address
+		"nodns.badmx.example: looking up its addresses:", // no address
 	} {
 		if !strings.Contains(bad, want) {
 			t.Errorf("STARTTLS failures %q do not mention %q", bad, want)
@@ -446,5 +452,61 @@ func TestCheckFetchWithoutRecord(t *testing.T) {
 	}
 	if steps["good.example"]["fetch"].messages(statusInfo) != "" {
 		t.Errorf("good.example: note where the record is valid")
+	}
+}
+
+// --starttls checks every address of an MX host, IPv4 and IPv6, as senders
+// try them all: a line for each, and one broken address fails the check.
+// mail.dual.example has 127.0.0.1, where the SMTP server listens, and ::1,
+// where nothing listens on its port.
+func TestCheckSTARTTLSEveryAddress(t *testing.T) {
+	ca := newTestCA(t)
+	later := time.Now().Add(90 * 24 * time.Hour)
+	smtpPort := startSMTP(t, map[string]tls.Certificate{
+		"mail.dual.example": ca.issue(t, later, "mail.dual.example"),
+	}, false)
+	dns := startDNS(t, map[string]zone{
+		"dual.example.":      {mx: []mxRecord{{10, "mail.dual.example."}}},
+		"mail.dual.example.": {a: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}},
+	})
+	w := &world{ca: ca, dns: dns, flags: []string{"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s", "--smtp-port", smtpPort}}
+
+	code, _, steps := checkJSON(t, w, "--starttls", "dual.example")
+	if code != exitFail {
+		t.Errorf("exit %d, want %d: one address is broken", code, exitFail)
+	}
+	s := steps["dual.example"]["starttls"]
+	if s.Status != statusFail {
+		t.Errorf("STARTTLS step %s, want fail", s.Status)
+	}
+	v4, v6 := net.JoinHostPort("127.0.0.1", smtpPort), net.JoinHostPort("::1", smtpPort)
+	if pass := s.messages(statusPass); !strings.Contains(pass, "mail.dual.example ("+v4+"): TLS 1.3, certificate valid") {
+		t.Errorf("no pass for %s: %q", v4, pass)
+	}
+	if fail := s.messages(statusFail); !strings.Contains(fail, "mail.dual.example ("+v6+"): connecting:") {
+		t.Errorf("no failure for %s: %q", v6, fail)
+	}
+	var data []starttlsResult
+	if err := json.Unmarshal(s.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	// In the resolver's order, which may put either first.
+	byAddr := map[string]starttlsResult{}
+	for _, d := range data {
+		byAddr[d.Addr] = d
+	}
+	if len(data) != 2 || byAddr[v4].Error != "" || byAddr[v4].TLSVersion == "" || byAddr[v6].Error == "" || byAddr[v4].Host != "mail.dual.example" || byAddr[v6].Host != "mail.dual.example" {
+		t.Errorf("STARTTLS data %+v, want one result for each address", data)
+	}
+
+	// Text output: one line for each address.
+	code, out, _ := runMain(t, nil, append(append([]string{"check", "--starttls"}, w.flags...), "dual.example")...)
+	for _, want := range []string{
+		"PASS  STARTTLS      mail.dual.example (" + v4 + "): TLS 1.3",
+		"FAIL  STARTTLS      mail.dual.example (" + v6 + "): connecting:",
+	} {
+		if code != exitFail || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,9 +78,9 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 	}
 	var data []byte
 	if name == "-" {
-		data, err = io.ReadAll(io.LimitReader(sio.in, 16*mtasts.MaxPolicySize))
+		data, err = readLimited(sio.in, "standard input", maxLintInput)
 	} else {
-		data, err = readFileLimited(name, 16*mtasts.MaxPolicySize)
+		data, err = readFileLimited(name, maxLintInput)
 	}
 	if err != nil {
 		return exitUsage, usagef("policy: %v", err)
@@ -92,14 +91,17 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 		code = exitFail
 	}
 	if *jsonOut {
-		enc := json.NewEncoder(sio.out)
-		enc.SetIndent("", "  ")
-		return code, enc.Encode(res)
+		return code, writeJSON(sio.out, res)
 	}
 	p := &printer{w: sio.out, color: useColor(sio.out, sio.getenv)}
 	printLint(p, res)
 	return code, nil
 }
+
+// maxLintInput is the most "mtasts policy" reads, from a file or standard
+// input: room to lint a policy well over the 64 KiB senders accept (RFC 8461
+// 3.3), while a mistaken argument cannot exhaust memory.
+const maxLintInput = 16 * mtasts.MaxPolicySize
 
 // readFileLimited reads at most limit bytes of a file; a larger file is an
 // error, so a mistaken argument (a device, a huge log) cannot exhaust memory.
@@ -109,7 +111,14 @@ func readFileLimited(name string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	return readLimited(f, name, limit)
+}
+
+// readLimited reads r, named name in errors, to its end. More than limit
+// bytes is an error, not input cut short: a check of the first part of a
+// file would pass judgement on something other than what was given.
+func readLimited(r io.Reader, name string, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
@@ -272,10 +281,18 @@ func printLint(p *printer, res *lintResult) {
 		pol := res.Policy
 		p.field("mode", pol.Mode)
 		p.field("max_age", fmt.Sprintf("%d (%s)", pol.MaxAgeSeconds, pol.MaxAge))
-		p.field("mx", strings.Join(pol.MX, "\n"))
+		p.field("mx", pol.MX...)
 		fmt.Fprintln(p.w)
 		fmt.Fprintln(p.w, "Normalised (CRLF line ends, as RFC 8461 3.2 writes it):")
-		fmt.Fprint(p.w, res.Normalised)
+		// RFC 8461 3.2 allows UTF-8 in extension values: escape each
+		// line, keeping its CRLF.
+		for _, l := range strings.SplitAfter(res.Normalised, "\r\n") {
+			body, crlf := strings.CutSuffix(l, "\r\n")
+			fmt.Fprint(p.w, escapeText(body))
+			if crlf {
+				fmt.Fprint(p.w, "\r\n")
+			}
+		}
 	}
 }
 

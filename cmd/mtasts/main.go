@@ -30,18 +30,29 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], &stdio{os.Stdin, os.Stdout, os.Stderr, os.Getenv})
+	code := run(ctx, os.Args[1:], &stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr, getenv: os.Getenv, notifyHUP: notifyHUP})
 	stop()
 	os.Exit(code)
 }
 
 // stdio is the process's environment as the subcommands see it, so tests
-// can run them with their own streams and variables.
+// can run them with their own streams, variables and signals.
 type stdio struct {
 	in     io.Reader
 	out    io.Writer
 	err    io.Writer
 	getenv func(string) string
+	// notifyHUP, when set, relays the SIGHUPs the process receives to c
+	// until stop is called; serve reloads its policy on each.
+	notifyHUP func(c chan<- os.Signal) (stop func())
+}
+
+// notifyHUP relays the process's SIGHUPs to c until stop is called. Only
+// serve asks for them, so that other commands keep the default of ending on
+// a hang-up.
+func notifyHUP(c chan<- os.Signal) (stop func()) {
+	signal.Notify(c, syscall.SIGHUP)
+	return func() { signal.Stop(c) }
 }
 
 const usageText = `mtasts checks, lints, generates and serves MTA-STS (RFC 8461) configuration.
@@ -56,7 +67,8 @@ Usage:
   mtasts policy [flags] [FILE|-]
         Parse and lint a policy file (standard input for "-" or no FILE),
         then print it normalised. Exit status 0 for a valid policy, 1 for an
-        invalid one, 2 for usage errors and unreadable files.
+        invalid one, 2 for usage errors and input that cannot be read or is
+        over 1 MiB, from a file or standard input alike.
   mtasts record [--id ID] [DOMAIN]
         Print a TXT record to publish at _mta-sts.DOMAIN, with a fresh id
         (the current UTC time) unless --id is given. With DOMAIN, print it
@@ -64,13 +76,16 @@ Usage:
   mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE]
         Serve the policy in FILE at /.well-known/mta-sts.txt, as the host
         mta-sts.<domain> must. Without --cert and --key it speaks plain HTTP,
-        for use behind a TLS-terminating proxy.
+        for use behind a TLS-terminating proxy. On SIGHUP it reads FILE
+        again and serves the new policy if it is valid; if not, it logs why
+        and keeps serving the previous one.
   mtasts help
         Print this help.
 
 Flags of check:
   --json               print the results as JSON
-  --starttls           also connect to each MX host and check STARTTLS and its certificate
+  --starttls           also connect to every address (IPv4 and IPv6) of each MX host
+                       and check STARTTLS and its certificate
   --resolver HOST:PORT send DNS queries to this server instead of the system's
   --ca FILE            trust the CA certificates in this PEM file too
   --timeout DURATION   limit for each network step (default 1m0s, RFC 8461 3.3)
@@ -93,6 +108,9 @@ Flags of serve:
   --key FILE           PEM private key of the certificate
 
 Output is coloured only on a terminal, and never when NO_COLOR is set.
+Control characters and other non-printing characters in text from the
+network or the linted file are shown escaped (\x1b, \u202e), in JSON as
+\u escapes.
 Flags may come before or after the arguments; "--" ends the flags.
 `
 
@@ -147,10 +165,10 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		fmt.Fprint(sio.out, usageText)
 		return exitOK
 	case errors.As(err, &uerr):
-		fmt.Fprintf(sio.err, "mtasts: %s (run \"mtasts help\" for usage)\n", oneLine(uerr.msg))
+		fmt.Fprintf(sio.err, "mtasts: %s (run \"mtasts help\" for usage)\n", escapeText(oneLine(uerr.msg)))
 		return exitUsage
 	case err != nil:
-		fmt.Fprintf(sio.err, "mtasts %s: %s\n", cmd, oneLine(err.Error()))
+		fmt.Fprintf(sio.err, "mtasts %s: %s\n", escapeText(cmd), escapeText(oneLine(err.Error())))
 		return exitFail
 	}
 	return code

@@ -233,7 +233,7 @@ func TestPolicyStdin(t *testing.T) {
 	text := "version: STSv1\nmode: none\nmax_age: 86400\n"
 	for _, args := range [][]string{{"policy"}, {"policy", "-"}} {
 		var out, errb bytes.Buffer
-		code := run(context.Background(), args, &stdio{strings.NewReader(text), &out, &errb, func(string) string { return "" }})
+		code := run(context.Background(), args, &stdio{in: strings.NewReader(text), out: &out, err: &errb, getenv: func(string) string { return "" }})
 		if code != exitOK || !strings.Contains(out.String(), "standard input: valid policy") || !strings.HasSuffix(out.String(), "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n") {
 			t.Errorf("%v: exit %d, stdout:\n%s\nstderr: %s", args, code, out.String(), errb.String())
 		}
@@ -311,6 +311,45 @@ func TestResolverAddr(t *testing.T) {
 		n, err := newNetwork(in, nil)
 		if err != nil || n.custom != want || (want != "") != (n.resolver.Dial != nil) {
 			t.Errorf("newNetwork(%q): custom %q, %v; want %q", in, n.custom, err, want)
+		}
+	}
+}
+
+// Input over 1 MiB is refused, from a file or from standard input alike,
+// with a usage error; input of exactly 1 MiB is linted (and fails for being
+// over the 64 KiB senders accept).
+func TestPolicyTooLarge(t *testing.T) {
+	const limit = 1 << 20
+	dir := t.TempDir()
+	for _, size := range []int{limit, limit + 1} {
+		text := policyText("enforce", "604800", "mail.example.com")
+		text += strings.Repeat("x", size-len(text))
+		file := filepath.Join(dir, strconv.Itoa(size))
+		if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, from := range []string{"file", "stdin"} {
+			args := []string{"policy", file}
+			in := strings.NewReader("")
+			if from == "stdin" {
+				args, in = []string{"policy", "-"}, strings.NewReader(text)
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), args, &stdio{in: in, out: &out, err: &errb, getenv: func(string) string { return "" }})
+			if size == limit {
+				if code != exitFail || !strings.Contains(out.String(), "1048576 bytes, more than the 65536 senders accept") {
+					t.Errorf("%s of %d bytes: exit %d, stdout %q, stderr %q; want it linted", from, size, code, out.String(), errb.String())
+				}
+				continue
+			}
+			name := file
+			if from == "stdin" {
+				name = "standard input"
+			}
+			want := "mtasts: policy: " + name + ": larger than 1048576 bytes, not a policy"
+			if code != exitUsage || out.Len() != 0 || !strings.HasPrefix(errb.String(), want) || strings.Count(errb.String(), "\n") != 1 {
+				t.Errorf("%s of %d bytes: exit %d, stdout %d bytes, stderr %q; want exit %d and %q", from, size, code, out.Len(), errb.String(), exitUsage, want)
+			}
 		}
 	}
 }

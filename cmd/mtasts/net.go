@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/smtp"
 	"strings"
 	"sync"
@@ -103,6 +104,35 @@ func (n *network) dial(ctx context.Context, host, port string) (net.Conn, error)
 	return nil, errors.Join(errs...)
 }
 
+// lookupAddrs returns the IPv4 and IPv6 addresses of host, asking the
+// --resolver server when one was given, else the system's resolver, in the
+// order the resolver gives them. It returns an error when there are none.
+func (n *network) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, error) {
+	var (
+		ips []net.IPAddr
+		err error
+	)
+	if n.custom != "" {
+		ips, _, err = n.resolver.LookupIPAddr(ctx, host)
+		err = n.fixServer(err)
+	} else {
+		ips, err = net.DefaultResolver.LookupIPAddr(ctx, host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	for _, ip := range ips {
+		if a, ok := netip.AddrFromSlice(ip.IP); ok {
+			addrs = append(addrs, a.Unmap())
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("%s: no addresses", host)
+	}
+	return addrs, nil
+}
+
 // httpTransport returns the transport for policy fetches: the given roots,
 // the --https-port, no proxy (a sending MTA connects directly), no
 // connection reuse between checks. Certificate verification stays on
@@ -174,7 +204,8 @@ func (n *network) peekCertificate(ctx context.Context, host, port string) (*x509
 	return certs[0], nil
 }
 
-// starttlsResult is what a STARTTLS probe of an MX host found.
+// starttlsResult is what a STARTTLS probe of one address of an MX host
+// found.
 type starttlsResult struct {
 	Host       string    `json:"host"`
 	Addr       string    `json:"addr,omitempty"`
@@ -186,18 +217,18 @@ type starttlsResult struct {
 	certErr    error
 }
 
-// probeSTARTTLS connects to an MX host as a sending MTA does: port 25, EHLO,
-// STARTTLS, then checks the certificate as RFC 8461 4.2 requires: a chain to
-// a trusted root, not expired, a DNS-ID matching the MX host name under the
-// rules of RFC 6125 (wildcards included). It returns an error when the
-// exchange fails before the certificate could be checked.
-func (n *network) probeSTARTTLS(ctx context.Context, host string) (*starttlsResult, error) {
-	res := &starttlsResult{}
-	conn, err := n.dial(ctx, host, n.smtpPort)
+// probeSTARTTLS connects to one address of an MX host as a sending MTA
+// does: port 25, EHLO, STARTTLS, then checks the certificate as RFC 8461 4.2
+// requires: a chain to a trusted root, not expired, a DNS-ID matching the MX
+// host name under the rules of RFC 6125 (wildcards included). It returns an
+// error when the exchange fails before the certificate could be checked.
+func (n *network) probeSTARTTLS(ctx context.Context, host string, addr netip.Addr) (*starttlsResult, error) {
+	res := &starttlsResult{Host: host, Addr: net.JoinHostPort(addr.String(), n.smtpPort)}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", res.Addr)
 	if err != nil {
 		return res, fmt.Errorf("connecting: %w", err)
 	}
-	res.Addr = conn.RemoteAddr().String()
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
@@ -274,18 +305,21 @@ func newCertInfo(c *x509.Certificate, now time.Time) *certInfo {
 	}
 }
 
-func (c *certInfo) String() string {
+// lines describes the certificate for people, in lines to show under each
+// other: subject and issuer, names, expiry. The names are the server's, so
+// the printer escapes them.
+func (c *certInfo) lines() []string {
 	s := c.Subject
 	if s == "" {
 		s = "(no subject)"
 	}
-	s += ", issued by " + c.Issuer
+	lines := []string{s + ", issued by " + c.Issuer}
 	if len(c.DNSNames) > 0 {
-		s += "\nnames " + strings.Join(c.DNSNames, ", ")
+		lines = append(lines, "names "+strings.Join(c.DNSNames, ", "))
 	}
 	when := "expired"
 	if c.DaysLeft >= 0 {
 		when = fmt.Sprintf("in %d %s", c.DaysLeft, plural(c.DaysLeft, "day"))
 	}
-	return s + "\nexpires " + c.NotAfter.Format("2006-01-02 15:04 UTC") + " (" + when + ")"
+	return append(lines, "expires "+c.NotAfter.Format("2006-01-02 15:04 UTC")+" ("+when+")")
 }

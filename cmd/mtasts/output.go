@@ -104,26 +104,30 @@ const (
 // msgIndent puts detail lines under the message of a finding.
 var msgIndent = strings.Repeat(" ", len("PASS  ")+stepWidth)
 
-// heading prints a line introducing a domain or file.
+// heading prints a line introducing a domain or file. The printer escapes
+// all it writes with escapeText: what it shows comes from the network.
 func (p *printer) heading(s string) {
-	fmt.Fprintln(p.w, p.paint(ansiBold, s))
+	fmt.Fprintln(p.w, p.paint(ansiBold, escapeText(s)))
 }
 
 // finding prints "TAG   step  message".
 func (p *printer) finding(s status, step, msg string) {
-	fmt.Fprintf(p.w, "%s  %s%s\n", p.tag(s), pad(step, stepWidth), msg)
+	fmt.Fprintf(p.w, "%s  %s%s\n", p.tag(s), pad(escapeText(step), stepWidth), escapeText(msg))
 }
 
-// field prints a detail line under a finding: "        key   value". A
-// multi-line value continues aligned under its first line.
-func (p *printer) field(key, value string) {
-	lines := strings.Split(strings.TrimRight(value, "\n"), "\n")
+// field prints a detail line under a finding: "        key   value", then
+// any further lines aligned under the first. A newline inside a line is
+// escaped, like any control character: it never starts a line of its own.
+func (p *printer) field(key string, lines ...string) {
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
 	for i, l := range lines {
 		k := ""
 		if i == 0 {
 			k = key
 		}
-		fmt.Fprintf(p.w, "%s%s%s\n", msgIndent, p.paint(ansiDim, pad(k, fieldWidth)), l)
+		fmt.Fprintf(p.w, "%s%s%s\n", msgIndent, p.paint(ansiDim, pad(escapeText(k), fieldWidth)), escapeText(l))
 	}
 }
 

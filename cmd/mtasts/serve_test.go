@@ -7,13 +7,17 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,11 +28,34 @@ import (
 // the address it listens on, read from its first line on stderr.
 func startServe(t *testing.T, args ...string) string {
 	t.Helper()
+	return startServeWith(t, false, args...).addr
+}
+
+// serveRun is a running "mtasts serve".
+type serveRun struct {
+	addr string
+	logs <-chan string    // the lines it writes on stderr after the first
+	hup  chan<- os.Signal // where a SIGHUP would be relayed, with hup
+}
+
+// startServeWith runs "mtasts serve" with args until the test ends. With
+// hup, it gives serve a stand-in for the process's SIGHUPs: signals sent
+// on the returned hup reach serve as a real one would.
+func startServeWith(t *testing.T, hup bool, args ...string) *serveRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
+	hups := make(chan chan<- os.Signal, 1)
+	sio := &stdio{in: strings.NewReader(""), out: io.Discard, err: pw, getenv: func(string) string { return "" }}
+	if hup {
+		sio.notifyHUP = func(c chan<- os.Signal) func() {
+			hups <- c
+			return func() {}
+		}
+	}
 	go func() {
-		done <- run(ctx, append([]string{"serve"}, args...), &stdio{strings.NewReader(""), io.Discard, pw, func(string) string { return "" }})
+		done <- run(ctx, append([]string{"serve"}, args...), sio)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
@@ -37,13 +64,98 @@ func startServe(t *testing.T, args ...string) string {
 			t.Errorf("serve exited with %d after cancel, want 0", code)
 		}
 	})
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr) // later log lines
+	br := bufio.NewReader(pr)
+	line, err := br.ReadString('\n')
 	m := regexp.MustCompile(`at https?://(\S+)/\.well-known/mta-sts\.txt$`).FindStringSubmatch(strings.TrimSpace(line))
 	if err != nil || m == nil {
+		go io.Copy(io.Discard, pr)
 		t.Fatalf("serve said %q, %v", line, err)
 	}
-	return m[1]
+	logs := make(chan string, 16)
+	go func() {
+		// Later lines, dropped when the test does not read them.
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			select {
+			case logs <- line:
+			default:
+			}
+		}
+	}()
+	r := &serveRun{addr: m[1], logs: logs}
+	if hup {
+		select {
+		case r.hup = <-hups:
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve did not ask for SIGHUP")
+		}
+	}
+	return r
+}
+
+// waitLog returns the first line serve logs that contains want; it fails
+// the test if none comes within 10 seconds.
+func (r *serveRun) waitLog(t *testing.T, want string) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-r.logs:
+			if strings.Contains(line, want) {
+				return line
+			}
+		case <-timeout:
+			t.Fatalf("serve did not log %q", want)
+		}
+	}
+}
+
+// get returns the body of the policy served at addr.
+func getPolicy(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + mtasts.WellKnownPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+	return string(body)
+}
+
+// On SIGHUP serve reads the policy file again: a valid policy replaces the
+// one served, an invalid one is logged and the previous one kept.
+func TestServeReloadOnHUP(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.txt")
+	first := policyText("testing", "86400", "mail.example.com")
+	second := policyText("enforce", "1209600", "mail.example.com", "backup.example.com")
+	os.WriteFile(file, []byte(first), 0o644)
+	r := startServeWith(t, true, "--policy", file, "--addr", "127.0.0.1:0")
+	if got := getPolicy(t, r.addr); got != first {
+		t.Fatalf("serves %q, want %q", got, first)
+	}
+
+	os.WriteFile(file, []byte(second), 0o644)
+	r.hup <- syscall.SIGHUP
+	r.waitLog(t, "reloaded "+file+" (mode enforce)")
+	if got := getPolicy(t, r.addr); got != second {
+		t.Errorf("after reload: serves %q, want %q", got, second)
+	}
+
+	os.WriteFile(file, []byte("version: STSv1\nmode: enforce\nmax_age: 86400\n"), 0o644)
+	r.hup <- syscall.SIGHUP
+	line := r.waitLog(t, "still serving")
+	if !strings.Contains(line, file) || !strings.Contains(line, `"mx": missing`) {
+		t.Errorf("log %q does not name the file and the problem", line)
+	}
+	if got := getPolicy(t, r.addr); got != second {
+		t.Errorf("after a bad reload: serves %q, want the previous %q", got, second)
+	}
 }
 
 func TestServeHTTP(t *testing.T) {
@@ -122,5 +234,121 @@ func TestServeInvalidPolicy(t *testing.T) {
 	code, _, stderr := runMain(t, nil, "serve", "--policy", file, "--addr", "127.0.0.1:0")
 	if code != exitFail || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, `"mx": missing`) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// reload swaps a valid policy in and keeps the old one for an invalid,
+// missing or oversized file, saying so in the log.
+func TestPolicySwitchReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.txt")
+	first := policyText("testing", "86400", "mail.example.com")
+	second := policyText("enforce", "1209600", "mail.example.com")
+	p1, _ := mtasts.ParsePolicy(first)
+	var logs strings.Builder
+	ps := newPolicySwitch(file, p1, log.New(&logs, "", 0))
+	serve := func() string {
+		rec := httptest.NewRecorder()
+		ps.ServeHTTP(rec, httptest.NewRequest("GET", "https://mta-sts.example.com"+mtasts.WellKnownPath, nil))
+		return rec.Body.String()
+	}
+
+	steps := []struct {
+		name  string
+		write func()
+		ok    bool
+		serve string
+		log   string
+	}{
+		{"the same policy", func() { os.WriteFile(file, []byte(first), 0o644) }, true, first, "reloaded " + file + " (mode testing)\n"},
+		{"a new policy", func() { os.WriteFile(file, []byte(second), 0o644) }, true, second, "reloaded " + file + " (mode enforce); publish a new id"},
+		{"invalid", func() {
+			os.WriteFile(file, []byte("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1w\n"), 0o644)
+		}, false, second,
+			"reloading " + file + `: invalid policy: line 4: "max_age"`},
+		{"hostile", func() {
+			os.WriteFile(file, []byte("version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 1"+hostileSeq+"\n"), 0o644)
+		}, false, second,
+			"pwned"}, // escaped, whether by the library or here
+		{"too large", func() { os.WriteFile(file, []byte(second+strings.Repeat("x", mtasts.MaxPolicySize)), 0o644) }, false, second, "larger than 65536 bytes"},
+		{"missing", func() { os.Remove(file) }, false, second, "no such file"},
+		{"back", func() { os.WriteFile(file, []byte(first), 0o644) }, true, first, "reloaded"},
+	}
+	for _, st := range steps {
+		logs.Reset()
+		st.write()
+		err := ps.reload()
+		if (err == nil) != st.ok {
+			t.Errorf("%s: reload error %v", st.name, err)
+		}
+		if got := serve(); got != st.serve {
+			t.Errorf("%s: serves %q, want %q", st.name, got, st.serve)
+		}
+		if !strings.Contains(logs.String(), st.log) || strings.Count(logs.String(), "\n") != 1 {
+			t.Errorf("%s: logged %q, want one line with %q", st.name, logs.String(), st.log)
+		}
+		if !st.ok && !strings.Contains(logs.String(), "still serving the previous policy (mode enforce)") {
+			t.Errorf("%s: logged %q, does not say the previous policy is kept", st.name, logs.String())
+		}
+		assertNoRawControl(t, st.name, logs.String())
+	}
+}
+
+// Requests served while the policy is reloaded get one policy or the other,
+// whole (run with -race).
+func TestPolicySwitchConcurrent(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.txt")
+	texts := []string{policyText("testing", "86400", "mail.example.com"), policyText("enforce", "1209600", "mx1.example.com", "mx2.example.com")}
+	p, _ := mtasts.ParsePolicy(texts[0])
+	ps := newPolicySwitch(file, p, log.New(io.Discard, "", 0))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rec := httptest.NewRecorder()
+				ps.ServeHTTP(rec, httptest.NewRequest("GET", mtasts.WellKnownPath, nil))
+				if b := rec.Body.String(); b != texts[0] && b != texts[1] {
+					t.Errorf("served %q", b)
+					return
+				}
+			}
+		})
+	}
+	for i := range 50 {
+		// Write to a new file and rename it over the old, as an editor
+		// or a deployment would, so that reload never reads a half.
+		tmp := file + ".new"
+		os.WriteFile(tmp, []byte(texts[i%2]), 0o644)
+		os.Rename(tmp, file)
+		if err := ps.reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// notifyHUP, which main gives serve, relays a real SIGHUP sent to this
+// process, and stops relaying when asked. Safe: the signal is caught before
+// it is sent, so it never has its default effect of ending the process.
+func TestNotifyHUP(t *testing.T) {
+	c := make(chan os.Signal, 1)
+	stop := notifyHUP(c)
+	defer stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case sig := <-c:
+		if sig != syscall.SIGHUP {
+			t.Errorf("got %v, want SIGHUP", sig)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no SIGHUP relayed")
 	}
 }

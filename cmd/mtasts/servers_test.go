@@ -32,7 +32,7 @@ import (
 type zone struct {
 	txt      [][]string // each record's strings
 	mx       []mxRecord
-	a        []netip.Addr
+	a        []netip.Addr // IPv4 for A queries, IPv6 for AAAA
 	servfail bool
 }
 
@@ -160,7 +160,15 @@ func (s *dnsServer) answer(req []byte, udp bool) []byte {
 			}
 		case dnsmessage.TypeA:
 			for _, a := range z.a {
-				b.AResource(rrh, dnsmessage.AResource{A: a.As4()})
+				if a.Is4() {
+					b.AResource(rrh, dnsmessage.AResource{A: a.As4()})
+				}
+			}
+		case dnsmessage.TypeAAAA:
+			for _, a := range z.a {
+				if a.Is6() {
+					b.AAAAResource(rrh, dnsmessage.AAAAResource{AAAA: a.As16()})
+				}
 			}
 		}
 	}
