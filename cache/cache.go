@@ -50,12 +50,15 @@ type Options struct {
 	// Resolver looks up _mta-sts TXT records, e.g. &adns.Resolver{}.
 	Resolver mtasts.Resolver
 
-	// Store keeps policies beyond the cache's memory. Default: a
-	// MemoryStore of MaxEntries entries.
+	// Store keeps policies beyond the cache's memory: across restarts
+	// (a FileStore) or a fleet (a store in Redis). Default: none; the
+	// cache's memory holds each policy once, and a policy dropped from
+	// memory (see MaxEntries) is fetched again when next needed.
 	Store Store
 
-	// MaxEntries bounds the domains held in memory; the least recently
-	// used is dropped to make room. Default 10000.
+	// MaxEntries bounds the domains held in memory. To make room, the
+	// cache drops domains without a valid policy first, then the least
+	// recently used. Default 10000.
 	MaxEntries int
 
 	// CheckInterval is how often, at most, the TXT record of a domain
@@ -139,12 +142,18 @@ type Cache struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// items holds an *item per A-label domain. A sync.Map: hits, the
-	// common case by far, read it without a lock or a shared write, so
-	// they scale across cores; additions, rare, are serialized by mu.
-	items  sync.Map
-	mu     sync.Mutex
-	nitems int
+	// items holds an *item per A-label domain. Hits, the common case by
+	// far, read it without a lock or a shared write, so they scale across
+	// cores; additions and evictions, rare, are serialized by mu.
+	items *table
+	mu    sync.Mutex
+
+	// epoch is the time from which items count seconds; it lies
+	// CheckInterval before New, so that an item's zero checkedAt means a
+	// check is due.
+	epoch time.Time
+	// checkEvery is CheckInterval in seconds, at least one.
+	checkEvery uint32
 
 	// lookups counts the TXT lookups begun, so that Recheck can tell
 	// one that began after it was called.
@@ -182,7 +191,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.StoreTimeout, 5*time.Second)
 	setDefault(&opts.MaxNetwork, 256)
 	if opts.Store == nil {
-		opts.Store = NewMemoryStore(opts.MaxEntries)
+		opts.Store = noStore{}
 	}
 	if opts.LookupRecord == nil {
 		opts.LookupRecord = mtasts.LookupRecord
@@ -200,6 +209,9 @@ func New(opts Options) (*Cache, error) {
 		calls:  map[string]*call{},
 		locked: map[string]bool{},
 
+		items:      newTable(),
+		epoch:      time.Now().Add(-opts.CheckInterval - time.Second),
+		checkEvery: uint32(max(opts.CheckInterval/time.Second, 1)),
 		background: make(chan struct{}, opts.MaxBackground),
 		storeCalls: make(chan struct{}, maxStoreCalls),
 	}
@@ -235,7 +247,5 @@ func (c *Cache) Close() error {
 
 // Len returns the number of domains in memory.
 func (c *Cache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nitems
+	return c.items.len()
 }

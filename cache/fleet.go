@@ -59,7 +59,7 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 // refresh.
 func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
 	ls := c.load(ctx, domain, time.Now())
-	if ls != nil && ls.id == id && (!full || ls.fetched.After(now.Add(-c.opts.LockWait))) {
+	if ls != nil && ls.id == id && (!full || ls.fetched > now.Add(-c.opts.LockWait).UnixNano()) {
 		return ls
 	}
 	return nil

@@ -39,22 +39,22 @@ type call struct {
 // holds, which would deliver mail as if the domain had none.
 func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	now := time.Now()
-	if v, ok := c.items.Load(domain.ASCII); ok {
-		it := v.(*item)
-		it.touch(now)
+	if it := c.items.get(domain.ASCII); it != nil {
+		sec := c.clock(now)
+		it.touch(sec)
 		s := it.snap.Load()
 		if s.valid(now) {
 			c.metrics.hits.Inc()
 			// RFC 8461 5.1 asks for the record to be checked; do it at
 			// most once per CheckInterval, off the caller's path. The
 			// caller that moves checkedAt starts the check.
-			if last := it.checkedAt.Load(); now.UnixNano()-last >= int64(c.opts.CheckInterval) && it.checkedAt.CompareAndSwap(last, now.UnixNano()) {
+			if last := it.checkedAt.Load(); sec-min(last, sec) >= c.checkEvery && it.checkedAt.CompareAndSwap(last, sec) {
 				if c.tryBackground() {
 					c.start(domain, kindCheck)
 				} else {
 					// All background slots busy: leave
 					// the check to a later Get.
-					it.checkedAt.CompareAndSwap(now.UnixNano(), last)
+					it.checkedAt.CompareAndSwap(sec, last)
 				}
 			}
 			return s.result(now, false)
@@ -154,9 +154,9 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		// An update that ended after this Get looked at memory has
 		// published its answer before leaving calls: that answer serves
 		// this Get too, without another lookup.
-		if v, ok := c.items.Load(domain.ASCII); ok {
+		if it := c.items.get(domain.ASCII); it != nil {
 			now := time.Now()
-			if s := v.(*item).snap.Load(); s.valid(now) || s.backingOff(now) {
+			if s := it.snap.Load(); s.valid(now) || s.backingOff(now) {
 				return doneCall(s.result(now, false))
 			}
 		}

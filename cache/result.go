@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -38,32 +40,65 @@ type Result struct {
 }
 
 // snapshot is what the cache knows of a domain at one time. It is never
-// changed once published; a new one replaces it.
+// changed once published; a new one replaces it. Most domains publish no
+// policy, and their snapshot is these three words alone.
 type snapshot struct {
-	policy   *mtasts.Policy // nil: no usable policy
-	text, id string
-	fetched  time.Time
-	expires  time.Time
+	*cached          // the policy; nil when there is none
+	fail    *failure // the latest failure; nil when the last attempt succeeded
+	retryAt int64    // unix nanoseconds; no network attempt before it
+}
 
-	err        error // latest failure, with its report fields
-	resultType string
-	reason     string
-	retryAt    time.Time // no network attempt before this time
-	failedID   string    // the record id whose fetch failed
+// cached is a policy held in memory.
+type cached struct {
+	policy           mtasts.Policy
+	text, id         string
+	fetched, expires int64 // unix nanoseconds
+}
+
+// failure is a failed lookup or fetch, with its report fields.
+type failure struct {
+	err                error
+	resultType, reason string
+	// id is the record id whose fetch failed; empty when the record
+	// itself could not be had.
+	id string
+}
+
+// newCached returns p, fetched as text for record id at fetched and valid
+// until expires, as memory holds it: one block for the policy, its mx list
+// cut to size (ParsePolicy leaves room for four), and the record id copied
+// out of the record's text, which is not kept.
+func newCached(p *mtasts.Policy, text, id string, fetched, expires time.Time) *cached {
+	c := &cached{policy: *p, text: text, id: strings.Clone(id), fetched: fetched.UnixNano(), expires: expires.UnixNano()}
+	c.policy.MX = slices.Clip(slices.Clone(p.MX))
+	c.policy.Extensions = slices.Clip(slices.Clone(p.Extensions))
+	return c
+}
+
+// newFailure returns err as a failure of record id ("" for the record).
+func newFailure(err error, id string) *failure {
+	return &failure{err: err, resultType: mtasts.TLSReportResultType(err), reason: mtasts.TLSReportFailureReason(err), id: id}
 }
 
 // valid reports whether s holds a policy that has not expired at now. RFC
 // 8461 5.1: a cached policy "whose time-since-fetch has not exceeded its
 // max_age" applies, so it is still valid at the very instant it expires.
 func (s *snapshot) valid(now time.Time) bool {
-	return s != nil && s.policy != nil && !now.After(s.expires)
+	return s != nil && s.cached != nil && now.UnixNano() <= s.expires
 }
 
 // backingOff reports whether s holds no usable policy at now and no new
 // attempt is due yet: the domain has no policy, or its last attempt failed
 // less than Backoff ago (RFC 8461 3.3).
 func (s *snapshot) backingOff(now time.Time) bool {
-	return s != nil && !s.valid(now) && now.Before(s.retryAt)
+	return s != nil && !s.valid(now) && now.UnixNano() < s.retryAt
+}
+
+// failedFor reports whether the fetch of record id failed less than Backoff
+// ago: RFC 8461 3.3 limits further attempts "to a period of five minutes or
+// longer per version ID".
+func (s *snapshot) failedFor(id string, now time.Time) bool {
+	return s != nil && s.fail != nil && s.fail.id == id && now.UnixNano() < s.retryAt
 }
 
 // result returns s as a Result at now. A policy that has expired at now is
@@ -71,30 +106,33 @@ func (s *snapshot) backingOff(now time.Time) bool {
 // while its "time-since-fetch has not exceeded its max_age". The failure, if
 // any, is.
 func (s *snapshot) result(now time.Time, fresh bool) Result {
-	if !s.valid(now) {
-		return Result{Err: s.err, ResultType: s.resultType, FailureReason: s.reason}
+	var r Result
+	if f := s.fail; f != nil {
+		r.Err, r.ResultType, r.FailureReason = f.err, f.resultType, f.reason
 	}
-	return Result{
-		Policy: s.policy, Text: s.text, RecordID: s.id, Fetched: s.fetched, Expires: s.expires, Fresh: fresh,
-		Err: s.err, ResultType: s.resultType, FailureReason: s.reason,
+	if s.valid(now) {
+		r.Policy, r.Text, r.RecordID, r.Fresh = &s.policy, s.text, s.id, fresh
+		r.Fetched, r.Expires = time.Unix(0, s.fetched), time.Unix(0, s.expires)
 	}
+	return r
 }
 
 // none reports whether s holds a policy in mode none.
 func (s *snapshot) none() bool {
-	return s.policy != nil && s.policy.Mode == mtasts.ModeNone
+	return s.cached != nil && s.policy.Mode == mtasts.ModeNone
 }
 
-// withErr returns a copy of s that reports err. A domain whose cached policy
-// is in mode none has turned MTA-STS off, and its failures are not reported:
-// RFC 8461 6 makes reportable "policy fetch failures of any kind when a valid
-// policy exists in the policy cache, except if that policy's mode is
-// 'none'", and RFC 8461 3.3 and 10.2 ask for no alerts in that case.
-func (s *snapshot) withErr(err error) *snapshot {
+// withFailure returns a copy of s with the failure f (nil for none) and no
+// attempt before retryAt. A domain whose cached policy is in mode none has
+// turned MTA-STS off, and its failures are not reported: RFC 8461 6 makes
+// reportable "policy fetch failures of any kind when a valid policy exists in
+// the policy cache, except if that policy's mode is 'none'", and RFC 8461 3.3
+// and 10.2 ask for no alerts in that case. The back-off holds all the same.
+func (s *snapshot) withFailure(f *failure, retryAt int64) *snapshot {
 	n := *s
-	if n.none() {
-		err = nil
+	if f != nil && n.none() {
+		f = &failure{id: f.id}
 	}
-	n.err, n.resultType, n.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
+	n.fail, n.retryAt = f, retryAt
 	return &n
 }

@@ -85,8 +85,10 @@ type Locker interface {
 }
 
 // MemoryStore is a Store in memory, bounded to a number of entries: saving
-// one more evicts the least recently used. It is the cache's default store
-// and is safe for concurrent use.
+// one more evicts the least recently used. It is safe for concurrent use. It
+// keeps a second copy of what a cache holds, which gives a policy dropped
+// from the cache's memory a second chance; for tests, and for caches that
+// share one store in a process.
 type MemoryStore struct {
 	max int
 
@@ -148,3 +150,10 @@ func (s *MemoryStore) Len() int {
 	defer s.mu.Unlock()
 	return s.order.Len()
 }
+
+// noStore is the cache's store when Options.Store is nil: it keeps nothing.
+type noStore struct{}
+
+func (noStore) Load(context.Context, string) (Entry, bool, error) { return Entry{}, false, nil }
+func (noStore) Save(context.Context, Entry) error                 { return nil }
+func (noStore) Delete(context.Context, string) error              { return nil }

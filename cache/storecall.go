@@ -25,6 +25,9 @@ var errStoreBusy = errors.New("cache: store busy: too many calls still running")
 // ends in the background, and op must then not touch what the caller reads
 // unless it returned nil.
 func (c *Cache) storeCall(ctx context.Context, op func(ctx context.Context) error) error {
+	if _, ok := c.opts.Store.(noStore); ok {
+		return nil // nothing to guard, nor to do
+	}
 	select {
 	case c.storeCalls <- struct{}{}:
 	default:

@@ -30,31 +30,30 @@ func (c *Cache) Run(ctx context.Context) error {
 // sweep is one round of Run.
 func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	var drop, refresh []*item
-	c.items.Range(func(_, v any) bool {
-		it := v.(*item)
+	nowSec := c.clock(now)
+	c.items.each(func(it *item) {
 		s := it.snap.Load()
 		if s == nil {
-			return true
+			return
 		}
-		lifetime := s.expires.Sub(s.fetched)
-		if s.policy == nil {
-			lifetime = c.opts.Backoff
+		lifetime := c.opts.Backoff
+		if s.cached != nil {
+			lifetime = time.Duration(s.expires - s.fetched)
 		}
-		idle := now.Sub(time.Unix(0, it.lastUsed.Load()))
+		idle := time.Duration(nowSec-min(it.lastUsed.Load(), nowSec)) * time.Second
 		switch {
 		case idle > lifetime:
 			drop = append(drop, it)
-		case s.valid(now) && now.Sub(s.fetched) >= min(c.opts.RefreshAge, lifetime/2) && !now.Before(s.retryAt):
+		case s.valid(now) && now.Sub(time.Unix(0, s.fetched)) >= min(c.opts.RefreshAge, lifetime/2) && now.UnixNano() >= s.retryAt:
 			refresh = append(refresh, it)
 		}
-		return true
 	})
 
 	// At most MaxBackground refreshes at once: wait for a slot for each.
 	for _, it := range refresh {
 		select {
 		case c.background <- struct{}{}:
-			c.start(it.domain, kindRefresh)
+			c.start(it.domain(), kindRefresh)
 		case <-ctx.Done():
 			return
 		case <-c.ctx.Done():

@@ -38,7 +38,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	// policy, the same id that the cached policy is current.
 	lookup = c.lookups.Add(1)
 	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
-	it.checkedAt.Store(now.UnixNano())
+	it.checkedAt.Store(c.clock(now))
 	var id string
 	switch {
 	case lookupErr == nil:
@@ -52,9 +52,9 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		id = s.id
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
-		return c.failed(it, s, "", lookupErr, now), lookup, false, nil
+		return c.failed(domain, it, s, "", lookupErr, now), lookup, false, nil
 	}
-	if s != nil && s.failedID == id && now.Before(s.retryAt) {
+	if s.failedFor(id, now) {
 		// RFC 8461 3.3: after a failed fetch, "limit further attempts
 		// to a period of five minutes or longer per version ID". A
 		// record check that shows the same id again changes nothing:
@@ -64,9 +64,8 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	if s.valid(now) && id == s.id && !full {
 		// The cached policy is current. A failure of another id, or
 		// of the record itself, is over.
-		if s.err != nil || !s.retryAt.IsZero() {
-			s = s.withErr(nil)
-			s.failedID, s.retryAt = "", time.Time{}
+		if s.fail != nil || s.retryAt != 0 {
+			s = s.withFailure(nil, 0)
 			it.snap.Store(s)
 		}
 		return s.result(now, false), lookup, false, nil
@@ -84,16 +83,17 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
-		return c.failed(it, s, id, err, now), lookup, false, func() { c.unlockFleet(domain) }
+		return c.failed(domain, it, s, id, err, now), lookup, false, func() { c.unlockFleet(domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch.
-	ns := &snapshot{policy: policy, text: text, id: id, fetched: now, expires: now.Add(policy.MaxAge())}
+	expires := now.Add(policy.MaxAge())
+	ns := &snapshot{cached: newCached(policy, text, id, now, expires)}
 	if lookupErr != nil {
-		ns = ns.withErr(lookupErr)
+		ns = ns.withFailure(newFailure(lookupErr, ""), 0)
 	}
 	it.snap.Store(ns)
-	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: ns.expires}
+	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: expires}
 	return ns.result(now, true), lookup, false, func() {
 		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
 			c.storeError("save", domain, err)
@@ -114,7 +114,8 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 // per version ID"), or, when the record itself could not be had, for the
 // domain, so that neither Run nor the id checks hammer a failing DNS or
 // policy host.
-func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Time) Result {
+func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, err error, now time.Time) Result {
+	retryAt := now.Add(c.opts.Backoff).UnixNano()
 	if s.valid(now) {
 		// RFC 8461 3.3, 10.2: alert administrators when a refresh
 		// fails, "unless the cached policy mode is 'none'".
@@ -122,15 +123,14 @@ func (c *Cache) failed(it *item, s *snapshot, id string, err error, now time.Tim
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", it.domain.LogString(), "mode", s.policy.Mode, "expires", s.expires, "err", err)
-		ns := s.withErr(err)
-		ns.failedID, ns.retryAt = id, now.Add(c.opts.Backoff)
+		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", err)
+		ns := s.withFailure(newFailure(err, id), retryAt)
 		it.snap.Store(ns)
 		return ns.result(now, false)
 	}
-	ns := &snapshot{retryAt: now.Add(c.opts.Backoff), failedID: id}
+	ns := &snapshot{retryAt: retryAt}
 	if !errors.Is(err, mtasts.ErrNoRecord) {
-		ns.err, ns.resultType, ns.reason = err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err)
+		ns.fail = newFailure(err, id)
 	}
 	it.snap.Store(ns)
 	return ns.result(now, false)
@@ -182,5 +182,5 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 	if now.After(expires) {
 		return nil
 	}
-	return &snapshot{policy: policy, text: e.Policy, id: e.RecordID, fetched: fetched, expires: expires}
+	return &snapshot{cached: newCached(policy, e.Policy, e.RecordID, fetched, expires)}
 }
