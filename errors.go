@@ -76,7 +76,7 @@ func (e *SyntaxError) Error() string {
 	}
 	if e.Field != "" {
 		b.WriteString(": ")
-		b.WriteString(strconv.Quote(e.Field))
+		b.WriteString(quote(e.Field))
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -99,7 +99,7 @@ type reasonError struct {
 func (e *reasonError) Error() string {
 	s := e.kind.Error() + ": " + e.msg
 	if e.cause != nil {
-		s += ": " + e.cause.Error()
+		s += ": " + causeText(e.cause)
 	}
 	return s
 }

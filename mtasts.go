@@ -181,7 +181,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", newError(ErrNoPolicy, reasonNoPolicy, nil, "%s: 404 not found", url)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		// RFC 8461 3.3: redirects MUST NOT be followed.
-		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %q) not followed", url, resp.StatusCode, resp.Header.Get("Location"))
+		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
 	default:
 		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
 		return nil, "", newError(ErrPolicyFetch, reasonHTTPStatus+strconv.Itoa(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
@@ -193,7 +193,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 	ct := resp.Header.Get("Content-Type")
 	mt, _, perr := mime.ParseMediaType(ct)
 	if perr != nil && !errors.Is(perr, mime.ErrInvalidMediaParameter) || mt != "text/plain" {
-		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %q, expected text/plain", url, ct)
+		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %s, expected text/plain", url, quote(ct))
 	}
 
 	// RFC 8461 3.3: a suggested maximum policy size of 64 kilobytes.
