@@ -47,6 +47,14 @@ var (
 	// resource: it breaks the grammar of RFC 8461 3.2, is larger than
 	// MaxPolicySize, or is not served as text/plain.
 	ErrPolicySyntax = errors.New("mtasts: invalid mta-sts policy")
+
+	// ErrInvalidDomain means a domain name is not a valid host name: given
+	// to ParseDomain, or a Domain built by hand and refused by
+	// LookupRecord, FetchPolicy and Get before any DNS or network use (see
+	// Domain.Validate). It is a fault of the caller's input, not of the
+	// domain's policy: TLSReportResultType and TLSReportFailureReason
+	// return "" for it.
+	ErrInvalidDomain = errors.New("mtasts: invalid domain name")
 )
 
 // SyntaxError describes what is wrong with a TXT record or a policy, and

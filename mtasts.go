@@ -44,13 +44,15 @@ type Resolver interface {
 // concatenation of the record's strings.
 //
 // TXT records that do not start with v=STSv1 are ignored. The error wraps
-// ErrNoRecord when no MTA-STS record exists, ErrMultipleRecords when there is
+// ErrInvalidDomain when domain is not a host name (see Domain.Validate), with
+// no lookup made; ErrNoRecord when no MTA-STS record exists, ErrMultipleRecords when there is
 // more than one, ErrRecordSyntax when the record is invalid, and ErrDNS when
 // the lookup fails otherwise; in each case RFC 8461 3.1 says the domain has no
 // available policy (a cached one still applies, RFC 8461 5.1).
 func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
-	if domain.IsZero() {
-		return nil, "", newError(ErrDNS, reasonDNS, nil, "empty domain")
+	// The name goes into a DNS query: it must be a host name.
+	if err := domain.Validate(); err != nil {
+		return nil, "", err
 	}
 	if resolver == nil {
 		return nil, "", newError(ErrDNS, reasonDNS, nil, "no resolver")
@@ -141,7 +143,9 @@ func noRedirect(*http.Request, []*http.Request) error {
 // The media type must be text/plain, with any parameters (RFC 8461 3.2,
 // "senders SHOULD validate that the media type is text/plain").
 //
-// The error wraps ErrNoPolicy when the policy host does not exist or answers
+// The error wraps ErrInvalidDomain when domain is not a host name (see
+// Domain.Validate), with no connection made; ErrNoPolicy when the policy
+// host does not exist or answers
 // 404, ErrPolicySyntax for an invalid policy, an oversize body or another
 // media type, and ErrPolicyFetch for any other failure: connection, TLS,
 // redirect, status, timeout. Causes such as context.DeadlineExceeded or an
@@ -150,8 +154,10 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 	start := time.Now()
 	defer func() { metricFetch.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
 
-	if domain.IsZero() {
-		return nil, "", newError(ErrPolicyFetch, reasonFetch, nil, "empty domain")
+	// The name goes into the URL's host: anything but a host name could
+	// add a user, a port, a path or a query.
+	if err := domain.Validate(); err != nil {
+		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel()
