@@ -142,6 +142,7 @@ const (
 	reasonPolicySyntax    = "mta-sts-policy-invalid"
 	reasonPolicyTooLarge  = "mta-sts-policy-too-large"
 	reasonMediaType       = "mta-sts-policy-media-type"
+	reasonAddressRefused  = "mta-sts-policy-address-refused"
 )
 
 // TLSReportFailureReason returns a short, dash-separated code describing err,
@@ -151,7 +152,8 @@ const (
 // (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
 // "dns-extended-error-6-dnssec-bogus". Other errors of this package give a
 // code for their class, refined where known, e.g.
-// "mta-sts-policy-http-status-500" or "mta-sts-policy-certificate-expired".
+// "mta-sts-policy-http-status-500", "mta-sts-policy-certificate-expired" or
+// "mta-sts-policy-address-refused".
 // It returns "" for nil and for errors that are not from this package.
 func TLSReportFailureReason(err error) string {
 	if err == nil {
@@ -178,6 +180,8 @@ func TLSReportFailureReason(err error) string {
 		return reasonDNS
 	case errors.Is(err, ErrNoPolicy):
 		return reasonNoPolicy
+	case errors.Is(err, ErrAddressRefused):
+		return reasonAddressRefused
 	case errors.Is(err, ErrPolicyFetch):
 		return reasonFetch
 	}
@@ -196,7 +200,8 @@ const (
 // certificate failed PKIX validation, ResultPolicyInvalid for an invalid or
 // ambiguous record or policy (ErrRecordSyntax, ErrMultipleRecords,
 // ErrPolicySyntax), and ResultPolicyFetchError for the other failures of this
-// package (DNS failures, missing record or policy, HTTP failures). It returns
+// package (DNS failures, missing record or policy, HTTP failures, a refused
+// policy host address). It returns
 // "" for nil and for errors that are not from this package.
 //
 // Whether a failure is worth reporting at all is the caller's decision: a
@@ -210,6 +215,8 @@ func TLSReportResultType(err error) string {
 	case errors.Is(err, ErrRecordSyntax), errors.Is(err, ErrMultipleRecords), errors.Is(err, ErrPolicySyntax):
 		return ResultPolicyInvalid
 	case errors.Is(err, ErrNoRecord), errors.Is(err, ErrDNS), errors.Is(err, ErrNoPolicy), errors.Is(err, ErrPolicyFetch):
+		return ResultPolicyFetchError
+	case errors.Is(err, ErrAddressRefused):
 		return ResultPolicyFetchError
 	}
 	return ""

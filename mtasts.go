@@ -113,16 +113,29 @@ const MaxPolicySize = 64 * 1024
 // last byte of the body: one minute, the suggested timeout of RFC 8461 3.3.
 const FetchTimeout = time.Minute
 
-// HTTPClient is the client FetchPolicy uses. Replace its Transport to use
-// other root CAs (TLSClientConfig.RootCAs), a dialer or a proxy; keep the
-// transport's certificate verification on, as RFC 8461 3.3 requires.
+// HTTPClient is the client FetchPolicy uses. Its transport, made by
+// NewTransport(nil), guards against the policy host, which the recipient
+// domain's owner controls: it refuses to connect to loopback, private,
+// link-local and other special-purpose addresses (see AddressClass, and
+// ErrAddressRefused), connects directly rather than through a proxy, reads
+// at most MaxResponseHeaderBytes of response headers, and bounds connection
+// time and the connections it keeps.
+//
+// To trust other roots, allow private addresses or use a proxy, replace the
+// client or its Transport with one made by NewTransport and changed as
+// needed. A client built otherwise should keep what NewTransport sets: a
+// dialer from NewDialer (or another check of the address dialled), no proxy
+// from the environment, MaxResponseHeaderBytes, TLSHandshakeTimeout,
+// MaxConnsPerHost, MaxIdleConnsPerHost and IdleConnTimeout; and certificate
+// verification on, as RFC 8461 3.3 requires. The body and the whole fetch are
+// bounded by FetchPolicy whatever the client (MaxPolicySize, FetchTimeout).
 //
 // Whatever the client's CheckRedirect and Jar, FetchPolicy never follows
 // redirects and never sends or stores cookies: it uses a copy of the client
 // with its own settings for those. Its Timeout, when shorter than
 // FetchTimeout, bounds the fetch.
 var HTTPClient = &http.Client{
-	Transport:     http.DefaultTransport,
+	Transport:     NewTransport(nil),
 	CheckRedirect: noRedirect,
 }
 
@@ -148,7 +161,8 @@ func noRedirect(*http.Request, []*http.Request) error {
 // host does not exist or answers
 // 404, ErrPolicySyntax for an invalid policy, an oversize body or another
 // media type, and ErrPolicyFetch for any other failure: connection, TLS,
-// redirect, status, timeout. Causes such as context.DeadlineExceeded or an
+// redirect, status, timeout, and an address the client refuses to connect to
+// (then ErrAddressRefused too). Causes such as context.DeadlineExceeded or an
 // x509 error stay reachable with errors.Is and errors.As.
 func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
 	start := time.Now()
@@ -224,6 +238,10 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 // fetchError classifies a failed request or body read.
 func fetchError(err error, url string) error {
 	switch {
+	case errors.Is(err, ErrAddressRefused):
+		// The name resolved to an address of the MTA's own networks,
+		// or another that is not of the internet: no connection made.
+		return newError(ErrPolicyFetch, reasonAddressRefused, err, "%s: policy host address refused", url)
 	case isNotFound(err):
 		// No policy host: the name mta-sts.<domain> does not exist.
 		return newError(ErrNoPolicy, reasonNoPolicy, err, "%s: policy host not found", url)
