@@ -13,7 +13,9 @@ import (
 
 // Sentinel errors, one per failure class. Every error returned by this
 // package wraps exactly one of them, so delivery code and TLS reports can tell
-// the classes apart with errors.Is, however deep the wrapping.
+// the classes apart with errors.Is, however deep the wrapping. One failure
+// has a sentinel of its own besides its class: ErrAddressRefused, a kind of
+// ErrPolicyFetch.
 var (
 	// ErrNoRecord means the policy domain has no MTA-STS TXT record: the
 	// name does not exist, or none of its TXT records starts with v=STSv1.

@@ -11,7 +11,14 @@
 //
 // Every error wraps one of the sentinel errors (ErrNoRecord, ErrDNS,
 // ErrPolicyFetch, ...), so delivery code can tell failure classes apart with
-// errors.Is.
+// errors.Is. Error messages quote what a domain published cut to 64 bytes
+// and escaped to printable ASCII.
+//
+// The recipient domain is chosen by whoever addresses the mail, and its DNS
+// answers and policy host by the domain's owner: all may be hostile. Domains are checked to be host names before use
+// (Domain.Validate), and the default HTTPClient refuses to connect to
+// loopback, private and other special-purpose addresses and bounds what a
+// policy host can make it read (NewTransport).
 package mtasts
 
 import (
