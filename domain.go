@@ -1,7 +1,6 @@
 package mtasts
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -29,34 +28,142 @@ var idnaProfile = idna.New(
 	idna.VerifyDNSLength(true),
 )
 
-// errEmptyDomain is returned for an empty name.
-var errEmptyDomain = errors.New("mtasts: empty domain name")
+// maxDomainInput bounds the input ParseDomain converts. The A-label form
+// may have 253 bytes; U-labels, and characters that UTS #46 maps to ASCII
+// (full-width letters, 3 bytes each), make the input longer, but not by
+// more than this.
+const maxDomainInput = 1024
 
 // ParseDomain parses a domain name given with U-labels, A-labels or a mix,
-// in any case, with or without one trailing dot. It returns an error that
-// says what is wrong for a name that is empty, too long, has an empty or
-// overlong label, invalid characters or an invalid IDNA label.
+// in any case, with or without one trailing dot. For a name that is empty,
+// too long, has an empty or overlong label, invalid characters or an invalid
+// IDNA label, it returns an error wrapping ErrInvalidDomain that says what is
+// wrong. A Domain it returns passes Validate.
 func ParseDomain(s string) (Domain, error) {
 	name := strings.TrimSuffix(s, ".")
-	if name == "" {
-		return Domain{}, errEmptyDomain
+	switch {
+	case name == "":
+		return Domain{}, &domainError{input: s, what: "empty name"}
+	case len(name) > maxDomainInput:
+		return Domain{}, &domainError{input: s, what: "longer than 253 bytes"}
 	}
 	if strings.HasSuffix(name, ".") {
-		return Domain{}, fmt.Errorf("mtasts: invalid domain name %q: empty label", s)
+		return Domain{}, &domainError{input: s, what: "empty label"}
 	}
 	ascii, err := idnaProfile.ToASCII(name)
 	if err != nil {
-		return Domain{}, fmt.Errorf("mtasts: invalid domain name %q: %w", s, err)
+		return Domain{}, &domainError{input: s, cause: err}
 	}
 	ascii = strings.ToLower(ascii)
 	unicode, err := idnaProfile.ToUnicode(ascii)
 	if err != nil {
-		return Domain{}, fmt.Errorf("mtasts: invalid domain name %q: %w", s, err)
+		return Domain{}, &domainError{input: s, cause: err}
 	}
 	if unicode == ascii {
 		unicode = ""
 	}
-	return Domain{ASCII: ascii, Unicode: unicode}, nil
+	d := Domain{ASCII: ascii, Unicode: unicode}
+	if msg := checkHostName(ascii); msg != "" {
+		// The IDNA profile enforces the same rules but for one: an
+		// all-numeric last label.
+		return Domain{}, &domainError{input: s, what: msg}
+	}
+	return d, nil
+}
+
+// Validate checks that d.ASCII is a host name, as LookupRecord, FetchPolicy
+// and Get do before they use it in a DNS name or a URL: a Domain built by
+// hand, not by ParseDomain, could otherwise carry a port, a user, a path or a
+// query into the policy URL ("evil.example@127.0.0.1") or junk into a DNS
+// name. The name must be 1 to 253 bytes of labels of 1 to 63 letters, digits
+// and hyphens, not starting or ending with a hyphen, separated by single dots,
+// with no trailing dot and a last label that is not all digits. Upper case is
+// allowed. U-labels are not checked: d.Unicode is only shown.
+//
+// It returns nil for a valid name, without allocating, and otherwise an error
+// wrapping ErrInvalidDomain that quotes the name and says what is wrong.
+func (d Domain) Validate() error {
+	if msg := checkHostName(d.ASCII); msg != "" {
+		return &domainError{input: d.ASCII, what: msg}
+	}
+	return nil
+}
+
+// checkHostName returns what is wrong with name as a host name in A-label
+// form, or "" when nothing is. It is a loop over bytes, and allocates only to
+// describe a fault.
+func checkHostName(name string) string {
+	// RFC 1035 2.3.4: 255 octets on the wire are 253 characters in
+	// text, without the trailing dot.
+	switch {
+	case name == "":
+		return "empty name"
+	case len(name) > 253:
+		return "longer than 253 bytes"
+	}
+	labelStart := 0
+	numeric := true
+	for i := 0; i <= len(name); i++ {
+		if i < len(name) && name[i] != '.' {
+			// RFC 1035 2.3.1 and RFC 1123 2.1: letters, digits and
+			// hyphens; a label may start with a digit.
+			c := name[i]
+			switch {
+			case '0' <= c && c <= '9':
+			case charClass[c]&classLDH != 0, 'A' <= c && c <= 'Z':
+				numeric = false
+			default:
+				return fmt.Sprintf("invalid character %s at byte %d, expected letters, digits, \"-\" and \".\"", quoteChar(name, i), i)
+			}
+			continue
+		}
+		label := name[labelStart:i]
+		switch {
+		case label == "" && i == len(name):
+			return "trailing dot"
+		case label == "":
+			return "empty label"
+		case len(label) > 63:
+			return "label longer than 63 bytes"
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Sprintf("label %s starts or ends with \"-\"", quote(label))
+		}
+		if i < len(name) {
+			labelStart = i + 1
+			numeric = true
+		}
+	}
+	if numeric {
+		// RFC 3696 2: a top-level domain is not all-numeric; such a
+		// name reads as an IPv4 address.
+		return "all-numeric last label, expected a domain name, not an address"
+	}
+	return ""
+}
+
+// domainError is an invalid domain name, given to ParseDomain or found by
+// Validate.
+type domainError struct {
+	input string // the name as given
+	what  string // what is wrong, when cause does not say
+	cause error  // from IDNA conversion, or nil
+}
+
+func (e *domainError) Error() string {
+	s := "mtasts: invalid domain name " + quote(e.input) + ": "
+	if e.cause != nil {
+		// The IDNA error repeats the label at fault, already shown.
+		return s + string(appendEscaped(nil, e.cause.Error(), 2*maxQuoted, 0))
+	}
+	return s + e.what
+}
+
+// Unwrap returns ErrInvalidDomain and the cause, if any.
+func (e *domainError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrInvalidDomain}
+	}
+	return []error{ErrInvalidDomain, e.cause}
 }
 
 // Name returns the name for display: the Unicode form when the name is

@@ -13,7 +13,9 @@ import (
 
 // Sentinel errors, one per failure class. Every error returned by this
 // package wraps exactly one of them, so delivery code and TLS reports can tell
-// the classes apart with errors.Is, however deep the wrapping.
+// the classes apart with errors.Is, however deep the wrapping. One failure
+// has a sentinel of its own besides its class: ErrAddressRefused, a kind of
+// ErrPolicyFetch.
 var (
 	// ErrNoRecord means the policy domain has no MTA-STS TXT record: the
 	// name does not exist, or none of its TXT records starts with v=STSv1.
@@ -47,6 +49,14 @@ var (
 	// resource: it breaks the grammar of RFC 8461 3.2, is larger than
 	// MaxPolicySize, or is not served as text/plain.
 	ErrPolicySyntax = errors.New("mtasts: invalid mta-sts policy")
+
+	// ErrInvalidDomain means a domain name is not a valid host name: given
+	// to ParseDomain, or a Domain built by hand and refused by
+	// LookupRecord, FetchPolicy and Get before any DNS or network use (see
+	// Domain.Validate). It is a fault of the caller's input, not of the
+	// domain's policy: TLSReportResultType and TLSReportFailureReason
+	// return "" for it.
+	ErrInvalidDomain = errors.New("mtasts: invalid domain name")
 )
 
 // SyntaxError describes what is wrong with a TXT record or a policy, and
@@ -76,7 +86,7 @@ func (e *SyntaxError) Error() string {
 	}
 	if e.Field != "" {
 		b.WriteString(": ")
-		b.WriteString(strconv.Quote(e.Field))
+		b.WriteString(quote(e.Field))
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -99,7 +109,7 @@ type reasonError struct {
 func (e *reasonError) Error() string {
 	s := e.kind.Error() + ": " + e.msg
 	if e.cause != nil {
-		s += ": " + e.cause.Error()
+		s += ": " + causeText(e.cause)
 	}
 	return s
 }
@@ -134,6 +144,7 @@ const (
 	reasonPolicySyntax    = "mta-sts-policy-invalid"
 	reasonPolicyTooLarge  = "mta-sts-policy-too-large"
 	reasonMediaType       = "mta-sts-policy-media-type"
+	reasonAddressRefused  = "mta-sts-policy-address-refused"
 )
 
 // TLSReportFailureReason returns a short, dash-separated code describing err,
@@ -143,7 +154,8 @@ const (
 // (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
 // "dns-extended-error-6-dnssec-bogus". Other errors of this package give a
 // code for their class, refined where known, e.g.
-// "mta-sts-policy-http-status-500" or "mta-sts-policy-certificate-expired".
+// "mta-sts-policy-http-status-500", "mta-sts-policy-certificate-expired" or
+// "mta-sts-policy-address-refused".
 // It returns "" for nil and for errors that are not from this package.
 func TLSReportFailureReason(err error) string {
 	if err == nil {
@@ -170,6 +182,8 @@ func TLSReportFailureReason(err error) string {
 		return reasonDNS
 	case errors.Is(err, ErrNoPolicy):
 		return reasonNoPolicy
+	case errors.Is(err, ErrAddressRefused):
+		return reasonAddressRefused
 	case errors.Is(err, ErrPolicyFetch):
 		return reasonFetch
 	}
@@ -188,7 +202,8 @@ const (
 // certificate failed PKIX validation, ResultPolicyInvalid for an invalid or
 // ambiguous record or policy (ErrRecordSyntax, ErrMultipleRecords,
 // ErrPolicySyntax), and ResultPolicyFetchError for the other failures of this
-// package (DNS failures, missing record or policy, HTTP failures). It returns
+// package (DNS failures, missing record or policy, HTTP failures, a refused
+// policy host address). It returns
 // "" for nil and for errors that are not from this package.
 //
 // Whether a failure is worth reporting at all is the caller's decision: a
@@ -202,6 +217,8 @@ func TLSReportResultType(err error) string {
 	case errors.Is(err, ErrRecordSyntax), errors.Is(err, ErrMultipleRecords), errors.Is(err, ErrPolicySyntax):
 		return ResultPolicyInvalid
 	case errors.Is(err, ErrNoRecord), errors.Is(err, ErrDNS), errors.Is(err, ErrNoPolicy), errors.Is(err, ErrPolicyFetch):
+		return ResultPolicyFetchError
+	case errors.Is(err, ErrAddressRefused):
 		return ResultPolicyFetchError
 	}
 	return ""

@@ -26,7 +26,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	kit := mtaststest.NewPolicyServer(t)
 	return &testCA{kit, kit.CertPool()}
 }
@@ -56,22 +56,22 @@ func startPolicyServer(t *testing.T, roots *x509.CertPool, cert tls.Certificate,
 	useServer(t, roots, srv.Listener.Addr().String())
 }
 
-func useServer(t *testing.T, roots *x509.CertPool, addr string) {
+func useServer(t testing.TB, roots *x509.CertPool, addr string) {
 	orig := mtasts.HTTPClient
 	t.Cleanup(func() { mtasts.HTTPClient = orig })
-	var dialer net.Dialer
-	mtasts.HTTPClient = &http.Client{
-		Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: roots},
-			ForceAttemptHTTP2: true,
-			DialContext: func(ctx context.Context, network, hostport string) (net.Conn, error) {
-				if strings.HasPrefix(hostport, "mta-sts.nohost.example:") {
-					return nil, &net.DNSError{Err: "no such host", Name: "mta-sts.nohost.example", IsNotFound: true}
-				}
-				return dialer.DialContext(ctx, network, addr)
-			},
-		},
+	// The library's transport and dialer, allowing the loopback address
+	// of the test servers.
+	dialer := mtasts.NewDialer(mtasts.AllowLoopback)
+	tr := mtasts.NewTransport(mtasts.AllowLoopback)
+	tr.TLSClientConfig.RootCAs = roots
+	tr.DialContext = func(ctx context.Context, network, hostport string) (net.Conn, error) {
+		if strings.HasPrefix(hostport, "mta-sts.nohost.example:") {
+			return nil, &net.DNSError{Err: "no such host", Name: "mta-sts.nohost.example", IsNotFound: true}
+		}
+		return dialer.DialContext(ctx, network, addr)
 	}
+	t.Cleanup(tr.CloseIdleConnections)
+	mtasts.HTTPClient = &http.Client{Transport: tr}
 }
 
 const goodPolicy = "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 86400\r\n"

@@ -33,8 +33,8 @@ func RegisterMetrics(reg prometheus.Registerer) error {
 
 // ResultLabel returns a short label for the outcome err of a lookup or fetch,
 // as used in the metrics: "ok" for nil, "canceled" when the caller's context
-// ended, else one per sentinel error ("no-record", "multiple-records",
-// "dns-error", "record-invalid", "no-policy", "fetch-error",
+// ended, else one per sentinel error ("invalid-domain", "no-record", "multiple-records",
+// "dns-error", "record-invalid", "no-policy", "address-refused", "fetch-error",
 // "policy-invalid"), or "error" for anything else.
 func ResultLabel(err error) string {
 	switch {
@@ -42,6 +42,8 @@ func ResultLabel(err error) string {
 		return "ok"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
+	case errors.Is(err, ErrInvalidDomain):
+		return "invalid-domain"
 	case errors.Is(err, ErrNoRecord):
 		return "no-record"
 	case errors.Is(err, ErrMultipleRecords):
@@ -52,6 +54,8 @@ func ResultLabel(err error) string {
 		return "record-invalid"
 	case errors.Is(err, ErrNoPolicy):
 		return "no-policy"
+	case errors.Is(err, ErrAddressRefused):
+		return "address-refused"
 	case errors.Is(err, ErrPolicyFetch):
 		return "fetch-error"
 	case errors.Is(err, ErrPolicySyntax):

@@ -11,7 +11,14 @@
 //
 // Every error wraps one of the sentinel errors (ErrNoRecord, ErrDNS,
 // ErrPolicyFetch, ...), so delivery code can tell failure classes apart with
-// errors.Is.
+// errors.Is. Error messages quote what a domain published cut to 64 bytes
+// and escaped to printable ASCII.
+//
+// The recipient domain is chosen by whoever addresses the mail, and its DNS
+// answers and policy host by the domain's owner: all may be hostile. Domains are checked to be host names before use
+// (Domain.Validate), and the default HTTPClient refuses to connect to
+// loopback, private and other special-purpose addresses and bounds what a
+// policy host can make it read (NewTransport).
 package mtasts
 
 import (
@@ -44,13 +51,15 @@ type Resolver interface {
 // concatenation of the record's strings.
 //
 // TXT records that do not start with v=STSv1 are ignored. The error wraps
-// ErrNoRecord when no MTA-STS record exists, ErrMultipleRecords when there is
+// ErrInvalidDomain when domain is not a host name (see Domain.Validate), with
+// no lookup made; ErrNoRecord when no MTA-STS record exists, ErrMultipleRecords when there is
 // more than one, ErrRecordSyntax when the record is invalid, and ErrDNS when
 // the lookup fails otherwise; in each case RFC 8461 3.1 says the domain has no
 // available policy (a cached one still applies, RFC 8461 5.1).
 func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
-	if domain.IsZero() {
-		return nil, "", newError(ErrDNS, reasonDNS, nil, "empty domain")
+	// The name goes into a DNS query: it must be a host name.
+	if err := domain.Validate(); err != nil {
+		return nil, "", err
 	}
 	if resolver == nil {
 		return nil, "", newError(ErrDNS, reasonDNS, nil, "no resolver")
@@ -111,16 +120,29 @@ const MaxPolicySize = 64 * 1024
 // last byte of the body: one minute, the suggested timeout of RFC 8461 3.3.
 const FetchTimeout = time.Minute
 
-// HTTPClient is the client FetchPolicy uses. Replace its Transport to use
-// other root CAs (TLSClientConfig.RootCAs), a dialer or a proxy; keep the
-// transport's certificate verification on, as RFC 8461 3.3 requires.
+// HTTPClient is the client FetchPolicy uses. Its transport, made by
+// NewTransport(nil), guards against the policy host, which the recipient
+// domain's owner controls: it refuses to connect to loopback, private,
+// link-local and other special-purpose addresses (see AddressClass, and
+// ErrAddressRefused), connects directly rather than through a proxy, reads
+// at most MaxResponseHeaderBytes of response headers, and bounds connection
+// time and the connections it keeps.
+//
+// To trust other roots, allow private addresses or use a proxy, replace the
+// client or its Transport with one made by NewTransport and changed as
+// needed. A client built otherwise should keep what NewTransport sets: a
+// dialer from NewDialer (or another check of the address dialled), no proxy
+// from the environment, MaxResponseHeaderBytes, TLSHandshakeTimeout,
+// MaxConnsPerHost, MaxIdleConnsPerHost and IdleConnTimeout; and certificate
+// verification on, as RFC 8461 3.3 requires. The body and the whole fetch are
+// bounded by FetchPolicy whatever the client (MaxPolicySize, FetchTimeout).
 //
 // Whatever the client's CheckRedirect and Jar, FetchPolicy never follows
 // redirects and never sends or stores cookies: it uses a copy of the client
 // with its own settings for those. Its Timeout, when shorter than
 // FetchTimeout, bounds the fetch.
 var HTTPClient = &http.Client{
-	Transport:     http.DefaultTransport,
+	Transport:     NewTransport(nil),
 	CheckRedirect: noRedirect,
 }
 
@@ -141,17 +163,22 @@ func noRedirect(*http.Request, []*http.Request) error {
 // The media type must be text/plain, with any parameters (RFC 8461 3.2,
 // "senders SHOULD validate that the media type is text/plain").
 //
-// The error wraps ErrNoPolicy when the policy host does not exist or answers
+// The error wraps ErrInvalidDomain when domain is not a host name (see
+// Domain.Validate), with no connection made; ErrNoPolicy when the policy
+// host does not exist or answers
 // 404, ErrPolicySyntax for an invalid policy, an oversize body or another
 // media type, and ErrPolicyFetch for any other failure: connection, TLS,
-// redirect, status, timeout. Causes such as context.DeadlineExceeded or an
+// redirect, status, timeout, and an address the client refuses to connect to
+// (then ErrAddressRefused too). Causes such as context.DeadlineExceeded or an
 // x509 error stay reachable with errors.Is and errors.As.
 func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
 	start := time.Now()
 	defer func() { metricFetch.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
 
-	if domain.IsZero() {
-		return nil, "", newError(ErrPolicyFetch, reasonFetch, nil, "empty domain")
+	// The name goes into the URL's host: anything but a host name could
+	// add a user, a port, a path or a query.
+	if err := domain.Validate(); err != nil {
+		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
 	defer cancel()
@@ -181,7 +208,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", newError(ErrNoPolicy, reasonNoPolicy, nil, "%s: 404 not found", url)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		// RFC 8461 3.3: redirects MUST NOT be followed.
-		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %q) not followed", url, resp.StatusCode, resp.Header.Get("Location"))
+		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
 	default:
 		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
 		return nil, "", newError(ErrPolicyFetch, reasonHTTPStatus+strconv.Itoa(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
@@ -193,7 +220,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 	ct := resp.Header.Get("Content-Type")
 	mt, _, perr := mime.ParseMediaType(ct)
 	if perr != nil && !errors.Is(perr, mime.ErrInvalidMediaParameter) || mt != "text/plain" {
-		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %q, expected text/plain", url, ct)
+		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %s, expected text/plain", url, quote(ct))
 	}
 
 	// RFC 8461 3.3: a suggested maximum policy size of 64 kilobytes.
@@ -218,6 +245,10 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 // fetchError classifies a failed request or body read.
 func fetchError(err error, url string) error {
 	switch {
+	case errors.Is(err, ErrAddressRefused):
+		// The name resolved to an address of the MTA's own networks,
+		// or another that is not of the internet: no connection made.
+		return newError(ErrPolicyFetch, reasonAddressRefused, err, "%s: policy host address refused", url)
 	case isNotFound(err):
 		// No policy host: the name mta-sts.<domain> does not exist.
 		return newError(ErrNoPolicy, reasonNoPolicy, err, "%s: policy host not found", url)

@@ -87,7 +87,7 @@ func TestLookupRecord(t *testing.T) {
 		{"extended error, not authentication", errResolver{&adns.DNSError{Err: "blocked", UnwrapErr: adns.ExtendedError{InfoCode: adns.ErrBlocked}}}, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
 		{"canceled", errResolver{context.Canceled}, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
 		{"nil resolver", nil, "x.example", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
-		{"zero domain", resolver, "", mtasts.ErrDNS, "mta-sts-record-dns-error", "sts-policy-fetch-error"},
+		{"zero domain", resolver, "", mtasts.ErrInvalidDomain, "", ""},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +137,7 @@ func checkFailure(t *testing.T, err, want error, reason string) {
 
 var sentinels = []error{
 	mtasts.ErrNoRecord, mtasts.ErrMultipleRecords, mtasts.ErrDNS, mtasts.ErrRecordSyntax,
-	mtasts.ErrNoPolicy, mtasts.ErrPolicyFetch, mtasts.ErrPolicySyntax,
+	mtasts.ErrNoPolicy, mtasts.ErrPolicyFetch, mtasts.ErrPolicySyntax, mtasts.ErrInvalidDomain,
 }
 
 func TestTLSReportUnknownErrors(t *testing.T) {

@@ -55,7 +55,7 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 			break
 		}
 		if txt[j] != ';' {
-			return rerr(prev, "unexpected %q after the field, expected \";\" between fields", txt[j])
+			return rerr(prev, "unexpected %s after the field, expected \";\" between fields", quoteChar(txt, j))
 		}
 		i = skipWSP(txt, j+1)
 		if i == len(txt) {
@@ -82,7 +82,7 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 		}
 		value := txt[start:i]
 		if i < len(txt) && txt[i] != ';' && !isWSP(txt[i]) {
-			return rerr(name, "invalid character %q in value, expected printable US-ASCII other than \"=\" and \";\"", txt[i])
+			return rerr(name, "invalid character %s in value, expected printable US-ASCII other than \"=\" and \";\"", quoteChar(txt, i))
 		}
 		if value == "" {
 			return rerr(name, "empty value")
@@ -94,7 +94,7 @@ func ParseRecord(txt string) (record *Record, ismtasts bool, err error) {
 		case name == "id" && r.ID == "":
 			// sts-id = %s"id=" 1*32(ALPHA / DIGIT)
 			if len(value) > 32 || !isAlnumString(value) {
-				return rerr(name, "invalid id %q, expected 1 to 32 letters and digits", value)
+				return rerr(name, "invalid id %s, expected 1 to 32 letters and digits", quote(value))
 			}
 			r.ID = value
 		case name == "id" || name == "v":
@@ -233,7 +233,7 @@ func ParsePolicy(s string) (*Policy, error) {
 		// sts-policy-field-delim = ":" *WSP
 		if i == len(text) || text[i] != ':' {
 			if i < len(text) {
-				return perr(key, "unexpected %q after the key, expected \"key: value\"", text[i])
+				return perr(key, "unexpected %s after the key, expected \"key: value\"", quoteChar(text, i))
 			}
 			return perr(key, "expected \"key: value\"")
 		}
@@ -251,7 +251,7 @@ func ParsePolicy(s string) (*Policy, error) {
 			}
 			// sts-policy-version-value = %s"STSv1"
 			if value != "STSv1" {
-				return perr(key, "unsupported version %q, expected \"STSv1\"", value)
+				return perr(key, "unsupported version %s, expected \"STSv1\"", quote(value))
 			}
 			p.Version = "STSv1"
 			continue
@@ -268,7 +268,7 @@ func ParsePolicy(s string) (*Policy, error) {
 			case ModeNone:
 				p.Mode = ModeNone
 			default:
-				return perr(key, "invalid mode %q, expected \"enforce\", \"testing\" or \"none\"", value)
+				return perr(key, "invalid mode %s, expected \"enforce\", \"testing\" or \"none\"", quote(value))
 			}
 			continue
 		case "max_age":
@@ -278,7 +278,7 @@ func ParsePolicy(s string) (*Policy, error) {
 			// sts-policy-max-age-value = 1*10(DIGIT)
 			n, ok := parseMaxAge(value)
 			if !ok {
-				return perr(key, "invalid max_age %q, expected 1 to 10 digits", value)
+				return perr(key, "invalid max_age %s, expected 1 to 10 digits", quote(value))
 			}
 			p.MaxAgeSeconds = n
 			haveMaxAge = true
@@ -287,7 +287,7 @@ func ParsePolicy(s string) (*Policy, error) {
 			// sts-policy-mx-value = ["*."] Domain; mx may repeat.
 			mx, mustFold, msg := parseMXPattern(value)
 			if msg != "" {
-				return perr(key, "invalid mx pattern %q: %s", value, msg)
+				return perr(key, "invalid mx pattern %s: %s", quote(value), msg)
 			}
 			if mustFold {
 				// Domain names are case-insensitive; keep them lower
@@ -410,7 +410,7 @@ func parseMXPattern(v string) (mx STSMX, mustFold bool, msg string) {
 			case c == '*':
 				return mx, false, "wildcard \"*\" allowed only as the whole left-most label"
 			default:
-				return mx, false, fmt.Sprintf("invalid character %q, expected letters, digits, \"-\" and \".\"", c)
+				return mx, false, fmt.Sprintf("invalid character %s, expected letters, digits, \"-\" and \".\"", quoteChar(v, i))
 			}
 			continue
 		}
@@ -421,7 +421,7 @@ func parseMXPattern(v string) (mx STSMX, mustFold bool, msg string) {
 		case len(label) > 63:
 			return mx, false, "label longer than 63 characters"
 		case label[0] == '-' || label[len(label)-1] == '-':
-			return mx, false, fmt.Sprintf("label %q starts or ends with \"-\"", label)
+			return mx, false, fmt.Sprintf("label %s starts or ends with \"-\"", quote(label))
 		}
 		if len(label) >= 4 && equalFoldASCII(label[:4], "xn--") {
 			idn = true
@@ -440,7 +440,7 @@ func parseMXPattern(v string) (mx STSMX, mustFold bool, msg string) {
 	if idn {
 		u, err := idnaProfile.ToUnicode(v)
 		if err != nil {
-			return mx, false, "invalid A-label: " + err.Error()
+			return mx, false, "invalid A-label: " + causeText(err)
 		}
 		if u != v {
 			mx.Domain.Unicode = u
@@ -457,7 +457,7 @@ func checkExtValue(v string) string {
 		c := v[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 || c == 0x7f {
-				return fmt.Sprintf("control character %q in value, expected printable characters and spaces", c)
+				return fmt.Sprintf("control character %s in value, expected printable characters and spaces", quoteChar(v, i))
 			}
 			i++
 			continue

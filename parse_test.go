@@ -244,7 +244,7 @@ func TestParsePolicy(t *testing.T) {
 
 func TestSyntaxErrorMessage(t *testing.T) {
 	_, err := ParsePolicy("version: STSv1\nmode: enforce\nmx: bücher.example\nmax_age: 60\n")
-	want := `mtasts: invalid policy: line 3: "mx": invalid mx pattern "bücher.example": non-ASCII name, expected the A-label (xn--) form`
+	want := `mtasts: invalid policy: line 3: "mx": invalid mx pattern "b\u00fccher.example": non-ASCII name, expected the A-label (xn--) form`
 	if err == nil || err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}
@@ -394,6 +394,7 @@ func FuzzParseRecord(f *testing.F) {
 			if !ismtasts || r != nil || !errors.Is(err, ErrRecordSyntax) {
 				t.Fatalf("ParseRecord(%q) = %v, %v, %v", txt, r, ismtasts, err)
 			}
+			checkErrorText(t, err)
 			return
 		}
 		if !ismtasts {
@@ -432,6 +433,7 @@ func FuzzParsePolicy(f *testing.F) {
 			if serr.Line < 0 || serr.Line > strings.Count(text, "\n")+1 {
 				t.Fatalf("ParsePolicy(%q): line %d out of range", text, serr.Line)
 			}
+			checkErrorText(t, err)
 			return
 		}
 		p2, err := ParsePolicy(p.String())
@@ -439,4 +441,13 @@ func FuzzParsePolicy(f *testing.F) {
 			t.Fatalf("round trip of %q via %q: %#v, %v; want %#v", text, p.String(), p2, err, p)
 		}
 	})
+}
+
+// checkErrorText checks that an error's message is printable US-ASCII and
+// short, whatever the input: input is quoted cut and escaped.
+func checkErrorText(t *testing.T, err error) {
+	t.Helper()
+	if msg := err.Error(); len(msg) > 400 || !printableASCII(msg) {
+		t.Fatalf("error message %.500q (%d bytes) is not short printable ASCII", msg, len(msg))
+	}
 }

@@ -312,25 +312,30 @@ func (s *PolicyServer) serve(w http.ResponseWriter, r *http.Request) {
 // Client returns an HTTP client that reaches the server for the policy host
 // of every domain set, trusts only the server's CA, and fails for other
 // domains as for a name that does not resolve.
+//
+// Its transport is the library's own, from mtasts.NewTransport, with the
+// limits of mtasts.HTTPClient. The server listens on loopback, which the
+// library refuses to connect to by default; the client allows it as a user
+// would, with mtasts.AllowLoopback, and refuses every other special-purpose
+// address.
 func (s *PolicyServer) Client() *http.Client {
-	var dialer net.Dialer
-	tr := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: s.pool},
-		ForceAttemptHTTP2: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			domain, ok := strings.CutPrefix(canonical(host), "mta-sts.")
-			s.mu.Lock()
-			_, known := s.responses[domain]
-			s.mu.Unlock()
-			if !ok || !known {
-				return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-			}
-			return dialer.DialContext(ctx, network, s.Addr())
-		},
+	dialer := mtasts.NewDialer(mtasts.AllowLoopback)
+	tr := mtasts.NewTransport(mtasts.AllowLoopback)
+	tr.TLSClientConfig.RootCAs = s.pool
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		domain, ok := strings.CutPrefix(canonical(host), "mta-sts.")
+		s.mu.Lock()
+		_, known := s.responses[domain]
+		s.mu.Unlock()
+		if !ok || !known {
+			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+		}
+		// As if mta-sts.<domain> resolved to the server's address.
+		return dialer.DialContext(ctx, network, s.Addr())
 	}
 	s.mu.Lock()
 	s.transports = append(s.transports, tr)
