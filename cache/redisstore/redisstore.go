@@ -42,8 +42,10 @@
 // version ever written. A member that readers may ignore can be added to
 // version 1 (readers ignore members they do not know); any other change
 // takes a new version. A value a release cannot decode, of a version it does
-// not know included, is counted, logged and treated as absent: the cache
-// fetches the policy and the value is overwritten.
+// not know included, and a key of another type than a string (a hash, a
+// list), is counted, logged and treated as absent: the cache fetches the
+// policy and the value is overwritten. Such a value is no failure of Redis:
+// the store goes on using Redis for every key.
 package redisstore
 
 import (
@@ -173,9 +175,9 @@ var ErrUnavailable = errors.New("redisstore: Redis failed recently, not tried")
 // result nobody waits for. A hung Redis thus costs a few goroutines for a few
 // seconds, and no delivery more than Timeout.
 //
-// When op fails, for another reason than the caller's context, no command is
-// sent for RetryAfter: do returns ErrUnavailable at once. The first
-// operation after that tries Redis again.
+// When op fails, for another reason than the caller's context or a key of
+// the wrong type, no command is sent for RetryAfter: do returns
+// ErrUnavailable at once. The first operation after that tries Redis again.
 func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) error {
 	if time.Now().UnixNano() < s.downUntil.Load() {
 		return ErrUnavailable
@@ -195,10 +197,18 @@ func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) erro
 			err = ctx.Err()
 		}
 	}
-	if err != nil && !errors.Is(err, redis.Nil) && parent.Err() == nil {
+	if err != nil && !errors.Is(err, redis.Nil) && !wrongType(err) && parent.Err() == nil {
 		s.downUntil.Store(time.Now().Add(s.opts.RetryAfter).UnixNano())
 	}
 	return err
+}
+
+// wrongType reports whether err is Redis's WRONGTYPE reply: a key holds a
+// hash, a list or another type where a string was expected. That is a bad
+// value under one key, which the next Save overwrites, and no reason to
+// leave Redis alone.
+func wrongType(err error) bool {
+	return redis.HasErrorPrefix(err, "WRONGTYPE")
 }
 
 // RegisterMetrics registers the store's error counter,
@@ -278,9 +288,10 @@ func Decode(b []byte) (cache.Entry, error) {
 
 // Load implements cache.Store. It returns ok false and an error when Redis
 // fails (ErrUnavailable, wrapped, when it failed less than RetryAfter ago),
-// when domain is not a domain name, and when the value does not decode or
-// holds another domain: the cache then treats the entry as absent, and the
-// policy it fetches overwrites the value.
+// when domain is not a domain name, and when the value does not decode, holds
+// another domain or is not a string (a hash, say): the cache then treats the
+// entry as absent, and the policy it fetches overwrites the value. A bad
+// value is no failure of Redis: the store goes on using it.
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
@@ -294,6 +305,12 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 	})
 	if errors.Is(err, redis.Nil) {
 		return cache.Entry{}, false, nil
+	}
+	if wrongType(err) {
+		// A hash or a list under the key: undecodable, as garbage
+		// would be, and overwritten by the next Save (SET replaces a
+		// key of any type).
+		return cache.Entry{}, false, s.fail(ctx, "decode", domain, fmt.Errorf("key %s holds no string: %w", s.policyKey(domain), err))
 	}
 	if err != nil {
 		return cache.Entry{}, false, s.fail(ctx, "load", domain, err)
@@ -310,7 +327,8 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 
 // Save implements cache.Store. The key expires with the policy, so dead
 // entries clean themselves; an entry already expired is not stored. It
-// returns an error when Redis fails or e.Domain is not a domain name.
+// replaces whatever the key held, of any type. It returns an error when
+// Redis fails or e.Domain is not a domain name.
 func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	ttl := time.Until(e.Expires)
 	if ttl <= 0 {
