@@ -142,7 +142,7 @@ type Cache struct {
 	background chan struct{}
 
 	lockMu sync.Mutex
-	locked map[string]bool // fleet locks held, by domain
+	locked map[string]string // tokens of the fleet locks held, by domain
 }
 
 // New returns a Cache with opts; it returns an error when opts.Resolver is
@@ -177,7 +177,7 @@ func New(opts Options) (*Cache, error) {
 		opts:   opts,
 		log:    log,
 		calls:  map[string]*call{},
-		locked: map[string]bool{},
+		locked: map[string]string{},
 
 		background: make(chan struct{}, opts.MaxBackground),
 	}

@@ -69,19 +69,30 @@ type Store interface {
 // MTAs shares one Redis, to let one cache fetch a policy for all.
 //
 // Before fetching a domain's policy, the cache calls Lock. When it gets the
-// lock, it fetches, saves the policy and calls Unlock. When another holds the
-// lock, it polls Load for up to Options.LockWait for a policy with the
-// record's id, and fetches itself when none comes: a slow or dead holder
-// delays others by LockWait at most. Errors of Lock and Unlock are logged and
-// counted, and the cache fetches as if there were no lock.
+// lock, it fetches, saves the policy and calls Unlock with the token Lock
+// returned. When another holds the lock, it polls Load for up to
+// Options.LockWait for a policy with the record's id, and fetches itself when
+// none comes: a slow or dead holder delays others by LockWait at most. Errors
+// of Lock and Unlock are logged and counted, and the cache fetches as if
+// there were no lock.
+//
+// The token makes a release exact: several caches may share one Store value
+// (one Redis client for a whole process, say), and a holder whose lock
+// expired must not release the lock another cache took since.
 type Locker interface {
 	// Lock tries to take the fetch lock of domain. It must not wait for
 	// a holder, and the lock must expire by itself, so that a cache that
-	// dies holding it blocks nobody for long.
-	Lock(ctx context.Context, domain string) (held bool, err error)
-	// Unlock releases the lock taken by this store's Lock, and not a lock
-	// that another took since this one expired.
-	Unlock(ctx context.Context, domain string) error
+	// dies holding it blocks nobody for long. When held is true, token
+	// identifies this taking of the lock, distinct from every other
+	// (of this Store value too), for Unlock. When err is not nil, held
+	// is false and the cache calls no Unlock: a Lock that failed after
+	// the backend may have taken the lock (a reply that came too late,
+	// say) must see to it that this lock does not last long.
+	Lock(ctx context.Context, domain string) (token string, held bool, err error)
+	// Unlock releases the lock of domain if it is still the one taken by
+	// the Lock that returned token, and leaves it otherwise: a lock that
+	// expired and was taken by another is not this holder's to release.
+	Unlock(ctx context.Context, domain, token string) error
 }
 
 // MemoryStore is a Store in memory, bounded to a number of entries: saving
