@@ -52,8 +52,9 @@ type Entry struct {
 //     path, another key prefix).
 //   - Concurrent Saves of one domain need no ordering: the last one may win.
 //     An older entry that wins is corrected by the next record check.
-//   - It should forget an entry at its Expires time (a TTL); an expired entry
-//     that is returned anyway is ignored.
+//   - It should forget an entry at its Expires time (a TTL), or implement
+//     Pruner if it cannot; an expired entry that is returned anyway is
+//     ignored.
 //   - Deleting an absent entry is not an error.
 type Store interface {
 	// Load returns the entry of domain; ok is false when there is none.
@@ -93,6 +94,19 @@ type Locker interface {
 	// the Lock that returned token, and leaves it otherwise: a lock that
 	// expired and was taken by another is not this holder's to release.
 	Unlock(ctx context.Context, domain, token string) error
+}
+
+// Pruner is implemented by a Store whose entries do not expire by
+// themselves, as a FileStore's files do not. Run calls Prune once an hour, in
+// a goroutine of its own, one call at a time, and ends its context when Run's
+// ends or the cache is closed; Close waits for it to return.
+type Pruner interface {
+	// Prune removes the entries that expired by now, and whatever else
+	// the store no longer needs, such as what a crash left. It returns
+	// ctx's error when ctx ends first, and an error when the store
+	// cannot be read; entries it could not remove wait for the next
+	// call.
+	Prune(ctx context.Context, now time.Time) error
 }
 
 // MemoryStore is a Store in memory, bounded to a number of entries: saving
