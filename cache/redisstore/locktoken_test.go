@@ -116,6 +116,7 @@ func (h *lateReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-h.release:
+				return err
 			}
 		}
 		<-h.release
