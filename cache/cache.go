@@ -171,7 +171,7 @@ type Cache struct {
 	storeCalls chan struct{}
 
 	lockMu sync.Mutex
-	locked map[string]bool // fleet locks held, by domain
+	locked map[string]string // tokens of the fleet locks held, by domain
 }
 
 // New returns a Cache with opts; it returns an error when opts.Resolver is
@@ -207,7 +207,7 @@ func New(opts Options) (*Cache, error) {
 		opts:   opts,
 		log:    log,
 		calls:  map[string]*call{},
-		locked: map[string]bool{},
+		locked: map[string]string{},
 
 		items:      newTable(),
 		epoch:      time.Now().Add(-opts.CheckInterval - time.Second),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -725,29 +726,40 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // fleet's Redis would be.
 type sharedStore struct {
 	*cache.MemoryStore
-	mu    sync.Mutex
-	locks map[string]time.Time // expiry by domain
-	ttl   time.Duration
+	mu     sync.Mutex
+	locks  map[string]sharedLock // by domain
+	ttl    time.Duration
+	tokens int // tokens handed out
+}
+
+// sharedLock is a lock held in a sharedStore.
+type sharedLock struct {
+	token   string
+	expires time.Time
 }
 
 func newSharedStore(ttl time.Duration) *sharedStore {
-	return &sharedStore{MemoryStore: cache.NewMemoryStore(100), locks: map[string]time.Time{}, ttl: ttl}
+	return &sharedStore{MemoryStore: cache.NewMemoryStore(100), locks: map[string]sharedLock{}, ttl: ttl}
 }
 
-func (s *sharedStore) Lock(ctx context.Context, domain string) (bool, error) {
+func (s *sharedStore) Lock(ctx context.Context, domain string) (string, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if exp, ok := s.locks[domain]; ok && time.Now().Before(exp) {
-		return false, nil
+	if l, ok := s.locks[domain]; ok && time.Now().Before(l.expires) {
+		return "", false, nil
 	}
-	s.locks[domain] = time.Now().Add(s.ttl)
-	return true, nil
+	s.tokens++
+	token := strconv.Itoa(s.tokens)
+	s.locks[domain] = sharedLock{token, time.Now().Add(s.ttl)}
+	return token, true, nil
 }
 
-func (s *sharedStore) Unlock(ctx context.Context, domain string) error {
+func (s *sharedStore) Unlock(ctx context.Context, domain, token string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.locks, domain)
+	if s.locks[domain].token == token {
+		delete(s.locks, domain)
+	}
 	return nil
 }
 

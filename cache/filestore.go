@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -20,7 +22,8 @@ import (
 // survive restarts. Writes are atomic: a temporary file is written, synced
 // and renamed over the old one, so a crash leaves the old entry or the new
 // one, never half of either. It is safe for concurrent use, also by several
-// processes sharing the directory.
+// processes sharing the directory. Files do not expire by themselves:
+// NewFileStore and Prune, which Run calls, remove expired ones.
 //
 // The file format is JSON with a version number:
 //
@@ -48,29 +51,146 @@ type fileEntry struct {
 // file is not one this package wrote.
 const maxFileSize = 6*mtasts.MaxPolicySize + 4096
 
-// staleTemp is the age after which NewFileStore removes a temporary file: one
-// left by a process that crashed mid-write. A write in progress, even of
-// another process sharing the directory, takes far less.
+// staleTemp is the age after which NewFileStore and Prune remove a temporary
+// file: one left by a process that crashed mid-write. A write in progress,
+// even of another process sharing the directory, takes far less; removing
+// its file would fail that write.
 const staleTemp = time.Hour
 
 // NewFileStore returns a FileStore keeping its files in dir, which it creates
-// (mode 0700) when missing. It removes temporary files that a crash in the
-// middle of a write left behind. It returns an error when dir cannot be
+// (mode 0700) when missing. It prunes dir as Prune does: it removes expired
+// entries, and temporary files that a crash in the middle of a write left
+// behind, once they are an hour old. It returns an error when dir cannot be
 // created or read.
 func NewFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
 	}
-	temps, err := filepath.Glob(filepath.Join(dir, tempPattern))
+	s := &FileStore{dir: dir}
+	// A file it could not remove, unlike an unreadable directory, is no
+	// reason to fail: Prune tries again, and reports it.
+	if _, err := s.prune(context.Background(), time.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Prune implements Pruner: it removes the entry files that expired by now,
+// and temporary files an hour old at now, which a crash in the middle of a
+// write left (a younger one may be a write in progress, of another process
+// sharing the directory, say). It leaves the files it cannot read as entries
+// of this format version, such as those of a later release sharing the
+// directory: Load reports them and Save replaces them. It returns ctx's
+// error when ctx ends first, and an error when the directory cannot be read
+// or an expired file cannot be removed.
+func (s *FileStore) Prune(ctx context.Context, now time.Time) error {
+	files, err := s.prune(ctx, now)
+	if err != nil {
+		return err
+	}
+	if files != nil {
+		return fmt.Errorf("cache: file store: prune: %w", files)
+	}
+	return nil
+}
+
+// prune does the work of Prune. It returns the errors of files it could not
+// remove, and apart from them its own error: the directory's, or ctx's.
+func (s *FileStore) prune(ctx context.Context, now time.Time) (files, err error) {
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
 	}
-	for _, name := range temps {
-		if fi, err := os.Lstat(name); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTemp {
-			os.Remove(name)
+	defer d.Close()
+	var errs []error
+	for {
+		// In batches: a directory may hold a million entries.
+		names, err := d.Readdirnames(1024)
+		for _, name := range names {
+			if err := ctx.Err(); err != nil {
+				return errors.Join(errs...), err
+			}
+			switch {
+			case isTempName(name):
+				errs = append(errs, s.pruneTemp(name, now))
+			case filepath.Ext(name) == ".json":
+				errs = append(errs, s.pruneEntry(name, now))
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return errors.Join(errs...), fmt.Errorf("cache: file store: %w", err)
 		}
 	}
-	return &FileStore{dir: dir}, nil
+	return errors.Join(errs...), nil
+}
+
+// pruneTemp removes the temporary file name if it is staleTemp old at now.
+func (s *FileStore) pruneTemp(name string, now time.Time) error {
+	path := filepath.Join(s.dir, name)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) <= staleTemp {
+		return nil // gone, renamed into place, or too young
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// pruneEntry removes the entry file name if it expired by now.
+func (s *FileStore) pruneEntry(name string, now time.Time) error {
+	path := filepath.Join(s.dir, name)
+	if !s.expiredFile(path, now) {
+		return nil
+	}
+	return s.removeExpired(path, now)
+}
+
+// removeExpired removes the entry file at path, found expired at now. A
+// Save, of another process too, may have replaced the file since it was
+// read: so the file is first claimed, renamed to a temporary name (which a
+// crash leaves to pruneTemp), and read again; an entry that turns out fresh
+// is linked back, unless a newer one took its place meanwhile.
+func (s *FileStore) removeExpired(path string, now time.Time) error {
+	claim := filepath.Join(s.dir, ".tmp-prune-"+randomSuffix())
+	if err := os.Rename(path, claim); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if !s.expiredFile(claim, now) {
+		if err := os.Link(claim, path); err != nil && !errors.Is(err, fs.ErrExist) {
+			// No hard links on this file system: rename back,
+			// which may replace an entry saved in the last
+			// instant; the next record check corrects that.
+			return os.Rename(claim, path)
+		}
+	}
+	return os.Remove(claim)
+}
+
+// expiredFile reports whether path holds an entry of this format version
+// that expired by now; a file it cannot read or decode is not one.
+func (s *FileStore) expiredFile(path string, now time.Time) bool {
+	fe, err := readEntryFile(path)
+	return err == nil && fe.Version == fileVersion && !fe.Expires.After(now)
+}
+
+// isTempName reports whether name is that of a temporary file, of
+// writeFileAtomic or of pruneEntry.
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, tempPrefix)
+}
+
+// randomSuffix returns 64 random bits in hex, for a file name of its own.
+func randomSuffix() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // path returns the file of domain. A name of lower-case letters, digits,
@@ -104,16 +224,12 @@ func safeFileName(domain string) bool {
 // Load implements Store. A file that cannot be read or decoded, or that holds
 // another domain or another format version, is an error.
 func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
-	data, err := readFile(s.path(domain))
+	fe, err := readEntryFile(s.path(domain))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, false, nil
 	}
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("cache: file store: %w", err)
-	}
-	var fe fileEntry
-	if err := json.Unmarshal(data, &fe); err != nil {
-		return Entry{}, false, fmt.Errorf("cache: file store: %s: %w", s.path(domain), err)
 	}
 	if fe.Version != fileVersion {
 		return Entry{}, false, fmt.Errorf("cache: file store: %s: format version %d, expected %d", s.path(domain), fe.Version, fileVersion)
@@ -122,6 +238,20 @@ func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error
 		return Entry{}, false, fmt.Errorf("cache: file store: %s: holds domain %q, expected %q", s.path(domain), fe.Domain, domain)
 	}
 	return Entry{Domain: fe.Domain, RecordID: fe.RecordID, Policy: fe.Policy, Fetched: fe.Fetched, Expires: fe.Expires}, true, nil
+}
+
+// readEntryFile reads and decodes the file at path, refusing more than
+// maxFileSize bytes. It does not check the format version.
+func readEntryFile(path string) (fileEntry, error) {
+	var fe fileEntry
+	data, err := readFile(path)
+	if err != nil {
+		return fe, err
+	}
+	if err := json.Unmarshal(data, &fe); err != nil {
+		return fe, fmt.Errorf("%s: %w", path, err)
+	}
+	return fe, nil
 }
 
 // readFile reads path, refusing more than maxFileSize bytes.
@@ -153,9 +283,13 @@ func (s *FileStore) Save(ctx context.Context, e Entry) error {
 	return nil
 }
 
-// tempPattern names the temporary files of writeFileAtomic. Its leading dot
-// keeps it apart from entry files, whose names never start with one.
-const tempPattern = ".tmp-*"
+// tempPrefix starts the names of temporary files, and tempPattern names those
+// of writeFileAtomic. The leading dot keeps them apart from entry files,
+// whose names never start with one.
+const (
+	tempPrefix  = ".tmp-"
+	tempPattern = tempPrefix + "*"
+)
 
 // writeFileAtomic replaces path with data: temporary file in the same
 // directory, fsync, rename, fsync of the directory.

@@ -67,10 +67,11 @@ func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, 
 
 // lockFleet tries to take the fleet-wide fetch lock of domain. It reports
 // whether this cache should fetch: it holds the lock now, or the lock failed,
-// which is no reason to wait.
+// which is no reason to wait. The lock's token is kept in c.locked for
+// unlockFleet.
 func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
 	ctx, cancel := c.storeContext()
-	held, err := locker.Lock(ctx, domain.ASCII)
+	token, held, err := locker.Lock(ctx, domain.ASCII)
 	cancel()
 	if err != nil {
 		c.storeError("lock", domain, err)
@@ -78,17 +79,17 @@ func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
 	}
 	if held {
 		c.lockMu.Lock()
-		c.locked[domain.ASCII] = true
+		c.locked[domain.ASCII] = token
 		c.lockMu.Unlock()
 	}
 	return held
 }
 
 // unlockFleet releases the fleet-wide fetch lock of domain, if this cache
-// holds it.
+// holds it, with the token of the Lock that took it.
 func (c *Cache) unlockFleet(domain mtasts.Domain) {
 	c.lockMu.Lock()
-	held := c.locked[domain.ASCII]
+	token, held := c.locked[domain.ASCII]
 	delete(c.locked, domain.ASCII)
 	c.lockMu.Unlock()
 	if !held {
@@ -96,7 +97,7 @@ func (c *Cache) unlockFleet(domain mtasts.Domain) {
 	}
 	ctx, cancel := c.storeContext()
 	defer cancel()
-	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII); err != nil {
+	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII, token); err != nil {
 		c.storeError("unlock", domain, err)
 	}
 }

@@ -367,11 +367,11 @@ func (hungStore) Load(ctx context.Context, domain string) (cache.Entry, bool, er
 }
 func (hungStore) Save(ctx context.Context, e cache.Entry) error { <-ctx.Done(); return ctx.Err() }
 func (hungStore) Delete(ctx context.Context, d string) error    { <-ctx.Done(); return ctx.Err() }
-func (hungStore) Lock(ctx context.Context, d string) (bool, error) {
+func (hungStore) Lock(ctx context.Context, d string) (string, bool, error) {
 	<-ctx.Done()
-	return false, ctx.Err()
+	return "", false, ctx.Err()
 }
-func (hungStore) Unlock(ctx context.Context, d string) error { <-ctx.Done(); return ctx.Err() }
+func (hungStore) Unlock(ctx context.Context, d, token string) error { <-ctx.Done(); return ctx.Err() }
 
 // TestHungStore: a store that hangs delays a miss by StoreTimeout per call
 // at most, a hit not at all, and fails no delivery.

@@ -52,8 +52,9 @@ type Entry struct {
 //     path, another key prefix).
 //   - Concurrent Saves of one domain need no ordering: the last one may win.
 //     An older entry that wins is corrected by the next record check.
-//   - It should forget an entry at its Expires time (a TTL); an expired entry
-//     that is returned anyway is ignored.
+//   - It should forget an entry at its Expires time (a TTL), or implement
+//     Pruner if it cannot; an expired entry that is returned anyway is
+//     ignored.
 //   - Deleting an absent entry is not an error.
 type Store interface {
 	// Load returns the entry of domain; ok is false when there is none.
@@ -69,19 +70,43 @@ type Store interface {
 // MTAs shares one Redis, to let one cache fetch a policy for all.
 //
 // Before fetching a domain's policy, the cache calls Lock. When it gets the
-// lock, it fetches, saves the policy and calls Unlock. When another holds the
-// lock, it polls Load for up to Options.LockWait for a policy with the
-// record's id, and fetches itself when none comes: a slow or dead holder
-// delays others by LockWait at most. Errors of Lock and Unlock are logged and
-// counted, and the cache fetches as if there were no lock.
+// lock, it fetches, saves the policy and calls Unlock with the token Lock
+// returned. When another holds the lock, it polls Load for up to
+// Options.LockWait for a policy with the record's id, and fetches itself when
+// none comes: a slow or dead holder delays others by LockWait at most. Errors
+// of Lock and Unlock are logged and counted, and the cache fetches as if
+// there were no lock.
+//
+// The token makes a release exact: several caches may share one Store value
+// (one Redis client for a whole process, say), and a holder whose lock
+// expired must not release the lock another cache took since.
 type Locker interface {
 	// Lock tries to take the fetch lock of domain. It must not wait for
 	// a holder, and the lock must expire by itself, so that a cache that
-	// dies holding it blocks nobody for long.
-	Lock(ctx context.Context, domain string) (held bool, err error)
-	// Unlock releases the lock taken by this store's Lock, and not a lock
-	// that another took since this one expired.
-	Unlock(ctx context.Context, domain string) error
+	// dies holding it blocks nobody for long. When held is true, token
+	// identifies this taking of the lock, distinct from every other
+	// (of this Store value too), for Unlock. When err is not nil, held
+	// is false and the cache calls no Unlock: a Lock that failed after
+	// the backend may have taken the lock (a reply that came too late,
+	// say) must see to it that this lock does not last long.
+	Lock(ctx context.Context, domain string) (token string, held bool, err error)
+	// Unlock releases the lock of domain if it is still the one taken by
+	// the Lock that returned token, and leaves it otherwise: a lock that
+	// expired and was taken by another is not this holder's to release.
+	Unlock(ctx context.Context, domain, token string) error
+}
+
+// Pruner is implemented by a Store whose entries do not expire by
+// themselves, as a FileStore's files do not. Run calls Prune once an hour, in
+// a goroutine of its own, one call at a time, and ends its context when Run's
+// ends or the cache is closed; Close waits for it to return.
+type Pruner interface {
+	// Prune removes the entries that expired by now, and whatever else
+	// the store no longer needs, such as what a crash left. It returns
+	// ctx's error when ctx ends first, and an error when the store
+	// cannot be read; entries it could not remove wait for the next
+	// call.
+	Prune(ctx context.Context, now time.Time) error
 }
 
 // MemoryStore is a Store in memory, bounded to a number of entries: saving

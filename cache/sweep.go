@@ -11,10 +11,12 @@ import (
 //
 // A policy is fetched again once it is RefreshAge old (at most half its
 // lifetime), whether or not its id changed, so a domain that gets mail daily
-// never lapses (RFC 8461 3.3, 10.2).
+// never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
+// an hour.
 func (c *Cache) Run(ctx context.Context) error {
 	ticker := time.NewTicker(c.opts.RunInterval)
 	defer ticker.Stop()
+	pruning := newPruning(time.Now())
 	for {
 		select {
 		case <-ctx.Done():
@@ -23,6 +25,7 @@ func (c *Cache) Run(ctx context.Context) error {
 			return nil
 		case now := <-ticker.C:
 			c.sweep(ctx, now)
+			c.prune(ctx, now, pruning)
 		}
 	}
 }

@@ -76,16 +76,17 @@ func TestCluster(t *testing.T) {
 	}
 
 	// The lock, whose release is a script, works through the cluster.
-	if held, err := stores[0].Lock(ctx, "example.org"); !held || err != nil {
+	token, held, err := stores[0].Lock(ctx, "example.org")
+	if !held || err != nil {
 		t.Fatalf("Lock = %v, %v", held, err)
 	}
-	if held, err := stores[1].Lock(ctx, "example.org"); held || err != nil {
+	if _, held, err := stores[1].Lock(ctx, "example.org"); held || err != nil {
 		t.Errorf("second Lock = %v, %v; want not held", held, err)
 	}
-	if err := stores[0].Unlock(ctx, "example.org"); err != nil {
+	if err := stores[0].Unlock(ctx, "example.org", token); err != nil {
 		t.Fatal(err)
 	}
-	if held, err := stores[1].Lock(ctx, "example.org"); !held || err != nil {
+	if _, held, err := stores[1].Lock(ctx, "example.org"); !held || err != nil {
 		t.Errorf("Lock after Unlock = %v, %v", held, err)
 	}
 }

@@ -71,7 +71,7 @@ func TestRedisHung(t *testing.T) {
 				{"load", func() error { _, _, err := store.Load(ctx, "example.com"); return err }},
 				{"save", func() error { return store.Save(ctx, entry("example.org")) }},
 				{"delete", func() error { return store.Delete(ctx, "example.com") }},
-				{"lock", func() error { _, err := store.Lock(ctx, "example.com"); return err }},
+				{"lock", func() error { _, _, err := store.Lock(ctx, "example.com"); return err }},
 			}
 			for _, op := range ops {
 				start := time.Now()

@@ -34,11 +34,11 @@ func TestKeys(t *testing.T) {
 			t.Errorf("Load(%q) = %+v, %v, %v", name, e, ok, err)
 		}
 	}
-	held, err := s.Lock(ctx, "BÜCHER.example")
+	token, held, err := s.Lock(ctx, "BÜCHER.example")
 	if err != nil || !held || rdb.Exists(ctx, "fleet1:lock:xn--bcher-kva.example").Val() != 1 {
 		t.Errorf("Lock = %v, %v; lock key: %q", held, err, rdb.Keys(ctx, "fleet1:lock:*").Val())
 	}
-	if err := s.Unlock(ctx, "xn--bcher-kva.example"); err != nil || rdb.Exists(ctx, "fleet1:lock:xn--bcher-kva.example").Val() != 0 {
+	if err := s.Unlock(ctx, "xn--bcher-kva.example", token); err != nil || rdb.Exists(ctx, "fleet1:lock:xn--bcher-kva.example").Val() != 0 {
 		t.Errorf("Unlock: %v, or the lock is still there", err)
 	}
 	if err := s.Delete(ctx, "bücher.example"); err != nil || rdb.Exists(ctx, "fleet1:policy:xn--bcher-kva.example").Val() != 0 {

@@ -10,8 +10,9 @@ import (
 	"github.com/mtasts-go/mtasts/cache/redisstore"
 )
 
-// TestLock checks the lock itself: SET NX with the store's LockTTL, one
-// holder at a time, and release only by the holder.
+// TestLock checks the lock itself: SET NX, lasting the store's LockTTL, one
+// holder at a time, and release only with the holder's token, also between
+// holders that share one Store value.
 func TestLock(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
@@ -19,38 +20,50 @@ func TestLock(t *testing.T) {
 	a := redisstore.New(rdb, redisstore.Options{LockTTL: 30 * time.Second})
 	b := redisstore.New(srv.client(), redisstore.Options{LockTTL: 30 * time.Second})
 
-	if held, err := a.Lock(ctx, "example.com"); !held || err != nil {
-		t.Fatalf("first Lock = %v, %v", held, err)
+	token, held, err := a.Lock(ctx, "example.com")
+	if !held || err != nil || token == "" {
+		t.Fatalf("first Lock = %q, %v, %v", token, held, err)
 	}
 	// The lock expires by itself, after LockTTL.
 	if ttl := rdb.PTTL(ctx, "mtasts:lock:example.com").Val(); ttl <= 29*time.Second || ttl > 30*time.Second {
 		t.Errorf("lock PTTL %v, want just under 30s", ttl)
 	}
-	if held, err := b.Lock(ctx, "example.com"); held || err != nil {
-		t.Errorf("second Lock = %v, %v; want not held", held, err)
+	for _, s := range []*redisstore.Store{a, b} {
+		if other, held, err := s.Lock(ctx, "example.com"); held || err != nil || other != "" {
+			t.Errorf("second Lock = %q, %v, %v; want not held", other, held, err)
+		}
 	}
-	// Unlock by one that does not hold the lock leaves it.
-	if err := b.Unlock(ctx, "example.com"); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 1 {
-		t.Errorf("Unlock by a non-holder: %v, or it removed the lock", err)
+	// Unlock without the holder's token leaves the lock.
+	for _, wrong := range []string{"", "not-the-token"} {
+		if err := b.Unlock(ctx, "example.com", wrong); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 1 {
+			t.Errorf("Unlock with token %q: %v, or it removed the lock", wrong, err)
+		}
 	}
-	if err := a.Unlock(ctx, "example.com"); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 0 {
-		t.Errorf("Unlock by the holder: %v, or the lock is still there", err)
+	// The token, not the Store value, makes the holder.
+	if err := b.Unlock(ctx, "example.com", token); err != nil || rdb.Exists(ctx, "mtasts:lock:example.com").Val() != 0 {
+		t.Errorf("Unlock with the holder's token: %v, or the lock is still there", err)
 	}
 
-	// The holder's lock expired and another took it: the first holder's
-	// Unlock must not release the new holder's lock.
-	if held, err := a.Lock(ctx, "example.org"); !held || err != nil {
+	// The holder's lock expired and another holder, of the same Store
+	// value, took it: the first holder's Unlock must not release the new
+	// holder's lock.
+	first, held, err := a.Lock(ctx, "example.org")
+	if !held || err != nil {
 		t.Fatalf("Lock = %v, %v", held, err)
 	}
 	rdb.Del(ctx, "mtasts:lock:example.org") // as if it expired
-	if held, err := b.Lock(ctx, "example.org"); !held || err != nil {
-		t.Fatalf("Lock after expiry = %v, %v", held, err)
+	second, held, err := a.Lock(ctx, "example.org")
+	if !held || err != nil || second == first {
+		t.Fatalf("Lock after expiry = %q, %v, %v; first token %q", second, held, err, first)
 	}
-	if err := a.Unlock(ctx, "example.org"); err != nil {
+	if err := a.Unlock(ctx, "example.org", first); err != nil {
 		t.Fatal(err)
 	}
-	if rdb.Exists(ctx, "mtasts:lock:example.org").Val() != 1 {
+	if rdb.Get(ctx, "mtasts:lock:example.org").Val() != second {
 		t.Error("a stale holder released the new holder's lock")
+	}
+	if err := a.Unlock(ctx, "example.org", second); err != nil || rdb.Exists(ctx, "mtasts:lock:example.org").Val() != 0 {
+		t.Errorf("Unlock by the new holder: %v, or the lock is still there", err)
 	}
 }
 

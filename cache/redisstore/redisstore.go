@@ -26,7 +26,14 @@
 // A policy is kept under Options.Prefix + "policy:" + the domain in A-label
 // form, e.g. "mtasts:policy:xn--bcher-kva.example", and expires in Redis when
 // the policy does. The fetch lock of a domain is Options.Prefix + "lock:" +
-// the domain; it holds a random token and expires after Options.LockTTL.
+// the domain; it holds a random token, new for each Lock, so that only the
+// Lock that took it releases it (by a compare-and-delete script), also among
+// caches sharing one Store value. It is taken for twice Options.Timeout
+// (SET NX PX), then, once that reply came in time, extended to
+// Options.LockTTL (a compare-and-expire script). A reply that comes too late
+// thus leaves a lock of twice Timeout at most, never one of LockTTL that the
+// cache, whose Lock failed, would not release; the store also deletes such a
+// lock at once, best effort.
 //
 // # Values
 //
@@ -42,8 +49,10 @@
 // version ever written. A member that readers may ignore can be added to
 // version 1 (readers ignore members they do not know); any other change
 // takes a new version. A value a release cannot decode, of a version it does
-// not know included, is counted, logged and treated as absent: the cache
-// fetches the policy and the value is overwritten.
+// not know included, and a key of another type than a string (a hash, a
+// list), is counted, logged and treated as absent: the cache fetches the
+// policy and the value is overwritten. Such a value is no failure of Redis:
+// the store goes on using Redis for every key.
 package redisstore
 
 import (
@@ -54,7 +63,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,7 +83,8 @@ type Options struct {
 	Timeout time.Duration
 	// LockTTL is how long a fetch lock lasts unless released: long enough
 	// for a policy fetch, short enough that a dead holder blocks nobody
-	// for long. Default 90 seconds, the cache's fetch timeout.
+	// for long. Default 90 seconds, the cache's fetch timeout. A lock
+	// lasts twice Timeout until Lock has Redis's reply, see Store.Lock.
 	LockTTL time.Duration
 	// RetryAfter is how long, after a Redis command failed, the store
 	// sends none: operations fail at once with ErrUnavailable. A Redis
@@ -104,9 +113,6 @@ type Store struct {
 	// downUntil is when, in Unix nanoseconds, the store tries Redis
 	// again after a failed command.
 	downUntil atomic.Int64
-
-	mu     sync.Mutex
-	tokens map[string]string // lock tokens held, by domain
 }
 
 var (
@@ -142,7 +148,6 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 			Name: "mtasts_redisstore_errors_total",
 			Help: "Failed Redis operations of the MTA-STS policy store, by operation.",
 		}, []string{"op"}),
-		tokens:  map[string]string{},
 		bounded: honoursContext(rdb),
 	}
 }
@@ -173,9 +178,9 @@ var ErrUnavailable = errors.New("redisstore: Redis failed recently, not tried")
 // result nobody waits for. A hung Redis thus costs a few goroutines for a few
 // seconds, and no delivery more than Timeout.
 //
-// When op fails, for another reason than the caller's context, no command is
-// sent for RetryAfter: do returns ErrUnavailable at once. The first
-// operation after that tries Redis again.
+// When op fails, for another reason than the caller's context or a key of
+// the wrong type, no command is sent for RetryAfter: do returns
+// ErrUnavailable at once. The first operation after that tries Redis again.
 func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) error {
 	if time.Now().UnixNano() < s.downUntil.Load() {
 		return ErrUnavailable
@@ -195,10 +200,18 @@ func (s *Store) do(ctx context.Context, op func(ctx context.Context) error) erro
 			err = ctx.Err()
 		}
 	}
-	if err != nil && !errors.Is(err, redis.Nil) && parent.Err() == nil {
+	if err != nil && !errors.Is(err, redis.Nil) && !wrongType(err) && parent.Err() == nil {
 		s.downUntil.Store(time.Now().Add(s.opts.RetryAfter).UnixNano())
 	}
 	return err
+}
+
+// wrongType reports whether err is Redis's WRONGTYPE reply: a key holds a
+// hash, a list or another type where a string was expected. That is a bad
+// value under one key, which the next Save overwrites, and no reason to
+// leave Redis alone.
+func wrongType(err error) bool {
+	return redis.HasErrorPrefix(err, "WRONGTYPE")
 }
 
 // RegisterMetrics registers the store's error counter,
@@ -278,9 +291,10 @@ func Decode(b []byte) (cache.Entry, error) {
 
 // Load implements cache.Store. It returns ok false and an error when Redis
 // fails (ErrUnavailable, wrapped, when it failed less than RetryAfter ago),
-// when domain is not a domain name, and when the value does not decode or
-// holds another domain: the cache then treats the entry as absent, and the
-// policy it fetches overwrites the value.
+// when domain is not a domain name, and when the value does not decode, holds
+// another domain or is not a string (a hash, say): the cache then treats the
+// entry as absent, and the policy it fetches overwrites the value. A bad
+// value is no failure of Redis: the store goes on using it.
 func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
@@ -294,6 +308,12 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 	})
 	if errors.Is(err, redis.Nil) {
 		return cache.Entry{}, false, nil
+	}
+	if wrongType(err) {
+		// A hash or a list under the key: undecodable, as garbage
+		// would be, and overwritten by the next Save (SET replaces a
+		// key of any type).
+		return cache.Entry{}, false, s.fail(ctx, "decode", domain, fmt.Errorf("key %s holds no string: %w", s.policyKey(domain), err))
 	}
 	if err != nil {
 		return cache.Entry{}, false, s.fail(ctx, "load", domain, err)
@@ -310,7 +330,8 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 
 // Save implements cache.Store. The key expires with the policy, so dead
 // entries clean themselves; an entry already expired is not stored. It
-// returns an error when Redis fails or e.Domain is not a domain name.
+// replaces whatever the key held, of any type. It returns an error when
+// Redis fails or e.Domain is not a domain name.
 func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 	ttl := time.Until(e.Expires)
 	if ttl <= 0 {
@@ -352,60 +373,103 @@ func (s *Store) Delete(ctx context.Context, domain string) error {
 	return nil
 }
 
-// Lock implements cache.Locker with SET NX PX and a random token, which
-// expires after LockTTL. held is false when another holds the lock; on an
-// error, when Redis fails or domain is not a domain name, it is false too.
-func (s *Store) Lock(ctx context.Context, domain string) (bool, error) {
+// Lock implements cache.Locker with a random token per call, so that a
+// release is exact even between caches sharing this Store value. It takes
+// the lock with SET NX PX for twice Timeout only, then, once that reply has
+// come within Timeout, extends it to LockTTL with a script that checks the
+// token. A SET NX whose reply comes too late thus leaves a lock of twice
+// Timeout at most, which Lock also deletes, best effort, in the background:
+// Lock then fails, and the cache, with no token, releases nothing. held is
+// false when another holds the lock; on an error, when Redis fails or domain
+// is not a domain name, it is false too.
+func (s *Store) Lock(ctx context.Context, domain string) (string, bool, error) {
 	ascii, err := aLabel(domain)
 	if err != nil {
-		return false, s.fail(ctx, "lock", domain, err)
+		return "", false, s.fail(ctx, "lock", domain, err)
 	}
-	domain = ascii
-	var raw [16]byte
-	rand.Read(raw[:])
-	token := hex.EncodeToString(raw[:])
-	var ok bool
-	err = s.do(ctx, func(ctx context.Context) (err error) {
-		ok, err = s.rdb.SetNX(ctx, s.lockKey(domain), token, s.opts.LockTTL).Result()
+	key := s.lockKey(ascii)
+	token := newToken()
+	first := min(2*s.opts.Timeout, s.opts.LockTTL)
+	// held is written by op, which may run on after do returns: it is
+	// read only when do returned op's own result.
+	var held bool
+	err = s.do(ctx, func(ctx context.Context) error {
+		ok, err := s.rdb.SetNX(ctx, key, token, first).Result()
+		if err != nil || !ok || first == s.opts.LockTTL {
+			held = ok
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			// The reply came after do gave up: the lock is
+			// short-lived, and release deletes it.
+			return err
+		}
+		n, err := extendScript.Run(ctx, s.rdb, []string{key}, token, s.opts.LockTTL.Milliseconds()).Int()
+		held = n == 1
 		return err
 	})
 	if err != nil {
-		return false, s.fail(ctx, "lock", domain, err)
+		if !errors.Is(err, ErrUnavailable) {
+			// The SET NX, or the extension, may have run with its
+			// reply lost or late: no one would release that lock.
+			go s.release(key, token)
+		}
+		return "", false, s.fail(ctx, "lock", ascii, err)
 	}
-	if ok {
-		s.mu.Lock()
-		s.tokens[domain] = token
-		s.mu.Unlock()
+	if !held {
+		return "", false, nil
 	}
-	return ok, nil
+	return token, true, nil
 }
 
-// unlockScript deletes the lock only if it still holds our token: a lock
-// that expired and was taken by another cache is not ours to release.
+// newToken returns a random lock token, 128 bits in hex.
+func newToken() string {
+	var raw [16]byte
+	rand.Read(raw[:])
+	return hex.EncodeToString(raw[:])
+}
+
+// extendScript sets the lifetime of the lock KEYS[1] to ARGV[2] milliseconds
+// if it still holds the token ARGV[1], and returns 1; else 0. Run after the
+// cleanup of release, it finds no token and does nothing.
+var extendScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
+
+// unlockScript deletes the lock KEYS[1] only if it still holds the token
+// ARGV[1]: a lock that expired and was taken by another cache is not ours to
+// release.
 var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
+// release deletes the lock key if it still holds token, after a Lock whose
+// outcome is unknown. It sends the script even when Redis failed less than
+// RetryAfter ago, as that failure is likely the Lock's own, and is bounded by
+// Timeout; a failure is only logged at debug level, since the Lock's failure
+// was counted and logged already, and the lock lasts twice Timeout, or
+// LockTTL if the extension ran, at most.
+func (s *Store) release(key, token string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	if err := unlockScript.Run(ctx, s.rdb, []string{key}, token).Err(); err != nil {
+		s.log.Debug("mta-sts: redis store could not delete a lock after a failed Lock", "key", key, "err", err)
+	}
+}
+
 // Unlock implements cache.Locker: it deletes the lock of domain if it still
-// holds the token of this store's Lock, and does nothing when this store
-// holds no lock of domain. It returns an error when Redis fails; the lock
-// then expires after LockTTL.
-func (s *Store) Unlock(ctx context.Context, domain string) error {
+// holds token, which Lock returned, and leaves it otherwise. It returns an
+// error when Redis fails or domain is not a domain name; the lock then
+// expires after LockTTL.
+func (s *Store) Unlock(ctx context.Context, domain, token string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {
 		return s.fail(ctx, "unlock", domain, err)
 	}
-	domain = ascii
-	s.mu.Lock()
-	token, ok := s.tokens[domain]
-	delete(s.tokens, domain)
-	s.mu.Unlock()
-	if !ok {
-		return nil
+	if token == "" {
+		return nil // no Lock returns it: nothing of ours to release
 	}
 	err = s.do(ctx, func(ctx context.Context) error {
-		return unlockScript.Run(ctx, s.rdb, []string{s.lockKey(domain)}, token).Err()
+		return unlockScript.Run(ctx, s.rdb, []string{s.lockKey(ascii)}, token).Err()
 	})
 	if err != nil {
-		return s.fail(ctx, "unlock", domain, err)
+		return s.fail(ctx, "unlock", ascii, err)
 	}
 	return nil
 }

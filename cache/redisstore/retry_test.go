@@ -66,7 +66,7 @@ func TestRetryAfter(t *testing.T) {
 	ops := []func() error{
 		func() error { _, _, err := store.Load(ctx, "example.com"); return err },
 		func() error { return store.Save(ctx, entry("example.org")) },
-		func() error { _, err := store.Lock(ctx, "example.com"); return err },
+		func() error { _, _, err := store.Lock(ctx, "example.com"); return err },
 		func() error { return store.Delete(ctx, "example.com") },
 	}
 	for i, op := range ops {
