@@ -7,11 +7,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 )
 
-// storeContext returns the context of one call to the store.
-func (c *Cache) storeContext() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.ctx, c.opts.StoreTimeout)
-}
-
 // waitForFleet takes the fleet-wide fetch lock of domain when the store is a
 // Locker. When another cache holds it, it waits, up to LockWait, for that
 // cache to save a policy with the record's id, and returns it; nil means
@@ -70,9 +65,14 @@ func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, 
 // which is no reason to wait. The lock's token is kept in c.locked for
 // unlockFleet.
 func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
-	ctx, cancel := c.storeContext()
-	token, held, err := locker.Lock(ctx, domain.ASCII)
-	cancel()
+	var (
+		token string
+		held  bool
+	)
+	err := c.storeCall(c.ctx, func(ctx context.Context) (err error) {
+		token, held, err = locker.Lock(ctx, domain.ASCII)
+		return err
+	})
 	if err != nil {
 		c.storeError("lock", domain, err)
 		return true
@@ -95,9 +95,9 @@ func (c *Cache) unlockFleet(domain mtasts.Domain) {
 	if !held {
 		return
 	}
-	ctx, cancel := c.storeContext()
-	defer cancel()
-	if err := c.opts.Store.(Locker).Unlock(ctx, domain.ASCII, token); err != nil {
+	if err := c.storeCall(c.ctx, func(ctx context.Context) error {
+		return c.opts.Store.(Locker).Unlock(ctx, domain.ASCII, token)
+	}); err != nil {
 		c.storeError("unlock", domain, err)
 	}
 }
