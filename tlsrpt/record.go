@@ -276,7 +276,11 @@ func (p *recordParser) uri() (string, error) {
 	if !p.end() {
 		switch c := p.s[p.i]; {
 		case c == '!':
-			return "", p.errorf("rua", "%q in URI %q must be percent-encoded as %%21 (RFC 8460 3)", c, p.s[start:p.i+1])
+			end := p.i
+			for end < len(p.s) && (isURIChar(p.s[end]) || p.s[end] == '!') {
+				end++
+			}
+			return "", p.errorf("rua", "%q in URI %q must be percent-encoded as %%21 (RFC 8460 3)", c, p.s[start:end])
 		case c != ';' && c != ',' && !isWSP(c):
 			return "", p.errorf("rua", "invalid character %q in URI %q, expected a URI (RFC 3986) ended by \",\", \";\" or the end", c, u)
 		}
