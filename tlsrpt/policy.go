@@ -88,9 +88,11 @@ func policyLines(text string) []string {
 //     "none"".
 //   - With no policy but a failure, as when a valid TXT record announced a
 //     policy that could not be fetched (RFC 8461 6, "HTTPS policy fetch
-//     failures when a valid TXT record is present"), the policy is of type
-//     sts with an empty policy-string: the failure's result type is one of
-//     MTA-STS's (RFC 8460 4.3.2.2).
+//     failures when a valid TXT record is present"), or the TXT record was
+//     invalid or its lookup failed, the policy is of type sts with an empty
+//     policy-string: the failure's result type is one of MTA-STS's (RFC 8460
+//     4.3.2.2). A domain without a record has no failure (the cache reports
+//     none).
 //   - Otherwise (no policy, mode none, or an error with no result type such
 //     as a canceled context) it is t.NoPolicyFound() and no failure.
 //

@@ -87,8 +87,9 @@ type Summary struct {
 
 // FailureDetail is a row of a policy's "failure-details" (RFC 8460 4.4): a
 // result type and where it happened, with the number of sessions it
-// happened to. Empty and zero fields are omitted when marshalled, as a
-// policy-fetch failure has no MX host or receiving IP.
+// happened to. Empty strings and unset addresses are omitted when
+// marshalled, as a policy-fetch failure has no MX host or receiving IP; the
+// count is always written.
 type FailureDetail struct {
 	ResultType ResultType `json:"result-type"`
 	// SendingMTAIP is the address the sending MTA connected from.
