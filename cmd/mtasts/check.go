@@ -15,6 +15,7 @@ import (
 
 	"github.com/mjl-/adns"
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
 // certWarnDays is how close to expiry a certificate gets a warning.
@@ -624,86 +625,59 @@ type tlsrptData struct {
 }
 
 // checkTLSRPT looks up the TLS-RPT record at _smtp._tls.<domain> (RFC 8460
-// 3), where failures of MTA-STS are reported.
+// 3), where failures of MTA-STS are reported, with the tlsrpt package senders
+// use.
 func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtasts.Domain) {
 	s := r.newStep("tlsrpt", "TLS-RPT")
-	name := "_smtp._tls." + domain.ASCII
+	name := strings.TrimSuffix(tlsrpt.RecordName(domain), ".")
+	rr := &recordingResolver{n: c.net}
 	var (
-		txts []string
-		err  error
+		record *tlsrpt.Record
+		text   string
+		err    error
 	)
 	c.step(ctx, "looking up TXT "+name, func(ctx context.Context) {
-		txts, _, err = c.net.lookupTXT(ctx, name+".")
+		record, text, err = tlsrpt.LookupRecord(ctx, rr, domain)
 	})
 	data := &tlsrptData{Name: name, Records: []string{}}
 	s.Data = data
-	var dnsErr *adns.DNSError
-	if err != nil && !(errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
-		s.add(statusFail, "%s: DNS lookup failed: %v", name, err)
-		return
-	}
-	// RFC 8460 3: records not starting with the version are discarded;
-	// if not exactly one remains, the domain has no TLS-RPT.
-	for _, t := range txts {
-		if rest, ok := strings.CutPrefix(t, "v=TLSRPTv1"); ok && (rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t') {
+	for _, t := range rr.txts {
+		if _, ok, _ := tlsrpt.ParseRecord(t); ok {
 			data.Records = append(data.Records, t)
 		}
 	}
-	switch len(data.Records) {
-	case 0:
+	var serr *tlsrpt.SyntaxError
+	switch {
+	case errors.Is(err, tlsrpt.ErrNoRecord):
 		s.add(statusWarn, "%s: no TLS-RPT record, so failures of MTA-STS are not reported to you (RFC 8460)", name)
 		return
-	case 1:
-	default:
+	case errors.Is(err, tlsrpt.ErrMultipleRecords):
 		s.add(statusFail, "%s: %d TLS-RPT records; senders use none (RFC 8460 3)", name, len(data.Records))
 		return
-	}
-	rua, msg := parseTLSRPT(data.Records[0])
-	if msg != "" {
-		s.add(statusFail, "%s: invalid record %q: %s", name, data.Records[0], msg)
+	case errors.As(err, &serr):
+		msg := serr.Msg
+		if serr.Field != "" {
+			msg = strconv.Quote(serr.Field) + ": " + msg
+		}
+		s.add(statusFail, "%s: invalid record %q: %s", name, text, msg)
+		return
+	case err != nil:
+		s.add(statusFail, "%s: DNS lookup failed: %s", name, rootCause(err))
 		return
 	}
-	data.RUA = rua
-	s.add(statusPass, "%s: %q", name, data.Records[0])
-	s.field("reports to", rua...)
-}
-
-// parseTLSRPT checks a TLS-RPT record against RFC 8460 3 and returns its
-// rua URIs, or a message saying what is wrong.
-func parseTLSRPT(txt string) (rua []string, msg string) {
-	fields := strings.Split(txt, ";")
-	for i, f := range fields {
-		f = strings.Trim(f, " \t")
-		if i == 0 {
-			continue // v=TLSRPTv1, checked by the caller
-		}
-		if f == "" {
-			if i == len(fields)-1 {
-				break // the optional final delimiter
-			}
-			return nil, "empty field"
-		}
-		k, v, ok := strings.Cut(f, "=")
-		if !ok || k == "" || v == "" {
-			return nil, fmt.Sprintf("field %q is not name=value", f)
-		}
-		if k != "rua" || rua != nil {
-			continue
-		}
-		// tlsrpt-rua = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri);
-		// RFC 8460 3: the schemes are mailto and https.
-		for _, u := range strings.Split(v, ",") {
-			u = strings.Trim(u, " \t")
-			if !strings.HasPrefix(u, "mailto:") && !strings.HasPrefix(u, "https://") {
-				return nil, fmt.Sprintf("rua URI %q: expected mailto: or https:", u)
-			}
-			rua = append(rua, u)
+	data.RUA = record.RUA
+	supported := record.SupportedRUA()
+	if len(supported) == 0 {
+		s.add(statusFail, "%s: %q: no mailto: or https: URI in rua, the only schemes reporters use (RFC 8460 3)", name, text)
+		return
+	}
+	s.add(statusPass, "%s: %q", name, text)
+	s.field("reports to", supported...)
+	for _, u := range record.RUA {
+		if !tlsrpt.IsSupportedURI(u) {
+			s.add(statusWarn, "%s: rua URI %q: scheme not supported, reporters skip it (RFC 8460 3)", name, u)
 		}
 	}
-	if rua == nil {
-		return nil, "no rua field, which is required"
-	}
-	return rua, ""
 }
 
 // printDomain writes a domain's report for people.

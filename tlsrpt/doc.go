@@ -1,0 +1,30 @@
+// Package tlsrpt implements SMTP TLS Reporting (TLSRPT, RFC 8460) for the
+// mtasts library: the sending MTA's side of telling a domain how its TLS
+// went, and the receiving side of reading what others tell it.
+//
+// It holds, one role per file:
+//
+//   - The TLSRPT record (record.go, lookup.go): ParseRecord parses a
+//     "v=TLSRPTv1; rua=..." TXT record to the grammar of RFC 8460 3, and
+//     LookupRecord finds it at _smtp._tls.<domain> through the core
+//     package's mtasts.Resolver.
+//   - The report model (report.go): Report and the types under it marshal to
+//     the JSON schema of RFC 8460 4.4, with constants for the result types of
+//     4.3 and the policy types.
+//   - Reading received reports (decode.go, read.go): ParseReport reads the
+//     JSON strictly, with errors that name the JSON path at fault; ReadReport
+//     and ReadMessage take it gzip-compressed or in an e-mail message, within
+//     size bounds.
+//   - Policies as reports describe them (policy.go): a Target, holding the
+//     recipient domain and the MX host of a delivery, describes an MTA-STS
+//     policy, the answer of the cache package, DANE TLSA records or the
+//     absence of any policy, each for its own policy domain.
+//
+// Recording each delivery's TLS outcome per policy domain and UTC day, the
+// stores that keep those counts, classifying STARTTLS outcomes, and composing
+// and sending the daily reports come next; they build on these types.
+//
+// The core package mtasts does not import this one. Every error wraps a
+// sentinel (ErrNoRecord, ErrRecordSyntax, ErrInvalidReport, ...) for
+// errors.Is.
+package tlsrpt

@@ -1,0 +1,116 @@
+package tlsrpt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// ParseRecord never panics; what it accepts has URIs free of the characters
+// RFC 8460 3 wants encoded, and prints back to an equal record.
+func FuzzParseRecord(f *testing.F) {
+	f.Add("v=TLSRPTv1;rua=mailto:reports@example.com")
+	f.Add("v=TLSRPTv1; rua=https://reporting.example.com/v1/tlsrpt")
+	f.Add("v=TLSRPTv1;rua=mailto:a@example.com, https://r.example/x;")
+	f.Add("v=TLSRPTv1; ext=1; rua=https://[2001:db8::1]:8443/r?a=b#c; ext=2")
+	f.Add("v=TLSRPTv1; ; rua=")
+	f.Add("v=TLSRPTv1 ;\trua=mailto:a%2Cb@example.com ; ")
+	f.Fuzz(func(t *testing.T, txt string) {
+		r, ok, err := ParseRecord(txt)
+		if !ok {
+			if r != nil || err != nil {
+				t.Fatalf("not a record, but %v, %v", r, err)
+			}
+			return
+		}
+		if (r == nil) == (err == nil) {
+			t.Fatalf("record %v with error %v", r, err)
+		}
+		if err != nil {
+			return
+		}
+		if len(r.RUA) == 0 {
+			t.Fatalf("accepted without rua")
+		}
+		for _, u := range r.RUA {
+			if u == "" || strings.ContainsAny(u, ",;! \t") || checkURI(u) != "" {
+				t.Fatalf("accepted rua URI %q", u)
+			}
+		}
+		r2, ok, err := ParseRecord(r.String())
+		if !ok || err != nil || !reflect.DeepEqual(r, r2) {
+			t.Fatalf("String() = %q parses to %+v, %v; want %+v", r.String(), r2, err, r)
+		}
+	})
+}
+
+// ParseReport never panics; what it accepts validates, marshals, and parses
+// back to a report that marshals the same.
+func FuzzParseReport(f *testing.F) {
+	ex, err := os.ReadFile("testdata/rfc8460-appendix-b.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ex)
+	f.Add([]byte(minimal("[" + minimalPolicy + "]")))
+	f.Add([]byte(minimal(`[{"policy":{"policy-type":"tlsa","policy-string":["3 1 1 AB"],"policy-domain":"mx.example","mx-host":["mx.example"]},` +
+		`"summary":{"total-successful-session-count":0,"total-failure-session-count":9007199254740991},` +
+		`"failure-details":[{"result-type":"dane-required","sending-mta-ip":"::ffff:192.0.2.1","receiving-ip":"","failed-session-count":1,"x":[{}]}]}]`)))
+	f.Add([]byte(`{"organization-name":"\ud83d\ude00\u00e4","date-range":{"start-datetime":"2016-02-29t00:00:00.123456789123-23:59","end-datetime":"9999-12-31T23:59:59z"}}`))
+	f.Add([]byte(`{"a":{"a":1,"a":2}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ParseReport(data)
+		if err != nil {
+			var rerr *ReportError
+			if r != nil || !errors.As(err, &rerr) && !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("report %v with error %v", r, err)
+			}
+			return
+		}
+		if err := r.Validate(); err != nil {
+			t.Fatalf("accepted report does not validate: %v", err)
+		}
+		out, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		r2, err := ParseReport(out)
+		if err != nil {
+			t.Fatalf("marshalled report does not parse: %v\n%s", err, out)
+		}
+		out2, err := json.Marshal(r2)
+		if err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the report:\n%s\n%s", out, out2)
+		}
+		if !r.DateRange.Start.Equal(r2.DateRange.Start) || !r.DateRange.End.Equal(r2.DateRange.End) {
+			t.Fatalf("round trip changed the date range")
+		}
+	})
+}
+
+// ReadReport never panics on any input, and what it accepts validates.
+func FuzzReadReport(f *testing.F) {
+	ex, err := os.ReadFile("testdata/rfc8460-appendix-b.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ex)
+	f.Add(gzipped(f, ex))
+	f.Add([]byte(reportMessage(reportType, textPart, gzipPart(f, ex))))
+	f.Add([]byte(reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n", "{=\r\n}"})))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := ReadReport(bytes.NewReader(data))
+		if (r == nil) == (err == nil) {
+			t.Fatalf("report %v with error %v", r, err)
+		}
+		if r != nil {
+			if err := r.Validate(); err != nil {
+				t.Fatalf("accepted report does not validate: %v", err)
+			}
+		}
+	})
+}

@@ -1,0 +1,102 @@
+package tlsrpt
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+
+	"github.com/mjl-/adns"
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/mtaststest"
+)
+
+func TestLookupRecord(t *testing.T) {
+	res := mtaststest.NewResolver()
+	res.SetTXT("_smtp._tls.good.example", "v=spf1 -all", "v=TLSRPTv1;rua=mailto:reports@good.example")
+	res.SetTXT("_smtp._tls.two.example", "v=TLSRPTv1; rua=mailto:a@two.example", "v=TLSRPTv1; rua=mailto:b@two.example")
+	res.SetTXT("_smtp._tls.other.example", "v=TLSRPTv10; rua=mailto:a@other.example", "something else")
+	res.SetTXT("_smtp._tls.bad.example", "v=TLSRPTv1; rua=reports")
+	res.SetTXT("_smtp._tls.empty.example")
+	res.ServFail("_smtp._tls.servfail.example")
+	res.ExtendedError("_smtp._tls.bogus.example", adns.ErrorCode(6))
+	res.Fail("_smtp._tls.nx.example", &net.DNSError{Err: "no such host", Name: "_smtp._tls.nx.example.", IsNotFound: true})
+	res.SetTXT("_smtp._tls.xn--bcher-kva.example", "v=TLSRPTv1; rua=https://r.example/t")
+
+	tests := []struct {
+		domain string
+		rua    string
+		err    error
+	}{
+		{"good.example", "mailto:reports@good.example", nil},
+		{"bücher.example", "https://r.example/t", nil},
+		{"two.example", "", ErrMultipleRecords},
+		{"other.example", "", ErrNoRecord},
+		{"bad.example", "", ErrRecordSyntax},
+		{"empty.example", "", ErrNoRecord},
+		{"missing.example", "", ErrNoRecord},
+		{"nx.example", "", ErrNoRecord},
+		{"servfail.example", "", ErrDNS},
+		{"bogus.example", "", ErrDNS},
+	}
+	for _, tc := range tests {
+		d, err := mtasts.ParseDomain(tc.domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, text, err := LookupRecord(context.Background(), res, d)
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) || r != nil {
+				t.Errorf("%s: %v, %v; want %v", tc.domain, r, err, tc.err)
+			}
+			if tc.err == ErrRecordSyntax && text != "v=TLSRPTv1; rua=reports" {
+				t.Errorf("%s: text %q, want the invalid record", tc.domain, text)
+			}
+			continue
+		}
+		if err != nil || len(r.RUA) != 1 || r.RUA[0] != tc.rua || text == "" {
+			t.Errorf("%s: %+v, %q, %v; want rua %s", tc.domain, r, text, err, tc.rua)
+		}
+	}
+	if n := res.Lookups("_smtp._tls.xn--bcher-kva.example."); n != 1 {
+		t.Errorf("%d lookups of the A-label name, want 1", n)
+	}
+
+	// The resolver's error stays reachable.
+	d, _ := mtasts.ParseDomain("bogus.example")
+	_, _, err := LookupRecord(context.Background(), res, d)
+	var ede adns.ExtendedError
+	if !errors.As(err, &ede) || ede.InfoCode != 6 {
+		t.Errorf("error %v does not wrap the extended DNS error", err)
+	}
+}
+
+func TestLookupRecordArguments(t *testing.T) {
+	d, _ := mtasts.ParseDomain("good.example")
+	if _, _, err := LookupRecord(context.Background(), nil, d); !errors.Is(err, ErrDNS) {
+		t.Errorf("nil resolver: %v", err)
+	}
+	if _, _, err := LookupRecord(context.Background(), mtaststest.NewResolver(), mtasts.Domain{}); !errors.Is(err, ErrDNS) {
+		t.Errorf("zero domain: %v", err)
+	}
+}
+
+// A lookup ends with its context.
+func TestLookupRecordCanceled(t *testing.T) {
+	res := mtaststest.NewResolver()
+	res.Block("_smtp._tls.slow.example")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d, _ := mtasts.ParseDomain("slow.example")
+	_, _, err := LookupRecord(ctx, res, d)
+	if !errors.Is(err, ErrDNS) || !errors.Is(err, context.Canceled) {
+		t.Errorf("error %v, want ErrDNS wrapping context.Canceled", err)
+	}
+}
+
+func TestRecordName(t *testing.T) {
+	d, _ := mtasts.ParseDomain("Bücher.Example.")
+	if got, want := RecordName(d), "_smtp._tls.xn--bcher-kva.example."; got != want {
+		t.Errorf("RecordName = %q, want %q", got, want)
+	}
+}

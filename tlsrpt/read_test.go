@@ -1,0 +1,197 @@
+package tlsrpt
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"errors"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+	"testing"
+)
+
+func gzipped(t testing.TB, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Name = "../../etc/passwd" // never used as a path
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// base64Lines encodes data in lines of 76 characters, as mail does.
+func base64Lines(data []byte) string {
+	s := base64.StdEncoding.EncodeToString(data)
+	var b strings.Builder
+	for len(s) > 76 {
+		b.WriteString(s[:76] + "\r\n")
+		s = s[76:]
+	}
+	b.WriteString(s + "\r\n")
+	return b.String()
+}
+
+// part is a MIME part: its header lines and body.
+type part struct{ header, body string }
+
+const boundary = "----=_NextPart_000_024E_01CC9B0A.AFE54C00"
+
+// reportMessage returns a message shaped as RFC 8460 5.3.1's example, with
+// contentType for its top-level Content-Type and the parts given.
+func reportMessage(contentType string, parts ...part) string {
+	var b strings.Builder
+	b.WriteString("From: tlsrpt@mail.sender.example.com\r\n" +
+		"Date: Fri, 09 May 2017 16:54:30 -0800\r\n" +
+		"To: mts-sts-tlsrpt@example.net\r\n" +
+		"Subject: Report Domain: example.net\r\n" +
+		"    Submitter: mail.sender.example.com\r\n" +
+		"    Report-ID: <735ff.e317+bf22029@example.net>\r\n" +
+		"TLS-Report-Domain: example.net\r\n" +
+		"TLS-Report-Submitter: mail.sender.example.com\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: " + contentType + "\r\n" +
+		"Content-Language: en-us\r\n" +
+		"\r\n" +
+		"This is a multipart message in MIME format.\r\n")
+	for _, p := range parts {
+		b.WriteString("\r\n--" + boundary + "\r\n" + p.header + "\r\n" + p.body)
+	}
+	b.WriteString("\r\n--" + boundary + "--\r\n")
+	return b.String()
+}
+
+const reportType = "multipart/report; report-type=\"tlsrpt\";\r\n    boundary=\"" + boundary + "\""
+
+var textPart = part{"Content-Type: text/plain; charset=\"us-ascii\"\r\nContent-Transfer-Encoding: 7bit\r\n",
+	"This is an aggregate TLS report from mail.sender.example.com\r\n"}
+
+func gzipPart(t testing.TB, data []byte) part {
+	return part{"Content-Type: application/tlsrpt+gzip\r\n" +
+		"Content-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment;\r\n" +
+		"    filename=\"mail.sender.example!example.com!1013662812!1013749130.json.gz\"\r\n",
+		base64Lines(gzipped(t, data))}
+}
+
+func TestReadMessage(t *testing.T) {
+	ex := rfcExample(t)
+	var qp bytes.Buffer
+	qw := quotedprintable.NewWriter(&qp)
+	qw.Write(ex)
+	qw.Close()
+	tests := []struct {
+		name string
+		msg  string
+	}{
+		// RFC 8460 5.3.1, with the report of Appendix B.
+		{"rfc example", reportMessage(reportType, textPart, gzipPart(t, ex))},
+		{"json 7bit", reportMessage(reportType, textPart, part{"Content-Type: application/tlsrpt+json\r\n", string(ex)})},
+		{"json base64", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: BASE64\r\n", base64Lines(ex)})},
+		{"json quoted-printable", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n", qp.String()})},
+		// Media types and report-type are case-insensitive (RFC 2045
+		// 5.1); other parts, whatever they are, are skipped.
+		{"case", reportMessage("Multipart/Report; Report-Type=TLSRPT; boundary=\""+boundary+"\"",
+			part{"Content-Type: message/rfc822\r\n", "Subject: x\r\n\r\nnot a report\r\n"},
+			part{"Content-Type: Application/TLSRPT+JSON; charset=utf-8\r\n", string(ex)})},
+		{"no content-type on another part", reportMessage(reportType, part{"", "text\r\n"}, gzipPart(t, ex))},
+	}
+	for _, tc := range tests {
+		r, err := ReadMessage(strings.NewReader(tc.msg))
+		if err != nil || r.ReportID != "5065427c-23d3-47ca-b6e0-946ea0e8c4be" || len(r.Policies[0].FailureDetails) != 3 {
+			t.Errorf("%s: %+v, %v", tc.name, r, err)
+		}
+		// ReadReport tells a message from the first bytes.
+		if r2, err := ReadReport(strings.NewReader(tc.msg)); err != nil || r2.ReportID != r.ReportID {
+			t.Errorf("%s: ReadReport: %v", tc.name, err)
+		}
+	}
+}
+
+func TestReadMessageErrors(t *testing.T) {
+	ex := rfcExample(t)
+	bomb := gzipped(t, make([]byte, MaxReportSize+1))
+	tests := []struct {
+		name string
+		msg  string
+		err  error
+		text string
+	}{
+		{"other report type", reportMessage(`multipart/report; report-type=disposition-notification; boundary="`+boundary+`"`, gzipPart(t, ex)), ErrNoReport, "expected multipart/report"},
+		{"no report type", reportMessage(`multipart/report; boundary="`+boundary+`"`, gzipPart(t, ex)), ErrNoReport, "expected multipart/report"},
+		{"mixed", reportMessage(`multipart/mixed; report-type=tlsrpt; boundary="`+boundary+`"`, gzipPart(t, ex)), ErrNoReport, "expected multipart/report"},
+		{"not multipart", "Content-Type: application/tlsrpt+gzip\r\n\r\n" + base64Lines(gzipped(t, ex)), ErrNoReport, "expected multipart/report"},
+		{"no boundary", reportMessage(`multipart/report; report-type=tlsrpt`, gzipPart(t, ex)), ErrNoReport, "no boundary"},
+		{"no report part", reportMessage(reportType, textPart), ErrNoReport, "no part of media type"},
+		{"not a message", "{not a message", ErrNoReport, "reading message header"},
+		{"two reports", reportMessage(reportType, gzipPart(t, ex), gzipPart(t, ex)), ErrInvalidReport, "part 2 is a second report"},
+		{"bad base64", reportMessage(reportType, part{"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n", "!!!!\r\n"}), ErrInvalidReport, "report part: illegal base64 data"},
+		{"not gzip", reportMessage(reportType, part{"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n", base64Lines(ex)}), ErrInvalidReport, "gzip: invalid header"},
+		{"truncated gzip", reportMessage(reportType, part{"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n", base64Lines(gzipped(t, ex)[:100])}), ErrInvalidReport, "gzip: unexpected EOF"},
+		{"json gzipped as +json", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: base64\r\n", base64Lines(gzipped(t, ex))}), ErrInvalidReport, "invalid UTF-8"},
+		{"invalid json", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\n", strings.Replace(string(ex), "5326", "-5326", 1)}), ErrInvalidReport, "policies[0].summary.total-successful-session-count"},
+		{"unknown encoding", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: x-uuencode\r\n", "x"}), ErrInvalidReport, "x-uuencode"},
+		{"gzip bomb", reportMessage(reportType, part{"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n", base64Lines(bomb)}), ErrTooLarge, "decompressed report larger than"},
+		{"large message", reportMessage(reportType, textPart, part{"Content-Type: text/plain\r\n", strings.Repeat("a", MaxInputSize)}), ErrTooLarge, "message larger than"},
+	}
+	for _, tc := range tests {
+		r, err := ReadMessage(strings.NewReader(tc.msg))
+		if r != nil || !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.text) {
+			t.Errorf("%s: %v, %v; want %v with %q", tc.name, r, err, tc.err, tc.text)
+		}
+	}
+}
+
+func TestReadReport(t *testing.T) {
+	ex := rfcExample(t)
+	// Two gzip members make one file (RFC 1952 2.2).
+	half := len(ex) / 2
+	multi := append(gzipped(t, ex[:half]), gzipped(t, ex[half:])...)
+	for name, in := range map[string][]byte{
+		"json":                 ex,
+		"json after space":     append([]byte("\r\n \t"), ex...),
+		"gzip":                 gzipped(t, ex),
+		"gzip of two members":  multi,
+		"message (RFC 8460 5)": []byte(reportMessage(reportType, textPart, gzipPart(t, ex))),
+	} {
+		r, err := ReadReport(bytes.NewReader(in))
+		if err != nil || r.OrganizationName != "Company-X" {
+			t.Errorf("%s: %+v, %v", name, r, err)
+		}
+	}
+}
+
+func TestReadReportErrors(t *testing.T) {
+	ex := rfcExample(t)
+	tests := []struct {
+		name string
+		in   io.Reader
+		err  error
+	}{
+		{"json too large", io.MultiReader(strings.NewReader("{"), strings.NewReader(strings.Repeat(" ", MaxReportSize))), ErrTooLarge},
+		{"gzip bomb", bytes.NewReader(gzipped(t, append(ex, make([]byte, MaxReportSize)...))), ErrTooLarge},
+		{"gzip too large", io.MultiReader(bytes.NewReader(gzipped(t, ex)), strings.NewReader(strings.Repeat("x", MaxInputSize))), ErrTooLarge},
+		{"message too large", strings.NewReader("Subject: x\r\n\r\n" + strings.Repeat("x", MaxInputSize)), ErrTooLarge},
+		{"invalid json", strings.NewReader(`{"organization-name": 1}`), ErrInvalidReport},
+		{"corrupt gzip", bytes.NewReader(gzipped(t, ex)[:50]), ErrInvalidReport},
+		{"nothing", strings.NewReader(""), ErrNoReport},
+		{"reader error", io.MultiReader(strings.NewReader("{"), errReader{}), errRead},
+	}
+	for _, tc := range tests {
+		r, err := ReadReport(tc.in)
+		if r != nil || !errors.Is(err, tc.err) {
+			t.Errorf("%s: %v, %v; want %v", tc.name, r, err, tc.err)
+		}
+	}
+}
+
+var errRead = errors.New("read failed")
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errRead }

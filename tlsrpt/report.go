@@ -1,0 +1,355 @@
+package tlsrpt
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// Report is an aggregate TLS report (RFC 8460 4.4): what a sending
+// organisation saw of one policy domain's TLS over one day. Its fields
+// marshal to exactly the names of the JSON schema; ParseReport and
+// json.Unmarshal read it strictly.
+type Report struct {
+	// OrganizationName is "the name of the organization responsible for
+	// the report".
+	OrganizationName string `json:"organization-name"`
+	// DateRange is the period the report covers; RFC 8460 4.1: "SHOULD
+	// cover a full day, from 00:00-24:00 UTC".
+	DateRange DateRange `json:"date-range"`
+	// ContactInfo is the e-mail address (an RFC 5322 addr-spec) of the
+	// party responsible for the report.
+	ContactInfo string `json:"contact-info"`
+	// ReportID is a unique identifier of the report, of the reporter's
+	// own scheme.
+	ReportID string `json:"report-id"`
+	// Policies holds one entry per policy applied. RFC 8460 4: "the
+	// "policies" field of the report body MUST be an array", and it
+	// marshals as one even when nil.
+	Policies []PolicyResult `json:"policies"`
+}
+
+// DateRange is the period a report covers (RFC 8460 4.4, "date-range").
+type DateRange struct {
+	// Start and End are RFC 3339 date-times (RFC 3339 5.6). RFC 8460
+	// Appendix B ends a day at 23:59:59; a range ending at 00:00:00 of the
+	// next day reads as well.
+	Start time.Time `json:"start-datetime"`
+	End   time.Time `json:"end-datetime"`
+}
+
+// PolicyResult is one element of a report's "policies": a policy and the
+// sessions it applied to.
+type PolicyResult struct {
+	Policy  Policy  `json:"policy"`
+	Summary Summary `json:"summary"`
+	// FailureDetails holds a row per distinct failure; it is omitted
+	// when empty. RFC 8460 4: the failure types are non-exclusive, so the
+	// rows' counts need not add up to the summary's.
+	FailureDetails []FailureDetail `json:"failure-details,omitempty"`
+}
+
+// Policy is a policy as a report describes it (RFC 8460 4.4, 4.5). Build it
+// with a Target, which picks the right policy domain for each policy type.
+type Policy struct {
+	// PolicyType is PolicyTypeSTS, PolicyTypeTLSA or
+	// PolicyTypeNoPolicyFound.
+	PolicyType PolicyType `json:"policy-type"`
+	// PolicyString is the applied policy as a JSON array of strings: the
+	// lines of an MTA-STS policy, or the TLSA records, one per element
+	// (RFC 8460 4.5). It marshals as an array even when empty.
+	PolicyString []string `json:"policy-string"`
+	// PolicyDomain is the policy domain, in A-labels (RFC 8460 4.4:
+	// "MUST consist of the Punycode-encoded A-labels"): the recipient
+	// domain for MTA-STS, the TLSA base domain (the MX host) for DANE.
+	PolicyDomain string `json:"policy-domain"`
+	// MXHost holds the mx patterns of an MTA-STS policy, in A-labels; it
+	// is omitted when empty. Read from a report, it also accepts the
+	// single string of RFC 8460 Appendix B (erratum 6241).
+	MXHost []string `json:"mx-host,omitempty"`
+}
+
+// Summary counts a policy's sessions (RFC 8460 4.2).
+type Summary struct {
+	// TotalSuccessfulSessionCount counts sessions that negotiated a
+	// policy-compliant TLS connection.
+	TotalSuccessfulSessionCount int64 `json:"total-successful-session-count"`
+	// TotalFailureSessionCount counts sessions that could not.
+	TotalFailureSessionCount int64 `json:"total-failure-session-count"`
+}
+
+// FailureDetail is a row of a policy's "failure-details" (RFC 8460 4.4): a
+// result type and where it happened, with the number of sessions it
+// happened to. Empty strings and unset addresses are omitted when
+// marshalled, as a policy-fetch failure has no MX host or receiving IP; the
+// count is always written.
+type FailureDetail struct {
+	ResultType ResultType `json:"result-type"`
+	// SendingMTAIP is the address the sending MTA connected from.
+	SendingMTAIP netip.Addr `json:"sending-mta-ip,omitzero"`
+	// ReceivingMXHostname is the MX host name the session was with.
+	ReceivingMXHostname string `json:"receiving-mx-hostname,omitempty"`
+	// ReceivingMXHelo is the host name of the receiving MTA's greeting
+	// or EHLO response, when known.
+	ReceivingMXHelo string `json:"receiving-mx-helo,omitempty"`
+	// ReceivingIP is the address connected to.
+	ReceivingIP netip.Addr `json:"receiving-ip,omitzero"`
+	// FailedSessionCount is the number of sessions of this row.
+	FailedSessionCount int64 `json:"failed-session-count"`
+	// AdditionalInformation is a URI with more on the failure. Read from
+	// a report it is kept as given, never fetched: RFC 8460 Appendix B's
+	// own example is no URI.
+	AdditionalInformation string `json:"additional-information,omitempty"`
+	// FailureReasonCode is a short error code or text, e.g.
+	// "X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED" (RFC 8460 4.3.3).
+	FailureReasonCode string `json:"failure-reason-code,omitempty"`
+}
+
+// PolicyType is the "policy-type" of a report's policy (RFC 8460 4.4).
+type PolicyType string
+
+// The policy types of RFC 8460 4.4: "Presently, the only three valid choices
+// are "tlsa", "sts", and the literal string "no-policy-found"".
+const (
+	// PolicyTypeSTS is an MTA-STS policy (RFC 8461).
+	PolicyTypeSTS PolicyType = "sts"
+	// PolicyTypeTLSA is a DANE TLSA record set (RFC 6698, RFC 7672).
+	PolicyTypeTLSA PolicyType = "tlsa"
+	// PolicyTypeNoPolicyFound is for sessions to which "neither a DANE nor
+	// MTA-STS Policy could be found" (RFC 8460 4).
+	PolicyTypeNoPolicyFound PolicyType = "no-policy-found"
+)
+
+// ResultType is the "result-type" of a failure (RFC 8460 4.3), registered in
+// the "STARTTLS Validation Result Types" registry (RFC 8460 6.6).
+type ResultType string
+
+// Negotiation failures, RFC 8460 4.3.1.
+const (
+	// ResultSTARTTLSNotSupported: "the recipient MX did not support
+	// STARTTLS".
+	ResultSTARTTLSNotSupported ResultType = "starttls-not-supported"
+	// ResultCertificateHostMismatch: the certificate does not match the
+	// MX host name, or otherwise breaks the constraints of the MTA-STS or
+	// DANE policy.
+	ResultCertificateHostMismatch ResultType = "certificate-host-mismatch"
+	// ResultCertificateExpired: "the certificate has expired".
+	ResultCertificateExpired ResultType = "certificate-expired"
+	// ResultCertificateNotTrusted covers untrusted or unknown CAs, name
+	// constraints, chain errors; a failure-reason-code SHOULD say which.
+	ResultCertificateNotTrusted ResultType = "certificate-not-trusted"
+	// ResultValidationFailure is the general failure of RFC 8460 4.3.3,
+	// "for a reason not matching a category above"; a
+	// failure-reason-code SHOULD say which.
+	ResultValidationFailure ResultType = "validation-failure"
+)
+
+// DANE-specific policy failures, RFC 8460 4.3.2.1.
+const (
+	// ResultTLSAInvalid: "None of the records in the RRset were found to
+	// be valid."
+	ResultTLSAInvalid ResultType = "tlsa-invalid"
+	// ResultDNSSECInvalid: "no valid records were returned from the
+	// recursive resolver".
+	ResultDNSSECInvalid ResultType = "dnssec-invalid"
+	// ResultDANERequired: DANE is required for the destination, but the MX
+	// host had no DNSSEC-validated TLSA records.
+	ResultDANERequired ResultType = "dane-required"
+)
+
+// MTA-STS-specific policy failures, RFC 8460 4.3.2.2. They equal the core
+// package's mtasts.ResultPolicyFetchError, ResultPolicyInvalid and
+// ResultWebPKIInvalid.
+const (
+	// ResultSTSPolicyFetchError: "a failure to retrieve an MTA-STS
+	// policy, for example, because the policy host is unreachable".
+	ResultSTSPolicyFetchError ResultType = mtasts.ResultPolicyFetchError
+	// ResultSTSPolicyInvalid: "a validation error for the overall MTA-STS
+	// Policy".
+	ResultSTSPolicyInvalid ResultType = mtasts.ResultPolicyInvalid
+	// ResultSTSWebPKIInvalid: "the MTA-STS Policy could not be
+	// authenticated using PKIX validation".
+	ResultSTSWebPKIInvalid ResultType = mtasts.ResultWebPKIInvalid
+)
+
+// Transient failures (RFC 8460 4.3.4), "due to too-busy networks, TCP
+// timeouts, etc., are not required to be reported", and have no result type.
+
+// MarshalJSON marshals the report with "policies" as an array even when it
+// is nil (RFC 8460 4).
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without the methods
+	p := plain(r)
+	if p.Policies == nil {
+		p.Policies = []PolicyResult{}
+	}
+	return json.Marshal(p)
+}
+
+// MarshalJSON marshals the policy with "policy-string" as an array even when
+// it is nil (RFC 8460 4.4, "a JSON array of strings").
+func (p Policy) MarshalJSON() ([]byte, error) {
+	type plain Policy
+	q := plain(p)
+	if q.PolicyString == nil {
+		q.PolicyString = []string{}
+	}
+	return json.Marshal(q)
+}
+
+// Validate checks the values of r against RFC 8460 4.4: required strings
+// are not empty, the date range runs forward, contact-info is an addr-spec,
+// there is at least one policy, domains are A-label names, counts are not
+// negative, addresses carry no zone, and types have the form of registered
+// ones. It returns a *ReportError naming the JSON path of the first
+// problem, or nil. Reports read with ParseReport have passed it.
+func (r *Report) Validate() error {
+	v := validator{}
+	v.nonEmpty("organization-name", r.OrganizationName)
+	v.dateRange(r.DateRange)
+	v.contactInfo(r.ContactInfo)
+	v.nonEmpty("report-id", r.ReportID)
+	if len(r.Policies) == 0 {
+		// RFC 8460 4: reports contain the policies applied; a report
+		// with none says nothing.
+		v.fail("policies", "empty, expected at least one policy")
+	}
+	for i := range r.Policies {
+		v.policyResult("policies["+strconv.Itoa(i)+"]", &r.Policies[i])
+	}
+	return v.err
+}
+
+// validator keeps the first problem found.
+type validator struct{ err error }
+
+func (v *validator) fail(path, format string, args ...any) {
+	if v.err == nil {
+		v.err = &ReportError{Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+}
+
+func (v *validator) nonEmpty(path, s string) {
+	if s == "" {
+		v.fail(path, "empty, expected a string")
+	}
+}
+
+// dateRange checks the date-time fields: set, and start before end.
+func (v *validator) dateRange(dr DateRange) {
+	switch {
+	case dr.Start.IsZero():
+		v.fail("date-range.start-datetime", "missing, expected an RFC 3339 date-time")
+	case dr.End.IsZero():
+		v.fail("date-range.end-datetime", "missing, expected an RFC 3339 date-time")
+	case !dr.Start.Before(dr.End):
+		v.fail("date-range", "start-datetime %s is not before end-datetime %s",
+			dr.Start.Format(time.RFC3339Nano), dr.End.Format(time.RFC3339Nano))
+	}
+}
+
+// contactInfo checks "email-address": "a string formatted according to
+// "Addr-Spec Specification", Section 3.4.1 of [RFC5322]" (RFC 8460 4.4).
+func (v *validator) contactInfo(s string) {
+	const path = "contact-info"
+	if s == "" {
+		v.fail(path, "empty, expected an e-mail address")
+		return
+	}
+	a, err := mail.ParseAddress(s)
+	switch {
+	case err != nil:
+		v.fail(path, "%q is not an e-mail address (RFC 5322 addr-spec): %v", s, err)
+	case a.Name != "" || strings.ContainsAny(s, "<>"):
+		v.fail(path, "%q has a display name or angle brackets, expected a bare addr-spec (RFC 5322 3.4.1)", s)
+	}
+}
+
+func (v *validator) policyResult(path string, pr *PolicyResult) {
+	v.policy(path+".policy", &pr.Policy)
+	v.count(path+".summary.total-successful-session-count", pr.Summary.TotalSuccessfulSessionCount)
+	v.count(path+".summary.total-failure-session-count", pr.Summary.TotalFailureSessionCount)
+	for i := range pr.FailureDetails {
+		v.failureDetail(path+".failure-details["+strconv.Itoa(i)+"]", &pr.FailureDetails[i])
+	}
+}
+
+func (v *validator) policy(path string, p *Policy) {
+	v.token(path+".policy-type", string(p.PolicyType), "a policy type such as \"sts\"")
+	v.domain(path+".policy-domain", p.PolicyDomain, true)
+	for i, mx := range p.MXHost {
+		// mx-host-pattern: "interpreted in the same manner as the rules
+		// in "MX Host Validation"" of RFC 8461 4.1, in A-labels.
+		v.domain(path+".mx-host["+strconv.Itoa(i)+"]", strings.TrimPrefix(mx, "*."), true)
+	}
+}
+
+func (v *validator) failureDetail(path string, fd *FailureDetail) {
+	v.token(path+".result-type", string(fd.ResultType), "a result type such as \"certificate-expired\"")
+	v.addr(path+".sending-mta-ip", fd.SendingMTAIP)
+	if fd.ReceivingMXHostname != "" {
+		v.domain(path+".receiving-mx-hostname", fd.ReceivingMXHostname, false)
+	}
+	v.addr(path+".receiving-ip", fd.ReceivingIP)
+	v.count(path+".failed-session-count", fd.FailedSessionCount)
+}
+
+// count checks that a count is not negative; counts are "an integer, encoded
+// as a JSON number" (RFC 8460 4.4).
+func (v *validator) count(path string, n int64) {
+	if n < 0 {
+		v.fail(path, "%d, expected a count of 0 or more", n)
+	}
+}
+
+// addr checks an ip-address: an IPv4 address in dot-decimal or an IPv6
+// address (RFC 8460 4.4); an address with a zone is neither.
+func (v *validator) addr(path string, a netip.Addr) {
+	if a.Zone() != "" {
+		v.fail(path, "%s has a zone, expected an IPv4 or IPv6 address", a)
+	}
+}
+
+// domain checks a domain name; with alabels, it must be in A-labels (RFC
+// 8460 4.4: "the domain MUST consist of the Punycode-encoded A-labels ... and
+// not the U-labels").
+func (v *validator) domain(path, name string, alabels bool) {
+	if name == "" {
+		v.fail(path, "empty, expected a domain name")
+		return
+	}
+	if alabels {
+		for i := 0; i < len(name); i++ {
+			if name[i] >= utf8.RuneSelf {
+				v.fail(path, "%q has non-ASCII characters, expected A-labels (RFC 8460 4.4)", name)
+				return
+			}
+		}
+	}
+	if _, err := mtasts.ParseDomain(name); err != nil {
+		v.fail(path, "%q is not a valid domain name: %v", name, err)
+	}
+}
+
+// token checks a policy or result type: the registered values, and any
+// added to the registry by Expert Review (RFC 8460 6.6), are lower-case
+// letters, digits and "-".
+func (v *validator) token(path, s, what string) {
+	if s == "" {
+		v.fail(path, "empty, expected %s", what)
+		return
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			v.fail(path, "%q, expected %s: lower-case letters, digits and \"-\"", s, what)
+			return
+		}
+	}
+}
