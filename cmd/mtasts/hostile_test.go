@@ -84,7 +84,7 @@ func TestCheckHostileText(t *testing.T) {
 	for _, want := range []string{
 		"note: " + hostileShown + `\x7f\u009b\u202e`,     // the policy text
 		"names " + hostileShown + `\x7f.hostile.example`, // the certificate
-		`tls@hostile.example\x1b[2J\a\x7f\u009b\u202e`, // the TLS-RPT record, refused as invalid
+		`tls@hostile.example\x1b[2J\a\x7f\u009b\u202e`,   // the TLS-RPT record, refused as invalid
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
