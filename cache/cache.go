@@ -154,6 +154,8 @@ type Cache struct {
 	epoch time.Time
 	// checkEvery is CheckInterval in seconds, at least one.
 	checkEvery uint32
+	// backoffSeconds is Backoff in seconds, rounded up.
+	backoffSeconds uint32
 
 	// lookups counts the TXT lookups begun, so that Recheck can tell
 	// one that began after it was called.
@@ -209,11 +211,12 @@ func New(opts Options) (*Cache, error) {
 		calls:  map[string]*call{},
 		locked: map[string]string{},
 
-		items:      newTable(),
-		epoch:      time.Now().Add(-opts.CheckInterval - time.Second),
-		checkEvery: uint32(max(opts.CheckInterval/time.Second, 1)),
-		background: make(chan struct{}, opts.MaxBackground),
-		storeCalls: make(chan struct{}, maxStoreCalls),
+		items:          newTable(),
+		epoch:          time.Now().Add(-opts.CheckInterval - time.Second),
+		checkEvery:     uint32(max(opts.CheckInterval/time.Second, 1)),
+		backoffSeconds: uint32((opts.Backoff + time.Second - 1) / time.Second),
+		background:     make(chan struct{}, opts.MaxBackground),
+		storeCalls:     make(chan struct{}, maxStoreCalls),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newMetrics(c)

@@ -59,7 +59,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 			}
 			return s.result(now, false)
 		}
-		if s.backingOff(now) {
+		if c.backingOff(it, s, now) {
 			// Known to have no policy, or backing off after a
 			// failure (RFC 8461 3.3). An expired policy is not
 			// applied, back-off or not (RFC 8461 5.1).
@@ -156,7 +156,7 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		// this Get too, without another lookup.
 		if it := c.items.get(domain.ASCII); it != nil {
 			now := time.Now()
-			if s := it.snap.Load(); s.valid(now) || s.backingOff(now) {
+			if s := it.snap.Load(); s.valid(now) || c.backingOff(it, s, now) {
 				return doneCall(s.result(now, false))
 			}
 		}

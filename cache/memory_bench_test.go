@@ -27,6 +27,11 @@ func typicalPolicy(domain string) string {
 	return "version: STSv1\r\nmode: enforce\r\nmx: mail." + domain + "\r\nmax_age: 604800\r\n"
 }
 
+// twoMXPolicy is a policy with a second, wildcard, mx line.
+func twoMXPolicy(domain string) string {
+	return "version: STSv1\r\nmode: enforce\r\nmx: mail." + domain + "\r\nmx: *.mx." + domain + "\r\nmax_age: 604800\r\n"
+}
+
 // BenchmarkMemoryPerDomain reports the heap that the cache holds per domain
 // in memory, for domains without a policy and with a typical one, with the
 // default store and without one. Records and policies are made for each
@@ -43,26 +48,30 @@ func BenchmarkMemoryPerDomain(b *testing.B) {
 			return rec, txt, err
 		}
 	}
-	fetch := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
-		text := typicalPolicy(d.ASCII)
-		p, err := mtasts.ParsePolicy(text)
-		return p, text, err
+	fetch := func(policy func(string) string) func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+		return func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+			text := policy(d.ASCII)
+			p, err := mtasts.ParsePolicy(text)
+			return p, text, err
+		}
 	}
 	for _, n := range []int{100_000, 1_000_000} {
 		for _, tc := range []struct {
 			name      string
 			hasPolicy bool
+			policy    func(string) string
 			store     cache.Store
 		}{
-			{"none", false, nopStore{}},
-			{"typical", true, nopStore{}},
-			{"typical/defaultstore", true, nil},
+			{"none", false, nil, nopStore{}},
+			{"typical", true, typicalPolicy, nopStore{}},
+			{"typical/defaultstore", true, typicalPolicy, nil},
+			{"twomx", true, twoMXPolicy, nopStore{}},
 		} {
 			b.Run(fmt.Sprintf("%s/%d", tc.name, n), func(b *testing.B) {
 				var perDomain float64
 				for b.Loop() {
 					c, err := cache.New(cache.Options{Resolver: mtaststest.NewResolver(), Store: tc.store, MaxEntries: n,
-						LookupRecord: lookup(tc.hasPolicy), FetchPolicy: fetch})
+						LookupRecord: lookup(tc.hasPolicy), FetchPolicy: fetch(tc.policy)})
 					if err != nil {
 						b.Fatal(err)
 					}

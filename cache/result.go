@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"slices"
 	"strings"
 	"time"
 
@@ -14,9 +13,9 @@ type Result struct {
 	// policy and mail is delivered as without MTA-STS (RFC 8461 5.1).
 	// A policy in mode none is returned as such.
 	Policy *mtasts.Policy
-	// Text is the policy as fetched, and RecordID the id of the TXT
-	// record that announced it.
-	Text     string
+	// RecordID is the id of the TXT record that announced the policy.
+	// Policy.String gives the policy's text; the text as fetched is not
+	// kept, since memory holds the parsed policy alone.
 	RecordID string
 	// Fetched is when the policy was fetched, and Expires Fetched plus
 	// its max_age: the last instant at which it applies (RFC 8461 5.1,
@@ -40,20 +39,22 @@ type Result struct {
 }
 
 // snapshot is what the cache knows of a domain at one time. It is never
-// changed once published; a new one replaces it. Most domains publish no
-// policy, and their snapshot is these three words alone.
+// changed once published; a new one replaces it.
 type snapshot struct {
-	*cached          // the policy; nil when there is none
-	fail    *failure // the latest failure; nil when the last attempt succeeded
-	retryAt int64    // unix nanoseconds; no network attempt before it
+	// policy is the cached policy when has is set, as memory keeps it:
+	// its strings copied out of the fetched text, which is not kept, and
+	// its mx list cut to size.
+	policy           mtasts.Policy
+	id               string
+	fetched, expires int64 // unix nanoseconds; fetched is 0 without a policy
+
+	fail *failure // the latest failure; nil when the last attempt succeeded
 }
 
-// cached is a policy held in memory.
-type cached struct {
-	policy           mtasts.Policy
-	text, id         string
-	fetched, expires int64 // unix nanoseconds
-}
+// noRecord is the snapshot of every domain that publishes no policy: most
+// domains, so they share it. When such a domain may be looked up again
+// follows from its item's checkedAt (see Cache.backingOff).
+var noRecord = &snapshot{}
 
 // failure is a failed lookup or fetch, with its report fields.
 type failure struct {
@@ -62,43 +63,88 @@ type failure struct {
 	// id is the record id whose fetch failed; empty when the record
 	// itself could not be had.
 	id string
+	// retryAt is when a new attempt is due, in unix nanoseconds (RFC
+	// 8461 3.3); 0 for at once.
+	retryAt int64
 }
 
-// newCached returns p, fetched as text for record id at fetched and valid
-// until expires, as memory holds it: one block for the policy, its mx list
-// cut to size (ParsePolicy leaves room for four), and the record id copied
-// out of the record's text, which is not kept.
-func newCached(p *mtasts.Policy, text, id string, fetched, expires time.Time) *cached {
-	c := &cached{policy: *p, text: text, id: strings.Clone(id), fetched: fetched.UnixNano(), expires: expires.UnixNano()}
-	c.policy.MX = slices.Clip(slices.Clone(p.MX))
-	c.policy.Extensions = slices.Clip(slices.Clone(p.Extensions))
-	return c
+// newSnapshot returns a snapshot of p, announced by record id, fetched at
+// fetched and valid until expires. It holds p's strings in blocks of their
+// own, and not the policy text or the record text they were cut from: a
+// million cached domains keep a million policies, not a million texts.
+func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snapshot {
+	q := mtasts.Policy{
+		Version:       internString(p.Version, "STSv1"),
+		Mode:          mtasts.Mode(internString(string(p.Mode), string(mtasts.ModeEnforce), string(mtasts.ModeTesting), string(mtasts.ModeNone))),
+		MaxAgeSeconds: p.MaxAgeSeconds,
+	}
+	if len(p.MX) > 0 {
+		q.MX = make([]mtasts.STSMX, len(p.MX))
+		for i, mx := range p.MX {
+			q.MX[i] = mtasts.STSMX{Wildcard: mx.Wildcard, Domain: mtasts.Domain{ASCII: strings.Clone(mx.Domain.ASCII), Unicode: strings.Clone(mx.Domain.Unicode)}}
+		}
+	}
+	if len(p.Extensions) > 0 {
+		q.Extensions = make([]mtasts.Pair, len(p.Extensions))
+		for i, e := range p.Extensions {
+			q.Extensions[i] = mtasts.Pair{Key: strings.Clone(e.Key), Value: strings.Clone(e.Value)}
+		}
+	}
+	return &snapshot{policy: q, id: strings.Clone(id), fetched: fetched.UnixNano(), expires: expires.UnixNano()}
 }
 
-// newFailure returns err as a failure of record id ("" for the record).
-func newFailure(err error, id string) *failure {
-	return &failure{err: err, resultType: mtasts.TLSReportResultType(err), reason: mtasts.TLSReportFailureReason(err), id: id}
+// internString returns the one of consts that equals s, or a copy of s.
+func internString(s string, consts ...string) string {
+	for _, c := range consts {
+		if s == c {
+			return c
+		}
+	}
+	return strings.Clone(s)
+}
+
+// newFailure returns err as a failure of record id ("" for the record), with
+// no new attempt before retryAt.
+func newFailure(err error, id string, retryAt time.Time) *failure {
+	return &failure{err: err, resultType: mtasts.TLSReportResultType(err), reason: mtasts.TLSReportFailureReason(err), id: id, retryAt: retryAt.UnixNano()}
+}
+
+// hasPolicy reports whether s holds a policy, valid or not.
+func (s *snapshot) hasPolicy() bool {
+	return s.fetched != 0
+}
+
+// retryDue reports whether a new attempt may be made at now (RFC 8461 3.3).
+func (s *snapshot) retryDue(now time.Time) bool {
+	return s.fail == nil || now.UnixNano() >= s.fail.retryAt
 }
 
 // valid reports whether s holds a policy that has not expired at now. RFC
 // 8461 5.1: a cached policy "whose time-since-fetch has not exceeded its
 // max_age" applies, so it is still valid at the very instant it expires.
 func (s *snapshot) valid(now time.Time) bool {
-	return s != nil && s.cached != nil && now.UnixNano() <= s.expires
+	return s != nil && s.hasPolicy() && now.UnixNano() <= s.expires
 }
 
-// backingOff reports whether s holds no usable policy at now and no new
-// attempt is due yet: the domain has no policy, or its last attempt failed
-// less than Backoff ago (RFC 8461 3.3).
-func (s *snapshot) backingOff(now time.Time) bool {
-	return s != nil && !s.valid(now) && now.UnixNano() < s.retryAt
+// backingOff reports whether the snapshot s of it holds no usable policy at
+// now and no new attempt is due yet: the domain has no policy (RFC 8461 5.1),
+// or its last attempt failed less than Backoff ago (RFC 8461 3.3).
+func (c *Cache) backingOff(it *item, s *snapshot, now time.Time) bool {
+	switch {
+	case s == nil || s.valid(now):
+		return false
+	case s == noRecord:
+		return c.clock(now)-min(it.checkedAt.Load(), c.clock(now)) < c.backoffSeconds
+	default:
+		return !s.retryDue(now)
+	}
 }
 
 // failedFor reports whether the fetch of record id failed less than Backoff
 // ago: RFC 8461 3.3 limits further attempts "to a period of five minutes or
 // longer per version ID".
 func (s *snapshot) failedFor(id string, now time.Time) bool {
-	return s != nil && s.fail != nil && s.fail.id == id && now.UnixNano() < s.retryAt
+	return s != nil && s.fail != nil && s.fail.id == id && !s.retryDue(now)
 }
 
 // result returns s as a Result at now. A policy that has expired at now is
@@ -111,7 +157,7 @@ func (s *snapshot) result(now time.Time, fresh bool) Result {
 		r.Err, r.ResultType, r.FailureReason = f.err, f.resultType, f.reason
 	}
 	if s.valid(now) {
-		r.Policy, r.Text, r.RecordID, r.Fresh = &s.policy, s.text, s.id, fresh
+		r.Policy, r.RecordID, r.Fresh = &s.policy, s.id, fresh
 		r.Fetched, r.Expires = time.Unix(0, s.fetched), time.Unix(0, s.expires)
 	}
 	return r
@@ -119,20 +165,20 @@ func (s *snapshot) result(now time.Time, fresh bool) Result {
 
 // none reports whether s holds a policy in mode none.
 func (s *snapshot) none() bool {
-	return s.cached != nil && s.policy.Mode == mtasts.ModeNone
+	return s.hasPolicy() && s.policy.Mode == mtasts.ModeNone
 }
 
-// withFailure returns a copy of s with the failure f (nil for none) and no
-// attempt before retryAt. A domain whose cached policy is in mode none has
-// turned MTA-STS off, and its failures are not reported: RFC 8461 6 makes
-// reportable "policy fetch failures of any kind when a valid policy exists in
-// the policy cache, except if that policy's mode is 'none'", and RFC 8461 3.3
-// and 10.2 ask for no alerts in that case. The back-off holds all the same.
-func (s *snapshot) withFailure(f *failure, retryAt int64) *snapshot {
+// withFailure returns a copy of s with the failure f, nil for none. A domain
+// whose cached policy is in mode none has turned MTA-STS off, and its
+// failures are not reported: RFC 8461 6 makes reportable "policy fetch
+// failures of any kind when a valid policy exists in the policy cache, except
+// if that policy's mode is 'none'", and RFC 8461 3.3 and 10.2 ask for no
+// alerts in that case. The back-off holds all the same.
+func (s *snapshot) withFailure(f *failure) *snapshot {
 	n := *s
 	if f != nil && n.none() {
-		f = &failure{id: f.id}
+		f = &failure{id: f.id, retryAt: f.retryAt}
 	}
-	n.fail, n.retryAt = f, retryAt
+	n.fail = f
 	return &n
 }

@@ -40,14 +40,14 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 			return
 		}
 		lifetime := c.opts.Backoff
-		if s.cached != nil {
+		if s.hasPolicy() {
 			lifetime = time.Duration(s.expires - s.fetched)
 		}
 		idle := time.Duration(nowSec-min(it.lastUsed.Load(), nowSec)) * time.Second
 		switch {
 		case idle > lifetime:
 			drop = append(drop, it)
-		case s.valid(now) && now.Sub(time.Unix(0, s.fetched)) >= min(c.opts.RefreshAge, lifetime/2) && now.UnixNano() >= s.retryAt:
+		case s.valid(now) && now.Sub(time.Unix(0, s.fetched)) >= min(c.opts.RefreshAge, lifetime/2) && s.retryDue(now):
 			refresh = append(refresh, it)
 		}
 	})

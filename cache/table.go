@@ -57,9 +57,10 @@ func (t *table) add(it *item) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	slots := *t.slots.Load()
-	// At most three quarters of the slots in use, tombstones included,
-	// so that probes stay short and always reach an empty slot.
-	if 4*(t.live+t.tombs+1) > 3*len(slots) {
+	// At most 13/16 of the slots in use, tombstones included, so that
+	// probes stay short (three slots on average for a hit) and always
+	// reach an empty slot.
+	if 16*(t.live+t.tombs+1) > 13*len(slots) {
 		slots = t.growLocked()
 	}
 	mask := uint64(len(slots) - 1)
@@ -99,7 +100,7 @@ func (t *table) remove(it *item) bool {
 // live items need, and publishes it.
 func (t *table) growLocked() []atomic.Pointer[item] {
 	n := 8
-	for 3*n < 8*(t.live+1) {
+	for n < 2*(t.live+1) {
 		n *= 2
 	}
 	slots := make([]atomic.Pointer[item], n)

@@ -64,8 +64,8 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	if s.valid(now) && id == s.id && !full {
 		// The cached policy is current. A failure of another id, or
 		// of the record itself, is over.
-		if s.fail != nil || s.retryAt != 0 {
-			s = s.withFailure(nil, 0)
+		if s.fail != nil {
+			s = s.withFailure(nil)
 			it.snap.Store(s)
 		}
 		return s.result(now, false), lookup, false, nil
@@ -88,9 +88,9 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch.
 	expires := now.Add(policy.MaxAge())
-	ns := &snapshot{cached: newCached(policy, text, id, now, expires)}
+	ns := newSnapshot(policy, id, now, expires)
 	if lookupErr != nil {
-		ns = ns.withFailure(newFailure(lookupErr, ""), 0)
+		ns = ns.withFailure(newFailure(lookupErr, "", time.Time{}))
 	}
 	it.snap.Store(ns)
 	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: expires}
@@ -115,7 +115,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 // domain, so that neither Run nor the id checks hammer a failing DNS or
 // policy host.
 func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, err error, now time.Time) Result {
-	retryAt := now.Add(c.opts.Backoff).UnixNano()
+	retryAt := now.Add(c.opts.Backoff)
 	if s.valid(now) {
 		// RFC 8461 3.3, 10.2: alert administrators when a refresh
 		// fails, "unless the cached policy mode is 'none'".
@@ -124,13 +124,13 @@ func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, e
 			level = slog.LevelDebug
 		}
 		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", err)
-		ns := s.withFailure(newFailure(err, id), retryAt)
+		ns := s.withFailure(newFailure(err, id, retryAt))
 		it.snap.Store(ns)
 		return ns.result(now, false)
 	}
-	ns := &snapshot{retryAt: retryAt}
+	ns := noRecord // it was looked up now; see backingOff
 	if !errors.Is(err, mtasts.ErrNoRecord) {
-		ns.fail = newFailure(err, id)
+		ns = &snapshot{fail: newFailure(err, id, retryAt)}
 	}
 	it.snap.Store(ns)
 	return ns.result(now, false)
@@ -182,5 +182,5 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 	if now.After(expires) {
 		return nil
 	}
-	return &snapshot{cached: newCached(policy, e.Policy, e.RecordID, fetched, expires)}
+	return newSnapshot(policy, e.RecordID, fetched, expires)
 }

@@ -111,7 +111,7 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	}
 	switch {
 	case active:
-		return t.STS(res.Policy, res.Text), fd
+		return t.STS(res.Policy, ""), fd
 	case fd != nil:
 		return Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII}, fd
 	}

@@ -212,13 +212,13 @@ func TestTargetFromCacheResults(t *testing.T) {
 		policy  Policy
 		failure *FailureDetail
 	}{
-		{"applied", cache.Result{Policy: p, Text: text, Fresh: true}, sts, nil},
-		{"applied despite a failure", cache.Result{Policy: p, Text: text, Err: errors.New("x"),
+		{"applied", cache.Result{Policy: p, Fresh: true}, sts, nil},
+		{"applied despite a failure", cache.Result{Policy: p, Err: errors.New("x"),
 			ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"}, sts, fetchErr},
 		{"no policy for a failure", cache.Result{Err: errors.New("x"), ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"},
 			Policy{PolicyType: PolicyTypeSTS, PolicyDomain: "example.com"}, fetchErr},
 		{"no policy", cache.Result{}, tg.NoPolicyFound(), nil},
-		{"mode none", cache.Result{Policy: none, Text: "version: STSv1\nmode: none\nmax_age: 86400\n"}, tg.NoPolicyFound(), nil},
+		{"mode none", cache.Result{Policy: none}, tg.NoPolicyFound(), nil},
 		// A failure never goes with mode none (RFC 8461 6); the cache
 		// clears it, and so does FromCache.
 		{"mode none with a failure", cache.Result{Policy: none, Err: errors.New("x"), ResultType: "sts-policy-fetch-error"}, tg.NoPolicyFound(), nil},
