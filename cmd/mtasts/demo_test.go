@@ -58,6 +58,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(stderr, "mtasts demo:") {
 		t.Errorf("stderr: %s", stderr)
 	}
+	compareREADME(t, out)
 
 	// Each check is shown as the command a user would type, with the
 	// set-up's addresses.
@@ -208,4 +209,51 @@ func TestDemoUsage(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, `"mtasts demo"`) {
 		t.Errorf("check without a domain: exit %d, stderr %q; want it to point to the demo", code, stderr)
 	}
+}
+
+// compareREADME checks that the README shows what the demo prints, but for
+// what changes from run to run: ports, the CA file's path, dates.
+func compareREADME(t *testing.T, out string) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = "$ go run ./cmd/mtasts demo\n"
+	i := bytes.Index(readme, []byte(start))
+	if i < 0 {
+		t.Fatalf("README does not show %q", start)
+	}
+	shown, _, ok := strings.Cut(string(readme[i+len(start):]), "```")
+	if !ok {
+		t.Fatal("README: the demo's output has no end")
+	}
+	got, want := strings.Split(varying(out), "\n"), strings.Split(varying(shown), "\n")
+	for i := range max(len(got), len(want)) {
+		var g, w string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			t.Fatalf("README shows another output than the demo's: line %d of it is\n\t%q\nthe demo prints\n\t%q\n"+
+				"Paste the output of \"go run ./cmd/mtasts demo\" into the README.", i+1, w, g)
+		}
+	}
+}
+
+// varying replaces what differs between runs of the demo by placeholders.
+func varying(s string) string {
+	for _, r := range []struct{ re, with string }{
+		{`127\.0\.0\.1:[0-9]+`, "127.0.0.1:PORT"},
+		{`--(https|smtp)-port [0-9]+`, "--$1-port PORT"},
+		{`--ca \S+`, "--ca CAFILE"},
+		{`[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} UTC`, "DATE"},
+		{`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z`, "TIME"},
+	} {
+		s = regexp.MustCompile(r.re).ReplaceAllString(s, r.with)
+	}
+	return s
 }
