@@ -257,3 +257,21 @@ func varying(s string) string {
 	}
 	return s
 }
+
+// The command lines the demo shows read back as the arguments it ran,
+// whatever the temporary directory is called.
+func TestShellJoin(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ca", "/tmp/mtasts-demo-1/ca.pem", "--resolver", "127.0.0.1:53"}, "--ca /tmp/mtasts-demo-1/ca.pem --resolver 127.0.0.1:53"},
+		{[]string{"--ca", "/tmp/my dir/ca.pem"}, "--ca '/tmp/my dir/ca.pem'"},
+		{[]string{"it's", ""}, `'it'\''s' ''`},
+		{[]string{"$HOME", "a;b"}, `'$HOME' 'a;b'`},
+	} {
+		if got := shellJoin(tc.args); got != tc.want {
+			t.Errorf("shellJoin(%q) = %s, want %s", tc.args, got, tc.want)
+		}
+	}
+}
