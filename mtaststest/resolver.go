@@ -14,7 +14,11 @@
 // (expired, for another name, from another CA), and counts requests per
 // domain. Use points mtasts.HTTPClient at it for the rest of a test.
 //
-// Both are safe for concurrent use. Because mtasts.HTTPClient is a package
+// DNSServer is a real DNS server on 127.0.0.1, over UDP and TCP, for code
+// that takes a resolver's address instead of a Resolver: it answers A,
+// AAAA, TXT and MX queries from records set per name, and counts queries.
+//
+// All three are safe for concurrent use. Because mtasts.HTTPClient is a package
 // variable, tests that call PolicyServer.Use must not run in parallel with
 // other tests that fetch policies.
 package mtaststest

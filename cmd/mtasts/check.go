@@ -117,7 +117,7 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 		return exitUsage, err
 	}
 	if len(args) == 0 {
-		return exitUsage, usagef("check: no domain given")
+		return exitUsage, usagef("check: no domain given; \"mtasts demo\" shows a check without a network")
 	}
 	if o.timeout <= 0 {
 		return exitUsage, usagef("check: --timeout must be positive")

@@ -5,6 +5,7 @@
 //	mtasts policy [flags] [FILE|-]   lint a policy file, print it normalised
 //	mtasts record [--id ID] [DOMAIN] print a TXT record to publish
 //	mtasts serve --policy FILE ...   serve a policy over HTTPS
+//	mtasts demo                      check two sample domains, offline
 //
 // Run "mtasts help" for every flag.
 package main
@@ -79,6 +80,12 @@ Usage:
         for use behind a TLS-terminating proxy. On SIGHUP it reads FILE
         again and serves the new policy if it is valid; if not, it logs why
         and keeps serving the previous one.
+  mtasts demo
+        Show check at work without a network: start a DNS server, HTTPS
+        policy hosts and an SMTP server on 127.0.0.1, then check two domains
+        there with --starttls, one set up to pass and one to fail. Exit
+        status 0 when both come out as intended (the failure is on purpose),
+        1 when not.
   mtasts help
         Print this help.
 
@@ -153,6 +160,8 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		code, err = runRecord(rest, sio)
 	case "serve":
 		code, err = runServe(ctx, rest, sio)
+	case "demo":
+		code, err = runDemo(ctx, rest, sio)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(sio.out, usageText)
 		return exitOK

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log"
@@ -18,8 +17,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
@@ -41,142 +38,24 @@ type mxRecord struct {
 	host string
 }
 
-// dnsServer answers A, AAAA, TXT and MX queries from its zones, over UDP and
-// TCP on the same loopback port. Names not in zones are NXDOMAIN.
+// dnsServer is the test kit's DNS server on loopback, loaded with zones.
 type dnsServer struct {
-	addr  string
-	zones map[string]zone // by lower-case name with the trailing dot
+	addr string
 }
 
+// startDNS starts a DNS server answering from zones (by name, with the
+// trailing dot), until the test ends. Names not in zones are NXDOMAIN.
 func startDNS(t *testing.T, zones map[string]zone) *dnsServer {
 	t.Helper()
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	// Bind UDP on a free port, then TCP on the same one; retry if another
-	// process holds the TCP port.
-	for range 20 {
-		pc, err = net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, err = net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			break
-		}
-		pc.Close()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &dnsServer{addr: pc.LocalAddr().String(), zones: map[string]zone{}}
+	s := mtaststest.NewDNSServer(t)
 	for name, z := range zones {
-		s.zones[strings.ToLower(name)] = z
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if resp := s.answer(buf[:n], true); resp != nil {
-				pc.WriteTo(resp, from)
-			}
+		r := mtaststest.DNSRecords{TXT: z.txt, Addrs: z.a, ServFail: z.servfail}
+		for _, mx := range z.mx {
+			r.MX = append(r.MX, &net.MX{Host: mx.host, Pref: mx.pref})
 		}
-	})
-	wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(10 * time.Second))
-				for {
-					var l [2]byte
-					if _, err := io.ReadFull(conn, l[:]); err != nil {
-						return
-					}
-					msg := make([]byte, binary.BigEndian.Uint16(l[:]))
-					if _, err := io.ReadFull(conn, msg); err != nil {
-						return
-					}
-					resp := s.answer(msg, false)
-					if resp == nil {
-						return
-					}
-					conn.Write(binary.BigEndian.AppendUint16(nil, uint16(len(resp))))
-					conn.Write(resp)
-				}
-			})
-		}
-	})
-	t.Cleanup(func() {
-		pc.Close()
-		ln.Close()
-		wg.Wait()
-	})
-	return s
-}
-
-func (s *dnsServer) answer(req []byte, udp bool) []byte {
-	var p dnsmessage.Parser
-	h, err := p.Start(req)
-	if err != nil {
-		return nil
+		s.Set(name, r)
 	}
-	q, err := p.Question()
-	if err != nil {
-		return nil
-	}
-	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
-	z, ok := s.zones[strings.ToLower(q.Name.String())]
-	switch {
-	case !ok:
-		rh.RCode = dnsmessage.RCodeNameError
-	case z.servfail:
-		rh.RCode = dnsmessage.RCodeServerFailure
-	}
-	b := dnsmessage.NewBuilder(nil, rh)
-	b.EnableCompression()
-	b.StartQuestions()
-	b.Question(q)
-	b.StartAnswers()
-	rrh := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-	if ok && !z.servfail {
-		switch q.Type {
-		case dnsmessage.TypeTXT:
-			for _, txt := range z.txt {
-				b.TXTResource(rrh, dnsmessage.TXTResource{TXT: txt})
-			}
-		case dnsmessage.TypeMX:
-			for _, mx := range z.mx {
-				b.MXResource(rrh, dnsmessage.MXResource{Pref: mx.pref, MX: dnsmessage.MustNewName(mx.host)})
-			}
-		case dnsmessage.TypeA:
-			for _, a := range z.a {
-				if a.Is4() {
-					b.AResource(rrh, dnsmessage.AResource{A: a.As4()})
-				}
-			}
-		case dnsmessage.TypeAAAA:
-			for _, a := range z.a {
-				if a.Is6() {
-					b.AAAAResource(rrh, dnsmessage.AAAAResource{AAAA: a.As16()})
-				}
-			}
-		}
-	}
-	resp, err := b.Finish()
-	if err != nil {
-		return nil
-	}
-	return resp
+	return &dnsServer{addr: s.Addr()}
 }
 
 // testCA issues the certificates of the test servers, from the test kit's
