@@ -29,7 +29,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/mjl-/adns"
@@ -211,7 +210,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
 	default:
 		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
-		return nil, "", newError(ErrPolicyFetch, reasonHTTPStatus+strconv.Itoa(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
+		return nil, "", newError(ErrPolicyFetch, ReasonPolicyHTTPStatus(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
 	}
 
 	// RFC 8461 3.2: "senders SHOULD validate that the media type is
