@@ -117,9 +117,23 @@ func (p *Policy) MaxAge() time.Duration {
 	return time.Duration(min(max(p.MaxAgeSeconds, 0), MaxAgeLimit)) * time.Second
 }
 
-// String returns the policy in the form to publish: one "key: value" line per
-// field, in the order version, mode, mx, max_age, extensions, each ended by
-// CRLF as RFC 8461 3.2 describes. ParsePolicy gives back an equal Policy.
+// String returns the policy in the form to publish at WellKnownPath
+// (RFC 8461 3.2), the body PolicyHandler serves. The format is fixed, and
+// stays so from release to release; testdata/policystring holds it byte for
+// byte:
+//
+//   - one line per field, "key: value": the key, a colon, one space, the
+//     value; every line, the last one included, ends in CRLF ("\r\n": the
+//     "CRLF-separated key/value pairs" of RFC 8461 3.2); no blank lines, and
+//     no whitespace but that space and what a value holds;
+//   - the keys in this order: "version"; "mode"; one "mx" line per element
+//     of MX, in order; "max_age"; then the Extensions, in order;
+//   - an mx pattern as STSMX.String writes it: A-labels, "*." in front of a
+//     wildcard; max_age as MaxAgeSeconds in decimal, as held (not capped
+//     at MaxAgeLimit).
+//
+// Values are written as held, without checks: ParsePolicy gives back an
+// equal Policy when p is valid, e.g. when it came from ParsePolicy.
 func (p Policy) String() string {
 	var b strings.Builder
 	line := func(k, v string) {
