@@ -102,7 +102,9 @@ func (c *Client) logger(ctx context.Context) *slog.Logger {
 	return c.Logger
 }
 
-// LookupRecord is the function LookupRecord, logged; see Client.
+// LookupRecord looks up the MTA-STS TXT record of domain as the function
+// LookupRecord does, and logs the lookup (see Client). It returns what that
+// function returns, errors included.
 func (c *Client) LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
 	l := c.logger(ctx)
 	if l == nil {
@@ -125,8 +127,9 @@ func (c *Client) LookupRecord(ctx context.Context, resolver Resolver, domain Dom
 	return record, text, err
 }
 
-// FetchPolicy is the function FetchPolicy, with c.HTTPClient and logged; see
-// Client.
+// FetchPolicy fetches the policy of domain as the function FetchPolicy
+// does, with c.HTTPClient, and logs the fetch (see Client). It returns what
+// that function returns, errors included.
 func (c *Client) FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
 	hc := HTTPClient
 	if c != nil && c.HTTPClient != nil {
@@ -155,7 +158,9 @@ func (c *Client) FetchPolicy(ctx context.Context, domain Domain) (policy *Policy
 	return policy, text, err
 }
 
-// Get is the function Get, with c.HTTPClient and logged; see Client.
+// Get discovers and fetches the policy of domain as the function Get does,
+// with c.LookupRecord and c.FetchPolicy, so both are logged (see Client). It
+// returns what that function returns, errors included.
 func (c *Client) Get(ctx context.Context, resolver Resolver, domain Domain) (record *Record, policy *Policy, text string, err error) {
 	start := time.Now()
 	defer func() { metricGet.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
