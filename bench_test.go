@@ -1,6 +1,9 @@
 package mtasts
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,6 +86,34 @@ func BenchmarkMatches(b *testing.B) {
 	for b.Loop() {
 		if !p.Matches(host) {
 			b.Fatal("no match")
+		}
+	}
+}
+
+// BenchmarkLookupRecord measures a lookup with an in-memory resolver: the
+// cost of the library around DNS, without logging.
+func BenchmarkLookupRecord(b *testing.B) {
+	ctx := context.Background()
+	d := Domain{ASCII: "example.com"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := LookupRecord(ctx, oneRecordResolver{}, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkClientLookupRecordLogged is BenchmarkLookupRecord through a
+// Client that logs at debug level, as text, to io.Discard: what logging
+// adds to each lookup.
+func BenchmarkClientLookupRecordLogged(b *testing.B) {
+	ctx := context.Background()
+	d := Domain{ASCII: "example.com"}
+	c := &Client{Logger: slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})).With("msgid", "m1")}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := c.LookupRecord(ctx, oneRecordResolver{}, d); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

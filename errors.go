@@ -125,30 +125,30 @@ func newError(kind error, reason string, cause error, format string, args ...any
 	return &reasonError{kind: kind, reason: reason, msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
-// Failure reason codes for TLS reports, RFC 8460 4.3.3 ("a short text field
-// ... an error code"). They are stable: reports and dashboards may key on them.
+// The reason codes by the roles they play here; reason.go documents them.
 const (
-	reasonNoRecord        = "mta-sts-record-not-found"
-	reasonMultipleRecords = "mta-sts-record-multiple"
-	reasonDNS             = "mta-sts-record-dns-error"
-	reasonRecordSyntax    = "mta-sts-record-invalid"
-	reasonNoPolicy        = "mta-sts-policy-not-found"
-	reasonFetch           = "mta-sts-policy-fetch-error"
-	reasonRedirect        = "mta-sts-policy-redirect"
-	reasonTimeout         = "mta-sts-policy-fetch-timeout"
-	reasonHTTPStatus      = "mta-sts-policy-http-status-"        // + the status code
-	reasonCertExpired     = "mta-sts-policy-certificate-expired" // or not yet valid
-	reasonCertHost        = "mta-sts-policy-certificate-host-mismatch"
-	reasonCertUntrusted   = "mta-sts-policy-certificate-untrusted"
-	reasonCertInvalid     = "mta-sts-policy-certificate-invalid"
-	reasonPolicySyntax    = "mta-sts-policy-invalid"
-	reasonPolicyTooLarge  = "mta-sts-policy-too-large"
-	reasonMediaType       = "mta-sts-policy-media-type"
-	reasonAddressRefused  = "mta-sts-policy-address-refused"
+	reasonNoRecord        = ReasonRecordNotFound
+	reasonMultipleRecords = ReasonRecordMultiple
+	reasonDNS             = ReasonRecordDNSError
+	reasonRecordSyntax    = ReasonRecordInvalid
+	reasonNoPolicy        = ReasonPolicyNotFound
+	reasonFetch           = ReasonPolicyFetchError
+	reasonRedirect        = ReasonPolicyRedirect
+	reasonTimeout         = ReasonPolicyFetchTimeout
+	reasonCertExpired     = ReasonPolicyCertificateExpired // or not yet valid
+	reasonCertHost        = ReasonPolicyCertificateHostMismatch
+	reasonCertUntrusted   = ReasonPolicyCertificateUntrusted
+	reasonCertInvalid     = ReasonPolicyCertificateInvalid
+	reasonPolicySyntax    = ReasonPolicyInvalid
+	reasonPolicyTooLarge  = ReasonPolicyTooLarge
+	reasonMediaType       = ReasonPolicyMediaType
+	reasonAddressRefused  = ReasonPolicyAddressRefused
 )
 
 // TLSReportFailureReason returns a short, dash-separated code describing err,
-// for the "failure-reason-code" field of a TLS report (RFC 8460 4.3.3).
+// for the "failure-reason-code" field of a TLS report (RFC 8460 4.3.3): one
+// of the Reason constants, or a code starting with one of the prefixes
+// among them.
 //
 // A DNSSEC authentication failure that adns reports as an extended DNS error
 // (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
@@ -163,7 +163,7 @@ func TLSReportFailureReason(err error) string {
 	}
 	var code adns.ErrorCode
 	if errors.As(err, &code) && code.IsAuthentication() {
-		return "dns-extended-error-" + strconv.Itoa(int(code)) + "-" + strings.ReplaceAll(code.String(), " ", "-")
+		return ReasonDNSExtendedErrorPrefix + strconv.Itoa(int(code)) + "-" + strings.ReplaceAll(code.String(), " ", "-")
 	}
 	var re *reasonError
 	if errors.As(err, &re) {

@@ -19,6 +19,28 @@
 // (Domain.Validate), and the default HTTPClient refuses to connect to
 // loopback, private and other special-purpose addresses and bounds what a
 // policy host can make it read (NewTransport).
+//
+// # Logging
+//
+// The package functions log nothing. A Client does the same work, with the
+// same arguments, and logs each TXT lookup and policy fetch at debug level
+// through its log/slog Logger: the outcome (record id, policy mode, or the
+// error and its TLS-RPT reason), the DNSSEC status of the lookup, the HTTP
+// status and size of the fetch, and the duration. A nil Logger logs nothing
+// and builds no attribute. Its methods fit the cache subpackage's
+// Options.LookupRecord and Options.FetchPolicy as they are.
+//
+// Per-delivery attributes, such as a message or connection id, come with
+// the logger: Client.WithLogger returns a copy of a Client that logs through
+// a logger derived for one delivery, e.g. client.WithLogger(log.With("msgid",
+// id)). That was chosen over attributes carried in the context because a Go
+// mail server already holds such a logger for each delivery, and it works
+// with any slog.Handler, where attributes in a context reach only a handler
+// written to look for them. The caller's context is still passed to the
+// handler with each record, for handlers that take a trace id from it.
+// Through a cache, whose lookups and fetches serve many deliveries at once,
+// records carry the attributes of the Client given to the cache, not those
+// of one delivery.
 package mtasts
 
 import (
@@ -29,7 +51,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/mjl-/adns"
@@ -57,20 +78,27 @@ type Resolver interface {
 // the lookup fails otherwise; in each case RFC 8461 3.1 says the domain has no
 // available policy (a cached one still applies, RFC 8461 5.1).
 func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
+	return defaultClient.LookupRecord(ctx, resolver, domain)
+}
+
+// lookupRecord is LookupRecord, and also reports whether the resolver said
+// its answer was DNSSEC-signed and validated.
+func lookupRecord(ctx context.Context, resolver Resolver, domain Domain) (_ *Record, _ string, dnssec bool, _ error) {
 	// The name goes into a DNS query: it must be a host name.
 	if err := domain.Validate(); err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if resolver == nil {
-		return nil, "", newError(ErrDNS, reasonDNS, nil, "no resolver")
+		return nil, "", false, newError(ErrDNS, reasonDNS, nil, "no resolver")
 	}
 	name := "_mta-sts." + domain.ASCII + "."
-	txts, _, err := resolver.LookupTXT(ctx, name)
+	txts, result, err := resolver.LookupTXT(ctx, name)
+	dnssec = result.Authentic
 	if err != nil {
 		if isNotFound(err) {
-			return nil, "", newError(ErrNoRecord, reasonNoRecord, err, "no txt record at %s", name)
+			return nil, "", dnssec, newError(ErrNoRecord, reasonNoRecord, err, "no txt record at %s", name)
 		}
-		return nil, "", newError(ErrDNS, reasonDNS, err, "looking up txt record at %s", name)
+		return nil, "", dnssec, newError(ErrDNS, reasonDNS, err, "looking up txt record at %s", name)
 	}
 
 	// RFC 8461 3.1: records that do not begin with v=STSv1 are discarded;
@@ -95,13 +123,13 @@ func LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Recor
 	}
 	switch {
 	case n == 0:
-		return nil, "", newError(ErrNoRecord, reasonNoRecord, nil, "no txt record starting with v=STSv1 at %s", name)
+		return nil, "", dnssec, newError(ErrNoRecord, reasonNoRecord, nil, "no txt record starting with v=STSv1 at %s", name)
 	case n > 1:
-		return nil, "", newError(ErrMultipleRecords, reasonMultipleRecords, nil, "%d txt records starting with v=STSv1 at %s", n, name)
+		return nil, "", dnssec, newError(ErrMultipleRecords, reasonMultipleRecords, nil, "%d txt records starting with v=STSv1 at %s", n, name)
 	case firstErr != nil:
-		return nil, text, firstErr
+		return nil, text, dnssec, firstErr
 	}
-	return record, text, nil
+	return record, text, dnssec, nil
 }
 
 // isNotFound reports whether err says the name does not exist or has no
@@ -120,7 +148,8 @@ const MaxPolicySize = 64 * 1024
 // last byte of the body: one minute, the suggested timeout of RFC 8461 3.3.
 const FetchTimeout = time.Minute
 
-// HTTPClient is the client FetchPolicy uses. Its transport, made by
+// HTTPClient is the client FetchPolicy uses, and a Client without an
+// HTTPClient of its own; both read it at each fetch. Its transport, made by
 // NewTransport(nil), guards against the policy host, which the recipient
 // domain's owner controls: it refuses to connect to loopback, private,
 // link-local and other special-purpose addresses (see AddressClass, and
@@ -172,9 +201,17 @@ func noRedirect(*http.Request, []*http.Request) error {
 // (then ErrAddressRefused too). Causes such as context.DeadlineExceeded or an
 // x509 error stay reachable with errors.Is and errors.As.
 func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
-	start := time.Now()
-	defer func() { metricFetch.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
+	return defaultClient.FetchPolicy(ctx, domain)
+}
 
+// fetchInfo is what a policy fetch saw besides its result, for logs.
+type fetchInfo struct {
+	status int // HTTP status code; 0 without a response
+	bytes  int // bytes of the body read
+}
+
+// fetchPolicy is FetchPolicy with the HTTP client hc. It fills in info.
+func fetchPolicy(ctx context.Context, hc *http.Client, domain Domain, info *fetchInfo) (policy *Policy, text string, err error) {
 	// The name goes into the URL's host: anything but a host name could
 	// add a user, a port, a path or a query.
 	if err := domain.Validate(); err != nil {
@@ -193,7 +230,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 	// no cache; ask intermediaries not to answer from theirs either.
 	req.Header.Set("Cache-Control", "no-cache")
 
-	client := *HTTPClient
+	client := *hc
 	client.CheckRedirect = noRedirect
 	client.Jar = nil
 	resp, err := client.Do(req)
@@ -201,6 +238,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", fetchError(err, url)
 	}
 	defer resp.Body.Close()
+	info.status = resp.StatusCode
 
 	switch {
 	case resp.StatusCode == http.StatusOK:
@@ -211,7 +249,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
 	default:
 		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
-		return nil, "", newError(ErrPolicyFetch, reasonHTTPStatus+strconv.Itoa(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
+		return nil, "", newError(ErrPolicyFetch, ReasonPolicyHTTPStatus(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
 	}
 
 	// RFC 8461 3.2: "senders SHOULD validate that the media type is
@@ -228,6 +266,7 @@ func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text strin
 		return nil, "", newError(ErrPolicySyntax, reasonPolicyTooLarge, nil, "%s: body of %d bytes, larger than the maximum of %d", url, resp.ContentLength, MaxPolicySize)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPolicySize+1))
+	info.bytes = len(body)
 	if err != nil {
 		return nil, "", fetchError(err, url)
 	}
@@ -279,13 +318,5 @@ func isTimeout(err error) bool {
 // returned with the error, so a caller holding a cached policy can compare
 // ids. Errors are those of LookupRecord and FetchPolicy.
 func Get(ctx context.Context, resolver Resolver, domain Domain) (record *Record, policy *Policy, text string, err error) {
-	start := time.Now()
-	defer func() { metricGet.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
-
-	record, _, err = LookupRecord(ctx, resolver, domain)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	policy, text, err = FetchPolicy(ctx, domain)
-	return record, policy, text, err
+	return defaultClient.Get(ctx, resolver, domain)
 }

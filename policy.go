@@ -117,9 +117,23 @@ func (p *Policy) MaxAge() time.Duration {
 	return time.Duration(min(max(p.MaxAgeSeconds, 0), MaxAgeLimit)) * time.Second
 }
 
-// String returns the policy in the form to publish: one "key: value" line per
-// field, in the order version, mode, mx, max_age, extensions, each ended by
-// CRLF as RFC 8461 3.2 describes. ParsePolicy gives back an equal Policy.
+// String returns the policy in the form to publish at WellKnownPath
+// (RFC 8461 3.2), the body PolicyHandler serves. The format is fixed, and
+// stays so from release to release; testdata/policystring holds it byte for
+// byte:
+//
+//   - one line per field, "key: value": the key, a colon, one space, the
+//     value; every line, the last one included, ends in CRLF ("\r\n": the
+//     "CRLF-separated key/value pairs" of RFC 8461 3.2); no blank lines, and
+//     no whitespace but that space and what a value holds;
+//   - the keys in this order: "version"; "mode"; one "mx" line per element
+//     of MX, in order; "max_age"; then the Extensions, in order;
+//   - an mx pattern as STSMX.String writes it: A-labels, "*." in front of a
+//     wildcard; max_age as MaxAgeSeconds in decimal, as held (not capped
+//     at MaxAgeLimit).
+//
+// Values are written as held, without checks: ParsePolicy gives back an
+// equal Policy when p is valid, e.g. when it came from ParsePolicy.
 func (p Policy) String() string {
 	var b strings.Builder
 	line := func(k, v string) {
@@ -161,4 +175,43 @@ func (p *Policy) Matches(host Domain) bool {
 		}
 	}
 	return false
+}
+
+// ReportLines returns the policy as the "policy-string" of a TLS report
+// wants it (RFC 8460 4.4, 4.5): the lines of p.String() without their line
+// endings, one "mx" element per pattern, names in A-labels. For the policy
+// as the domain served it, with any errors it held, use ReportLines(text)
+// on the text that FetchPolicy returned.
+func (p *Policy) ReportLines() []string {
+	return ReportLines(p.String())
+}
+
+// ReportMXHosts returns the policy's mx patterns as the "mx-host" list of a
+// TLS report wants them (RFC 8460 4.4): in policy order, in A-labels ("the
+// domain MUST consist of the Punycode-encoded A-labels"), a wildcard with
+// its "*." prefix. It is empty, not nil, for a policy without patterns.
+func (p *Policy) ReportMXHosts() []string {
+	mx := make([]string, len(p.MX))
+	for i, m := range p.MX {
+		mx[i] = m.String()
+	}
+	return mx
+}
+
+// ReportLines returns text, a policy as served, as the "policy-string" of a
+// TLS report wants it: "the policy that is declared by the receiving site,
+// including any errors that may be present" (RFC 8460 4.5). Each line is
+// kept as published, without its line ending (LF or CRLF, RFC 8461 3.2);
+// blank lines and lines of only spaces and tabs are left out. Nothing is
+// parsed: an invalid policy gives its lines too. The result is empty, not
+// nil, when text has no lines.
+func ReportLines(text string) []string {
+	lines := make([]string, 0, strings.Count(text, "\n")+1)
+	for line := range strings.Lines(text) {
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if strings.TrimLeft(line, " \t") != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
 }

@@ -40,7 +40,8 @@ type Target struct {
 // The lines are those of text, each without its line ending, blank lines
 // skipped: "the policy that is declared by the receiving site, including any
 // errors that may be present" (RFC 8460 4.5), one "mx" line per element.
-// With text empty, they are those of p.String().
+// With text empty, they are those of p.String(). The lines and patterns are
+// those of mtasts.ReportLines, Policy.ReportLines and Policy.ReportMXHosts.
 //
 // A nil p, or one in mode none, gives t.NoPolicyFound(): RFC 8461 5 treats a
 // domain in mode none "as though it does not have any active policy".
@@ -48,33 +49,20 @@ func (t Target) STS(p *mtasts.Policy, text string) Policy {
 	if p == nil || p.Mode == mtasts.ModeNone {
 		return t.NoPolicyFound()
 	}
-	if text == "" {
-		text = p.String()
-	}
-	mx := make([]string, len(p.MX))
-	for i, m := range p.MX {
-		// RFC 8460 4.4: mx-host patterns in A-labels.
-		mx[i] = m.String()
+	// RFC 8460 4.4, 4.5: the policy's lines and its mx patterns in
+	// A-labels, as the core package computes them for any report.
+	var lines []string
+	if text != "" {
+		lines = mtasts.ReportLines(text)
+	} else {
+		lines = p.ReportLines()
 	}
 	return Policy{
 		PolicyType:   PolicyTypeSTS,
-		PolicyString: policyLines(text),
+		PolicyString: lines,
 		PolicyDomain: t.Recipient.ASCII,
-		MXHost:       mx,
+		MXHost:       p.ReportMXHosts(),
 	}
-}
-
-// policyLines splits a policy into its lines, without line endings (LF or
-// CRLF, RFC 8461 3.2) and without blank lines.
-func policyLines(text string) []string {
-	lines := make([]string, 0, strings.Count(text, "\n")+1)
-	for line := range strings.Lines(text) {
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if strings.TrimLeft(line, " \t") != "" {
-			lines = append(lines, line)
-		}
-	}
-	return lines
 }
 
 // FromCache returns the description of the MTA-STS side of a delivery to
