@@ -138,7 +138,9 @@ func TestMXTLSConfig(t *testing.T) {
 	ca := newTestCA(t)
 	own := newOwnCA(t)
 	now := time.Now()
-	valid := func(names ...string) tls.Certificate { return ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), names...) }
+	valid := func(names ...string) tls.Certificate {
+		return ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), names...)
+	}
 	for _, tc := range []struct {
 		name   string
 		mx     string
