@@ -226,7 +226,8 @@ const (
 //     valid yet or not for TLS servers;
 //   - ResultValidationFailure for a TLS alert received from the MX host,
 //     and for other failures of the handshake in a *STARTTLSError;
-//   - "" for a timeout or a canceled context within a *STARTTLSError:
+//   - "" for a timeout, a canceled context or a connection the sender
+//     closed itself (net.ErrClosed) within a *STARTTLSError:
 //     transient failures, which RFC 8460 4.3.4 does not require to be
 //     reported.
 //

@@ -211,18 +211,19 @@ func starttlsFailure(err error) (result, reason string) {
 	switch {
 	case errors.As(err, &rerr):
 		return ResultValidationFailure, ReasonNotTLS
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
 		return ResultValidationFailure, ReasonTLSConnectionClosed
 	}
 	return ResultValidationFailure, ReasonTLSHandshake
 }
 
-// transient reports whether err is a timeout or the end of the caller's
-// context.
+// transient reports whether err is a timeout, the end of the caller's
+// context, or the sender's own closing of the connection (net.ErrClosed),
+// as when it gives up at the end of its context.
 func transient(err error) bool {
 	var nerr net.Error
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.As(err, &nerr) && nerr.Timeout()
+		errors.Is(err, net.ErrClosed) || errors.As(err, &nerr) && nerr.Timeout()
 }
 
 // certificateFailure classifies a PKIX validation failure of an MX host's

@@ -22,6 +22,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -431,6 +432,8 @@ func TestSTARTTLSClassifierErrors(t *testing.T) {
 		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
 		{"canceled", &mtasts.STARTTLSError{Err: context.Canceled}, "", ""},
 		{"timeout", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, "", ""},
+		{"closed by the sender", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: net.ErrClosed}}, "", ""},
+		{"reset by the server", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed},
 		{"not a starttls error", io.EOF, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
