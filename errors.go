@@ -152,11 +152,15 @@ const (
 //
 // A DNSSEC authentication failure that adns reports as an extended DNS error
 // (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
-// "dns-extended-error-6-dnssec-bogus". Other errors of this package give a
-// code for their class, refined where known, e.g.
+// "dns-extended-error-6-dnssec-bogus". Other errors of policy discovery and
+// fetching give a code for their class, refined where known, e.g.
 // "mta-sts-policy-http-status-500", "mta-sts-policy-certificate-expired" or
-// "mta-sts-policy-address-refused".
-// It returns "" for nil and for errors that are not from this package.
+// "mta-sts-policy-address-refused". A failure of STARTTLS with an MX host
+// gives one of the Reason constants, e.g. ReasonSTARTTLSNotOffered,
+// ReasonCertificateUnknownAuthority, or ReasonTLSAlertPrefix followed by
+// the alert, as TLSReportResultType describes.
+// It returns "" for nil, for transient failures and for errors it does not
+// know.
 func TLSReportFailureReason(err error) string {
 	if err == nil {
 		return ""
@@ -187,7 +191,8 @@ func TLSReportFailureReason(err error) string {
 	case errors.Is(err, ErrPolicyFetch):
 		return reasonFetch
 	}
-	return ""
+	_, reason := starttlsFailure(err)
+	return reason
 }
 
 // Result types of RFC 8460 4.3.2.2 for MTA-STS failures.
@@ -197,22 +202,49 @@ const (
 	ResultWebPKIInvalid    = "sts-webpki-invalid"
 )
 
-// TLSReportResultType returns the RFC 8460 4.3.2.2 result type for a failure
-// to discover or fetch a policy: ResultWebPKIInvalid when the policy host's
-// certificate failed PKIX validation, ResultPolicyInvalid for an invalid or
-// ambiguous record or policy (ErrRecordSyntax, ErrMultipleRecords,
-// ErrPolicySyntax), and ResultPolicyFetchError for the other failures of this
-// package (DNS failures, missing record or policy, HTTP failures, a refused
-// policy host address). It returns
-// "" for nil and for errors that are not from this package.
+// TLSReportResultType returns the RFC 8460 4.3 result type of a failure.
+//
+// For a failure to discover or fetch a policy (RFC 8460 4.3.2.2):
+// ResultWebPKIInvalid when the policy host's certificate failed PKIX
+// validation, ResultPolicyInvalid for an invalid or ambiguous record or
+// policy (ErrRecordSyntax, ErrMultipleRecords, ErrPolicySyntax), and
+// ResultPolicyFetchError for the other failures of this package (DNS
+// failures, missing record or policy, HTTP failures, a refused policy host
+// address).
+//
+// For a failure of STARTTLS with an MX host (RFC 8460 4.3.1, 4.3.3):
+//
+//   - ResultSTARTTLSNotSupported for an error wrapping
+//     ErrSTARTTLSNotSupported, and for a *STARTTLSError holding a reply
+//     refusing the command;
+//   - for a certificate that failed validation under MXTLSConfig (an x509
+//     error, alone or in a *tls.CertificateVerificationError):
+//     ResultCertificateHostMismatch (x509.HostnameError),
+//     ResultCertificateExpired, ResultCertificateNotTrusted (unknown
+//     authority, name constraints, chain errors), and
+//     ResultValidationFailure for the rest, such as a certificate not
+//     valid yet or not for TLS servers;
+//   - ResultValidationFailure for a TLS alert received from the MX host,
+//     and for other failures of the handshake in a *STARTTLSError;
+//   - "" for a timeout, a canceled context or a connection the sender
+//     closed itself (net.ErrClosed) within a *STARTTLSError:
+//     transient failures, which RFC 8460 4.3.4 does not require to be
+//     reported.
+//
+// A certificate failure counts as the policy host's only within an error
+// of FetchPolicy (wrapping ErrPolicyFetch), and as an MX host's otherwise.
+// TLSReportResultType returns "" for nil and for errors it does not know,
+// e.g. a connection refused before any SMTP was spoken.
 //
 // Whether a failure is worth reporting at all is the caller's decision: a
-// domain without a record and without a cached policy simply has no policy.
+// domain without a record and without a cached policy simply has no policy,
+// and STARTTLS failures are reportable only under a policy whose mode is
+// not none (RFC 8461 6).
 func TLSReportResultType(err error) string {
 	switch {
 	case err == nil:
 		return ""
-	case isCertificateError(err):
+	case errors.Is(err, ErrPolicyFetch) && isCertificateError(err):
 		return ResultWebPKIInvalid
 	case errors.Is(err, ErrRecordSyntax), errors.Is(err, ErrMultipleRecords), errors.Is(err, ErrPolicySyntax):
 		return ResultPolicyInvalid
@@ -221,7 +253,8 @@ func TLSReportResultType(err error) string {
 	case errors.Is(err, ErrAddressRefused):
 		return ResultPolicyFetchError
 	}
-	return ""
+	result, _ := starttlsFailure(err)
+	return result
 }
 
 // isCertificateError reports whether err comes from PKIX validation of a

@@ -7,7 +7,11 @@
 // The pipeline is three composable functions: LookupRecord (DNS),
 // FetchPolicy (HTTPS) and Get (both). ParseRecord and ParsePolicy do no I/O.
 // Caching policies as RFC 8461 section 5 requires is left to the caller, or to
-// the cache subpackage.
+// the cache subpackage. For the connection to an MX host under a policy,
+// MXTLSConfig is the TLS configuration of RFC 8461 4.2, and
+// TLSReportResultType and TLSReportFailureReason classify what went wrong
+// on the SMTP connection (ErrSTARTTLSNotSupported, *STARTTLSError) for a
+// TLS report.
 //
 // Every error wraps one of the sentinel errors (ErrNoRecord, ErrDNS,
 // ErrPolicyFetch, ...), so delivery code can tell failure classes apart with

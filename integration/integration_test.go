@@ -11,9 +11,11 @@
 //
 // The library is used as a user would use it: an *adns.Resolver dialing
 // unbound, and mtasts.HTTPClient with a Transport that trusts the test CA and
-// resolves the policy host through the same unbound. One substitution: the
-// Transport connects to the address unbound gives, but on nginx's free port
-// instead of 443, which would need privileges and may be taken.
+// resolves the policy host through the same unbound, with the library's
+// guard against special-purpose addresses allowing loopback only. One
+// substitution: the Transport connects to the address unbound gives, but on
+// nginx's free port instead of 443, which would need privileges and may be
+// taken.
 //
 // Without the unbound and nginx binaries the tests skip, naming the Debian
 // packages; with MTASTS_INTEGRATION=1, as CI sets, they fail instead.
@@ -27,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,8 +50,11 @@ const goodPolicy = "version: STSv1\nmode: enforce\nmx: mail.example.test\nmx: *.
 // pointed at them as a user would point theirs.
 type env struct {
 	resolver *adns.Resolver
-	client   *http.Client
-	dnsAddr  string // unbound's address, host:port
+	client   *http.Client // newClient(mtasts.AllowLoopback)
+	dnsAddr  string       // unbound's address, host:port
+	// newClient returns a client like the one above, its dialer guarded
+	// by mtasts.NewDialer(allow).
+	newClient func(allow func(netip.Addr) bool) *http.Client
 }
 
 // policy domains served by nginx, below example.test.
@@ -221,33 +227,37 @@ http {
 	startProcess(t, dir, nginxBin, "-p", dir, "-e", filepath.Join(dir, "nginx-error.log"), "-c", nginxConfPath)
 	waitFor(t, "nginx", func() error { return dialTCP(httpsAddr) })
 
-	client := &http.Client{Transport: &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: roots},
-		ForceAttemptHTTP2: true,
-		// Resolve the policy host through unbound, as the MTA's
-		// resolver would, then connect to nginx's port: port 443 would
-		// need privileges and may be taken.
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	// The policy host's name is resolved by the dialer itself, through
+	// unbound, as an MTA's dialer would through its resolver, and the
+	// guard of mtasts.NewDialer checks the address of that real DNS
+	// answer: 127.0.0.1, which AllowLoopback allows.
+	dnsResolver := &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, dnsAddr)
+		},
+	}
+	newClient := func(allow func(netip.Addr) bool) *http.Client {
+		guarded := mtasts.NewDialer(allow)
+		guarded.Resolver = dnsResolver
+		tr := mtasts.NewTransport(allow)
+		tr.TLSClientConfig.RootCAs = roots
+		// Connect to nginx's port: port 443 would need privileges and
+		// may be taken. Over IPv4, where nginx listens.
+		tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
 			host, _, err := net.SplitHostPort(addr)
 			if err != nil {
 				return nil, err
 			}
-			ips, _, err := resolver.LookupIPAddr(ctx, host)
-			if err != nil {
-				return nil, err
-			}
-			for _, ip := range ips {
-				if ip.IP.To4() != nil {
-					return dialer.DialContext(ctx, network, net.JoinHostPort(ip.IP.String(), strconv.Itoa(httpsPort)))
-				}
-			}
-			return nil, fmt.Errorf("no IPv4 address for %s", host)
-		},
-	}}
+			return guarded.DialContext(ctx, "tcp4", net.JoinHostPort(host, strconv.Itoa(httpsPort)))
+		}
+		return &http.Client{Transport: tr}
+	}
+	client := newClient(mtasts.AllowLoopback)
 	orig := mtasts.HTTPClient
 	mtasts.HTTPClient = client
 	t.Cleanup(func() { mtasts.HTTPClient = orig })
-	return &env{resolver: resolver, client: client, dnsAddr: dnsAddr}
+	return &env{resolver: resolver, client: client, newClient: newClient, dnsAddr: dnsAddr}
 }
 
 func mustDomain(t *testing.T, s string) mtasts.Domain {
@@ -447,6 +457,28 @@ func TestAgainstRealServers(t *testing.T) {
 		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid ||
 			mtasts.TLSReportFailureReason(err) != "mta-sts-policy-certificate-untrusted" {
 			t.Errorf("FetchPolicy with other roots = %v (%q); want an untrusted-certificate failure", err, mtasts.TLSReportFailureReason(err))
+		}
+	})
+
+	t.Run("guard", func(t *testing.T) {
+		// Issue 10 point 4: unbound answers 127.0.0.1 for the policy
+		// host, as a hostile domain's DNS would. Without an allow
+		// function, the guard refuses the address the dialer got from
+		// that answer, before connecting; with AllowLoopback (the
+		// subtests above) the same answer is fetched from.
+		orig := mtasts.HTTPClient
+		defer func() { mtasts.HTTPClient = orig }()
+		mtasts.HTTPClient = e.newClient(nil)
+		record, policy, _, err := mtasts.Get(ctx, e.resolver, mustDomain(t, "good.example.test"))
+		var aerr *mtasts.AddressRefusedError
+		if record == nil || policy != nil || !errors.As(err, &aerr) || !errors.Is(err, mtasts.ErrPolicyFetch) {
+			t.Fatalf("Get with the default guard = %v, %v, %v; want the record and a refused address", record, policy, err)
+		}
+		if aerr.Class != "loopback" || aerr.Addr.Addr() != netip.MustParseAddr("127.0.0.1") {
+			t.Errorf("refused %s (%s), want 127.0.0.1 (loopback), from unbound's answer", aerr.Addr, aerr.Class)
+		}
+		if rt, reason := mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err); rt != mtasts.ResultPolicyFetchError || reason != "mta-sts-policy-address-refused" {
+			t.Errorf("refused address: TLS-RPT %q, %q", rt, reason)
 		}
 	})
 }

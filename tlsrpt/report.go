@@ -131,24 +131,27 @@ const (
 // the "STARTTLS Validation Result Types" registry (RFC 8460 6.6).
 type ResultType string
 
-// Negotiation failures, RFC 8460 4.3.1.
+// Negotiation failures, RFC 8460 4.3.1, and the general failure of 4.3.3.
+// They equal the core package's constants of the same names, which
+// mtasts.TLSReportResultType gives for failures of STARTTLS with an MX
+// host.
 const (
 	// ResultSTARTTLSNotSupported: "the recipient MX did not support
 	// STARTTLS".
-	ResultSTARTTLSNotSupported ResultType = "starttls-not-supported"
+	ResultSTARTTLSNotSupported ResultType = mtasts.ResultSTARTTLSNotSupported
 	// ResultCertificateHostMismatch: the certificate does not match the
 	// MX host name, or otherwise breaks the constraints of the MTA-STS or
 	// DANE policy.
-	ResultCertificateHostMismatch ResultType = "certificate-host-mismatch"
+	ResultCertificateHostMismatch ResultType = mtasts.ResultCertificateHostMismatch
 	// ResultCertificateExpired: "the certificate has expired".
-	ResultCertificateExpired ResultType = "certificate-expired"
+	ResultCertificateExpired ResultType = mtasts.ResultCertificateExpired
 	// ResultCertificateNotTrusted covers untrusted or unknown CAs, name
 	// constraints, chain errors; a failure-reason-code SHOULD say which.
-	ResultCertificateNotTrusted ResultType = "certificate-not-trusted"
+	ResultCertificateNotTrusted ResultType = mtasts.ResultCertificateNotTrusted
 	// ResultValidationFailure is the general failure of RFC 8460 4.3.3,
 	// "for a reason not matching a category above"; a
 	// failure-reason-code SHOULD say which.
-	ResultValidationFailure ResultType = "validation-failure"
+	ResultValidationFailure ResultType = mtasts.ResultValidationFailure
 )
 
 // DANE-specific policy failures, RFC 8460 4.3.2.1.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,6 +92,7 @@ type checker struct {
 // checkOptions are the flags of check, described in usageText.
 type checkOptions struct {
 	json, starttls      bool
+	allowPrivate        bool
 	resolver, ca, ehlo  string
 	timeout             time.Duration
 	httpsPort, smtpPort uint
@@ -101,6 +103,7 @@ func checkFlags() (*flag.FlagSet, *checkOptions) {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.starttls, "starttls", false, "")
+	fs.BoolVar(&o.allowPrivate, "allow-private", false, "")
 	fs.StringVar(&o.resolver, "resolver", "", "")
 	fs.StringVar(&o.ca, "ca", "", "")
 	fs.DurationVar(&o.timeout, "timeout", mtasts.FetchTimeout, "")
@@ -146,6 +149,9 @@ func runCheck(ctx context.Context, args []string, sio *stdio) (int, error) {
 	n.httpsPort = strconv.FormatUint(uint64(o.httpsPort), 10)
 	n.smtpPort = strconv.FormatUint(uint64(o.smtpPort), 10)
 	n.ehlo = o.ehlo
+	if o.allowPrivate {
+		n.allow = mtasts.AllowPrivate
+	}
 
 	c := &checker{
 		net:       n,
@@ -357,19 +363,20 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		data.ResultType = mtasts.TLSReportResultType(err)
 		data.FailureCode = mtasts.TLSReportFailureReason(err)
 		certErr := data.ResultType == mtasts.ResultWebPKIInvalid
-		if certErr {
-			// Show the certificate that failed, from a second,
-			// non-verifying connection.
-			c.step(ctx, "reading the certificate of "+host, func(ctx context.Context) {
-				if cert, perr := c.net.peekCertificate(ctx, host, c.net.httpsPort); perr == nil {
-					data.Cert = newCertInfo(cert, c.now())
-				}
-			})
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) && len(verr.UnverifiedCertificates) > 0 {
+			// Show the certificate that failed.
+			data.Cert = newCertInfo(verr.UnverifiedCertificates[0], c.now())
 		}
+		var aerr *mtasts.AddressRefusedError
 		switch {
 		case errors.Is(err, mtasts.ErrPolicySyntax) && text != "":
 			// Fetched, but invalid: the policy step says why.
 			s.add(statusFail, "%s: fetched, but not a valid policy", url)
+		case errors.As(err, &aerr):
+			// Issue 10: the library refuses such addresses by
+			// default, and so does check.
+			s.add(statusFail, "%s: %s", url, refusedText(aerr, true))
 		case certErr:
 			s.add(statusFail, "%s: certificate not valid for %s: %s", url, host, rootCause(err))
 		default:
@@ -588,23 +595,34 @@ func (c *checker) checkSTARTTLS(ctx context.Context, r *domainReport, hosts []mt
 }
 
 // probeAddr checks STARTTLS at one address of MX host h, and adds the
-// outcome to s.
+// outcome to s, with its TLS-RPT result type and reason code when TLS
+// failed (RFC 8460 4.3).
 func (c *checker) probeAddr(ctx context.Context, s *step, h mtasts.Domain, addr netip.Addr) *starttlsResult {
 	var (
 		res *starttlsResult
 		err error
 	)
 	c.step(ctx, "STARTTLS with "+h.ASCII+" at "+net.JoinHostPort(addr.String(), c.net.smtpPort), func(ctx context.Context) {
-		res, err = c.net.probeSTARTTLS(ctx, h.ASCII, addr)
+		res, err = c.net.probeSTARTTLS(ctx, h, addr)
 	})
 	where := h.ASCII + " (" + res.Addr + ")"
+	var aerr *mtasts.AddressRefusedError
 	switch {
+	case errors.As(err, &aerr):
+		res.Error = err.Error()
+		s.add(statusFail, "%s: %s", where, refusedText(aerr, false))
+		return res
 	case err != nil:
 		res.Error = err.Error()
 		s.add(statusFail, "%s: %v", where, err)
 		return res
-	case res.certErr != nil:
-		s.add(statusFail, "%s: %s: certificate not valid for %s: %v", where, res.TLSVersion, h.ASCII, res.certErr)
+	case res.tlsErr != nil:
+		res.ResultType = mtasts.TLSReportResultType(res.tlsErr)
+		res.FailureCode = mtasts.TLSReportFailureReason(res.tlsErr)
+		s.add(statusFail, "%s: %s", where, describeTLSFailure(res, h))
+		if res.ResultType != "" {
+			s.field("TLS-RPT", res.ResultType+", "+res.FailureCode)
+		}
 	default:
 		s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
 		if res.Cert != nil && res.Cert.DaysLeft < certWarnDays {
@@ -615,6 +633,39 @@ func (c *checker) probeAddr(ctx context.Context, s *step, h mtasts.Domain, addr 
 		s.field("certificate", res.Cert.lines()...)
 	}
 	return res
+}
+
+// describeTLSFailure says why a session with MX host h did not get to
+// valid TLS, and keeps it in res: a certificate's failure in CertError, the
+// others in Error.
+func describeTLSFailure(res *starttlsResult, h mtasts.Domain) string {
+	var (
+		verr *tls.CertificateVerificationError
+		serr *mtasts.STARTTLSError
+	)
+	if errors.As(res.tlsErr, &verr) {
+		res.CertError = rootCause(verr)
+		return "certificate not valid for " + h.ASCII + ": " + res.CertError
+	}
+	res.Error = res.tlsErr.Error()
+	switch {
+	case !errors.As(res.tlsErr, &serr):
+		return res.Error // STARTTLS not offered
+	case errors.Is(serr, mtasts.ErrSTARTTLSNotSupported):
+		return "STARTTLS refused: " + serr.Err.Error()
+	}
+	return "TLS handshake failed: " + serr.Err.Error()
+}
+
+// refusedText says that an address was refused, and how to allow it. A
+// sending MTA that uses the library refuses a policy host's such address
+// too.
+func refusedText(aerr *mtasts.AddressRefusedError, policyHost bool) string {
+	also := ""
+	if policyHost {
+		also = "; senders using the library refuse it too"
+	}
+	return fmt.Sprintf("refused to connect to %s, a %s address%s (--allow-private allows loopback and private addresses)", aerr.Addr, aerr.Class, also)
 }
 
 // tlsrptData is the JSON data of the TLS-RPT step.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,9 +71,17 @@ func newWorld(t *testing.T) *world {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, policyText("enforce", "604800", "mail.html.example"))
 	})
+	// More response headers than mtasts.MaxResponseHeaderBytes.
+	handlers["mta-sts.headers.example"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := range 100 {
+			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("x", 1000))
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, policyText("enforce", "604800", "mail.headers.example"))
+	})
 	handlers["mta-sts.redirect.example"] = http.RedirectHandler("https://mta-sts.good.example/.well-known/mta-sts.txt", http.StatusMovedPermanently)
 	certs := map[string]tls.Certificate{}
-	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
+	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect", "headers"} {
 		certs["mta-sts."+d+".example"] = ca.issue(t, later, "mta-sts."+d+".example")
 	}
 	// Valid for the policy host, with a hostile first name, so also a
@@ -148,7 +157,7 @@ func newWorld(t *testing.T) *world {
 		"mail.badmx.example.":     {a: loopback},
 		"expired.badmx.example.":  {a: loopback},
 	}
-	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect"} {
+	for _, d := range []string{"none", "nullmx", "nomx", "html", "redirect", "headers"} {
 		zones["_mta-sts."+d+".example."] = zone{txt: rec("v=STSv1; id=8")}
 		zones["mta-sts."+d+".example."] = zone{a: loopback}
 	}
@@ -158,12 +167,13 @@ func newWorld(t *testing.T) *world {
 	zones["nomx.example."] = zone{a: loopback}
 	zones["html.example."] = zone{}
 	zones["redirect.example."] = zone{}
+	zones["headers.example."] = zone{}
 	dns := startDNS(t, zones)
 	return &world{
 		ca:  ca,
 		dns: dns,
 		flags: []string{
-			"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s",
+			"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s", "--allow-private",
 			"--https-port", httpsPort, "--smtp-port", smtpPort,
 		},
 	}
@@ -286,6 +296,9 @@ func TestCheckDomains(t *testing.T) {
 		{"html.example", exitFail, want{statusFail,
 			map[string]status{"fetch": statusFail, "policy": statusInfo},
 			map[string]string{"fetch": `media type "text/html", expected text/plain`}}},
+		{"headers.example", exitFail, want{statusFail, // the check's transport has the library's header limit
+			map[string]status{"fetch": statusFail, "policy": statusInfo},
+			map[string]string{"fetch": "https://mta-sts.headers.example/.well-known/mta-sts.txt: "}}},
 		{"redirect.example", exitFail, want{statusFail,
 			map[string]status{"fetch": statusFail, "policy": statusInfo},
 			map[string]string{"fetch": "redirect (status 301"}}},
@@ -469,7 +482,7 @@ func TestCheckSTARTTLSEveryAddress(t *testing.T) {
 		"dual.example.":      {mx: []mxRecord{{10, "mail.dual.example."}}},
 		"mail.dual.example.": {a: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}},
 	})
-	w := &world{ca: ca, dns: dns, flags: []string{"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s", "--smtp-port", smtpPort}}
+	w := &world{ca: ca, dns: dns, flags: []string{"--resolver", dns.addr, "--ca", ca.pemFile, "--timeout", "20s", "--allow-private", "--smtp-port", smtpPort}}
 
 	code, _, steps := checkJSON(t, w, "--starttls", "dual.example")
 	if code != exitFail {
@@ -508,5 +521,104 @@ func TestCheckSTARTTLSEveryAddress(t *testing.T) {
 		if code != exitFail || !strings.Contains(out, want) {
 			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
 		}
+	}
+}
+
+// The STARTTLS step classifies each failure as TLS reports do, with the
+// library's classifier (RFC 8460 4.3), and says so in text and JSON.
+func TestCheckSTARTTLSReportTypes(t *testing.T) {
+	w := newWorld(t)
+	_, _, steps := checkJSON(t, w, "--starttls", "good.example", "badmx.example")
+	var data []starttlsResult
+	if err := json.Unmarshal(steps["badmx.example"]["starttls"].Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	byHost := map[string]starttlsResult{}
+	for _, d := range data {
+		byHost[d.Host] = d
+	}
+	for host, want := range map[string][2]string{
+		"mail.badmx.example":    {mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		"expired.badmx.example": {mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
+		"nodns.badmx.example":   {"", ""}, // no address: no session, nothing to report
+	} {
+		d := byHost[host]
+		if d.ResultType != want[0] || d.FailureCode != want[1] {
+			t.Errorf("%s: TLS-RPT %q, %q; want %q, %q", host, d.ResultType, d.FailureCode, want[0], want[1])
+		}
+	}
+	// The certificate that failed is shown, from the failed handshake.
+	if c := byHost["mail.badmx.example"].Cert; c == nil || c.Subject != "CN=mail.other.example" {
+		t.Errorf("certificate of the failed handshake: %+v", c)
+	}
+	var good []starttlsResult
+	if err := json.Unmarshal(steps["good.example"]["starttls"].Data, &good); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range good {
+		if d.ResultType != "" || d.FailureCode != "" {
+			t.Errorf("good.example: %s: TLS-RPT %q, %q for a valid session", d.Host, d.ResultType, d.FailureCode)
+		}
+	}
+
+	code, out, _ := runMain(t, nil, append(append([]string{"check", "--starttls"}, w.flags...), "badmx.example", "nomx.example")...)
+	for _, want := range []string{
+		"TLS-RPT      certificate-host-mismatch, certificate-host-mismatch\n",
+		"TLS-RPT      certificate-expired, certificate-expired\n",
+		// The SMTP server has no certificate for nomx.example: it
+		// answers the client hello with an alert.
+		"nomx.example (127.0.0.1:" + w.flags[len(w.flags)-1] + "): TLS handshake failed: remote error: tls: internal error\n",
+		"TLS-RPT      validation-failure, tls-alert-80-internal-error\n",
+	} {
+		if code != exitFail || !strings.Contains(out, want) {
+			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+
+	// A server that does not offer STARTTLS.
+	port := startSMTP(t, nil, true)
+	flags := append([]string{}, w.flags...)
+	flags[len(flags)-1] = port
+	code, out, _ = runMain(t, nil, append(append([]string{"check", "--starttls"}, flags...), "good.example")...)
+	if code != exitFail || !strings.Contains(out, "STARTTLS not offered") || !strings.Contains(out, "TLS-RPT      starttls-not-supported, starttls-not-offered\n") {
+		t.Errorf("without STARTTLS: exit %d, output:\n%s", code, out)
+	}
+}
+
+// Without --allow-private, check refuses to connect to loopback, as the
+// library does by default (issue 10 point 4): the policy host's address is
+// refused, a failure of its own with its TLS-RPT reason, and so are the MX
+// hosts' for --starttls.
+func TestCheckRefusesPrivateAddresses(t *testing.T) {
+	w := newWorld(t)
+	var flags []string
+	for _, f := range w.flags {
+		if f != "--allow-private" {
+			flags = append(flags, f)
+		}
+	}
+	w = &world{ca: w.ca, dns: w.dns, flags: flags}
+	code, _, steps := checkJSON(t, w, "--starttls", "good.example")
+	if code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	fetch := steps["good.example"]["fetch"]
+	var data fetchData
+	if err := json.Unmarshal(fetch.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	if data.ResultType != mtasts.ResultPolicyFetchError || data.FailureCode != "mta-sts-policy-address-refused" || data.HTTPStatus != 0 {
+		t.Errorf("fetch data %+v, want a refused address", data)
+	}
+	if msg := fetch.messages(statusFail); !strings.Contains(msg, "refused to connect to 127.0.0.1:") || !strings.Contains(msg, "loopback address") || !strings.Contains(msg, "--allow-private") {
+		t.Errorf("fetch findings %q do not say the address was refused", msg)
+	}
+	if msg := steps["good.example"]["starttls"].messages(statusFail); !strings.Contains(msg, "mail.good.example (127.0.0.1:") || !strings.Contains(msg, "refused to connect to 127.0.0.1:") {
+		t.Errorf("STARTTLS findings %q do not say the address was refused", msg)
+	}
+
+	code, out, _ := runMain(t, nil, append(append([]string{"check"}, flags...), "good.example")...)
+	if code != exitFail || !strings.Contains(out, "TLS-RPT      sts-policy-fetch-error, mta-sts-policy-address-refused\n") {
+		t.Errorf("exit %d, output lacks the TLS-RPT reason:\n%s", code, out)
 	}
 }

@@ -121,14 +121,10 @@ func (lab *demoLab) run(ctx context.Context, sio *stdio) (int, error) {
 func (lab *demoLab) checkArgs(domain string) []string {
 	_, httpsPort, _ := net.SplitHostPort(lab.policy.Addr())
 	_, smtpPort, _ := net.SplitHostPort(lab.smtp.addr())
-	args := []string{"--starttls", "--resolver", lab.dns.Addr(), "--ca", lab.caFile, "--https-port", httpsPort, "--smtp-port", smtpPort, "--timeout", "10s"}
-	// The servers are on loopback, which a check that guards its
-	// connections refuses unless told, as a user checking a private
-	// deployment tells it.
-	if fs, _ := checkFlags(); fs.Lookup("allow-private") != nil {
-		args = append(args, "--allow-private")
-	}
-	return append(args, domain)
+	// The servers are on loopback, which check refuses unless told, as a
+	// user checking a private deployment tells it: --allow-private.
+	return []string{"--starttls", "--resolver", lab.dns.Addr(), "--ca", lab.caFile, "--https-port", httpsPort,
+		"--smtp-port", smtpPort, "--timeout", "10s", "--allow-private", domain}
 }
 
 // startDemoLab starts the demo's servers, and writes its CA certificate to

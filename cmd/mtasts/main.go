@@ -92,7 +92,8 @@ Usage:
 Flags of check:
   --json               print the results as JSON
   --starttls           also connect to every address (IPv4 and IPv6) of each MX host
-                       and check STARTTLS and its certificate
+                       and check STARTTLS and its certificate as a sending MTA does
+                       (RFC 8461 4.2), with each failure's TLS-RPT result type
   --resolver HOST:PORT send DNS queries to this server instead of the system's
   --ca FILE            trust the CA certificates in this PEM file too
   --timeout DURATION   limit for each network step (default 1m0s, RFC 8461 3.3)
@@ -100,6 +101,10 @@ Flags of check:
                        for tests and private deployments; the certificate is
                        still verified for mta-sts.<domain>
   --smtp-port PORT     connect to this port for --starttls instead of 25
+  --allow-private      connect to loopback and private addresses (127.0.0.0/8, ::1,
+                       RFC 1918, fc00::/7, 100.64.0.0/10) too; without it, check
+                       refuses them, and all other special-purpose addresses, as
+                       the library does by default
   --ehlo NAME          host name to send in EHLO (default localhost)
 
 Flags of policy:

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/mjl-/adns"
+
+	"github.com/mtasts-go/mtasts"
 )
 
 // network is how check reaches DNS, HTTPS and SMTP servers.
@@ -26,6 +28,10 @@ type network struct {
 	httpsPort string
 	smtpPort  string
 	ehlo      string
+	// allow is given to mtasts.NewDialer: nil, refusing every
+	// special-purpose address as the library does by default, or
+	// mtasts.AllowPrivate with --allow-private.
+	allow func(netip.Addr) bool
 }
 
 // newNetwork returns a network that sends DNS queries to resolverAddr, or
@@ -41,6 +47,8 @@ func newNetwork(resolverAddr string, caPEM []byte) (*network, error) {
 			}
 		}
 		n.custom = resolverAddr
+		// The operator names this server, often on loopback: the
+		// guard is for addresses a domain's owner chose.
 		var d net.Dialer
 		n.resolver.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, network, resolverAddr)
@@ -79,10 +87,17 @@ func (n *network) fixServer(err error) error {
 	return err
 }
 
+// dialer returns the dialer for policy hosts and MX hosts: the library's,
+// with its guard against special-purpose addresses (RFC 6890), so that
+// check connects only where the library would.
+func (n *network) dialer() *net.Dialer {
+	return mtasts.NewDialer(n.allow)
+}
+
 // dial connects to host on port, resolving host through the --resolver
 // server when one was given, trying each address in turn.
 func (n *network) dial(ctx context.Context, host, port string) (net.Conn, error) {
-	var d net.Dialer
+	d := n.dialer()
 	if n.custom == "" {
 		return d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 	}
@@ -133,26 +148,25 @@ func (n *network) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, e
 	return addrs, nil
 }
 
-// httpTransport returns the transport for policy fetches: the given roots,
-// the --https-port, no proxy (a sending MTA connects directly), no
-// connection reuse between checks. Certificate verification stays on
-// (RFC 8461 3.3).
+// httpTransport returns the transport for policy fetches: the library's
+// (mtasts.NewTransport), with its limits on response headers and
+// connections and its address guard, trusting the given roots, connecting to
+// --https-port, not reusing connections between checks. Certificate
+// verification stays on (RFC 8461 3.3).
 func (n *network) httpTransport() *recordingTransport {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			if port == "443" {
-				port = n.httpsPort
-			}
-			return n.dial(ctx, host, port)
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: n.roots},
-		ForceAttemptHTTP2: true,
-		DisableKeepAlives: true,
+	tr := mtasts.NewTransport(n.allow)
+	tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		if port == "443" {
+			port = n.httpsPort
+		}
+		return n.dial(ctx, host, port)
 	}
+	tr.TLSClientConfig.RootCAs = n.roots
+	tr.DisableKeepAlives = true
 	return &recordingTransport{inner: tr}
 }
 
@@ -184,26 +198,6 @@ func (t *recordingTransport) take() *http.Response {
 	return r
 }
 
-// peekCertificate connects to host:port with TLS, without verifying, to show
-// which certificate a server presents when verification failed.
-func (n *network) peekCertificate(ctx context.Context, host, port string) (*x509.Certificate, error) {
-	conn, err := n.dial(ctx, host, port)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	// Only for display: the verdict came from the verifying fetch.
-	tconn := tls.Client(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true})
-	if err := tconn.HandshakeContext(ctx); err != nil {
-		return nil, err
-	}
-	certs := tconn.ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return nil, errors.New("no certificate")
-	}
-	return certs[0], nil
-}
-
 // starttlsResult is what a STARTTLS probe of one address of an MX host
 // found.
 type starttlsResult struct {
@@ -214,18 +208,24 @@ type starttlsResult struct {
 	Cert       *certInfo `json:"certificate,omitempty"`
 	CertError  string    `json:"certificate_error,omitempty"`
 	Error      string    `json:"error,omitempty"`
-	certErr    error
+	// The TLS report's view of a failed session (RFC 8460 4.3), from
+	// mtasts.TLSReportResultType and TLSReportFailureReason.
+	ResultType  string `json:"tlsrpt_result_type,omitempty"`
+	FailureCode string `json:"tlsrpt_failure_reason,omitempty"`
+	// tlsErr is why the session did not get to valid TLS, once SMTP was
+	// spoken: an error wrapping mtasts.ErrSTARTTLSNotSupported, or an
+	// *mtasts.STARTTLSError.
+	tlsErr error
 }
 
 // probeSTARTTLS connects to one address of an MX host as a sending MTA
-// does: port 25, EHLO, STARTTLS, then checks the certificate as RFC 8461 4.2
-// requires: a chain to a trusted root, not expired, a DNS-ID matching the MX
-// host name under the rules of RFC 6125 (wildcards included). It returns an
-// error when the exchange fails before the certificate could be checked.
-func (n *network) probeSTARTTLS(ctx context.Context, host string, addr netip.Addr) (*starttlsResult, error) {
-	res := &starttlsResult{Host: host, Addr: net.JoinHostPort(addr.String(), n.smtpPort)}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", res.Addr)
+// does: port 25, EHLO, STARTTLS under mtasts.MXTLSConfig, the library's
+// configuration for RFC 8461 4.2. A failure to get to valid TLS once SMTP
+// was spoken is in the result's tlsErr; the error is for an exchange that
+// failed before: connecting, the greeting, EHLO.
+func (n *network) probeSTARTTLS(ctx context.Context, host mtasts.Domain, addr netip.Addr) (*starttlsResult, error) {
+	res := &starttlsResult{Host: host.ASCII, Addr: net.JoinHostPort(addr.String(), n.smtpPort)}
+	conn, err := n.dialer().DialContext(ctx, "tcp", res.Addr)
 	if err != nil {
 		return res, fmt.Errorf("connecting: %w", err)
 	}
@@ -236,7 +236,7 @@ func (n *network) probeSTARTTLS(ctx context.Context, host string, addr netip.Add
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	c, err := smtp.NewClient(conn, host)
+	c, err := smtp.NewClient(conn, host.ASCII)
 	if err != nil {
 		return res, fmt.Errorf("reading the greeting: %w", err)
 	}
@@ -245,45 +245,25 @@ func (n *network) probeSTARTTLS(ctx context.Context, host string, addr netip.Add
 		return res, fmt.Errorf("EHLO: %w", err)
 	}
 	if res.STARTTLS, _ = c.Extension("STARTTLS"); !res.STARTTLS {
-		return res, errors.New("STARTTLS not offered in the EHLO response")
+		res.tlsErr = fmt.Errorf("STARTTLS not offered in the EHLO response: %w", mtasts.ErrSTARTTLSNotSupported)
+		return res, nil
 	}
-	// The handshake does not verify, so that a bad certificate can be
-	// shown; verifyCertificate below does what crypto/tls would.
-	if err := c.StartTLS(&tls.Config{ServerName: host, InsecureSkipVerify: true}); err != nil {
-		return res, fmt.Errorf("STARTTLS: %w", err)
+	if err := c.StartTLS(mtasts.MXTLSConfig(host, n.roots)); err != nil {
+		res.tlsErr = &mtasts.STARTTLSError{MX: host, Err: err}
+		// Show the certificate that failed validation.
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) && len(verr.UnverifiedCertificates) > 0 {
+			res.Cert = newCertInfo(verr.UnverifiedCertificates[0], time.Now())
+		}
+		return res, nil
 	}
 	cs, _ := c.TLSConnectionState()
 	res.TLSVersion = tls.VersionName(cs.Version)
 	if len(cs.PeerCertificates) > 0 {
 		res.Cert = newCertInfo(cs.PeerCertificates[0], time.Now())
 	}
-	res.certErr = n.verifyCertificate(cs.PeerCertificates, host)
-	if res.certErr != nil {
-		res.CertError = res.certErr.Error()
-	}
 	c.Quit()
 	return res, nil
-}
-
-// verifyCertificate checks a server's chain for host as crypto/tls does for
-// a client: PKIX path to one of the roots, validity period, the server-auth
-// key usage, and host matching a DNS-ID of the leaf, a "*." wildcard
-// matching exactly one left-most label (RFC 8461 4.2, RFC 6125 6.4.3).
-func (n *network) verifyCertificate(certs []*x509.Certificate, host string) error {
-	if len(certs) == 0 {
-		return errors.New("no certificate presented")
-	}
-	inter := x509.NewCertPool()
-	for _, c := range certs[1:] {
-		inter.AddCert(c)
-	}
-	_, err := certs[0].Verify(x509.VerifyOptions{
-		DNSName:       strings.TrimSuffix(host, "."),
-		Roots:         n.roots,
-		Intermediates: inter,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
-	return err
 }
 
 // certInfo summarises a certificate for the report.

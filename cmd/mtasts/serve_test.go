@@ -209,7 +209,7 @@ func TestServeTLSCheck(t *testing.T) {
 		"_smtp._tls.served.example.": {txt: [][]string{{"v=TLSRPTv1;rua=mailto:r@served.example,https://r.served.example/tlsrpt"}}},
 		"mta-sts.served.example.":    {a: lo},
 	})
-	code, out, stderr := runMain(t, nil, "check", "--resolver", dns.addr, "--ca", ca.pemFile, "--https-port", port, "served.example")
+	code, out, stderr := runMain(t, nil, "check", "--resolver", dns.addr, "--ca", ca.pemFile, "--allow-private", "--https-port", port, "served.example")
 	if code != exitOK {
 		t.Fatalf("check: exit %d\n%s\n%s", code, out, stderr)
 	}

@@ -1,0 +1,322 @@
+package mtasts
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/textproto"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Delivery under a policy. RFC 8461 4: a sending MTA that has a policy in
+// mode enforce or testing checks that the MX host matches the policy
+// (Policy.Matches) and that the MX "supports STARTTLS and offers a
+// PKIX-based TLS certificate, during TLS handshake, which is valid for that
+// host". MXTLSConfig is the second check; TLSReportResultType and
+// TLSReportFailureReason turn its failures into the result types and reason
+// codes of a TLS report (RFC 8460 4.3). The SMTP client is the MTA's own.
+
+// MXTLSConfig returns the TLS client configuration for the STARTTLS
+// handshake with MX host mx under an MTA-STS policy (RFC 8461 4.2, 7):
+//
+//   - ServerName is mx.ASCII, the MX host name in A-labels: it is sent as
+//     SNI (RFC 8461 7.1: "the SNI extension MUST contain the MX hostname")
+//     and checked against the certificate's DNS names (subject alternative
+//     names; the subject's common name is not used), as RFC 6125 says:
+//     without regard to case, with a wildcard only as the whole left-most
+//     label, matching exactly one label (RFC 8461 4.1, 4.2). Give the MX
+//     host as the MX record names it, not the name its address records
+//     were found under (a CNAME target).
+//   - The certificate must chain to one of roots, or to the system's roots
+//     when roots is nil, and no certificate of the chain may be expired
+//     (RFC 8461 4.2: it "MUST not be expired and MUST chain to a root CA
+//     that is trusted by the Sending MTA").
+//   - TLS 1.2 at least (RFC 8461 7.2; RFC 8996 deprecates TLS 1.0 and 1.1).
+//
+// Each call returns a new Config, which the caller may change before the
+// handshake, e.g. to add a client certificate. A handshake under it fails
+// with a *tls.CertificateVerificationError for a certificate that is not
+// valid; TLSReportResultType and TLSReportFailureReason classify it.
+func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
+	return &tls.Config{
+		ServerName: mx.ASCII,
+		RootCAs:    roots,
+		MinVersion: tls.VersionTLS12,
+	}
+}
+
+// ErrSTARTTLSNotSupported means an MX host did not offer STARTTLS in its
+// EHLO reply, or refused the STARTTLS command (RFC 3207). Under a policy in
+// mode enforce the message must not be delivered to that host (RFC 8461 5).
+// An MTA's SMTP client wraps it in the error of such a session, e.g.
+// fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported);
+// TLSReportResultType then gives ResultSTARTTLSNotSupported (RFC 8460
+// 4.3.1). A *STARTTLSError for a reply refusing STARTTLS wraps it too.
+var ErrSTARTTLSNotSupported = errors.New("mtasts: starttls not supported by mx host")
+
+// STARTTLSError is the failure of the STARTTLS command, or of the TLS
+// handshake that follows it, on an SMTP connection to an MX host. An MTA's
+// SMTP client wraps the error of its STARTTLS step in one, so that
+// TLSReportResultType and TLSReportFailureReason can tell a failed
+// handshake from other failures of a session: certificate failures and TLS
+// alerts are recognised without it; a connection closed during the
+// handshake, a server that does not answer in TLS or a reply refusing
+// STARTTLS only within it.
+type STARTTLSError struct {
+	// MX is the MX host of the connection, named in the message; it may
+	// be zero.
+	MX Domain
+	// Err is the error of the STARTTLS command or of the handshake: a
+	// *textproto.Error for a reply refusing the command, as net/smtp
+	// returns it, or an error of crypto/tls.
+	Err error
+}
+
+func (e *STARTTLSError) Error() string {
+	s := "mtasts: starttls"
+	if e.MX.ASCII != "" {
+		s += " with " + string(appendEscaped(nil, e.MX.ASCII, maxCauseText, 0))
+	}
+	if e.Err != nil {
+		s += ": " + causeText(e.Err)
+	}
+	return s
+}
+
+// Unwrap returns Err, and ErrSTARTTLSNotSupported when Err is a reply
+// refusing the STARTTLS command.
+func (e *STARTTLSError) Unwrap() []error {
+	if refusedReply(e.Err) {
+		return []error{e.Err, ErrSTARTTLSNotSupported}
+	}
+	return []error{e.Err}
+}
+
+// refusedReply reports whether err is an SMTP reply, which a STARTTLS
+// command gets instead of "220" when the server refuses it (RFC 3207 4).
+func refusedReply(err error) bool {
+	var perr *textproto.Error
+	return errors.As(err, &perr)
+}
+
+// Result types of RFC 8460 4.3.1, the negotiation failures, and 4.3.3, the
+// general failure. TLSReportResultType gives them for failures of STARTTLS
+// with an MX host. The tlsrpt package's constants of the same names equal
+// them.
+const (
+	// ResultSTARTTLSNotSupported: "the recipient MX did not support
+	// STARTTLS".
+	ResultSTARTTLSNotSupported = "starttls-not-supported"
+	// ResultCertificateHostMismatch: the certificate "did not adhere to
+	// the constraints specified in the MTA-STS or DANE policy, e.g., if the
+	// MX hostname does not match any identities listed in the subject
+	// alternative name (SAN)".
+	ResultCertificateHostMismatch = "certificate-host-mismatch"
+	// ResultCertificateExpired: "the certificate has expired".
+	ResultCertificateExpired = "certificate-expired"
+	// ResultCertificateNotTrusted covers "untrusted/unknown certification
+	// authorities (CAs), certificate name constraints, certificate chain
+	// errors, etc."; the failure reason code says which.
+	ResultCertificateNotTrusted = "certificate-not-trusted"
+	// ResultValidationFailure is "a general failure for a reason not
+	// matching a category above"; the failure reason code says which.
+	ResultValidationFailure = "validation-failure"
+)
+
+// Failure reason codes of failures of STARTTLS with an MX host, for the
+// "failure-reason-code" of a TLS report (RFC 8460 4.3: "an error code or
+// error text"). TLSReportFailureReason gives them; they are stable, so that
+// reports and dashboards may key on them.
+const (
+	// ReasonSTARTTLSNotOffered: the EHLO reply did not list STARTTLS
+	// (ErrSTARTTLSNotSupported).
+	ReasonSTARTTLSNotOffered = "starttls-not-offered"
+	// ReasonSTARTTLSRefused: the STARTTLS command got a reply other
+	// than 220 (a *STARTTLSError holding a *textproto.Error).
+	ReasonSTARTTLSRefused = "starttls-refused"
+	// ReasonCertificateHostMismatch: no DNS name of the certificate
+	// matches the MX host (x509.HostnameError).
+	ReasonCertificateHostMismatch = "certificate-host-mismatch"
+	// ReasonCertificateExpired: a certificate of the chain has expired
+	// (x509.Expired).
+	ReasonCertificateExpired = "certificate-expired"
+	// ReasonCertificateNotYetValid: a certificate of the chain is not
+	// valid yet (x509.Expired, for a time before its NotBefore).
+	ReasonCertificateNotYetValid = "certificate-not-yet-valid"
+	// ReasonCertificateUnknownAuthority: the chain does not end at a
+	// trusted root (x509.UnknownAuthorityError, x509.SystemRootsError).
+	ReasonCertificateUnknownAuthority = "certificate-unknown-authority"
+	// ReasonCertificateNameConstraints: a CA of the chain may not issue
+	// for the name (x509.CANotAuthorizedForThisName and the other name
+	// constraint failures).
+	ReasonCertificateNameConstraints = "certificate-name-constraints"
+	// ReasonCertificateChain: the chain is broken otherwise: an issuer
+	// that is not a CA, too many intermediates, an issuer name that does
+	// not match, no valid chain.
+	ReasonCertificateChain = "certificate-chain-invalid"
+	// ReasonCertificateUsage: the certificate is not for TLS servers (its
+	// extended key usage; x509.IncompatibleUsage).
+	ReasonCertificateUsage = "certificate-incompatible-usage"
+	// ReasonCertificateInvalid: another certificate failure, e.g. an
+	// unhandled critical extension.
+	ReasonCertificateInvalid = "certificate-invalid"
+	// ReasonTLSAlertPrefix starts the reason code of a TLS alert received
+	// from the MX host (RFC 8446 6), followed by the alert's number and,
+	// when known, its name in lower case with hyphens, e.g.
+	// "tls-alert-70-protocol-version-not-supported".
+	ReasonTLSAlertPrefix = "tls-alert-"
+	// ReasonTLSConnectionClosed: the MX host closed or reset the
+	// connection during the handshake.
+	ReasonTLSConnectionClosed = "tls-connection-closed"
+	// ReasonNotTLS: the MX host did not answer in TLS after its "220" to
+	// STARTTLS (tls.RecordHeaderError).
+	ReasonNotTLS = "tls-not-spoken"
+	// ReasonTLSHandshake: another failure of the handshake.
+	ReasonTLSHandshake = "tls-handshake-failed"
+)
+
+// starttlsFailure returns the result type and reason code of a failure of
+// STARTTLS with an MX host, or "", "" when err is not one or is transient.
+// Errors of policy discovery and fetching (wrapping a sentinel of theirs)
+// are not asked about.
+func starttlsFailure(err error) (result, reason string) {
+	if errors.Is(err, ErrSTARTTLSNotSupported) {
+		if refusedReply(err) {
+			return ResultSTARTTLSNotSupported, ReasonSTARTTLSRefused
+		}
+		return ResultSTARTTLSNotSupported, ReasonSTARTTLSNotOffered
+	}
+	if result, reason = certificateFailure(err); result != "" {
+		return result, reason
+	}
+	if code, ok := tlsAlert(err); ok {
+		// RFC 8460 4.3.3: a failure not of the categories of 4.3.1 is a
+		// validation-failure, with a reason code "to give some feedback".
+		return ResultValidationFailure, alertReason(code)
+	}
+	var serr *STARTTLSError
+	if !errors.As(err, &serr) || transient(err) {
+		// RFC 8460 4.3.4: "Transient errors due to too-busy networks,
+		// TCP timeouts, etc., are not required to be reported."
+		return "", ""
+	}
+	var rerr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &rerr):
+		return ResultValidationFailure, ReasonNotTLS
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
+		return ResultValidationFailure, ReasonTLSConnectionClosed
+	}
+	return ResultValidationFailure, ReasonTLSHandshake
+}
+
+// transient reports whether err is a timeout, the end of the caller's
+// context, or the sender's own closing of the connection (net.ErrClosed),
+// as when it gives up at the end of its context.
+func transient(err error) bool {
+	var nerr net.Error
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &nerr) && nerr.Timeout()
+}
+
+// certificateFailure classifies a PKIX validation failure of an MX host's
+// certificate (RFC 8461 4.2) into a result type of RFC 8460 4.3.1 and a
+// reason code; "", "" when err is not one.
+func certificateFailure(err error) (result, reason string) {
+	var (
+		herr x509.HostnameError
+		uerr x509.UnknownAuthorityError
+		rerr x509.SystemRootsError
+		cerr x509.CertificateInvalidError
+		verr *tls.CertificateVerificationError
+		xerr x509.UnhandledCriticalExtension
+		kerr x509.ConstraintViolationError
+	)
+	switch {
+	case errors.As(err, &herr):
+		return ResultCertificateHostMismatch, ReasonCertificateHostMismatch
+	case errors.As(err, &uerr), errors.As(err, &rerr):
+		return ResultCertificateNotTrusted, ReasonCertificateUnknownAuthority
+	case errors.As(err, &cerr):
+		return invalidCertificate(cerr)
+	case errors.As(err, &verr), errors.As(err, &xerr), errors.As(err, &kerr):
+		return ResultValidationFailure, ReasonCertificateInvalid
+	}
+	return "", ""
+}
+
+// invalidCertificate classifies an x509.CertificateInvalidError.
+func invalidCertificate(cerr x509.CertificateInvalidError) (result, reason string) {
+	switch cerr.Reason {
+	case x509.Expired:
+		// x509 says Expired for a certificate outside its validity
+		// period at either end. Which end it was is judged at the time
+		// of the call, close to that of the handshake.
+		if c := cerr.Cert; c != nil && time.Now().Before(c.NotBefore) {
+			return ResultValidationFailure, ReasonCertificateNotYetValid
+		}
+		return ResultCertificateExpired, ReasonCertificateExpired
+	case x509.CANotAuthorizedForThisName, x509.NameConstraintsWithoutSANs, x509.UnconstrainedName, x509.TooManyConstraints:
+		// RFC 8460 4.3.1: certificate-not-trusted covers "certificate
+		// name constraints".
+		return ResultCertificateNotTrusted, ReasonCertificateNameConstraints
+	case x509.NotAuthorizedToSign, x509.TooManyIntermediates, x509.NameMismatch, x509.NoValidChains, x509.CANotAuthorizedForExtKeyUsage:
+		// ... and "certificate chain errors".
+		return ResultCertificateNotTrusted, ReasonCertificateChain
+	case x509.IncompatibleUsage:
+		return ResultValidationFailure, ReasonCertificateUsage
+	}
+	return ResultValidationFailure, ReasonCertificateInvalid
+}
+
+// tlsAlert returns the TLS alert found in err: a tls.AlertError, or the
+// alert crypto/tls reports receiving from the peer, as a *net.OpError with
+// Op "remote error" whose Err is of its unexported alert type, a uint8.
+func tlsAlert(err error) (uint8, bool) {
+	var aerr tls.AlertError
+	if errors.As(err, &aerr) {
+		return uint8(aerr), true
+	}
+	var oerr *net.OpError
+	if errors.As(err, &oerr) && oerr.Op == "remote error" && oerr.Err != nil {
+		v := reflect.ValueOf(oerr.Err)
+		if v.Kind() == reflect.Uint8 && v.Type().PkgPath() == "crypto/tls" {
+			return uint8(v.Uint()), true
+		}
+	}
+	return 0, false
+}
+
+// alertReason returns the reason code of a TLS alert: ReasonTLSAlertPrefix,
+// the alert's number, and the name crypto/tls gives it in lower case with
+// hyphens, when it knows one.
+func alertReason(code uint8) string {
+	b := strconv.AppendUint([]byte(ReasonTLSAlertPrefix), uint64(code), 10)
+	// "tls: handshake failure"; "tls: alert(251)" for an unknown one.
+	name, ok := strings.CutPrefix(tls.AlertError(code).Error(), "tls: ")
+	if !ok || name == "" || strings.HasPrefix(name, "alert(") {
+		return string(b)
+	}
+	b = append(b, '-')
+	for i := range len(name) {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b = append(b, c)
+		case c >= 'A' && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		case b[len(b)-1] != '-':
+			b = append(b, '-')
+		}
+	}
+	if b[len(b)-1] == '-' {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

@@ -1,0 +1,458 @@
+package mtasts_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// ownCA is a CA of the test's own, for certificates the test kit does not
+// issue: one without a DNS name, one for client authentication only. Unless
+// added to the roots, it is a CA nobody trusts.
+type ownCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newOwnCA(t *testing.T) *ownCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "own test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &ownCA{cert, key, pool}
+}
+
+// issue returns a leaf certificate made from tmpl, which needs no serial,
+// validity or key usage unless it wants other ones than the defaults.
+func (ca *ownCA) issue(t *testing.T, tmpl x509.Certificate) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = big.NewInt(2)
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	if tmpl.ExtKeyUsage == nil {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// startTLSServer starts an HTTPS server on loopback with cfg, from
+// httptest, and returns its address and a function giving the server name
+// the last client asked for.
+func startTLSServer(t *testing.T, cfg *tls.Config) (addr string, sni func() string) {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		last string
+	)
+	cfg = cfg.Clone()
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		mu.Lock()
+		last = hello.ServerName
+		mu.Unlock()
+		return nil, nil
+	}
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // failed handshakes are the point
+	srv.TLS = cfg
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.Listener.Addr().String(), func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+}
+
+// handshake connects to addr and makes a TLS handshake as a sending MTA
+// does with MX host mx, under MXTLSConfig.
+func handshake(t *testing.T, addr string, mx mtasts.Domain, roots *x509.CertPool) (tls.ConnectionState, error) {
+	t.Helper()
+	d := tls.Dialer{Config: mtasts.MXTLSConfig(mx, roots)}
+	conn, err := d.DialContext(context.Background(), "tcp", addr)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer conn.Close()
+	return conn.(*tls.Conn).ConnectionState(), nil
+}
+
+// TestMXTLSConfig checks the certificate validation of RFC 8461 4.2 against
+// real TLS servers presenting crafted certificates: PKIX validation to the
+// given roots, the MX host name checked against the DNS-IDs (RFC 6125, a
+// wildcard only as the whole left-most label, for one label), no expired
+// certificate. Each failure gets its RFC 8460 4.3 result type and reason.
+func TestMXTLSConfig(t *testing.T) {
+	ca := newTestCA(t)
+	own := newOwnCA(t)
+	now := time.Now()
+	valid := func(names ...string) tls.Certificate {
+		return ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), names...)
+	}
+	for _, tc := range []struct {
+		name   string
+		mx     string
+		cert   tls.Certificate
+		roots  *x509.CertPool // ca.pool when nil
+		result string         // "" for success
+		reason string
+	}{
+		{"exact name", "mail.example.com", valid("mail.example.com"), nil, "", ""},
+		{"second name", "mail.example.com", valid("other.example.net", "mail.example.com"), nil, "", ""},
+		{"case differs", "MAIL.Example.com", valid("mail.example.COM"), nil, "", ""},
+		{"idn", "mail.bücher.example", valid("mail.xn--bcher-kva.example"), nil, "", ""},
+		// RFC 8461 4.1 and RFC 6125 6.4.3: "*" is the whole left-most
+		// label and matches one label.
+		{"wildcard", "mail.example.com", valid("*.example.com"), nil, "", ""},
+		{"wildcard, two labels", "a.mail.example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"wildcard, no label", "example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"wildcard, part of a label", "mail.example.com", valid("m*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"wildcard, not left-most", "mail.example.com", valid("mail.*.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"other name", "mail.example.com", valid("mail.example.net"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		// RFC 8461 4.2: "a subject alternative name (SAN) with a DNS-ID".
+		{"common name only", "mail.example.com", own.issue(t, x509.Certificate{Subject: pkix.Name{CommonName: "mail.example.com"}}), own.pool, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"expired", "mail.example.com", ca.issue(t, now.Add(-48*time.Hour), now.Add(-time.Hour), "mail.example.com"), nil, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
+		{"not yet valid", "mail.example.com", ca.issue(t, now.Add(time.Hour), now.Add(48*time.Hour), "mail.example.com"), nil, mtasts.ResultValidationFailure, mtasts.ReasonCertificateNotYetValid},
+		{"unknown root", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}}), nil, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
+		{"no roots", "mail.example.com", valid("mail.example.com"), x509.NewCertPool(), mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
+		{"client certificate", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}), own.pool, mtasts.ResultValidationFailure, mtasts.ReasonCertificateUsage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mx := mustDomain(t, tc.mx)
+			roots := tc.roots
+			if roots == nil {
+				roots = ca.pool
+			}
+			addr, sni := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{tc.cert}})
+			_, err := handshake(t, addr, mx, roots)
+			if (err == nil) != (tc.result == "") {
+				t.Fatalf("handshake: %v, want result %q", err, tc.result)
+			}
+			// RFC 8461 7.1: "the SNI extension MUST contain the MX
+			// hostname", in A-labels.
+			if got := sni(); got != mx.ASCII {
+				t.Errorf("server name %q sent, want %q", got, mx.ASCII)
+			}
+			if got := mtasts.TLSReportResultType(err); got != tc.result {
+				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+			}
+			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+			}
+		})
+	}
+}
+
+// TestMXTLSConfigVersions checks that TLS 1.2 and 1.3 are accepted and older
+// versions refused (RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher"). A server
+// that speaks only TLS 1.1 answers the client hello with an alert, which is
+// reported as a validation failure naming it.
+func TestMXTLSConfigVersions(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mail.example.com")
+	mx := mustDomain(t, "mail.example.com")
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		addr, _ := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: v, MaxVersion: v})
+		cs, err := handshake(t, addr, mx, ca.pool)
+		if err != nil || cs.Version != v {
+			t.Errorf("%s only: %v, version %s", tls.VersionName(v), err, tls.VersionName(cs.Version))
+		}
+	}
+	addr, _ := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	_, err := handshake(t, addr, mx, ca.pool)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultValidationFailure {
+		t.Errorf("TLS 1.1 only: %v, result %q", err, got)
+	}
+	if got, want := mtasts.TLSReportFailureReason(err), mtasts.ReasonTLSAlertPrefix+"70-protocol-version-not-supported"; got != want {
+		t.Errorf("TLS 1.1 only: %v, reason %q, want %q", err, got, want)
+	}
+	if cfg := mtasts.MXTLSConfig(mx, nil); cfg.MinVersion != tls.VersionTLS12 || cfg.RootCAs != nil || cfg.InsecureSkipVerify {
+		t.Errorf("MXTLSConfig(nil roots) = %+v", cfg)
+	}
+}
+
+// fakeMX is a tiny SMTP server (RFC 5321, RFC 3207) on loopback, enough for
+// a sending MTA's way to TLS: greeting, EHLO, STARTTLS, the handshake, QUIT.
+type fakeMX struct {
+	offer  bool        // list STARTTLS in the EHLO reply
+	refuse string      // reply to STARTTLS instead of "220", e.g. "454 ..."
+	tls    *tls.Config // the server's handshake; nil: write raw and close
+	raw    string      // written after "220" when tls is nil
+	hold   bool        // when tls is nil: hold the connection open after "220"
+	ready  chan struct{}
+}
+
+func (m *fakeMX) start(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ready = make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				stop := context.AfterFunc(ctx, func() { conn.Close() })
+				defer stop()
+				m.serve(conn)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func (m *fakeMX) serve(conn net.Conn) {
+	defer func() { conn.Close() }()
+	r := bufio.NewReader(conn)
+	io.WriteString(conn, "220 mx.test ESMTP\r\n")
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
+		case strings.HasPrefix(cmd, "EHLO"):
+			if m.offer {
+				io.WriteString(conn, "250-mx.test\r\n250 STARTTLS\r\n")
+			} else {
+				io.WriteString(conn, "250-mx.test\r\n250 8BITMIME\r\n")
+			}
+		case cmd == "STARTTLS" && m.refuse != "":
+			io.WriteString(conn, m.refuse+"\r\n")
+		case cmd == "STARTTLS":
+			io.WriteString(conn, "220 go ahead\r\n")
+			m.ready <- struct{}{}
+			if m.tls == nil {
+				if m.raw != "" {
+					// After the client hello: what the client's
+					// SMTP reader buffered is lost to its TLS.
+					r.ReadByte()
+					io.WriteString(conn, m.raw)
+				}
+				if m.hold {
+					io.Copy(io.Discard, conn)
+				}
+				return
+			}
+			tconn := tls.Server(conn, m.tls)
+			if tconn.Handshake() != nil {
+				return
+			}
+			conn, r = tconn, bufio.NewReader(tconn)
+		case cmd == "QUIT":
+			io.WriteString(conn, "221 bye\r\n")
+			return
+		default:
+			io.WriteString(conn, "502 not here\r\n")
+		}
+	}
+}
+
+// sendTLS does what a sending MTA does with MX host mx at addr, up to TLS,
+// with net/smtp as its SMTP client: it reads the greeting, says EHLO, and
+// starts TLS under MXTLSConfig. Its errors are those the package asks MTAs
+// to give the classifier: ErrSTARTTLSNotSupported when STARTTLS is not
+// offered, a *STARTTLSError for the STARTTLS command and handshake.
+func sendTLS(ctx context.Context, addr string, mx mtasts.Domain, roots *x509.CertPool) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c, err := smtp.NewClient(conn, mx.ASCII)
+	if err != nil {
+		return err
+	}
+	if err := c.Hello("sender.example"); err != nil {
+		return err
+	}
+	if ok, _ := c.Extension("STARTTLS"); !ok {
+		return fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported)
+	}
+	if err := c.StartTLS(mtasts.MXTLSConfig(mx, roots)); err != nil {
+		return &mtasts.STARTTLSError{MX: mx, Err: err}
+	}
+	return c.Quit()
+}
+
+// TestSTARTTLSOutcomes checks the result type and reason code of what can
+// happen on an SMTP connection, against a fake MX on loopback: RFC 8460
+// 4.3.1 for the negotiation failures, 4.3.3 for the others, and 4.3.4 for
+// the transient ones, which have none.
+func TestSTARTTLSOutcomes(t *testing.T) {
+	ca := newTestCA(t)
+	now := time.Now()
+	good := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "mail.example.com")}}
+	expired := &tls.Config{Certificates: []tls.Certificate{ca.issue(t, now.Add(-48*time.Hour), now.Add(-time.Hour), "mail.example.com")}}
+	old := good.Clone()
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	for _, tc := range []struct {
+		name   string
+		mx     fakeMX
+		result string
+		reason string
+		is     error // also wrapped, when not nil
+	}{
+		{"tls", fakeMX{offer: true, tls: good}, "", "", nil},
+		{"not offered", fakeMX{}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered, mtasts.ErrSTARTTLSNotSupported},
+		{"refused", fakeMX{offer: true, refuse: "454 4.7.0 TLS not available"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
+		{"expired", fakeMX{offer: true, tls: expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired, nil},
+		{"alert", fakeMX{offer: true, tls: old}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "70-protocol-version-not-supported", nil},
+		{"closed", fakeMX{offer: true}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed, nil},
+		{"not tls", fakeMX{offer: true, raw: "250 still plain text here\r\n"}, mtasts.ResultValidationFailure, mtasts.ReasonNotTLS, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mx := mustDomain(t, "mail.example.com")
+			addr := tc.mx.start(t)
+			err := sendTLS(context.Background(), addr, mx, ca.pool)
+			if (err == nil) != (tc.result == "") {
+				t.Fatalf("sendTLS: %v, want result %q", err, tc.result)
+			}
+			if got := mtasts.TLSReportResultType(err); got != tc.result {
+				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+			}
+			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v does not wrap %v", err, tc.is)
+			}
+			if err != nil && !strings.Contains(err.Error(), "mail.example.com") {
+				t.Errorf("error %q does not name the MX host", err)
+			}
+		})
+	}
+
+	// A handshake that times out is transient (RFC 8460 4.3.4): no result
+	// type. The MX holds the connection after "220"; the sender gives up.
+	t.Run("timeout", func(t *testing.T) {
+		m := fakeMX{offer: true, hold: true}
+		addr := m.start(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { <-m.ready; cancel() }()
+		err := sendTLS(ctx, addr, mustDomain(t, "mail.example.com"), ca.pool)
+		var serr *mtasts.STARTTLSError
+		if !errors.As(err, &serr) || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("sendTLS: %v, want a timed out handshake", err)
+		}
+		if rt, reason := mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err); rt != "" || reason != "" {
+			t.Errorf("timeout: result %q, reason %q, want none", rt, reason)
+		}
+	})
+}
+
+// TestSTARTTLSClassifierErrors checks the classifier on errors made by hand:
+// a certificate failure of a policy fetch stays sts-webpki-invalid, the same
+// failure of an MX is a negotiation failure; certificate errors are found
+// however deeply wrapped.
+func TestSTARTTLSClassifierErrors(t *testing.T) {
+	leaf := &x509.Certificate{NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	for _, tc := range []struct {
+		name           string
+		err            error
+		result, reason string
+	}{
+		{"host mismatch", x509.HostnameError{Certificate: leaf, Host: "mx.example"}, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"wrapped", &mtasts.STARTTLSError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{Cert: leaf}}}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
+		{"name constraints", x509.CertificateInvalidError{Cert: leaf, Reason: x509.CANotAuthorizedForThisName}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateNameConstraints},
+		{"chain", x509.CertificateInvalidError{Cert: leaf, Reason: x509.NotAuthorizedToSign}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateChain},
+		{"critical extension", x509.UnhandledCriticalExtension{}, mtasts.ResultValidationFailure, mtasts.ReasonCertificateInvalid},
+		{"expired, time of the check unknown", x509.CertificateInvalidError{Reason: x509.Expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
+		{"alert type", &mtasts.STARTTLSError{Err: tls.AlertError(40)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "40-handshake-failure"},
+		{"unknown alert", tls.AlertError(251), mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "251"},
+		{"other handshake failure", &mtasts.STARTTLSError{Err: errors.New("tls: something odd")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"canceled", &mtasts.STARTTLSError{Err: context.Canceled}, "", ""},
+		{"timeout", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, "", ""},
+		{"closed by the sender", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: net.ErrClosed}}, "", ""},
+		{"reset by the server", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed},
+		{"not a starttls error", io.EOF, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mtasts.TLSReportResultType(tc.err); got != tc.result {
+				t.Errorf("TLSReportResultType(%v) = %q, want %q", tc.err, got, tc.result)
+			}
+			if got := mtasts.TLSReportFailureReason(tc.err); got != tc.reason {
+				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", tc.err, got, tc.reason)
+			}
+		})
+	}
+	// RFC 8460 4.3.1 and 4.3.3: the two types that SHOULD carry a reason.
+	for _, err := range []error{x509.UnknownAuthorityError{}, &mtasts.STARTTLSError{Err: io.EOF}} {
+		if rt := mtasts.TLSReportResultType(err); (rt == mtasts.ResultCertificateNotTrusted || rt == mtasts.ResultValidationFailure) && mtasts.TLSReportFailureReason(err) == "" {
+			t.Errorf("%v: result %q without a reason", err, rt)
+		}
+	}
+	e := &mtasts.STARTTLSError{MX: mtasts.Domain{ASCII: "mx.example"}, Err: errors.New("tls: bad \x1b[2J")}
+	if got := e.Error(); got != `mtasts: starttls with mx.example: tls: bad \x1b[2J` {
+		t.Errorf("Error() = %q", got)
+	}
+}
