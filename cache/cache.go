@@ -67,6 +67,16 @@ type Options struct {
 	// policy is returned at once. Default 1 hour.
 	CheckInterval time.Duration
 
+	// CheckEveryGet makes every Get look the TXT record up before it
+	// answers, as RFC 8461 5.1 allows ("Sending MTAs may unconditionally
+	// check for a new policy at this step"), and fetch the policy when the
+	// record's id changed: a new policy is seen at the next delivery,
+	// at the price of a DNS round trip in front of each. Concurrent Gets
+	// of a domain share one lookup. The back-off of a failed fetch holds
+	// (RFC 8461 3.3). Default: off; a cached policy is answered from
+	// memory and its record checked once per CheckInterval.
+	CheckEveryGet bool
+
 	// RefreshAge is the age after which Run fetches a policy still in use
 	// again, before it expires (RFC 8461 3.3, "proactively refresh ...
 	// once per day"); at most half the policy's lifetime. Default 24

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,20 +225,71 @@ func safeFileName(domain string) bool {
 // Load implements Store. A file that cannot be read or decoded, or that holds
 // another domain or another format version, is an error.
 func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
-	fe, err := readEntryFile(s.path(domain))
+	e, err := readEntry(s.path(domain))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, false, nil
 	}
 	if err != nil {
-		return Entry{}, false, fmt.Errorf("cache: file store: %w", err)
+		return Entry{}, false, err
+	}
+	if e.Domain != domain {
+		return Entry{}, false, fmt.Errorf("cache: file store: %s: holds domain %q, expected %q", s.path(domain), e.Domain, domain)
+	}
+	return e, true, nil
+}
+
+// readEntry reads the entry file at path, of this package's format version.
+func readEntry(path string) (Entry, error) {
+	fe, err := readEntryFile(path)
+	if err != nil {
+		return Entry{}, fmt.Errorf("cache: file store: %w", err)
 	}
 	if fe.Version != fileVersion {
-		return Entry{}, false, fmt.Errorf("cache: file store: %s: format version %d, expected %d", s.path(domain), fe.Version, fileVersion)
+		return Entry{}, fmt.Errorf("cache: file store: %s: format version %d, expected %d", path, fe.Version, fileVersion)
 	}
-	if fe.Domain != domain {
-		return Entry{}, false, fmt.Errorf("cache: file store: %s: holds domain %q, expected %q", s.path(domain), fe.Domain, domain)
+	return Entry{Domain: fe.Domain, RecordID: fe.RecordID, Policy: fe.Policy, Fetched: fe.Fetched, Expires: fe.Expires}, nil
+}
+
+// List implements Lister: the entries of the directory's files, in no order,
+// expired ones included until Prune removes them. A file that cannot be read
+// or decoded, or that holds another format version, is listed as an error,
+// and the listing goes on.
+func (s *FileStore) List(ctx context.Context) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		d, err := os.Open(s.dir)
+		if err != nil {
+			yield(Entry{}, fmt.Errorf("cache: file store: %w", err))
+			return
+		}
+		defer d.Close()
+		for {
+			// In batches: a directory may hold a million entries.
+			names, err := d.Readdirnames(1024)
+			for _, name := range names {
+				if err := ctx.Err(); err != nil {
+					yield(Entry{}, err)
+					return
+				}
+				if isTempName(name) || filepath.Ext(name) != ".json" {
+					continue
+				}
+				e, err := readEntry(filepath.Join(s.dir, name))
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed since the directory was read
+				}
+				if !yield(e, err) {
+					return
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				yield(Entry{}, fmt.Errorf("cache: file store: %w", err))
+				return
+			}
+		}
 	}
-	return Entry{Domain: fe.Domain, RecordID: fe.RecordID, Policy: fe.Policy, Fetched: fe.Fetched, Expires: fe.Expires}, true, nil
 }
 
 // readEntryFile reads and decodes the file at path, refusing more than

@@ -38,6 +38,11 @@ type call struct {
 // ErrClosed and no policy. A closed cache thus never drops a valid policy it
 // holds, which would deliver mail as if the domain had none.
 func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
+	if c.opts.CheckEveryGet {
+		if r, ok := c.getChecked(ctx, domain); ok {
+			return r
+		}
+	}
 	now := time.Now()
 	if it := c.items.get(domain.ASCII); it != nil {
 		sec := c.clock(now)
@@ -57,14 +62,14 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 					it.checkedAt.CompareAndSwap(sec, last)
 				}
 			}
-			return s.result(now, false)
+			return c.result(it, s, now, fromMemory)
 		}
 		if c.backingOff(it, s, now) {
 			// Known to have no policy, or backing off after a
 			// failure (RFC 8461 3.3). An expired policy is not
 			// applied, back-off or not (RFC 8461 5.1).
 			c.metrics.hits.Inc()
-			return s.result(now, false)
+			return c.result(it, s, now, fromMemory)
 		}
 	}
 	c.metrics.misses.Inc()
@@ -74,6 +79,21 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 		return cl.res
 	case <-ctx.Done():
 		return Result{Err: ctx.Err()}
+	}
+}
+
+// getChecked is Get with Options.CheckEveryGet: it waits for a lookup of
+// the domain's record that runs now, its own or a concurrent call's, and the
+// fetch of a changed id (RFC 8461 5.1). After Close it reports false, and
+// Get answers from memory.
+func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, bool) {
+	c.metrics.misses.Inc()
+	cl := c.start(domain, kindRecheck)
+	select {
+	case <-cl.done:
+		return cl.res, !errors.Is(cl.res.Err, ErrClosed)
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}, true
 	}
 }
 
@@ -157,7 +177,7 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		if it := c.items.get(domain.ASCII); it != nil {
 			now := time.Now()
 			if s := it.snap.Load(); s.valid(now) || c.backingOff(it, s, now) {
-				return doneCall(s.result(now, false))
+				return doneCall(c.result(it, s, now, fromMemory))
 			}
 		}
 	}

@@ -22,10 +22,16 @@ type Result struct {
 	// "time-since-fetch has not exceeded its max_age").
 	Fetched time.Time
 	Expires time.Time
-	// Fresh is set when the policy was fetched from the network for this
-	// call, or for a call it waited for; clear when it came from memory or
-	// the store.
+	// Fresh is set when Policy was fetched over HTTPS by this cache for
+	// this call, or for a concurrent call whose update this one shared.
+	// It is clear when Policy came from memory, from the store (also when
+	// another cache of a fleet had just fetched and saved it), and when
+	// there is no Policy.
 	Fresh bool
+	// Checked is when this cache last looked the domain's TXT record up,
+	// or began a background check of it; zero when it has not since the
+	// domain entered memory (a policy loaded from the store, say).
+	Checked time.Time
 
 	// Err is the latest failure to discover or fetch the domain's policy,
 	// also when a cached Policy still applies; nil when the last attempt
@@ -36,6 +42,17 @@ type Result struct {
 	Err           error
 	ResultType    string
 	FailureReason string
+	// Remembered is set when Err is a failure of an earlier attempt that
+	// the cache remembers while its back-off runs (RFC 8461 3.3), and no
+	// attempt was made for this call; clear when this call, or an update
+	// it shared, made the attempt that failed. A TLS report counts a
+	// remembered failure for each session it affects all the same; a
+	// retry decision may wait for RetryAt instead.
+	Remembered bool
+	// RetryAt is, when Err is set, when the back-off of the failed attempt
+	// ends and the cache tries again; zero when it tries at the next
+	// call.
+	RetryAt time.Time
 }
 
 // snapshot is what the cache knows of a domain at one time. It is never
@@ -147,18 +164,38 @@ func (s *snapshot) failedFor(id string, now time.Time) bool {
 	return s != nil && s.fail != nil && s.fail.id == id && !s.retryDue(now)
 }
 
-// result returns s as a Result at now. A policy that has expired at now is
-// not in it, whatever else s holds: RFC 8461 5.1 applies a cached policy only
-// while its "time-since-fetch has not exceeded its max_age". The failure, if
-// any, is.
-func (s *snapshot) result(now time.Time, fresh bool) Result {
+// origin is how an update came by the snapshot that it returns.
+type origin uint8
+
+const (
+	// fromMemory: what memory or the store held; no attempt was made
+	// for this call, and a failure in it is remembered.
+	fromMemory origin = iota
+	// fetchedNow: the policy was fetched for this call.
+	fetchedNow
+	// triedNow: the attempt made for this call failed.
+	triedNow
+)
+
+// result returns the snapshot s of it as a Result at now. A policy that has
+// expired at now is not in it, whatever else s holds: RFC 8461 5.1 applies a
+// cached policy only while its "time-since-fetch has not exceeded its
+// max_age". The failure, if any, is.
+func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 	var r Result
 	if f := s.fail; f != nil {
 		r.Err, r.ResultType, r.FailureReason = f.err, f.resultType, f.reason
+		r.Remembered = o == fromMemory
+		if f.retryAt != 0 {
+			r.RetryAt = time.Unix(0, f.retryAt)
+		}
 	}
 	if s.valid(now) {
-		r.Policy, r.RecordID, r.Fresh = &s.policy, s.id, fresh
+		r.Policy, r.RecordID, r.Fresh = &s.policy, s.id, o == fetchedNow
 		r.Fetched, r.Expires = time.Unix(0, s.fetched), time.Unix(0, s.expires)
+	}
+	if sec := it.checkedAt.Load(); sec != 0 {
+		r.Checked = c.epoch.Add(time.Duration(sec) * time.Second)
 	}
 	return r
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"container/list"
 	"context"
+	"iter"
 	"sync"
 	"time"
 )
@@ -167,6 +168,28 @@ func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
 		delete(s.entries, domain)
 	}
 	return nil
+}
+
+// List implements Lister. It copies the entries under the lock first, so
+// that the caller may call the store while it iterates.
+func (s *MemoryStore) List(ctx context.Context) iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		s.mu.Lock()
+		entries := make([]Entry, 0, s.order.Len())
+		for el := s.order.Front(); el != nil; el = el.Next() {
+			entries = append(entries, el.Value.(Entry))
+		}
+		s.mu.Unlock()
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
 }
 
 // Len returns the number of entries.

@@ -30,7 +30,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	if s == nil {
 		if ls := c.load(ctx, domain, now); ls != nil {
 			it.snap.Store(ls)
-			return ls.result(now, false), 0, true, nil
+			return c.result(it, ls, now, fromMemory), 0, true, nil
 		}
 	}
 
@@ -59,7 +59,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		// to a period of five minutes or longer per version ID". A
 		// record check that shows the same id again changes nothing:
 		// the fetch of that id still failed, and still waits.
-		return s.result(now, false), lookup, false, nil
+		return c.result(it, s, now, fromMemory), lookup, false, nil
 	}
 	if s.valid(now) && id == s.id && !full {
 		// The cached policy is current. A failure of another id, or
@@ -68,13 +68,13 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 			s = s.withFailure(nil)
 			it.snap.Store(s)
 		}
-		return s.result(now, false), lookup, false, nil
+		return c.result(it, s, now, fromMemory), lookup, false, nil
 	}
 
 	// A store shared by a fleet may hold the lock on this fetch: another
 	// cache is fetching, and saves what it gets.
 	if ls := c.waitForFleet(ctx, it, domain, id, full, now); ls != nil {
-		return ls.result(now, false), lookup, false, nil
+		return c.result(it, ls, now, fromMemory), lookup, false, nil
 	}
 
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
@@ -94,7 +94,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	}
 	it.snap.Store(ns)
 	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: expires}
-	return ns.result(now, true), lookup, false, func() {
+	return c.result(it, ns, now, fetchedNow), lookup, false, func() {
 		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
 			c.storeError("save", domain, err)
 		}
@@ -126,14 +126,14 @@ func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, e
 		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", err)
 		ns := s.withFailure(newFailure(err, id, retryAt))
 		it.snap.Store(ns)
-		return ns.result(now, false)
+		return c.result(it, ns, now, triedNow)
 	}
 	ns := noRecord // it was looked up now; see backingOff
 	if !errors.Is(err, mtasts.ErrNoRecord) {
 		ns = &snapshot{fail: newFailure(err, id, retryAt)}
 	}
 	it.snap.Store(ns)
-	return ns.result(now, false)
+	return c.result(it, ns, now, triedNow)
 }
 
 // load returns the domain's policy from the store, or nil when the store has
