@@ -3,6 +3,7 @@ package mtasts
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,9 +27,105 @@ var (
 // histograms of the duration of Get (mtasts_get_duration_seconds) and of
 // FetchPolicy (mtasts_policy_fetch_duration_seconds), labelled by result (see
 // ResultLabel). Call it once, e.g. with prometheus.DefaultRegisterer; a second
-// registration with the same registry returns an error.
-func RegisterMetrics(reg prometheus.Registerer) error {
+// registration with the same registry and options returns an error.
+//
+// The options put a namespace before the names and constant labels on every
+// metric, for a server whose metrics follow its own naming:
+//
+//	mtasts.RegisterMetrics(reg, mtasts.MetricsNamespace("mox"),
+//		mtasts.MetricsConstLabels(prometheus.Labels{"instance": "queue"}))
+//
+// registers mox_mtasts_get_duration_seconds{instance="queue",result="..."}
+// and mox_mtasts_policy_fetch_duration_seconds likewise. It returns an error
+// for a namespace that is not a metric name prefix, or for labels that
+// Prometheus rejects, such as "result", which the metrics already have.
+func RegisterMetrics(reg prometheus.Registerer, opts ...MetricsOption) error {
+	reg, err := MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
 	return errors.Join(reg.Register(metricGet), reg.Register(metricFetch))
+}
+
+// A MetricsOption changes the names or labels of the metrics registered by
+// RegisterMetrics, cache.Cache.RegisterMetrics and MetricsRegisterer. The
+// options are MetricsNamespace and MetricsConstLabels.
+type MetricsOption func(*metricsOptions)
+
+type metricsOptions struct {
+	namespace string
+	labels    prometheus.Labels
+}
+
+// MetricsNamespace puts namespace and "_" before the name of every metric:
+// with "mox", mtasts_get_duration_seconds is registered as
+// mox_mtasts_get_duration_seconds. The name keeps its "mtasts" part, so the
+// library's metrics stay apart from the server's own. An empty namespace
+// changes nothing; of several MetricsNamespace options the last one counts.
+// A namespace must be letters, digits and "_", not starting with a digit.
+func MetricsNamespace(namespace string) MetricsOption {
+	return func(o *metricsOptions) { o.namespace = namespace }
+}
+
+// MetricsConstLabels adds labels, with the same value on every sample, to
+// every metric, e.g. {"instance": "queue"} for a server that runs several
+// caches. Several MetricsConstLabels options merge; for a name given twice
+// the later value counts. A name the metrics already use as a label (result,
+// op) makes the registration fail.
+func MetricsConstLabels(labels prometheus.Labels) MetricsOption {
+	return func(o *metricsOptions) {
+		if len(labels) == 0 {
+			return
+		}
+		if o.labels == nil {
+			o.labels = prometheus.Labels{}
+		}
+		for k, v := range labels {
+			o.labels[k] = v
+		}
+	}
+}
+
+// MetricsRegisterer returns a Registerer that registers collectors with reg
+// under the namespace and constant labels of opts, as RegisterMetrics does.
+// The cache uses it for its own metrics, and a server may use it for
+// collectors of its own. Without options it returns reg itself. It returns
+// an error if the namespace is not letters, digits and "_" with a non-digit
+// first.
+func MetricsRegisterer(reg prometheus.Registerer, opts ...MetricsOption) (prometheus.Registerer, error) {
+	var o metricsOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.labels != nil {
+		reg = prometheus.WrapRegistererWith(o.labels, reg)
+	}
+	if o.namespace != "" {
+		if msg := checkNamespace(o.namespace); msg != "" {
+			return nil, fmt.Errorf("mtasts: metrics namespace %q: %s", o.namespace, msg)
+		}
+		reg = prometheus.WrapRegistererWithPrefix(o.namespace+"_", reg)
+	}
+	return reg, nil
+}
+
+// checkNamespace checks a namespace against the part of the Prometheus metric
+// name rule that suits a prefix, [a-zA-Z_][a-zA-Z0-9_]*; colons are left to
+// recording rules. It returns what is wrong, or "".
+func checkNamespace(ns string) string {
+	for i := 0; i < len(ns); i++ {
+		c := ns[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', c == '_':
+		case '0' <= c && c <= '9':
+			if i == 0 {
+				return "starts with a digit, expected a letter or \"_\""
+			}
+		default:
+			return fmt.Sprintf("invalid character %q at byte %d, expected letters, digits and \"_\"", c, i)
+		}
+	}
+	return ""
 }
 
 // ResultLabel returns a short label for the outcome err of a lookup or fetch,

@@ -168,167 +168,54 @@ type policyAlloc struct {
 // key at fault and what was expected.
 func ParsePolicy(s string) (*Policy, error) {
 	pa := &policyAlloc{}
-	p := &pa.p
-	p.MX = pa.mx[:0]
+	pp := policyParser{p: &pa.p}
+	pp.p.MX = pa.mx[:0]
 	if len(s) > 1024 {
 		// A long policy is a long mx list: size it once instead of
 		// growing it line by line. Counting lines is a vector
 		// instruction loop; it bounds the number of mx lines.
 		if n := strings.Count(s, "\n") + 1; n > len(pa.mx) {
-			p.MX = make([]STSMX, 0, n)
+			pp.p.MX = make([]STSMX, 0, n)
 		}
 	}
 
+	// Domain names are case-insensitive; mx names with upper case are
+	// kept in lower case, copied into one buffer for all such names. The
+	// buffer and its index are local here, where the compiler can place
+	// the first appends on the stack.
 	var (
-		haveMaxAge bool
-		exts       extensions
-		lower      []byte // lower-cased mx names, see folds
-		folds      []foldedName
+		lower []byte // lower-cased mx names, see folds
+		folds []foldedName
 	)
-	line := 0
 	for pos := 0; pos < len(s); {
-		line++
-		// sts-policy-term = LF / CRLF
-		end := strings.IndexByte(s[pos:], '\n')
 		var text string
-		if end < 0 {
-			text = s[pos:]
-			pos = len(s)
-		} else {
-			text = s[pos : pos+end]
-			pos += end + 1
+		text, pos = nextPolicyLine(s, pos)
+		pp.line++
+		mustFold, err := pp.parseLine(text)
+		if err != nil {
+			return nil, err
 		}
-		text = strings.TrimSuffix(text, "\r")
-
-		perr := func(key, format string, args ...any) (*Policy, error) {
-			return nil, &SyntaxError{Kind: ErrPolicySyntax, Line: line, Field: key, Msg: fmt.Sprintf(format, args...)}
-		}
-
-		if line == 1 && strings.HasPrefix(text, "\uFEFF") {
-			return perr("", "byte order mark at the start, expected a key")
-		}
-		// A blank line is outside the grammar; hand-written policies
-		// have them, and they carry nothing, so they are skipped.
-		if skipWSP(text, 0) == len(text) {
-			continue
-		}
-
-		// sts-policy-ext-name = sts-policy-alphanum
-		//                       *31(sts-policy-alphanum / "_" / "-" / ".")
-		// The names of the known fields follow this rule too.
-		i := 0
-		for i < len(text) && isExtNameChar(text[i]) {
-			i++
-		}
-		key := text[:i]
-		if key == "" || !isAlnum(key[0]) {
-			if isWSP(text[0]) {
-				return perr("", "whitespace at the start of the line, expected a key")
+		if mustFold {
+			mx := len(pp.p.MX) - 1
+			start := len(lower)
+			lower = append(lower, pp.p.MX[mx].Domain.ASCII...)
+			for i := start; i < len(lower); i++ {
+				lower[i] = toLowerASCII(lower[i])
 			}
-			return perr("", "expected a key (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\") at the start of the line")
-		}
-		if len(key) > 32 {
-			return perr(key, "key longer than 32 characters")
-		}
-		// sts-policy-field-delim = ":" *WSP
-		if i == len(text) || text[i] != ':' {
-			if i < len(text) {
-				return perr(key, "unexpected %s after the key, expected \"key: value\"", quoteChar(text, i))
-			}
-			return perr(key, "expected \"key: value\"")
-		}
-		i = skipWSP(text, i+1)
-		// The *WSP after sts-policy-field ends the line's value.
-		value := trimWSPRight(text[i:])
-		if value == "" {
-			return perr(key, "empty value")
-		}
-
-		switch key {
-		case "version":
-			if p.Version != "" {
-				break
-			}
-			// sts-policy-version-value = %s"STSv1"
-			if value != "STSv1" {
-				return perr(key, "unsupported version %s, expected \"STSv1\"", quote(value))
-			}
-			p.Version = "STSv1"
-			continue
-		case "mode":
-			if p.Mode != "" {
-				break
-			}
-			// sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none"
-			switch Mode(value) {
-			case ModeEnforce:
-				p.Mode = ModeEnforce
-			case ModeTesting:
-				p.Mode = ModeTesting
-			case ModeNone:
-				p.Mode = ModeNone
-			default:
-				return perr(key, "invalid mode %s, expected \"enforce\", \"testing\" or \"none\"", quote(value))
-			}
-			continue
-		case "max_age":
-			if haveMaxAge {
-				break
-			}
-			// sts-policy-max-age-value = 1*10(DIGIT)
-			n, ok := parseMaxAge(value)
-			if !ok {
-				return perr(key, "invalid max_age %s, expected 1 to 10 digits", quote(value))
-			}
-			p.MaxAgeSeconds = n
-			haveMaxAge = true
-			continue
-		case "mx":
-			// sts-policy-mx-value = ["*."] Domain; mx may repeat.
-			mx, mustFold, msg := parseMXPattern(value)
-			if msg != "" {
-				return perr(key, "invalid mx pattern %s: %s", quote(value), msg)
-			}
-			if mustFold {
-				// Domain names are case-insensitive; keep them lower
-				// case, copied into one buffer for all such names.
-				start := len(lower)
-				lower = append(lower, mx.Domain.ASCII...)
-				for i := start; i < len(lower); i++ {
-					lower[i] = toLowerASCII(lower[i])
-				}
-				folds = append(folds, foldedName{len(p.MX), start, len(lower)})
-			}
-			p.MX = append(p.MX, mx)
-			continue
-		}
-
-		// An extension, or a repeated known key that is ignored; either
-		// must be a valid sts-policy-extension.
-		if msg := checkExtValue(value); msg != "" {
-			return perr(key, "%s", msg)
-		}
-		if !knownPolicyKey(key) {
-			exts.add(key, value)
+			folds = append(folds, foldedName{mx, start, len(lower)})
 		}
 	}
-	p.Extensions = exts.list
+	if err := pp.checkRequired(); err != nil {
+		return nil, err
+	}
+	finishPolicy(pp.p, pp.exts.list, lower, folds)
+	return pp.p, nil
+}
 
-	// RFC 8461 3.2: version, mode and max_age are "required once"; mx is
-	// "required at least once, except when mode is none".
-	missing := func(key string) (*Policy, error) {
-		return nil, &SyntaxError{Kind: ErrPolicySyntax, Field: key, Msg: "missing, the key is required"}
-	}
-	switch {
-	case p.Version == "":
-		return missing("version")
-	case p.Mode == "":
-		return missing("mode")
-	case !haveMaxAge:
-		return missing("max_age")
-	case len(p.MX) == 0 && p.Mode != ModeNone:
-		return nil, &SyntaxError{Kind: ErrPolicySyntax, Field: "mx", Msg: "missing, at least one is required unless mode is none"}
-	}
+// finishPolicy completes p: its extensions, a nil MX for none, and the
+// lower-cased mx names as substrings of one string.
+func finishPolicy(p *Policy, exts []Pair, lower []byte, folds []foldedName) {
+	p.Extensions = exts
 	if len(p.MX) == 0 {
 		p.MX = nil
 	}
@@ -338,7 +225,185 @@ func ParsePolicy(s string) (*Policy, error) {
 			p.MX[f.mx].Domain.ASCII = all[f.start:f.end]
 		}
 	}
-	return p, nil
+}
+
+// policyParser is ParsePolicy's state from one line to the next.
+type policyParser struct {
+	p          *Policy
+	line       int // of the line being parsed, from 1
+	haveMaxAge bool
+	exts       extensions
+}
+
+// errorf returns the *SyntaxError for key on the current line.
+func (pp *policyParser) errorf(key, format string, args ...any) error {
+	return &SyntaxError{Kind: ErrPolicySyntax, Line: pp.line, Field: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// nextPolicyLine returns the line of s that starts at pos, without its
+// sts-policy-term = LF / CRLF, and the position after the terminator.
+func nextPolicyLine(s string, pos int) (text string, next int) {
+	end := strings.IndexByte(s[pos:], '\n')
+	if end < 0 {
+		text = s[pos:]
+		next = len(s)
+	} else {
+		text = s[pos : pos+end]
+		next = pos + end + 1
+	}
+	return strings.TrimSuffix(text, "\r"), next
+}
+
+// parseLine parses one line: a blank line, or sts-policy-field *WSP, handing
+// the value to the helper for its key. It returns mustFold for an mx line
+// whose name, the last in p.MX, has upper case.
+func (pp *policyParser) parseLine(text string) (mustFold bool, err error) {
+	if pp.line == 1 && strings.HasPrefix(text, "\uFEFF") {
+		return false, pp.errorf("", "byte order mark at the start, expected a key")
+	}
+	// A blank line is outside the grammar; hand-written policies
+	// have them, and they carry nothing, so they are skipped.
+	if skipWSP(text, 0) == len(text) {
+		return false, nil
+	}
+	key, value, err := pp.parseField(text)
+	if err != nil {
+		return false, err
+	}
+	// RFC 8461 3.2: of a repeated key other than mx, the first is used.
+	switch {
+	case key == "version" && pp.p.Version == "":
+		return false, pp.parseVersion(key, value)
+	case key == "mode" && pp.p.Mode == "":
+		return false, pp.parseMode(key, value)
+	case key == "max_age" && !pp.haveMaxAge:
+		return false, pp.parseMaxAgeField(key, value)
+	case key == "mx":
+		return pp.parseMX(key, value)
+	}
+	return false, pp.parseExtension(key, value)
+}
+
+// parseField splits a line into its key and value:
+//
+//	sts-policy-ext-name    = sts-policy-alphanum
+//	                         *31(sts-policy-alphanum / "_" / "-" / ".")
+//	sts-policy-field-delim = ":" *WSP
+//
+// The names of the known fields follow the sts-policy-ext-name rule too.
+// The value ends before the *WSP that may follow sts-policy-field.
+func (pp *policyParser) parseField(text string) (key, value string, err error) {
+	i := 0
+	for i < len(text) && isExtNameChar(text[i]) {
+		i++
+	}
+	key = text[:i]
+	if key == "" || !isAlnum(key[0]) {
+		if isWSP(text[0]) {
+			return "", "", pp.errorf("", "whitespace at the start of the line, expected a key")
+		}
+		return "", "", pp.errorf("", "expected a key (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\") at the start of the line")
+	}
+	if len(key) > 32 {
+		return "", "", pp.errorf(key, "key longer than 32 characters")
+	}
+	// sts-policy-field-delim = ":" *WSP
+	if i == len(text) || text[i] != ':' {
+		if i < len(text) {
+			return "", "", pp.errorf(key, "unexpected %s after the key, expected \"key: value\"", quoteChar(text, i))
+		}
+		return "", "", pp.errorf(key, "expected \"key: value\"")
+	}
+	i = skipWSP(text, i+1)
+	// The *WSP after sts-policy-field ends the line's value.
+	value = trimWSPRight(text[i:])
+	if value == "" {
+		return "", "", pp.errorf(key, "empty value")
+	}
+	return key, value, nil
+}
+
+// parseVersion parses sts-policy-version-value = %s"STSv1".
+func (pp *policyParser) parseVersion(key, value string) error {
+	if value != "STSv1" {
+		return pp.errorf(key, "unsupported version %s, expected \"STSv1\"", quote(value))
+	}
+	pp.p.Version = "STSv1"
+	return nil
+}
+
+// parseMode parses
+// sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none".
+func (pp *policyParser) parseMode(key, value string) error {
+	switch Mode(value) {
+	case ModeEnforce:
+		pp.p.Mode = ModeEnforce
+	case ModeTesting:
+		pp.p.Mode = ModeTesting
+	case ModeNone:
+		pp.p.Mode = ModeNone
+	default:
+		return pp.errorf(key, "invalid mode %s, expected \"enforce\", \"testing\" or \"none\"", quote(value))
+	}
+	return nil
+}
+
+// parseMaxAgeField parses sts-policy-max-age-value = 1*10(DIGIT).
+func (pp *policyParser) parseMaxAgeField(key, value string) error {
+	n, ok := parseMaxAge(value)
+	if !ok {
+		return pp.errorf(key, "invalid max_age %s, expected 1 to 10 digits", quote(value))
+	}
+	pp.p.MaxAgeSeconds = n
+	pp.haveMaxAge = true
+	return nil
+}
+
+// parseMX parses sts-policy-mx-value = ["*."] Domain; mx may repeat. It
+// appends the pattern to p.MX and returns mustFold if the name has upper
+// case, for ParsePolicy to fold.
+func (pp *policyParser) parseMX(key, value string) (mustFold bool, err error) {
+	mx, mustFold, msg := parseMXPattern(value)
+	if msg != "" {
+		return false, pp.errorf(key, "invalid mx pattern %s: %s", quote(value), msg)
+	}
+	pp.p.MX = append(pp.p.MX, mx)
+	return mustFold, nil
+}
+
+// parseExtension checks sts-policy-extension = sts-policy-ext-name
+// sts-policy-field-delim sts-policy-ext-value, and keeps the first of each
+// name (RFC 8461 3.2). A repeated known key, which is ignored, must be a
+// valid sts-policy-extension too.
+func (pp *policyParser) parseExtension(key, value string) error {
+	if msg := checkExtValue(value); msg != "" {
+		return pp.errorf(key, "%s", msg)
+	}
+	if !knownPolicyKey(key) {
+		pp.exts.add(key, value)
+	}
+	return nil
+}
+
+// checkRequired checks the keys RFC 8461 3.2 requires: version, mode and
+// max_age are "required once"; mx is "required at least once, except when
+// mode is none". The errors name no line.
+func (pp *policyParser) checkRequired() error {
+	missing := func(key string) error {
+		return &SyntaxError{Kind: ErrPolicySyntax, Field: key, Msg: "missing, the key is required"}
+	}
+	p := pp.p
+	switch {
+	case p.Version == "":
+		return missing("version")
+	case p.Mode == "":
+		return missing("mode")
+	case !pp.haveMaxAge:
+		return missing("max_age")
+	case len(p.MX) == 0 && p.Mode != ModeNone:
+		return &SyntaxError{Kind: ErrPolicySyntax, Field: "mx", Msg: "missing, at least one is required unless mode is none"}
+	}
+	return nil
 }
 
 // foldedName says where the lower-cased name of p.MX[mx] is in ParsePolicy's

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts"
 )
 
 // stripedCounter counts events that many cores record at once, as cache hits
@@ -92,8 +94,20 @@ func newMetrics(c *Cache) *metrics {
 // mtasts_cache_fetches_total and mtasts_cache_refreshes_total by result (see
 // mtasts.ResultLabel), mtasts_cache_store_errors_total by operation, and the
 // gauge mtasts_cache_entries, and the histogram
-// mtasts_cache_network_wait_seconds (see Options.MaxNetwork). Register one cache per registry.
-func (c *Cache) RegisterMetrics(reg prometheus.Registerer) error {
+// mtasts_cache_network_wait_seconds (see Options.MaxNetwork). Register one
+// cache per registry, or give each
+// its own constant labels.
+//
+// The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
+// puts a namespace before every name (mox_mtasts_cache_hits_total), and
+// mtasts.MetricsConstLabels adds labels to every metric. It returns an error
+// for a namespace that is not a metric name prefix, for labels Prometheus
+// rejects (result and op are taken), or when reg already holds the metrics.
+func (c *Cache) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
+	reg, err := mtasts.MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
 	m := c.metrics
 	return errors.Join(reg.Register(m.hitsFunc), reg.Register(m.misses), reg.Register(m.fetches),
 		reg.Register(m.refreshes), reg.Register(m.storeErrors), reg.Register(m.entries), reg.Register(m.networkWait))

@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, vet, staticcheck when
-# installed, and the tests of every module with the race detector.
+# Runs every check of the project: formatting, the go line of every module,
+# vet (whose stdversion check keeps out standard-library APIs newer than the
+# go line), staticcheck when installed, the tests of every module with the
+# race detector, govulncheck against a pinned copy of the Go vulnerability
+# database, and the tests again with the newest Go release.
+#
+# Everything it fetches comes through the Go module proxy: govulncheck, the
+# database (module golang.org/x/vulndb) and the newest Go toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The oldest Go the modules support: every go.mod says exactly this go line.
+go_floor=1.25.0
+# The newest Go release; the tests run on it too. GOTOOLCHAIN fetches it.
+newest_go=go1.27.3
+# govulncheck, built with the newest Go so that it can load its standard
+# library (one built with an older Go cannot type-check a newer one).
+govulncheck_version=v1.9.0
+# A snapshot of the vulnerability database, so a run's verdict depends on
+# the code only. MTASTS_VULNDB=latest checks against the newest snapshot.
+vulndb_version=${MTASTS_VULNDB:-v0.0.0-20261105234957-e22db6528018}
 
 # The integration tests need real servers from Debian's packages; install
 # them when missing and we can (root with apt-get). Without them those tests
@@ -23,12 +40,56 @@ fi
 
 # The root module, then each nested module (they keep their own
 # dependencies out of the root's go.mod).
-for mod in . $(git ls-files '*/go.mod' | xargs -r -n1 dirname); do
+modules=(. $(git ls-files '*/go.mod' | xargs -r -n1 dirname))
+
+# A go line above the floor raises every importer's go line, and with it the
+# GODEBUG defaults of its whole binary; a toolchain line is not needed.
+for mod in "${modules[@]}"; do
+  line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$mod/go.mod")
+  if [ "$line" != "$go_floor" ]; then
+    echo "$mod/go.mod: go line is \"${line}\", expected \"go $go_floor\" (a dependency may have raised it: pick an older release of it)" >&2
+    exit 1
+  fi
+  if grep -q '^toolchain ' "$mod/go.mod"; then
+    echo "$mod/go.mod: has a toolchain line; remove it" >&2
+    exit 1
+  fi
+done
+
+for mod in "${modules[@]}"; do
   echo "== module $mod"
   (
     cd "$mod"
+    # vet's stdversion check reports uses of standard-library APIs newer
+    # than the go line; go test's own vet subset does not include it.
     go vet ./...
     if command -v staticcheck >/dev/null; then staticcheck ./...; fi
     go test -race -count=1 ./...
   )
+done
+
+# govulncheck reads a local database as a file:// URL. The vulndb module
+# holds one OSV file per advisory in data/osv, a flat directory that
+# govulncheck indexes itself when it finds no index/ in it.
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+vulndb=$(cd "$tools" && go mod download -json "golang.org/x/vulndb@$vulndb_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+osv="$vulndb/data/osv"
+advisories=$(find "$osv" -maxdepth 1 -name 'GO-*.json' 2>/dev/null | wc -l)
+if [ "$advisories" -lt 1000 ]; then
+  # An empty directory would make every scan pass.
+  echo "vulnerability database $vulndb_version: expected the advisories in $osv, found $advisories" >&2
+  exit 1
+fi
+GOTOOLCHAIN=$newest_go GOBIN="$tools" go install "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version"
+for mod in "${modules[@]}"; do
+  echo "== govulncheck, module $mod ($advisories advisories, golang.org/x/vulndb@$vulndb_version)"
+  # Symbol scan, test files included: fails when our code can reach a
+  # vulnerable function, in a dependency or in the standard library.
+  (cd "$mod" && GOTOOLCHAIN=$newest_go "$tools/govulncheck" -db "file://$osv" -test ./...)
+done
+
+for mod in "${modules[@]}"; do
+  echo "== module $mod, tests with $newest_go"
+  (cd "$mod" && GOTOOLCHAIN=$newest_go go test -race -count=1 ./...)
 done

@@ -217,9 +217,15 @@ func wrongType(err error) bool {
 // RegisterMetrics registers the store's error counter,
 // mtasts_redisstore_errors_total by operation (load, decode, save, delete,
 // lock, unlock), with reg; operations not sent because Redis failed less
-// than RetryAfter ago count as failed. It returns reg's error, e.g. when the
-// counter is already registered.
-func (s *Store) RegisterMetrics(reg prometheus.Registerer) error {
+// than RetryAfter ago count as failed. The options, those of
+// mtasts.RegisterMetrics, put a namespace before the name and constant labels
+// on it. It returns an error for an invalid namespace, or reg's error, e.g.
+// when the counter is already registered.
+func (s *Store) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
+	reg, err := mtasts.MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
 	return reg.Register(s.errors)
 }
 
