@@ -13,14 +13,19 @@
 // on the SMTP connection (ErrSTARTTLSNotSupported, *STARTTLSError) for a
 // TLS report.
 //
+// TLS reporting itself lives in the tlsrpt subpackage, which builds on this
+// one (this package does not import it): the _smtp._tls record, the report
+// model and a strict reader of received reports, policies as reports
+// describe them, and the recording of each delivery's outcome.
+//
 // Every error wraps one of the sentinel errors (ErrNoRecord, ErrDNS,
 // ErrPolicyFetch, ...), so delivery code can tell failure classes apart with
 // errors.Is. Error messages quote what a domain published cut to 64 bytes
 // and escaped to printable ASCII.
 //
 // The recipient domain is chosen by whoever addresses the mail, and its DNS
-// answers and policy host by the domain's owner: all may be hostile. Domains are checked to be host names before use
-// (Domain.Validate), and the default HTTPClient refuses to connect to
+// answers and policy host by the domain's owner: all may be hostile. Domains
+// are checked to be host names before use (Domain.Validate), and the default HTTPClient refuses to connect to
 // loopback, private and other special-purpose addresses and bounds what a
 // policy host can make it read (NewTransport).
 //
