@@ -1,0 +1,365 @@
+package tlsrpt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store keeps the counts a Recorder flushes, per UTC day, until the day is
+// taken to be reported: in memory (MemoryStore, the default), on disk
+// (FileStore), or in Redis for a whole fleet of MTAs (package
+// cache/redisstore, a module of its own).
+//
+// What an implementation must guarantee:
+//   - It is safe for concurrent use, by several recorders too (a fleet), and
+//     honours the context.
+//   - Add adds; it never replaces. Counts from any number of recorders add
+//     up exactly, so that a fleet sends one report per policy domain and day.
+//   - Per policy domain and day it keeps at most Batch.MaxDetailRows distinct
+//     failure-detail rows (RFC 8460 4.4 "failure-details"), over all the
+//     batches it was given: the sessions of a row past the cap still count in
+//     the summary's total-failure-session-count, their detail is dropped, and
+//     Add returns how many sessions that was.
+//   - Take hands a day out exactly once: of any number of calls, by any
+//     number of recorders, one gets the day's counts and deletes them, and the
+//     others get nothing. An Add for a day already taken returns an error
+//     wrapping ErrDayTaken and adds nothing, so that no second report is made
+//     of late counts.
+//   - A failed Add adds nothing, or all of the batch (a store that may have
+//     applied part of a batch when it fails must document it): the recorder
+//     keeps the counts of a failed Add and gives them again with the next.
+type Store interface {
+	// Add adds the counts of b to those of b.Day. It returns the number
+	// of failed sessions whose detail it dropped, past
+	// b.MaxDetailRows, and an error when it could not add (wrapping
+	// ErrDayTaken when the day was taken).
+	Add(ctx context.Context, b Batch) (dropped int64, err error)
+	// Days returns the days the store holds counts of, as 00:00 UTC,
+	// oldest first.
+	Days(ctx context.Context) ([]time.Time, error)
+	// Take returns the counts of day (00:00 UTC) and deletes them, to be
+	// reported: one PolicyResult per policy, in any order, with failure
+	// details whose FailedSessionCount is the row's count. It returns
+	// nothing, and no error, when the day holds nothing or was taken
+	// before, by this store value or another sharing the same storage.
+	Take(ctx context.Context, day time.Time) ([]PolicyResult, error)
+}
+
+// Batch is what a Recorder gives a Store: counts of one UTC day to add.
+type Batch struct {
+	// Day is the UTC day of the counts, as 00:00 UTC (RFC 8460 4.1).
+	Day time.Time
+	// Results holds the counts to add, at most one per policy: the
+	// summary's, and the failure-detail rows with FailedSessionCount the
+	// number to add.
+	Results []PolicyResult
+	// MaxDetailRows caps the distinct failure-detail rows kept per policy
+	// domain and day; 0 or less means no cap.
+	MaxDetailRows int
+}
+
+// ErrDayTaken is returned, wrapped, by Store.Add for a day already taken
+// for reporting: its counts came too late for the day's report.
+var ErrDayTaken = errors.New("tlsrpt: day already taken for reporting")
+
+// ErrDayOpen is returned, wrapped, by Recorder.Take for a day that is not
+// closed yet.
+var ErrDayOpen = errors.New("tlsrpt: day not closed yet")
+
+// secondsPerDay is the length of a UTC day: RFC 8460 4.1 reports cover
+// "00:00-24:00 UTC", and Unix time has no leap seconds.
+const secondsPerDay = 24 * 60 * 60
+
+// dayOf returns the number of the UTC day of t, counted from 1970-01-01.
+func dayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s / secondsPerDay
+	if s%secondsPerDay < 0 {
+		d-- // floor, for times before 1970
+	}
+	return d
+}
+
+// dayStart returns 00:00 UTC of day number d.
+func dayStart(d int64) time.Time {
+	return time.Unix(d*secondsPerDay, 0).UTC()
+}
+
+// dayName returns the name of day number d, as "2006-01-02", for keys and
+// file names.
+func dayName(d int64) string {
+	return dayStart(d).Format(time.DateOnly)
+}
+
+// parseDayName parses a name of dayName.
+func parseDayName(s string) (int64, bool) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil || t.Format(time.DateOnly) != s {
+		return 0, false
+	}
+	return dayOf(t), true
+}
+
+// policyKey returns an encoding of p that is equal for equal policies and
+// different for different ones: each string prefixed by its length. It
+// identifies a policy in stores.
+func policyKey(p *Policy) string {
+	n := len(p.PolicyType) + len(p.PolicyDomain) + 16
+	for _, s := range p.PolicyString {
+		n += len(s) + 4
+	}
+	for _, s := range p.MXHost {
+		n += len(s) + 4
+	}
+	b := make([]byte, 0, n)
+	str := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	str(string(p.PolicyType))
+	str(p.PolicyDomain)
+	b = strconv.AppendInt(b, int64(len(p.PolicyString)), 10)
+	b = append(b, '/')
+	for _, s := range p.PolicyString {
+		str(s)
+	}
+	b = strconv.AppendInt(b, int64(len(p.MXHost)), 10)
+	b = append(b, '/')
+	for _, s := range p.MXHost {
+		str(s)
+	}
+	return string(b)
+}
+
+// clonePolicy returns a copy of p that shares no slice with it, so that a
+// caller reusing its slices changes no policy held.
+func clonePolicy(p Policy) Policy {
+	p.PolicyString = slices.Clone(p.PolicyString)
+	p.MXHost = slices.Clone(p.MXHost)
+	return p
+}
+
+// rowKey identifies a failure-detail row: a FailureDetail with a count of
+// zero. Its fields are comparable, so it keys a map as it is.
+func rowKey(fd FailureDetail) FailureDetail {
+	fd.FailedSessionCount = 0
+	return fd
+}
+
+// storedDay holds one day's counts in memory, as MemoryStore and FileStore
+// keep them. It is not safe for concurrent use.
+type storedDay struct {
+	policies map[string]*storedPolicy // by policyKey
+	// domainRows counts the distinct failure-detail rows of each policy
+	// domain, for Batch.MaxDetailRows.
+	domainRows map[string]int
+}
+
+type storedPolicy struct {
+	policy   Policy
+	summary  Summary
+	rows     map[FailureDetail]int64 // by rowKey
+	rowOrder []FailureDetail         // rows in the order first seen
+}
+
+func newStoredDay() *storedDay {
+	return &storedDay{policies: map[string]*storedPolicy{}, domainRows: map[string]int{}}
+}
+
+// admit returns the part of results that the cap of maxRows distinct rows
+// per policy domain lets in, and the sessions whose detail it drops. It
+// changes nothing: apply adds what it returns.
+func (d *storedDay) admit(results []PolicyResult, maxRows int) ([]PolicyResult, int64) {
+	if maxRows <= 0 {
+		return results, 0
+	}
+	var dropped int64
+	var added map[string]int // new rows of this batch, by domain
+	var seen map[string]map[FailureDetail]bool
+	out := make([]PolicyResult, 0, len(results))
+	for _, pr := range results {
+		dom := pr.Policy.PolicyDomain
+		sp := d.policies[policyKey(&pr.Policy)]
+		keep := pr.FailureDetails[:0:0]
+		for _, fd := range pr.FailureDetails {
+			k := rowKey(fd)
+			switch {
+			case sp != nil && sp.rows[k] != 0, seen[dom][k]:
+				keep = append(keep, fd)
+			case d.domainRows[dom]+added[dom] < maxRows:
+				if added == nil {
+					added, seen = map[string]int{}, map[string]map[FailureDetail]bool{}
+				}
+				if seen[dom] == nil {
+					seen[dom] = map[FailureDetail]bool{}
+				}
+				added[dom]++
+				seen[dom][k] = true
+				keep = append(keep, fd)
+			default:
+				dropped += fd.FailedSessionCount
+			}
+		}
+		pr.FailureDetails = keep
+		out = append(out, pr)
+	}
+	return out, dropped
+}
+
+// apply adds results, already admitted, to the day.
+func (d *storedDay) apply(results []PolicyResult) {
+	for i := range results {
+		pr := &results[i]
+		key := policyKey(&pr.Policy)
+		sp := d.policies[key]
+		if sp == nil {
+			sp = &storedPolicy{policy: clonePolicy(pr.Policy)}
+			d.policies[key] = sp
+		}
+		sp.summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
+		sp.summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
+		for _, fd := range pr.FailureDetails {
+			if fd.FailedSessionCount <= 0 {
+				continue
+			}
+			k := rowKey(fd)
+			if _, ok := sp.rows[k]; !ok {
+				if sp.rows == nil {
+					sp.rows = map[FailureDetail]int64{}
+				}
+				sp.rowOrder = append(sp.rowOrder, k)
+				d.domainRows[pr.Policy.PolicyDomain]++
+			}
+			sp.rows[k] += fd.FailedSessionCount
+		}
+	}
+}
+
+// results returns the day's counts, a PolicyResult per policy.
+func (d *storedDay) results() []PolicyResult {
+	out := make([]PolicyResult, 0, len(d.policies))
+	for _, sp := range d.policies {
+		pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
+		if len(sp.rowOrder) > 0 {
+			pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
+			for i, k := range sp.rowOrder {
+				k.FailedSessionCount = sp.rows[k]
+				pr.FailureDetails[i] = k
+			}
+		}
+		out = append(out, pr)
+	}
+	return out
+}
+
+// takenMemory is how long MemoryStore and FileStore remember that a day was
+// taken, to refuse late counts for it: long past any report's delay.
+const takenMemory = 31 * secondsPerDay
+
+// MemoryStore is a Store in memory, the Recorder's default: its counts end
+// with the process. It is safe for concurrent use. It holds each day until
+// it is taken.
+type MemoryStore struct {
+	mu    sync.Mutex
+	days  map[int64]*storedDay
+	taken map[int64]bool
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{days: map[int64]*storedDay{}, taken: map[int64]bool{}}
+}
+
+// Add implements Store. It returns an error wrapping ErrDayTaken for a day
+// already taken.
+func (s *MemoryStore) Add(ctx context.Context, b Batch) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	day := dayOf(b.Day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken[day] {
+		return 0, dayTakenError(day)
+	}
+	d := s.days[day]
+	if d == nil {
+		d = newStoredDay()
+		s.days[day] = d
+	}
+	results, dropped := d.admit(b.Results, b.MaxDetailRows)
+	d.apply(results)
+	return dropped, nil
+}
+
+// dayTakenError is the error of an Add for day number day, taken.
+func dayTakenError(day int64) error {
+	return fmt.Errorf("%w: %s", ErrDayTaken, dayName(day))
+}
+
+// Days implements Store.
+func (s *MemoryStore) Days(ctx context.Context) ([]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedDays(s.days), ctx.Err()
+}
+
+func sortedDays[V any](m map[int64]V) []time.Time {
+	nums := make([]int64, 0, len(m))
+	for d := range m {
+		nums = append(nums, d)
+	}
+	slices.Sort(nums)
+	days := make([]time.Time, len(nums))
+	for i, d := range nums {
+		days[i] = dayStart(d)
+	}
+	return days
+}
+
+// Take implements Store.
+func (s *MemoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := dayOf(day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken[n] {
+		return nil, nil
+	}
+	s.taken[n] = true
+	for t := range s.taken {
+		if t < n-takenMemory/secondsPerDay {
+			delete(s.taken, t)
+		}
+	}
+	d := s.days[n]
+	delete(s.days, n)
+	if d == nil {
+		return nil, nil
+	}
+	return d.results(), nil
+}
+
+// compareResults orders policy results by policy domain, then policy type,
+// then the rest of the policy, as Recorder.Take returns them.
+func compareResults(a, b *PolicyResult) int {
+	if c := strings.Compare(a.Policy.PolicyDomain, b.Policy.PolicyDomain); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Policy.PolicyType), string(b.Policy.PolicyType)); c != 0 {
+		return c
+	}
+	if c := slices.Compare(a.Policy.PolicyString, b.Policy.PolicyString); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Policy.MXHost, b.Policy.MXHost)
+}
