@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,9 +85,9 @@ const maxLogFile = 1 << 30
 // OpenFileStore returns a FileStore keeping its files in dir, which it
 // creates (mode 0700) when missing, and reads the counts of the days not yet
 // taken from it. It removes temporary files that a crash during a
-// compaction left, and the marks of days taken more than 31 days ago. It
-// returns an error when dir cannot be created or read, or a log cannot be
-// read or holds a batch of an unknown format version.
+// compaction left, and the marks of days taken more than 31 days before the
+// last one taken. It returns an error when dir cannot be created or read, or
+// a log cannot be read or holds a batch of an unknown format version.
 func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
@@ -95,7 +97,6 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
 	}
-	today := dayOf(time.Now())
 	var logs []int64
 	for _, e := range entries {
 		name := e.Name()
@@ -106,14 +107,13 @@ func OpenFileStore(dir string) (*FileStore, error) {
 			// Only this store writes to dir: no write is in progress.
 			os.Remove(filepath.Join(dir, name))
 		case ok && ext == "taken":
-			if day < today-takenMemory/secondsPerDay {
-				os.Remove(filepath.Join(dir, name))
-				continue
-			}
 			s.taken[day] = true
 		case ok && ext == "log":
 			logs = append(logs, day)
 		}
+	}
+	if len(s.taken) > 0 {
+		s.forgetTaken(slices.Max(slices.Collect(maps.Keys(s.taken))))
 	}
 	for _, day := range logs {
 		if s.taken[day] {
@@ -408,7 +408,8 @@ func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, er
 	return fd.data.results(), nil
 }
 
-// forgetTaken removes the marks of days taken long before day.
+// forgetTaken removes the marks of days more than 31 days before day, the
+// last one taken: the store's own days, not the clock, tell what is old.
 func (s *FileStore) forgetTaken(day int64) {
 	for t := range s.taken {
 		if t < day-takenMemory/secondsPerDay {
