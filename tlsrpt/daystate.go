@@ -101,26 +101,29 @@ func newDayState(day int64, seed maphash.Seed, stripes int) *dayState {
 	return ds
 }
 
-// hashPolicy returns the hash of p in the table: of its fields, each ended
-// by a byte its strings cannot end with. Strings holding that byte may give
-// equal hashes for different policies; get tells them apart.
+// hashPolicy returns the hash of p in the table: of its policy domain, and
+// of its type and the number and lengths of its strings, but not of their
+// bytes, which would cost more than the rest of a Success. Policies of one
+// domain and type whose strings have equal lengths thus share a hash, and
+// get tells them apart; a domain has one or two policies a day, a few more
+// at worst, since each must be fetched and applied.
 func hashPolicy(seed maphash.Seed, p *Policy) uint64 {
-	var h maphash.Hash
-	h.SetSeed(seed)
-	h.WriteString(string(p.PolicyType))
-	h.WriteByte(0)
-	h.WriteString(p.PolicyDomain)
-	h.WriteByte(0)
+	x := uint64(len(p.PolicyType))
+	if len(p.PolicyType) > 0 {
+		x = x<<8 | uint64(p.PolicyType[0])
+	}
+	x = x*31 + uint64(len(p.PolicyString))
 	for _, s := range p.PolicyString {
-		h.WriteString(s)
-		h.WriteByte(0)
+		x = x*31 + uint64(len(s))
 	}
-	h.WriteByte(1)
+	x = x*31 + uint64(len(p.MXHost))
 	for _, s := range p.MXHost {
-		h.WriteString(s)
-		h.WriteByte(0)
+		x = x*31 + uint64(len(s))
 	}
-	return h.Sum64()
+	// Mixed so that the low bits, which pick the slot, depend on all.
+	x *= 0x9E3779B97F4A7C15
+	x ^= x >> 29
+	return maphash.String(seed, p.PolicyDomain) ^ x
 }
 
 func policyEqual(a, b *Policy) bool {

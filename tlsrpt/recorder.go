@@ -46,8 +46,14 @@ type RecorderOptions struct {
 	// seconds.
 	StoreTimeout time.Duration
 
-	// Now returns the current time. Default time.Now; set for tests and
-	// simulations.
+	// Now returns the current time, read on every call that records, for
+	// tests and simulations. By default no clock is read when recording
+	// (a clock read costs more than the rest of a Success on some
+	// virtual machines): the recorder moves to a new UTC day by a timer
+	// at 00:00 UTC, checked against time.Now by every Flush, so that a
+	// session recorded within an instant of midnight may count for the
+	// day before, and, should the system clock be stepped, within a
+	// FlushInterval of it.
 	Now func() time.Time
 
 	// Logger receives warnings about failed flushes. Default: nothing is
@@ -68,7 +74,8 @@ type Recorder struct {
 	opts    RecorderOptions
 	store   Store
 	log     *slog.Logger
-	now     func() time.Time
+	now     func() time.Time // opts.Now or time.Now
+	clock   func() time.Time // opts.Now: read when recording; or nil
 	seed    maphash.Seed
 	stripes int
 	metrics *recorderMetrics
@@ -84,6 +91,11 @@ type Recorder struct {
 
 	done      chan struct{} // closed by Close, ends Run
 	closeOnce sync.Once
+
+	// midnight, without opts.Now, moves cur to the new day at 00:00 UTC;
+	// Close stops it. Both are guarded by mu.
+	midnight *time.Timer
+	stopped  bool
 }
 
 // NewRecorder returns a Recorder with opts. It returns an error when
@@ -100,9 +112,6 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 	if opts.Store == nil {
 		opts.Store = NewMemoryStore()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -112,17 +121,60 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		store:   opts.Store,
 		log:     log,
 		now:     opts.Now,
+		clock:   opts.Now,
 		seed:    maphash.MakeSeed(),
 		stripes: stripeCount(runtime.GOMAXPROCS(0)),
 		metrics: newRecorderMetrics(),
 		days:    map[int64]*dayState{},
 		done:    make(chan struct{}),
 	}
-	day := dayOf(r.now())
+	if r.now == nil {
+		r.now = time.Now
+	}
+	now := r.now()
+	day := dayOf(now)
 	ds := newDayState(day, r.seed, r.stripes)
 	r.days[day] = ds
 	r.cur.Store(ds)
+	if r.clock == nil {
+		r.mu.Lock() // atMidnight reads r.midnight under mu
+		r.midnight = time.AfterFunc(dayStart(day+1).Sub(now), r.atMidnight)
+		r.mu.Unlock()
+	}
 	return r, nil
+}
+
+// atMidnight moves the recorder to the new UTC day, and sets the timer for
+// the next. A timer that fired early, the clock having been stepped back,
+// is set again for the rest of the day.
+func (r *Recorder) atMidnight() {
+	now := r.now()
+	r.roll(now)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stopped {
+		r.midnight.Reset(dayStart(dayOf(now) + 1).Sub(now))
+	}
+}
+
+// roll moves the recorder to the UTC day of now, if that is later than
+// the current one.
+func (r *Recorder) roll(now time.Time) {
+	if day := dayOf(now); day > r.cur.Load().day {
+		r.dayState(day)
+	}
+}
+
+// today returns the state of the day to record for.
+func (r *Recorder) today() *dayState {
+	ds := r.cur.Load()
+	if r.clock == nil {
+		return ds
+	}
+	if day := dayOf(r.clock()); day != ds.day {
+		return r.dayState(day)
+	}
+	return ds
 }
 
 func setDefault[T int | time.Duration](v *T, def T) {
@@ -153,14 +205,10 @@ func (r *Recorder) dayState(day int64) *dayState {
 	return ds
 }
 
-// policyDay returns the counts of p on day number day, adding them when p
-// is new that day; it returns an error when p is not a valid policy of a
-// report.
-func (r *Recorder) policyDay(p *Policy, h uint64, day int64) (*policyDay, error) {
-	ds := r.cur.Load()
-	if ds.day != day {
-		ds = r.dayState(day)
-	}
+// policyDay returns the counts of p, of hash h, on the day of ds, adding
+// them when p is new that day; it returns an error when p is not a valid
+// policy of a report.
+func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, error) {
 	if pd := ds.get(h, p); pd != nil {
 		return pd, nil
 	}
@@ -171,7 +219,8 @@ func (r *Recorder) policyDay(p *Policy, h uint64, day int64) (*policyDay, error)
 }
 
 // Success records a session with the policy domain of p that negotiated a
-// policy-compliant TLS connection (RFC 8460 4.2.1), on the UTC day of now.
+// policy-compliant TLS connection (RFC 8460 4.2.1), on the current UTC day
+// (see RecorderOptions.Now).
 // It returns an error, recording nothing, when p is not a valid policy of a
 // report (see Policy.Validate), such as one with no policy domain.
 //
@@ -179,7 +228,7 @@ func (r *Recorder) policyDay(p *Policy, h uint64, day int64) (*policyDay, error)
 // The slices of p are copied when p is new that day, and may be reused
 // after.
 func (r *Recorder) Success(p Policy) error {
-	pd, err := r.policyDay(&p, hashPolicy(r.seed, &p), dayOf(r.now()))
+	pd, err := r.policyDay(r.today(), &p, hashPolicy(r.seed, &p))
 	if err != nil {
 		return err
 	}
@@ -189,8 +238,8 @@ func (r *Recorder) Success(p Policy) error {
 }
 
 // Failure records a session with the policy domain of p that could not
-// negotiate a policy-compliant TLS connection (RFC 8460 4.2.2), on the UTC
-// day of now, and its failure-detail row (RFC 8460 4.4): the result type,
+// negotiate a policy-compliant TLS connection (RFC 8460 4.2.2), on the
+// current UTC day, and its failure-detail row (RFC 8460 4.4): the result type,
 // the sending MTA's IP, the receiving MX host name and HELO, the receiving
 // IP, the failure reason code and additional information, as the caller
 // knows them. fd.FailedSessionCount is ignored: the call counts one session.
@@ -205,7 +254,7 @@ func (r *Recorder) Success(p Policy) error {
 // letters, digits and "-", an address with a zone, an MX host name that is
 // not a domain name.
 func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
-	pd, err := r.policyDay(&p, hashPolicy(r.seed, &p), dayOf(r.now()))
+	pd, err := r.policyDay(r.today(), &p, hashPolicy(r.seed, &p))
 	if err != nil {
 		return err
 	}
@@ -277,11 +326,11 @@ func (h *Handle) Policy() Policy { return clonePolicy(h.policy) }
 
 // policyDay returns the counts of h's policy on the current day.
 func (h *Handle) policyDay() *policyDay {
-	day := dayOf(h.r.now())
-	if pd := h.cur.Load(); pd != nil && pd.ds.day == day {
+	ds := h.r.today()
+	if pd := h.cur.Load(); pd != nil && pd.ds == ds {
 		return pd
 	}
-	pd, _ := h.r.policyDay(&h.policy, h.hash, day) // valid: checked by Handle
+	pd, _ := h.r.policyDay(ds, &h.policy, h.hash) // valid: checked by Handle
 	h.cur.Store(pd)
 	return pd
 }
@@ -308,6 +357,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	now := r.now()
+	r.roll(now)
 	r.mu.Lock()
 	states := make([]*dayState, 0, len(r.days))
 	for _, ds := range r.days {
@@ -439,11 +489,19 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 }
 
-// Close stops Run and flushes the counts to the store, bounded by
-// StoreTimeout, and returns the flush's error. Sessions recorded after it
-// are kept in memory until a Flush.
+// Close stops Run and the midnight timer, and flushes the counts to the
+// store, bounded by StoreTimeout, and returns the flush's error. Sessions
+// recorded after it are kept in memory until a Flush.
 func (r *Recorder) Close() error {
-	r.closeOnce.Do(func() { close(r.done) })
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.mu.Lock()
+		r.stopped = true
+		if r.midnight != nil {
+			r.midnight.Stop()
+		}
+		r.mu.Unlock()
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StoreTimeout)
 	defer cancel()
 	return r.Flush(ctx)
@@ -554,7 +612,13 @@ func (d DayResults) Reports(info ReportInfo) []Report {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }
 	}
 	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
-	var reports []Report
+	n := 0
+	for i := range d.Results {
+		if i == 0 || d.Results[i].Policy.PolicyDomain != d.Results[i-1].Policy.PolicyDomain {
+			n++
+		}
+	}
+	reports := make([]Report, 0, n)
 	for i := 0; i < len(d.Results); {
 		domain := d.Results[i].Policy.PolicyDomain
 		j := i + 1

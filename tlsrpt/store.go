@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -106,38 +105,6 @@ func parseDayName(s string) (int64, bool) {
 	return dayOf(t), true
 }
 
-// policyKey returns an encoding of p that is equal for equal policies and
-// different for different ones: each string prefixed by its length. It
-// identifies a policy in stores.
-func policyKey(p *Policy) string {
-	n := len(p.PolicyType) + len(p.PolicyDomain) + 16
-	for _, s := range p.PolicyString {
-		n += len(s) + 4
-	}
-	for _, s := range p.MXHost {
-		n += len(s) + 4
-	}
-	b := make([]byte, 0, n)
-	str := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
-	str(string(p.PolicyType))
-	str(p.PolicyDomain)
-	b = strconv.AppendInt(b, int64(len(p.PolicyString)), 10)
-	b = append(b, '/')
-	for _, s := range p.PolicyString {
-		str(s)
-	}
-	b = strconv.AppendInt(b, int64(len(p.MXHost)), 10)
-	b = append(b, '/')
-	for _, s := range p.MXHost {
-		str(s)
-	}
-	return string(b)
-}
-
 // clonePolicy returns a copy of p that shares no slice with it, so that a
 // caller reusing its slices changes no policy held.
 func clonePolicy(p Policy) Policy {
@@ -156,10 +123,15 @@ func rowKey(fd FailureDetail) FailureDetail {
 // storedDay holds one day's counts in memory, as MemoryStore and FileStore
 // keep them. It is not safe for concurrent use.
 type storedDay struct {
-	policies map[string]*storedPolicy // by policyKey
-	// domainRows counts the distinct failure-detail rows of each policy
-	// domain, for Batch.MaxDetailRows.
-	domainRows map[string]int
+	domains map[string]*storedDomain
+}
+
+// storedDomain is a policy domain's part of a day: its policies, one or two
+// as a rule, and the number of its distinct failure-detail rows, for
+// Batch.MaxDetailRows.
+type storedDomain struct {
+	policies []*storedPolicy
+	rows     int
 }
 
 type storedPolicy struct {
@@ -170,58 +142,105 @@ type storedPolicy struct {
 }
 
 func newStoredDay() *storedDay {
-	return &storedDay{policies: map[string]*storedPolicy{}, domainRows: map[string]int{}}
+	return &storedDay{domains: map[string]*storedDomain{}}
+}
+
+// lookup returns the counts of p, or nil.
+func (d *storedDay) lookup(p *Policy) *storedPolicy {
+	if sd := d.domains[p.PolicyDomain]; sd != nil {
+		for _, sp := range sd.policies {
+			if policyEqual(&sp.policy, p) {
+				return sp
+			}
+		}
+	}
+	return nil
 }
 
 // admit returns the part of results that the cap of maxRows distinct rows
 // per policy domain lets in, and the sessions whose detail it drops. It
-// changes nothing: apply adds what it returns.
+// changes nothing: apply adds what it returns. When nothing is dropped, it
+// returns results.
 func (d *storedDay) admit(results []PolicyResult, maxRows int) ([]PolicyResult, int64) {
 	if maxRows <= 0 {
 		return results, 0
 	}
 	var dropped int64
+	var out []PolicyResult // nil while nothing is dropped
 	var added map[string]int // new rows of this batch, by domain
-	var seen map[string]map[FailureDetail]bool
-	out := make([]PolicyResult, 0, len(results))
-	for _, pr := range results {
+	type domainRow struct {
+		domain string
+		row    FailureDetail
+	}
+	var seen map[domainRow]bool // new rows of this batch
+	for i, pr := range results {
 		dom := pr.Policy.PolicyDomain
-		sp := d.policies[policyKey(&pr.Policy)]
-		keep := pr.FailureDetails[:0:0]
-		for _, fd := range pr.FailureDetails {
-			k := rowKey(fd)
+		sp := d.lookup(&pr.Policy)
+		rows := 0
+		if sd := d.domains[dom]; sd != nil {
+			rows = sd.rows
+		}
+		var keep []FailureDetail // nil while nothing is dropped
+		for j, fd := range pr.FailureDetails {
+			k := domainRow{dom, rowKey(fd)}
+			_, known := sp.rowsMap()[k.row]
 			switch {
-			case sp != nil && sp.rows[k] != 0, seen[dom][k]:
-				keep = append(keep, fd)
-			case d.domainRows[dom]+added[dom] < maxRows:
+			case known, seen[k]:
+			case rows+added[dom] < maxRows:
 				if added == nil {
-					added, seen = map[string]int{}, map[string]map[FailureDetail]bool{}
-				}
-				if seen[dom] == nil {
-					seen[dom] = map[FailureDetail]bool{}
+					added, seen = map[string]int{}, map[domainRow]bool{}
 				}
 				added[dom]++
-				seen[dom][k] = true
-				keep = append(keep, fd)
+				seen[k] = true
 			default:
 				dropped += fd.FailedSessionCount
+				if keep == nil {
+					keep = slices.Clone(pr.FailureDetails[:j])
+				}
+				continue
+			}
+			if keep != nil {
+				keep = append(keep, fd)
 			}
 		}
-		pr.FailureDetails = keep
-		out = append(out, pr)
+		if keep != nil {
+			pr.FailureDetails = keep
+			if out == nil {
+				out = slices.Clone(results[:i])
+			}
+		}
+		if out != nil {
+			out = append(out, pr)
+		}
+	}
+	if out == nil {
+		return results, dropped
 	}
 	return out, dropped
+}
+
+// rowsMap returns the rows of sp, nil when sp is.
+func (sp *storedPolicy) rowsMap() map[FailureDetail]int64 {
+	if sp == nil {
+		return nil
+	}
+	return sp.rows
 }
 
 // apply adds results, already admitted, to the day.
 func (d *storedDay) apply(results []PolicyResult) {
 	for i := range results {
 		pr := &results[i]
-		key := policyKey(&pr.Policy)
-		sp := d.policies[key]
+		dom := pr.Policy.PolicyDomain
+		sd := d.domains[dom]
+		if sd == nil {
+			sd = &storedDomain{}
+			d.domains[dom] = sd
+		}
+		sp := d.lookup(&pr.Policy)
 		if sp == nil {
 			sp = &storedPolicy{policy: clonePolicy(pr.Policy)}
-			d.policies[key] = sp
+			sd.policies = append(sd.policies, sp)
 		}
 		sp.summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
 		sp.summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
@@ -235,7 +254,7 @@ func (d *storedDay) apply(results []PolicyResult) {
 					sp.rows = map[FailureDetail]int64{}
 				}
 				sp.rowOrder = append(sp.rowOrder, k)
-				d.domainRows[pr.Policy.PolicyDomain]++
+				sd.rows++
 			}
 			sp.rows[k] += fd.FailedSessionCount
 		}
@@ -244,17 +263,23 @@ func (d *storedDay) apply(results []PolicyResult) {
 
 // results returns the day's counts, a PolicyResult per policy.
 func (d *storedDay) results() []PolicyResult {
-	out := make([]PolicyResult, 0, len(d.policies))
-	for _, sp := range d.policies {
-		pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
-		if len(sp.rowOrder) > 0 {
-			pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
-			for i, k := range sp.rowOrder {
-				k.FailedSessionCount = sp.rows[k]
-				pr.FailureDetails[i] = k
+	n := 0
+	for _, sd := range d.domains {
+		n += len(sd.policies)
+	}
+	out := make([]PolicyResult, 0, n)
+	for _, sd := range d.domains {
+		for _, sp := range sd.policies {
+			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
+			if len(sp.rowOrder) > 0 {
+				pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
+				for i, k := range sp.rowOrder {
+					k.FailedSessionCount = sp.rows[k]
+					pr.FailureDetails[i] = k
+				}
 			}
+			out = append(out, pr)
 		}
-		out = append(out, pr)
 	}
 	return out
 }
