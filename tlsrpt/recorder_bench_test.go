@@ -190,4 +190,3 @@ func BenchmarkFlush100k(b *testing.B) {
 		}
 	}
 }
-

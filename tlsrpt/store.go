@@ -166,7 +166,7 @@ func (d *storedDay) admit(results []PolicyResult, maxRows int) ([]PolicyResult, 
 		return results, 0
 	}
 	var dropped int64
-	var out []PolicyResult // nil while nothing is dropped
+	var out []PolicyResult   // nil while nothing is dropped
 	var added map[string]int // new rows of this batch, by domain
 	type domainRow struct {
 		domain string
