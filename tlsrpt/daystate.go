@@ -40,6 +40,10 @@ type dayState struct {
 
 	dirtyMu sync.Mutex
 	dirty   []*policyDay // policies with counts to flush
+
+	// pending is a batch the store failed to add, to give it again;
+	// guarded by the Recorder's flushMu.
+	pending *Batch
 }
 
 // chunkBits sets the policies per chunk of a stripe: 1024 counters, 8 KiB.

@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -89,6 +90,10 @@ type Recorder struct {
 
 	flushMu sync.Mutex // one flush at a time
 
+	// source and seq identify the batches given to the store.
+	source string
+	seq    atomic.Int64
+
 	done      chan struct{} // closed by Close, ends Run
 	closeOnce sync.Once
 
@@ -127,6 +132,7 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		metrics: newRecorderMetrics(),
 		days:    map[int64]*dayState{},
 		done:    make(chan struct{}),
+		source:  rand.Text(),
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -350,8 +356,8 @@ func (h *Handle) Failure(fd FailureDetail) error {
 
 // Flush gives the counts recorded since the last flush to the store. Run
 // calls it every FlushInterval, and Close once more. When the store fails,
-// the counts are kept for the next flush, and Flush returns the store's
-// error. Counts for a day the store says was taken are dropped and counted
+// the counts are kept for the next flush, given again as they were, and
+// Flush returns the store's error. Counts for a day the store says was taken are dropped and counted
 // in mtasts_tlsrpt_sessions_late_total. Flushes run one at a time.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
@@ -372,7 +378,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if !r.closed(ds.day, now) || ds == r.cur.Load() {
+		if !r.closed(ds.day, now) || ds == r.cur.Load() || ds.pending != nil {
 			continue
 		}
 		// A closed day, flushed: no more counts are expected for it.
@@ -389,14 +395,23 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// flushDay gives the store the counts of ds not yet flushed, or, when the
-// store fails, keeps them for the next flush.
+// flushDay gives the store the counts of ds not yet flushed. When the
+// store fails, the batch is kept as it is, and given again, before any
+// newer counts of the day, by the next flush: a store whose reply was lost
+// after it added the batch then knows it by its Source and Seq, and adds it
+// once. Meanwhile the newer counts wait in ds, so that a store down for
+// hours costs the memory of one batch per day.
 func (r *Recorder) flushDay(ctx context.Context, ds *dayState) error {
+	if ds.pending != nil {
+		if err := r.add(ctx, ds.pending); err != nil {
+			return err
+		}
+		ds.pending = nil
+	}
 	dirty := ds.takeDirty()
 	if len(dirty) == 0 {
 		return nil
 	}
-	pds := make([]*policyDay, 0, len(dirty))
 	results := make([]PolicyResult, 0, len(dirty))
 	for _, pd := range dirty {
 		// Clear the mark first: a count added from here on marks the
@@ -418,38 +433,42 @@ func (r *Recorder) flushDay(ctx context.Context, ds *dayState) error {
 		if pr.Summary == (Summary{}) && len(pr.FailureDetails) == 0 {
 			continue
 		}
-		pds = append(pds, pd)
 		results = append(results, pr)
 	}
 	if len(results) == 0 {
 		return nil
 	}
-	dropped, err := r.store.Add(ctx, Batch{Day: dayStart(ds.day), Results: results, MaxDetailRows: r.opts.MaxDetailRows})
+	b := &Batch{
+		Day:           dayStart(ds.day),
+		Results:       results,
+		MaxDetailRows: r.opts.MaxDetailRows,
+		Source:        r.source,
+		Seq:           r.seq.Add(1),
+	}
+	if err := r.add(ctx, b); err != nil {
+		ds.pending = b
+		return err
+	}
+	return nil
+}
+
+// add gives b to the store. Counts for a day already taken are dropped,
+// counted and logged, and no error.
+func (r *Recorder) add(ctx context.Context, b *Batch) error {
+	dropped, err := r.store.Add(ctx, *b)
 	if errors.Is(err, ErrDayTaken) {
 		var n int64
-		for _, pr := range results {
+		for _, pr := range b.Results {
 			n += pr.Summary.TotalSuccessfulSessionCount + pr.Summary.TotalFailureSessionCount
 		}
 		r.metrics.late.Add(float64(n))
 		r.log.Warn("tls reporting: sessions recorded after their day was taken for reporting",
-			"day", dayName(ds.day), "sessions", n)
+			"day", b.Day.Format(time.DateOnly), "sessions", n)
 		return nil
 	}
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("add").Inc()
-		// Keep the counts for the next flush.
-		for i, pd := range pds {
-			pr := &results[i]
-			pd.addSuccesses(pr.Summary.TotalSuccessfulSessionCount)
-			pd.dom.mu.Lock()
-			pd.failures += pr.Summary.TotalFailureSessionCount
-			for _, fd := range pr.FailureDetails {
-				pd.rows[rowKey(fd)] += fd.FailedSessionCount
-			}
-			pd.dom.mu.Unlock()
-			pd.markDirty()
-		}
-		return fmt.Errorf("tlsrpt: flushing the counts of %s: %w", dayName(ds.day), err)
+		return fmt.Errorf("tlsrpt: flushing the counts of %s: %w", b.Day.Format(time.DateOnly), err)
 	}
 	r.metrics.dropped.Add(float64(dropped))
 	return nil

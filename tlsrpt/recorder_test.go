@@ -568,3 +568,71 @@ func TestRecorderMetricsRegistration(t *testing.T) {
 		t.Error("second RegisterMetrics with one registry: no error")
 	}
 }
+
+// lossyStore adds every batch, but while lose is set it loses the reply:
+// Add fails after adding, as over a network. It adds a batch of a Source
+// once, as Batch.Seq asks of such a store.
+type lossyStore struct {
+	tlsrpt.Store
+	lose    atomic.Bool
+	mu      sync.Mutex
+	lastSeq map[string]int64
+	calls   []tlsrpt.Batch
+}
+
+func (s *lossyStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, b)
+	var dropped int64
+	if b.Seq > s.lastSeq[b.Source] {
+		var err error
+		if dropped, err = s.Store.Add(ctx, b); err != nil {
+			return 0, err
+		}
+		s.lastSeq[b.Source] = b.Seq
+	}
+	if s.lose.Load() {
+		return 0, errors.New("reply lost")
+	}
+	return dropped, nil
+}
+
+// A batch whose Add failed is given again as it was, with its Source and
+// Seq, before newer counts: a store that added it once adds it once.
+func TestRecorderRetriesSameBatch(t *testing.T) {
+	day := storetest.Day1
+	clk := newClock(day)
+	store := &lossyStore{Store: tlsrpt.NewMemoryStore(), lastSeq: map[string]int64{}}
+	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store})
+	p := sts("a.example", "enforce")
+	must(t, rec.Success(p))
+	store.lose.Store(true)
+	if err := rec.Flush(context.Background()); err == nil {
+		t.Fatal("Flush with its reply lost: no error")
+	}
+	must(t, rec.Success(p))
+	must(t, rec.Failure(p, row(expired, "a.example", 1, 0)))
+	if err := rec.Flush(context.Background()); err == nil {
+		t.Fatal("second Flush with its reply lost: no error")
+	}
+	store.lose.Store(false)
+	must(t, rec.Flush(context.Background()))
+
+	if len(store.calls) != 4 {
+		t.Fatalf("%d Adds, want 4: the batch three times, then the newer counts", len(store.calls))
+	}
+	first := store.calls[0]
+	for _, b := range store.calls[1:3] {
+		if b.Source != first.Source || b.Seq != first.Seq || storetest.Canonical(b.Results) != storetest.Canonical(first.Results) {
+			t.Errorf("batch given again as %s/%d %v, want %s/%d %v", b.Source, b.Seq, b.Results, first.Source, first.Seq, first.Results)
+		}
+	}
+	if last := store.calls[3]; last.Source != first.Source || last.Seq <= first.Seq {
+		t.Errorf("newer batch %s/%d, want a Seq above %d", last.Source, last.Seq, first.Seq)
+	}
+	clk.set(afterDay(day))
+	if got, want := storetest.Canonical(mustTake(t, rec, day).Results), storetest.Canonical([]tlsrpt.PolicyResult{result(p, 2, 1, row(expired, "a.example", 1, 1))}); got != want {
+		t.Errorf("results:\n%s\nwant each session once:\n%s", got, want)
+	}
+}

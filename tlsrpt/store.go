@@ -30,9 +30,9 @@ import (
 //     others get nothing. An Add for a day already taken returns an error
 //     wrapping ErrDayTaken and adds nothing, so that no second report is made
 //     of late counts.
-//   - A failed Add adds nothing, or all of the batch (a store that may have
-//     applied part of a batch when it fails must document it): the recorder
-//     keeps the counts of a failed Add and gives them again with the next.
+//   - A batch is added once: a failed Add adds nothing, or else the store
+//     recognises the batch when the recorder gives it again (see
+//     Batch.Seq).
 type Store interface {
 	// Add adds the counts of b to those of b.Day. It returns the number
 	// of failed sessions whose detail it dropped, past
@@ -61,6 +61,15 @@ type Batch struct {
 	// MaxDetailRows caps the distinct failure-detail rows kept per policy
 	// domain and day; 0 or less means no cap.
 	MaxDetailRows int
+	// Source identifies the Recorder that made the batch, and Seq the
+	// batch among those of Source: it grows with each new batch. A
+	// Recorder whose Add failed gives the same batch again, before any
+	// newer one of its day. A store that may have added a batch when its
+	// Add fails, as a network store whose reply was lost, adds a batch
+	// of a Source and day only when its Seq is above the last it added;
+	// a store that knows (MemoryStore, FileStore) may ignore them.
+	Source string
+	Seq    int64
 }
 
 // ErrDayTaken is returned, wrapped, by Store.Add for a day already taken
