@@ -82,6 +82,31 @@ func BenchmarkSuccessManyDomains(b *testing.B) {
 	})
 }
 
+// The same through Handles.
+func BenchmarkSuccessHandleManyDomains(b *testing.B) {
+	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	handles := make([]*tlsrpt.Handle, 10000)
+	for i := range handles {
+		if handles[i], err = rec.Handle(benchPolicy(fmt.Sprintf("domain%d.example", i))); err != nil {
+			b.Fatal(err)
+		}
+		handles[i].Success()
+	}
+	var next atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(7919))
+		for pb.Next() {
+			handles[i%len(handles)].Success()
+			i++
+		}
+	})
+}
+
 // Recording a failure with its details, of a row already seen (the common
 // case: a broken MX fails every session) and of 100 rows in turn.
 func BenchmarkFailure(b *testing.B) {
