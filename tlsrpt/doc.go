@@ -8,21 +8,38 @@
 //     "v=TLSRPTv1; rua=..." TXT record to the grammar of RFC 8460 3, and
 //     LookupRecord finds it at _smtp._tls.<domain> through the core
 //     package's mtasts.Resolver.
+//
 //   - The report model (report.go): Report and the types under it marshal to
 //     the JSON schema of RFC 8460 4.4, with constants for the result types of
 //     4.3 and the policy types.
+//
 //   - Reading received reports (decode.go, read.go): ParseReport reads the
 //     JSON strictly, with errors that name the JSON path at fault; ReadReport
 //     and ReadMessage take it gzip-compressed or in an e-mail message, within
 //     size bounds.
+//
 //   - Policies as reports describe them (policy.go): a Target, holding the
 //     recipient domain and the MX host of a delivery, describes an MTA-STS
 //     policy, the answer of the cache package, DANE TLSA records or the
 //     absence of any policy, each for its own policy domain.
 //
-// Recording each delivery's TLS outcome per policy domain and UTC day, the
-// stores that keep those counts, classifying STARTTLS outcomes, and composing
-// and sending the daily reports come next; they build on these types.
+//   - Recording each delivery's TLS outcome (recorder.go, daystate.go): a
+//     Recorder counts successes and failures, with failure-detail rows, per
+//     policy domain, policy and UTC day (RFC 8460 4.1, 4.2); recording a
+//     success takes no lock and allocates nothing. Past a cap of rows per
+//     policy domain and day, failures count in the summary only. Take
+//     hands a closed day out once, and DayResults.Reports makes its
+//     reports, one per policy domain.
+//
+//   - Stores (store.go, filestore.go): a Store keeps the counts a Recorder
+//     flushes every second, until the day is taken: MemoryStore (the
+//     default), FileStore (a day survives a crash but for its last
+//     second), and, in the module cache/redisstore, a store in Redis
+//     shared by a fleet, which then sends one report per policy domain
+//     and day. Package storetest checks a Store against its contract.
+//
+// Composing and sending the daily reports come next; they build on these
+// types.
 //
 // The core package mtasts does not import this one. Every error wraps a
 // sentinel (ErrNoRecord, ErrRecordSyntax, ErrInvalidReport, ...) for

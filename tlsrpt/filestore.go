@@ -1,0 +1,436 @@
+package tlsrpt
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FileStore is a Store in a directory, so that a day's counts survive a
+// restart: a report that forgot the hours before a crash would be a wrong
+// report.
+//
+// Each UTC day has a log, "2006-01-02.log", to which every Add appends its
+// batch and which it syncs to disk (fsync) before it returns. A crash thus
+// loses only what the Recorder had not flushed yet: at most the sessions of
+// its last RecorderOptions.FlushInterval, one second by default. A batch
+// half written by a crash is recognised by its checksum or its missing line
+// end and ignored. When a log has grown to twice its size after its last
+// compaction, and by a MiB at least, it is compacted: the day's totals are
+// written to a new file, synced and renamed over the log, so a log stays
+// within a few times the size of its day's totals.
+//
+// Take renames the day's log to "2006-01-02.taken" and empties it; the empty
+// file remembers for 31 days that the day was taken, so that late counts
+// for it are refused. Take thus hands a day out at most once, even across a
+// crash, and exactly once unless the process dies between Take's rename and
+// the report being made of its counts.
+//
+// A FileStore holds the counts of the days not yet taken in memory too, and
+// owns its directory: two FileStores, of one process or two, must not share
+// one. It is safe for concurrent use.
+//
+// Each line of a log is a batch: the CRC-32 (IEEE) of the JSON that follows,
+// in eight hexadecimal digits, a space, and a JSON object holding the format
+// version and the counts to add, as a report's "policies" would hold them:
+//
+//	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
+type FileStore struct {
+	dir string
+
+	mu     sync.Mutex
+	days   map[int64]*fileDay
+	taken  map[int64]bool
+	closed bool
+
+	// compactMin is the growth of a log, past twice its size after
+	// compaction, that makes Add compact it; tests lower it.
+	compactMin int64
+}
+
+// fileDay is a day of a FileStore: its totals and its log.
+type fileDay struct {
+	data      *storedDay
+	f         *os.File // the log, open for appending; nil until written to
+	size      int64    // bytes in the log
+	compacted int64    // bytes in the log after its last compaction
+}
+
+// fileLogVersion is the version of the log lines this package writes.
+const fileLogVersion = 1
+
+type fileBatch struct {
+	Version  int            `json:"v"`
+	Policies []PolicyResult `json:"policies"`
+}
+
+// maxLogFile bounds what OpenFileStore reads of a log: far more than a
+// compacted day of a million policies with their rows.
+const maxLogFile = 1 << 30
+
+// OpenFileStore returns a FileStore keeping its files in dir, which it
+// creates (mode 0700) when missing, and reads the counts of the days not yet
+// taken from it. It removes temporary files that a crash during a
+// compaction left, and the marks of days taken more than 31 days before the
+// last one taken. It returns an error when dir cannot be created or read, or
+// a log cannot be read or holds a batch of an unknown format version.
+func OpenFileStore(dir string) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
+	}
+	s := &FileStore{dir: dir, days: map[int64]*fileDay{}, taken: map[int64]bool{}, compactMin: 1 << 20}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
+	}
+	var logs []int64
+	for _, e := range entries {
+		name := e.Name()
+		base, ext, _ := strings.Cut(name, ".")
+		day, ok := parseDayName(base)
+		switch {
+		case strings.HasPrefix(name, tempPrefix):
+			// Only this store writes to dir: no write is in progress.
+			os.Remove(filepath.Join(dir, name))
+		case ok && ext == "taken":
+			s.taken[day] = true
+		case ok && ext == "log":
+			logs = append(logs, day)
+		}
+	}
+	if len(s.taken) > 0 {
+		s.forgetTaken(slices.Max(slices.Collect(maps.Keys(s.taken))))
+	}
+	for _, day := range logs {
+		if s.taken[day] {
+			// Not written by this package, which renames the log.
+			os.Remove(s.logPath(day))
+			continue
+		}
+		fd, err := s.readLog(day)
+		if err != nil {
+			return nil, err
+		}
+		s.days[day] = fd
+	}
+	return s, nil
+}
+
+// tempPrefix starts the names of the files a compaction writes before
+// renaming them into place.
+const tempPrefix = ".tmp-"
+
+func (s *FileStore) logPath(day int64) string {
+	return filepath.Join(s.dir, dayName(day)+".log")
+}
+
+func (s *FileStore) takenPath(day int64) string {
+	return filepath.Join(s.dir, dayName(day)+".taken")
+}
+
+// readLog reads the log of day. A last line without its line end, written
+// in part when the process died, is cut off, so that the next batch starts
+// a line of its own; a line whose checksum does not match is skipped.
+func (s *FileStore) readLog(day int64) (*fileDay, error) {
+	path := s.logPath(day)
+	data, err := readFileMax(path, maxLogFile)
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
+	}
+	fd := &fileDay{data: newStoredDay()}
+	off, lineNo := 0, 0
+	for off < len(data) {
+		nl := bytes.IndexByte(data[off:], '\n')
+		if nl < 0 {
+			if err := os.Truncate(path, int64(off)); err != nil {
+				return nil, fmt.Errorf("tlsrpt: file store: cutting the unfinished batch off %s: %w", path, err)
+			}
+			break
+		}
+		lineNo++
+		policies, err := decodeLogLine(data[off : off+nl])
+		if errors.Is(err, errLogVersion) {
+			return nil, fmt.Errorf("tlsrpt: file store: %s line %d: %w", path, lineNo, err)
+		}
+		if err == nil {
+			fd.data.apply(policies)
+		}
+		off += nl + 1
+	}
+	fd.size = int64(off)
+	return fd, nil
+}
+
+// readFileMax returns the contents of path, or an error when it is larger
+// than limit.
+func readFileMax(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, more than the %d a log of this package holds", path, fi.Size(), limit)
+	}
+	b := make([]byte, fi.Size())
+	n, err := f.ReadAt(b, 0)
+	if err != nil && n < len(b) {
+		return nil, err
+	}
+	return b, nil
+}
+
+var errLogVersion = errors.New("batch of an unknown format version, written by a later release?")
+
+// encodeLogLine returns the log line of a batch of policies.
+func encodeLogLine(policies []PolicyResult) ([]byte, error) {
+	js, err := json.Marshal(fileBatch{Version: fileLogVersion, Policies: policies})
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, 0, len(js)+10)
+	line = fmt.Appendf(line, "%08x ", crc32.ChecksumIEEE(js))
+	line = append(line, js...)
+	return append(line, '\n'), nil
+}
+
+// decodeLogLine returns the policies of a log line without its line end.
+func decodeLogLine(line []byte) ([]PolicyResult, error) {
+	sum, js, ok := bytes.Cut(line, []byte{' '})
+	if !ok || len(sum) != 8 {
+		return nil, errors.New("no checksum")
+	}
+	want, err := strconv.ParseUint(string(sum), 16, 32)
+	if err != nil || uint32(want) != crc32.ChecksumIEEE(js) {
+		return nil, errors.New("checksum mismatch")
+	}
+	var b fileBatch
+	if err := json.Unmarshal(js, &b); err != nil {
+		return nil, err
+	}
+	if b.Version != fileLogVersion {
+		return nil, fmt.Errorf("%w: version %d", errLogVersion, b.Version)
+	}
+	return b.Policies, nil
+}
+
+var errStoreClosed = errors.New("tlsrpt: file store closed")
+
+// Add implements Store. It returns once the batch is synced to disk. It
+// returns an error wrapping ErrDayTaken for a day already taken, and an
+// error when the log cannot be written or synced; the batch is then not
+// added, and what was written of it is cut off the log.
+func (s *FileStore) Add(ctx context.Context, b Batch) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	day := dayOf(b.Day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return 0, errStoreClosed
+	case s.taken[day]:
+		return 0, dayTakenError(day)
+	case len(b.Results) == 0:
+		return 0, nil
+	}
+	fd := s.days[day]
+	if fd == nil {
+		fd = &fileDay{data: newStoredDay()}
+		s.days[day] = fd
+	}
+	results, dropped := fd.data.admit(b.Results, b.MaxDetailRows)
+	line, err := encodeLogLine(results)
+	if err != nil {
+		return 0, fmt.Errorf("tlsrpt: file store: encoding a batch of %s: %w", dayName(day), err)
+	}
+	if err := s.append(day, fd, line); err != nil {
+		return 0, fmt.Errorf("tlsrpt: file store: %w", err)
+	}
+	fd.data.apply(results)
+	if fd.size > 2*fd.compacted+s.compactMin {
+		// A failed compaction leaves the log as it was, durable; the
+		// next Add tries again.
+		s.compact(day, fd)
+	}
+	return dropped, nil
+}
+
+// append appends line to the log of day and syncs it.
+func (s *FileStore) append(day int64, fd *fileDay, line []byte) error {
+	if fd.f == nil {
+		f, err := os.OpenFile(s.logPath(day), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		// The log's name must survive a crash as well as its lines.
+		if err := syncDir(s.dir); err != nil {
+			f.Close()
+			return err
+		}
+		fd.f = f
+	}
+	_, err := fd.f.Write(line)
+	if err == nil {
+		err = fd.f.Sync()
+	}
+	if err != nil {
+		// Cut off what was written, so that the log holds whole
+		// batches only, each added once.
+		fd.f.Truncate(fd.size)
+		return fmt.Errorf("writing to %s: %w", fd.f.Name(), err)
+	}
+	fd.size += int64(len(line))
+	return nil
+}
+
+// compact replaces the log of day by one line of its totals.
+func (s *FileStore) compact(day int64, fd *fileDay) error {
+	line, err := encodeLogLine(fd.data.results())
+	if err != nil {
+		return err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(s.dir, tempPrefix+dayName(day)+"-"+hex.EncodeToString(rnd[:]))
+	if err := writeSynced(tmp, line); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, s.logPath(day)); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	fd.f.Close()
+	fd.f = nil // reopened by the next append
+	fd.size, fd.compacted = int64(len(line)), int64(len(line))
+	return syncDir(s.dir)
+}
+
+// writeSynced writes data to a new file at path and syncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// syncDir syncs the directory dir, so that the names created or renamed in
+// it survive a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if errors.Is(err, errors.ErrUnsupported) {
+		err = nil // a platform that cannot sync directories
+	}
+	return errors.Join(err, d.Close())
+}
+
+// Days implements Store.
+func (s *FileStore) Days(ctx context.Context) ([]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedDays(s.days), ctx.Err()
+}
+
+// Take implements Store: it renames the day's log to "2006-01-02.taken",
+// syncs the directory, and empties the file, which remembers that the day
+// was taken. It returns an error when the rename or the sync fails; the
+// day is then not taken.
+func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := dayOf(day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, errStoreClosed
+	case s.taken[n]:
+		return nil, nil
+	}
+	fd := s.days[n]
+	taken := s.takenPath(n)
+	var err error
+	if fd != nil && fd.size > 0 {
+		err = os.Rename(s.logPath(n), taken)
+	} else {
+		err = writeSynced(taken, nil)
+		if errors.Is(err, fs.ErrExist) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: file store: taking %s: %w", dayName(n), err)
+	}
+	s.taken[n] = true
+	delete(s.days, n)
+	if fd == nil {
+		return nil, nil
+	}
+	if fd.f != nil {
+		fd.f.Close()
+	}
+	// The counts are the caller's now; an empty file marks the day.
+	os.Truncate(taken, 0)
+	s.forgetTaken(n)
+	return fd.data.results(), nil
+}
+
+// forgetTaken removes the marks of days more than 31 days before day, the
+// last one taken: the store's own days, not the clock, tell what is old.
+func (s *FileStore) forgetTaken(day int64) {
+	for t := range s.taken {
+		if t < day-takenMemory/secondsPerDay {
+			delete(s.taken, t)
+			os.Remove(s.takenPath(t))
+		}
+	}
+}
+
+// Close closes the store's files. Everything Add returned for is on disk
+// already. Calls after Close return errors.
+func (s *FileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	var errs []error
+	for _, fd := range s.days {
+		if fd.f != nil {
+			errs = append(errs, fd.f.Close())
+			fd.f = nil
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,161 @@
+package tlsrpt_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mtasts-go/mtasts/tlsrpt"
+	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
+)
+
+func openFileStore(t *testing.T, dir string) *tlsrpt.FileStore {
+	t.Helper()
+	s, err := tlsrpt.OpenFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// The stated worst case: a crash loses at most the sessions recorded in the
+// last FlushInterval (one second). The recorder runs, flushes, records
+// more, and dies without Close; a new one on the same directory reports
+// what was flushed.
+func TestFileStoreCrash(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC()
+		store := openFileStore(t, dir)
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Store: store})
+		ctx, crash := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rec.Run(ctx) }()
+
+		p := sts("a.example", "enforce")
+		for range 3 {
+			must(t, rec.Success(p))
+		}
+		must(t, rec.Failure(p, row(expired, "a.example", 1, 0)))
+		time.Sleep(time.Second) // Run flushes
+		synctest.Wait()
+		// Within the last second before the crash: lost.
+		must(t, rec.Success(p))
+		must(t, rec.Failure(p, row(expired, "a.example", 2, 0)))
+		time.Sleep(time.Second - time.Nanosecond)
+		crash() // Run ends without flushing, Close is never called
+		<-done
+
+		reopened := openFileStore(t, dir)
+		rec2, _ := newRecorder(t, tlsrpt.RecorderOptions{Store: reopened})
+		time.Sleep(25 * time.Hour) // the day closes
+		d := mustTake(t, rec2, day)
+		want := storetest.Canonical([]tlsrpt.PolicyResult{result(p, 3, 1, row(expired, "a.example", 1, 1))})
+		if got := storetest.Canonical(d.Results); got != want {
+			t.Errorf("after the crash:\n%s\nwant what was flushed:\n%s", got, want)
+		}
+	})
+}
+
+// A day survives a clean restart whole, its cap on rows too, and a day
+// taken stays taken.
+func TestFileStoreRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openFileStore(t, dir)
+	p := sts("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
+		result(p, 4, 2, row(expired, "a.example", 1, 1), row(expired, "a.example", 2, 1)),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day2, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Take(ctx, storetest.Day2); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err == nil {
+		t.Error("Add after Close: no error")
+	}
+
+	s = openFileStore(t, dir)
+	dropped, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
+		result(p, 1, 2, row(expired, "a.example", 3, 1), row(expired, "a.example", 1, 1)),
+	}})
+	if err != nil || dropped != 1 {
+		t.Errorf("Add after restart: dropped %d, %v; want 1: the cap counts the rows from before", dropped, err)
+	}
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day2, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
+		t.Errorf("Add to a day taken before the restart: %v, want ErrDayTaken", err)
+	}
+	results, err := s.Take(ctx, storetest.Day1)
+	must(t, err)
+	want := storetest.Canonical([]tlsrpt.PolicyResult{result(p, 5, 4, row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 1))})
+	if got := storetest.Canonical(results); got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != "2016-04-01.taken 2016-04-02.taken" {
+		t.Errorf("files: %s, want the marks of the days taken", got)
+	}
+}
+
+// A batch half written when the process died, or one whose checksum does
+// not match, is ignored; the batches before and after it count.
+func TestFileStoreTornWrite(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openFileStore(t, dir)
+	p := sts("a.example", "enforce")
+	add := func(s *tlsrpt.FileStore, ok int64) {
+		t.Helper()
+		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{result(p, ok, 0)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(s, 1)
+	add(s, 2)
+	must(t, s.Close())
+	log := filepath.Join(dir, "2016-04-01.log")
+	data, err := os.ReadFile(log)
+	must(t, err)
+	lines := strings.SplitAfter(string(data), "\n")
+	// Corrupt the second batch's count, keeping its checksum, and end
+	// with half a batch.
+	lines[1] = strings.Replace(lines[1], `"total-successful-session-count":2`, `"total-successful-session-count":9`, 1)
+	torn := lines[0][:len(lines[0])/2]
+	must(t, os.WriteFile(log, []byte(lines[0]+lines[1]+torn), 0o600))
+
+	s = openFileStore(t, dir)
+	add(s, 4)
+	must(t, s.Close())
+	s = openFileStore(t, dir)
+	results, err := s.Take(ctx, storetest.Day1)
+	must(t, err)
+	if got, want := storetest.Canonical(results), storetest.Canonical([]tlsrpt.PolicyResult{result(p, 5, 0)}); got != want {
+		t.Errorf("Take:\n%s\nwant the first and last batches:\n%s", got, want)
+	}
+}
+
+// A log of a later format version is not silently ignored.
+func TestFileStoreUnknownVersion(t *testing.T) {
+	dir := t.TempDir()
+	// The CRC-32 of {"v":2,"policies":[]}.
+	must(t, os.WriteFile(filepath.Join(dir, "2016-04-01.log"), []byte("ca686197 {\"v\":2,\"policies\":[]}\n"), 0o600))
+	_, err := tlsrpt.OpenFileStore(dir)
+	if err == nil || !strings.Contains(err.Error(), "2016-04-01.log line 1") || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("OpenFileStore: %v, want an error naming the file, line and version", err)
+	}
+}

@@ -1,0 +1,692 @@
+package tlsrpt
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math/bits"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RecorderOptions configure a Recorder. The zero value is usable.
+type RecorderOptions struct {
+	// Store keeps the counts, flushed to it every FlushInterval. Default:
+	// a NewMemoryStore, whose counts end with the process.
+	Store Store
+
+	// FlushInterval is how often Run gives the counts to the Store. With
+	// a durable store (FileStore, Redis) it is the most a crash loses:
+	// the sessions recorded since the last flush. Default 1 second.
+	FlushInterval time.Duration
+
+	// CloseDelay is how long after the end of a UTC day (RFC 8460 4.1)
+	// the day is closed: from then on Take hands it out. It leaves time
+	// for the last flushes of a day, of every MTA of a fleet, to reach the
+	// store, and must exceed FlushInterval. Default 5 minutes.
+	CloseDelay time.Duration
+
+	// MaxDetailRows caps the distinct failure-detail rows kept per policy
+	// domain and day. Past it, failures still count in the summary (RFC
+	// 8460 4.2.2), but their detail is dropped and counted in the metric
+	// mtasts_tlsrpt_failure_details_dropped_total. Stores hold the same
+	// cap over all the recorders that add to them. Default 1000.
+	MaxDetailRows int
+
+	// StoreTimeout bounds each flush of Run and Close. Default 30
+	// seconds.
+	StoreTimeout time.Duration
+
+	// Now returns the current time, read on every call that records, for
+	// tests and simulations. By default no clock is read when recording
+	// (a clock read costs more than the rest of a Success on some
+	// virtual machines): the recorder moves to a new UTC day by a timer
+	// at 00:00 UTC, checked against time.Now by every Flush, so that a
+	// session recorded within an instant of midnight may count for the
+	// day before, and, should the system clock be stepped, within a
+	// FlushInterval of it.
+	Now func() time.Time
+
+	// Logger receives warnings about failed flushes. Default: nothing is
+	// logged.
+	Logger *slog.Logger
+}
+
+// Recorder counts the outcome of each TLS session attempt of a sending MTA,
+// per policy domain, policy and UTC day (RFC 8460 4.1), the input of the
+// daily reports. Delivery code calls Success or Failure once per session
+// attempt; Run gives the counts to the Store every second; and once a day
+// has closed, Take hands it out, once, to be reported.
+//
+// Recording a success for a policy already seen that day takes no lock and
+// allocates nothing, and scales across cores; a Handle saves looking the
+// policy up. The Recorder is safe for concurrent use.
+type Recorder struct {
+	opts    RecorderOptions
+	store   Store
+	log     *slog.Logger
+	now     func() time.Time // opts.Now or time.Now
+	clock   func() time.Time // opts.Now: read when recording; or nil
+	seed    maphash.Seed
+	stripes int
+	metrics *recorderMetrics
+
+	// cur is the day being recorded, the latest one seen; days holds it
+	// and the days before it that have counts not yet flushed or are
+	// not yet closed.
+	cur  atomic.Pointer[dayState]
+	mu   sync.Mutex
+	days map[int64]*dayState
+
+	flushMu sync.Mutex // one flush at a time
+
+	// source and seq identify the batches given to the store.
+	source string
+	seq    atomic.Int64
+
+	done      chan struct{} // closed by Close, ends Run
+	closeOnce sync.Once
+
+	// midnight, without opts.Now, moves cur to the new day at 00:00 UTC;
+	// Close stops it. Both are guarded by mu.
+	midnight *time.Timer
+	stopped  bool
+}
+
+// NewRecorder returns a Recorder with opts. It returns an error when
+// CloseDelay is not longer than FlushInterval.
+func NewRecorder(opts RecorderOptions) (*Recorder, error) {
+	setDefault(&opts.FlushInterval, time.Second)
+	setDefault(&opts.CloseDelay, 5*time.Minute)
+	setDefault(&opts.MaxDetailRows, 1000)
+	setDefault(&opts.StoreTimeout, 30*time.Second)
+	if opts.CloseDelay <= opts.FlushInterval {
+		return nil, fmt.Errorf("tlsrpt: RecorderOptions.CloseDelay %v is not longer than FlushInterval %v: the last flush of a day would come after it closed",
+			opts.CloseDelay, opts.FlushInterval)
+	}
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Recorder{
+		opts:    opts,
+		store:   opts.Store,
+		log:     log,
+		now:     opts.Now,
+		clock:   opts.Now,
+		seed:    maphash.MakeSeed(),
+		stripes: stripeCount(runtime.GOMAXPROCS(0)),
+		metrics: newRecorderMetrics(),
+		days:    map[int64]*dayState{},
+		done:    make(chan struct{}),
+		source:  rand.Text(),
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	now := r.now()
+	day := dayOf(now)
+	ds := newDayState(day, r.seed, r.stripes)
+	r.days[day] = ds
+	r.cur.Store(ds)
+	if r.clock == nil {
+		r.mu.Lock() // atMidnight reads r.midnight under mu
+		r.midnight = time.AfterFunc(dayStart(day+1).Sub(now), r.atMidnight)
+		r.mu.Unlock()
+	}
+	return r, nil
+}
+
+// atMidnight moves the recorder to the new UTC day, and sets the timer for
+// the next. A timer that fired early, the clock having been stepped back,
+// is set again for the rest of the day.
+func (r *Recorder) atMidnight() {
+	now := r.now()
+	r.roll(now)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.stopped {
+		r.midnight.Reset(dayStart(dayOf(now) + 1).Sub(now))
+	}
+}
+
+// roll moves the recorder to the UTC day of now, if that is later than
+// the current one.
+func (r *Recorder) roll(now time.Time) {
+	if day := dayOf(now); day > r.cur.Load().day {
+		r.dayState(day)
+	}
+}
+
+// today returns the state of the day to record for.
+func (r *Recorder) today() *dayState {
+	ds := r.cur.Load()
+	if r.clock == nil {
+		return ds
+	}
+	if day := dayOf(r.clock()); day != ds.day {
+		return r.dayState(day)
+	}
+	return ds
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// stripeCount returns the number of success stripes for procs cores: twice
+// as many, so that two cores seldom share one, a power of two from 2 to 32.
+func stripeCount(procs int) int {
+	n := 1 << bits.Len(uint(max(procs, 1)))
+	return min(max(n, 2), 32)
+}
+
+// dayState returns the state of day number day, adding it when missing.
+func (r *Recorder) dayState(day int64) *dayState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ds := r.days[day]
+	if ds == nil {
+		ds = newDayState(day, r.seed, r.stripes)
+		r.days[day] = ds
+	}
+	if day > r.cur.Load().day {
+		r.cur.Store(ds)
+	}
+	return ds
+}
+
+// policyDay returns the counts of p, of hash h, on the day of ds, adding
+// them when p is new that day; it returns an error when p is not a valid
+// policy of a report.
+func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, error) {
+	if pd := ds.get(h, p); pd != nil {
+		return pd, nil
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return ds.add(h, p), nil
+}
+
+// Success records a session with the policy domain of p that negotiated a
+// policy-compliant TLS connection (RFC 8460 4.2.1), on the current UTC day
+// (see RecorderOptions.Now).
+// It returns an error, recording nothing, when p is not a valid policy of a
+// report (see Policy.Validate), such as one with no policy domain.
+//
+// For a policy already seen that day it allocates nothing and takes no lock.
+// The slices of p are copied when p is new that day, and may be reused
+// after.
+func (r *Recorder) Success(p Policy) error {
+	pd, err := r.policyDay(r.today(), &p, hashPolicy(r.seed, &p))
+	if err != nil {
+		return err
+	}
+	pd.addSuccesses(1)
+	pd.markDirty()
+	return nil
+}
+
+// Failure records a session with the policy domain of p that could not
+// negotiate a policy-compliant TLS connection (RFC 8460 4.2.2), on the
+// current UTC day, and its failure-detail row (RFC 8460 4.4): the result type,
+// the sending MTA's IP, the receiving MX host name and HELO, the receiving
+// IP, the failure reason code and additional information, as the caller
+// knows them. fd.FailedSessionCount is ignored: the call counts one session.
+//
+// Sessions with equal details add up in one row. Past
+// RecorderOptions.MaxDetailRows distinct rows for the policy domain that
+// day, the session counts in the summary only, and in the metric
+// mtasts_tlsrpt_failure_details_dropped_total.
+//
+// It returns an error, recording nothing, when p is not a valid policy of a
+// report, or fd not a valid row: no result type, or one not of lower-case
+// letters, digits and "-", an address with a zone, an MX host name that is
+// not a domain name.
+func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
+	pd, err := r.policyDay(r.today(), &p, hashPolicy(r.seed, &p))
+	if err != nil {
+		return err
+	}
+	return r.failure(pd, fd)
+}
+
+func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
+	k := rowKey(fd)
+	dom := pd.dom
+	dom.mu.Lock()
+	n, ok := pd.rows[k]
+	switch {
+	case ok:
+		pd.rows[k] = n + 1
+	case dom.rows < r.opts.MaxDetailRows:
+		// A new row: checked once, equal ones are then valid too.
+		if err := validRow(&k); err != nil {
+			dom.mu.Unlock()
+			return err
+		}
+		if pd.rows == nil {
+			pd.rows = map[FailureDetail]int64{}
+		}
+		pd.rows[k] = 1
+		dom.rows++
+	default:
+		if err := validRow(&k); err != nil {
+			dom.mu.Unlock()
+			return err
+		}
+		r.metrics.dropped.Inc()
+	}
+	pd.failures++
+	dom.mu.Unlock()
+	pd.markDirty()
+	return nil
+}
+
+// validRow checks a failure-detail row as Report.Validate does, and returns
+// a *ReportError whose path starts at "failure-detail", or nil.
+func validRow(fd *FailureDetail) error {
+	v := validator{}
+	v.failureDetail("failure-detail", fd)
+	return v.err
+}
+
+// Handle is a policy interned in a Recorder, for delivery code that keeps it
+// beside the policy, as a policy cache may: recording through it skips
+// hashing and looking up the policy. It is safe for concurrent use.
+type Handle struct {
+	r      *Recorder
+	policy Policy
+	hash   uint64
+	cur    atomic.Pointer[policyDay] // the counts of the day last recorded
+}
+
+// Handle returns a Handle of p, whose slices it copies. It returns an error
+// when p is not a valid policy of a report (see Policy.Validate).
+func (r *Recorder) Handle(p Policy) (*Handle, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	p = clonePolicy(p)
+	return &Handle{r: r, policy: p, hash: hashPolicy(r.seed, &p)}, nil
+}
+
+// Policy returns the policy of h.
+func (h *Handle) Policy() Policy { return clonePolicy(h.policy) }
+
+// policyDay returns the counts of h's policy on the current day.
+func (h *Handle) policyDay() *policyDay {
+	ds := h.r.today()
+	if pd := h.cur.Load(); pd != nil && pd.ds == ds {
+		return pd
+	}
+	pd, _ := h.r.policyDay(ds, &h.policy, h.hash) // valid: checked by Handle
+	h.cur.Store(pd)
+	return pd
+}
+
+// Success records a success as Recorder.Success does, for h's policy.
+func (h *Handle) Success() {
+	pd := h.policyDay()
+	pd.addSuccesses(1)
+	pd.markDirty()
+}
+
+// Failure records a failure as Recorder.Failure does, for h's policy. It
+// returns an error, recording nothing, when fd is not a valid row.
+func (h *Handle) Failure(fd FailureDetail) error {
+	return h.r.failure(h.policyDay(), fd)
+}
+
+// Flush gives the counts recorded since the last flush to the store. Run
+// calls it every FlushInterval, and Close once more. When the store fails,
+// the counts are kept for the next flush, given again as they were, and
+// Flush returns the store's error. Counts for a day the store says was taken are dropped and counted
+// in mtasts_tlsrpt_sessions_late_total. Flushes run one at a time.
+func (r *Recorder) Flush(ctx context.Context) error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	now := r.now()
+	r.roll(now)
+	r.mu.Lock()
+	states := make([]*dayState, 0, len(r.days))
+	for _, ds := range r.days {
+		states = append(states, ds)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(states, func(a, b *dayState) int { return cmp.Compare(a.day, b.day) })
+
+	var errs []error
+	for _, ds := range states {
+		if err := r.flushDay(ctx, ds); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !r.closed(ds.day, now) || ds == r.cur.Load() || ds.pending != nil {
+			continue
+		}
+		// A closed day, flushed: no more counts are expected for it.
+		// One recorded in the last instant is flushed here; one later
+		// still goes to a new state, and the store refuses it once
+		// the day is taken.
+		r.mu.Lock()
+		delete(r.days, ds.day)
+		r.mu.Unlock()
+		if err := r.flushDay(ctx, ds); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// flushDay gives the store the counts of ds not yet flushed. When the
+// store fails, the batch is kept as it is, and given again, before any
+// newer counts of the day, by the next flush: a store whose reply was lost
+// after it added the batch then knows it by its Source and Seq, and adds it
+// once. Meanwhile the newer counts wait in ds, so that a store down for
+// hours costs the memory of one batch per day.
+func (r *Recorder) flushDay(ctx context.Context, ds *dayState) error {
+	if ds.pending != nil {
+		if err := r.add(ctx, ds.pending); err != nil {
+			return err
+		}
+		ds.pending = nil
+	}
+	dirty := ds.takeDirty()
+	if len(dirty) == 0 {
+		return nil
+	}
+	results := make([]PolicyResult, 0, len(dirty))
+	for _, pd := range dirty {
+		// Clear the mark first: a count added from here on marks the
+		// policy again, for the next flush.
+		pd.dirty.Store(false)
+		pr := PolicyResult{Policy: pd.policy}
+		pr.Summary.TotalSuccessfulSessionCount = pd.takeSuccesses()
+		pd.dom.mu.Lock()
+		pr.Summary.TotalFailureSessionCount = pd.failures
+		pd.failures = 0
+		for k, n := range pd.rows {
+			if n > 0 {
+				k.FailedSessionCount = n
+				pr.FailureDetails = append(pr.FailureDetails, k)
+				pd.rows[rowKey(k)] = 0
+			}
+		}
+		pd.dom.mu.Unlock()
+		if pr.Summary == (Summary{}) && len(pr.FailureDetails) == 0 {
+			continue
+		}
+		results = append(results, pr)
+	}
+	if len(results) == 0 {
+		return nil
+	}
+	b := &Batch{
+		Day:           dayStart(ds.day),
+		Results:       results,
+		MaxDetailRows: r.opts.MaxDetailRows,
+		Source:        r.source,
+		Seq:           r.seq.Add(1),
+	}
+	if err := r.add(ctx, b); err != nil {
+		ds.pending = b
+		return err
+	}
+	return nil
+}
+
+// add gives b to the store. Counts for a day already taken are dropped,
+// counted and logged, and no error.
+func (r *Recorder) add(ctx context.Context, b *Batch) error {
+	dropped, err := r.store.Add(ctx, *b)
+	if errors.Is(err, ErrDayTaken) {
+		var n int64
+		for _, pr := range b.Results {
+			n += pr.Summary.TotalSuccessfulSessionCount + pr.Summary.TotalFailureSessionCount
+		}
+		r.metrics.late.Add(float64(n))
+		r.log.Warn("tls reporting: sessions recorded after their day was taken for reporting",
+			"day", b.Day.Format(time.DateOnly), "sessions", n)
+		return nil
+	}
+	if err != nil {
+		r.metrics.storeErrors.WithLabelValues("add").Inc()
+		return fmt.Errorf("tlsrpt: flushing the counts of %s: %w", b.Day.Format(time.DateOnly), err)
+	}
+	r.metrics.dropped.Add(float64(dropped))
+	return nil
+}
+
+// closed reports whether day number day is closed at now: CloseDelay past
+// its end (RFC 8460 4.1: "00:00-24:00 UTC").
+func (r *Recorder) closed(day int64, now time.Time) bool {
+	return !now.Before(r.closesAt(day))
+}
+
+func (r *Recorder) closesAt(day int64) time.Time {
+	return dayStart(day + 1).Add(r.opts.CloseDelay)
+}
+
+// Run flushes the counts to the store every FlushInterval, each flush
+// bounded by StoreTimeout, logging failures, until ctx ends (it then
+// returns ctx's error) or Close is called (nil). It does not flush when
+// ctx ends: Close does, so that the counts since the last flush survive a
+// planned stop. Run one Run per Recorder.
+func (r *Recorder) Run(ctx context.Context) error {
+	t := time.NewTicker(r.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.done:
+			return nil
+		case <-t.C:
+			fctx, cancel := context.WithTimeout(ctx, r.opts.StoreTimeout)
+			if err := r.Flush(fctx); err != nil {
+				r.log.Warn("tls reporting: flush failed, counts kept for the next", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Close stops Run and the midnight timer, and flushes the counts to the
+// store, bounded by StoreTimeout, and returns the flush's error. Sessions
+// recorded after it are kept in memory until a Flush.
+func (r *Recorder) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.mu.Lock()
+		r.stopped = true
+		if r.midnight != nil {
+			r.midnight.Stop()
+		}
+		r.mu.Unlock()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StoreTimeout)
+	defer cancel()
+	return r.Flush(ctx)
+}
+
+// ClosedDays flushes the counts and returns the closed days (see
+// RecorderOptions.CloseDelay) that the store holds counts of, as 00:00
+// UTC, oldest first: those to Take. It returns an error when the flush or
+// the store fails.
+func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
+	if err := r.Flush(ctx); err != nil {
+		return nil, err
+	}
+	days, err := r.store.Days(ctx)
+	if err != nil {
+		r.metrics.storeErrors.WithLabelValues("days").Inc()
+		return nil, fmt.Errorf("tlsrpt: listing the days in the store: %w", err)
+	}
+	now := r.now()
+	return slices.DeleteFunc(days, func(d time.Time) bool { return !r.closed(dayOf(d), now) }), nil
+}
+
+// DayResults are the counts of a closed UTC day, taken from the store by
+// Recorder.Take, the input of the day's reports.
+type DayResults struct {
+	// Day is the day, as 00:00 UTC.
+	Day time.Time
+	// Results holds one PolicyResult per policy, in order of policy
+	// domain, policy type and policy, the rows of each in order of
+	// decreasing count. It is empty when there was nothing to report,
+	// or the day was taken before.
+	Results []PolicyResult
+}
+
+// Take flushes the counts, then takes those of the UTC day of day from the
+// store, deleting them there: of all the Takes of a day, by this recorder
+// or by any other sharing the store, one gets its counts, the others get
+// empty DayResults. Counts for the day recorded after it are dropped, see
+// Flush.
+//
+// It returns an error wrapping ErrDayOpen when the day has not closed yet
+// (see RecorderOptions.CloseDelay), and an error when the flush or the store
+// fails; the store's counts are then not taken.
+func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) {
+	n := dayOf(day)
+	if !r.closed(n, r.now()) {
+		return DayResults{}, fmt.Errorf("%w: %s closes at %s", ErrDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
+	}
+	if err := r.Flush(ctx); err != nil {
+		return DayResults{}, err
+	}
+	results, err := r.store.Take(ctx, dayStart(n))
+	if err != nil {
+		r.metrics.storeErrors.WithLabelValues("take").Inc()
+		return DayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
+	}
+	sortResults(results)
+	return DayResults{Day: dayStart(n), Results: results}, nil
+}
+
+// sortResults puts results in the order of DayResults.
+func sortResults(results []PolicyResult) {
+	slices.SortFunc(results, func(a, b PolicyResult) int { return compareResults(&a, &b) })
+	for i := range results {
+		slices.SortFunc(results[i].FailureDetails, compareRows)
+	}
+}
+
+// compareRows orders failure-detail rows by decreasing count, then by their
+// fields.
+func compareRows(a, b FailureDetail) int {
+	return cmp.Or(
+		cmp.Compare(b.FailedSessionCount, a.FailedSessionCount),
+		strings.Compare(string(a.ResultType), string(b.ResultType)),
+		strings.Compare(a.ReceivingMXHostname, b.ReceivingMXHostname),
+		a.ReceivingIP.Compare(b.ReceivingIP),
+		a.SendingMTAIP.Compare(b.SendingMTAIP),
+		strings.Compare(a.ReceivingMXHelo, b.ReceivingMXHelo),
+		strings.Compare(a.FailureReasonCode, b.FailureReasonCode),
+		strings.Compare(a.AdditionalInformation, b.AdditionalInformation),
+	)
+}
+
+// ReportInfo is what a report says of its sender (RFC 8460 4.4).
+type ReportInfo struct {
+	// OrganizationName is "the name of the organization responsible for
+	// the report".
+	OrganizationName string
+	// ContactInfo is the e-mail address of the party responsible for the
+	// report.
+	ContactInfo string
+	// ReportID returns the report-id of the report for policyDomain on
+	// day. Default: the day and the policy domain, e.g.
+	// "2016-04-01_company-y.example", unique since a day has one report
+	// per policy domain.
+	ReportID func(day time.Time, policyDomain string) string
+}
+
+// Reports returns the day's reports, one per policy domain (RFC 8460 4:
+// "policies" holds each policy applied for the domain), each covering the
+// whole UTC day (RFC 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460
+// Appendix B does. The reports share their policies' memory with
+// d.Results. They are in order of policy domain; to whom to send them is
+// in each domain's TLSRPT record (LookupRecord).
+func (d DayResults) Reports(info ReportInfo) []Report {
+	id := info.ReportID
+	if id == nil {
+		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }
+	}
+	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
+	n := 0
+	for i := range d.Results {
+		if i == 0 || d.Results[i].Policy.PolicyDomain != d.Results[i-1].Policy.PolicyDomain {
+			n++
+		}
+	}
+	reports := make([]Report, 0, n)
+	for i := 0; i < len(d.Results); {
+		domain := d.Results[i].Policy.PolicyDomain
+		j := i + 1
+		for j < len(d.Results) && d.Results[j].Policy.PolicyDomain == domain {
+			j++
+		}
+		reports = append(reports, Report{
+			OrganizationName: info.OrganizationName,
+			DateRange:        dr,
+			ContactInfo:      info.ContactInfo,
+			ReportID:         id(d.Day, domain),
+			Policies:         d.Results[i:j:j],
+		})
+		i = j
+	}
+	return reports
+}
+
+// recorderMetrics are a Recorder's Prometheus collectors; nothing is
+// registered until the user calls RegisterMetrics.
+type recorderMetrics struct {
+	dropped     prometheus.Counter
+	late        prometheus.Counter
+	storeErrors *prometheus.CounterVec
+}
+
+func newRecorderMetrics() *recorderMetrics {
+	return &recorderMetrics{
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_failure_details_dropped_total",
+			Help: "Failed TLS sessions counted in their report's summary whose failure detail was dropped, past the cap of rows per policy domain and day.",
+		}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_sessions_late_total",
+			Help: "TLS sessions recorded for a day already taken for reporting, and so not reported.",
+		}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_store_errors_total",
+			Help: "Failed operations of the TLS reporting store, by operation (add, days, take).",
+		}, []string{"op"}),
+	}
+}
+
+// RegisterMetrics registers the recorder's Prometheus collectors with reg:
+// mtasts_tlsrpt_failure_details_dropped_total,
+// mtasts_tlsrpt_sessions_late_total and mtasts_tlsrpt_store_errors_total
+// by operation. Register one recorder per registry. It returns reg's
+// errors, e.g. when a collector is already registered.
+func (r *Recorder) RegisterMetrics(reg prometheus.Registerer) error {
+	m := r.metrics
+	return errors.Join(reg.Register(m.dropped), reg.Register(m.late), reg.Register(m.storeErrors))
+}

@@ -1,0 +1,399 @@
+package tlsrpt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Store keeps the counts a Recorder flushes, per UTC day, until the day is
+// taken to be reported: in memory (MemoryStore, the default), on disk
+// (FileStore), or in Redis for a whole fleet of MTAs (package
+// cache/redisstore, a module of its own).
+//
+// What an implementation must guarantee:
+//   - It is safe for concurrent use, by several recorders too (a fleet), and
+//     honours the context.
+//   - Add adds; it never replaces. Counts from any number of recorders add
+//     up exactly, so that a fleet sends one report per policy domain and day.
+//   - Per policy domain and day it keeps at most Batch.MaxDetailRows distinct
+//     failure-detail rows (RFC 8460 4.4 "failure-details"), over all the
+//     batches it was given: the sessions of a row past the cap still count in
+//     the summary's total-failure-session-count, their detail is dropped, and
+//     Add returns how many sessions that was.
+//   - Take hands a day out exactly once: of any number of calls, by any
+//     number of recorders, one gets the day's counts and deletes them, and the
+//     others get nothing. An Add for a day already taken returns an error
+//     wrapping ErrDayTaken and adds nothing, so that no second report is made
+//     of late counts.
+//   - A batch is added once: a failed Add adds nothing, or else the store
+//     recognises the batch when the recorder gives it again (see
+//     Batch.Seq).
+type Store interface {
+	// Add adds the counts of b to those of b.Day. It returns the number
+	// of failed sessions whose detail it dropped, past
+	// b.MaxDetailRows, and an error when it could not add (wrapping
+	// ErrDayTaken when the day was taken).
+	Add(ctx context.Context, b Batch) (dropped int64, err error)
+	// Days returns the days the store holds counts of, as 00:00 UTC,
+	// oldest first.
+	Days(ctx context.Context) ([]time.Time, error)
+	// Take returns the counts of day (00:00 UTC) and deletes them, to be
+	// reported: one PolicyResult per policy, in any order, with failure
+	// details whose FailedSessionCount is the row's count. It returns
+	// nothing, and no error, when the day holds nothing or was taken
+	// before, by this store value or another sharing the same storage.
+	Take(ctx context.Context, day time.Time) ([]PolicyResult, error)
+}
+
+// Batch is what a Recorder gives a Store: counts of one UTC day to add.
+type Batch struct {
+	// Day is the UTC day of the counts, as 00:00 UTC (RFC 8460 4.1).
+	Day time.Time
+	// Results holds the counts to add, at most one per policy: the
+	// summary's, and the failure-detail rows with FailedSessionCount the
+	// number to add.
+	Results []PolicyResult
+	// MaxDetailRows caps the distinct failure-detail rows kept per policy
+	// domain and day; 0 or less means no cap.
+	MaxDetailRows int
+	// Source identifies the Recorder that made the batch, and Seq the
+	// batch among those of Source: it grows with each new batch. A
+	// Recorder whose Add failed gives the same batch again, before any
+	// newer one of its day. A store that may have added a batch when its
+	// Add fails, as a network store whose reply was lost, adds a batch
+	// of a Source and day only when its Seq is above the last it added;
+	// a store that knows (MemoryStore, FileStore) may ignore them.
+	Source string
+	Seq    int64
+}
+
+// ErrDayTaken is returned, wrapped, by Store.Add for a day already taken
+// for reporting: its counts came too late for the day's report.
+var ErrDayTaken = errors.New("tlsrpt: day already taken for reporting")
+
+// ErrDayOpen is returned, wrapped, by Recorder.Take for a day that is not
+// closed yet.
+var ErrDayOpen = errors.New("tlsrpt: day not closed yet")
+
+// secondsPerDay is the length of a UTC day: RFC 8460 4.1 reports cover
+// "00:00-24:00 UTC", and Unix time has no leap seconds.
+const secondsPerDay = 24 * 60 * 60
+
+// dayOf returns the number of the UTC day of t, counted from 1970-01-01.
+func dayOf(t time.Time) int64 {
+	s := t.Unix()
+	d := s / secondsPerDay
+	if s%secondsPerDay < 0 {
+		d-- // floor, for times before 1970
+	}
+	return d
+}
+
+// dayStart returns 00:00 UTC of day number d.
+func dayStart(d int64) time.Time {
+	return time.Unix(d*secondsPerDay, 0).UTC()
+}
+
+// dayName returns the name of day number d, as "2006-01-02", for keys and
+// file names.
+func dayName(d int64) string {
+	return dayStart(d).Format(time.DateOnly)
+}
+
+// parseDayName parses a name of dayName.
+func parseDayName(s string) (int64, bool) {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil || t.Format(time.DateOnly) != s {
+		return 0, false
+	}
+	return dayOf(t), true
+}
+
+// clonePolicy returns a copy of p that shares no slice with it, so that a
+// caller reusing its slices changes no policy held.
+func clonePolicy(p Policy) Policy {
+	p.PolicyString = slices.Clone(p.PolicyString)
+	p.MXHost = slices.Clone(p.MXHost)
+	return p
+}
+
+// rowKey identifies a failure-detail row: a FailureDetail with a count of
+// zero. Its fields are comparable, so it keys a map as it is.
+func rowKey(fd FailureDetail) FailureDetail {
+	fd.FailedSessionCount = 0
+	return fd
+}
+
+// storedDay holds one day's counts in memory, as MemoryStore and FileStore
+// keep them. It is not safe for concurrent use.
+type storedDay struct {
+	domains map[string]*storedDomain
+}
+
+// storedDomain is a policy domain's part of a day: its policies, one or two
+// as a rule, and the number of its distinct failure-detail rows, for
+// Batch.MaxDetailRows.
+type storedDomain struct {
+	policies []*storedPolicy
+	rows     int
+}
+
+type storedPolicy struct {
+	policy   Policy
+	summary  Summary
+	rows     map[FailureDetail]int64 // by rowKey
+	rowOrder []FailureDetail         // rows in the order first seen
+}
+
+func newStoredDay() *storedDay {
+	return &storedDay{domains: map[string]*storedDomain{}}
+}
+
+// lookup returns the counts of p, or nil.
+func (d *storedDay) lookup(p *Policy) *storedPolicy {
+	if sd := d.domains[p.PolicyDomain]; sd != nil {
+		for _, sp := range sd.policies {
+			if policyEqual(&sp.policy, p) {
+				return sp
+			}
+		}
+	}
+	return nil
+}
+
+// admit returns the part of results that the cap of maxRows distinct rows
+// per policy domain lets in, and the sessions whose detail it drops. It
+// changes nothing: apply adds what it returns. When nothing is dropped, it
+// returns results.
+func (d *storedDay) admit(results []PolicyResult, maxRows int) ([]PolicyResult, int64) {
+	if maxRows <= 0 {
+		return results, 0
+	}
+	var dropped int64
+	var out []PolicyResult   // nil while nothing is dropped
+	var added map[string]int // new rows of this batch, by domain
+	type domainRow struct {
+		domain string
+		row    FailureDetail
+	}
+	var seen map[domainRow]bool // new rows of this batch
+	for i, pr := range results {
+		dom := pr.Policy.PolicyDomain
+		sp := d.lookup(&pr.Policy)
+		rows := 0
+		if sd := d.domains[dom]; sd != nil {
+			rows = sd.rows
+		}
+		var keep []FailureDetail // nil while nothing is dropped
+		for j, fd := range pr.FailureDetails {
+			k := domainRow{dom, rowKey(fd)}
+			_, known := sp.rowsMap()[k.row]
+			switch {
+			case known, seen[k]:
+			case rows+added[dom] < maxRows:
+				if added == nil {
+					added, seen = map[string]int{}, map[domainRow]bool{}
+				}
+				added[dom]++
+				seen[k] = true
+			default:
+				dropped += fd.FailedSessionCount
+				if keep == nil {
+					keep = slices.Clone(pr.FailureDetails[:j])
+				}
+				continue
+			}
+			if keep != nil {
+				keep = append(keep, fd)
+			}
+		}
+		if keep != nil {
+			pr.FailureDetails = keep
+			if out == nil {
+				out = slices.Clone(results[:i])
+			}
+		}
+		if out != nil {
+			out = append(out, pr)
+		}
+	}
+	if out == nil {
+		return results, dropped
+	}
+	return out, dropped
+}
+
+// rowsMap returns the rows of sp, nil when sp is.
+func (sp *storedPolicy) rowsMap() map[FailureDetail]int64 {
+	if sp == nil {
+		return nil
+	}
+	return sp.rows
+}
+
+// apply adds results, already admitted, to the day.
+func (d *storedDay) apply(results []PolicyResult) {
+	for i := range results {
+		pr := &results[i]
+		dom := pr.Policy.PolicyDomain
+		sd := d.domains[dom]
+		if sd == nil {
+			sd = &storedDomain{}
+			d.domains[dom] = sd
+		}
+		sp := d.lookup(&pr.Policy)
+		if sp == nil {
+			sp = &storedPolicy{policy: clonePolicy(pr.Policy)}
+			sd.policies = append(sd.policies, sp)
+		}
+		sp.summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
+		sp.summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
+		for _, fd := range pr.FailureDetails {
+			if fd.FailedSessionCount <= 0 {
+				continue
+			}
+			k := rowKey(fd)
+			if _, ok := sp.rows[k]; !ok {
+				if sp.rows == nil {
+					sp.rows = map[FailureDetail]int64{}
+				}
+				sp.rowOrder = append(sp.rowOrder, k)
+				sd.rows++
+			}
+			sp.rows[k] += fd.FailedSessionCount
+		}
+	}
+}
+
+// results returns the day's counts, a PolicyResult per policy.
+func (d *storedDay) results() []PolicyResult {
+	n := 0
+	for _, sd := range d.domains {
+		n += len(sd.policies)
+	}
+	out := make([]PolicyResult, 0, n)
+	for _, sd := range d.domains {
+		for _, sp := range sd.policies {
+			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
+			if len(sp.rowOrder) > 0 {
+				pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
+				for i, k := range sp.rowOrder {
+					k.FailedSessionCount = sp.rows[k]
+					pr.FailureDetails[i] = k
+				}
+			}
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// takenMemory is how long MemoryStore and FileStore remember that a day was
+// taken, to refuse late counts for it: long past any report's delay.
+const takenMemory = 31 * secondsPerDay
+
+// MemoryStore is a Store in memory, the Recorder's default: its counts end
+// with the process. It is safe for concurrent use. It holds each day until
+// it is taken.
+type MemoryStore struct {
+	mu    sync.Mutex
+	days  map[int64]*storedDay
+	taken map[int64]bool
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{days: map[int64]*storedDay{}, taken: map[int64]bool{}}
+}
+
+// Add implements Store. It returns an error wrapping ErrDayTaken for a day
+// already taken.
+func (s *MemoryStore) Add(ctx context.Context, b Batch) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	day := dayOf(b.Day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken[day] {
+		return 0, dayTakenError(day)
+	}
+	d := s.days[day]
+	if d == nil {
+		d = newStoredDay()
+		s.days[day] = d
+	}
+	results, dropped := d.admit(b.Results, b.MaxDetailRows)
+	d.apply(results)
+	return dropped, nil
+}
+
+// dayTakenError is the error of an Add for day number day, taken.
+func dayTakenError(day int64) error {
+	return fmt.Errorf("%w: %s", ErrDayTaken, dayName(day))
+}
+
+// Days implements Store.
+func (s *MemoryStore) Days(ctx context.Context) ([]time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sortedDays(s.days), ctx.Err()
+}
+
+func sortedDays[V any](m map[int64]V) []time.Time {
+	nums := make([]int64, 0, len(m))
+	for d := range m {
+		nums = append(nums, d)
+	}
+	slices.Sort(nums)
+	days := make([]time.Time, len(nums))
+	for i, d := range nums {
+		days[i] = dayStart(d)
+	}
+	return days
+}
+
+// Take implements Store.
+func (s *MemoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n := dayOf(day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.taken[n] {
+		return nil, nil
+	}
+	s.taken[n] = true
+	for t := range s.taken {
+		if t < n-takenMemory/secondsPerDay {
+			delete(s.taken, t)
+		}
+	}
+	d := s.days[n]
+	delete(s.days, n)
+	if d == nil {
+		return nil, nil
+	}
+	return d.results(), nil
+}
+
+// compareResults orders policy results by policy domain, then policy type,
+// then the rest of the policy, as Recorder.Take returns them.
+func compareResults(a, b *PolicyResult) int {
+	if c := strings.Compare(a.Policy.PolicyDomain, b.Policy.PolicyDomain); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.Policy.PolicyType), string(b.Policy.PolicyType)); c != 0 {
+		return c
+	}
+	if c := slices.Compare(a.Policy.PolicyString, b.Policy.PolicyString); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Policy.MXHost, b.Policy.MXHost)
+}

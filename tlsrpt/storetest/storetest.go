@@ -1,0 +1,272 @@
+// Package storetest checks that a tlsrpt.Store keeps the promises of its
+// documentation: counts that add up, the cap on failure-detail rows, days
+// handed out exactly once, late counts refused. The stores of this
+// repository run it, and so can others.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts/tlsrpt"
+)
+
+// Run runs the checks as subtests of t. open returns a new, empty store for
+// each subtest; called again with the same t, it returns a second value
+// sharing the first's storage (as two MTAs of a fleet share one Redis), or
+// nil when the store cannot be shared.
+func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
+	t.Run("AddUp", func(t *testing.T) { testAddUp(t, open(t)) })
+	t.Run("TakeOnce", func(t *testing.T) { testTakeOnce(t, open(t)) })
+	t.Run("TakeEmptyDay", func(t *testing.T) { testTakeEmptyDay(t, open(t)) })
+	t.Run("Cap", func(t *testing.T) { testCap(t, open(t)) })
+	t.Run("ConcurrentAdds", func(t *testing.T) { testConcurrentAdds(t, open(t)) })
+	t.Run("Shared", func(t *testing.T) {
+		a := open(t)
+		b := open(t)
+		if b == nil {
+			t.Skip("store cannot be shared")
+		}
+		testShared(t, a, b)
+	})
+}
+
+// Day1 and Day2 are the days the checks use.
+var (
+	Day1 = time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
+	Day2 = Day1.AddDate(0, 0, 1)
+)
+
+// STS returns an MTA-STS policy of domain, of the given mode.
+func STS(domain, mode string) tlsrpt.Policy {
+	return tlsrpt.Policy{
+		PolicyType:   tlsrpt.PolicyTypeSTS,
+		PolicyString: []string{"version: STSv1", "mode: " + mode, "mx: *.mail." + domain, "max_age: 604800"},
+		PolicyDomain: domain,
+		MXHost:       []string{"*.mail." + domain},
+	}
+}
+
+// Row returns a failure-detail row of count sessions, with the MX host
+// mx.<domain> and the receiving IP 192.0.2.<n>.
+func Row(rt tlsrpt.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
+	return tlsrpt.FailureDetail{
+		ResultType:          rt,
+		SendingMTAIP:        netip.MustParseAddr("2001:db8::25"),
+		ReceivingMXHostname: "mx." + domain,
+		ReceivingIP:         netip.AddrFrom4([4]byte{192, 0, 2, n}),
+		FailedSessionCount:  count,
+		FailureReasonCode:   "X509_V_ERR_CERT_HAS_EXPIRED",
+	}
+}
+
+// Result returns a PolicyResult of p with the given counts and rows.
+func Result(p tlsrpt.Policy, ok, failed int64, rows ...tlsrpt.FailureDetail) tlsrpt.PolicyResult {
+	return tlsrpt.PolicyResult{
+		Policy:         p,
+		Summary:        tlsrpt.Summary{TotalSuccessfulSessionCount: ok, TotalFailureSessionCount: failed},
+		FailureDetails: rows,
+	}
+}
+
+// Canonical returns results in one order, each row list in one order, and
+// with no empty row list, for comparing; it does not change results.
+func Canonical(results []tlsrpt.PolicyResult) string {
+	lines := make([]string, 0, len(results))
+	for _, pr := range results {
+		rows := make([]string, 0, len(pr.FailureDetails))
+		for _, fd := range pr.FailureDetails {
+			rows = append(rows, fmt.Sprintf("\n    %s %s %s %s %s %q %q = %d", fd.ResultType, fd.SendingMTAIP, fd.ReceivingMXHostname,
+				fd.ReceivingMXHelo, fd.ReceivingIP, fd.FailureReasonCode, fd.AdditionalInformation, fd.FailedSessionCount))
+		}
+		slices.Sort(rows)
+		lines = append(lines, fmt.Sprintf("%s %s %q %q: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
+			pr.Policy.PolicyString, pr.Policy.MXHost, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
+			strings.Join(rows, "")))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+func add(t *testing.T, s tlsrpt.Store, day time.Time, maxRows int, results ...tlsrpt.PolicyResult) int64 {
+	t.Helper()
+	dropped, err := s.Add(context.Background(), tlsrpt.Batch{Day: day, Results: results, MaxDetailRows: maxRows})
+	if err != nil {
+		t.Fatalf("Add: %v", err)
+	}
+	return dropped
+}
+
+func take(t *testing.T, s tlsrpt.Store, day time.Time) []tlsrpt.PolicyResult {
+	t.Helper()
+	results, err := s.Take(context.Background(), day)
+	if err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	return results
+}
+
+func testAddUp(t *testing.T, s tlsrpt.Store) {
+	a, b := STS("a.example", "enforce"), STS("b.example", "testing")
+	a2 := STS("a.example", "testing") // the policy changed during the day
+	add(t, s, Day1, 0,
+		Result(a, 10, 2, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 2)),
+		Result(b, 5, 0))
+	add(t, s, Day1, 0,
+		Result(a, 1, 3, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1), Row(tlsrpt.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		Result(a2, 7, 0))
+	add(t, s, Day2, 0, Result(b, 1, 0))
+
+	days, err := s.Days(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Time{Day1, Day2}; !slices.EqualFunc(days, want, time.Time.Equal) {
+		t.Errorf("Days = %v, want %v", days, want)
+	}
+	got := Canonical(take(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{
+		Result(a, 11, 5, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 3), Row(tlsrpt.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		Result(a2, 7, 0),
+		Result(b, 5, 0),
+	})
+	if got != want {
+		t.Errorf("Take(Day1):\n%s\nwant:\n%s", got, want)
+	}
+	days, _ = s.Days(context.Background())
+	if want := []time.Time{Day2}; !slices.EqualFunc(days, want, time.Time.Equal) {
+		t.Errorf("Days after Take = %v, want %v", days, want)
+	}
+	if got, want := Canonical(take(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(b, 1, 0)}); got != want {
+		t.Errorf("Take(Day2):\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func testTakeOnce(t *testing.T, s tlsrpt.Store) {
+	p := STS("a.example", "enforce")
+	add(t, s, Day1, 0, Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)))
+	const takers = 8
+	var wg sync.WaitGroup
+	got := make([][]tlsrpt.PolicyResult, takers)
+	errs := make([]error, takers)
+	for i := range takers {
+		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), Day1) })
+	}
+	wg.Wait()
+	n := 0
+	for i := range takers {
+		if errs[i] != nil {
+			t.Errorf("Take: %v", errs[i])
+		}
+		if len(got[i]) > 0 {
+			n++
+			if c, want := Canonical(got[i]), Canonical([]tlsrpt.PolicyResult{Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))}); c != want {
+				t.Errorf("Take:\n%s\nwant:\n%s", c, want)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d of %d Takes got the day, want 1", n, takers)
+	}
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: Day1, Results: []tlsrpt.PolicyResult{Result(p, 1, 0)}})
+	if !errors.Is(err, tlsrpt.ErrDayTaken) {
+		t.Errorf("Add after Take: %v, want ErrDayTaken", err)
+	}
+	if r := take(t, s, Day1); len(r) != 0 {
+		t.Errorf("Take after Add after Take = %v, want nothing", r)
+	}
+}
+
+func testTakeEmptyDay(t *testing.T, s tlsrpt.Store) {
+	if r := take(t, s, Day1); len(r) != 0 {
+		t.Errorf("Take of an empty day = %v", r)
+	}
+	// Once taken, even empty, the day refuses late counts.
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: Day1, Results: []tlsrpt.PolicyResult{Result(STS("a.example", "enforce"), 1, 0)}})
+	if !errors.Is(err, tlsrpt.ErrDayTaken) {
+		t.Errorf("Add after Take: %v, want ErrDayTaken", err)
+	}
+}
+
+func testCap(t *testing.T, s tlsrpt.Store) {
+	a, a2, b := STS("a.example", "enforce"), STS("a.example", "testing"), STS("b.example", "enforce")
+	exp := tlsrpt.ResultCertificateExpired
+	// Two rows for a.example.
+	if d := add(t, s, Day1, 3, Result(a, 0, 2, Row(exp, "a.example", 1, 1), Row(exp, "a.example", 2, 1))); d != 0 {
+		t.Errorf("dropped %d, want 0", d)
+	}
+	// A third row, of another policy of the domain, fits; the fourth and
+	// fifth do not; a known row still adds; b.example has its own cap.
+	d := add(t, s, Day1, 3,
+		Result(a2, 0, 3, Row(exp, "a.example", 3, 1), Row(exp, "a.example", 4, 2)),
+		Result(a, 0, 7, Row(exp, "a.example", 5, 3), Row(exp, "a.example", 1, 4)),
+		Result(b, 0, 3, Row(exp, "b.example", 1, 1), Row(exp, "b.example", 2, 1), Row(exp, "b.example", 3, 1)))
+	if d != 5 {
+		t.Errorf("dropped %d sessions, want 5", d)
+	}
+	got := Canonical(take(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{
+		Result(a, 0, 9, Row(exp, "a.example", 1, 5), Row(exp, "a.example", 2, 1)),
+		Result(a2, 0, 3, Row(exp, "a.example", 3, 1)),
+		Result(b, 0, 3, Row(exp, "b.example", 1, 1), Row(exp, "b.example", 2, 1), Row(exp, "b.example", 3, 1)),
+	})
+	if got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
+	p := STS("a.example", "enforce")
+	const adders, batches = 4, 25
+	var wg sync.WaitGroup
+	for range adders {
+		wg.Go(func() {
+			for range batches {
+				_, err := s.Add(context.Background(), tlsrpt.Batch{Day: Day1, MaxDetailRows: 10,
+					Results: []tlsrpt.PolicyResult{Result(p, 2, 1, Row(tlsrpt.ResultValidationFailure, "a.example", 1, 1))}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	got := Canonical(take(t, s, Day1))
+	if want := Canonical([]tlsrpt.PolicyResult{Result(p, 2*adders*batches, adders*batches,
+		Row(tlsrpt.ResultValidationFailure, "a.example", 1, adders*batches))}); got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// testShared checks two store values sharing storage, as a fleet's MTAs
+// do: counts add up in one day, the cap holds over both, and one of them
+// takes the day.
+func testShared(t *testing.T, a, b tlsrpt.Store) {
+	p := STS("a.example", "enforce")
+	exp := tlsrpt.ResultCertificateExpired
+	add(t, a, Day1, 2, Result(p, 5, 1, Row(exp, "a.example", 1, 1)))
+	if d := add(t, b, Day1, 2, Result(p, 6, 3, Row(exp, "a.example", 1, 1), Row(exp, "a.example", 2, 1), Row(exp, "a.example", 3, 1))); d != 1 {
+		t.Errorf("dropped %d, want 1: the cap holds over the fleet", d)
+	}
+	var got [2][]tlsrpt.PolicyResult
+	var wg sync.WaitGroup
+	for i, s := range []tlsrpt.Store{a, b} {
+		wg.Go(func() { got[i] = take(t, s, Day1) })
+	}
+	wg.Wait()
+	if len(got[0]) > 0 == (len(got[1]) > 0) {
+		t.Fatalf("Takes got %v and %v, want the day once", got[0], got[1])
+	}
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 11, 4, Row(exp, "a.example", 1, 2), Row(exp, "a.example", 2, 1))})
+	if c := Canonical(append(got[0], got[1]...)); c != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", c, want)
+	}
+}
