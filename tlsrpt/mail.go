@@ -159,7 +159,10 @@ func parseFrom(from string) (*mail.Address, error) {
 // TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies), and
 // a body of media type multipart/report; report-type="tlsrpt" with a
 // human-readable text/plain part and the application/tlsrpt+gzip report,
-// base64-encoded, named p.Filename (5.1). Lines end in CRLF and are 7-bit.
+// base64-encoded, named p.Filename (5.1). Lines end in CRLF and are 7-bit,
+// and at most 78 characters long but for the one with the file name, which
+// is kept whole rather than split by RFC 2231 continuations that simple
+// readers of reports may not know.
 //
 // from may have a display name ("TLS reports <tlsrpt@example.com>"); to is
 // an addr-spec. The message is not signed: RFC 8460 3 requires a DKIM
