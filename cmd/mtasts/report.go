@@ -192,8 +192,12 @@ var failureColumns = []struct {
 	{"RESULT TYPE", false, func(fd *tlsrpt.FailureDetail) string { return string(fd.ResultType) }},
 	{"MX HOST", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHostname }},
 	{"MX HELO", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHelo }},
-	{"RECEIVING IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.ReceivingIP.IsValid(), fd.ReceivingIP.String()) }},
-	{"SENDING MTA IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.SendingMTAIP.IsValid(), fd.SendingMTAIP.String()) }},
+	{"RECEIVING IP", false, func(fd *tlsrpt.FailureDetail) string {
+		return addrText(fd.ReceivingIP.IsValid(), fd.ReceivingIP.String())
+	}},
+	{"SENDING MTA IP", false, func(fd *tlsrpt.FailureDetail) string {
+		return addrText(fd.SendingMTAIP.IsValid(), fd.SendingMTAIP.String())
+	}},
 	{"REASON", false, func(fd *tlsrpt.FailureDetail) string { return fd.FailureReasonCode }},
 	{"ADDITIONAL INFORMATION", false, func(fd *tlsrpt.FailureDetail) string { return fd.AdditionalInformation }},
 }
