@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -192,21 +193,18 @@ var failureColumns = []struct {
 	{"RESULT TYPE", false, func(fd *tlsrpt.FailureDetail) string { return string(fd.ResultType) }},
 	{"MX HOST", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHostname }},
 	{"MX HELO", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHelo }},
-	{"RECEIVING IP", false, func(fd *tlsrpt.FailureDetail) string {
-		return addrText(fd.ReceivingIP.IsValid(), fd.ReceivingIP.String())
-	}},
-	{"SENDING MTA IP", false, func(fd *tlsrpt.FailureDetail) string {
-		return addrText(fd.SendingMTAIP.IsValid(), fd.SendingMTAIP.String())
-	}},
+	{"RECEIVING IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.ReceivingIP) }},
+	{"SENDING MTA IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.SendingMTAIP) }},
 	{"REASON", false, func(fd *tlsrpt.FailureDetail) string { return fd.FailureReasonCode }},
 	{"ADDITIONAL INFORMATION", false, func(fd *tlsrpt.FailureDetail) string { return fd.AdditionalInformation }},
 }
 
-func addrText(valid bool, s string) string {
-	if !valid {
+// addrText returns a, or "" for an address the report did not give.
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
 		return ""
 	}
-	return s
+	return a.String()
 }
 
 // printFailureTable prints the failure-details rows as a table, indented
