@@ -12,9 +12,11 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -396,5 +398,36 @@ func TestSenderMetricsOptions(t *testing.T) {
 	}
 	if _, err := tlsrpt.NewSender(tlsrpt.SenderOptions{From: "not an address"}); err == nil {
 		t.Error("NewSender accepted From \"not an address\"")
+	}
+}
+
+// At most MaxRUA URIs of a record are delivered to (RFC 8460 7: reports
+// must not become a flood); a missing record sends nothing.
+func TestSendRUALimit(t *testing.T) {
+	tr := &memTransport{answer: status(http.StatusOK)}
+	s := newSender(t, tlsrpt.SenderOptions{Transport: tr})
+	var uris []string
+	for i := range tlsrpt.MaxRUA + 2 {
+		uris = append(uris, "https://r"+strconv.Itoa(i)+".example/")
+	}
+	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(uris...))
+	if err != nil || len(deliveries) != len(uris) {
+		t.Fatalf("SendRecord: %d deliveries, %v", len(deliveries), err)
+	}
+	for i, d := range deliveries {
+		tried := i < tlsrpt.MaxRUA
+		if tried != (d.Err == nil && d.Attempts == 1) || !tried && (d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)) {
+			t.Errorf("delivery %d: %+v, tried %v", i, d, tried)
+		}
+	}
+	if n := len(tr.attempts(time.Now())); n != tlsrpt.MaxRUA {
+		t.Errorf("%d POSTs, want %d", n, tlsrpt.MaxRUA)
+	}
+
+	if _, err := s.SendRecord(t.Context(), appendixB(t), nil); !errors.Is(err, tlsrpt.ErrNoRecord) {
+		t.Errorf("SendRecord without a record: %v, want ErrNoRecord", err)
+	}
+	if _, err := s.SendRecord(t.Context(), appendixB(t), record("http://r.example/", "ftp://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
+		t.Errorf("SendRecord with no supported URI: %v, want ErrNotDelivered", err)
 	}
 }
