@@ -38,8 +38,14 @@
 //     shared by a fleet, which then sends one report per policy domain
 //     and day. Package storetest checks a Store against its contract.
 //
-// Composing and sending the daily reports come next; they build on these
-// types.
+//   - Delivering a report (payload.go, https.go, mail.go, sender.go): a
+//     Sender gzips a finished Report (RFC 8460 5.1, 5.2) and delivers it to
+//     every mailto: and https: rua URI of the policy domain's record: a
+//     POST through the core's guarded transport (5.4), or a message handed
+//     to the MTA's own submit function (5.3), with retries (5.5).
+//
+// The daily schedule that takes each closed day and sends its reports comes
+// next; it builds on these types.
 //
 // The core package mtasts does not import this one. Every error wraps a
 // sentinel (ErrNoRecord, ErrRecordSyntax, ErrInvalidReport, ...) for

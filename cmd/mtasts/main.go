@@ -1,10 +1,11 @@
 // Command mtasts checks, lints, generates and serves MTA-STS (RFC 8461)
-// configuration.
+// configuration, and reads TLS reports (RFC 8460).
 //
 //	mtasts check [flags] DOMAIN...   check a domain as a sending MTA sees it
 //	mtasts policy [flags] [FILE|-]   lint a policy file, print it normalised
 //	mtasts record [--id ID] [DOMAIN] print a TXT record to publish
 //	mtasts serve --policy FILE ...   serve a policy over HTTPS
+//	mtasts report [flags] [FILE|-]   read a TLS report others sent
 //	mtasts demo                      check two sample domains, offline
 //
 // Run "mtasts help" for every flag.
@@ -56,7 +57,8 @@ func notifyHUP(c chan<- os.Signal) (stop func()) {
 	return func() { signal.Stop(c) }
 }
 
-const usageText = `mtasts checks, lints, generates and serves MTA-STS (RFC 8461) configuration.
+const usageText = `mtasts checks, lints, generates and serves MTA-STS (RFC 8461) configuration,
+and reads TLS reports (RFC 8460).
 
 Usage:
   mtasts check [flags] DOMAIN...
@@ -80,6 +82,15 @@ Usage:
         for use behind a TLS-terminating proxy. On SIGHUP it reads FILE
         again and serves the new policy if it is valid; if not, it logs why
         and keeps serving the previous one.
+  mtasts report [flags] [FILE|-]
+        Read a TLS report (RFC 8460) that another domain's MTA sent: its
+        JSON, the JSON compressed with gzip, or the whole e-mail message
+        (standard input for "-" or no FILE). Check it with the library's
+        strict reader, then print each policy: type, domain, mx hosts,
+        successful and failed sessions, and the failure details as a table.
+        Exit status 0 for a valid report, 1 for an invalid one (the error
+        names the JSON path), 2 for usage errors and input that cannot be
+        read or is over 20 MiB, or over that once decompressed.
   mtasts demo
         Show check at work without a network: start a DNS server, HTTPS
         policy hosts and an SMTP server on 127.0.0.1, then check two domains
@@ -112,6 +123,9 @@ Flags of policy:
 
 Flags of record:
   --id ID              the policy id: 1 to 32 letters and digits
+
+Flags of report:
+  --json               print the report in normalised form as JSON, or the error
 
 Flags of serve:
   --policy FILE        the policy to serve (required)
@@ -165,6 +179,8 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		code, err = runRecord(rest, sio)
 	case "serve":
 		code, err = runServe(ctx, rest, sio)
+	case "report":
+		code, err = runReport(rest, sio)
 	case "demo":
 		code, err = runDemo(ctx, rest, sio)
 	case "help", "-h", "-help", "--help":

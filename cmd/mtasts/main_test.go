@@ -84,6 +84,7 @@ func TestHelp(t *testing.T) {
 	flagSets["policy"], _ = policyFlags()
 	flagSets["record"], _ = recordFlags()
 	flagSets["serve"], _ = serveFlags()
+	flagSets["report"], _ = reportFlags()
 	for name, fs := range flagSets {
 		if !strings.Contains(usageText, "  mtasts "+name+" ") {
 			t.Errorf("help does not list the subcommand %s", name)

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mtasts-go/mtasts/tlsrpt"
+)
+
+// "mtasts report" reads a TLS report that another domain's MTA sent (RFC
+// 8460): the JSON, the JSON gzip-compressed as posted over HTTPS, or a
+// whole e-mail message. It reads it with tlsrpt.ReadReport, the library's
+// strict reader, and prints what it says, each policy with its failures as
+// a table. Everything in a report is the sender's text, escaped on output.
+
+func reportFlags() (fs *flag.FlagSet, jsonOut *bool) {
+	fs = flag.NewFlagSet("report", flag.ContinueOnError)
+	return fs, fs.Bool("json", false, "")
+}
+
+// reportResult is the outcome of "mtasts report", and its JSON form.
+type reportResult struct {
+	File string `json:"file"`
+	// Form is how the report came: "json", "gzip" or "message".
+	Form  string       `json:"form"`
+	Valid bool         `json:"valid"`
+	Error *reportError `json:"error,omitempty"`
+	// Report is the report as read, marshalled anew: the normalised
+	// form (mx-host an array, addresses in their canonical form).
+	Report *tlsrpt.Report `json:"report,omitempty"`
+}
+
+// reportError says why a report is invalid, and where.
+type reportError struct {
+	// Path is the JSON path at fault, e.g.
+	// "policies[0].summary.total-failure-session-count"; empty when the
+	// fault is not in the JSON.
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+func runReport(args []string, sio *stdio) (int, error) {
+	fs, jsonOut := reportFlags()
+	args, err := parseFlags(fs, args)
+	if err != nil {
+		return exitUsage, err
+	}
+	name := "-"
+	switch len(args) {
+	case 0:
+	case 1:
+		name = args[0]
+	default:
+		return exitUsage, usagef("report: one file expected, got %d arguments", len(args))
+	}
+	var data []byte
+	if name == "-" {
+		data, err = readReportInput(sio.in, "standard input")
+	} else {
+		var f *os.File
+		if f, err = os.Open(name); err == nil {
+			data, err = readReportInput(f, name)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return exitUsage, usagef("report: %v", err)
+	}
+
+	res := &reportResult{File: name, Form: reportForm(data)}
+	report, err := tlsrpt.ReadReport(bytes.NewReader(data))
+	switch {
+	case errors.Is(err, tlsrpt.ErrTooLarge):
+		// A gzip file or message that decompresses past the bound:
+		// refused unread, as over-long input is.
+		return exitUsage, usagef("report: %s: %s", name, strings.TrimPrefix(err.Error(), "tlsrpt: "))
+	case err != nil:
+		res.Error = &reportError{Message: strings.TrimPrefix(err.Error(), "tlsrpt: ")}
+		var rerr *tlsrpt.ReportError
+		if errors.As(err, &rerr) {
+			res.Error.Path = rerr.Path
+		}
+	default:
+		res.Valid, res.Report = true, report
+	}
+	code := exitOK
+	if !res.Valid {
+		code = exitFail
+	}
+	if *jsonOut {
+		return code, writeJSON(sio.out, res)
+	}
+	printReport(&printer{w: sio.out, color: useColor(sio.out, sio.getenv)}, res)
+	return code, nil
+}
+
+// readReportInput reads r, named name in errors, to its end: at most
+// tlsrpt.MaxReportSize bytes, the most the library reads of a report in any
+// form.
+func readReportInput(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, tlsrpt.MaxReportSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(data) > tlsrpt.MaxReportSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes, more than a report may be", name, tlsrpt.MaxReportSize)
+	}
+	return data, nil
+}
+
+// reportForm names the form of a report as tlsrpt.ReadReport tells it
+// apart: gzip by its magic number (RFC 8460 6.5), JSON by its "{", else an
+// e-mail message.
+func reportForm(data []byte) string {
+	switch {
+	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
+		return "gzip"
+	case bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")):
+		return "json"
+	}
+	return "message"
+}
+
+var formNames = map[string]string{"json": "JSON", "gzip": "JSON compressed with gzip", "message": "e-mail message"}
+
+func printReport(p *printer, res *reportResult) {
+	name := res.File
+	if name == "-" {
+		name = "standard input"
+	}
+	if !res.Valid {
+		p.finding(statusFail, "report", name+" ("+formNames[res.Form]+"): "+res.Error.Message)
+		return
+	}
+	r := res.Report
+	p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
+		name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
+	p.field("organization", r.OrganizationName)
+	p.field("contact", r.ContactInfo)
+	p.field("report-id", r.ReportID)
+	p.field("date range", r.DateRange.Start.Format(time.RFC3339)+" to "+r.DateRange.End.Format(time.RFC3339))
+	for i, pr := range r.Policies {
+		printPolicyResult(p, i, &pr)
+	}
+}
+
+// printPolicyResult prints one policy of a report: what it is, its counts,
+// and its failure details as a table.
+func printPolicyResult(p *printer, i int, pr *tlsrpt.PolicyResult) {
+	pol := pr.Policy
+	s := pr.Summary
+	st := statusPass
+	if s.TotalFailureSessionCount > 0 {
+		st = statusWarn
+	}
+	fmt.Fprintln(p.w)
+	p.finding(st, "policy "+strconv.Itoa(i+1), fmt.Sprintf("%s %s: %d successful, %d failed %s",
+		pol.PolicyType, pol.PolicyDomain, s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount,
+		plural(int(min(s.TotalFailureSessionCount, 2)), "session")))
+	p.field("type", string(pol.PolicyType))
+	p.field("domain", pol.PolicyDomain)
+	if len(pol.MXHost) > 0 {
+		p.field("mx hosts", pol.MXHost...)
+	}
+	if len(pol.PolicyString) > 0 {
+		p.field("policy", pol.PolicyString...)
+	}
+	p.field("successes", strconv.FormatInt(s.TotalSuccessfulSessionCount, 10))
+	p.field("failures", strconv.FormatInt(s.TotalFailureSessionCount, 10))
+	if len(pr.FailureDetails) > 0 {
+		fmt.Fprintln(p.w)
+		printFailureTable(p, pr.FailureDetails)
+	}
+}
+
+// failureColumns are the columns of the failure-details table, each with
+// its cell of a row.
+var failureColumns = []struct {
+	head  string
+	right bool // right-aligned, for numbers
+	cell  func(fd *tlsrpt.FailureDetail) string
+}{
+	{"SESSIONS", true, func(fd *tlsrpt.FailureDetail) string { return strconv.FormatInt(fd.FailedSessionCount, 10) }},
+	{"RESULT TYPE", false, func(fd *tlsrpt.FailureDetail) string { return string(fd.ResultType) }},
+	{"MX HOST", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHostname }},
+	{"MX HELO", false, func(fd *tlsrpt.FailureDetail) string { return fd.ReceivingMXHelo }},
+	{"RECEIVING IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.ReceivingIP) }},
+	{"SENDING MTA IP", false, func(fd *tlsrpt.FailureDetail) string { return addrText(fd.SendingMTAIP) }},
+	{"REASON", false, func(fd *tlsrpt.FailureDetail) string { return fd.FailureReasonCode }},
+	{"ADDITIONAL INFORMATION", false, func(fd *tlsrpt.FailureDetail) string { return fd.AdditionalInformation }},
+}
+
+// addrText returns a, or "" for an address the report did not give.
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// printFailureTable prints the failure-details rows as a table, indented
+// under the findings, leaving out the columns empty in every row. Every
+// cell is escaped: it is the report sender's text.
+func printFailureTable(p *printer, rows []tlsrpt.FailureDetail) {
+	cells := make([][]string, len(rows))
+	used := make([]bool, len(failureColumns))
+	widths := make([]int, len(failureColumns))
+	for c, col := range failureColumns {
+		widths[c] = len(col.head)
+	}
+	for r := range rows {
+		cells[r] = make([]string, len(failureColumns))
+		for c, col := range failureColumns {
+			v := escapeText(col.cell(&rows[r]))
+			cells[r][c] = v
+			if v != "" {
+				used[c] = true
+			}
+			widths[c] = max(widths[c], utf8.RuneCountInString(v))
+		}
+	}
+	line := func(texts []string, head bool) {
+		var b strings.Builder
+		b.WriteString(msgIndent)
+		var last int
+		for c := range failureColumns {
+			if used[c] {
+				last = c
+			}
+		}
+		for c, col := range failureColumns {
+			if !used[c] {
+				continue
+			}
+			v := texts[c]
+			if v == "" {
+				v = "-"
+			}
+			gap := strings.Repeat(" ", widths[c]-utf8.RuneCountInString(v))
+			switch {
+			case col.right:
+				b.WriteString(gap + v)
+			case c == last:
+				b.WriteString(v)
+			default:
+				b.WriteString(v + gap)
+			}
+			if c != last {
+				b.WriteString("  ")
+			}
+		}
+		// A cell's trailing spaces are invisible; the line keeps none.
+		s := strings.TrimRight(b.String(), " ")
+		if head {
+			s = p.paint(ansiDim, s)
+		}
+		fmt.Fprintln(p.w, s)
+	}
+	heads := make([]string, len(failureColumns))
+	for c, col := range failureColumns {
+		heads[c] = col.head
+	}
+	line(heads, true)
+	for r := range rows {
+		line(cells[r], false)
+	}
+}

@@ -1,0 +1,329 @@
+package tlsrpt
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"mime"
+	"mime/quotedprintable"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// The header fields of RFC 8460 5.3 and 6.1, which every report message
+// carries.
+const (
+	// HeaderReportDomain is "TLS-Report-Domain: Receiver-Domain", the
+	// policy domain the report is about.
+	HeaderReportDomain = "TLS-Report-Domain"
+	// HeaderReportSubmitter is "TLS-Report-Submitter: Sender-Domain", the
+	// domain of the report's contact-info.
+	HeaderReportSubmitter = "TLS-Report-Submitter"
+)
+
+// A report sent by e-mail must reach its rua address even when that
+// address's own MTA-STS or DANE fails: RFC 8460 3, "When sending failure
+// reports via SMTP, Sending MTAs MUST deliver reports despite any
+// TLS-related failures and SHOULD NOT include this SMTP session in the next
+// report", and 5.3, "Sending MTAs MUST NOT honor MTA-STS or DANE TLSA
+// failures". Otherwise a domain whose TLS is broken, the very domain a report
+// is for, would never hear of it; and a report's own delivery, recorded,
+// would make a report of its own the next day, and so on.
+//
+// The MTA can tell a report in two ways. The context passed to
+// SenderOptions.Submit carries a mark (IsReportSubmission), set by this
+// package alone, which cannot be forged. And the message itself carries the
+// headers TLS-Report-Domain and TLS-Report-Submitter and the media type
+// multipart/report; report-type="tlsrpt" (IsReportMessage), which anyone can
+// write: trust them only on messages that came through Submit, e.g. by
+// storing the mark with the queued message when Submit queues it, and never
+// on mail that users or other hosts submit, who could otherwise turn off
+// MTA-STS for their own mail.
+
+type reportSubmissionKey struct{}
+
+// withReportSubmission returns ctx marked as that of a report's submission.
+func withReportSubmission(ctx context.Context) context.Context {
+	return context.WithValue(ctx, reportSubmissionKey{}, true)
+}
+
+// IsReportSubmission reports whether ctx is, or derives from, the context a
+// Sender passes to SenderOptions.Submit with a report message. The MTA then
+// delivers the message without enforcing MTA-STS or DANE (RFC 8460 5.3:
+// "Sending MTAs MUST NOT honor MTA-STS or DANE TLSA failures"), trying
+// STARTTLS but going on without it if it fails (RFC 8460 3: "This may mean
+// that the reports are delivered unencrypted"), and does not record the
+// session's TLS outcome with a Recorder (RFC 8460 3: it "SHOULD NOT include
+// this SMTP session in the next report"), so that reports never breed
+// reports. An MTA that queues the message keeps this mark with it until it
+// is delivered.
+func IsReportSubmission(ctx context.Context) bool {
+	v, _ := ctx.Value(reportSubmissionKey{}).(bool)
+	return v
+}
+
+// IsReportMessage reports whether a message's header is that of a TLS
+// report as RFC 8460 5.3 sends it: the header fields TLS-Report-Domain and
+// TLS-Report-Submitter, and the media type multipart/report with
+// report-type "tlsrpt". The messages a Sender composes have them; reports
+// that other hosts send, and that an MTA relays, do too.
+//
+// A header can be written by anyone: an MTA that delivers messages so marked
+// without enforcing MTA-STS, as it must deliver reports (see
+// IsReportSubmission), trusts the mark only on messages it composed itself,
+// i.e. that came through SenderOptions.Submit. A textproto.MIMEHeader h is
+// passed as mail.Header(h).
+func IsReportMessage(h mail.Header) bool {
+	if h.Get(HeaderReportDomain) == "" || h.Get(HeaderReportSubmitter) == "" {
+		return false
+	}
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && mt == "multipart/report" && strings.EqualFold(params["report-type"], "tlsrpt")
+}
+
+// parseMailto returns the address of a mailto rua URI (RFC 8460 3, RFC
+// 6068), percent-decoded, with its domain in A-labels. The URI's header
+// fields ("?subject=...") are ignored: a TLSRPT record names where reports
+// go, not what their messages say. One address is taken, with a host name
+// as its domain (U-labels are turned into A-labels) and an ASCII local
+// part, so that the message needs no SMTPUTF8; errors wrap ErrPermanent and
+// say which rule failed.
+func parseMailto(uri string) (string, error) {
+	scheme, rest, _ := strings.Cut(uri, ":")
+	if !strings.EqualFold(scheme, "mailto") {
+		return "", fmt.Errorf("%w: %q is not a mailto URI", ErrPermanent, uri)
+	}
+	// RFC 6068 2: mailtoURI = "mailto:" [ to ] [ hfields ].
+	to, _, _ := strings.Cut(rest, "?")
+	to, _, _ = strings.Cut(to, "#")
+	addr, err := url.PathUnescape(to)
+	if err != nil {
+		return "", fmt.Errorf("%w: mailto URI %q: invalid percent-encoding: %w", ErrPermanent, uri, err)
+	}
+	switch {
+	case addr == "":
+		return "", fmt.Errorf("%w: mailto URI %q has no address", ErrPermanent, uri)
+	case strings.Contains(addr, ","):
+		// RFC 6068 2: to = addr-spec *("," addr-spec). A record lists
+		// its addresses as rua URIs of one address each.
+		return "", fmt.Errorf("%w: mailto URI %q has several addresses, expected one per rua URI", ErrPermanent, uri)
+	}
+	for i := 0; i < len(addr); i++ {
+		if c := addr[i]; c < 0x20 || c == 0x7f {
+			return "", fmt.Errorf("%w: mailto URI %q: control character %q in the address", ErrPermanent, uri, c)
+		}
+	}
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Name != "" || strings.ContainsAny(addr, "<>") {
+		return "", fmt.Errorf("%w: mailto URI %q: %q is not an addr-spec (RFC 5322 3.4.1)", ErrPermanent, uri, addr)
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	local := a.Address[:at]
+	for i := 0; i < len(local); i++ {
+		if local[i] >= utf8.RuneSelf {
+			return "", fmt.Errorf("%w: mailto URI %q: non-ASCII local part, which needs SMTPUTF8 (not supported)", ErrPermanent, uri)
+		}
+	}
+	domain, err := mtasts.ParseDomain(a.Address[at+1:])
+	if err != nil {
+		return "", fmt.Errorf("%w: mailto URI %q: the domain is not a host name: %w", ErrPermanent, uri, err)
+	}
+	return a.Address[:at+1] + domain.ASCII, nil
+}
+
+// parseFrom parses the From address of report messages, an address with an
+// optional display name, and returns it with its addr-spec, the envelope
+// sender.
+func parseFrom(from string) (*mail.Address, error) {
+	a, err := mail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: From address %q: %w", from, err)
+	}
+	for i := 0; i < len(a.Address); i++ {
+		if c := a.Address[i]; c < 0x21 || c >= 0x7f {
+			return nil, fmt.Errorf("tlsrpt: From address %q: expected an ASCII addr-spec", from)
+		}
+	}
+	return a, nil
+}
+
+// ComposeMessage returns the e-mail message of RFC 8460 5.3 that sends p to
+// the address to, from the address from, dated date: the header fields From,
+// To, Date, Message-ID and the Subject of 5.3, TLS-Report-Domain and
+// TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies), and
+// a body of media type multipart/report; report-type="tlsrpt" with a
+// human-readable text/plain part and the application/tlsrpt+gzip report,
+// base64-encoded, named p.Filename (5.1). Lines end in CRLF and are 7-bit,
+// and at most 78 characters long but for the one with the file name, which
+// is kept whole rather than split by RFC 2231 continuations that simple
+// readers of reports may not know.
+//
+// from may have a display name ("TLS reports <tlsrpt@example.com>"); to is
+// an addr-spec. The message is not signed: RFC 8460 3 requires a DKIM
+// signature by the reporting domain, without the "l=" tag, and 5.3 that it
+// cover TLS-Report-Domain and TLS-Report-Submitter; the MTA signs it as it
+// signs its other mail.
+//
+// It returns an error when from or to is not an ASCII e-mail address.
+func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error) {
+	fromAddr, err := parseFrom(from)
+	if err != nil {
+		return nil, err
+	}
+	toAddr, err := mail.ParseAddress(to)
+	if err != nil || toAddr.Name != "" {
+		return nil, fmt.Errorf("tlsrpt: To address %q: expected an addr-spec", to)
+	}
+	for i := 0; i < len(toAddr.Address); i++ {
+		if c := toAddr.Address[i]; c < 0x21 || c >= 0x7f {
+			return nil, fmt.Errorf("tlsrpt: To address %q: expected an ASCII addr-spec", to)
+		}
+	}
+	boundary := "tlsrpt-" + randomID()
+	var b bytes.Buffer
+	header := func(name, value string) {
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.WriteString(value)
+		b.WriteString("\r\n")
+	}
+	header("From", fromAddr.String())
+	header("To", toAddr.String())
+	header("Date", date.Format(time.RFC1123Z)) // RFC 5322 3.3
+	header("Message-ID", "<"+randomID()+"@"+p.Submitter.ASCII+">")
+	header("Subject", reportSubject(p))
+	// RFC 8460 5.3: "These message header fields MUST be included".
+	header(HeaderReportDomain, p.PolicyDomain.ASCII)
+	header(HeaderReportSubmitter, p.Submitter.ASCII)
+	header("Auto-Submitted", "auto-generated")
+	header("MIME-Version", "1.0")
+	// RFC 8460 5.3: "a top-level media type "multipart/report" with a new
+	// parameter "report-type="tlsrpt"""; RFC 6522 3.
+	header("Content-Type", "multipart/report; report-type=\"tlsrpt\";\r\n\tboundary=\""+boundary+"\"")
+	b.WriteString("\r\nThis is a multipart message in MIME format.\r\n")
+
+	// "The first part is human readable, typically "text/plain"".
+	b.WriteString("\r\n--" + boundary + "\r\n")
+	header("Content-Type", "text/plain; charset=utf-8")
+	header("Content-Transfer-Encoding", "quoted-printable")
+	b.WriteString("\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	qp.Write([]byte(reportText(p))) // writes to a bytes.Buffer do not fail
+	qp.Close()
+
+	// "the second part is machine readable ... If compressed, the report
+	// should use the media type "application/tlsrpt+gzip"", named as 5.1
+	// recommends, base64-encoded as in the example of 5.3.1.
+	b.WriteString("\r\n--" + boundary + "\r\n")
+	header("Content-Type", MediaTypeGzip)
+	header("Content-Transfer-Encoding", "base64")
+	header("Content-Disposition", "attachment;\r\n\tfilename=\""+p.Filename+"\"")
+	b.WriteString("\r\n")
+	writeBase64Lines(&b, p.Gzip)
+	b.WriteString("--" + boundary + "--\r\n")
+	return b.Bytes(), nil
+}
+
+// reportSubject returns the Subject of RFC 8460 5.3, folded as its example
+// is:
+//
+//	tlsrpt-subject = %s"Report" FWS %s"Domain:" FWS domain-name FWS
+//	                 %s"Submitter:" FWS domain-name FWS
+//	                 %s"Report-ID:" FWS "<" id-left "@" id-right ">" [CFWS]
+func reportSubject(p *Payload) string {
+	return "Report Domain: " + p.PolicyDomain.ASCII +
+		"\r\n Submitter: " + p.Submitter.ASCII +
+		"\r\n Report-ID: <" + subjectReportID(p.Report.ReportID, p.Submitter.ASCII) + ">"
+}
+
+// maxSubjectID bounds the Report-ID of a Subject, to keep its line short.
+const maxSubjectID = 128
+
+// subjectReportID returns the id-left "@" id-right of the Subject's
+// Report-ID for a report-id. RFC 8460 5.3 says the Report-ID lets the policy
+// domain "identify and ignore duplicate reports", and sets no tie to the
+// report-id of the JSON; tying them keeps one identity per report:
+//
+//   - a report-id of that form, both sides dot-atom-text (RFC 5322 3.6.4),
+//     is used as it is;
+//   - a report-id that is dot-atom-text, as NewReportID's are, gets
+//     "@" and the submitter domain;
+//   - any other report-id, or one longer than 128 bytes, is replaced by its
+//     unique-id (see uniqueID), with "@" and the submitter domain.
+func subjectReportID(reportID, submitter string) string {
+	if len(reportID) <= maxSubjectID {
+		left, right, hasAt := strings.Cut(reportID, "@")
+		switch {
+		case hasAt && isDotAtomText(left) && isDotAtomText(right):
+			return reportID
+		case !hasAt && isDotAtomText(reportID):
+			return reportID + "@" + submitter
+		}
+	}
+	return uniqueID(reportID) + "@" + submitter
+}
+
+// isDotAtomText reports whether s is dot-atom-text = 1*atext *("." 1*atext)
+// (RFC 5322 3.2.3).
+func isDotAtomText(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && !isAtext(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// isAtext reports whether c is atext: ALPHA / DIGIT / "!" / "#" / "$" /
+// "%" / "&" / "'" / "*" / "+" / "-" / "/" / "=" / "?" / "^" / "_" / "`" /
+// "{" / "|" / "}" / "~" (RFC 5322 3.2.3).
+func isAtext(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
+}
+
+// reportText returns the human-readable part of a report message.
+func reportText(p *Payload) string {
+	r := p.Report
+	var ok, failed int64
+	for _, pr := range r.Policies {
+		ok += pr.Summary.TotalSuccessfulSessionCount
+		failed += pr.Summary.TotalFailureSessionCount
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "This is an aggregate TLS report (RFC 8460) from %s\r\n", p.Submitter.ASCII)
+	if r.OrganizationName != "" {
+		fmt.Fprintf(&b, "(%s)\r\n", r.OrganizationName)
+	}
+	fmt.Fprintf(&b, "about mail to %s,\r\n", p.PolicyDomain.ASCII)
+	fmt.Fprintf(&b, "from %s to %s.\r\n\r\n",
+		r.DateRange.Start.UTC().Format(time.RFC3339), r.DateRange.End.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "Successful TLS sessions: %d\r\n", ok)
+	fmt.Fprintf(&b, "Failed TLS sessions:     %d\r\n\r\n", failed)
+	fmt.Fprintf(&b, "The report is attached, compressed with gzip, as\r\n%s\r\n", p.Filename)
+	fmt.Fprintf(&b, "Contact: %s\r\n", r.ContactInfo)
+	return b.String()
+}
+
+// writeBase64Lines writes data in base64, in lines of 76 characters ended by
+// CRLF (RFC 2045 6.8).
+func writeBase64Lines(b *bytes.Buffer, data []byte) {
+	const lineBytes = 57 // 76 characters of base64
+	var line [76]byte
+	for len(data) > 0 {
+		n := min(len(data), lineBytes)
+		m := base64.StdEncoding.EncodedLen(n)
+		base64.StdEncoding.Encode(line[:m], data[:n])
+		b.Write(line[:m])
+		b.WriteString("\r\n")
+		data = data[n:]
+	}
+}

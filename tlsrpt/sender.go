@@ -1,0 +1,437 @@
+package tlsrpt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts"
+)
+
+// Sending a report, one role per file: payload.go makes the gzip data and
+// the file name (RFC 8460 5.1, 5.2), mail.go the e-mail message (5.3),
+// https.go the POST (5.4), and this file delivers to every rua URI of a
+// TLSRPT record, with retries (5.5).
+
+// Sentinel errors of delivering reports.
+var (
+	// ErrPermanent marks a delivery failure that a retry would not mend: a
+	// redirect or a 4xx answer to a POST, an address the guard refuses, a
+	// mailto URI that is no usable address. A Sender does not retry it;
+	// SenderOptions.Submit may wrap it in an error of its own for the
+	// same effect.
+	ErrPermanent = errors.New("tlsrpt: permanent delivery failure")
+
+	// ErrNotDelivered means no rua URI of the policy domain's TLSRPT
+	// record accepted the report. RFC 8460 3: "the report SHOULD NOT be
+	// considered successfully delivered until one of the endpoints
+	// accepts delivery of the report".
+	ErrNotDelivered = errors.New("tlsrpt: report not delivered")
+)
+
+// Transports of RFC 8460 5, as Delivery.Transport and the metrics name them.
+const (
+	TransportHTTPS  = "https"
+	TransportMailto = "mailto"
+)
+
+// MaxRUA is the most rua URIs of one record that a Sender delivers a report
+// to; the rest are skipped. RFC 8460 3 lets a domain list several, and 7
+// warns of reports used to flood a target; a handful is plenty.
+const MaxRUA = 8
+
+// SenderOptions configure a Sender. The zero value of each field means its
+// default.
+type SenderOptions struct {
+	// Resolver looks up the TLSRPT record of a report's policy domain
+	// for Send (RFC 8460 3). SendRecord, which is given the record, does
+	// not use it. In production: &adns.Resolver{}.
+	Resolver mtasts.Resolver
+
+	// Submit hands a report message (RFC 8460 5.3) to the MTA, for
+	// delivery from the envelope sender from to the address to. Without
+	// it, mailto rua URIs are not delivered to.
+	//
+	// The MTA signs the message with DKIM for the reporting domain, as
+	// RFC 8460 3 requires ("Reports sent via SMTP MUST contain a valid
+	// DomainKeys Identified Mail (DKIM) [RFC6376] signature by the
+	// reporting domain"), without the "l=" tag, covering the
+	// TLS-Report-Domain and TLS-Report-Submitter fields (5.3), with a
+	// key whose record says "s=tlsrpt"; then queues and delivers it. It
+	// delivers it without enforcing MTA-STS or DANE and without recording
+	// the session's TLS outcome: ctx carries the mark IsReportSubmission
+	// reports, which the MTA keeps with the queued message (see there).
+	//
+	// Submit returns nil once the message is queued; an error is retried
+	// (RFC 8460 5.5), unless it wraps ErrPermanent. It is called from
+	// several goroutines at once, and its ctx has the deadline of
+	// AttemptTimeout.
+	Submit func(ctx context.Context, from, to string, msg []byte) error
+
+	// From is the address of report messages, in their From field and as
+	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
+	// reports <tlsrpt@mail.example.com>". Default: the report's
+	// contact-info.
+	From string
+
+	// Transport carries the POSTs to https rua URIs. Default:
+	// mtasts.NewTransport(nil), whose guard refuses loopback, private
+	// and other special-purpose addresses: a rua URI is chosen by the
+	// policy domain's owner, who must not reach into the sender's own
+	// network with it. Tests and private deployments pass
+	// mtasts.NewTransport(mtasts.AllowLoopback) or
+	// mtasts.NewTransport(mtasts.AllowPrivate), with their own
+	// TLSClientConfig.RootCAs when needed. A transport not made by
+	// mtasts.NewTransport has no guard, nor its header bound.
+	// Certificates are verified: RFC 8460 3 lets submitters ignore
+	// validation errors, which a transport with InsecureSkipVerify does.
+	Transport http.RoundTripper
+
+	// AttemptTimeout bounds each attempt: a POST with its answer, or a
+	// call of Submit. Default 1 minute.
+	AttemptTimeout time.Duration
+
+	// Backoff is the wait before the first retry; each further wait is
+	// twice the one before, up to MaxBackoff. Defaults 1 minute and 4
+	// hours. RFC 8460 5.5: "If multiple retries are attempted, ideally
+	// they SHOULD be done with exponential backoff."
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+
+	// RetryWindow is how long after the first attempt retries may begin.
+	// Default 24 hours: RFC 8460 5.5, "a sender SHOULD attempt redelivery
+	// for up to 24 hours after the initial attempt". A negative window
+	// means no retries.
+	RetryWindow time.Duration
+
+	// Logger receives an Info record per report delivered to a rua URI,
+	// a Warn record per rua URI given up on and a Debug record per failed
+	// attempt. Default: nothing is logged.
+	Logger *slog.Logger
+}
+
+// Sender delivers finished reports to the rua URIs of their policy domain's
+// TLSRPT record (RFC 8460 5): by POST to https URIs, by Submit to mailto
+// ones. It is safe for concurrent use. Create it with NewSender.
+type Sender struct {
+	opts    SenderOptions
+	log     *slog.Logger
+	client  *http.Client
+	metrics *senderMetrics
+}
+
+// NewSender returns a Sender with opts. It returns an error when opts.From
+// is set but is not an e-mail address.
+func NewSender(opts SenderOptions) (*Sender, error) {
+	if opts.From != "" {
+		if _, err := parseFrom(opts.From); err != nil {
+			return nil, err
+		}
+	}
+	if opts.AttemptTimeout == 0 {
+		opts.AttemptTimeout = time.Minute
+	}
+	if opts.Backoff == 0 {
+		opts.Backoff = time.Minute
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 4 * time.Hour
+	}
+	if opts.RetryWindow == 0 {
+		opts.RetryWindow = 24 * time.Hour
+	}
+	if opts.Transport == nil {
+		opts.Transport = mtasts.NewTransport(nil)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sender{
+		opts:    opts,
+		log:     log,
+		client:  newHTTPClient(opts.Transport),
+		metrics: newSenderMetrics(),
+	}, nil
+}
+
+// Delivery is the outcome of delivering a report to one rua URI.
+type Delivery struct {
+	// URI is the rua URI, as the record has it.
+	URI string
+	// Transport is TransportHTTPS or TransportMailto.
+	Transport string
+	// Attempts counts the POSTs or calls of Submit made; 0 when the URI
+	// was not tried.
+	Attempts int
+	// Err is nil when the report was delivered: answered with 2xx, or
+	// queued by Submit. Otherwise it is the last attempt's error, or why
+	// none was made; it wraps ErrPermanent when a retry would not mend
+	// it, and the context's error when ctx ended first.
+	Err error
+}
+
+// Send delivers report to the rua URIs of the TLSRPT record of its policy
+// domain, which it looks up at _smtp._tls.<domain> with
+// SenderOptions.Resolver (RFC 8460 3); see SendRecord.
+//
+// Without a record, the domain does not implement TLSRPT, and nothing is
+// sent: the error then wraps ErrNoRecord, ErrMultipleRecords,
+// ErrRecordSyntax or ErrDNS, as LookupRecord's does.
+func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
+	p, err := s.build(report)
+	if err != nil {
+		return nil, err
+	}
+	if s.opts.Resolver == nil {
+		return nil, fmt.Errorf("%w: SenderOptions.Resolver is not set", ErrDNS)
+	}
+	record, _, err := LookupRecord(ctx, s.opts.Resolver, p.PolicyDomain)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: no report sent: no tlsrpt record",
+			slog.String("domain", p.PolicyDomain.LogString()), slog.Any("err", err))
+		return nil, err
+	}
+	deliveries := s.deliver(ctx, p, record)
+	return deliveries, s.outcomeOf(p, deliveries)
+}
+
+// SendRecord delivers report, built with BuildPayload, to every rua URI of
+// record that has a supported scheme (RFC 8460 3: "the reporter MAY attempt
+// to deliver to each of the supported rua destinations"), at most MaxRUA,
+// each once however often it is listed. The URIs are delivered to at the
+// same time; each is retried as SenderOptions say until it is delivered, it
+// fails for good, the retry window closes or ctx ends. The same bytes, with
+// the same report-id, go to each URI on each attempt.
+//
+// It returns a Delivery per URI, in the record's order, and nil when one of
+// them took the report; else an error wrapping ErrNotDelivered and the
+// deliveries' errors. An invalid report is not sent: the error is then
+// BuildPayload's, with no deliveries.
+func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record) ([]Delivery, error) {
+	p, err := s.build(report)
+	if err != nil {
+		return nil, err
+	}
+	if record == nil {
+		return nil, fmt.Errorf("%w: no tlsrpt record for %s", ErrNoRecord, p.PolicyDomain.ASCII)
+	}
+	deliveries := s.deliver(ctx, p, record)
+	return deliveries, s.outcomeOf(p, deliveries)
+}
+
+// build makes the payload of report, counting it.
+func (s *Sender) build(report *Report) (*Payload, error) {
+	p, err := BuildPayload(report)
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: building the report: %w", err)
+	}
+	s.metrics.built.Inc()
+	return p, nil
+}
+
+// deliver delivers p to the supported rua URIs of record.
+func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record) []Delivery {
+	var uris []string
+	for _, u := range record.SupportedRUA() {
+		dup := false
+		for _, v := range uris {
+			dup = dup || v == u
+		}
+		if !dup {
+			uris = append(uris, u)
+		}
+	}
+	deliveries := make([]Delivery, len(uris))
+	var wg sync.WaitGroup
+	for i, uri := range uris {
+		d := &deliveries[i]
+		d.URI = uri
+		d.Transport = TransportHTTPS
+		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
+			d.Transport = TransportMailto
+		}
+		if i >= MaxRUA {
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %q not tried", ErrPermanent, MaxRUA, uri)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.deliverOne(ctx, p, d)
+		}()
+	}
+	wg.Wait()
+	return deliveries
+}
+
+// outcomeOf returns nil when one of deliveries succeeded, else an error
+// wrapping ErrNotDelivered.
+func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
+	var errs []error
+	for _, d := range deliveries {
+		if d.Err == nil {
+			return nil
+		}
+		errs = append(errs, d.Err)
+	}
+	if len(deliveries) == 0 {
+		return fmt.Errorf("%w: the tlsrpt record of %s has no mailto or https rua URI", ErrNotDelivered, p.PolicyDomain.ASCII)
+	}
+	return fmt.Errorf("%w: report for %s: %w", ErrNotDelivered, p.PolicyDomain.ASCII, errors.Join(errs...))
+}
+
+// deliverOne delivers p to d.URI, filling in d.
+func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery) {
+	var attempt func(ctx context.Context) error
+	switch d.Transport {
+	case TransportHTTPS:
+		if err := checkHTTPSURI(d.URI); err != nil {
+			d.Err = err
+			break
+		}
+		attempt = func(ctx context.Context) error { return postReport(ctx, s.client, d.URI, p) }
+	case TransportMailto:
+		attempt, d.Err = s.mailAttempt(p, d.URI)
+	}
+	if attempt != nil {
+		d.Attempts, d.Err = s.retry(ctx, d, attempt)
+	}
+	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
+		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
+	if d.Err == nil {
+		s.metrics.sent.WithLabelValues(d.Transport).Inc()
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
+		return
+	}
+	s.metrics.failed.WithLabelValues(d.Transport).Inc()
+	log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered", slog.Any("err", d.Err))
+}
+
+// mailAttempt returns the attempt of delivering p to the mailto URI uri: the
+// message is composed once, so that every attempt submits the same one.
+func (s *Sender) mailAttempt(p *Payload, uri string) (func(context.Context) error, error) {
+	if s.opts.Submit == nil {
+		return nil, fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
+	}
+	to, err := parseMailto(uri)
+	if err != nil {
+		return nil, err
+	}
+	from := s.opts.From
+	if from == "" {
+		from = p.Report.ContactInfo
+	}
+	fromAddr, err := parseFrom(from)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	msg, err := ComposeMessage(p, from, to, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	return func(ctx context.Context) error {
+		return s.opts.Submit(withReportSubmission(ctx), fromAddr.Address, to, msg)
+	}, nil
+}
+
+// retry runs attempt until it succeeds, fails for good (ErrPermanent), the
+// retry window closes or ctx ends, waiting with exponential back-off between
+// attempts (RFC 8460 5.5). Each attempt has a context with AttemptTimeout.
+// It returns the number of attempts and the last error.
+func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Context) error) (int, error) {
+	start := time.Now()
+	wait := s.opts.Backoff
+	for n := 1; ; n++ {
+		actx, cancel := context.WithTimeout(ctx, s.opts.AttemptTimeout)
+		err := attempt(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return n, nil
+		case ctx.Err() != nil:
+			return n, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
+		case errors.Is(err, ErrPermanent):
+			return n, err
+		}
+		// RFC 8460 5.5: "attempt redelivery for up to 24 hours after
+		// the initial attempt".
+		if s.opts.RetryWindow < 0 || time.Since(start)+wait > s.opts.RetryWindow {
+			return n, fmt.Errorf("%w (gave up after %d attempts in %s)", err, n, time.Since(start).Round(time.Second))
+		}
+		s.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry",
+			slog.String("uri", d.URI), slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", err))
+		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return n, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
+		case <-t.C:
+		}
+		wait = min(2*wait, s.opts.MaxBackoff)
+	}
+}
+
+// senderMetrics are a Sender's Prometheus collectors; nothing is registered
+// until the user calls RegisterMetrics.
+type senderMetrics struct {
+	built   prometheus.Counter
+	sent    *prometheus.CounterVec
+	failed  *prometheus.CounterVec
+	retries *prometheus.CounterVec
+}
+
+func newSenderMetrics() *senderMetrics {
+	m := &senderMetrics{
+		built: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reports_built_total",
+			Help: "TLS reports built (validated, compressed) for sending.",
+		}),
+		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reports_sent_total",
+			Help: "TLS reports delivered to a rua URI, by transport (https, mailto).",
+		}, []string{"transport"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reports_failed_total",
+			Help: "TLS reports given up on for a rua URI, after any retries, by transport (https, mailto).",
+		}, []string{"transport"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_report_retries_total",
+			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
+		}, []string{"transport"}),
+	}
+	for _, t := range []string{TransportHTTPS, TransportMailto} {
+		m.sent.WithLabelValues(t)
+		m.failed.WithLabelValues(t)
+		m.retries.WithLabelValues(t)
+	}
+	return m
+}
+
+// RegisterMetrics registers the sender's Prometheus collectors with reg:
+// mtasts_tlsrpt_reports_built_total, and by transport (https, mailto)
+// mtasts_tlsrpt_reports_sent_total and mtasts_tlsrpt_reports_failed_total,
+// counted per rua URI, and mtasts_tlsrpt_report_retries_total. Register one
+// sender per registry, or give each its own constant labels.
+//
+// The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
+// puts a namespace before every name, mtasts.MetricsConstLabels adds labels
+// to every metric. It returns an error for a namespace that is not a metric
+// name prefix, for labels Prometheus rejects ("transport" is taken), or
+// when reg already holds the metrics.
+func (s *Sender) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
+	reg, err := mtasts.MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
+	m := s.metrics
+	return errors.Join(reg.Register(m.built), reg.Register(m.sent), reg.Register(m.failed), reg.Register(m.retries))
+}
