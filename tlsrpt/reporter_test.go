@@ -1,0 +1,378 @@
+package tlsrpt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/mtasts-go/mtasts/tlsrpt"
+)
+
+// sending records what a Reporter sends, and answers with fail's error
+// (nil: delivered).
+type sending struct {
+	mu   sync.Mutex
+	sent []sentReport
+	fail func(ctx context.Context, r *tlsrpt.Report) error
+}
+
+type sentReport struct {
+	at     time.Time
+	report tlsrpt.Report
+}
+
+func (s *sending) send(ctx context.Context, r *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+	s.mu.Lock()
+	s.sent = append(s.sent, sentReport{time.Now(), *r})
+	fail := s.fail
+	s.mu.Unlock()
+	if fail != nil {
+		return nil, fail(ctx, r)
+	}
+	return nil, nil
+}
+
+func (s *sending) all() []sentReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
+}
+
+func domainOf(r *tlsrpt.Report) string { return r.Policies[0].Policy.PolicyDomain }
+
+var info = tlsrpt.ReportInfo{OrganizationName: "Sender Org", ContactInfo: "tlsrpt@sender.example"}
+
+// startReporter runs a Reporter of opts until the returned stop is called,
+// which returns Run's error.
+func startReporter(t *testing.T, opts tlsrpt.ReporterOptions) (stop func() error) {
+	t.Helper()
+	if opts.Info.ContactInfo == "" {
+		opts.Info = info
+	}
+	rep, err := tlsrpt.NewReporter(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rep.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// closes returns when day is closed, for the default CloseDelay.
+func closes(day time.Time) time.Time { return afterDay(day) }
+
+// RFC 8460 4.1: reports go out after the day, 00:00-24:00 UTC, closes, and
+// a delay. With the delay and the spread at half their maximum, both
+// reports leave at exactly that time, none before.
+func TestReporterDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("a.example", "enforce")))
+		must(t, rec.Success(sts("b.example", "testing")))
+		must(t, rec.Failure(sts("b.example", "testing"), row(expired, "b.example", 1, 0)))
+
+		var s sending
+		stop := startReporter(t, tlsrpt.ReporterOptions{
+			Recorder: rec, Send: s.send, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
+			Rand: func(n time.Duration) time.Duration { return n / 2 },
+		})
+		want := closes(day).Add(2*time.Hour + 15*time.Minute)
+		time.Sleep(want.Sub(time.Now()) - time.Nanosecond)
+		synctest.Wait()
+		if got := s.all(); len(got) != 0 {
+			t.Fatalf("%d reports sent at %v, before the day closed and the delay passed (%v)", len(got), got[0].at, want)
+		}
+		time.Sleep(2 * 24 * time.Hour)
+		if err := stop(); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+		got := s.all()
+		if len(got) != 2 {
+			t.Fatalf("%d reports sent, want 2, one per policy domain", len(got))
+		}
+		ids := map[string]bool{}
+		for i, sr := range got {
+			r := sr.report
+			if !sr.at.Equal(want) {
+				t.Errorf("report of %s sent at %v, want %v", domainOf(&r), sr.at, want)
+			}
+			if d := domainOf(&r); d != []string{"a.example", "b.example"}[i] {
+				t.Errorf("report %d is of %s", i, d)
+			}
+			if !r.DateRange.Start.Equal(day) || r.OrganizationName != info.OrganizationName || r.ContactInfo != info.ContactInfo {
+				t.Errorf("report of %s: %+v", domainOf(&r), r)
+			}
+			if err := r.Validate(); err != nil {
+				t.Error(err)
+			}
+			if r.ReportID == "" || ids[r.ReportID] {
+				t.Errorf("report-id %q empty or not unique", r.ReportID)
+			}
+			ids[r.ReportID] = true
+		}
+		if got[1].report.Policies[0].Summary.TotalFailureSessionCount != 1 {
+			t.Errorf("b.example's report: %+v", got[1].report.Policies[0])
+		}
+	})
+}
+
+// With random delays, each day's reports leave within MaxDelay and Spread
+// of the day's close, never before it, one per policy domain and day.
+func TestReporterRandomDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		day1 := time.Now().UTC().Truncate(24 * time.Hour)
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		const maxDelay, spread = 3 * time.Hour, 20 * time.Minute
+		var s sending
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, MaxDelay: maxDelay, Spread: spread})
+		const days = 5
+		domains := []string{"a.example", "b.example", "c.example", "d.example"}
+		for d := range days {
+			time.Sleep(time.Until(day1.AddDate(0, 0, d).Add(12 * time.Hour)))
+			for _, dom := range domains {
+				must(t, rec.Success(sts(dom, "enforce")))
+			}
+		}
+		time.Sleep(time.Until(day1.AddDate(0, 0, days+1)))
+		stop()
+		got := s.all()
+		if len(got) != days*len(domains) {
+			t.Fatalf("%d reports sent, want %d", len(got), days*len(domains))
+		}
+		seen := map[string]bool{}
+		for _, sr := range got {
+			day := sr.report.DateRange.Start
+			from, to := closes(day), closes(day).Add(maxDelay+spread)
+			if sr.at.Before(from) || !sr.at.Before(to) {
+				t.Errorf("report of %s for %s sent at %v, not within [%v, %v)", domainOf(&sr.report), day, sr.at, from, to)
+			}
+			key := day.String() + domainOf(&sr.report)
+			if seen[key] {
+				t.Errorf("two reports of %s", key)
+			}
+			seen[key] = true
+		}
+	})
+}
+
+// A crash after a report was delivered but before it was marked done, and
+// one during a delivery: after the restart, the report not marked done is
+// sent again with its report-id; the one marked done is not.
+func TestReporterCrash(t *testing.T) {
+	dir := t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		for _, dom := range []string{"a.example", "b.example"} {
+			must(t, rec.Success(sts(dom, "enforce")))
+		}
+		box, err := tlsrpt.NewFileOutbox(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, crash := context.WithCancel(context.Background())
+		var s sending
+		s.fail = func(c context.Context, r *tlsrpt.Report) error {
+			if domainOf(r) == "b.example" {
+				crash() // b.example is delivered, the process dies
+				<-c.Done()
+				return c.Err()
+			}
+			return nil
+		}
+		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Info: info})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rep.Run(ctx); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+		first := s.all()
+		if len(first) != 2 {
+			t.Fatalf("%d reports sent before the crash, want 2", len(first))
+		}
+		idB := first[1].report.ReportID
+		if domainOf(&first[1].report) != "b.example" {
+			idB = first[0].report.ReportID
+		}
+
+		// The restart: a new outbox on the directory, a new recorder.
+		box2, err := tlsrpt.NewFileOutbox(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pending, err := box2.Pending(context.Background())
+		if err != nil || len(pending) != 1 || pending[0].ReportID != idB || !pending[0].DateRange.Start.Equal(day) {
+			t.Fatalf("pending after the crash: %v, %+v; want b.example's report %s", err, pending, idB)
+		}
+		rec2, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec2.Close()
+		var s2 sending
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec2, Send: s2.send, Outbox: box2, Spread: time.Minute})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		again := s2.all()
+		if len(again) != 1 || again[0].report.ReportID != idB || domainOf(&again[0].report) != "b.example" {
+			t.Fatalf("sent after the restart: %+v, want b.example's report %s alone", again, idB)
+		}
+		synctest.Wait()
+		if pending, err := box2.Pending(context.Background()); err != nil || len(pending) != 0 {
+			t.Errorf("pending after the resend: %v, %+v", err, pending)
+		}
+		time.Sleep(3 * 24 * time.Hour)
+		stop()
+		if n := len(s2.all()); n != 1 {
+			t.Errorf("%d reports sent after the restart, want 1", n)
+		}
+	})
+}
+
+// Cancelling ctx ends Run while a delivery is under way: Run waits for it,
+// and the report stays in the outbox for the next Run.
+func TestReporterCancel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("a.example", "enforce")))
+		box := tlsrpt.NewMemoryOutbox()
+		var s sending
+		started := make(chan struct{})
+		s.fail = func(ctx context.Context, r *tlsrpt.Report) error {
+			close(started)
+			<-ctx.Done()
+			return fmt.Errorf("%w: %w", tlsrpt.ErrNotDelivered, ctx.Err())
+		}
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box})
+		<-started
+		if err := stop(); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+		if pending, _ := box.Pending(context.Background()); len(pending) != 1 {
+			t.Errorf("%d reports pending, want the one cut short", len(pending))
+		}
+		// A Run waiting for the next day ends too.
+		stop = startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: func(context.Context, *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+			return nil, nil
+		}})
+		time.Sleep(time.Hour)
+		if err := stop(); !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	})
+}
+
+// RFC 8460 3: a policy domain without a TLSRPT record gets no report, and
+// none is kept; a lookup that failed is tried again at the next pass.
+func TestReporterNoRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("none.example", "enforce")))
+		must(t, rec.Success(sts("servfail.example", "enforce")))
+		resolver := mtaststest.NewResolver()
+		resolver.ServFail("_smtp._tls.servfail.example")
+		sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver})
+		if err != nil {
+			t.Fatal(err)
+		}
+		box := tlsrpt.NewMemoryOutbox()
+		var s sending
+		s.fail = func(ctx context.Context, r *tlsrpt.Report) error {
+			_, err := sender.Send(ctx, r)
+			return err
+		}
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box})
+		time.Sleep(30 * time.Hour)
+		synctest.Wait()
+		pending, _ := box.Pending(context.Background())
+		if len(pending) != 1 || domainOf(&pending[0]) != "servfail.example" {
+			t.Fatalf("pending: %+v, want servfail.example's report alone", pending)
+		}
+		id := pending[0].ReportID
+		resolver.Remove("_smtp._tls.servfail.example")
+		time.Sleep(24 * time.Hour)
+		stop()
+		if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
+			t.Errorf("pending: %+v, want none", pending)
+		}
+		var retried int
+		for _, sr := range s.all() {
+			if sr.report.ReportID == id {
+				retried++
+			}
+		}
+		if retried != 2 {
+			t.Errorf("servfail.example's report tried %d times, want 2, with one id", retried)
+		}
+	})
+}
+
+// A FileOutbox keeps its reports across reopening, written whole; Done
+// removes one; a file that holds no report is set aside.
+func TestFileOutbox(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	box, err := tlsrpt.NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(domain, id string, start time.Time) tlsrpt.Report {
+		return tlsrpt.Report{
+			OrganizationName: "Org", ContactInfo: "tlsrpt@sender.example", ReportID: id,
+			DateRange: tlsrpt.DateRange{Start: start, End: start.Add(24*time.Hour - time.Second)},
+			Policies:  []tlsrpt.PolicyResult{result(sts(domain, "enforce"), 3, 1, row(expired, domain, 1, 1))},
+		}
+	}
+	reports := []tlsrpt.Report{mk("b.example", "id/with/slashes", day), mk("a.example", "x", day), mk("a.example", "y", day.AddDate(0, 0, -1))}
+	must(t, box.Put(ctx, reports))
+	must(t, box.Done(ctx, "x"))
+	must(t, box.Done(ctx, "never-put"))
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	box2, err := tlsrpt.NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := box2.Pending(ctx)
+	if err == nil || !strings.Contains(err.Error(), "broken.json") {
+		t.Errorf("Pending error %v, want one naming broken.json", err)
+	}
+	if len(got) != 2 || got[0].ReportID != "y" || got[1].ReportID != "id/with/slashes" {
+		t.Fatalf("pending: %+v, want y then id/with/slashes", got)
+	}
+	if fmt.Sprint(got[1]) != fmt.Sprint(reports[0]) {
+		t.Errorf("read back:\n%+v\nwant:\n%+v", got[1], reports[0])
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "broken.json.bad")); err != nil {
+		t.Errorf("broken file not set aside: %v", err)
+	}
+	if _, err := box2.Pending(ctx); err != nil {
+		t.Errorf("second Pending: %v", err)
+	}
+}
