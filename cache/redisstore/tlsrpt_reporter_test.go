@@ -1,0 +1,138 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/tlsrpt"
+	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
+)
+
+// passOutbox is a MemoryOutbox that says on passes when its Pending is
+// called: a Reporter's pass calls it after taking the closed days.
+type passOutbox struct {
+	*tlsrpt.MemoryOutbox
+	passes chan<- struct{}
+}
+
+func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.Report, error) {
+	o.passes <- struct{}{}
+	return o.MemoryOutbox.Pending(ctx)
+}
+
+// A fleet of three MTAs on one Redis, each with its recorder and reporter,
+// records sessions for the same policy domains; after the day closes, each
+// domain's report is sent once by the whole fleet, with the fleet's counts.
+func TestTLSRPTReporterFleet(t *testing.T) {
+	srv := startRedis(t, "")
+	day := storetest.Day1
+	var now atomic.Int64
+	now.Store(day.Add(10 * time.Hour).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	const mtas = 3
+	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
+	exp := tlsrpt.ResultCertificateExpired
+	var recs []*tlsrpt.Recorder
+	for i := range mtas {
+		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
+			Store: redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{}),
+			Now:   clock,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Close()
+		recs = append(recs, rec)
+		for range 10 * (i + 1) {
+			rec.Success(a)
+			rec.Success(b)
+		}
+		if err := rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0)); err != nil {
+			t.Fatal(err)
+		}
+		// Each MTA's Recorder.Run flushes every second, well before
+		// the day closes (RecorderOptions.CloseDelay) and any member
+		// takes it.
+		if err := rec.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now.Store(day.AddDate(0, 0, 1).Add(6 * time.Minute).UnixNano()) // the day closed
+
+	type sent struct {
+		mta    int
+		report tlsrpt.Report
+	}
+	var mu sync.Mutex
+	var reports []sent
+	sends := make(chan struct{}, 100)
+	passes := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{
+			Recorder: rec,
+			Send: func(_ context.Context, r *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+				mu.Lock()
+				reports = append(reports, sent{i, *r})
+				mu.Unlock()
+				sends <- struct{}{}
+				return nil, nil
+			},
+			Outbox:   passOutbox{tlsrpt.NewMemoryOutbox(), passes},
+			Info:     tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"},
+			MaxDelay: -1, // at once
+			Spread:   -1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			if err := rep.Run(ctx); !errors.Is(err, context.Canceled) {
+				t.Errorf("Run of MTA %d: %v", i, err)
+			}
+		})
+	}
+	// Every reporter makes its first pass, taking the day or finding it
+	// taken; the one that took it sends its two reports.
+	timeout := time.After(30 * time.Second)
+	for p, s := 0, 0; p < mtas || s < 2; {
+		select {
+		case <-passes:
+			p++
+		case <-sends:
+			s++
+		case <-timeout:
+			t.Fatalf("%d passes and %d sends after 30s, want %d and 2", p, s, mtas)
+		}
+	}
+	cancel()
+	wg.Wait()
+
+	if len(reports) != 2 {
+		t.Fatalf("%d reports sent by the fleet, want one per policy domain, 2", len(reports))
+	}
+	var all []tlsrpt.PolicyResult
+	for _, s := range reports {
+		if s.mta != reports[0].mta {
+			t.Errorf("reports sent by MTAs %d and %d, want one member to send the day's", reports[0].mta, s.mta)
+		}
+		all = append(all, s.report.Policies...)
+	}
+	if reports[0].report.ReportID == reports[1].report.ReportID {
+		t.Errorf("two reports with report-id %s", reports[0].report.ReportID)
+	}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{
+		storetest.Result(a, 60, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
+		storetest.Result(b, 60, 0),
+	})
+	if c := storetest.Canonical(all); c != want {
+		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
+	}
+}
