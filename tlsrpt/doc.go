@@ -44,8 +44,11 @@
 //     POST through the core's guarded transport (5.4), or a message handed
 //     to the MTA's own submit function (5.3), with retries (5.5).
 //
-// The daily schedule that takes each closed day and sends its reports comes
-// next; it builds on these types.
+//   - The daily schedule (reporter.go, outbox.go): a Reporter takes each
+//     closed day after a random delay (RFC 8460 4.1), puts its reports in an
+//     Outbox (MemoryOutbox, or FileOutbox across restarts) and sends them
+//     with the Sender, spread over time; a report cut short by a crash is
+//     sent after the restart with the same report-id.
 //
 // The core package mtasts does not import this one. Every error wraps a
 // sentinel (ErrNoRecord, ErrRecordSyntax, ErrInvalidReport, ...) for
