@@ -3,7 +3,6 @@ package tlsrpt
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -210,7 +209,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, take bool) error {
 	var takeErr error
 	if take {
-		takeErr = r.takeClosed(ctx)
+		takeErr = r.takeClosed(ctx, wg)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -225,8 +224,8 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, take bool) erro
 
 // takeClosed takes each closed day from the recorder, and puts its reports
 // in the outbox. When the outbox fails, the day's reports are delivered from
-// memory, and lost should the process stop first.
-func (r *Reporter) takeClosed(ctx context.Context) error {
+// memory, on goroutines of wg, and lost should the process stop first.
+func (r *Reporter) takeClosed(ctx context.Context, wg *sync.WaitGroup) error {
 	days, err := r.rec.ClosedDays(ctx)
 	if err != nil {
 		return err
@@ -253,18 +252,12 @@ func (r *Reporter) takeClosed(ctx context.Context) error {
 			}
 			r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: outbox failed, sending the reports without it",
 				slog.String("day", day.Format(time.DateOnly)), slog.Any("err", err))
-			r.dispatchUnboxed(ctx, reports)
+			for i := range reports {
+				wg.Go(func() { r.deliver(ctx, &reports[i], false) })
+			}
 		}
 	}
 	return nil
-}
-
-// dispatchUnboxed delivers reports that are not in the outbox, one after
-// the other, now.
-func (r *Reporter) dispatchUnboxed(ctx context.Context, reports []Report) {
-	for i := range reports {
-		r.deliver(ctx, &reports[i], false)
-	}
 }
 
 // dispatch delivers the reports not already being delivered, each in a
@@ -339,6 +332,6 @@ func (r *Reporter) deliver(ctx context.Context, rep *Report, boxed bool) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doneTimeout)
 	defer cancel()
 	if err := r.box.Done(dctx, rep.ReportID); err != nil {
-		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", fmt.Errorf("%w", err)))
+		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", err))
 	}
 }

@@ -92,7 +92,7 @@ func TestReporterDelay(t *testing.T) {
 			Rand: func(n time.Duration) time.Duration { return n / 2 },
 		})
 		want := closes(day).Add(2*time.Hour + 15*time.Minute)
-		time.Sleep(want.Sub(time.Now()) - time.Nanosecond)
+		time.Sleep(time.Until(want) - time.Nanosecond)
 		synctest.Wait()
 		if got := s.all(); len(got) != 0 {
 			t.Fatalf("%d reports sent at %v, before the day closed and the delay passed (%v)", len(got), got[0].at, want)
@@ -105,6 +105,8 @@ func TestReporterDelay(t *testing.T) {
 		if len(got) != 2 {
 			t.Fatalf("%d reports sent, want 2, one per policy domain", len(got))
 		}
+		// Started at the same instant, they run at once, in any order.
+		slices.SortFunc(got, func(a, b sentReport) int { return strings.Compare(domainOf(&a.report), domainOf(&b.report)) })
 		ids := map[string]bool{}
 		for i, sr := range got {
 			r := sr.report
@@ -375,4 +377,26 @@ func TestFileOutbox(t *testing.T) {
 	if _, err := box2.Pending(ctx); err != nil {
 		t.Errorf("second Pending: %v", err)
 	}
+}
+
+// failingOutbox is an outbox whose Put fails.
+type failingOutbox struct{ *tlsrpt.MemoryOutbox }
+
+func (failingOutbox) Put(context.Context, []tlsrpt.Report) error { return errors.New("disk full") }
+
+// An outbox that fails to keep the reports does not stop them: they are
+// sent from memory, once.
+func TestReporterOutboxFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("a.example", "enforce")))
+		var s sending
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: failingOutbox{tlsrpt.NewMemoryOutbox()}})
+		time.Sleep(3 * 24 * time.Hour)
+		stop()
+		if got := s.all(); len(got) != 1 || domainOf(&got[0].report) != "a.example" {
+			t.Errorf("sent: %+v, want a.example's report once", got)
+		}
+	})
 }
