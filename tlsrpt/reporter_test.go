@@ -400,3 +400,37 @@ func TestReporterOutboxFails(t *testing.T) {
 		}
 	})
 }
+
+// A Reporter started within a closed day's delay still waits for it; one
+// started after it takes the day at once.
+func TestReporterStartsLate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start time.Duration // after the day closes
+		want  time.Duration // the send, after the day closes
+	}{
+		{"within the delay", time.Minute, 2*time.Hour + 15*time.Minute},
+		{"after the delay", 5 * time.Hour, 5*time.Hour + 15*time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				day := time.Now().UTC().Truncate(24 * time.Hour)
+				rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+				defer rec.Close()
+				must(t, rec.Success(sts("a.example", "enforce")))
+				time.Sleep(time.Until(closes(day).Add(tc.start)))
+				var s sending
+				stop := startReporter(t, tlsrpt.ReporterOptions{
+					Recorder: rec, Send: s.send, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
+					Rand: func(n time.Duration) time.Duration { return n / 2 },
+				})
+				time.Sleep(24 * time.Hour)
+				stop()
+				got := s.all()
+				if len(got) != 1 || !got[0].at.Equal(closes(day).Add(tc.want)) {
+					t.Errorf("sent: %+v, want one report at %v", got, closes(day).Add(tc.want))
+				}
+			})
+		})
+	}
+}
