@@ -106,17 +106,18 @@ func (c *Client) logger(ctx context.Context) *slog.Logger {
 // LookupRecord does, and logs the lookup (see Client). It returns what that
 // function returns, errors included.
 func (c *Client) LookupRecord(ctx context.Context, resolver Resolver, domain Domain) (*Record, string, error) {
-	l := c.logger(ctx)
-	if l == nil {
-		record, text, _, err := lookupRecord(ctx, resolver, domain)
-		return record, text, err
-	}
 	start := time.Now()
 	record, text, dnssec, err := lookupRecord(ctx, resolver, domain)
+	d := time.Since(start)
+	metricLookup.WithLabelValues(ResultLabel(err)).Observe(d.Seconds())
+	l := c.logger(ctx)
+	if l == nil {
+		return record, text, err
+	}
 	attrs := []slog.Attr{
 		slog.String("domain", domain.ASCII),
 		slog.Bool("dnssec", dnssec),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", d),
 	}
 	if err == nil {
 		attrs = append(attrs, slog.String("record_id", record.ID))

@@ -16,6 +16,11 @@ var (
 		Help:    "Duration of mtasts.Get (TXT lookup and policy fetch), by result.",
 		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60},
 	}, []string{"result"})
+	metricLookup = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "mtasts_record_lookup_duration_seconds",
+		Help:    "Duration of _mta-sts TXT record lookups by mtasts.LookupRecord, by result.",
+		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30},
+	}, []string{"result"})
 	metricFetch = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "mtasts_policy_fetch_duration_seconds",
 		Help:    "Duration of HTTPS policy fetches by mtasts.FetchPolicy, by result.",
@@ -24,9 +29,11 @@ var (
 )
 
 // RegisterMetrics registers the package's Prometheus collectors with reg:
-// histograms of the duration of Get (mtasts_get_duration_seconds) and of
-// FetchPolicy (mtasts_policy_fetch_duration_seconds), labelled by result (see
-// ResultLabel). Call it once, e.g. with prometheus.DefaultRegisterer; a second
+// histograms of the duration of Get (mtasts_get_duration_seconds), of
+// LookupRecord (mtasts_record_lookup_duration_seconds) and of FetchPolicy
+// (mtasts_policy_fetch_duration_seconds), labelled by result (see
+// ResultLabel). A cache, which calls LookupRecord and FetchPolicy apart,
+// shows in the last two. Call it once, e.g. with prometheus.DefaultRegisterer; a second
 // registration with the same registry and options returns an error.
 //
 // The options put a namespace before the names and constant labels on every
@@ -44,7 +51,7 @@ func RegisterMetrics(reg prometheus.Registerer, opts ...MetricsOption) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(reg.Register(metricGet), reg.Register(metricFetch))
+	return errors.Join(reg.Register(metricGet), reg.Register(metricLookup), reg.Register(metricFetch))
 }
 
 // A MetricsOption changes the names or labels of the metrics registered by

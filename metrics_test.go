@@ -84,8 +84,9 @@ func TestRegisterMetricsNamespaceAndLabels(t *testing.T) {
 	observeBoth(t)
 
 	checkFamilies(t, familyLabels(t, reg), map[string][]string{
-		"mox_mtasts_get_duration_seconds":          {"instance=queue", "region=a", "result=no-record"},
-		"mox_mtasts_policy_fetch_duration_seconds": {"instance=queue", "region=a", "result=canceled"},
+		"mox_mtasts_get_duration_seconds":           {"instance=queue", "region=a", "result=no-record"},
+		"mox_mtasts_record_lookup_duration_seconds": {"instance=queue", "region=a", "result=no-record"},
+		"mox_mtasts_policy_fetch_duration_seconds":  {"instance=queue", "region=a", "result=canceled"},
 	}, "instance=queue", "region=a")
 }
 
@@ -122,8 +123,8 @@ func TestRegisterMetricsOptionsCombine(t *testing.T) {
 		"mtasts_get_duration_seconds":          {"result=no-record"},
 		"mtasts_policy_fetch_duration_seconds": {"result=canceled"},
 	})
-	if len(got) != 4 {
-		t.Errorf("gathered %d families, want 4: %v", len(got), got)
+	if len(got) != 6 {
+		t.Errorf("gathered %d families, want 6 (3 under each name): %v", len(got), got)
 	}
 }
 
