@@ -10,8 +10,8 @@ import (
 
 // Status is what memory holds of a domain, for an operator's listing.
 type Status struct {
-	// Domain is the domain in A-label form.
-	Domain string
+	// Domain is the domain, with its Unicode form.
+	Domain mtasts.Domain
 	// Result is what Get would answer now from memory alone: the policy
 	// with its id, fetch and expiry times while it is valid, the latest
 	// failure with its back-off, and when the record was last checked.
@@ -21,9 +21,11 @@ type Status struct {
 }
 
 // Memory returns the domains that memory holds, in no order, with what the
-// cache knows of each. It takes no lock that Get takes: domains added or
-// dropped while it runs may or may not be listed. What the store holds
-// beyond memory is listed by the store itself, when it is a Lister.
+// cache knows of each: also those without a policy, most domains a mail
+// server sends to, so an admin page of policies filters on Policy or Err. It
+// takes no lock that Get takes: domains added or dropped while it runs may or
+// may not be listed. What the store holds beyond memory is listed by the
+// store itself, when it is a Lister.
 func (c *Cache) Memory() iter.Seq[Status] {
 	return func(yield func(Status) bool) {
 		now := time.Now()
@@ -34,7 +36,7 @@ func (c *Cache) Memory() iter.Seq[Status] {
 				return
 			}
 			more = yield(Status{
-				Domain:   it.name,
+				Domain:   it.domain(),
 				Result:   c.result(it, s, now, fromMemory),
 				LastUsed: c.epoch.Add(time.Duration(it.lastUsed.Load()) * time.Second),
 			})

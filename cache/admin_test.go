@@ -28,7 +28,7 @@ func TestMemoryListing(t *testing.T) {
 		}
 		got := map[string]cache.Status{}
 		for st := range c.Memory() {
-			got[st.Domain] = st
+			got[st.Domain.ASCII] = st
 		}
 		if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"broken.example", "good.example", "none.example"}) {
 			t.Fatalf("listed %v", keys)
@@ -199,6 +199,34 @@ func TestResultTellsRememberedFailure(t *testing.T) {
 		time.Sleep(11 * time.Minute)
 		if r := c.Get(t.Context(), d); r.Err != nil || r.Remembered || !r.RetryAt.IsZero() || !r.Fresh {
 			t.Fatalf("Get after recovery = %+v", r)
+		}
+	})
+}
+
+// TestNewEntry: an entry made by hand, as for seeding a store, loads as the
+// cache's own would, with max_age capped.
+func TestNewEntry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "7", policyText("enforce", 999999999))
+		store := cache.NewMemoryStore(10)
+		e, err := cache.NewEntry(domain(t, "example.com"), "7", policyText("enforce", 999999999), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Now().Add(mtasts.MaxAgeLimit * time.Second); !e.Expires.Equal(want) {
+			t.Errorf("Expires %v, want max_age capped: %v", e.Expires, want)
+		}
+		store.Save(t.Context(), e)
+		c := w.newCache(t, cache.Options{Store: store})
+		if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil || r.RecordID != "7" || r.Fresh || w.fetchCount("example.com") != 0 {
+			t.Errorf("Get of a seeded domain = %+v, %d fetches; want the seeded policy, no fetch", r, w.fetchCount("example.com"))
+		}
+		if _, err := cache.NewEntry(domain(t, "example.com"), "7", "mode: enforce\n", time.Now()); !errors.Is(err, mtasts.ErrPolicySyntax) {
+			t.Errorf("NewEntry of no policy: %v", err)
+		}
+		if _, err := cache.NewEntry(mtasts.Domain{ASCII: "a@b"}, "7", policyText("enforce", 1), time.Now()); !errors.Is(err, mtasts.ErrInvalidDomain) {
+			t.Errorf("NewEntry of no host name: %v", err)
 		}
 	})
 }

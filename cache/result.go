@@ -38,7 +38,12 @@ type Result struct {
 	// succeeded, when the domain simply publishes no policy, and when the
 	// cached policy is in mode none (RFC 8461 6). ResultType and
 	// FailureReason describe Err for a TLS report (RFC 8460 4.3):
-	// mtasts.TLSReportResultType and mtasts.TLSReportFailureReason.
+	// mtasts.TLSReportResultType and mtasts.TLSReportFailureReason. They
+	// are empty when Err says nothing about the domain's policy: the
+	// caller's context ended, the cache was closed (ErrClosed), or the
+	// domain is no host name (mtasts.ErrInvalidDomain, e.g. a label with
+	// "_"). Deliver as without a policy then, as RFC 8461 5.1 does when
+	// none can be had; such an Err is for logs, not for a TLS report.
 	Err           error
 	ResultType    string
 	FailureReason string

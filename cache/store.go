@@ -6,6 +6,8 @@ import (
 	"iter"
 	"sync"
 	"time"
+
+	"github.com/mtasts-go/mtasts"
 )
 
 // Entry is a policy as a Store keeps it: the raw text, re-parsed on load, so
@@ -23,6 +25,23 @@ type Entry struct {
 	// Expires is when the policy stops being valid: Fetched plus its
 	// max_age, capped at mtasts.MaxAgeLimit (RFC 8461 3.2, 5.1).
 	Expires time.Time
+}
+
+// NewEntry returns the Entry of a policy fetched as text for record id at
+// fetched, expiring max_age later, capped at mtasts.MaxAgeLimit (RFC 8461
+// 3.2, 5.1), as the cache would save it: for seeding a store, or moving
+// policies over from another cache. It returns the error of
+// mtasts.ParsePolicy when text is no policy, and of Domain.Validate when
+// domain is no host name.
+func NewEntry(domain mtasts.Domain, id, text string, fetched time.Time) (Entry, error) {
+	if err := domain.Validate(); err != nil {
+		return Entry{}, err
+	}
+	p, err := mtasts.ParsePolicy(text)
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: fetched, Expires: fetched.Add(p.MaxAge())}, nil
 }
 
 // Store keeps policies beyond the cache's memory: across restarts (a file
