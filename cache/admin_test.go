@@ -230,3 +230,27 @@ func TestNewEntry(t *testing.T) {
 		}
 	})
 }
+
+// TestInvalidDomainNotKept: a hand-built Domain that is no host name gets
+// mtasts.ErrInvalidDomain from Get, Recheck and CheckEveryGet, with no
+// lookup, and takes no room in memory.
+func TestInvalidDomainNotKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		for _, every := range []bool{false, true} {
+			c := w.newCache(t, cache.Options{CheckEveryGet: every})
+			bad := mtasts.Domain{ASCII: "evil.example@127.0.0.1"}
+			for name, r := range map[string]cache.Result{"Get": c.Get(t.Context(), bad), "Recheck": c.Recheck(t.Context(), bad)} {
+				if !errors.Is(r.Err, mtasts.ErrInvalidDomain) || r.Policy != nil || r.ResultType != "" {
+					t.Errorf("%s (CheckEveryGet %v) = %+v; want ErrInvalidDomain", name, every, r)
+				}
+			}
+			if n := c.Len(); n != 0 {
+				t.Errorf("%d domains in memory after an invalid one, want 0", n)
+			}
+		}
+		if n := w.resolver.Lookups("_mta-sts.evil.example@127.0.0.1"); n != 0 {
+			t.Errorf("%d lookups of an invalid name", n)
+		}
+	})
+}

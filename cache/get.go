@@ -73,6 +73,11 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 		}
 	}
 	c.metrics.misses.Inc()
+	if err := domain.Validate(); err != nil {
+		// Checked on a miss only: no item is made for a name that is
+		// not a host name, so none can be hit.
+		return Result{Err: err}
+	}
 	cl := c.start(domain, kindGet)
 	select {
 	case <-cl.done:
@@ -88,6 +93,9 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 // Get answers from memory.
 func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, bool) {
 	c.metrics.misses.Inc()
+	if err := domain.Validate(); err != nil {
+		return Result{Err: err}, true
+	}
 	cl := c.start(domain, kindRecheck)
 	select {
 	case <-cl.done:
@@ -112,6 +120,9 @@ func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, b
 // ends first, the Result has no policy and ctx's error; after Close, the
 // Result has ErrClosed.
 func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
+	if err := domain.Validate(); err != nil {
+		return Result{Err: err}
+	}
 	mark := c.lookups.Load()
 	for {
 		// A running update may have looked the record up before
