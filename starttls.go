@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/textproto"
@@ -50,6 +51,34 @@ func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
 		RootCAs:    roots,
 		MinVersion: tls.VersionTLS12,
 	}
+}
+
+// VerifyMXConnection checks a TLS connection to MX host mx as MXTLSConfig
+// makes crypto/tls check it (RFC 8461 4.2): TLS 1.2 at least, and a
+// certificate chain that validates to roots (the system's when nil) with a
+// DNS-ID matching mx. It is for an SMTP client that must finish the
+// handshake whatever the certificate, as one delivering opportunistically or
+// under a policy in mode testing does (RFC 8461 5), and checks it after, or
+// in tls.Config.VerifyConnection. It returns nil when the connection passes;
+// otherwise a *tls.CertificateVerificationError wrapping the x509 error, as
+// the handshake under MXTLSConfig would, so that TLSReportResultType and
+// TLSReportFailureReason classify both alike, or an error for a version
+// below TLS 1.2 or no certificate.
+func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool) error {
+	if cs.Version < tls.VersionTLS12 {
+		return fmt.Errorf("mtasts: %s: %s, expected TLS 1.2 or later (RFC 8461 7.2)", mx.ASCII, tls.VersionName(cs.Version))
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("mtasts: %s: no certificate", mx.ASCII)
+	}
+	opts := x509.VerifyOptions{DNSName: mx.ASCII, Roots: roots, Intermediates: x509.NewCertPool()}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	return nil
 }
 
 // ErrSTARTTLSNotSupported means an MX host did not offer STARTTLS in its

@@ -192,6 +192,18 @@ func TestMXTLSConfig(t *testing.T) {
 			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
 				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
 			}
+
+			// An opportunistic client finishes the handshake and
+			// checks after: the same outcome.
+			conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: mx.ASCII, InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+			if err != nil {
+				t.Fatalf("handshake without verification: %v", err)
+			}
+			defer conn.Close()
+			err = mtasts.VerifyMXConnection(conn.ConnectionState(), mx, roots)
+			if (err == nil) != (tc.result == "") || mtasts.TLSReportResultType(err) != tc.result || mtasts.TLSReportFailureReason(err) != tc.reason {
+				t.Errorf("VerifyMXConnection: %v (%q, %q), want %q, %q", err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err), tc.result, tc.reason)
+			}
 		})
 	}
 }
