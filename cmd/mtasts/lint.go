@@ -68,22 +68,9 @@ func runPolicy(args []string, sio *stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	name := "-"
-	switch len(args) {
-	case 0:
-	case 1:
-		name = args[0]
-	default:
-		return exitUsage, usagef("policy: one file expected, got %d arguments", len(args))
-	}
-	var data []byte
-	if name == "-" {
-		data, err = readLimited(sio.in, "standard input", maxLintInput)
-	} else {
-		data, err = readFileLimited(name, maxLintInput)
-	}
+	name, data, err := readInputArg("policy", args, sio.in, maxLintInput)
 	if err != nil {
-		return exitUsage, usagef("policy: %v", err)
+		return exitUsage, err
 	}
 	res := lintPolicy(name, string(data))
 	code := exitOK
@@ -114,6 +101,29 @@ func readFileLimited(name string, limit int64) ([]byte, error) {
 	return readLimited(f, name, limit)
 }
 
+// readInputArg reads the input of subcommand cmd: the file its one
+// argument names, or standard input for none or "-", refusing more than
+// limit bytes from either. It returns the input's name, and a usage error.
+func readInputArg(cmd string, args []string, in io.Reader, limit int64) (name string, data []byte, err error) {
+	name = "-"
+	switch len(args) {
+	case 0:
+	case 1:
+		name = args[0]
+	default:
+		return "", nil, usagef("%s: one file expected, got %d arguments", cmd, len(args))
+	}
+	if name == "-" {
+		data, err = readLimited(in, "standard input", limit)
+	} else {
+		data, err = readFileLimited(name, limit)
+	}
+	if err != nil {
+		return name, nil, usagef("%s: %v", cmd, err)
+	}
+	return name, data, nil
+}
+
 // readLimited reads r, named name in errors, to its end. More than limit
 // bytes is an error, not input cut short: a check of the first part of a
 // file would pass judgement on something other than what was given.
@@ -123,7 +133,7 @@ func readLimited(r io.Reader, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes, not a policy", name, limit)
+		return nil, fmt.Errorf("%s: larger than %d bytes", name, limit)
 	}
 	return data, nil
 }

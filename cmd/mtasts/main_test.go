@@ -347,7 +347,7 @@ func TestPolicyTooLarge(t *testing.T) {
 			if from == "stdin" {
 				name = "standard input"
 			}
-			want := "mtasts: policy: " + name + ": larger than 1048576 bytes, not a policy"
+			want := "mtasts: policy: " + name + ": larger than 1048576 bytes"
 			if code != exitUsage || out.Len() != 0 || !strings.HasPrefix(errb.String(), want) || strings.Count(errb.String(), "\n") != 1 {
 				t.Errorf("%s of %d bytes: exit %d, stdout %d bytes, stderr %q; want exit %d and %q", from, size, code, out.Len(), errb.String(), exitUsage, want)
 			}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -54,26 +52,9 @@ func runReport(args []string, sio *stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
-	name := "-"
-	switch len(args) {
-	case 0:
-	case 1:
-		name = args[0]
-	default:
-		return exitUsage, usagef("report: one file expected, got %d arguments", len(args))
-	}
-	var data []byte
-	if name == "-" {
-		data, err = readReportInput(sio.in, "standard input")
-	} else {
-		var f *os.File
-		if f, err = os.Open(name); err == nil {
-			data, err = readReportInput(f, name)
-			f.Close()
-		}
-	}
+	name, data, err := readInputArg("report", args, sio.in, tlsrpt.MaxReportSize)
 	if err != nil {
-		return exitUsage, usagef("report: %v", err)
+		return exitUsage, err
 	}
 
 	res := &reportResult{File: name, Form: reportForm(data)}
@@ -101,20 +82,6 @@ func runReport(args []string, sio *stdio) (int, error) {
 	}
 	printReport(&printer{w: sio.out, color: useColor(sio.out, sio.getenv)}, res)
 	return code, nil
-}
-
-// readReportInput reads r, named name in errors, to its end: at most
-// tlsrpt.MaxReportSize bytes, the most the library reads of a report in any
-// form.
-func readReportInput(r io.Reader, name string) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(r, tlsrpt.MaxReportSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if len(data) > tlsrpt.MaxReportSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes, more than a report may be", name, tlsrpt.MaxReportSize)
-	}
-	return data, nil
 }
 
 // reportForm names the form of a report as tlsrpt.ReadReport tells it
