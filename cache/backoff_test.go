@@ -1,7 +1,10 @@
 package cache_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -116,6 +119,32 @@ func TestBackoffPerVersionID(t *testing.T) {
 		synctest.Wait()
 		if n := w.fetchCount("example.com"); n != 3 {
 			t.Errorf("%d fetches after the back-off, want 3", n)
+		}
+	})
+}
+
+// TestNoPolicyExpiredDuringLookup: a lookup that hangs past the cached
+// policy's expiry, then fails, does not return the policy it outlived
+// (RFC 8461 5.1).
+func TestNoPolicyExpiredDuringLookup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 3600))
+		var hang atomic.Bool
+		lookup := func(ctx context.Context, r mtasts.Resolver, d mtasts.Domain) (*mtasts.Record, string, error) {
+			if hang.Load() {
+				time.Sleep(20 * time.Second)
+				return nil, "", fmt.Errorf("%w: timed out", mtasts.ErrDNS)
+			}
+			return mtasts.LookupRecord(ctx, r, d)
+		}
+		c := w.newCache(t, cache.Options{LookupRecord: lookup, CheckInterval: 24 * time.Hour})
+		d := domain(t, "example.com")
+		c.Get(t.Context(), d)
+		time.Sleep(3590 * time.Second)
+		hang.Store(true)
+		if r := c.Recheck(t.Context(), d); r.Policy != nil {
+			t.Errorf("Recheck whose lookup ended 10 s after expiry = policy expiring %v; want none", r.Expires)
 		}
 	})
 }

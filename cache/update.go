@@ -18,8 +18,10 @@ import (
 // what is left to do with the store before waiting callers have the result
 // (saving the policy, releasing a fleet lock), or nil.
 //
-// Every result passes through snapshot.result, which leaves out a policy that
-// has expired: no early return can apply one (RFC 8461 5.1).
+// Every result passes through Cache.result, which leaves out a policy that
+// has expired: no early return can apply one (RFC 8461 5.1). Validity is
+// judged at the time each network step ended, so that a lookup or fetch
+// that hangs until after a cached policy expired does not return it.
 func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64, checkNext bool, after func()) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
 	defer cancel()
@@ -39,6 +41,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	lookup = c.lookups.Add(1)
 	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
 	it.checkedAt.Store(c.clock(now))
+	now = time.Now()
 	var id string
 	switch {
 	case lookupErr == nil:
@@ -77,7 +80,9 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		return c.result(it, ls, now, fromMemory), lookup, false, nil
 	}
 
+	fetched := time.Now()
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
+	now = time.Now()
 	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	if full {
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
@@ -86,14 +91,15 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		return c.failed(domain, it, s, id, err, now), lookup, false, func() { c.unlockFleet(domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
-	// Policy.MaxAge at 31557600 seconds) from the fetch.
-	expires := now.Add(policy.MaxAge())
-	ns := newSnapshot(policy, id, now, expires)
+	// Policy.MaxAge at 31557600 seconds) from the fetch, counted from
+	// when it began.
+	expires := fetched.Add(policy.MaxAge())
+	ns := newSnapshot(policy, id, fetched, expires)
 	if lookupErr != nil {
 		ns = ns.withFailure(newFailure(lookupErr, "", time.Time{}))
 	}
 	it.snap.Store(ns)
-	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: now, Expires: expires}
+	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: fetched, Expires: expires}
 	return c.result(it, ns, now, fetchedNow), lookup, false, func() {
 		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
 			c.storeError("save", domain, err)
