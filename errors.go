@@ -73,6 +73,7 @@ type SyntaxError struct {
 	Msg string
 }
 
+// Error returns the message with the line, key and value at fault.
 func (e *SyntaxError) Error() string {
 	var b strings.Builder
 	if e.Kind == ErrRecordSyntax {

@@ -38,6 +38,7 @@ type AddressRefusedError struct {
 	Class string
 }
 
+// Error names the refused address and its class.
 func (e *AddressRefusedError) Error() string {
 	if !e.Addr.IsValid() {
 		return "mtasts: refusing to connect to an address that does not parse"

@@ -108,6 +108,7 @@ type STARTTLSError struct {
 	Err error
 }
 
+// Error names the MX host and the STARTTLS failure.
 func (e *STARTTLSError) Error() string {
 	s := "mtasts: starttls"
 	if e.MX.ASCII != "" {

@@ -55,6 +55,7 @@ type SyntaxError struct {
 	Msg string
 }
 
+// Error returns the message with the field at fault.
 func (e *SyntaxError) Error() string {
 	var b strings.Builder
 	b.WriteString("tlsrpt: invalid txt record")
@@ -81,6 +82,7 @@ type ReportError struct {
 	Msg string
 }
 
+// Error returns the message with the JSON path at fault.
 func (e *ReportError) Error() string {
 	if e.Path == "" {
 		return "tlsrpt: invalid report: " + e.Msg
