@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -135,4 +136,28 @@ func TestRecheckNotSatisfiedByStaleCheck(t *testing.T) {
 			t.Fatalf("try %d: Recheck = id %q %+v; want the policy of id 8", try, r.RecordID, r.Policy)
 		}
 	}
+}
+
+// TestDeafStoreBounded: calls to a store that never returns pile up to a
+// bound (64); past it, the cache skips the store at once instead of waiting
+// StoreTimeout each time.
+func TestDeafStoreBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		store := &deafStore{MemoryStore: *cache.NewMemoryStore(10), release: make(chan struct{})}
+		defer close(store.release)
+		c := w.newCache(t, cache.Options{Store: store, StoreTimeout: 2 * time.Second, MaxEntries: 1000})
+		for i := range 64 {
+			start := time.Now()
+			c.Get(context.Background(), domain(t, fmt.Sprintf("d%d.example", i)))
+			if time.Since(start) != 2*time.Second {
+				t.Fatalf("Get %d took %v, want StoreTimeout (2s)", i, time.Since(start))
+			}
+		}
+		start := time.Now()
+		c.Get(context.Background(), domain(t, "one-more.example"))
+		if time.Since(start) != 0 {
+			t.Errorf("Get with 64 store calls hung took %v; want the store skipped at once", time.Since(start))
+		}
+	})
 }
