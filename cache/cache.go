@@ -64,7 +64,8 @@ type Options struct {
 	// CheckInterval is how often, at most, the TXT record of a domain
 	// with a cached policy is looked up to see whether its id changed
 	// (RFC 8461 5.1). The check runs in the background: the cached
-	// policy is returned at once. Default 1 hour.
+	// policy is returned at once. Counted in whole seconds, at least one.
+	// Default 1 hour.
 	CheckInterval time.Duration
 
 	// CheckEveryGet makes every Get look the TXT record up before it
@@ -85,8 +86,8 @@ type Options struct {
 
 	// Backoff is how long, after a failed fetch, the cache makes no new
 	// attempt for the domain (RFC 8461 3.3: "five minutes or longer"), and
-	// how long it remembers that a domain has no policy. Default 5
-	// minutes.
+	// how long it remembers that a domain has no policy (that one
+	// counted in whole seconds, rounded up). Default 5 minutes.
 	Backoff time.Duration
 
 	// RunInterval is how often Run looks for policies to refresh and

@@ -29,8 +29,9 @@ type Result struct {
 	// there is no Policy.
 	Fresh bool
 	// Checked is when this cache last looked the domain's TXT record up,
-	// or began a background check of it; zero when it has not since the
-	// domain entered memory (a policy loaded from the store, say).
+	// or began a background check of it, to the second; zero when it has
+	// not since the domain entered memory (a policy loaded from the store,
+	// say).
 	Checked time.Time
 
 	// Err is the latest failure to discover or fetch the domain's policy,
