@@ -96,11 +96,8 @@ type failure struct {
 // own, and not the policy text or the record text they were cut from: a
 // million cached domains keep a million policies, not a million texts.
 func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snapshot {
-	q := mtasts.Policy{
-		Version:       internString(p.Version, "STSv1"),
-		Mode:          mtasts.Mode(internString(string(p.Mode), string(mtasts.ModeEnforce), string(mtasts.ModeTesting), string(mtasts.ModeNone))),
-		MaxAgeSeconds: p.MaxAgeSeconds,
-	}
+	// ParsePolicy sets Version and Mode to constants, which pin no text.
+	q := mtasts.Policy{Version: p.Version, Mode: p.Mode, MaxAgeSeconds: p.MaxAgeSeconds}
 	if len(p.MX) > 0 {
 		q.MX = make([]mtasts.STSMX, len(p.MX))
 		for i, mx := range p.MX {
@@ -114,16 +111,6 @@ func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snaps
 		}
 	}
 	return &snapshot{policy: q, id: strings.Clone(id), fetched: fetched.UnixNano(), expires: expires.UnixNano()}
-}
-
-// internString returns the one of consts that equals s, or a copy of s.
-func internString(s string, consts ...string) string {
-	for _, c := range consts {
-		if s == c {
-			return c
-		}
-	}
-	return strings.Clone(s)
 }
 
 // newFailure returns err as a failure of record id ("" for the record), with
