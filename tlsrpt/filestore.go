@@ -34,11 +34,14 @@ import (
 // written to a new file, synced and renamed over the log, so a log stays
 // within a few times the size of its day's totals.
 //
-// Take renames the day's log to "2006-01-02.taken" and empties it; the empty
-// file remembers for 31 days that the day was taken, so that late counts
-// for it are refused. Take thus hands a day out at most once, even across a
-// crash, and exactly once unless the process dies between Take's rename and
-// the report being made of its counts.
+// Take renames the day's log to "2006-01-02.taken": the day is claimed, and
+// its counts stay there until Release empties the file. The empty file
+// remembers for 31 days that the day was taken, so that late counts for it
+// are refused. A FileStore opened on the directory after a crash is the
+// claimant of the days its predecessor claimed and did not release: its
+// Take returns their counts again. Take and Release thus hand a day out
+// exactly once across crashes, when the reports made of it are kept, before
+// Release, where a crash does not lose them (FileOutbox).
 //
 // A FileStore holds the counts of the days not yet taken in memory too, and
 // owns its directory: two FileStores, of one process or two, must not share
@@ -53,8 +56,8 @@ type FileStore struct {
 	dir string
 
 	mu     sync.Mutex
-	days   map[int64]*fileDay
-	taken  map[int64]bool
+	days   map[int64]*fileDay // days not released: not taken, or claimed
+	taken  map[int64]bool     // days taken: true when released
 	closed bool
 
 	// compactMin is the growth of a log, past twice its size after
@@ -108,6 +111,9 @@ func OpenFileStore(dir string) (*FileStore, error) {
 			os.Remove(filepath.Join(dir, name))
 		case ok && ext == "taken":
 			s.taken[day] = true
+			if info, err := e.Info(); err == nil && info.Size() > 0 {
+				s.taken[day] = false // claimed, not released
+			}
 		case ok && ext == "log":
 			logs = append(logs, day)
 		}
@@ -115,13 +121,23 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	if len(s.taken) > 0 {
 		s.forgetTaken(slices.Max(slices.Collect(maps.Keys(s.taken))))
 	}
+	for day, released := range s.taken {
+		if released {
+			continue
+		}
+		fd, err := s.readLog(s.takenPath(day))
+		if err != nil {
+			return nil, err
+		}
+		s.days[day] = fd
+	}
 	for _, day := range logs {
-		if s.taken[day] {
+		if _, ok := s.taken[day]; ok {
 			// Not written by this package, which renames the log.
 			os.Remove(s.logPath(day))
 			continue
 		}
-		fd, err := s.readLog(day)
+		fd, err := s.readLog(s.logPath(day))
 		if err != nil {
 			return nil, err
 		}
@@ -142,11 +158,10 @@ func (s *FileStore) takenPath(day int64) string {
 	return filepath.Join(s.dir, dayName(day)+".taken")
 }
 
-// readLog reads the log of day. A last line without its line end, written
+// readLog reads the log at path. A last line without its line end, written
 // in part when the process died, is cut off, so that the next batch starts
 // a line of its own; a line whose checksum does not match is skipped.
-func (s *FileStore) readLog(day int64) (*fileDay, error) {
-	path := s.logPath(day)
+func (s *FileStore) readLog(path string) (*fileDay, error) {
 	data, err := readFileMax(path, maxLogFile)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
@@ -248,7 +263,7 @@ func (s *FileStore) Add(ctx context.Context, b Batch) (int64, error) {
 	switch {
 	case s.closed:
 		return 0, errStoreClosed
-	case s.taken[day]:
+	case s.isTaken(day):
 		return 0, dayTakenError(day)
 	case len(b.Results) == 0:
 		return 0, nil
@@ -360,9 +375,15 @@ func (s *FileStore) Days(ctx context.Context) ([]time.Time, error) {
 	return sortedDays(s.days), ctx.Err()
 }
 
+// isTaken reports whether day was taken, claimed or released.
+func (s *FileStore) isTaken(day int64) bool {
+	_, ok := s.taken[day]
+	return ok
+}
+
 // Take implements Store: it renames the day's log to "2006-01-02.taken",
-// syncs the directory, and empties the file, which remembers that the day
-// was taken. It returns an error when the rename or the sync fails; the
+// or writes an empty one for a day without counts, and syncs the
+// directory. It returns an error when the rename or the sync fails; the
 // day is then not taken.
 func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	if err := ctx.Err(); err != nil {
@@ -371,10 +392,13 @@ func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, er
 	n := dayOf(day)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
+	if s.closed {
 		return nil, errStoreClosed
-	case s.taken[n]:
+	}
+	if released, ok := s.taken[n]; ok {
+		if fd := s.days[n]; !released && fd != nil {
+			return fd.data.results(), nil // claimed before: the same counts
+		}
 		return nil, nil
 	}
 	fd := s.days[n]
@@ -394,25 +418,60 @@ func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, er
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store: taking %s: %w", dayName(n), err)
 	}
-	s.taken[n] = true
-	delete(s.days, n)
-	if fd == nil {
+	if fd != nil && fd.f != nil {
+		fd.f.Close()
+		fd.f = nil
+	}
+	if fd == nil || fd.size == 0 {
+		// Nothing to report: taken and released at once.
+		s.taken[n] = true
+		delete(s.days, n)
+		s.forgetTaken(n)
 		return nil, nil
 	}
-	if fd.f != nil {
-		fd.f.Close()
-	}
-	// The counts are the caller's now; an empty file marks the day.
-	os.Truncate(taken, 0)
-	s.forgetTaken(n)
+	s.taken[n] = false
 	return fd.data.results(), nil
 }
 
-// forgetTaken removes the marks of days more than 31 days before day, the
-// last one taken: the store's own days, not the clock, tell what is old.
+// Release implements Store: it empties the day's ".taken" file and syncs it.
+// It returns an error when the file cannot be emptied; the day stays
+// claimed.
+func (s *FileStore) Release(ctx context.Context, day time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := dayOf(day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	if released, ok := s.taken[n]; !ok || released {
+		return nil
+	}
+	if err := truncateSynced(s.takenPath(n)); err != nil {
+		return fmt.Errorf("tlsrpt: file store: releasing %s: %w", dayName(n), err)
+	}
+	s.taken[n] = true
+	delete(s.days, n)
+	s.forgetTaken(n)
+	return nil
+}
+
+// truncateSynced empties the file at path and syncs it.
+func truncateSynced(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
+}
+
+// forgetTaken removes the marks of days released more than 31 days before
+// day, the last one taken: the store's own days, not the clock, tell what is old.
 func (s *FileStore) forgetTaken(day int64) {
-	for t := range s.taken {
-		if t < day-takenMemory/secondsPerDay {
+	for t, released := range s.taken {
+		if released && t < day-takenMemory/secondsPerDay {
 			delete(s.taken, t)
 			os.Remove(s.takenPath(t))
 		}

@@ -8,43 +8,86 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Outbox keeps the reports a Reporter took from its Recorder until they are
-// delivered: a report is put in before its first delivery attempt, and
-// marked done after its last. Reports still pending when the process stops
-// or crashes are delivered when the next Reporter.Run starts, with the
-// report-id they were given before they were put in, so that a receiver
-// can tell a report sent twice (RFC 8460 4.4 "report-id", 5.3).
+// delivered, and what was delivered of each, so that across a crash a
+// report is sent once to each rua URI:
+//   - A report is put in before its first delivery attempt, then released
+//     from the Store (Store.Release). A crash between the two makes the
+//     Reporter take the day again and put its reports again: Put keeps
+//     the reports it holds, or held, of the same policy domain and day
+//     (Report.Key), with their report-ids, and skips the new ones.
+//   - Each rua URI that took the report is marked (Delivered) as it does,
+//     and a delivery resumed after a crash skips the URIs marked.
+//   - A report is marked done after its delivery ended: delivered,
+//     given up on, or the domain has no TLSRPT record. The outbox
+//     remembers for 31 days, counted from the report's day, that it was
+//     done.
 //
-// MemoryOutbox, the default, keeps them until the process ends; FileOutbox
-// keeps them on disk across restarts. An implementation must be safe for
-// concurrent use and honour the context.
+// A report still pending at a restart is delivered when the next
+// Reporter.Run starts, with its report-id, so that a receiver can tell a
+// report sent twice (RFC 8460 4.4 "report-id", 5.3): the one case left is a
+// crash after a URI took a report and before it was marked.
+//
+// MemoryOutbox, the default, keeps the reports until the process ends;
+// FileOutbox keeps them on disk across restarts; cache/redisstore has one
+// that a fleet shares, which hands each report to one member at a time. An
+// implementation must be safe for concurrent use and honour the context.
 type Outbox interface {
-	// Put adds reports, each by its report-id, replacing one of the same
-	// id. It returns an error when they could not all be kept.
+	// Put adds the reports it did not hold before: a report of the same
+	// Key as one pending, or done within 31 days, is skipped. It returns
+	// an error when they could not all be kept; those before the one that
+	// failed may have been.
 	Put(ctx context.Context, reports []Report) error
-	// Pending returns the reports put and not yet done, in order of
-	// date range, then policy domain. It may return the reports it
-	// could read along with an error about those it could not.
-	Pending(ctx context.Context) ([]Report, error)
-	// Done removes the report of reportID. Removing one not kept is no
-	// error.
-	Done(ctx context.Context, reportID string) error
+	// Pending returns the reports put and not yet done, with the URIs
+	// each was delivered to, in order of date range, then policy domain.
+	// An outbox shared by several Reporters returns a report to one of
+	// them at a time. Pending may return the reports it could read along
+	// with an error about those it could not.
+	Pending(ctx context.Context) ([]PendingReport, error)
+	// Delivered records that the rua URI uri took report. A report not
+	// pending is no error.
+	Delivered(ctx context.Context, report *Report, uri string) error
+	// Done marks report done: it is no longer pending, and a Put of its
+	// Key is skipped. A report not pending is no error.
+	Done(ctx context.Context, report *Report) error
 }
 
-// sortReports orders reports as Outbox.Pending returns them.
-func sortReports(reports []Report) {
-	slices.SortFunc(reports, func(a, b Report) int {
+// PendingReport is a report of an Outbox, not yet done.
+type PendingReport struct {
+	Report Report
+	// Delivered lists the rua URIs that took the report, in the order
+	// they did.
+	Delivered []string
+}
+
+// outboxMemory is how long an outbox remembers that a report was done,
+// counted from the report's day: past any retake of the day.
+const outboxMemory = 31 * secondsPerDay
+
+// Key returns what tells r from the other reports of its sender: its first
+// day and its policy domain, e.g. "2016-04-01 company-y.example". A sender
+// makes one report per policy domain and day (RFC 8460 4.1), so two reports
+// of one key are the same report, made twice.
+func (r *Report) Key() string {
+	return r.DateRange.Start.UTC().Format(time.DateOnly) + " " + reportDomain(r)
+}
+
+// sortPending orders reports as Outbox.Pending returns them.
+func sortPending(reports []PendingReport) {
+	slices.SortFunc(reports, func(a, b PendingReport) int {
 		return cmp.Or(
-			a.DateRange.Start.Compare(b.DateRange.Start),
-			strings.Compare(reportDomain(&a), reportDomain(&b)),
-			strings.Compare(a.ReportID, b.ReportID),
+			a.Report.DateRange.Start.Compare(b.Report.DateRange.Start),
+			strings.Compare(reportDomain(&a.Report), reportDomain(&b.Report)),
+			strings.Compare(a.Report.ReportID, b.Report.ReportID),
 		)
 	})
 }
@@ -57,16 +100,34 @@ func reportDomain(r *Report) string {
 	return r.Policies[0].Policy.PolicyDomain
 }
 
+// outboxEntry is a report of an outbox, with what was delivered of it.
+type outboxEntry struct {
+	report    Report
+	delivered []string
+	done      bool
+}
+
+// deliveredTo adds uri to the URIs delivered to, and reports whether it
+// was new.
+func (e *outboxEntry) deliveredTo(uri string) bool {
+	if slices.Contains(e.delivered, uri) {
+		return false
+	}
+	e.delivered = append(e.delivered, uri)
+	return true
+}
+
 // MemoryOutbox is an Outbox in memory, the Reporter's default: reports
 // pending when the process ends are lost. It is safe for concurrent use.
 type MemoryOutbox struct {
 	mu      sync.Mutex
-	reports map[string]Report
+	entries map[string]*outboxEntry // by Report.Key
+	newest  time.Time               // the newest day put
 }
 
 // NewMemoryOutbox returns an empty MemoryOutbox.
 func NewMemoryOutbox() *MemoryOutbox {
-	return &MemoryOutbox{reports: map[string]Report{}}
+	return &MemoryOutbox{entries: map[string]*outboxEntry{}}
 }
 
 // Put implements Outbox. It returns only ctx's error.
@@ -77,55 +138,100 @@ func (o *MemoryOutbox) Put(ctx context.Context, reports []Report) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, r := range reports {
-		o.reports[r.ReportID] = r
+		if _, ok := o.entries[r.Key()]; !ok {
+			o.entries[r.Key()] = &outboxEntry{report: r}
+		}
+		if r.DateRange.Start.After(o.newest) {
+			o.newest = r.DateRange.Start
+		}
+	}
+	// Forget the reports done long ago, by the outbox's own days.
+	for k, e := range o.entries {
+		if e.done && o.newest.Sub(e.report.DateRange.Start) > outboxMemory*time.Second {
+			delete(o.entries, k)
+		}
 	}
 	return nil
 }
 
 // Pending implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Pending(ctx context.Context) ([]Report, error) {
+func (o *MemoryOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	o.mu.Lock()
-	out := make([]Report, 0, len(o.reports))
-	for _, r := range o.reports {
-		out = append(out, r)
+	out := make([]PendingReport, 0, len(o.entries))
+	for _, e := range o.entries {
+		if !e.done {
+			out = append(out, PendingReport{Report: e.report, Delivered: slices.Clone(e.delivered)})
+		}
 	}
 	o.mu.Unlock()
-	sortReports(out)
+	sortPending(out)
 	return out, nil
 }
 
-// Done implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Done(ctx context.Context, reportID string) error {
+// Delivered implements Outbox. It returns only ctx's error.
+func (o *MemoryOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	delete(o.reports, reportID)
+	if e := o.entries[report.Key()]; e != nil && !e.done {
+		e.deliveredTo(uri)
+	}
 	return nil
 }
 
-// FileOutbox is an Outbox in a directory: one file per report, holding its
-// JSON (RFC 8460 4.4), named for a hash of its report-id. Each file is
-// written atomically: to a temporary file, synced, renamed into place, and
-// the directory synced; so that a crash leaves a report either whole or
-// not put. It is safe for concurrent use, by one process.
+// Done implements Outbox. It returns only ctx's error.
+func (o *MemoryOutbox) Done(ctx context.Context, report *Report) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if e := o.entries[report.Key()]; e != nil {
+		e.done, e.report, e.delivered = true, Report{DateRange: e.report.DateRange}, nil
+	}
+	return nil
+}
+
+// FileOutbox is an Outbox in a directory: one file per report, named for
+// its day and a hash of its policy domain, e.g.
+// "2016-04-01_3f7c…e1.json", holding a JSON object with the report (RFC
+// 8460 4.4) and the rua URIs delivered to. Each write is atomic: to a
+// temporary file, synced, renamed into place, and the directory synced; so
+// that a crash leaves a report either whole or not put, and a delivery
+// either marked or not. Done renames the file to ".done" and empties it:
+// the mark that the report was done, removed 31 days after its day. It is
+// safe for concurrent use, by one process.
 type FileOutbox struct {
 	dir string
+	mu  sync.Mutex // serialises the writes of a file
 }
 
 const (
-	outboxExt    = ".json"
-	outboxTemp   = ".tmp-"
-	outboxBadExt = ".bad"
+	outboxExt     = ".json"
+	outboxDoneExt = ".done"
+	outboxTemp    = ".tmp-"
+	outboxBadExt  = ".bad"
 )
 
+// outboxFile is what a FileOutbox file holds.
+type outboxFile struct {
+	Version   int      `json:"v"`
+	Report    *Report  `json:"report"`
+	Delivered []string `json:"delivered,omitempty"`
+}
+
+// outboxFileVersion is the version of the files this package writes.
+const outboxFileVersion = 1
+
 // NewFileOutbox returns a FileOutbox in dir, creating it (mode 0700) when
-// missing, and removing the temporary files a crash may have left. It
-// returns an error when dir cannot be created or read.
+// missing, removing the temporary files a crash may have left and the
+// marks of reports done more than 31 days before the newest. It returns an
+// error when dir cannot be created or read.
 func NewFileOutbox(dir string) (*FileOutbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tlsrpt: creating the outbox directory: %w", err)
@@ -139,26 +245,61 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 			os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
 		}
 	}
-	return &FileOutbox{dir: dir}, nil
+	o := &FileOutbox{dir: dir}
+	o.prune(entries)
+	return o, nil
 }
 
-// fileName returns the name of the file of reportID: report-ids are of the
-// reporter's own scheme, and may hold any character.
-func (o *FileOutbox) fileName(reportID string) string {
-	sum := sha256.Sum256([]byte(reportID))
-	return filepath.Join(o.dir, hex.EncodeToString(sum[:16])+outboxExt)
+// base returns the name of the file of the report of key, without its
+// extension: the day, and a hash of the policy domain, which may hold any
+// character.
+func (o *FileOutbox) base(r *Report) string {
+	sum := sha256.Sum256([]byte(reportDomain(r)))
+	return filepath.Join(o.dir, r.DateRange.Start.UTC().Format(time.DateOnly)+"_"+hex.EncodeToString(sum[:16]))
 }
 
-// Put implements Outbox: it writes each report to its file, atomically. It
-// returns an error naming the report that could not be written; the
-// reports before it are kept.
+// prune removes the marks of reports done more than 31 days before the
+// newest report of entries.
+func (o *FileOutbox) prune(entries []os.DirEntry) {
+	var newest int64
+	for _, e := range entries {
+		if d, ok := outboxDay(e.Name()); ok {
+			newest = max(newest, d)
+		}
+	}
+	for _, e := range entries {
+		if d, ok := outboxDay(e.Name()); ok && strings.HasSuffix(e.Name(), outboxDoneExt) && d < newest-outboxMemory/secondsPerDay {
+			os.Remove(filepath.Join(o.dir, e.Name()))
+		}
+	}
+}
+
+// outboxDay returns the day of an outbox file's name.
+func outboxDay(name string) (int64, bool) {
+	day, _, ok := strings.Cut(name, "_")
+	if !ok {
+		return 0, false
+	}
+	return parseDayName(day)
+}
+
+// Put implements Outbox: it writes each report new to the outbox to its
+// file, atomically. It returns an error naming the report that could not
+// be written; the reports before it are kept.
 func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	for i := range reports {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := o.write(&reports[i]); err != nil {
-			return fmt.Errorf("tlsrpt: putting report %q in the outbox: %w", reports[i].ReportID, err)
+		r := &reports[i]
+		base := o.base(r)
+		if exists(base+outboxExt) || exists(base+outboxDoneExt) {
+			continue // put before: it keeps its report-id
+		}
+		if err := o.write(base+outboxExt, &outboxFile{Version: outboxFileVersion, Report: r}); err != nil {
+			return fmt.Errorf("tlsrpt: putting report %q in the outbox: %w", r.ReportID, err)
 		}
 	}
 	if err := syncDir(o.dir); err != nil {
@@ -167,9 +308,16 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 	return nil
 }
 
-// write writes r to its file: a temporary file, synced, then renamed.
-func (o *FileOutbox) write(r *Report) error {
-	data, err := json.Marshal(r)
+// exists reports whether path names a file; an error other than its
+// absence counts as present, so that nothing is overwritten in doubt.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// write writes f to path: a temporary file, synced, then renamed.
+func (o *FileOutbox) write(path string, of *outboxFile) error {
+	data, err := json.Marshal(of)
 	if err != nil {
 		return err
 	}
@@ -186,7 +334,7 @@ func (o *FileOutbox) write(r *Report) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, o.fileName(r.ReportID))
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -194,15 +342,42 @@ func (o *FileOutbox) write(r *Report) error {
 	return err
 }
 
+// readOutboxFile returns what the file at path holds.
+func readOutboxFile(path string) (*outboxFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var raw struct {
+		Version   int             `json:"v"`
+		Report    json.RawMessage `json:"report"`
+		Delivered []string        `json:"delivered"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, err
+	}
+	switch {
+	case raw.Version != outboxFileVersion:
+		return nil, fmt.Errorf("format version %d, not %d: written by a later release?", raw.Version, outboxFileVersion)
+	case raw.Report == nil:
+		return nil, errors.New("no report")
+	}
+	of := &outboxFile{Version: raw.Version, Report: new(Report), Delivered: raw.Delivered}
+	if err := json.Unmarshal(raw.Report, of.Report); err != nil {
+		return nil, err
+	}
+	return of, nil
+}
+
 // Pending implements Outbox. A file that does not hold a report is renamed
 // with the suffix ".bad", to be looked at and not read again, and named in
 // the error returned along with the other reports.
-func (o *FileOutbox) Pending(ctx context.Context) ([]Report, error) {
+func (o *FileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 	entries, err := os.ReadDir(o.dir)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: reading the outbox: %w", err)
 	}
-	var reports []Report
+	var out []PendingReport
 	var errs []error
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
@@ -213,35 +388,75 @@ func (o *FileOutbox) Pending(ctx context.Context) ([]Report, error) {
 			continue
 		}
 		path := filepath.Join(o.dir, name)
-		data, err := os.ReadFile(path)
-		if errors.Is(err, os.ErrNotExist) {
+		of, err := readOutboxFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			continue // done meanwhile
-		}
-		if err != nil {
+		case errors.As(err, new(*fs.PathError)):
 			errs = append(errs, fmt.Errorf("tlsrpt: reading the outbox: %w", err))
 			continue
-		}
-		var r Report
-		if err := json.Unmarshal(data, &r); err != nil {
+		case err != nil:
 			os.Rename(path, path+outboxBadExt)
 			errs = append(errs, fmt.Errorf("tlsrpt: outbox file %s holds no report, renamed to %s: %w", path, name+outboxBadExt, err))
 			continue
 		}
-		reports = append(reports, r)
+		out = append(out, PendingReport{Report: *of.Report, Delivered: of.Delivered})
 	}
-	sortReports(reports)
-	return reports, errors.Join(errs...)
+	sortPending(out)
+	return out, errors.Join(errs...)
 }
 
-// Done implements Outbox: it removes the report's file. It returns an
-// error when the file exists and cannot be removed.
-func (o *FileOutbox) Done(ctx context.Context, reportID string) error {
+// Delivered implements Outbox: it rewrites the report's file with uri
+// added. It returns an error when the file cannot be read or written.
+func (o *FileOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	err := os.Remove(o.fileName(reportID))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("tlsrpt: removing report %q from the outbox: %w", reportID, err)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	path := o.base(report) + outboxExt
+	of, err := readOutboxFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // done, or never put
 	}
+	if err == nil {
+		e := outboxEntry{delivered: of.Delivered}
+		if !e.deliveredTo(uri) {
+			return nil
+		}
+		of.Delivered = e.delivered
+		err = o.write(path, of)
+	}
+	if err == nil {
+		err = syncDir(o.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("tlsrpt: marking report %q delivered to %s: %w", report.ReportID, uri, err)
+	}
+	return nil
+}
+
+// Done implements Outbox: it renames the report's file to ".done" and
+// empties it. It returns an error when the file exists and cannot be
+// renamed.
+func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	base := o.base(report)
+	err := os.Rename(base+outboxExt, base+outboxDoneExt)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = syncDir(o.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("tlsrpt: marking report %q done: %w", report.ReportID, err)
+	}
+	// The mark needs no content; a crash before this leaves it whole.
+	os.Truncate(base+outboxDoneExt, 0)
 	return nil
 }

@@ -556,14 +556,16 @@ type DayResults struct {
 }
 
 // Take flushes the counts, then takes those of the UTC day of day from the
-// store, deleting them there: of all the Takes of a day, by this recorder
-// or by any other sharing the store, one gets its counts, the others get
-// empty DayResults. Counts for the day recorded after it are dropped, see
-// Flush.
+// store (Store.Take): of all the Takes of a day, by this recorder or by any
+// other sharing the store, one claims it and gets its counts. They stay in
+// the store until Release, and a Take by the claimant returns them again,
+// so that a failure between taking a day and keeping its reports loses
+// nothing. Counts for the day recorded after it are dropped, see Flush.
 //
 // It returns an error wrapping ErrDayOpen when the day has not closed yet
-// (see RecorderOptions.CloseDelay), and an error when the flush or the store
-// fails; the store's counts are then not taken.
+// (see RecorderOptions.CloseDelay), one wrapping ErrDayClaimed when another
+// member of a fleet holds the day, and an error when the flush or the store
+// fails.
 func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) {
 	n := dayOf(day)
 	if !r.closed(n, r.now()) {
@@ -573,12 +575,27 @@ func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) 
 		return DayResults{}, err
 	}
 	results, err := r.store.Take(ctx, dayStart(n))
+	if errors.Is(err, ErrDayClaimed) {
+		return DayResults{}, err
+	}
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("take").Inc()
 		return DayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
 	}
 	sortResults(results)
 	return DayResults{Day: dayStart(n), Results: results}, nil
+}
+
+// Release deletes the counts of day, taken by Take, from the store
+// (Store.Release): call it once the day's reports are kept elsewhere, an
+// Outbox. It returns an error when the store fails.
+func (r *Recorder) Release(ctx context.Context, day time.Time) error {
+	n := dayOf(day)
+	if err := r.store.Release(ctx, dayStart(n)); err != nil {
+		r.metrics.storeErrors.WithLabelValues("release").Inc()
+		return fmt.Errorf("tlsrpt: releasing %s in the store: %w", dayName(n), err)
+	}
+	return nil
 }
 
 // sortResults puts results in the order of DayResults.
@@ -676,7 +693,7 @@ func newRecorderMetrics() *recorderMetrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_tlsrpt_store_errors_total",
-			Help: "Failed operations of the TLS reporting store, by operation (add, days, take).",
+			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release).",
 		}, []string{"op"}),
 	}
 }

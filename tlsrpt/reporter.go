@@ -218,7 +218,11 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, take bool) erro
 	if err != nil {
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: reading the outbox", slog.Any("err", err))
 	}
-	r.dispatch(ctx, wg, pending)
+	reports := make([]Report, len(pending))
+	for i := range pending {
+		reports[i] = pending[i].Report
+	}
+	r.dispatch(ctx, wg, reports)
 	return takeErr
 }
 
@@ -331,7 +335,7 @@ func (r *Reporter) deliver(ctx context.Context, rep *Report, boxed bool) {
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doneTimeout)
 	defer cancel()
-	if err := r.box.Done(dctx, rep.ReportID); err != nil {
+	if err := r.box.Done(dctx, rep); err != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", err))
 	}
 }

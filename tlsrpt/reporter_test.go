@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -221,7 +219,7 @@ func TestReporterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		pending, err := box2.Pending(context.Background())
-		if err != nil || len(pending) != 1 || pending[0].ReportID != idB || !pending[0].DateRange.Start.Equal(day) {
+		if err != nil || len(pending) != 1 || pending[0].Report.ReportID != idB || !pending[0].Report.DateRange.Start.Equal(day) {
 			t.Fatalf("pending after the crash: %v, %+v; want b.example's report %s", err, pending, idB)
 		}
 		rec2, _ := newRecorder(t, tlsrpt.RecorderOptions{})
@@ -304,10 +302,10 @@ func TestReporterNoRecord(t *testing.T) {
 		time.Sleep(30 * time.Hour)
 		synctest.Wait()
 		pending, _ := box.Pending(context.Background())
-		if len(pending) != 1 || domainOf(&pending[0]) != "servfail.example" {
+		if len(pending) != 1 || domainOf(&pending[0].Report) != "servfail.example" {
 			t.Fatalf("pending: %+v, want servfail.example's report alone", pending)
 		}
-		id := pending[0].ReportID
+		id := pending[0].Report.ReportID
 		resolver.Remove("_smtp._tls.servfail.example")
 		time.Sleep(24 * time.Hour)
 		stop()
@@ -324,59 +322,6 @@ func TestReporterNoRecord(t *testing.T) {
 			t.Errorf("servfail.example's report tried %d times, want 2, with one id", retried)
 		}
 	})
-}
-
-// A FileOutbox keeps its reports across reopening, written whole; Done
-// removes one; a file that holds no report is set aside.
-func TestFileOutbox(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	box, err := tlsrpt.NewFileOutbox(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	day := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	mk := func(domain, id string, start time.Time) tlsrpt.Report {
-		return tlsrpt.Report{
-			OrganizationName: "Org", ContactInfo: "tlsrpt@sender.example", ReportID: id,
-			DateRange: tlsrpt.DateRange{Start: start, End: start.Add(24*time.Hour - time.Second)},
-			Policies:  []tlsrpt.PolicyResult{result(sts(domain, "enforce"), 3, 1, row(expired, domain, 1, 1))},
-		}
-	}
-	reports := []tlsrpt.Report{mk("b.example", "id/with/slashes", day), mk("a.example", "x", day), mk("a.example", "y", day.AddDate(0, 0, -1))}
-	must(t, box.Put(ctx, reports))
-	must(t, box.Done(ctx, "x"))
-	must(t, box.Done(ctx, "never-put"))
-	if err := os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte("{"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-
-	box2, err := tlsrpt.NewFileOutbox(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := box2.Pending(ctx)
-	if err == nil || !strings.Contains(err.Error(), "broken.json") {
-		t.Errorf("Pending error %v, want one naming broken.json", err)
-	}
-	if len(got) != 2 || got[0].ReportID != "y" || got[1].ReportID != "id/with/slashes" {
-		t.Fatalf("pending: %+v, want y then id/with/slashes", got)
-	}
-	if fmt.Sprint(got[1]) != fmt.Sprint(reports[0]) {
-		t.Errorf("read back:\n%+v\nwant:\n%+v", got[1], reports[0])
-	}
-	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("temporary file left: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "broken.json.bad")); err != nil {
-		t.Errorf("broken file not set aside: %v", err)
-	}
-	if _, err := box2.Pending(ctx); err != nil {
-		t.Errorf("second Pending: %v", err)
-	}
 }
 
 // failingOutbox is an outbox whose Put fails.

@@ -25,11 +25,19 @@ import (
 //     batches it was given: the sessions of a row past the cap still count in
 //     the summary's total-failure-session-count, their detail is dropped, and
 //     Add returns how many sessions that was.
-//   - Take hands a day out exactly once: of any number of calls, by any
-//     number of recorders, one gets the day's counts and deletes them, and the
-//     others get nothing. An Add for a day already taken returns an error
-//     wrapping ErrDayTaken and adds nothing, so that no second report is made
-//     of late counts.
+//   - Take hands a day out exactly once, in two steps, so that a crash
+//     between taking a day and keeping its reports elsewhere loses
+//     nothing. Take claims the day and returns its counts, which stay in
+//     the store (and the day in Days) until Release deletes them. Until
+//     then, a Take of the day by its claimant returns the same counts
+//     again: after a failure, and after a restart for a store that
+//     survives one. While a claim holds, Takes by other store values
+//     sharing the storage get an error wrapping ErrDayClaimed; a shared
+//     store lets a claim lapse after a while, so that the day of a member
+//     that died is taken over by another (see cache/redisstore).
+//   - An Add for a day taken (claimed or released) returns an error
+//     wrapping ErrDayTaken and adds nothing, so that no second report is
+//     made of late counts.
 //   - A batch is added once: a failed Add adds nothing, or else the store
 //     recognises the batch when the recorder gives it again (see
 //     Batch.Seq).
@@ -40,14 +48,23 @@ type Store interface {
 	// ErrDayTaken when the day was taken).
 	Add(ctx context.Context, b Batch) (dropped int64, err error)
 	// Days returns the days the store holds counts of, as 00:00 UTC,
-	// oldest first.
+	// oldest first: the days not taken, and those taken but not
+	// released.
 	Days(ctx context.Context) ([]time.Time, error)
-	// Take returns the counts of day (00:00 UTC) and deletes them, to be
-	// reported: one PolicyResult per policy, in any order, with failure
-	// details whose FailedSessionCount is the row's count. It returns
-	// nothing, and no error, when the day holds nothing or was taken
-	// before, by this store value or another sharing the same storage.
+	// Take claims day (00:00 UTC) for reporting and returns its counts:
+	// one PolicyResult per policy, in any order, with failure details
+	// whose FailedSessionCount is the row's count. The counts stay in
+	// the store until Release; a Take by the claimant returns them
+	// again. It returns nothing, and no error, when the day holds
+	// nothing or was released; an error wrapping ErrDayClaimed when
+	// another store value sharing the storage holds the claim.
 	Take(ctx context.Context, day time.Time) ([]PolicyResult, error)
+	// Release deletes the counts of day, claimed by this store value's
+	// Take, once the reports made of them are kept elsewhere (an
+	// Outbox). The day stays taken: late counts are refused. Releasing a
+	// day not claimed by this store value does nothing, and is no
+	// error.
+	Release(ctx context.Context, day time.Time) error
 }
 
 // Batch is what a Recorder gives a Store: counts of one UTC day to add.
@@ -75,6 +92,11 @@ type Batch struct {
 // ErrDayTaken is returned, wrapped, by Store.Add for a day already taken
 // for reporting: its counts came too late for the day's report.
 var ErrDayTaken = errors.New("tlsrpt: day already taken for reporting")
+
+// ErrDayClaimed is returned, wrapped, by Store.Take for a day that another
+// store value sharing the storage, such as another MTA of a fleet, has
+// claimed and not released: that one reports it.
+var ErrDayClaimed = errors.New("tlsrpt: day claimed for reporting by another")
 
 // ErrDayOpen is returned, wrapped, by Recorder.Take for a day that is not
 // closed yet.
@@ -299,11 +321,11 @@ const takenMemory = 31 * secondsPerDay
 
 // MemoryStore is a Store in memory, the Recorder's default: its counts end
 // with the process. It is safe for concurrent use. It holds each day until
-// it is taken.
+// it is taken and released; one MemoryStore is its own claimant.
 type MemoryStore struct {
 	mu    sync.Mutex
 	days  map[int64]*storedDay
-	taken map[int64]bool
+	taken map[int64]bool // true: released
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -320,7 +342,7 @@ func (s *MemoryStore) Add(ctx context.Context, b Batch) (int64, error) {
 	day := dayOf(b.Day)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.taken[day] {
+	if _, ok := s.taken[day]; ok {
 		return 0, dayTakenError(day)
 	}
 	d := s.days[day]
@@ -366,21 +388,33 @@ func (s *MemoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, 
 	n := dayOf(day)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.taken[n] {
-		return nil, nil
-	}
-	s.taken[n] = true
-	for t := range s.taken {
-		if t < n-takenMemory/secondsPerDay {
-			delete(s.taken, t)
+	if _, ok := s.taken[n]; !ok {
+		s.taken[n] = false
+		for t := range s.taken {
+			if t < n-takenMemory/secondsPerDay {
+				delete(s.taken, t)
+			}
 		}
 	}
-	d := s.days[n]
-	delete(s.days, n)
-	if d == nil {
-		return nil, nil
+	if d := s.days[n]; d != nil {
+		return d.results(), nil
 	}
-	return d.results(), nil
+	return nil, nil
+}
+
+// Release implements Store.
+func (s *MemoryStore) Release(ctx context.Context, day time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := dayOf(day)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if released, ok := s.taken[n]; ok && !released {
+		s.taken[n] = true
+		delete(s.days, n)
+	}
+	return nil
 }
 
 // compareResults orders policy results by policy domain, then policy type,

@@ -8,16 +8,13 @@ import (
 )
 
 func TestMemoryStore(t *testing.T) {
-	stores := map[*testing.T]*tlsrpt.MemoryStore{}
+	opened := map[*testing.T]bool{}
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
-		// A second call shares the first's store, as recorders of one
-		// process may.
-		if s := stores[t]; s != nil {
-			return s
+		if opened[t] {
+			return nil // one MemoryStore is one claimant
 		}
-		s := tlsrpt.NewMemoryStore()
-		stores[t] = s
-		return s
+		opened[t] = true
+		return tlsrpt.NewMemoryStore()
 	})
 }
 
@@ -35,4 +32,24 @@ func TestFileStore(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestFileStoreResume(t *testing.T) {
+	dirs := map[tlsrpt.Store]string{}
+	open := func(t *testing.T, dir string) tlsrpt.Store {
+		s, err := tlsrpt.OpenFileStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		dirs[s] = dir
+		return s
+	}
+	storetest.RunResume(t, func(t *testing.T) tlsrpt.Store { return open(t, t.TempDir()) },
+		func(t *testing.T, s tlsrpt.Store) tlsrpt.Store {
+			// Close releases nothing: it only closes the files, as a
+			// crash would.
+			s.(*tlsrpt.FileStore).Close()
+			return open(t, dirs[s])
+		})
 }

@@ -1,7 +1,8 @@
 // Package storetest checks that a tlsrpt.Store keeps the promises of its
 // documentation: counts that add up, the cap on failure-detail rows, days
-// handed out exactly once, late counts refused. The stores of this
-// repository run it, and so can others.
+// handed out exactly once in two steps (Take, then Release), late counts
+// refused. RunOutbox does the same for a tlsrpt.Outbox. The stores and
+// outboxes of this repository run them, and so can others.
 package storetest
 
 import (
@@ -25,6 +26,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
 	t.Run("AddUp", func(t *testing.T) { testAddUp(t, open(t)) })
 	t.Run("TakeOnce", func(t *testing.T) { testTakeOnce(t, open(t)) })
+	t.Run("TakeAgain", func(t *testing.T) { testTakeAgain(t, open(t)) })
 	t.Run("TakeEmptyDay", func(t *testing.T) { testTakeEmptyDay(t, open(t)) })
 	t.Run("Cap", func(t *testing.T) { testCap(t, open(t)) })
 	t.Run("ConcurrentAdds", func(t *testing.T) { testConcurrentAdds(t, open(t)) })
@@ -36,6 +38,57 @@ func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
 		}
 		testShared(t, a, b)
 	})
+	t.Run("Claimed", func(t *testing.T) {
+		a := open(t)
+		b := open(t)
+		if b == nil {
+			t.Skip("store cannot be shared")
+		}
+		testClaimed(t, a, b)
+	})
+}
+
+// RunResume checks that a claim survives a restart: reopen closes s (as a
+// crash would leave it) and returns a store value on the same storage that
+// counts as the same claimant, as the MTA restarted. The stores that keep
+// their counts across a restart run it.
+func RunResume(t *testing.T, open func(t *testing.T) tlsrpt.Store, reopen func(t *testing.T, s tlsrpt.Store) tlsrpt.Store) {
+	ctx := context.Background()
+	s := open(t)
+	p := STS("a.example", "enforce")
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 4, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))})
+	add(t, s, Day1, 0, Result(p, 4, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)))
+	add(t, s, Day2, 0, Result(p, 1, 0))
+	if got := Canonical(take(t, s, Day1)); got != want {
+		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
+	}
+	// The MTA dies before its reports are kept: the restarted one takes
+	// the same counts again.
+	s = reopen(t, s)
+	if got := Canonical(take(t, s, Day1)); got != want {
+		t.Fatalf("Take after a restart:\n%s\nwant:\n%s", got, want)
+	}
+	if err := s.Release(ctx, Day1); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	s = reopen(t, s)
+	if r := take(t, s, Day1); len(r) != 0 {
+		t.Errorf("Take after Release and a restart = %v, want nothing", r)
+	}
+	_, err := s.Add(ctx, tlsrpt.Batch{Day: Day1, Results: []tlsrpt.PolicyResult{Result(p, 1, 0)}})
+	if !errors.Is(err, tlsrpt.ErrDayTaken) {
+		t.Errorf("Add after Release and a restart: %v, want ErrDayTaken", err)
+	}
+	days, err := s.Days(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Time{Day2}; !slices.EqualFunc(days, want, time.Time.Equal) {
+		t.Errorf("Days after a restart = %v, want %v", days, want)
+	}
+	if got, want := Canonical(take(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(p, 1, 0)}); got != want {
+		t.Errorf("Take(Day2) after restarts:\n%s\nwant:\n%s", got, want)
+	}
 }
 
 // Day1 and Day2 are the days the checks use.
@@ -113,6 +166,16 @@ func take(t *testing.T, s tlsrpt.Store, day time.Time) []tlsrpt.PolicyResult {
 	return results
 }
 
+// takeAll takes day and releases it, returning its counts.
+func takeAll(t *testing.T, s tlsrpt.Store, day time.Time) []tlsrpt.PolicyResult {
+	t.Helper()
+	results := take(t, s, day)
+	if err := s.Release(context.Background(), day); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	return results
+}
+
 func testAddUp(t *testing.T, s tlsrpt.Store) {
 	a, b := STS("a.example", "enforce"), STS("b.example", "testing")
 	a2 := STS("a.example", "testing") // the policy changed during the day
@@ -132,6 +195,13 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 		t.Errorf("Days = %v, want %v", days, want)
 	}
 	got := Canonical(take(t, s, Day1))
+	days, _ = s.Days(context.Background())
+	if want := []time.Time{Day1, Day2}; !slices.EqualFunc(days, want, time.Time.Equal) {
+		t.Errorf("Days after Take, before Release = %v, want %v", days, want)
+	}
+	if err := s.Release(context.Background(), Day1); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
 	want := Canonical([]tlsrpt.PolicyResult{
 		Result(a, 11, 5, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 3), Row(tlsrpt.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
 		Result(a2, 7, 0),
@@ -142,16 +212,19 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 	}
 	days, _ = s.Days(context.Background())
 	if want := []time.Time{Day2}; !slices.EqualFunc(days, want, time.Time.Equal) {
-		t.Errorf("Days after Take = %v, want %v", days, want)
+		t.Errorf("Days after Release = %v, want %v", days, want)
 	}
-	if got, want := Canonical(take(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(b, 1, 0)}); got != want {
+	if got, want := Canonical(takeAll(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(b, 1, 0)}); got != want {
 		t.Errorf("Take(Day2):\n%s\nwant:\n%s", got, want)
 	}
 }
 
+// testTakeOnce checks a day handed out once: concurrent Takes of one store
+// value, its claimant, all get the same counts; after Release, none.
 func testTakeOnce(t *testing.T, s tlsrpt.Store) {
 	p := STS("a.example", "enforce")
 	add(t, s, Day1, 0, Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)))
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))})
 	const takers = 8
 	var wg sync.WaitGroup
 	got := make([][]tlsrpt.PolicyResult, takers)
@@ -160,27 +233,69 @@ func testTakeOnce(t *testing.T, s tlsrpt.Store) {
 		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), Day1) })
 	}
 	wg.Wait()
-	n := 0
 	for i := range takers {
 		if errs[i] != nil {
 			t.Errorf("Take: %v", errs[i])
 		}
-		if len(got[i]) > 0 {
-			n++
-			if c, want := Canonical(got[i]), Canonical([]tlsrpt.PolicyResult{Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))}); c != want {
-				t.Errorf("Take:\n%s\nwant:\n%s", c, want)
-			}
+		if c := Canonical(got[i]); c != want {
+			t.Errorf("Take %d of the claimant:\n%s\nwant:\n%s", i, c, want)
 		}
 	}
-	if n != 1 {
-		t.Errorf("%d of %d Takes got the day, want 1", n, takers)
+	if err := s.Release(context.Background(), Day1); err != nil {
+		t.Fatalf("Release: %v", err)
 	}
 	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: Day1, Results: []tlsrpt.PolicyResult{Result(p, 1, 0)}})
 	if !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add after Take: %v, want ErrDayTaken", err)
 	}
 	if r := take(t, s, Day1); len(r) != 0 {
-		t.Errorf("Take after Add after Take = %v, want nothing", r)
+		t.Errorf("Take after Release = %v, want nothing", r)
+	}
+}
+
+// testTakeAgain checks that the counts of a day taken stay, and the day in
+// Days, until Release; and that a second Release is no error.
+func testTakeAgain(t *testing.T, s tlsrpt.Store) {
+	ctx := context.Background()
+	p := STS("a.example", "enforce")
+	add(t, s, Day1, 0, Result(p, 2, 0))
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 2, 0)})
+	for i := range 2 {
+		if got := Canonical(take(t, s, Day1)); got != want {
+			t.Errorf("Take %d:\n%s\nwant:\n%s", i+1, got, want)
+		}
+	}
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: Day1, Results: []tlsrpt.PolicyResult{Result(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
+		t.Errorf("Add to a claimed day: %v, want ErrDayTaken", err)
+	}
+	if got := Canonical(take(t, s, Day1)); got != want {
+		t.Errorf("Take after a late Add:\n%s\nwant:\n%s", got, want)
+	}
+	days, err := s.Days(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Time{Day1}; !slices.EqualFunc(days, want, time.Time.Equal) {
+		t.Errorf("Days of a day taken, not released = %v, want %v", days, want)
+	}
+	for range 2 {
+		if err := s.Release(ctx, Day1); err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+	}
+	if days, _ := s.Days(ctx); len(days) != 0 {
+		t.Errorf("Days after Release = %v, want none", days)
+	}
+	if r := take(t, s, Day1); len(r) != 0 {
+		t.Errorf("Take after Release = %v, want nothing", r)
+	}
+	// Releasing a day never taken does nothing.
+	if err := s.Release(ctx, Day2); err != nil {
+		t.Errorf("Release of a day not taken: %v", err)
+	}
+	add(t, s, Day2, 0, Result(p, 1, 0))
+	if got, want := Canonical(take(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(p, 1, 0)}); got != want {
+		t.Errorf("Take(Day2) after its early Release:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -257,16 +372,49 @@ func testShared(t *testing.T, a, b tlsrpt.Store) {
 		t.Errorf("dropped %d, want 1: the cap holds over the fleet", d)
 	}
 	var got [2][]tlsrpt.PolicyResult
+	var errs [2]error
 	var wg sync.WaitGroup
 	for i, s := range []tlsrpt.Store{a, b} {
-		wg.Go(func() { got[i] = take(t, s, Day1) })
+		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), Day1) })
 	}
 	wg.Wait()
-	if len(got[0]) > 0 == (len(got[1]) > 0) {
-		t.Fatalf("Takes got %v and %v, want the day once", got[0], got[1])
+	won := 0 // the store value that got the day
+	if len(got[1]) > 0 {
+		won = 1
+	}
+	if len(got[won]) == 0 || errs[won] != nil || len(got[1-won]) > 0 || !errors.Is(errs[1-won], tlsrpt.ErrDayClaimed) {
+		t.Fatalf("Takes got %v (%v) and %v (%v), want the day once and ErrDayClaimed", got[0], errs[0], got[1], errs[1])
 	}
 	want := Canonical([]tlsrpt.PolicyResult{Result(p, 11, 4, Row(exp, "a.example", 1, 2), Row(exp, "a.example", 2, 1))})
-	if c := Canonical(append(got[0], got[1]...)); c != want {
+	if c := Canonical(got[won]); c != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", c, want)
+	}
+}
+
+// testClaimed checks a claim between two store values sharing storage: the
+// other's Take gets ErrDayClaimed and its Release changes nothing, until
+// the claimant releases the day.
+func testClaimed(t *testing.T, a, b tlsrpt.Store) {
+	ctx := context.Background()
+	p := STS("a.example", "enforce")
+	add(t, a, Day1, 0, Result(p, 1, 0))
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 1, 0)})
+	if got := Canonical(take(t, a, Day1)); got != want {
+		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
+	}
+	if r, err := b.Take(ctx, Day1); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
+		t.Errorf("Take of a day claimed by another = %v, %v; want ErrDayClaimed", r, err)
+	}
+	if err := b.Release(ctx, Day1); err != nil {
+		t.Errorf("Release of a day claimed by another: %v", err)
+	}
+	if got := Canonical(take(t, a, Day1)); got != want {
+		t.Errorf("Take after another's Release:\n%s\nwant:\n%s", got, want)
+	}
+	if err := a.Release(ctx, Day1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := b.Take(ctx, Day1); err != nil || len(r) != 0 {
+		t.Errorf("Take of a day released by another = %v, %v; want nothing", r, err)
 	}
 }

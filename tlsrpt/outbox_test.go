@@ -1,0 +1,72 @@
+package tlsrpt_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mtasts-go/mtasts/tlsrpt"
+	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
+)
+
+func TestMemoryOutbox(t *testing.T) {
+	storetest.RunOutbox(t, func(t *testing.T) tlsrpt.Outbox { return tlsrpt.NewMemoryOutbox() }, nil)
+}
+
+func TestFileOutbox(t *testing.T) {
+	dirs := map[tlsrpt.Outbox]string{}
+	open := func(t *testing.T, dir string) tlsrpt.Outbox {
+		o, err := tlsrpt.NewFileOutbox(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs[o] = dir
+		return o
+	}
+	storetest.RunOutbox(t,
+		func(t *testing.T) tlsrpt.Outbox { return open(t, t.TempDir()) },
+		func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox { return open(t, dirs[o]) })
+}
+
+// A file that holds no report is set aside and named in the error, the
+// others are read; a temporary file a crash left is removed.
+func TestFileOutboxBadFile(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	box, err := tlsrpt.NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := storetest.Report(storetest.Day1, "a.example", "id/with/slashes", 1)
+	must(t, box.Put(ctx, []tlsrpt.Report{r}))
+	for name, data := range map[string]string{".tmp-123": "{", "2016-04-01_broken.json": "{", "2016-04-01_later.json": `{"v":2,"report":{}}`} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	box2, err := tlsrpt.NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := box2.Pending(ctx)
+	if err == nil || !strings.Contains(err.Error(), "broken.json") || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("Pending error %v, want one naming broken.json and the version of later.json", err)
+	}
+	if len(got) != 1 || got[0].Report.ReportID != r.ReportID {
+		t.Fatalf("pending: %+v, want %s", got, r.ReportID)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left: %v", err)
+	}
+	for _, name := range []string{"2016-04-01_broken.json.bad", "2016-04-01_later.json.bad"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("%s not set aside: %v", name, err)
+		}
+	}
+	if _, err := box2.Pending(ctx); err != nil {
+		t.Errorf("second Pending: %v", err)
+	}
+}

@@ -1,0 +1,221 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtasts-go/mtasts/tlsrpt"
+)
+
+// RunOutbox runs the checks of a tlsrpt.Outbox as subtests of t. open
+// returns a new, empty outbox for each subtest. reopen, when not nil,
+// returns a value on the storage of o as the next process after a crash
+// would open it; outboxes that keep their reports across a restart pass
+// one.
+func RunOutbox(t *testing.T, open func(t *testing.T) tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
+	t.Run("PutPending", func(t *testing.T) { testPutPending(t, open(t)) })
+	t.Run("PutKeepsFirst", func(t *testing.T) { testPutKeepsFirst(t, open(t)) })
+	t.Run("Delivered", func(t *testing.T) { testDelivered(t, open(t)) })
+	t.Run("Done", func(t *testing.T) { testDone(t, open(t)) })
+	t.Run("Concurrent", func(t *testing.T) { testOutboxConcurrent(t, open(t)) })
+	t.Run("Reopen", func(t *testing.T) {
+		if reopen == nil {
+			t.Skip("outbox does not survive a restart")
+		}
+		testOutboxReopen(t, open(t), func(o tlsrpt.Outbox) tlsrpt.Outbox { return reopen(t, o) })
+	})
+}
+
+// Report returns a report of day for domain, of report-id id, with one
+// policy of domain and ok successful sessions.
+func Report(day time.Time, domain, id string, ok int64) tlsrpt.Report {
+	return tlsrpt.Report{
+		OrganizationName: "Sender Org",
+		DateRange:        tlsrpt.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+		ContactInfo:      "tlsrpt@sender.example",
+		ReportID:         id,
+		Policies:         []tlsrpt.PolicyResult{Result(STS(domain, "enforce"), ok, 0)},
+	}
+}
+
+// describe returns the reports in a form to compare: each report's JSON and
+// the URIs it was delivered to.
+func describe(t *testing.T, pending []tlsrpt.PendingReport) string {
+	t.Helper()
+	var s string
+	for _, p := range pending {
+		js, err := json.Marshal(&p.Report)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s += fmt.Sprintf("%s delivered %q\n", js, p.Delivered)
+	}
+	return s
+}
+
+func want(t *testing.T, reports ...tlsrpt.PendingReport) string {
+	t.Helper()
+	return describe(t, reports)
+}
+
+func pending(t *testing.T, o tlsrpt.Outbox) []tlsrpt.PendingReport {
+	t.Helper()
+	p, err := o.Pending(context.Background())
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	return p
+}
+
+func put(t *testing.T, o tlsrpt.Outbox, reports ...tlsrpt.Report) {
+	t.Helper()
+	if err := o.Put(context.Background(), reports); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+}
+
+func testPutPending(t *testing.T, o tlsrpt.Outbox) {
+	if p := pending(t, o); len(p) != 0 {
+		t.Errorf("Pending of an empty outbox = %v", p)
+	}
+	b1, a1, a2 := Report(Day1, "b.example", "id-b1", 1), Report(Day1, "a.example", "id-a1", 2), Report(Day2, "a.example", "id-a2", 3)
+	put(t, o, b1, a2)
+	put(t, o, a1)
+	got := describe(t, pending(t, o))
+	if w := want(t, tlsrpt.PendingReport{Report: a1}, tlsrpt.PendingReport{Report: b1}, tlsrpt.PendingReport{Report: a2}); got != w {
+		t.Errorf("Pending:\n%s\nwant, by day then domain:\n%s", got, w)
+	}
+}
+
+// testPutKeepsFirst checks that a report made again, as after a crash
+// between Put and Store.Release, keeps the report-id of the first.
+func testPutKeepsFirst(t *testing.T, o tlsrpt.Outbox) {
+	first := Report(Day1, "a.example", "first", 1)
+	put(t, o, first)
+	put(t, o, Report(Day1, "a.example", "again", 1), Report(Day1, "b.example", "b", 1))
+	got := describe(t, pending(t, o))
+	if w := want(t, tlsrpt.PendingReport{Report: first}, tlsrpt.PendingReport{Report: Report(Day1, "b.example", "b", 1)}); got != w {
+		t.Errorf("Pending:\n%s\nwant:\n%s", got, w)
+	}
+}
+
+func testDelivered(t *testing.T, o tlsrpt.Outbox) {
+	ctx := context.Background()
+	a, b := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 1)
+	put(t, o, a, b)
+	for _, uri := range []string{"https://tlsrpt.a.example/v1", "mailto:tlsrpt@a.example", "https://tlsrpt.a.example/v1"} {
+		if err := o.Delivered(ctx, &a, uri); err != nil {
+			t.Fatalf("Delivered: %v", err)
+		}
+	}
+	stranger := Report(Day2, "c.example", "c", 1)
+	if err := o.Delivered(ctx, &stranger, "mailto:x@c.example"); err != nil {
+		t.Errorf("Delivered of a report not put: %v", err)
+	}
+	got := describe(t, pending(t, o))
+	w := want(t, tlsrpt.PendingReport{Report: a, Delivered: []string{"https://tlsrpt.a.example/v1", "mailto:tlsrpt@a.example"}},
+		tlsrpt.PendingReport{Report: b})
+	if got != w {
+		t.Errorf("Pending:\n%s\nwant:\n%s", got, w)
+	}
+}
+
+func testDone(t *testing.T, o tlsrpt.Outbox) {
+	ctx := context.Background()
+	a, b := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 1)
+	put(t, o, a, b)
+	for range 2 {
+		if err := o.Done(ctx, &a); err != nil {
+			t.Fatalf("Done: %v", err)
+		}
+	}
+	stranger := Report(Day2, "c.example", "c", 1)
+	if err := o.Done(ctx, &stranger); err != nil {
+		t.Errorf("Done of a report not put: %v", err)
+	}
+	// Made again, as after a crash before Store.Release: not sent again.
+	put(t, o, Report(Day1, "a.example", "a-again", 1))
+	if got, w := describe(t, pending(t, o)), want(t, tlsrpt.PendingReport{Report: b}); got != w {
+		t.Errorf("Pending after Done and a Put of the same key:\n%s\nwant:\n%s", got, w)
+	}
+	if err := o.Delivered(ctx, &a, "mailto:late@a.example"); err != nil {
+		t.Errorf("Delivered of a report done: %v", err)
+	}
+	if got, w := describe(t, pending(t, o)), want(t, tlsrpt.PendingReport{Report: b}); got != w {
+		t.Errorf("Pending after Delivered of a report done:\n%s\nwant:\n%s", got, w)
+	}
+}
+
+func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
+	ctx := context.Background()
+	const workers, each = 4, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				r := Report(Day1, fmt.Sprintf("d%d-%d.example", w, i), fmt.Sprintf("id-%d-%d", w, i), 1)
+				if err := o.Put(ctx, []tlsrpt.Report{r}); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := o.Delivered(ctx, &r, "mailto:x@example.com"); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%2 == 0 {
+					if err := o.Done(ctx, &r); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var ids []string
+	for _, p := range pending(t, o) {
+		ids = append(ids, p.Report.ReportID)
+		if !slices.Equal(p.Delivered, []string{"mailto:x@example.com"}) {
+			t.Errorf("%s delivered to %q", p.Report.ReportID, p.Delivered)
+		}
+	}
+	slices.Sort(ids)
+	var wantIDs []string
+	for w := range workers {
+		for i := 1; i < each; i += 2 {
+			wantIDs = append(wantIDs, fmt.Sprintf("id-%d-%d", w, i))
+		}
+	}
+	slices.Sort(wantIDs)
+	if !slices.Equal(ids, wantIDs) {
+		t.Errorf("pending %v, want %v", ids, wantIDs)
+	}
+}
+
+// testOutboxReopen checks what a restart finds: the reports pending, with
+// their deliveries, and no report done.
+func testOutboxReopen(t *testing.T, o tlsrpt.Outbox, reopen func(tlsrpt.Outbox) tlsrpt.Outbox) {
+	ctx := context.Background()
+	a, b, c := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 2), Report(Day2, "c.example", "c", 3)
+	put(t, o, a, b, c)
+	if err := o.Delivered(ctx, &a, "https://tlsrpt.a.example/v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Done(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	o = reopen(o)
+	w := want(t, tlsrpt.PendingReport{Report: a, Delivered: []string{"https://tlsrpt.a.example/v1"}}, tlsrpt.PendingReport{Report: c})
+	if got := describe(t, pending(t, o)); got != w {
+		t.Errorf("Pending after a restart:\n%s\nwant:\n%s", got, w)
+	}
+	put(t, o, Report(Day1, "b.example", "b-again", 2), Report(Day1, "a.example", "a-again", 1))
+	if got := describe(t, pending(t, o)); got != w {
+		t.Errorf("Pending after a restart and the day's reports made again:\n%s\nwant:\n%s", got, w)
+	}
+}
