@@ -133,8 +133,12 @@ func TestRecorderDayBoundary(t *testing.T) {
 		if got := storetest.Canonical(d.Results); got != want {
 			t.Errorf("day 1:\n%s\nwant:\n%s", got, want)
 		}
+		if again := mustTake(t, rec, day1); storetest.Canonical(again.Results) != want {
+			t.Errorf("second Take of day 1, before Release = %v, want the same counts", again.Results)
+		}
+		must(t, rec.Release(context.Background(), day1))
 		if again := mustTake(t, rec, day1); len(again.Results) != 0 {
-			t.Errorf("second Take of day 1 = %v, want nothing", again.Results)
+			t.Errorf("Take of day 1 after Release = %v, want nothing", again.Results)
 		}
 		if _, err := rec.Take(context.Background(), day2); !errors.Is(err, tlsrpt.ErrDayOpen) {
 			t.Errorf("Take of today: %v, want ErrDayOpen", err)
@@ -401,6 +405,7 @@ func TestRecorderLate(t *testing.T) {
 	if d := mustTake(t, rec, day); len(d.Results) != 1 {
 		t.Fatalf("Take = %v", d.Results)
 	}
+	must(t, rec.Release(context.Background(), day))
 	// A clock stepped back, or a goroutine stopped for minutes.
 	clk.set(day.Add(23 * time.Hour))
 	must(t, rec.Success(p))

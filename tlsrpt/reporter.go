@@ -3,11 +3,16 @@ package tlsrpt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts"
 )
 
 // ReporterOptions configure a Reporter. The zero value of each field but
@@ -21,12 +26,16 @@ type ReporterOptions struct {
 	Sender *Sender
 
 	// Send, when set, delivers a report in place of Sender.Send, with
-	// the same contract: for tests, or to wrap the Sender.
+	// the same contract: for tests, or to wrap the Sender. A delivery
+	// that a crash cut short is resumed by calling Send again, with the
+	// whole report: unlike Sender, Send does not learn which rua URIs
+	// took it before.
 	Send func(ctx context.Context, report *Report) ([]Delivery, error)
 
 	// Outbox keeps the reports taken until they are delivered. Default:
 	// a NewMemoryOutbox, whose reports end with the process; a
-	// FileOutbox keeps them across restarts.
+	// FileOutbox keeps them across restarts, and the outbox of
+	// cache/redisstore across a fleet.
 	Outbox Outbox
 
 	// Info says who sends the reports: organization-name and
@@ -46,8 +55,11 @@ type ReporterOptions struct {
 	// than all at once. Default 30 minutes; a negative spread means none.
 	Spread time.Duration
 
-	// RetryInterval is the wait before another pass when taking a day
-	// from the store failed. Default 5 minutes.
+	// RetryInterval is the wait before another pass when a pass left
+	// work behind: taking a day, putting its reports in the outbox or
+	// releasing it failed, another member of a fleet held a day, or the
+	// TLSRPT record of a report's domain could not be looked up.
+	// Default 5 minutes.
 	RetryInterval time.Duration
 
 	// Logger receives an Info record per pass that took reports, Warn
@@ -61,35 +73,50 @@ type ReporterOptions struct {
 
 // Reporter sends the daily reports (RFC 8460 4.1, 5): after each UTC day
 // closes and a random delay, it takes the day from its Recorder, makes one
-// report per policy domain, puts them in its Outbox, and delivers each,
-// spread over time. A policy domain without a TLSRPT record gets nothing,
-// and its report is dropped.
+// report per policy domain, puts them in its Outbox, releases the day, and
+// delivers each report, spread over time. A policy domain without a TLSRPT
+// record gets nothing, and its report is dropped.
 //
-// What is sent, across crashes:
-//   - A report gets its report-id before it is put in the outbox, and keeps
-//     it on every send of it.
-//   - It is marked done in the outbox once its delivery ended (delivered,
-//     given up on after the Sender's retries, or no TLSRPT record). A report
-//     still pending at a restart, such as one whose delivery was cut short,
-//     is delivered by the next Run: at least once, with a stable report-id
-//     that lets the receiver drop a duplicate.
-//   - Between taking a day from the store and putting its reports in the
-//     outbox lie two local calls; a crash between them loses that day's
-//     reports.
+// What is sent, across crashes, with a store and an outbox that survive
+// them (FileStore and FileOutbox, or those of cache/redisstore):
+//   - A day's counts leave the store (Recorder.Release) only once its
+//     reports are in the outbox. A crash before makes the next Run take
+//     the day again; the outbox keeps the reports it holds, or held, of
+//     the same day and domain, so the day gives no second report.
+//   - A report gets its report-id before it is put in the outbox, and
+//     keeps it on every send of it.
+//   - Each rua URI that takes the report is marked in the outbox as it
+//     does. A report still pending at a restart, such as one whose
+//     delivery was cut short, is delivered by the next Run to the URIs not
+//     marked. Only a crash between a URI taking a report and its mark
+//     sends it to that URI again, with the same report-id, which lets the
+//     receiver drop the duplicate.
+//   - A report is marked done once its delivery ended: delivered, given up
+//     on after the Sender's retries, or no TLSRPT record. A report whose
+//     record could not be looked up (ErrDNS) stays pending and is retried
+//     every RetryInterval, for up to a day after its first due time (RFC
+//     8460 5.5).
 //
 // In a fleet sharing one store, such as the Redis store of package
 // cache/redisstore, each closed day is taken by one member: each policy
-// domain's report is built and sent by one member only.
+// domain's report is built once. With the fleet's shared outbox too, each
+// report is delivered by one member at a time, and a member that dies
+// leaves its days and reports to the others.
 type Reporter struct {
-	opts ReporterOptions
-	rec  *Recorder
-	send func(ctx context.Context, report *Report) ([]Delivery, error)
-	box  Outbox
-	log  *slog.Logger
-	rand func(n time.Duration) time.Duration
+	opts    ReporterOptions
+	rec     *Recorder
+	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string)) ([]Delivery, error)
+	box     Outbox
+	log     *slog.Logger
+	rand    func(n time.Duration) time.Duration
+	metrics *reporterMetrics
+
+	// retry wakes Run for a pass within RetryInterval: a delivery left
+	// its report pending after a failed lookup.
+	retry chan struct{}
 
 	mu       sync.Mutex
-	inFlight map[string]bool // report-ids being delivered
+	inFlight map[string]bool // keys of the reports being delivered
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
@@ -98,13 +125,17 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Recorder == nil {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
-	r := &Reporter{opts: opts, rec: opts.Recorder, send: opts.Send, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, inFlight: map[string]bool{}}
-	if r.send == nil {
-		if opts.Sender == nil {
-			return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
+	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
+		rand: opts.Rand, metrics: newReporterMetrics(), retry: make(chan struct{}, 1), inFlight: map[string]bool{}}
+	switch {
+	case opts.Send != nil:
+		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string)) ([]Delivery, error) {
+			return opts.Send(ctx, report)
 		}
-		r.send = opts.Sender.Send
+	case opts.Sender != nil:
+		r.send = opts.Sender.resume
+	default:
+		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
 	}
 	if r.box == nil {
 		r.box = NewMemoryOutbox()
@@ -136,57 +167,61 @@ func (r *Reporter) random(n time.Duration) time.Duration {
 	return r.rand(n)
 }
 
+// none is a day number before any day.
+const none = int64(-1 << 62)
+
 // Run sends the daily reports until ctx ends, then waits for the
 // deliveries under way to stop, and returns ctx's error. Run one Run per
 // Reporter, beside the Recorder's Run.
 //
 // It starts with a pass, then makes one per day, a random delay of up to
-// MaxDelay after the day closed (RFC 8460 4.1). A pass takes the closed
-// days from the recorder, puts their reports in the outbox, then delivers
-// every report pending there, those of earlier passes and of before a
-// restart included, spread over Spread. The first pass takes the days
-// that closed before Run started at once, unless the last of them is
-// still within its delay.
+// MaxDelay after the day closed (RFC 8460 4.1), and one RetryInterval
+// after a pass that left work behind. A pass takes the closed days that
+// are due from the recorder, puts their reports in the outbox, releases
+// the days, then delivers every report pending there, those of earlier
+// passes and of before a restart included, spread over Spread. The first
+// pass takes the days that closed before Run started at once, unless the
+// last of them is still within its delay.
 func (r *Reporter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	delay := r.random(r.opts.MaxDelay)
-	const none = int64(-1 << 62)
-	reported := none // the last closed day of the last pass that took
+	due := none // the days up to this one are due
+	var retryAt time.Time
 	for first := true; ; first = false {
 		now := r.rec.now()
 		// The last closed day: its close (RecorderOptions.CloseDelay)
 		// is past.
 		last := dayOf(now.Add(-r.rec.opts.CloseDelay)) - 1
-		next := last + 1
-		if last > reported {
-			next = last
-		}
 		// RFC 8460 4.1: "after some delay, perhaps several hours".
-		due := !r.rec.closesAt(next).Add(delay).After(now)
-		if !due && !first {
-			if !sleep(ctx, r.rec.closesAt(next).Add(delay).Sub(now)) {
-				return ctx.Err()
-			}
-			continue // the clock may have been stepped: look again
-		}
-		// The first pass delivers what a restart left in the outbox
-		// at once, and takes the closed days if they are due.
-		if err := r.pass(ctx, &wg, due); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: taking the closed days failed, will retry",
-				slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
-			if !sleep(ctx, r.opts.RetryInterval) {
-				return ctx.Err()
-			}
-			continue
-		}
-		if due {
-			reported = max(next, reported)
+		newDay := last > due && !r.rec.closesAt(last).Add(delay).After(now)
+		if newDay {
+			due = last
 			delay = r.random(r.opts.MaxDelay)
 		}
+		if first || newDay || (!retryAt.IsZero() && !now.Before(retryAt)) {
+			retryAt = time.Time{}
+			if r.pass(ctx, &wg, due) {
+				retryAt = now.Add(r.opts.RetryInterval)
+			}
+		}
+		wake := r.rec.closesAt(max(due+1, last)).Add(delay)
+		if !retryAt.IsZero() && retryAt.Before(wake) {
+			wake = retryAt
+		}
+		t := time.NewTimer(wake.Sub(r.rec.now()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-r.retry:
+			if retryAt.IsZero() {
+				retryAt = r.rec.now().Add(r.opts.RetryInterval)
+			}
+		case <-t.C:
+			// Look again: the clock may have been stepped.
+		}
+		t.Stop()
 	}
 }
 
@@ -202,98 +237,118 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// pass takes the closed days when take is set, puts their reports in the
-// outbox, and delivers every pending report, spread over time. It returns an error
-// when the days could not be taken; the days taken before the failure
-// are delivered.
-func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, take bool) error {
-	var takeErr error
-	if take {
-		takeErr = r.takeClosed(ctx, wg)
+// pass takes the closed days up to due, puts their reports in the outbox,
+// and delivers every pending report, spread over time. It reports whether
+// work was left for a retry.
+func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64) (retry bool) {
+	if due != none {
+		retry = r.takeDays(ctx, due)
 	}
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return false
 	}
 	pending, err := r.box.Pending(ctx)
 	if err != nil {
+		r.metrics.errors.WithLabelValues("pending").Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: reading the outbox", slog.Any("err", err))
+		retry = retry || len(pending) == 0
 	}
-	reports := make([]Report, len(pending))
-	for i := range pending {
-		reports[i] = pending[i].Report
-	}
-	r.dispatch(ctx, wg, reports)
-	return takeErr
+	r.metrics.pending.Set(float64(len(pending)))
+	r.dispatch(ctx, wg, pending)
+	return retry
 }
 
-// takeClosed takes each closed day from the recorder, and puts its reports
-// in the outbox. When the outbox fails, the day's reports are delivered from
-// memory, on goroutines of wg, and lost should the process stop first.
-func (r *Reporter) takeClosed(ctx context.Context, wg *sync.WaitGroup) error {
+// takeDays takes each closed day up to due from the recorder, puts its
+// reports in the outbox, and releases it. It reports whether a day was
+// left for a retry: held by another member of a fleet, or a step failed.
+// A day left keeps its counts in the store, claimed by this Reporter's
+// store when it was taken.
+func (r *Reporter) takeDays(ctx context.Context, due int64) (retry bool) {
 	days, err := r.rec.ClosedDays(ctx)
 	if err != nil {
-		return err
+		r.metrics.errors.WithLabelValues("take").Inc()
+		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: listing the closed days failed, will retry",
+			slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
+		return true
 	}
 	for _, day := range days {
-		results, err := r.rec.Take(ctx, day)
-		if err != nil {
-			return err
+		if dayOf(day) > due || ctx.Err() != nil {
+			break
 		}
-		// The report-ids are made here, before the reports are put in
-		// the outbox: a report sent again after a restart carries the
-		// same one.
-		reports := results.Reports(r.opts.Info)
-		if len(reports) == 0 {
-			continue // empty, or taken by another member of a fleet
-		}
-		r.log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: day taken for reporting",
-			slog.String("day", day.Format(time.DateOnly)), slog.Int("reports", len(reports)))
-		// The window the Outbox godoc names: a crash right here loses
-		// the day's reports.
-		if err := r.box.Put(ctx, reports); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+		if err := r.takeDay(ctx, day); err != nil {
+			retry = true
+			if errors.Is(err, ErrDayClaimed) {
+				r.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: day held by another member, will look again",
+					slog.String("day", day.Format(time.DateOnly)))
+				continue
 			}
-			r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: outbox failed, sending the reports without it",
-				slog.String("day", day.Format(time.DateOnly)), slog.Any("err", err))
-			for i := range reports {
-				wg.Go(func() { r.deliver(ctx, &reports[i], false) })
-			}
+			r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: taking a closed day failed, will retry",
+				slog.String("day", day.Format(time.DateOnly)), slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
 		}
 	}
+	return retry
+}
+
+// takeDay takes day, puts its reports in the outbox and releases the day,
+// in this order, so that a crash at any point loses nothing: the day stays
+// in the store until its reports are in the outbox.
+func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
+	results, err := r.rec.Take(ctx, day)
+	if err != nil {
+		if !errors.Is(err, ErrDayClaimed) {
+			r.metrics.errors.WithLabelValues("take").Inc()
+		}
+		return err
+	}
+	// The report-ids are made here; a report made again after a crash
+	// gets a new one, which the outbox drops for the first's.
+	reports := results.Reports(r.opts.Info)
+	if len(reports) > 0 {
+		if err := r.box.Put(ctx, reports); err != nil {
+			r.metrics.errors.WithLabelValues("put").Inc()
+			return fmt.Errorf("tlsrpt: putting the reports of %s in the outbox: %w", day.Format(time.DateOnly), err)
+		}
+	}
+	if err := r.rec.Release(ctx, day); err != nil {
+		r.metrics.errors.WithLabelValues("release").Inc()
+		return err
+	}
+	r.metrics.daysTaken.Inc()
+	r.log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: day taken for reporting",
+		slog.String("day", day.Format(time.DateOnly)), slog.Int("reports", len(reports)))
 	return nil
 }
 
 // dispatch delivers the reports not already being delivered, each in a
 // goroutine of wg, starting at random times within Spread, in order. It
 // returns when the last has started, or ctx ended.
-func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, reports []Report) {
+func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []PendingReport) {
 	r.mu.Lock()
-	reports = slices.DeleteFunc(reports, func(rep Report) bool { return r.inFlight[rep.ReportID] })
-	for _, rep := range reports {
-		r.inFlight[rep.ReportID] = true
+	pending = slices.DeleteFunc(pending, func(p PendingReport) bool { return r.inFlight[p.Report.Key()] })
+	for _, p := range pending {
+		r.inFlight[p.Report.Key()] = true
 	}
 	r.mu.Unlock()
-	offsets := make([]time.Duration, len(reports))
+	offsets := make([]time.Duration, len(pending))
 	for i := range offsets {
 		offsets[i] = r.random(r.opts.Spread)
 	}
 	slices.Sort(offsets)
 	start := time.Now()
-	for i := range reports {
-		rep := &reports[i]
+	for i := range pending {
+		p := &pending[i]
 		if !sleep(ctx, offsets[i]-time.Since(start)) {
 			r.mu.Lock()
-			for _, rep := range reports[i:] {
-				delete(r.inFlight, rep.ReportID)
+			for _, p := range pending[i:] {
+				delete(r.inFlight, p.Report.Key())
 			}
 			r.mu.Unlock()
 			return
 		}
 		wg.Go(func() {
-			r.deliver(ctx, rep, true)
+			r.deliver(ctx, p)
 			r.mu.Lock()
-			delete(r.inFlight, rep.ReportID)
+			delete(r.inFlight, p.Report.Key())
 			r.mu.Unlock()
 		})
 	}
@@ -305,16 +360,33 @@ func noRecord(err error) bool {
 	return errors.Is(err, ErrNoRecord) || errors.Is(err, ErrMultipleRecords) || errors.Is(err, ErrRecordSyntax)
 }
 
-// doneTimeout bounds marking a report done, which happens even when ctx
-// ended: the delivery did.
-const doneTimeout = 30 * time.Second
+// markTimeout bounds marking a report delivered to a URI, or done, which
+// happens even when ctx ended: the delivery did.
+const markTimeout = 30 * time.Second
 
-// deliver sends rep, then, when it is in the outbox, marks it done unless
-// its delivery was cut short by ctx, or its TLSRPT record could not be
-// looked up: it is then left for the next pass or Run.
-func (r *Reporter) deliver(ctx context.Context, rep *Report, boxed bool) {
+// lookupRetryWindow is how long after a report is first due that a failed
+// lookup of its TLSRPT record is retried: RFC 8460 5.5, "a sender SHOULD
+// attempt redelivery for up to 24 hours after the initial attempt".
+const lookupRetryWindow = 24 * time.Hour
+
+// deliver sends the pending report p to the rua URIs that have not taken it
+// yet, marking each that does, then marks it done unless its delivery was
+// cut short by ctx, or its TLSRPT record could not be looked up: it is then
+// left for a later pass.
+func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
+	rep := &p.Report
 	log := r.log.With(slog.String("domain", reportDomain(rep)), slog.String("report_id", rep.ReportID))
-	_, err := r.send(ctx, rep)
+	mark := func(uri string) {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
+		defer cancel()
+		if err := r.box.Delivered(mctx, rep, uri); err != nil {
+			r.metrics.errors.WithLabelValues("delivered").Inc()
+			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed: should the process stop before it is done, it is sent to the uri again",
+				slog.String("uri", uri), slog.Any("err", err))
+		}
+	}
+	_, err := r.send(ctx, rep, p.Delivered, mark)
+	outcome := "delivered"
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -323,19 +395,88 @@ func (r *Reporter) deliver(ctx context.Context, rep *Report, boxed bool) {
 	case noRecord(err):
 		// RFC 8460 3: the domain does not implement TLSRPT; nothing is
 		// sent, and nothing kept.
+		outcome = "no_record"
 		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: no tlsrpt record, report dropped", slog.Any("err", err))
-	case errors.Is(err, ErrDNS) && boxed:
-		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: tlsrpt record lookup failed, report left for the next pass", slog.Any("err", err))
+	case errors.Is(err, ErrDNS) && r.rec.now().Before(r.firstDue(rep).Add(lookupRetryWindow)):
+		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: tlsrpt record lookup failed, report left for a retry",
+			slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
+		select {
+		case r.retry <- struct{}{}:
+		default:
+		}
 		return
 	default:
+		outcome = "failed"
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered, dropped", slog.Any("err", err))
 	}
-	if !boxed {
-		return
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), doneTimeout)
+	r.metrics.done.WithLabelValues(outcome).Inc()
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	if err := r.box.Done(dctx, rep); err != nil {
+	if err := r.box.Done(mctx, rep); err != nil {
+		r.metrics.errors.WithLabelValues("done").Inc()
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", err))
 	}
+}
+
+// firstDue returns the latest time the report could first be due: its day's
+// close and the longest delay.
+func (r *Reporter) firstDue(rep *Report) time.Time {
+	return r.rec.closesAt(dayOf(rep.DateRange.Start)).Add(max(r.opts.MaxDelay, 0))
+}
+
+// reporterMetrics are a Reporter's Prometheus collectors; nothing is
+// registered until the user calls RegisterMetrics.
+type reporterMetrics struct {
+	pending   prometheus.Gauge
+	daysTaken prometheus.Counter
+	done      *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+}
+
+func newReporterMetrics() *reporterMetrics {
+	m := &reporterMetrics{
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mtasts_tlsrpt_reports_pending",
+			Help: "TLS reports in the outbox, not yet done, at the start of the Reporter's last pass.",
+		}),
+		daysTaken: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_days_taken_total",
+			Help: "Closed days whose reports the Reporter put in the outbox.",
+		}),
+		done: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reports_done_total",
+			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; failed: given up on).",
+		}, []string{"outcome"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reporter_errors_total",
+			Help: "Failed steps of the Reporter, by step (take, put, release, pending, delivered, done), each retried.",
+		}, []string{"op"}),
+	}
+	for _, o := range []string{"delivered", "no_record", "failed"} {
+		m.done.WithLabelValues(o)
+	}
+	for _, op := range []string{"take", "put", "release", "pending", "delivered", "done"} {
+		m.errors.WithLabelValues(op)
+	}
+	return m
+}
+
+// RegisterMetrics registers the reporter's Prometheus collectors with reg:
+// mtasts_tlsrpt_reports_pending, mtasts_tlsrpt_days_taken_total,
+// mtasts_tlsrpt_reports_done_total by outcome and
+// mtasts_tlsrpt_reporter_errors_total by step. The Sender counts the
+// deliveries to each rua URI (Sender.RegisterMetrics). Register one
+// reporter per registry, or give each its own constant labels.
+//
+// The options are those of mtasts.RegisterMetrics. It returns an error for
+// a namespace that is not a metric name prefix, for labels Prometheus
+// rejects ("outcome" and "op" are taken), or when reg already holds the
+// metrics.
+func (r *Reporter) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
+	reg, err := mtasts.MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
+	m := r.metrics
+	return errors.Join(reg.Register(m.pending), reg.Register(m.daysTaken), reg.Register(m.done), reg.Register(m.errors))
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -279,69 +280,119 @@ func TestReporterCancel(t *testing.T) {
 }
 
 // RFC 8460 3: a policy domain without a TLSRPT record gets no report, and
-// none is kept; a lookup that failed is tried again at the next pass.
+// none is kept; a lookup that failed is tried again every RetryInterval,
+// with the same report-id, and given up a day after the report was due
+// (RFC 8460 5.5).
 func TestReporterNoRecord(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
-		defer rec.Close()
-		must(t, rec.Success(sts("none.example", "enforce")))
-		must(t, rec.Success(sts("servfail.example", "enforce")))
-		resolver := mtaststest.NewResolver()
-		resolver.ServFail("_smtp._tls.servfail.example")
-		sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver})
-		if err != nil {
-			t.Fatal(err)
-		}
-		box := tlsrpt.NewMemoryOutbox()
-		var s sending
-		s.fail = func(ctx context.Context, r *tlsrpt.Report) error {
-			_, err := sender.Send(ctx, r)
-			return err
-		}
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box})
-		time.Sleep(30 * time.Hour)
-		synctest.Wait()
-		pending, _ := box.Pending(context.Background())
-		if len(pending) != 1 || domainOf(&pending[0].Report) != "servfail.example" {
-			t.Fatalf("pending: %+v, want servfail.example's report alone", pending)
-		}
-		id := pending[0].Report.ReportID
-		resolver.Remove("_smtp._tls.servfail.example")
-		time.Sleep(24 * time.Hour)
-		stop()
-		if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
-			t.Errorf("pending: %+v, want none", pending)
-		}
-		var retried int
-		for _, sr := range s.all() {
-			if sr.report.ReportID == id {
-				retried++
-			}
-		}
-		if retried != 2 {
-			t.Errorf("servfail.example's report tried %d times, want 2, with one id", retried)
-		}
-	})
+	for _, mend := range []bool{true, false} {
+		t.Run(fmt.Sprintf("mended=%v", mend), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testReporterNoRecord(t, mend) })
+		})
+	}
 }
 
-// failingOutbox is an outbox whose Put fails.
-type failingOutbox struct{ *tlsrpt.MemoryOutbox }
+func testReporterNoRecord(t *testing.T, mend bool) {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+	defer rec.Close()
+	must(t, rec.Success(sts("none.example", "enforce")))
+	must(t, rec.Success(sts("servfail.example", "enforce")))
+	resolver := mtaststest.NewResolver()
+	resolver.ServFail("_smtp._tls.servfail.example")
+	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := tlsrpt.NewMemoryOutbox()
+	var s sending
+	s.fail = func(ctx context.Context, r *tlsrpt.Report) error {
+		_, err := sender.Send(ctx, r)
+		return err
+	}
+	stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, MaxDelay: 4 * time.Hour, Spread: -1,
+		Rand: func(n time.Duration) time.Duration { return n / 2 }})
+	due := closes(day).Add(2 * time.Hour)
+	time.Sleep(time.Until(due.Add(time.Hour)))
+	synctest.Wait()
+	pending, _ := box.Pending(context.Background())
+	if len(pending) != 1 || domainOf(&pending[0].Report) != "servfail.example" {
+		t.Fatalf("pending: %+v, want servfail.example's report alone", pending)
+	}
+	id := pending[0].Report.ReportID
+	mended := time.Now()
+	if mend {
+		resolver.Remove("_smtp._tls.servfail.example")
+	}
+	time.Sleep(48 * time.Hour)
+	stop()
+	if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
+		t.Errorf("pending: %+v, want none", pending)
+	}
+	var tries []time.Time
+	for _, sr := range s.all() {
+		if domainOf(&sr.report) == "servfail.example" {
+			if sr.report.ReportID != id {
+				t.Errorf("retried with report-id %s, want %s", sr.report.ReportID, id)
+			}
+			tries = append(tries, sr.at)
+		}
+	}
+	last := tries[len(tries)-1]
+	switch {
+	case mend && (last.Before(mended) || last.Sub(mended) > 5*time.Minute):
+		t.Errorf("last try at %v, want within 5 minutes (RetryInterval) of the lookup mended at %v", last, mended)
+	case !mend && (last.Before(due.Add(24*time.Hour-5*time.Minute)) || last.After(due.Add(4*time.Hour+24*time.Hour))):
+		t.Errorf("last try at %v, want a day after the report was due (%v)", last, due)
+	case !mend && len(tries) > (2+24)*12+1:
+		// From the report's due time to a day after the latest it could
+		// have been due (MaxDelay after the close).
+		t.Errorf("%d tries, want one every 5 minutes at most", len(tries))
+	}
+}
 
-func (failingOutbox) Put(context.Context, []tlsrpt.Report) error { return errors.New("disk full") }
+// failingOutbox is an outbox whose Put fails until ok is set.
+type failingOutbox struct {
+	*tlsrpt.MemoryOutbox
+	ok atomic.Bool
+}
 
-// An outbox that fails to keep the reports does not stop them: they are
-// sent from memory, once.
+func (o *failingOutbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
+	if !o.ok.Load() {
+		return errors.New("disk full")
+	}
+	return o.MemoryOutbox.Put(ctx, reports)
+}
+
+// An outbox that fails to keep the reports keeps the day in the store: the
+// reports are sent, once, when it works again, within RetryInterval.
 func TestReporterOutboxFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		store := tlsrpt.NewMemoryStore()
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Store: store})
 		defer rec.Close()
 		must(t, rec.Success(sts("a.example", "enforce")))
 		var s sending
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: failingOutbox{tlsrpt.NewMemoryOutbox()}})
-		time.Sleep(3 * 24 * time.Hour)
+		box := &failingOutbox{MemoryOutbox: tlsrpt.NewMemoryOutbox()}
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Spread: -1})
+		time.Sleep(2 * 24 * time.Hour)
+		synctest.Wait()
+		if got := s.all(); len(got) != 0 {
+			t.Fatalf("sent %d reports without an outbox", len(got))
+		}
+		if days, err := store.Days(context.Background()); err != nil || len(days) != 1 || !days[0].Equal(day) {
+			t.Errorf("store holds %v, %v; want the day kept", days, err)
+		}
+		box.ok.Store(true)
+		mended := time.Now()
+		time.Sleep(24 * time.Hour)
 		stop()
-		if got := s.all(); len(got) != 1 || domainOf(&got[0].report) != "a.example" {
-			t.Errorf("sent: %+v, want a.example's report once", got)
+		got := s.all()
+		if len(got) != 1 || domainOf(&got[0].report) != "a.example" || got[0].at.Sub(mended) > 5*time.Minute {
+			t.Errorf("sent: %+v, want a.example's report once, within 5 minutes of %v", got, mended)
+		}
+		if days, _ := store.Days(context.Background()); len(days) != 0 {
+			t.Errorf("store holds %v, want the day released", days)
 		}
 	})
 }

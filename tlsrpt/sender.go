@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -169,7 +170,8 @@ type Delivery struct {
 	// Transport is TransportHTTPS or TransportMailto.
 	Transport string
 	// Attempts counts the POSTs or calls of Submit made; 0 when the URI
-	// was not tried.
+	// was not tried, or when, with a nil Err, it took the report before a
+	// restart (a Reporter resuming a delivery).
 	Attempts int
 	// Err is nil when the report was delivered: answered with 2xx, or
 	// queued by Submit. Otherwise it is the last attempt's error, or why
@@ -186,6 +188,13 @@ type Delivery struct {
 // sent: the error then wraps ErrNoRecord, ErrMultipleRecords,
 // ErrRecordSyntax or ErrDNS, as LookupRecord's does.
 func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
+	return s.resume(ctx, report, nil, nil)
+}
+
+// resume is Send for a delivery resumed after a restart: it skips the rua
+// URIs in done, which took the report before, and calls delivered, when not
+// nil, with each URI as it takes the report, from the URI's goroutine.
+func (s *Sender) resume(ctx context.Context, report *Report, done []string, delivered func(uri string)) ([]Delivery, error) {
 	p, err := s.build(report)
 	if err != nil {
 		return nil, err
@@ -199,7 +208,7 @@ func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
 			slog.String("domain", p.PolicyDomain.LogString()), slog.Any("err", err))
 		return nil, err
 	}
-	deliveries := s.deliver(ctx, p, record)
+	deliveries := s.deliver(ctx, p, record, done, delivered)
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
@@ -223,7 +232,7 @@ func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record)
 	if record == nil {
 		return nil, fmt.Errorf("%w: no tlsrpt record for %s", ErrNoRecord, p.PolicyDomain.ASCII)
 	}
-	deliveries := s.deliver(ctx, p, record)
+	deliveries := s.deliver(ctx, p, record, nil, nil)
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
@@ -237,15 +246,13 @@ func (s *Sender) build(report *Report) (*Payload, error) {
 	return p, nil
 }
 
-// deliver delivers p to the supported rua URIs of record.
-func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record) []Delivery {
+// deliver delivers p to the supported rua URIs of record, but for those in
+// done, which count as delivered without an attempt. It calls delivered,
+// when not nil, with each URI that takes p, from the URI's goroutine.
+func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done []string, delivered func(uri string)) []Delivery {
 	var uris []string
 	for _, u := range record.SupportedRUA() {
-		dup := false
-		for _, v := range uris {
-			dup = dup || v == u
-		}
-		if !dup {
+		if !slices.Contains(uris, u) {
 			uris = append(uris, u)
 		}
 	}
@@ -258,15 +265,19 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record) []Deli
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
 			d.Transport = TransportMailto
 		}
-		if i >= MaxRUA {
+		switch {
+		case i >= MaxRUA:
 			d.Err = fmt.Errorf("%w: more than %d rua URIs, %q not tried", ErrPermanent, MaxRUA, uri)
-			continue
+		case slices.Contains(done, uri):
+			// Took the report before a restart: not sent again.
+		default:
+			wg.Go(func() {
+				s.deliverOne(ctx, p, d)
+				if d.Err == nil && delivered != nil {
+					delivered(d.URI)
+				}
+			})
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.deliverOne(ctx, p, d)
-		}()
 	}
 	wg.Wait()
 	return deliveries
