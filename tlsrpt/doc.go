@@ -32,11 +32,14 @@
 //     reports, one per policy domain.
 //
 //   - Stores (store.go, filestore.go): a Store keeps the counts a Recorder
-//     flushes every second, until the day is taken: MemoryStore (the
-//     default), FileStore (a day survives a crash but for its last
-//     second), and, in the module cache/redisstore, a store in Redis
-//     shared by a fleet, which then sends one report per policy domain
-//     and day. Package storetest checks a Store against its contract.
+//     flushes every second, until the day is taken and released:
+//     MemoryStore (the default), FileStore (a day survives a crash but for
+//     its last second), and, in the module cache/redisstore, a store in
+//     Redis shared by a fleet, which then sends one report per policy
+//     domain and day. Taking a day is two steps: Take claims it and returns
+//     its counts, Release deletes them once the reports are kept, so a
+//     crash between the two loses nothing. Package storetest checks a
+//     Store, and an Outbox, against its contract.
 //
 //   - Delivering a report (payload.go, https.go, mail.go, sender.go): a
 //     Sender gzips a finished Report (RFC 8460 5.1, 5.2) and delivers it to
@@ -46,9 +49,11 @@
 //
 //   - The daily schedule (reporter.go, outbox.go): a Reporter takes each
 //     closed day after a random delay (RFC 8460 4.1), puts its reports in an
-//     Outbox (MemoryOutbox, or FileOutbox across restarts) and sends them
-//     with the Sender, spread over time; a report cut short by a crash is
-//     sent after the restart with the same report-id.
+//     Outbox (MemoryOutbox, FileOutbox across restarts, or the Redis outbox
+//     of cache/redisstore across a fleet), releases the day, and sends the
+//     reports with the Sender, spread over time. The outbox records each
+//     rua URI that took a report, so that after a crash a report is sent
+//     to the URIs that did not, with the same report-id.
 //
 // The core package mtasts does not import this one. Every error wraps a
 // sentinel (ErrNoRecord, ErrRecordSyntax, ErrInvalidReport, ...) for

@@ -246,8 +246,41 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 		}
 	}
 	o := &FileOutbox{dir: dir}
+	if err := o.upgrade(entries); err != nil {
+		return nil, err
+	}
 	o.prune(entries)
 	return o, nil
+}
+
+// upgrade rewrites the files of the first format, a report's JSON alone in
+// a file named for a hash of its report-id, in the current one. It returns
+// an error when one cannot be rewritten; a file that holds no report is
+// left for Pending to set aside.
+func (o *FileOutbox) upgrade(entries []os.DirEntry) error {
+	for _, e := range entries {
+		name := e.Name()
+		hash, ok := strings.CutSuffix(name, outboxExt)
+		if !ok || len(hash) != 32 || strings.Trim(hash, "0123456789abcdef") != "" {
+			continue
+		}
+		path := filepath.Join(o.dir, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("tlsrpt: upgrading outbox file %s: %w", path, err)
+		}
+		r := new(Report)
+		if json.Unmarshal(data, r) != nil {
+			continue
+		}
+		if err := o.Put(context.Background(), []Report{*r}); err != nil {
+			return fmt.Errorf("tlsrpt: upgrading outbox file %s: %w", path, err)
+		}
+		if err := os.Remove(path); err != nil {
+			return fmt.Errorf("tlsrpt: upgrading outbox file %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // base returns the name of the file of the report of key, without its

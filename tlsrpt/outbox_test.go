@@ -2,6 +2,7 @@ package tlsrpt_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,5 +69,25 @@ func TestFileOutboxBadFile(t *testing.T) {
 	}
 	if _, err := box2.Pending(ctx); err != nil {
 		t.Errorf("second Pending: %v", err)
+	}
+}
+
+// A file of the first format, a report's JSON alone, named for a hash of its
+// report-id, is read as a pending report, in the current format.
+func TestFileOutboxUpgrade(t *testing.T) {
+	dir := t.TempDir()
+	r := storetest.Report(storetest.Day1, "a.example", "old-id", 1)
+	data, err := json.Marshal(&r)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(dir, "0123456789abcdef0123456789abcdef.json"), data, 0o600))
+	box, err := tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	got, err := box.Pending(context.Background())
+	if err != nil || len(got) != 1 || got[0].Report.ReportID != "old-id" || got[0].Report.Key() != r.Key() {
+		t.Fatalf("Pending = %+v, %v; want the old report", got, err)
+	}
+	must(t, box.Done(context.Background(), &r))
+	if got, err := box.Pending(context.Background()); err != nil || len(got) != 0 {
+		t.Errorf("Pending after Done = %+v, %v; want none", got, err)
 	}
 }
