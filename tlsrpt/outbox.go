@@ -197,15 +197,16 @@ func (o *MemoryOutbox) Done(ctx context.Context, report *Report) error {
 	return nil
 }
 
-// FileOutbox is an Outbox in a directory: one file per report, named for
-// its day and a hash of its policy domain, e.g.
+// FileOutbox is an Outbox in a directory: one file per pending report, named
+// for its day and a hash of its policy domain, e.g.
 // "2016-04-01_3f7c…e1.json", holding a JSON object with the report (RFC
 // 8460 4.4) and the rua URIs delivered to. Each write is atomic: to a
 // temporary file, synced, renamed into place, and the directory synced; so
 // that a crash leaves a report either whole or not put, and a delivery
-// either marked or not. Done renames the file to ".done" and empties it:
-// the mark that the report was done, removed 31 days after its day. It is
-// safe for concurrent use, by one process.
+// either marked or not. Done moves the file to the subdirectory "done" and
+// empties it: the mark that the report was done, removed 31 days after its
+// day. Pending thus reads the pending reports alone. It is safe for
+// concurrent use, by one process.
 type FileOutbox struct {
 	dir string
 	mu  sync.Mutex // serialises the writes of a file
@@ -213,7 +214,7 @@ type FileOutbox struct {
 
 const (
 	outboxExt     = ".json"
-	outboxDoneExt = ".done"
+	outboxDoneDir = "done"
 	outboxTemp    = ".tmp-"
 	outboxBadExt  = ".bad"
 )
@@ -233,7 +234,7 @@ const outboxFileVersion = 1
 // marks of reports done more than 31 days before the newest. It returns an
 // error when dir cannot be created or read.
 func NewFileOutbox(dir string) (*FileOutbox, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, outboxDoneDir), 0o700); err != nil {
 		return nil, fmt.Errorf("tlsrpt: creating the outbox directory: %w", err)
 	}
 	entries, err := os.ReadDir(dir)
@@ -249,7 +250,9 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 	if err := o.upgrade(entries); err != nil {
 		return nil, err
 	}
-	o.prune(entries)
+	if err := o.prune(); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -292,8 +295,14 @@ func (o *FileOutbox) base(r *Report) string {
 }
 
 // prune removes the marks of reports done more than 31 days before the
-// newest report of entries.
-func (o *FileOutbox) prune(entries []os.DirEntry) {
+// newest report done. It returns an error when the directory of marks
+// cannot be read.
+func (o *FileOutbox) prune() error {
+	done := filepath.Join(o.dir, outboxDoneDir)
+	entries, err := os.ReadDir(done)
+	if err != nil {
+		return fmt.Errorf("tlsrpt: reading the outbox directory: %w", err)
+	}
 	var newest int64
 	for _, e := range entries {
 		if d, ok := outboxDay(e.Name()); ok {
@@ -301,10 +310,17 @@ func (o *FileOutbox) prune(entries []os.DirEntry) {
 		}
 	}
 	for _, e := range entries {
-		if d, ok := outboxDay(e.Name()); ok && strings.HasSuffix(e.Name(), outboxDoneExt) && d < newest-outboxMemory/secondsPerDay {
-			os.Remove(filepath.Join(o.dir, e.Name()))
+		if d, ok := outboxDay(e.Name()); ok && d < newest-outboxMemory/secondsPerDay {
+			os.Remove(filepath.Join(done, e.Name()))
 		}
 	}
+	return nil
+}
+
+// donePath returns the path of the mark of a report done, of the path of
+// its file.
+func donePath(path string) string {
+	return filepath.Join(filepath.Dir(path), outboxDoneDir, filepath.Base(path))
 }
 
 // outboxDay returns the day of an outbox file's name.
@@ -328,7 +344,7 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 		}
 		r := &reports[i]
 		base := o.base(r)
-		if exists(base+outboxExt) || exists(base+outboxDoneExt) {
+		if exists(base+outboxExt) || exists(donePath(base+outboxExt)) {
 			continue // put before: it keeps its report-id
 		}
 		if err := o.write(base+outboxExt, &outboxFile{Version: outboxFileVersion, Report: r}); err != nil {
@@ -469,27 +485,27 @@ func (o *FileOutbox) Delivered(ctx context.Context, report *Report, uri string) 
 	return nil
 }
 
-// Done implements Outbox: it renames the report's file to ".done" and
-// empties it. It returns an error when the file exists and cannot be
-// renamed.
+// Done implements Outbox: it moves the report's file to the directory
+// "done" and empties it. It returns an error when the file exists and cannot
+// be moved.
 func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	base := o.base(report)
-	err := os.Rename(base+outboxExt, base+outboxDoneExt)
+	path := o.base(report) + outboxExt
+	err := os.Rename(path, donePath(path))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err == nil {
-		err = syncDir(o.dir)
+		err = errors.Join(syncDir(o.dir), syncDir(filepath.Join(o.dir, outboxDoneDir)))
 	}
 	if err != nil {
 		return fmt.Errorf("tlsrpt: marking report %q done: %w", report.ReportID, err)
 	}
 	// The mark needs no content; a crash before this leaves it whole.
-	os.Truncate(base+outboxDoneExt, 0)
+	os.Truncate(donePath(path), 0)
 	return nil
 }

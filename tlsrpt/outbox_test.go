@@ -6,8 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
@@ -89,5 +91,29 @@ func TestFileOutboxUpgrade(t *testing.T) {
 	must(t, box.Done(context.Background(), &r))
 	if got, err := box.Pending(context.Background()); err != nil || len(got) != 0 {
 		t.Errorf("Pending after Done = %+v, %v; want none", got, err)
+	}
+}
+
+// The marks of reports done are kept 31 days, counted by the reports' days.
+func TestFileOutboxPrune(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	box, err := tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	for _, day := range []time.Time{storetest.Day1, storetest.Day1.AddDate(0, 0, 31), storetest.Day1.AddDate(0, 0, 32)} {
+		r := storetest.Report(day, "a.example", day.Format(time.DateOnly), 1)
+		must(t, box.Put(ctx, []tlsrpt.Report{r}))
+		must(t, box.Done(ctx, &r))
+	}
+	_, err = tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	entries, err := os.ReadDir(filepath.Join(dir, "done"))
+	must(t, err)
+	var days []string
+	for _, e := range entries {
+		days = append(days, e.Name()[:len(time.DateOnly)])
+	}
+	if want := []string{"2016-05-02", "2016-05-03"}; !slices.Equal(days, want) {
+		t.Errorf("marks of the days %v after reopening, want %v", days, want)
 	}
 }

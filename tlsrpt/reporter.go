@@ -55,11 +55,13 @@ type ReporterOptions struct {
 	// than all at once. Default 30 minutes; a negative spread means none.
 	Spread time.Duration
 
-	// RetryInterval is the wait before another pass when a pass left
-	// work behind: taking a day, putting its reports in the outbox or
-	// releasing it failed, another member of a fleet held a day, or the
-	// TLSRPT record of a report's domain could not be looked up.
-	// Default 5 minutes.
+	// RetryInterval is the time between passes: each delivers the
+	// reports pending in the outbox, such as one whose TLSRPT record
+	// could not be looked up, and takes again a day left behind (taking
+	// it, putting its reports in the outbox or releasing it failed, or
+	// another member of a fleet held it). Default 5 minutes. An outbox
+	// shared by a fleet renews its lease on a report at each pass, so
+	// its lease must be longer.
 	RetryInterval time.Duration
 
 	// Logger receives an Info record per pass that took reports, Warn
@@ -111,10 +113,6 @@ type Reporter struct {
 	rand    func(n time.Duration) time.Duration
 	metrics *reporterMetrics
 
-	// retry wakes Run for a pass within RetryInterval: a delivery left
-	// its report pending after a failed lookup.
-	retry chan struct{}
-
 	mu       sync.Mutex
 	inFlight map[string]bool // keys of the reports being delivered
 }
@@ -126,7 +124,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), retry: make(chan struct{}, 1), inFlight: map[string]bool{}}
+		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}}
 	switch {
 	case opts.Send != nil:
 		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string)) ([]Delivery, error) {
@@ -174,20 +172,21 @@ const none = int64(-1 << 62)
 // deliveries under way to stop, and returns ctx's error. Run one Run per
 // Reporter, beside the Recorder's Run.
 //
-// It starts with a pass, then makes one per day, a random delay of up to
-// MaxDelay after the day closed (RFC 8460 4.1), and one RetryInterval
-// after a pass that left work behind. A pass takes the closed days that
-// are due from the recorder, puts their reports in the outbox, releases
-// the days, then delivers every report pending there, those of earlier
-// passes and of before a restart included, spread over Spread. The first
-// pass takes the days that closed before Run started at once, unless the
-// last of them is still within its delay.
+// It makes a pass at once, then one every RetryInterval. A pass delivers
+// every report pending in the outbox that is not being delivered already:
+// those of earlier passes, of before a restart, and, with an outbox shared
+// by a fleet, those of a member that died. Once a day, a random delay of up
+// to MaxDelay after the day closed (RFC 8460 4.1), and at each pass after
+// one that left a day behind, a pass first takes the closed days that are
+// due from the recorder, puts their reports in the outbox and releases
+// the days. The first pass takes the days that closed before Run started,
+// unless the last of them is still within its delay.
 func (r *Reporter) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	delay := r.random(r.opts.MaxDelay)
 	due := none // the days up to this one are due
-	var retryAt time.Time
+	retry := false
 	for first := true; ; first = false {
 		now := r.rec.now()
 		// The last closed day: its close (RecorderOptions.CloseDelay)
@@ -199,29 +198,11 @@ func (r *Reporter) Run(ctx context.Context) error {
 			due = last
 			delay = r.random(r.opts.MaxDelay)
 		}
-		if first || newDay || (!retryAt.IsZero() && !now.Before(retryAt)) {
-			retryAt = time.Time{}
-			if r.pass(ctx, &wg, due) {
-				retryAt = now.Add(r.opts.RetryInterval)
-			}
-		}
-		wake := r.rec.closesAt(max(due+1, last)).Add(delay)
-		if !retryAt.IsZero() && retryAt.Before(wake) {
-			wake = retryAt
-		}
-		t := time.NewTimer(wake.Sub(r.rec.now()))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		retry = r.pass(ctx, &wg, due, first || newDay || retry)
+		wait := min(r.rec.closesAt(max(due+1, last)).Add(delay).Sub(now), r.opts.RetryInterval)
+		if !sleep(ctx, wait-r.rec.now().Sub(now)) {
 			return ctx.Err()
-		case <-r.retry:
-			if retryAt.IsZero() {
-				retryAt = r.rec.now().Add(r.opts.RetryInterval)
-			}
-		case <-t.C:
-			// Look again: the clock may have been stepped.
 		}
-		t.Stop()
 	}
 }
 
@@ -237,11 +218,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// pass takes the closed days up to due, puts their reports in the outbox,
-// and delivers every pending report, spread over time. It reports whether
-// work was left for a retry.
-func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64) (retry bool) {
-	if due != none {
+// pass takes the closed days up to due when take is set, puts their
+// reports in the outbox, and delivers every pending report, spread over
+// time. It reports whether a day was left to take at the next pass.
+func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64, take bool) (retry bool) {
+	if take && due != none {
 		retry = r.takeDays(ctx, due)
 	}
 	if ctx.Err() != nil {
@@ -251,7 +232,6 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64) (ret
 	if err != nil {
 		r.metrics.errors.WithLabelValues("pending").Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: reading the outbox", slog.Any("err", err))
-		retry = retry || len(pending) == 0
 	}
 	r.metrics.pending.Set(float64(len(pending)))
 	r.dispatch(ctx, wg, pending)
@@ -398,12 +378,9 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		outcome = "no_record"
 		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: no tlsrpt record, report dropped", slog.Any("err", err))
 	case errors.Is(err, ErrDNS) && r.rec.now().Before(r.firstDue(rep).Add(lookupRetryWindow)):
+		// Left pending: the next pass tries again.
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: tlsrpt record lookup failed, report left for a retry",
 			slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
-		select {
-		case r.retry <- struct{}{}:
-		default:
-		}
 		return
 	default:
 		outcome = "failed"
