@@ -70,7 +70,8 @@ type TLSRPTOptions struct {
 //     claimed: Take renames it, and Release deletes it. It is kept for
 //     Retention after the last Take.
 //   - "mtasts:{tlsrpt}:days" is the set of the days with counts, claimed
-//     ones included: Release removes a day.
+//     ones included: Release removes a day. It is kept for Retention after
+//     the last Add or Take.
 //   - "mtasts:{tlsrpt}:taken:2016-04-01", set when the day is taken, marks
 //     it so that Add refuses late counts. While the day is claimed it holds
 //     "claimed <ms> <owner>": the claim lapses at <ms>, a Unix time in
@@ -94,13 +95,15 @@ type TLSRPTOptions struct {
 // the claim lapsed, of any other.
 //
 // Release deletes the counts only while the claim names this store value's
-// Owner, lapsed or not. When the claim of an owner lapsed and another took
-// the day over, the first owner's late Release does nothing: the counts
-// stay for the new claimant, who puts the same reports in its outbox and
-// releases the day. A day is thus reported once per takeover, and both
-// reports carry the same policy domain and day (tlsrpt.Report.Key), which
-// an outbox shared by the fleet (TLSRPTOutbox) recognises: it keeps the
-// first and skips the second.
+// Owner, lapsed or not. When an owner's claim lapsed and another took the
+// day over, the first owner's late Release does nothing: the counts stay
+// for the new claimant, until it releases the day. Both may have made the
+// day's reports by then; theirs carry the same policy domain and day
+// (tlsrpt.Report.Key), and an outbox the fleet shares (TLSRPTOutbox) keeps
+// the first made and skips the other, so that the fleet sends each once.
+// With an outbox per MTA, the takeover of a claimant that was slow, not
+// dead, sends the day twice: hence a ClaimTimeout well above the time from
+// a Take to its Release.
 type TLSRPTStore struct {
 	rdb  redis.UniversalClient
 	opts TLSRPTOptions
