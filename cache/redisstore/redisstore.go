@@ -3,6 +3,10 @@
 // them, a new or restarted MTA starts with the fleet's memory, and when
 // several miss a domain at once one fetches for all (see cache.Locker).
 //
+// For TLS reporting (RFC 8460, package tlsrpt), TLSRPTStore and TLSRPTOutbox
+// let the fleet count its sessions in one place and send each policy domain's
+// daily report once, across crashes of its members.
+//
 // It is a module of its own, so that importing mtasts or its cache never pulls
 // in a Redis client.
 //

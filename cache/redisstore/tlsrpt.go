@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,9 +23,28 @@ type TLSRPTOptions struct {
 	// "mtasts:{tlsrpt}:day:2016-04-01".
 	Prefix string
 	// Retention is how long a day's counts stay in Redis after the last
-	// counts added to it when no one takes it, and how long the mark of a
-	// day taken lasts. Default 7 days.
+	// counts added to it when no one takes it, how long those of a day
+	// claimed and never released stay after the last Take, and how long
+	// the mark of a day taken lasts. Default 7 days.
 	Retention time.Duration
+	// Owner names the claimant of the days this store value takes: a
+	// stable name of the MTA, unique in the fleet, such as its host
+	// name, so that the MTA restarted after a crash resumes its claims
+	// at once (its Take returns their counts again). Default: a random
+	// token, new for each store value, whose claims other store values,
+	// the MTA restarted included, take over only once they lapse.
+	Owner string
+	// ClaimTimeout is how long a claim holds after the claimant's last
+	// Take of the day: past it, unless released, any store value may
+	// take the day over and gets the same counts, so that the day of a
+	// member that died is reported by another. It must be well above the
+	// time between a Take and its Release (putting the day's reports in
+	// an outbox): a claimant that is slower may see its day taken over
+	// (see TLSRPTStore). Default 15 minutes.
+	ClaimTimeout time.Duration
+	// Now returns the time, for the expiry of claims. Default time.Now.
+	// The lifetimes of keys (Retention) are Redis's own, by its clock.
+	Now func() time.Time
 }
 
 // TLSRPTStore is a tlsrpt.Store in Redis: every MTA of a fleet adds to the
@@ -39,36 +57,56 @@ type TLSRPTOptions struct {
 // All keys share the Redis Cluster hash tag {tlsrpt}, so that its scripts,
 // which touch several, run in a Cluster too. With the default Prefix:
 //
-//   - "mtasts:{tlsrpt}:day:2016-04-01" is a hash of the day's counts, kept
-//     for Retention after the last Add. Per policy, of id <pid> (the first
-//     128 bits of the SHA-256 of its JSON, in hex): "p:<pid>" holds its
-//     JSON as a report writes it, "s:<pid>" and "f:<pid>" its successful
-//     and failed sessions, "r:<pid>:<row>" the sessions of a failure-detail
-//     row, <row> being the row's JSON with a count of 0. "n:<domain>"
-//     counts a policy domain's distinct rows, for the cap on them, and
-//     "q:<source>" the last batch added from a recorder.
-//   - "mtasts:{tlsrpt}:days" is the set of the days with counts.
-//   - "mtasts:{tlsrpt}:taken:2016-04-01", set when the day is taken, holds
-//     the token of the store value that took it, for Retention.
-//   - "mtasts:{tlsrpt}:taking:2016-04-01" is the day's hash, renamed by
-//     the Take that got it while it reads it, then deleted.
+//   - "mtasts:{tlsrpt}:day:2016-04-01" is a hash of the counts of a day not
+//     taken, kept for Retention after the last Add. Per policy, of id
+//     <pid> (the first 128 bits of the SHA-256 of its JSON, in hex):
+//     "p:<pid>" holds its JSON as a report writes it, "s:<pid>" and
+//     "f:<pid>" its successful and failed sessions, "r:<pid>:<row>" the
+//     sessions of a failure-detail row, <row> being the row's JSON with a
+//     count of 0. "n:<domain>" counts a policy domain's distinct rows, for
+//     the cap on them, and "q:<source>" the last batch added from a
+//     recorder.
+//   - "mtasts:{tlsrpt}:taking:2016-04-01" is the same hash once the day is
+//     claimed: Take renames it, and Release deletes it. It is kept for
+//     Retention after the last Take.
+//   - "mtasts:{tlsrpt}:days" is the set of the days with counts, claimed
+//     ones included: Release removes a day. It is kept for Retention after
+//     the last Add or Take.
+//   - "mtasts:{tlsrpt}:taken:2016-04-01", set when the day is taken, marks
+//     it so that Add refuses late counts. While the day is claimed it holds
+//     "claimed <ms> <owner>": the claim lapses at <ms>, a Unix time in
+//     milliseconds by Now, and <owner> is the claimant's Owner. Released,
+//     or taken with nothing to report, it holds "released". It is kept for
+//     Retention after the last Take or the Release.
 //
 // Add runs one script per thousand policies: HINCRBY on the counters, the
 // cap on rows checked and counted in the same script, nothing when the day
-// was taken. Take runs a script that marks the day taken and renames its
-// hash, atomically, so that of any number of Takes, by any number of MTAs,
-// one gets the day; it then reads the hash with HSCAN and deletes it. A
-// Take that fails while reading can be called again on the same store
-// value, which resumes; should its MTA die before, the day's counts stay
-// under the "taking" key for Retention, unreported.
+// was taken.
+//
+// # Claims
+//
+// Take runs a script that, atomically, claims the day for Owner until
+// Now+ClaimTimeout and renames its hash to "taking", unless another owner
+// holds a claim that has not lapsed; so that of any number of Takes, by any
+// number of MTAs, one gets the day. It then reads the hash with HSCAN, and
+// checks that the claim is still its own. The counts stay until Release, so
+// a Take that failed, while reading or later, or whose MTA died, is
+// resumed by a Take of the same Owner, which renews the claim, or, once
+// the claim lapsed, of any other.
+//
+// Release deletes the counts only while the claim names this store value's
+// Owner, lapsed or not. When an owner's claim lapsed and another took the
+// day over, the first owner's late Release does nothing: the counts stay
+// for the new claimant, until it releases the day. Both may have made the
+// day's reports by then; theirs carry the same policy domain and day
+// (tlsrpt.Report.Key), and an outbox the fleet shares (TLSRPTOutbox) keeps
+// the first made and skips the other, so that the fleet sends each once.
+// With an outbox per MTA, the takeover of a claimant that was slow, not
+// dead, sends the day twice: hence a ClaimTimeout well above the time from
+// a Take to its Release.
 type TLSRPTStore struct {
-	rdb   redis.UniversalClient
-	opts  TLSRPTOptions
-	token string // identifies this store value's Takes
-
-	// takeMu makes this value's Takes one at a time: one that resumes
-	// must not read a day another is reading.
-	takeMu sync.Mutex
+	rdb  redis.UniversalClient
+	opts TLSRPTOptions
 }
 
 var _ tlsrpt.Store = (*TLSRPTStore)(nil)
@@ -82,7 +120,16 @@ func NewTLSRPTStore(rdb redis.UniversalClient, opts TLSRPTOptions) *TLSRPTStore 
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
 	}
-	return &TLSRPTStore{rdb: rdb, opts: opts, token: newToken()}
+	if opts.Owner == "" {
+		opts.Owner = newToken()
+	}
+	if opts.ClaimTimeout <= 0 {
+		opts.ClaimTimeout = 15 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &TLSRPTStore{rdb: rdb, opts: opts}
 }
 
 func (s *TLSRPTStore) key(kind, day string) string {
@@ -243,65 +290,156 @@ func (s *TLSRPTStore) Days(ctx context.Context) ([]time.Time, error) {
 	return days, nil
 }
 
-// claimScript takes the day: unless it was taken (KEYS[2] exists), it marks
-// it taken by ARGV[1] for ARGV[3] seconds, removes the day ARGV[2] from the
-// set KEYS[4], and renames the day's hash KEYS[1] to KEYS[3]. It returns 1
-// when the caller is to read KEYS[3]: it took the day now, or took it
-// before and has not finished reading it; else 0.
+// claimPrefix starts the value of a day's "taken" key while it is claimed.
+const claimPrefix = "claimed "
+
+// claimScript claims the day ARGV[5] for the owner ARGV[1] until ARGV[3]
+// (Unix milliseconds), unless it was released (its mark KEYS[2] holds
+// anything but a claim: it returns {0}) or another owner holds a claim not
+// lapsed at ARGV[2] ({-1, owner, until}). The first claim renames the
+// day's hash KEYS[1] to KEYS[3]; a day without counts is marked released
+// at once ({0}). Else it returns {1}: the caller is to read KEYS[3]. The
+// mark and the hash, and the set of days KEYS[4], are kept for ARGV[4]
+// seconds at least.
 var claimScript = redis.NewScript(`
-local owner = redis.call("GET", KEYS[2])
-if owner then
-	if owner == ARGV[1] and redis.call("EXISTS", KEYS[3]) == 1 then return 1 end
-	return 0
+local mark = redis.call("GET", KEYS[2])
+if mark then
+	local lapse, holder = string.match(mark, "^claimed (%d+) (.*)$")
+	if not lapse then return {0} end
+	if holder ~= ARGV[1] and tonumber(lapse) > tonumber(ARGV[2]) then return {-1, holder, lapse} end
+elseif redis.call("EXISTS", KEYS[1]) == 1 then
+	redis.call("RENAME", KEYS[1], KEYS[3])
 end
-redis.call("SET", KEYS[2], ARGV[1], "EX", ARGV[3])
-redis.call("SREM", KEYS[4], ARGV[2])
-if redis.call("EXISTS", KEYS[1]) == 0 then return 0 end
-redis.call("RENAME", KEYS[1], KEYS[3])
-redis.call("EXPIRE", KEYS[3], ARGV[3])
-return 1
+if redis.call("EXISTS", KEYS[3]) == 0 then
+	redis.call("SET", KEYS[2], "released", "EX", ARGV[4])
+	redis.call("SREM", KEYS[4], ARGV[5])
+	return {0}
+end
+redis.call("SET", KEYS[2], "claimed " .. ARGV[3] .. " " .. ARGV[1], "EX", ARGV[4])
+redis.call("EXPIRE", KEYS[3], ARGV[4])
+if redis.call("TTL", KEYS[4]) < tonumber(ARGV[4]) then redis.call("EXPIRE", KEYS[4], ARGV[4]) end
+return {1}
 `)
 
 // Take implements tlsrpt.Store: of all the Takes of a day, of any MTA, one
-// gets its counts. It returns an error when Redis fails or the day's hash
-// holds a field it cannot read; a Take that failed after it took the day
-// resumes when called again on the same store value.
+// claims it and gets its counts; the claimant's Takes get them again until
+// Release. It returns an error wrapping tlsrpt.ErrDayClaimed when another
+// Owner holds a claim that has not lapsed (or took the day over while this
+// Take read it), and an error when Redis fails or the day's hash holds a
+// field it cannot read; the day then stays claimed, and a Take of the same
+// Owner resumes.
 func (s *TLSRPTStore) Take(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
-	s.takeMu.Lock()
-	defer s.takeMu.Unlock()
 	name := dayName(day)
-	taking := s.key("taking", name)
-	keys := []string{s.key("day", name), s.key("taken", name), taking, s.daysKey()}
-	n, err := claimScript.Run(ctx, s.rdb, keys, s.token, name, s.retentionSeconds()).Int()
+	taking, taken := s.key("taking", name), s.key("taken", name)
+	keys := []string{s.key("day", name), taken, taking, s.daysKey()}
+	now := s.opts.Now()
+	lapse := now.Add(s.opts.ClaimTimeout).UnixMilli()
+	res, err := claimScript.Run(ctx, s.rdb, keys, s.opts.Owner, now.UnixMilli(), lapse, s.retentionSeconds(), name).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt: taking %s: %w", name, err)
 	}
-	if n == 0 {
+	code, _ := res[0].(int64)
+	switch {
+	case code == -1 && len(res) == 3:
+		holder, _ := res[1].(string)
+		ms, _ := res[2].(string)
+		return nil, s.claimedError(name, claimPrefix+ms+" "+holder)
+	case code == 0:
 		return nil, nil
+	case code != 1:
+		return nil, fmt.Errorf("redisstore: tlsrpt: taking %s: unexpected reply %v", name, res)
 	}
-	// HSCAN may return a field twice: a map keeps one.
-	fields := map[string]string{}
-	var cursor uint64
-	for {
-		kv, next, err := s.rdb.HScan(ctx, taking, cursor, "", 10000).Result()
-		if err != nil {
-			return nil, fmt.Errorf("redisstore: tlsrpt: reading %s: %w", taking, err)
-		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			fields[kv[i]] = kv[i+1]
-		}
-		if cursor = next; cursor == 0 {
-			break
-		}
+	fields, err := s.readHash(ctx, taking)
+	if err != nil {
+		return nil, err
+	}
+	// The claim may have lapsed while reading, and another taken the
+	// day over and released it: what was read may be a part.
+	mark, err := s.rdb.Get(ctx, taken).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisstore: tlsrpt: taking %s: checking the claim: %w", name, err)
+	}
+	holder, _, claimed := parseClaim(mark)
+	switch {
+	case !claimed:
+		return nil, nil // released meanwhile, by an owner that took over
+	case holder != s.opts.Owner:
+		return nil, s.claimedError(name, mark)
 	}
 	results, err := decodeDay(fields)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt: reading %s: %w", taking, err)
 	}
-	if err := s.rdb.Unlink(ctx, taking).Err(); err != nil {
-		return nil, fmt.Errorf("redisstore: tlsrpt: deleting %s: %w", taking, err)
-	}
 	return results, nil
+}
+
+// readHash returns the fields of the hash key, read with HSCAN.
+func (s *TLSRPTStore) readHash(ctx context.Context, key string) (map[string]string, error) {
+	// HSCAN may return a field twice: a map keeps one.
+	fields := map[string]string{}
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, key, cursor, "", 10000).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: tlsrpt: reading %s: %w", key, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			fields[kv[i]] = kv[i+1]
+		}
+		if cursor = next; cursor == 0 {
+			return fields, nil
+		}
+	}
+}
+
+// parseClaim returns the owner of the claim mark, and when it lapses; ok is
+// false when mark is no claim.
+func parseClaim(mark string) (owner string, lapse time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(mark, claimPrefix)
+	if !ok {
+		return "", time.Time{}, false
+	}
+	ms, owner, ok := strings.Cut(rest, " ")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return "", time.Time{}, false
+	}
+	return owner, time.UnixMilli(n).UTC(), true
+}
+
+// claimedError returns the error of a Take of day, claimed as mark says.
+func (s *TLSRPTStore) claimedError(day, mark string) error {
+	owner, lapse, _ := parseClaim(mark)
+	return fmt.Errorf("redisstore: tlsrpt: taking %s: %w: by %q until %s", day, tlsrpt.ErrDayClaimed, owner, lapse.Format(time.RFC3339))
+}
+
+// releaseScript releases the day ARGV[3] when its mark KEYS[1] holds a claim
+// of the owner ARGV[1], lapsed or not: it marks the day released for ARGV[2]
+// seconds, deletes its counts KEYS[2] and removes it from the set KEYS[3],
+// and returns 1. Else it returns 0.
+var releaseScript = redis.NewScript(`
+local mark = redis.call("GET", KEYS[1])
+if not mark then return 0 end
+local lapse, holder = string.match(mark, "^claimed (%d+) (.*)$")
+if not lapse or holder ~= ARGV[1] then return 0 end
+redis.call("SET", KEYS[1], "released", "EX", ARGV[2])
+redis.call("UNLINK", KEYS[2])
+redis.call("SREM", KEYS[3], ARGV[3])
+return 1
+`)
+
+// Release implements tlsrpt.Store: it deletes the counts of day when the
+// day's claim is this store value's Owner's, lapsed or not, and leaves the
+// day marked taken for Retention. A day claimed by another Owner (one that
+// took it over after this one's claim lapsed), released, or never taken is
+// left as it is. It returns an error when Redis fails.
+func (s *TLSRPTStore) Release(ctx context.Context, day time.Time) error {
+	name := dayName(day)
+	keys := []string{s.key("taken", name), s.key("taking", name), s.daysKey()}
+	if err := releaseScript.Run(ctx, s.rdb, keys, s.opts.Owner, s.retentionSeconds(), name).Err(); err != nil {
+		return fmt.Errorf("redisstore: tlsrpt: releasing %s: %w", name, err)
+	}
+	return nil
 }
 
 // decodeDay returns the policies of a day's hash fields.

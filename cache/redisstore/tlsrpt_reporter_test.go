@@ -20,7 +20,7 @@ type passOutbox struct {
 	passes chan<- struct{}
 }
 
-func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.Report, error) {
+func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
 	o.passes <- struct{}{}
 	return o.MemoryOutbox.Pending(ctx)
 }

@@ -20,16 +20,20 @@ import (
 
 // TestTLSRPTStore runs the store checks against a real redis-server, each
 // with keys of its own prefix; a second store of a check is another client
-// with the same prefix, as a second MTA of a fleet.
+// with the same prefix and another Owner, as a second MTA of a fleet.
 func TestTLSRPTStore(t *testing.T) {
 	srv := startRedis(t, "")
+	opened := map[string]int{}
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
-		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Prefix: t.Name() + ":"})
+		opened[t.Name()]++
+		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{
+			Prefix: t.Name() + ":", Owner: fmt.Sprintf("mta%d", opened[t.Name()]),
+		})
 	})
 }
 
 // The same through a Redis Cluster: the scripts touch several keys, which
-// share a hash tag.
+// share a hash tag. The Owner is left to its default, random per store.
 func TestTLSRPTStoreCluster(t *testing.T) {
 	srv := startCluster(t)
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
@@ -37,6 +41,184 @@ func TestTLSRPTStoreCluster(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		return redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: t.Name() + ":"})
 	})
+}
+
+// A claim survives a restart: the MTA restarted, a new store value of the
+// same Owner on a new client, takes the same counts again.
+func TestTLSRPTStoreResume(t *testing.T) {
+	srv := startRedis(t, "")
+	opts := redisstore.TLSRPTOptions{Prefix: "resume:", Owner: "mta1.example"}
+	storetest.RunResume(t,
+		func(t *testing.T) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) },
+		func(t *testing.T, _ tlsrpt.Store) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) })
+}
+
+// clock is a time that tests move.
+type clock struct{ ns atomic.Int64 }
+
+func newClock(t time.Time) *clock {
+	c := &clock{}
+	c.set(t)
+	return c
+}
+
+func (c *clock) now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+func takeWant(t *testing.T, s tlsrpt.Store, want string) {
+	t.Helper()
+	r, err := s.Take(context.Background(), storetest.Day1)
+	if err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	if got := storetest.Canonical(r); got != want {
+		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func takeClaimed(t *testing.T, s tlsrpt.Store) {
+	t.Helper()
+	if r, err := s.Take(context.Background(), storetest.Day1); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
+		t.Fatalf("Take = %v, %v; want ErrDayClaimed", r, err)
+	}
+}
+
+// A claim not released within ClaimTimeout lapses: another owner takes the
+// day over with the same counts. The first owner's late Release then leaves
+// them to the new claimant, whose Release deletes them.
+func TestTLSRPTClaimLapse(t *testing.T) {
+	srv := startRedis(t, "")
+	ctx := context.Background()
+	clk := newClock(storetest.Day2.Add(time.Hour))
+	open := func(owner string) *redisstore.TLSRPTStore {
+		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: owner, ClaimTimeout: 10 * time.Minute, Now: clk.now})
+	}
+	a, b := open("a"), open("b")
+	p := storetest.STS("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 3, 0)})
+	takeWant(t, a, want)
+	clk.advance(10*time.Minute - time.Millisecond)
+	takeClaimed(t, b)
+	// a's Take renews its claim.
+	takeWant(t, a, want)
+	clk.advance(10*time.Minute - time.Millisecond)
+	takeClaimed(t, b)
+	clk.advance(time.Millisecond) // a's claim lapses
+	takeWant(t, b, want)
+	takeClaimed(t, a)
+	// a's late Release: the claim is b's now, the counts stay.
+	if err := a.Release(ctx, storetest.Day1); err != nil {
+		t.Fatal(err)
+	}
+	takeWant(t, b, want)
+	if days, _ := b.Days(ctx); len(days) != 1 {
+		t.Errorf("Days after the late Release = %v, want the day", days)
+	}
+	if err := b.Release(ctx, storetest.Day1); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := a.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+		t.Errorf("Take after b's Release = %v, %v; want nothing", r, err)
+	}
+	if days, _ := b.Days(ctx); len(days) != 0 {
+		t.Errorf("Days after Release = %v, want none", days)
+	}
+}
+
+// The claimant whose claim lapsed and was not taken over still releases its
+// day, and may take it again.
+func TestTLSRPTClaimLapsedOwn(t *testing.T) {
+	srv := startRedis(t, "")
+	ctx := context.Background()
+	clk := newClock(storetest.Day2.Add(time.Hour))
+	a := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
+	p := storetest.STS("a.example", "enforce")
+	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Take(ctx, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.advance(time.Hour) // past the default ClaimTimeout, 15 minutes
+	takeWant(t, a, storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}))
+	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+		if err := a.Release(ctx, day); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
+	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+		if r, err := b.Take(ctx, day); err != nil || len(r) != 0 {
+			t.Errorf("Take of %s released after its claim lapsed = %v, %v; want nothing", day, r, err)
+		}
+	}
+}
+
+// A claimant that reads its day while its claim lapses and another owner
+// takes the day over gets ErrDayClaimed, not the counts it read: the day
+// is the other's now.
+func TestTLSRPTClaimLostWhileReading(t *testing.T) {
+	srv := startRedis(t, "")
+	ctx := context.Background()
+	clk := newClock(storetest.Day2.Add(time.Hour))
+	rdb := srv.client()
+	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
+	var once sync.Once
+	rdb.AddHook(onHScan{func() {
+		once.Do(func() {
+			clk.advance(time.Hour)
+			if _, err := b.Take(ctx, storetest.Day1); err != nil {
+				t.Errorf("b's Take: %v", err)
+			}
+		})
+	}})
+	a := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
+	p := storetest.STS("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	takeClaimed(t, a)
+	// Taken over and released while a read: nothing, the day was reported.
+	once = sync.Once{}
+	rdb2 := srv.client()
+	c := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "c", Now: clk.now})
+	rdb2.AddHook(onHScan{func() {
+		once.Do(func() {
+			clk.advance(time.Hour)
+			if _, err := c.Take(ctx, storetest.Day1); err != nil {
+				t.Errorf("c's Take: %v", err)
+			}
+			if err := c.Release(ctx, storetest.Day1); err != nil {
+				t.Errorf("c's Release: %v", err)
+			}
+		})
+	}})
+	clk.advance(time.Hour) // b's claim lapses: d takes the day over
+	d := redisstore.NewTLSRPTStore(rdb2, redisstore.TLSRPTOptions{Owner: "d", Now: clk.now})
+	if r, err := d.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+		t.Errorf("Take of a day released while reading = %v, %v; want nothing", r, err)
+	}
+}
+
+// onHScan calls f before each HSCAN.
+type onHScan struct{ f func() }
+
+func (h onHScan) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h onHScan) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h onHScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "hscan" {
+			h.f()
+		}
+		return next(ctx, cmd)
+	}
 }
 
 // A fleet of MTAs, each with its recorder, adds to the same counters; the
@@ -92,7 +274,7 @@ func TestTLSRPTFleet(t *testing.T) {
 	for i, rec := range recs {
 		wg.Go(func() {
 			var err error
-			if got[i], err = rec.Take(context.Background(), day); err != nil {
+			if got[i], err = rec.Take(context.Background(), day); err != nil && !errors.Is(err, tlsrpt.ErrDayClaimed) {
 				t.Error(err)
 			}
 		})
@@ -216,7 +398,7 @@ func (h failHScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // A Take that fails while reading the day it took resumes on the same
-// store; no other store gets the day.
+// store; another store gets ErrDayClaimed meanwhile.
 func TestTLSRPTTakeResumes(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
@@ -233,19 +415,16 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 	if _, err := s.Take(ctx, storetest.Day1); err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("Take with HSCAN failing: %v", err)
 	}
-	if r, err := other.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
-		t.Fatalf("another store's Take = %v, %v; want nothing", r, err)
-	}
+	takeClaimed(t, other)
 	fail.Store(false)
-	r, err := s.Take(ctx, storetest.Day1)
-	if err != nil {
+	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 5, 0)})
+	takeWant(t, s, want)
+	takeWant(t, s, want)
+	if err := s.Release(ctx, storetest.Day1); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := storetest.Canonical(r), storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 5, 0)}); got != want {
-		t.Errorf("resumed Take:\n%s\nwant:\n%s", got, want)
-	}
-	if r, _ := s.Take(ctx, storetest.Day1); len(r) != 0 {
-		t.Errorf("Take after the resumed one = %v, want nothing", r)
+	if r, err := s.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+		t.Errorf("Take after Release = %v, %v; want nothing", r, err)
 	}
 }
 
@@ -253,7 +432,8 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 func TestTLSRPTKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "x:", Retention: time.Hour})
+	clk := newClock(storetest.Day2.Add(time.Hour))
+	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "x:", Retention: time.Hour, Owner: "mta 1", Now: clk.now})
 	ctx := context.Background()
 	p := storetest.STS("a.example", "enforce")
 	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
@@ -292,8 +472,30 @@ func TestTLSRPTKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys, _ = rdb.Keys(ctx, "*").Result()
-	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:days x:{tlsrpt}:taken:2016-04-01" && got != "x:{tlsrpt}:taken:2016-04-01" {
+	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:days x:{tlsrpt}:taken:2016-04-01 x:{tlsrpt}:taking:2016-04-01" {
 		t.Errorf("keys after Take: %s", got)
+	}
+	if n, _ := rdb.HLen(ctx, "x:{tlsrpt}:taking:2016-04-01").Result(); n != 6 {
+		t.Errorf("the claimed day's hash has %d fields, want the 6 of the day", n)
+	}
+	lapse := clk.now().Add(15 * time.Minute).UnixMilli()
+	if got, want := rdb.Get(ctx, "x:{tlsrpt}:taken:2016-04-01").Val(), fmt.Sprintf("claimed %d mta 1", lapse); got != want {
+		t.Errorf("taken mark after Take = %q, want %q", got, want)
+	}
+	for _, k := range keys {
+		if ttl := rdb.TTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("TTL of %s after Take = %v, want Retention", k, ttl)
+		}
+	}
+	if err := s.Release(ctx, storetest.Day1); err != nil {
+		t.Fatal(err)
+	}
+	keys, _ = rdb.Keys(ctx, "*").Result()
+	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:taken:2016-04-01" {
+		t.Errorf("keys after Release: %s", got)
+	}
+	if got := rdb.Get(ctx, "x:{tlsrpt}:taken:2016-04-01").Val(); got != "released" {
+		t.Errorf("taken mark after Release = %q", got)
 	}
 	if ttl := rdb.TTL(ctx, "x:{tlsrpt}:taken:2016-04-01").Val(); ttl <= 0 || ttl > time.Hour {
 		t.Errorf("TTL of the taken mark = %v, want Retention", ttl)
