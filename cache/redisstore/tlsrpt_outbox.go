@@ -30,9 +30,13 @@ type TLSRPTOutboxOptions struct {
 	Owner string
 	// LeaseTime is how long a report that Pending returned is left to
 	// its owner, after its last Pending, before another member may take
-	// it. It must be longer than a delivery lasts, retries included:
-	// default 26 hours, above a tlsrpt.Sender's default RetryWindow of
-	// 24 hours plus a Reporter's Spread.
+	// it. A tlsrpt.Reporter calls Pending at each pass, every
+	// RetryInterval (5 minutes) once the deliveries of the pass before
+	// have started (within its Spread, 30 minutes), which renews the
+	// leases of the reports it is still delivering, retries included; so
+	// LeaseTime must be longer than RetryInterval plus Spread. Default 1
+	// hour: a member that died leaves its reports to the others an hour
+	// after its last pass.
 	LeaseTime time.Duration
 	// Now returns the time, for the expiry of leases. Default time.Now.
 	Now func() time.Time
@@ -96,7 +100,7 @@ func NewTLSRPTOutbox(rdb redis.UniversalClient, opts TLSRPTOutboxOptions) *TLSRP
 		opts.Owner = newToken()
 	}
 	if opts.LeaseTime <= 0 {
-		opts.LeaseTime = 26 * time.Hour
+		opts.LeaseTime = time.Hour
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
