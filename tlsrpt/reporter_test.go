@@ -14,6 +14,7 @@ import (
 
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // sending records what a Reporter sends, and answers with fail's error
@@ -309,8 +310,15 @@ func testReporterNoRecord(t *testing.T, mend bool) {
 		_, err := sender.Send(ctx, r)
 		return err
 	}
-	stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, MaxDelay: 4 * time.Hour, Spread: -1,
-		Rand: func(n time.Duration) time.Duration { return n / 2 }})
+	rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Info: info,
+		MaxDelay: 4 * time.Hour, Spread: -1, Rand: func(n time.Duration) time.Duration { return n / 2 }})
+	must(t, err)
+	reg := prometheus.NewPedanticRegistry()
+	must(t, rep.RegisterMetrics(reg))
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan error, 1)
+	go func() { ended <- rep.Run(ctx) }()
+	stop := func() { cancel(); <-ended }
 	due := closes(day).Add(2 * time.Hour)
 	time.Sleep(time.Until(due.Add(time.Hour)))
 	synctest.Wait()
@@ -327,6 +335,24 @@ func testReporterNoRecord(t *testing.T, mend bool) {
 	stop()
 	if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
 		t.Errorf("pending: %+v, want none", pending)
+	}
+	// Mended, the lookup finds no record either: the report is dropped,
+	// and counted so; else it is given up on.
+	noRecord, failed := 1.0, 1.0
+	if mend {
+		noRecord, failed = 2, 0
+	}
+	got := counters(t, reg)
+	for name, want := range map[string]float64{
+		"mtasts_tlsrpt_days_taken_total":                      1,
+		"mtasts_tlsrpt_reports_done_total{outcome=no_record}": noRecord,
+		"mtasts_tlsrpt_reports_done_total{outcome=failed}":    failed,
+		"mtasts_tlsrpt_reports_done_total{outcome=delivered}": 0,
+		"mtasts_tlsrpt_reporter_errors_total{op=take}":        0,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
 	}
 	var tries []time.Time
 	for _, sr := range s.all() {
