@@ -117,3 +117,28 @@ func TestFileOutboxPrune(t *testing.T) {
 		t.Errorf("marks of the days %v after reopening, want %v", days, want)
 	}
 }
+
+// A mark of a report done that a crash cut short leaves the report pending,
+// and the marks after it whole.
+func TestFileOutboxTornMark(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	box, err := tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	a, b := storetest.Report(storetest.Day1, "a.example", "a", 1), storetest.Report(storetest.Day1, "b.example", "b", 1)
+	must(t, box.Put(ctx, []tlsrpt.Report{a, b}))
+	// The crash: a's mark half written, its file not yet removed.
+	log := filepath.Join(dir, "done", "2016-04-01.log")
+	must(t, os.WriteFile(log, []byte("0123456789abcdef"), 0o600))
+
+	box, err = tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	must(t, box.Done(ctx, &b))
+	box, err = tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	must(t, box.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1, "b.example", "b-again", 1)}))
+	got, err := box.Pending(ctx)
+	if err != nil || len(got) != 1 || got[0].Report.ReportID != "a" {
+		t.Errorf("Pending = %+v, %v; want a alone: b's mark kept whole", got, err)
+	}
+}
