@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mtasts-go/mtasts"
 )
@@ -59,6 +61,13 @@ type Result struct {
 	// ends and the cache tries again; zero when it tries at the next
 	// call.
 	RetryAt time.Time
+	// PolicyText is, when Err wraps mtasts.ErrPolicySyntax because the
+	// policy the domain served did not parse, what it served: its first
+	// MaxPolicyText bytes, cut after a line end. A TLS report gives that
+	// policy "including any errors that may be present" (RFC 8460 4.5):
+	// mtasts.ReportLines(PolicyText) is its policy-string. Empty
+	// otherwise; the text of a valid Policy is Policy.String.
+	PolicyText string
 }
 
 // snapshot is what the cache knows of a domain at one time. It is never
@@ -89,6 +98,36 @@ type failure struct {
 	// retryAt is when a new attempt is due, in unix nanoseconds (RFC
 	// 8461 3.3); 0 for at once.
 	retryAt int64
+	// text is the start of the policy served, when it did not parse:
+	// Result.PolicyText.
+	text string
+}
+
+// MaxPolicyText bounds Result.PolicyText: the start of a policy that did not
+// parse, kept for a TLS report. A valid policy of a dozen mx patterns takes
+// a few hundred bytes; a hostile host may serve mtasts.MaxPolicySize, which
+// the cache does not keep per failing domain.
+const MaxPolicyText = 2048
+
+// keepText keeps the start of text, the policy served, when f is about a
+// policy that did not parse (RFC 8460 4.5: a report gives the policy
+// "including any errors that may be present"): at most MaxPolicyText bytes,
+// cut after a line end when there is one, else before a character.
+func (f *failure) keepText(text string) {
+	if text == "" || !errors.Is(f.err, mtasts.ErrPolicySyntax) {
+		return
+	}
+	if len(text) > MaxPolicyText {
+		cut := strings.LastIndexByte(text[:MaxPolicyText], '\n') + 1
+		if cut == 0 {
+			cut = MaxPolicyText
+			for cut > 0 && !utf8.RuneStart(text[cut]) {
+				cut--
+			}
+		}
+		text = text[:cut]
+	}
+	f.text = strings.Clone(text)
 }
 
 // newSnapshot returns a snapshot of p, announced by record id, fetched at
@@ -177,7 +216,7 @@ const (
 func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 	var r Result
 	if f := s.fail; f != nil {
-		r.Err, r.ResultType, r.FailureReason = f.err, f.resultType, f.reason
+		r.Err, r.ResultType, r.FailureReason, r.PolicyText = f.err, f.resultType, f.reason, f.text
 		r.Remembered = o == fromMemory
 		if f.retryAt != 0 {
 			r.RetryAt = time.Unix(0, f.retryAt)

@@ -55,7 +55,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		id = s.id
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
-		return c.failed(domain, it, s, "", lookupErr, now), lookup, false, nil
+		return c.failed(domain, it, s, newFailure(lookupErr, "", now.Add(c.opts.Backoff)), now), lookup, false, nil
 	}
 	if s.failedFor(id, now) {
 		// RFC 8461 3.3: after a failed fetch, "limit further attempts
@@ -88,7 +88,9 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
-		return c.failed(domain, it, s, id, err, now), lookup, false, func() { c.unlockFleet(domain) }
+		f := newFailure(err, id, now.Add(c.opts.Backoff))
+		f.keepText(text)
+		return c.failed(domain, it, s, f, now), lookup, false, func() { c.unlockFleet(domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch, counted from
@@ -120,8 +122,7 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 // per version ID"), or, when the record itself could not be had, for the
 // domain, so that neither Run nor the id checks hammer a failing DNS or
 // policy host.
-func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, err error, now time.Time) Result {
-	retryAt := now.Add(c.opts.Backoff)
+func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, f *failure, now time.Time) Result {
 	if s.valid(now) {
 		// RFC 8461 3.3, 10.2: alert administrators when a refresh
 		// fails, "unless the cached policy mode is 'none'".
@@ -129,14 +130,14 @@ func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, id string, e
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", err)
-		ns := s.withFailure(newFailure(err, id, retryAt))
+		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
+		ns := s.withFailure(f)
 		it.snap.Store(ns)
 		return c.result(it, ns, now, triedNow)
 	}
 	ns := noRecord // it was looked up now; see backingOff
-	if !errors.Is(err, mtasts.ErrNoRecord) {
-		ns = &snapshot{fail: newFailure(err, id, retryAt)}
+	if !errors.Is(f.err, mtasts.ErrNoRecord) {
+		ns = &snapshot{fail: f}
 	}
 	it.snap.Store(ns)
 	return c.result(it, ns, now, triedNow)

@@ -77,10 +77,12 @@ func (t Target) STS(p *mtasts.Policy, text string) Policy {
 //   - With no policy but a failure, as when a valid TXT record announced a
 //     policy that could not be fetched (RFC 8461 6, "HTTPS policy fetch
 //     failures when a valid TXT record is present"), or the TXT record was
-//     invalid or its lookup failed, the policy is of type sts with an empty
-//     policy-string: the failure's result type is one of MTA-STS's (RFC 8460
-//     4.3.2.2). A domain without a record has no failure (the cache reports
-//     none).
+//     invalid or its lookup failed, the policy is of type sts: the failure's
+//     result type is one of MTA-STS's (RFC 8460 4.3.2.2). Its policy-string
+//     is empty, unless the domain served a policy that did not parse: then
+//     it holds that policy's lines (res.PolicyText), as RFC 8460 4.5 asks,
+//     "including any errors that may be present". A domain without a record
+//     has no failure (the cache reports none).
 //   - Otherwise (no policy, mode none, or an error with no result type such
 //     as a canceled context) it is t.NoPolicyFound() and no failure.
 //
@@ -101,7 +103,11 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	case active:
 		return t.STS(res.Policy, ""), fd
 	case fd != nil:
-		return Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII}, fd
+		p := Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII}
+		if res.PolicyText != "" {
+			p.PolicyString = mtasts.ReportLines(res.PolicyText) // RFC 8460 4.5
+		}
+		return p, fd
 	}
 	return t.NoPolicyFound(), nil
 }

@@ -274,6 +274,36 @@ func TestTargetFromCache(t *testing.T) {
 	}
 }
 
+// RFC 8460 4.5: the policy-string of an MTA-STS policy is the policy "that
+// is declared by the receiving site, including any errors that may be
+// present". A policy that did not parse is reported with its lines, as
+// served, on the fetch that failed and on the remembered failure after it.
+func TestTargetFromCacheInvalidPolicy(t *testing.T) {
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	server := mtaststest.NewPolicyServer(t)
+	server.SetPolicy("example.com", "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: forever\r\n")
+	server.Use(t)
+	c, err := cache.New(cache.Options{Resolver: resolver})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tg := Target{Recipient: domain(t, "example.com"), MX: domain(t, "mx.example.com")}
+	want := Policy{
+		PolicyType:   PolicyTypeSTS,
+		PolicyString: []string{"version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: forever"},
+		PolicyDomain: "example.com",
+	}
+	for _, attempt := range []string{"the fetch", "the failure remembered"} {
+		res := c.Get(context.Background(), tg.Recipient)
+		policy, failure := tg.FromCache(res)
+		if !reflect.DeepEqual(policy, want) || failure == nil || failure.ResultType != ResultSTSPolicyInvalid {
+			t.Errorf("%s: %+v, %+v; want %+v and an sts-policy-invalid failure", attempt, policy, failure, want)
+		}
+	}
+}
+
 func TestPolicyValidate(t *testing.T) {
 	p := Target{}.NoPolicyFound()
 	var rerr *ReportError
