@@ -92,17 +92,22 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 // fetch of a changed id (RFC 8461 5.1). After Close it reports false, and
 // Get answers from memory.
 func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, bool) {
-	c.metrics.misses.Inc()
 	if err := domain.Validate(); err != nil {
+		c.metrics.misses.Inc()
 		return Result{Err: err}, true
 	}
 	cl := c.start(domain, kindRecheck)
 	select {
 	case <-cl.done:
-		return cl.res, !errors.Is(cl.res.Err, ErrClosed)
+		if errors.Is(cl.res.Err, ErrClosed) {
+			return Result{}, false // Get counts what it answers
+		}
 	case <-ctx.Done():
+		c.metrics.misses.Inc()
 		return Result{Err: ctx.Err()}, true
 	}
+	c.metrics.misses.Inc()
+	return cl.res, true
 }
 
 // Recheck looks up the TXT record of domain now, fetches the policy when the

@@ -68,3 +68,36 @@ func TestMetricsNamespaceAndLabels(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckEveryGetClosedCountsOnce: after Close, a Get with CheckEveryGet
+// answers from memory, and counts one hit, not a miss too.
+func TestCheckEveryGetClosedCountsOnce(t *testing.T) {
+	w := newWorld()
+	w.publish("example.com", "1", policyText("enforce", 86400))
+	c := w.newCache(t, cache.Options{CheckEveryGet: true})
+	reg := prometheus.NewPedanticRegistry()
+	if err := c.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
+		t.Fatalf("Get: %+v", r)
+	}
+	c.Close()
+	if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
+		t.Fatalf("Get after Close: %+v, want the policy in memory", r)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			got[mf.GetName()] += m.GetCounter().GetValue()
+		}
+	}
+	if got["mtasts_cache_misses_total"] != 1 || got["mtasts_cache_hits_total"] != 1 {
+		t.Errorf("misses %v, hits %v; want 1 each: the first Get missed, the one after Close hit",
+			got["mtasts_cache_misses_total"], got["mtasts_cache_hits_total"])
+	}
+}
