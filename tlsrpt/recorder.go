@@ -66,7 +66,9 @@ type RecorderOptions struct {
 // per policy domain, policy and UTC day (RFC 8460 4.1), the input of the
 // daily reports. Delivery code calls Success or Failure once per session
 // attempt; Run gives the counts to the Store every second; and once a day
-// has closed, Take hands it out, once, to be reported.
+// has closed, Take claims it for one recorder of those sharing the store,
+// and Release deletes its counts once its reports are kept (a Reporter does
+// both).
 //
 // Recording a success for a policy already seen that day takes no lock and
 // allocates nothing, and scales across cores; a Handle saves looking the
