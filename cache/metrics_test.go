@@ -86,18 +86,8 @@ func TestCheckEveryGetClosedCountsOnce(t *testing.T) {
 	if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
 		t.Fatalf("Get after Close: %+v, want the policy in memory", r)
 	}
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range families {
-		for _, m := range mf.GetMetric() {
-			got[mf.GetName()] += m.GetCounter().GetValue()
-		}
-	}
-	if got["mtasts_cache_misses_total"] != 1 || got["mtasts_cache_hits_total"] != 1 {
-		t.Errorf("misses %v, hits %v; want 1 each: the first Get missed, the one after Close hit",
-			got["mtasts_cache_misses_total"], got["mtasts_cache_hits_total"])
+	misses, hits := counterValue(t, reg, "mtasts_cache_misses_total"), counterValue(t, reg, "mtasts_cache_hits_total")
+	if misses != 1 || hits != 1 {
+		t.Errorf("misses %v, hits %v; want 1 each: the first Get missed, the one after Close hit", misses, hits)
 	}
 }
