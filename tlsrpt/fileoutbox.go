@@ -46,7 +46,6 @@ const (
 	outboxExt     = ".json"
 	outboxDoneDir = "done"
 	outboxDoneExt = ".log"
-	outboxTemp    = ".tmp-"
 	outboxBadExt  = ".bad"
 )
 
@@ -73,7 +72,7 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 		return nil, fmt.Errorf("tlsrpt: reading the outbox directory: %w", err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), outboxTemp) {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
 			os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
 		}
 	}
@@ -230,38 +229,13 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 	return nil
 }
 
-// exists reports whether path names a file; an error other than its
-// absence counts as present, so that nothing is overwritten in doubt.
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// write writes of to path: a temporary file, synced, then renamed.
+// write writes of to path, atomically.
 func (o *FileOutbox) write(path string, of *outboxFile) error {
 	data, err := json.Marshal(of)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(o.dir, outboxTemp+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return replaceFile(o.dir, path, data)
 }
 
 // readOutboxFile returns what the file at path holds.
@@ -306,7 +280,7 @@ func (o *FileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 			return nil, err
 		}
 		name := e.Name()
-		if !strings.HasSuffix(name, outboxExt) || strings.HasPrefix(name, outboxTemp) || !e.Type().IsRegular() {
+		if !strings.HasSuffix(name, outboxExt) || strings.HasPrefix(name, tempPrefix) || !e.Type().IsRegular() {
 			continue
 		}
 		path := filepath.Join(o.dir, name)
@@ -387,23 +361,4 @@ func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
 		return fmt.Errorf("tlsrpt: marking report %q done: %w", report.ReportID, err)
 	}
 	return nil
-}
-
-// appendSynced appends line to the file at path, creating it, and syncs the
-// file, and its directory when it was created.
-func appendSynced(path, line string) error {
-	created := !exists(path)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteString(line)
-	if err == nil {
-		err = f.Sync()
-	}
-	err = errors.Join(err, f.Close())
-	if err == nil && created {
-		err = syncDir(filepath.Dir(path))
-	}
-	return err
 }

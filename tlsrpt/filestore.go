@@ -3,8 +3,6 @@ package tlsrpt
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,10 +144,6 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	return s, nil
 }
 
-// tempPrefix starts the names of the files a compaction writes before
-// renaming them into place.
-const tempPrefix = ".tmp-"
-
 func (s *FileStore) logPath(day int64) string {
 	return filepath.Join(s.dir, dayName(day)+".log")
 }
@@ -188,29 +182,6 @@ func (s *FileStore) readLog(path string) (*fileDay, error) {
 	}
 	fd.size = int64(off)
 	return fd, nil
-}
-
-// readFileMax returns the contents of path, or an error when it is larger
-// than limit.
-func readFileMax(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if fi.Size() > limit {
-		return nil, fmt.Errorf("%s: %d bytes, more than the %d a log of this package holds", path, fi.Size(), limit)
-	}
-	b := make([]byte, fi.Size())
-	n, err := f.ReadAt(b, 0)
-	if err != nil && n < len(b) {
-		return nil, err
-	}
-	return b, nil
 }
 
 var errLogVersion = errors.New("batch of an unknown format version, written by a later release?")
@@ -324,48 +295,13 @@ func (s *FileStore) compact(day int64, fd *fileDay) error {
 	if err != nil {
 		return err
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(s.dir, tempPrefix+dayName(day)+"-"+hex.EncodeToString(rnd[:]))
-	if err := writeSynced(tmp, line); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, s.logPath(day)); err != nil {
-		os.Remove(tmp)
+	if err := replaceFile(s.dir, s.logPath(day), line); err != nil {
 		return err
 	}
 	fd.f.Close()
 	fd.f = nil // reopened by the next append
 	fd.size, fd.compacted = int64(len(line)), int64(len(line))
 	return syncDir(s.dir)
-}
-
-// writeSynced writes data to a new file at path and syncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	return errors.Join(err, f.Close())
-}
-
-// syncDir syncs the directory dir, so that the names created or renamed in
-// it survive a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if errors.Is(err, errors.ErrUnsupported) {
-		err = nil // a platform that cannot sync directories
-	}
-	return errors.Join(err, d.Close())
 }
 
 // Days implements Store.
@@ -456,15 +392,6 @@ func (s *FileStore) Release(ctx context.Context, day time.Time) error {
 	delete(s.days, n)
 	s.forgetTaken(n)
 	return nil
-}
-
-// truncateSynced empties the file at path and syncs it.
-func truncateSynced(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		return err
-	}
-	return errors.Join(f.Sync(), f.Close())
 }
 
 // forgetTaken removes the marks of days released more than 31 days before
