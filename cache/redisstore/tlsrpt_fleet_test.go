@@ -201,6 +201,22 @@ func (f *fleet) record(day time.Time, members ...*fleetMember) {
 	f.now.Store(day.AddDate(0, 0, 1).Add(6 * time.Minute).UnixNano())
 }
 
+// takeOver runs the members left after one died: they send nothing, why,
+// pass after pass; then, the clock moved by lapse, they take over and the
+// fleet sends each report once.
+func (f *fleet) takeOver(why string, lapse time.Duration, members ...*fleetMember) {
+	for _, m := range members {
+		f.run(m)
+	}
+	f.noneDone(why, members...)
+	f.now.Add(int64(lapse))
+	f.waitDone()
+	for _, m := range members {
+		m.stop()
+	}
+	f.checkOnce()
+}
+
 // noneDone checks that no report is done while the members make three
 // passes each.
 func (f *fleet) noneDone(why string, members ...*fleetMember) {
@@ -265,15 +281,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 	f.run(ms[0])
 	<-crashed
 	ms[0].stop()
-	f.run(ms[1])
-	f.run(ms[2])
-	// Members 1 and 2 find the day claimed, pass after pass.
-	f.noneDone("while member 0's claim held", ms[1], ms[2])
-	f.now.Add(int64(16 * time.Minute))
-	f.waitDone()
-	ms[1].stop()
-	ms[2].stop()
-	f.checkOnce()
+	f.takeOver("while member 0's claim held", 16*time.Minute, ms[1], ms[2])
 }
 
 // A member that dies while it delivers the reports leaves them leased to it
@@ -296,14 +304,7 @@ func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	ms[0].stop()
 	f.collector.hit.Store(nil)
 	f.collector.open.Store(true)
-	f.run(ms[1])
-	f.run(ms[2])
-	f.noneDone("while member 0's lease held", ms[1], ms[2])
-	f.now.Add(int64(2 * time.Hour))
-	f.waitDone()
-	ms[1].stop()
-	ms[2].stop()
-	f.checkOnce()
+	f.takeOver("while member 0's lease held", 2*time.Hour, ms[1], ms[2])
 	if days, err := ms[1].rec.ClosedDays(context.Background()); err != nil || len(days) != 0 {
 		t.Errorf("closed days left in the store: %v, %v", days, err)
 	}
