@@ -296,7 +296,7 @@ const claimPrefix = "claimed "
 // claimScript claims the day ARGV[5] for the owner ARGV[1] until ARGV[3]
 // (Unix milliseconds), unless it was released (its mark KEYS[2] holds
 // anything but a claim: it returns {0}) or another owner holds a claim not
-// lapsed at ARGV[2] ({-1, owner, until}). The first claim renames the
+// lapsed at ARGV[2] ({-1, mark}). The first claim renames the
 // day's hash KEYS[1] to KEYS[3]; a day without counts is marked released
 // at once ({0}). Else it returns {1}: the caller is to read KEYS[3]. The
 // mark and the hash, and the set of days KEYS[4], are kept for ARGV[4]
@@ -306,7 +306,7 @@ local mark = redis.call("GET", KEYS[2])
 if mark then
 	local lapse, holder = string.match(mark, "^claimed (%d+) (.*)$")
 	if not lapse then return {0} end
-	if holder ~= ARGV[1] and tonumber(lapse) > tonumber(ARGV[2]) then return {-1, holder, lapse} end
+	if holder ~= ARGV[1] and tonumber(lapse) > tonumber(ARGV[2]) then return {-1, mark} end
 elseif redis.call("EXISTS", KEYS[1]) == 1 then
 	redis.call("RENAME", KEYS[1], KEYS[3])
 end
@@ -340,10 +340,9 @@ func (s *TLSRPTStore) Take(ctx context.Context, day time.Time) ([]tlsrpt.PolicyR
 	}
 	code, _ := res[0].(int64)
 	switch {
-	case code == -1 && len(res) == 3:
-		holder, _ := res[1].(string)
-		ms, _ := res[2].(string)
-		return nil, s.claimedError(name, claimPrefix+ms+" "+holder)
+	case code == -1 && len(res) == 2:
+		mark, _ := res[1].(string)
+		return nil, s.claimedError(name, mark)
 	case code == 0:
 		return nil, nil
 	case code != 1:
