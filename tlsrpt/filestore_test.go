@@ -159,3 +159,34 @@ func TestFileStoreUnknownVersion(t *testing.T) {
 		t.Errorf("OpenFileStore: %v, want an error naming the file, line and version", err)
 	}
 }
+
+// A Release that cannot empty the day's file fails, and leaves the day
+// claimed: its counts are taken again, and released once the file can be.
+func TestFileStoreReleaseFails(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openFileStore(t, dir)
+	p := sts("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{result(p, 3, 0)})
+	results, err := s.Take(ctx, storetest.Day1)
+	must(t, err)
+	// The file turned into something that cannot be written.
+	taken := filepath.Join(dir, "2016-04-01.taken")
+	must(t, os.Rename(taken, taken+".saved"))
+	must(t, os.Mkdir(taken, 0o700))
+	if err := s.Release(ctx, storetest.Day1); err == nil || !strings.Contains(err.Error(), "releasing 2016-04-01") {
+		t.Errorf("Release of a day whose file cannot be emptied: %v, want an error naming the day", err)
+	}
+	if results, err = s.Take(ctx, storetest.Day1); err != nil || storetest.Canonical(results) != want {
+		t.Errorf("Take after the failed Release = %v, %v; want the counts again", results, err)
+	}
+	must(t, os.Remove(taken))
+	must(t, os.Rename(taken+".saved", taken))
+	must(t, s.Release(ctx, storetest.Day1))
+	if results, err = s.Take(ctx, storetest.Day1); err != nil || len(results) != 0 {
+		t.Errorf("Take after Release = %v, %v; want nothing", results, err)
+	}
+}

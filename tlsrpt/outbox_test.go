@@ -142,3 +142,21 @@ func TestFileOutboxTornMark(t *testing.T) {
 		t.Errorf("Pending = %+v, %v; want a alone: b's mark kept whole", got, err)
 	}
 }
+
+// A Done that cannot write the day's log of reports done fails, and leaves
+// the report pending.
+func TestFileOutboxDoneFails(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	box, err := tlsrpt.NewFileOutbox(dir)
+	must(t, err)
+	r := storetest.Report(storetest.Day1, "a.example", "a", 1)
+	must(t, box.Put(ctx, []tlsrpt.Report{r}))
+	must(t, os.Mkdir(filepath.Join(dir, "done", "2016-04-01.log"), 0o700))
+	if err := box.Done(ctx, &r); err == nil || !strings.Contains(err.Error(), `report "a" done`) {
+		t.Errorf("Done whose log cannot be written: %v, want an error naming the report", err)
+	}
+	if got, err := box.Pending(ctx); err != nil || len(got) != 1 || got[0].Report.ReportID != "a" {
+		t.Errorf("Pending after the failed Done = %+v, %v; want the report", got, err)
+	}
+}
