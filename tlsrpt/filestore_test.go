@@ -171,8 +171,9 @@ func TestFileStoreReleaseFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := storetest.Canonical([]tlsrpt.PolicyResult{result(p, 3, 0)})
-	results, err := s.Take(ctx, storetest.Day1)
-	must(t, err)
+	if results, err := s.Take(ctx, storetest.Day1); err != nil || storetest.Canonical(results) != want {
+		t.Fatalf("Take = %v, %v; want the counts", results, err)
+	}
 	// The file turned into something that cannot be written.
 	taken := filepath.Join(dir, "2016-04-01.taken")
 	must(t, os.Rename(taken, taken+".saved"))
@@ -180,13 +181,13 @@ func TestFileStoreReleaseFails(t *testing.T) {
 	if err := s.Release(ctx, storetest.Day1); err == nil || !strings.Contains(err.Error(), "releasing 2016-04-01") {
 		t.Errorf("Release of a day whose file cannot be emptied: %v, want an error naming the day", err)
 	}
-	if results, err = s.Take(ctx, storetest.Day1); err != nil || storetest.Canonical(results) != want {
+	if results, err := s.Take(ctx, storetest.Day1); err != nil || storetest.Canonical(results) != want {
 		t.Errorf("Take after the failed Release = %v, %v; want the counts again", results, err)
 	}
 	must(t, os.Remove(taken))
 	must(t, os.Rename(taken+".saved", taken))
 	must(t, s.Release(ctx, storetest.Day1))
-	if results, err = s.Take(ctx, storetest.Day1); err != nil || len(results) != 0 {
+	if results, err := s.Take(ctx, storetest.Day1); err != nil || len(results) != 0 {
 		t.Errorf("Take after Release = %v, %v; want nothing", results, err)
 	}
 }
