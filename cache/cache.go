@@ -109,12 +109,25 @@ type Options struct {
 	// MaxNetwork bounds the updates of domains (a TXT lookup and, when
 	// needed, a policy fetch; a store load for a domain not in memory)
 	// that run at once, over all domains. An update beyond it waits,
-	// without a goroutine, until one ends; the callers waiting for it
-	// wait on their own contexts. This bounds the memory, goroutines and
+	// without a goroutine, for a slot; the callers waiting for it wait on
+	// their own contexts. This bounds the memory, goroutines and
 	// connections that many hostile or hanging domains can take (see
 	// the README for what 10,000 of them cost). The wait is exported as
 	// the histogram mtasts_cache_network_wait_seconds. Default 256.
+	//
+	// When no slot is free, the update asked for last runs first; one
+	// whose callers have all left no longer waits, and one that runs
+	// gives its slot to a waiting update (see PreemptAfter).
 	MaxNetwork int
+
+	// PreemptAfter is how long an update may hold one of the MaxNetwork
+	// slots while others wait for one. Past it, the update that has run
+	// longest gives way: it ends as a fetch that timed out, and the
+	// domain backs off (see Backoff). So policy hosts that accept
+	// connections and never answer delay a healthy domain's first Get by
+	// about PreemptAfter, however many there are. While slots are free, an
+	// update runs until Timeout. Default 5 seconds.
+	PreemptAfter time.Duration
 
 	// StoreTimeout bounds each call to the Store (and its Locker), so
 	// that a hung store delays a miss by no more per call (a load, a
@@ -172,11 +185,15 @@ type Cache struct {
 	// one that began after it was called.
 	lookups atomic.Uint64
 
-	callMu  sync.Mutex
-	calls   map[string]*call
-	running int     // updates running, at most MaxNetwork
-	queue   []*call // updates waiting for one to end, first asked first
-	closed  bool    // set by Close; no new background work after it
+	// The MaxNetwork slots (see slots.go), guarded by callMu.
+	callMu       sync.Mutex
+	calls        map[string]*call // the call of each domain queued or running
+	active       []*call          // updates running, oldest first; at most MaxNetwork
+	queue        []*call          // calls waiting for a slot; the last runs first
+	queued       int              // calls in queue still wanted
+	givingWay    int              // updates in active canceled to give way, not yet ended
+	preemptTimer *time.Timer      // fires when the oldest update becomes overdue
+	closed       bool             // set by Close; no new background work after it
 
 	// background holds a token per background check or refresh running.
 	background chan struct{}
@@ -203,6 +220,7 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.MaxBackground, 16)
 	setDefault(&opts.StoreTimeout, 5*time.Second)
 	setDefault(&opts.MaxNetwork, 256)
+	setDefault(&opts.PreemptAfter, 5*time.Second)
 	if opts.Store == nil {
 		opts.Store = noStore{}
 	}
@@ -245,9 +263,16 @@ func setDefault[T int | time.Duration](v *T, def T) {
 func (c *Cache) Close() error {
 	c.callMu.Lock()
 	c.closed = true
+	if c.preemptTimer != nil {
+		c.preemptTimer.Stop()
+	}
 	queued := c.queue
-	c.queue = nil
+	c.queue, c.queued = nil, 0
 	for _, cl := range queued {
+		if cl.state != callQueued {
+			continue // dropped: its callers left
+		}
+		cl.state = callIdle
 		delete(c.calls, cl.domain.ASCII)
 		c.releaseBackground(cl.kind)
 		cl.res = closedResult

@@ -19,6 +19,13 @@ type call struct {
 	domain mtasts.Domain
 	kind   kind
 	queued time.Time // when the call was asked for
+
+	// The rest is guarded by Cache.callMu.
+	state   callState
+	waiters int       // Gets and Rechecks waiting on done
+	started time.Time // when the update began to run
+	cancel  context.CancelCauseFunc
+	gaveWay bool // canceled to give its slot away
 }
 
 // Get returns the policy to apply to mail for domain now (RFC 8461 5.1).
@@ -83,6 +90,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	case <-cl.done:
 		return cl.res
 	case <-ctx.Done():
+		c.leave(cl)
 		return Result{Err: ctx.Err()}
 	}
 }
@@ -103,6 +111,7 @@ func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, b
 			return Result{}, false // Get counts what it answers
 		}
 	case <-ctx.Done():
+		c.leave(cl)
 		c.metrics.misses.Inc()
 		return Result{Err: ctx.Err()}, true
 	}
@@ -137,6 +146,7 @@ func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
+			c.leave(cl)
 			return Result{Err: ctx.Err()}
 		}
 		if cl.lookup > mark || errors.Is(cl.res.Err, ErrClosed) {
@@ -177,13 +187,15 @@ const (
 // the update releases when it ends, or start at once when it starts none.
 //
 // At most MaxNetwork updates run at once. One beyond waits in c.queue, as a
-// call without a goroutine, until a running one ends; its callers wait on
-// their own contexts.
+// call without a goroutine, until a slot is free (see slots.go); its callers
+// wait on their own contexts, and a Get or Recheck that stops waiting calls
+// leave.
 func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
 	if cl := c.calls[domain.ASCII]; cl != nil {
 		c.releaseBackground(k)
+		cl.waiters += waiting(k)
 		return cl
 	}
 	if k == kindGet {
@@ -204,14 +216,9 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		c.releaseBackground(k)
 		return doneCall(closedResult)
 	}
-	cl := &call{done: make(chan struct{}), domain: domain, kind: k, queued: time.Now()}
+	cl := &call{done: make(chan struct{}), domain: domain, kind: k, queued: time.Now(), waiters: waiting(k)}
 	c.calls[domain.ASCII] = cl
-	if c.running < c.opts.MaxNetwork {
-		c.running++
-		c.launchLocked(cl)
-	} else {
-		c.queue = append(c.queue, cl)
-	}
+	c.scheduleLocked(cl)
 	return cl
 }
 
@@ -226,33 +233,30 @@ func (c *Cache) releaseBackground(k kind) {
 	}
 }
 
-// launchLocked runs the update of cl, which holds one of the MaxNetwork
-// slots, in a goroutine. When it ends, the slot passes to the first call
-// queued, if any.
+// launchLocked runs the update of cl in a goroutine, in one of the
+// MaxNetwork slots. When it ends, the slot passes to the next call (see
+// endLocked).
 func (c *Cache) launchLocked(cl *call) {
-	c.metrics.networkWait.Observe(time.Since(cl.queued).Seconds())
+	now := time.Now()
+	c.metrics.networkWait.Observe(now.Sub(cl.queued).Seconds())
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	cl.state, cl.started, cl.cancel = callRunning, now, cancel
+	c.active = append(c.active, cl)
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		res, lookup, checkNext, after := c.update(cl.domain, cl.kind == kindRefresh)
+		res, lookup, checkNext, after := c.update(ctx, cl.domain, cl.kind == kindRefresh)
 		// Saved before the waiting callers have their answer, so that
 		// a store shared by a fleet holds a policy once a Get has
 		// returned it; StoreTimeout bounds the delay.
 		if after != nil {
 			after()
 		}
+		cancel(nil)
 		c.releaseBackground(cl.kind)
 		cl.res, cl.lookup = res, lookup
 		c.callMu.Lock()
-		delete(c.calls, cl.domain.ASCII)
-		if len(c.queue) > 0 && !c.closed {
-			next := c.queue[0]
-			c.queue[0] = nil
-			c.queue = c.queue[1:]
-			c.launchLocked(next)
-		} else {
-			c.running--
-		}
+		c.endLocked(cl)
 		c.callMu.Unlock()
 		close(cl.done)
 		if checkNext && c.tryBackground() {

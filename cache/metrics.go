@@ -52,6 +52,7 @@ type metrics struct {
 	storeErrors *prometheus.CounterVec
 	entries     prometheus.GaugeFunc
 	networkWait prometheus.Histogram
+	gaveWay     *prometheus.CounterVec
 }
 
 func newMetrics(c *Cache) *metrics {
@@ -77,6 +78,10 @@ func newMetrics(c *Cache) *metrics {
 			Help:    "Time updates waited for one of Options.MaxNetwork slots before their lookup or fetch began.",
 			Buckets: []float64{0.001, 0.01, 0.1, 1, 10, 60},
 		}),
+		gaveWay: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_cache_gave_way_total",
+			Help: "Updates canceled to give their network slot to a waiting one, by reason: abandoned (their callers had left) or overdue (they had run Options.PreemptAfter).",
+		}, []string{"reason"}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mtasts_cache_entries",
 			Help: "Domains held in memory.",
@@ -93,16 +98,16 @@ func newMetrics(c *Cache) *metrics {
 // mtasts_cache_hits_total, mtasts_cache_misses_total,
 // mtasts_cache_fetches_total and mtasts_cache_refreshes_total by result (see
 // mtasts.ResultLabel), mtasts_cache_store_errors_total by operation, and the
-// gauge mtasts_cache_entries, and the histogram
-// mtasts_cache_network_wait_seconds (see Options.MaxNetwork). Register one
-// cache per registry, or give each
-// its own constant labels.
+// gauge mtasts_cache_entries, the histogram
+// mtasts_cache_network_wait_seconds (see Options.MaxNetwork), and
+// mtasts_cache_gave_way_total by reason (see Options.PreemptAfter). Register
+// one cache per registry, or give each its own constant labels.
 //
 // The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
 // puts a namespace before every name (mox_mtasts_cache_hits_total), and
 // mtasts.MetricsConstLabels adds labels to every metric. It returns an error
 // for a namespace that is not a metric name prefix, for labels Prometheus
-// rejects (result and op are taken), or when reg already holds the metrics.
+// rejects (result, op and reason are taken), or when reg already holds the metrics.
 func (c *Cache) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
 	reg, err := mtasts.MetricsRegisterer(reg, opts...)
 	if err != nil {
@@ -110,5 +115,5 @@ func (c *Cache) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.Metric
 	}
 	m := c.metrics
 	return errors.Join(reg.Register(m.hitsFunc), reg.Register(m.misses), reg.Register(m.fetches),
-		reg.Register(m.refreshes), reg.Register(m.storeErrors), reg.Register(m.entries), reg.Register(m.networkWait))
+		reg.Register(m.refreshes), reg.Register(m.storeErrors), reg.Register(m.entries), reg.Register(m.networkWait), reg.Register(m.gaveWay))
 }

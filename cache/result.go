@@ -177,16 +177,29 @@ func (s *snapshot) valid(now time.Time) bool {
 
 // backingOff reports whether the snapshot s of it holds no usable policy at
 // now and no new attempt is due yet: the domain has no policy (RFC 8461 5.1),
-// or its last attempt failed less than Backoff ago (RFC 8461 3.3).
+// its last attempt failed less than Backoff ago, or its policy expired less
+// than Backoff after it was fetched (RFC 8461 3.3).
 func (c *Cache) backingOff(it *item, s *snapshot, now time.Time) bool {
 	switch {
 	case s == nil || s.valid(now):
 		return false
 	case s == noRecord:
 		return c.clock(now)-min(it.checkedAt.Load(), c.clock(now)) < c.backoffSeconds
+	case s.hasPolicy() && s.fail == nil:
+		// A policy that expired less than Backoff after its fetch
+		// (max_age 0, say) is not fetched again before then (RFC
+		// 8461 3.3 allows senders to rate-limit fetches): until then,
+		// the domain has no policy to apply (RFC 8461 5.1).
+		return now.UnixNano()-s.fetched < int64(c.opts.Backoff)
 	default:
 		return !s.retryDue(now)
 	}
+}
+
+// fetchedRecently reports whether s holds a policy of record id, expired at
+// now, that was fetched less than backoff ago.
+func (s *snapshot) fetchedRecently(id string, now time.Time, backoff time.Duration) bool {
+	return s != nil && s.hasPolicy() && s.id == id && !s.valid(now) && now.UnixNano()-s.fetched < int64(backoff)
 }
 
 // failedFor reports whether the fetch of record id failed less than Backoff

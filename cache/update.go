@@ -22,8 +22,11 @@ import (
 // has expired: no early return can apply one (RFC 8461 5.1). Validity is
 // judged at the time each network step ended, so that a lookup or fetch
 // that hangs until after a cached policy expired does not return it.
-func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64, checkNext bool, after func()) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.opts.Timeout)
+//
+// ctx ends when the cache closes or the update gives way to another (see
+// slots.go).
+func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ Result, lookup uint64, checkNext bool, after func()) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	now := time.Now()
 	it := c.item(domain, now)
@@ -42,6 +45,14 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
 	it.checkedAt.Store(c.clock(now))
 	now = time.Now()
+	if lookupErr != nil {
+		if g := gaveWayCause(ctx); g != nil {
+			if !g.overdue {
+				return Result{Err: g}, lookup, false, nil
+			}
+			lookupErr = fmt.Errorf("%w: _mta-sts.%s: %w", mtasts.ErrDNS, domain.ASCII, g)
+		}
+	}
 	var id string
 	switch {
 	case lookupErr == nil:
@@ -62,6 +73,15 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		// to a period of five minutes or longer per version ID". A
 		// record check that shows the same id again changes nothing:
 		// the fetch of that id still failed, and still waits.
+		return c.result(it, s, now, fromMemory), lookup, false, nil
+	}
+	if s.fetchedRecently(id, now, c.opts.Backoff) && !full {
+		// RFC 8461 3.3: "Senders may wish to rate-limit the frequency
+		// of attempts to fetch the HTTPS endpoint even if a valid TXT
+		// record for the recipient domain exists". A policy of this id
+		// that expired sooner than Backoff after its fetch (max_age 0,
+		// say) is not fetched again before then: its domain cannot
+		// make us fetch for every delivery.
 		return c.result(it, s, now, fromMemory), lookup, false, nil
 	}
 	if s.valid(now) && id == s.id && !full {
@@ -88,6 +108,14 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
 	}
 	if err != nil {
+		if g := gaveWayCause(ctx); g != nil {
+			if !g.overdue {
+				return Result{Err: g}, lookup, false, func() { c.unlockFleet(domain) }
+			}
+			if !errors.Is(err, g) {
+				err = fmt.Errorf("%w (%w)", err, g)
+			}
+		}
 		f := newFailure(err, id, now.Add(c.opts.Backoff))
 		f.keepText(text)
 		return c.failed(domain, it, s, f, now), lookup, false, func() { c.unlockFleet(domain) }
@@ -102,7 +130,10 @@ func (c *Cache) update(domain mtasts.Domain, full bool) (_ Result, lookup uint64
 	}
 	it.snap.Store(ns)
 	e := Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: fetched, Expires: expires}
-	return c.result(it, ns, now, fetchedNow), lookup, false, func() {
+	// The policy held when it was fetched: the calls that waited for
+	// this fetch apply it, even when its max_age (0, say) has run out
+	// by now. Later calls judge it at their own time (RFC 8461 5.1).
+	return c.result(it, ns, fetched, fetchedNow), lookup, false, func() {
 		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
 			c.storeError("save", domain, err)
 		}
