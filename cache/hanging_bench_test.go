@@ -120,3 +120,62 @@ func residentBytes() uint64 {
 	}
 	return 0
 }
+
+// BenchmarkHealthyBehindHanging measures how long a Get for a healthy,
+// uncached domain takes when it is made 3 seconds after cold Gets of N
+// domains whose policy hosts finish TLS and never answer HTTP (the test kit's
+// policy server, holding each response back for an hour), as an attacker
+// with N domains could arrange. The N callers wait for ever; the cache has its
+// default options. It reports the healthy Get's latency, and the goroutines
+// besides the callers', the live heap and the resident memory of the whole
+// process (policy server included) measured just after it. Run it alone:
+//
+//	go test -run x -bench HealthyBehindHanging -benchtime 1x ./cache
+func BenchmarkHealthyBehindHanging(b *testing.B) {
+	for _, n := range []int{300, 10_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			ps := mtaststest.NewPolicyServer(b)
+			ps.Use(b)
+			resolver := mtaststest.NewResolver()
+			for i := range n {
+				d := fmt.Sprintf("hang%d.example", i)
+				resolver.SetRecord(d, "v=STSv1; id=1")
+				ps.SetResponse(d, mtaststest.Response{Body: "version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n", Delay: time.Hour})
+			}
+			resolver.SetRecord("healthy.example", "v=STSv1; id=1")
+			ps.SetPolicy("healthy.example", "version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n")
+			for b.Loop() {
+				healthyBehindHangingHosts(b, resolver, n)
+			}
+		})
+	}
+}
+
+func healthyBehindHangingHosts(b *testing.B, resolver mtasts.Resolver, n int) {
+	c, err := cache.New(cache.Options{Resolver: resolver})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	before := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { c.Get(ctx, mtasts.Domain{ASCII: fmt.Sprintf("hang%d.example", i)}) })
+	}
+	time.Sleep(3 * time.Second)
+	start := time.Now()
+	r := c.Get(context.Background(), mtasts.Domain{ASCII: "healthy.example"})
+	took := time.Since(start)
+	goroutines := runtime.NumGoroutine() - before - n
+	heap, rss := heapInUse(), residentBytes()
+	cancel()
+	wg.Wait()
+	if r.Policy == nil {
+		b.Fatalf("healthy Get = %+v; want its policy", r)
+	}
+	b.ReportMetric(took.Seconds(), "healthy-s")
+	b.ReportMetric(float64(goroutines), "goroutines")
+	b.ReportMetric(float64(heap)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+}
