@@ -176,10 +176,17 @@ func (c *Cache) preemptLocked(now time.Time) {
 		ran := now.Sub(v.started)
 		v.gaveWay = true
 		c.givingWay++
-		v.cancel(&gaveWay{ran: ran, overdue: ran >= c.opts.PreemptAfter})
-		reason := "abandoned"
-		if ran >= c.opts.PreemptAfter {
-			reason = "overdue"
+		g := &gaveWay{ran: ran, overdue: ran >= c.opts.PreemptAfter}
+		v.cancel(g)
+		reason := "overdue"
+		if !g.overdue {
+			reason = "abandoned"
+			// Its result says nothing of the domain: a Get that
+			// comes while it ends must not share it, but start
+			// a call of its own.
+			if c.calls[v.domain.ASCII] == v {
+				delete(c.calls, v.domain.ASCII)
+			}
 		}
 		c.metrics.gaveWay.WithLabelValues(reason).Inc()
 	}

@@ -172,3 +172,38 @@ func TestNewestCallFirst(t *testing.T) {
 		}
 	})
 }
+
+// TestGetAfterAbandonedUpdate: a Get that comes while an update whose callers
+// left is ending, after giving way, does not get that update's result, which
+// says nothing of the domain, but an attempt of its own.
+func TestGetAfterAbandonedUpdate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := hangingWorld(1)
+		var fetches sync.Map
+		slowToEnd := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+			n, _ := fetches.LoadOrStore(d.ASCII, new(int))
+			*n.(*int)++
+			if d.ASCII == "hang0.example" && *n.(*int) == 1 {
+				<-ctx.Done()
+				time.Sleep(time.Second) // ending takes time
+				return nil, "", fmt.Errorf("%w: %w", mtasts.ErrPolicyFetch, context.Cause(ctx))
+			}
+			w.publish(d.ASCII, "1", policyText("enforce", 86400))
+			return w.fetch(ctx, d)
+		}
+		c := w.newCache(t, cache.Options{FetchPolicy: slowToEnd, MaxNetwork: 1})
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		c.Get(ctx, domain(t, "hang0.example"))
+		cancel()
+		healthy := make(chan cache.Result, 1)
+		go func() { healthy <- c.Get(t.Context(), domain(t, "healthy.example")) }()
+		synctest.Wait() // hang0's update gave way and is ending
+		r := c.Get(t.Context(), domain(t, "hang0.example"))
+		if r.Policy == nil || r.Err != nil {
+			t.Errorf("Get while the abandoned update ends = %+v; want a fetch of its own", r)
+		}
+		if r := <-healthy; r.Policy == nil {
+			t.Errorf("healthy Get = %+v", r)
+		}
+	})
+}
