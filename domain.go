@@ -3,6 +3,8 @@ package mtasts
 import (
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -71,26 +73,68 @@ func ParseDomain(s string) (Domain, error) {
 	return d, nil
 }
 
-// Validate checks that d.ASCII is a host name, as LookupRecord, FetchPolicy
-// and Get do before they use it in a DNS name or a URL: a Domain built by
-// hand, not by ParseDomain, could otherwise carry a port, a user, a path or a
-// query into the policy URL ("evil.example@127.0.0.1") or junk into a DNS
-// name. The name must be 1 to 253 bytes of labels of 1 to 63 letters, digits
-// and hyphens, not starting or ending with a hyphen, separated by single dots,
-// with no trailing dot and a last label that is not all digits. Upper case is
-// allowed. U-labels are not checked: d.Unicode is only shown.
+// Validate checks that d is a domain name in the form ParseDomain returns,
+// as LookupRecord, FetchPolicy and Get do before they use it in a DNS name or
+// a URL: a Domain built by hand, not by ParseDomain, could otherwise carry a
+// port, a user, a path or a query into the policy URL
+// ("evil.example@127.0.0.1"), junk into a DNS name, or a control sequence
+// into a log line.
 //
-// It returns nil for a valid name, without allocating, and otherwise an error
-// wrapping ErrInvalidDomain that quotes the name and says what is wrong.
+// d.ASCII must be 1 to 253 bytes of labels of 1 to 63 lower-case letters,
+// digits and hyphens, not starting or ending with a hyphen, separated by
+// single dots, with no trailing dot and a last label that is not all
+// digits. Upper case is refused: names compare case-insensitively (RFC
+// 4343), and a Domain holds one spelling of each, so that a cache keyed by
+// it keeps one entry a name; ParseDomain lower-cases. d.Unicode, when not
+// empty, must be UTF-8 without control characters and be d.ASCII with its
+// A-labels converted to U-labels, as ParseDomain gives it, or d.ASCII
+// itself.
+//
+// It returns nil for a valid name, without allocating when d.Unicode is
+// empty or equals d.ASCII, and otherwise an error wrapping ErrInvalidDomain
+// that quotes the name and says what is wrong, and at which byte.
 func (d Domain) Validate() error {
 	if msg := checkHostName(d.ASCII); msg != "" {
 		return &domainError{input: d.ASCII, what: msg}
+	}
+	if d.Unicode == "" || d.Unicode == d.ASCII {
+		return nil
+	}
+	return d.validateUnicode()
+}
+
+// validateUnicode checks d.Unicode, not empty, for Validate, once d.ASCII
+// has passed: String and LogString print it, so it must be text without
+// control characters, and it must name the same domain as d.ASCII.
+func (d Domain) validateUnicode() error {
+	u := d.Unicode
+	for i := 0; i < len(u); {
+		r, size := utf8.DecodeRuneInString(u[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			return &domainError{input: u, what: fmt.Sprintf("Unicode form: invalid byte %s at byte %d, expected UTF-8", quoteChar(u, i), i)}
+		case unicode.IsControl(r):
+			// C0, DEL and C1 controls: ESC would start a terminal
+			// escape sequence in a log line.
+			return &domainError{input: u, what: fmt.Sprintf("Unicode form: control character %s at byte %d", quoteChar(u, i), i)}
+		}
+		i += size
+	}
+	// RFC 5890 2.3.2.1: the U-label and A-label of a name are two forms of
+	// one label, each obtained from the other; the Unicode form must be
+	// the one d.ASCII gives, so that what is shown is what is looked up.
+	want, err := idnaProfile.ToUnicode(d.ASCII)
+	if err != nil {
+		return &domainError{input: d.ASCII, cause: err}
+	}
+	if u != want {
+		return &domainError{input: u, what: "Unicode form is not the Unicode form of the ASCII form " + quote(d.ASCII) + ", which is " + quote(want)}
 	}
 	return nil
 }
 
 // checkHostName returns what is wrong with name as a host name in A-label
-// form, or "" when nothing is. It is a loop over bytes, and allocates only to
+// form and lower case, or "" when nothing is. It is a loop over bytes, and allocates only to
 // describe a fault.
 func checkHostName(name string) string {
 	// RFC 1035 2.3.4: 255 octets on the wire are 253 characters in
@@ -110,8 +154,12 @@ func checkHostName(name string) string {
 			c := name[i]
 			switch {
 			case '0' <= c && c <= '9':
-			case charClass[c]&classLDH != 0, 'A' <= c && c <= 'Z':
+			case charClass[c]&classLDH != 0:
 				numeric = false
+			case 'A' <= c && c <= 'Z':
+				// RFC 4343: the same name as in lower case; a
+				// Domain holds that one spelling.
+				return fmt.Sprintf("upper-case letter %s at byte %d, expected lower case (ParseDomain lower-cases)", quoteChar(name, i), i)
 			default:
 				return fmt.Sprintf("invalid character %s at byte %d, expected letters, digits, \"-\" and \".\"", quoteChar(name, i), i)
 			}

@@ -107,7 +107,6 @@ func TestDomainValidate(t *testing.T) {
 	good := []string{
 		"example.com",
 		"xn--bcher-kva.example",
-		"Example.COM", // DNS names are case-insensitive (RFC 4343)
 		"localhost",
 		"a",
 		"1a.example",
@@ -133,6 +132,49 @@ func TestDomainValidate(t *testing.T) {
 		_, err := mtasts.ParseDomain(s)
 		if !errors.Is(err, mtasts.ErrInvalidDomain) || len(err.Error()) > 300 || !isPrintableASCII(err.Error()) {
 			t.Errorf("ParseDomain(%.80q) error %.400q; want a short ErrInvalidDomain in printable ASCII", s, err)
+		}
+	}
+}
+
+// TestDomainValidateCaseAndUnicode checks that Validate refuses what the
+// Domain type rules out: an upper-case ASCII form, which would make a cache
+// keep one entry per casing, and a Unicode form that is not UTF-8, carries
+// control characters for String and LogString to print, or is not the
+// ASCII form's. Each error names the position at fault.
+func TestDomainValidateCaseAndUnicode(t *testing.T) {
+	bad := []struct {
+		d    mtasts.Domain
+		want string
+	}{
+		{mtasts.Domain{ASCII: "Example.com"}, `upper-case letter 'E' at byte 0`},
+		{mtasts.Domain{ASCII: "example.COM"}, `upper-case letter 'C' at byte 8`},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "b\x1b[31mücher.example"}, `'\x1b' at byte 1`},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "bücher.example\u0085"}, `'\u0085' at byte 15`},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "b\xfccher.example"}, `'\xfc' at byte 1, expected UTF-8`},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "b\xc3\x28cher.example"}, `'\xc3' at byte 1, expected UTF-8`},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "bucher.example"}, "not the Unicode form"},
+		{mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "Bücher.example"}, "not the Unicode form"},
+		{mtasts.Domain{ASCII: "example.com", Unicode: "evil.example"}, "not the Unicode form"},
+	}
+	for _, tc := range bad {
+		err := tc.d.Validate()
+		if !errors.Is(err, mtasts.ErrInvalidDomain) {
+			t.Errorf("Validate(%+q) = %v, want ErrInvalidDomain", tc.d, err)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tc.want) || len(msg) > 300 || !isPrintableASCII(msg) {
+			t.Errorf("Validate(%+q) = %q, want a short message saying %q", tc.d, msg, tc.want)
+		}
+	}
+	good := []mtasts.Domain{
+		{ASCII: "example.com"},
+		{ASCII: "example.com", Unicode: "example.com"},
+		{ASCII: "xn--bcher-kva.example", Unicode: "bücher.example"},
+		mustDomain(t, "BÜCHER.Example."),
+	}
+	for _, d := range good {
+		if err := d.Validate(); err != nil {
+			t.Errorf("Validate(%+q) = %v, want nil", d, err)
 		}
 	}
 }

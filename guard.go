@@ -169,24 +169,45 @@ func classIn(addr netip.Addr, list []prefixClass) string {
 	return ""
 }
 
-// AllowLoopback reports whether addr is a loopback address (127.0.0.0/8 or
-// ::1). Given to NewDialer or NewTransport, it lets policies be fetched from
-// a server on the local host, as tests do, and nothing else that is
-// refused.
+// AllowLoopback reports whether addr is a loopback address of this host:
+// 127.0.0.0/8, ::1, or an IPv4-mapped address of 127.0.0.0/8
+// (::ffff:127.0.0.1). Given to NewDialer or NewTransport, it lets policies
+// be fetched from a server on the local host, as tests do, and nothing else
+// that is refused. A NAT64 (64:ff9b::/96, 64:ff9b:1::/48) or 6to4
+// (2002::/16) address that embeds a loopback address, which AddressClass
+// classes as loopback, is not allowed: it is reached through a translator
+// or relay, another host, whose own loopback it would reach.
 func AllowLoopback(addr netip.Addr) bool {
-	return AddressClass(addr) == "loopback"
+	return isHostLoopback(addr)
 }
 
-// AllowPrivate reports whether addr is a loopback, private (RFC 1918,
-// fc00::/7) or shared (100.64.0.0/10) address. Given to NewDialer or
-// NewTransport, it lets a private deployment fetch policies from hosts on
-// its own networks. Link-local addresses, where cloud metadata services
-// listen (169.254.169.254), stay refused; but some such services also listen
-// on a unique local address (fd00:ec2::254), which this allows: where that
-// matters, write an allow function that names your own networks.
+// isHostLoopback reports whether addr is a loopback address of this host,
+// reached without leaving it: 127.0.0.0/8 (RFC 1122 3.2.1.3), ::1 (RFC 4291
+// 2.5.3), or 127.0.0.0/8 mapped to IPv6 (RFC 4291 2.5.5.2), which the
+// socket layer dials as IPv4. Addresses that only embed one, as NAT64
+// (RFC 6052 2.1, RFC 8215) and 6to4 (RFC 3056 2) do, are not.
+func isHostLoopback(addr netip.Addr) bool {
+	addr = addr.WithZone("").Unmap()
+	return addr.Is4() && addr.IsLoopback() || addr == netip.IPv6Loopback()
+}
+
+// AllowPrivate reports whether addr is a loopback address of this host (as
+// AllowLoopback), or a private (RFC 1918, fc00::/7, 64:ff9b:1::/48) or
+// shared (100.64.0.0/10) address, or a NAT64 address (64:ff9b::/96)
+// embedding one of the last two. Given to NewDialer or NewTransport, it
+// lets a private deployment fetch policies from hosts on its own networks.
+// Link-local addresses, where cloud metadata services listen
+// (169.254.169.254), stay refused, embedded or not; but some such services
+// also listen on a unique local address (fd00:ec2::254), which this allows:
+// where that matters, write an allow function that names your own
+// networks.
 func AllowPrivate(addr netip.Addr) bool {
 	switch AddressClass(addr) {
-	case "loopback", "private", "shared":
+	case "loopback":
+		// Only this host's own: a NAT64 or 6to4 address embedding a
+		// loopback address reaches the translator's.
+		return isHostLoopback(addr)
+	case "private", "shared":
 		return true
 	}
 	return false

@@ -118,6 +118,17 @@ func TestAddressClass(t *testing.T) {
 		{"fe80::1", false, false},
 		{"0.0.0.0", false, false},
 		{"224.0.0.1", false, false},
+		{"127.1.2.3", true, true},
+		{"::ffff:127.1.2.3", true, true},
+		// An IPv4 address embedded in a NAT64 or 6to4 address is
+		// reached through a translator or relay, off this host: it is
+		// never loopback, whatever it embeds.
+		{"64:ff9b::7f00:1", false, false},   // NAT64 of 127.0.0.1
+		{"64:ff9b::7f01:203", false, false}, // NAT64 of 127.1.2.3
+		{"64:ff9b::a00:1", false, true},     // NAT64 of 10.0.0.1
+		{"64:ff9b::a9fe:a9fe", false, false},
+		{"64:ff9b:1::7f00:1", false, true}, // local-use NAT64, private
+		{"2002:7f00:1::1", false, false},   // 6to4 of 127.0.0.1
 	}
 	for _, tc := range allowed {
 		addr := netip.MustParseAddr(tc.addr)
@@ -180,6 +191,25 @@ func TestDefaultClientRefusesLoopback(t *testing.T) {
 				t.Errorf("server accepted %d connections, want none", n)
 			}
 		})
+	}
+}
+
+// TestAllowLoopbackRefusesNAT64 checks that a dialer allowing loopback
+// still refuses a NAT64 or 6to4 address that embeds a loopback address:
+// the translator or relay that serves it is another host. The check is
+// made by the dialer's ControlContext, before any connection.
+func TestAllowLoopbackRefusesNAT64(t *testing.T) {
+	d := mtasts.NewDialer(mtasts.AllowLoopback)
+	for _, address := range []string{"[64:ff9b::7f00:1]:443", "[64:ff9b:1::7f00:1]:443", "[2002:7f00:1::1]:443"} {
+		err := d.ControlContext(context.Background(), "tcp6", address, nil)
+		if !errors.Is(err, mtasts.ErrAddressRefused) {
+			t.Errorf("dialer with AllowLoopback, control of %s: %v, want ErrAddressRefused", address, err)
+		}
+	}
+	for _, address := range []string{"127.0.0.1:443", "[::1]:443", "[::ffff:127.0.0.1]:443"} {
+		if err := d.ControlContext(context.Background(), "tcp", address, nil); err != nil {
+			t.Errorf("dialer with AllowLoopback, control of %s: %v, want nil", address, err)
+		}
 	}
 }
 

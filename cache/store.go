@@ -48,8 +48,9 @@ func NewEntry(domain mtasts.Domain, id, text string, fetched time.Time) (Entry, 
 // store), or across a fleet of MTAs (a store in Redis, say).
 //
 // The cache keeps what it uses in memory and calls the store only when a
-// domain is not in memory (Load) and after each successful fetch (Save), so a
-// store may be slow. The cache never deletes: when Run drops a domain unused
+// domain is not in memory (Load) and after each successful fetch (Save), and
+// saves a loaded entry again when it corrected its times (a fetch time ahead
+// of now, an expiry past max_age), so a store may be slow. The cache never deletes: when Run drops a domain unused
 // for longer than its policy's lifetime, the store keeps its entry, which may
 // still protect a later delivery, or be a copy another MTA of a fleet just
 // refreshed. Delete is for its users, e.g. an operator removing a domain. A store may fail: the cache reports the error through

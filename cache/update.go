@@ -212,7 +212,8 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		c.storeInvalid(domain, fmt.Errorf("cache: store entry fetched at %v, after now (%v): taken as fetched now", e.Fetched, now))
 		fetched = now
 	}
-	// The stored expiry stands, but never beyond what the policy allows.
+	// The stored expiry stands, but never beyond what the policy allows
+	// (RFC 8461 3.2: max_age from the fetch).
 	expires := e.Expires
 	if limit := fetched.Add(policy.MaxAge()); limit.Before(expires) {
 		expires = limit
@@ -220,5 +221,35 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 	if now.After(expires) {
 		return nil
 	}
+	// A store that keeps times to the second or millisecond may give an
+	// expiry a little past the limit; that is no cause for a write on
+	// every load.
+	if !fetched.Equal(e.Fetched) || e.Expires.Sub(expires) > time.Second {
+		c.rewriteLoaded(ctx, domain, e, fetched, expires)
+	}
 	return newSnapshot(policy, e.RecordID, fetched, expires)
+}
+
+// rewriteLoaded saves the entry e, just loaded, with the fetch and expiry
+// times that load corrected.
+//
+// Corrected only in memory, a fetch time in the future would be taken as
+// now again by every restart and every member of a fleet, each giving the
+// policy a new max_age: while fetches fail, it would apply for ever, and a
+// store that keeps entries until Expires (Redis's TTL) would keep it for
+// as long as the wrong clock said. Saved, the correction is what they all
+// load: the policy applies until max_age after the first load, at most
+// MaxAgeLimit, and not after (RFC 8461 3.2, 5.1).
+//
+// The entry is rewritten, not deleted: deleted, it would be lost to the
+// fleet and to restarts at once, while it may be the only policy they have
+// when fetches fail, the case a cached policy is for (RFC 8461 5.1). A save
+// may overwrite an entry that another fleet member saved since the load;
+// that entry's policy comes back with the next fetch, and the one written
+// here lasts at most its max_age.
+func (c *Cache) rewriteLoaded(ctx context.Context, domain mtasts.Domain, e Entry, fetched, expires time.Time) {
+	e.Fetched, e.Expires = fetched, expires
+	if err := c.storeCall(ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
+		c.storeError("save", domain, err)
+	}
 }

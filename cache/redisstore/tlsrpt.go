@@ -81,7 +81,8 @@ type TLSRPTOptions struct {
 //
 // Add runs one script per thousand policies: HINCRBY on the counters, the
 // cap on rows checked and counted in the same script, nothing when the day
-// was taken.
+// was taken, and nothing when a key or counter holds a value of the wrong
+// type, which the script checks before its first write.
 //
 // # Claims
 //
@@ -160,34 +161,75 @@ func policyID(policyJSON []byte) string {
 // set of days KEYS[3], to which it adds the day ARGV[3], for ARGV[2]
 // seconds. The policies follow from ARGV[6]: id, JSON, domain, successes,
 // failures, number of rows, then per row its JSON and sessions.
+//
+// Redis keeps what a script wrote before a command of it failed: a failure
+// after the batch's mark "q:" would have the batch taken as added when given
+// again, its counts lost. So the script first checks, writing nothing, all
+// that could make a write fail: it returns {-2, n, type} when KEYS[n] holds
+// a value of another type than a hash (KEYS[1]) or a set (KEYS[3]), and
+// {-3, field} when a field it reads or adds to is not a count HINCRBY takes,
+// with room to add (at most 18 digits; addArgs bounds what is added).
 var addScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[2]) == 1 then return {-1, 0} end
-if ARGV[4] ~= "" then
-	local q = "q:" .. ARGV[4]
-	local last = redis.call("HGET", KEYS[1], q)
-	if last and tonumber(ARGV[5]) <= tonumber(last) then return {0, 0} end
-	redis.call("HSET", KEYS[1], q, ARGV[5])
+local t = redis.call("TYPE", KEYS[1]).ok
+if t ~= "none" and t ~= "hash" then return {-2, 1, t} end
+t = redis.call("TYPE", KEYS[3]).ok
+if t ~= "none" and t ~= "set" then return {-2, 3, t} end
+-- have[field] is the count in a field read, false for one absent.
+local have = {}
+local function count(field)
+	if have[field] ~= nil then return true end
+	local v = redis.call("HGET", KEYS[1], field)
+	if v and (#v > 18 or not string.match(v, "^%-?%d+$")) then return false end
+	have[field] = v and tonumber(v)
+	return true
 end
-local cap = tonumber(ARGV[1])
-local dropped = 0
+local q
+if ARGV[4] ~= "" then
+	q = "q:" .. ARGV[4]
+	if not count(q) then return {-3, q} end
+	if have[q] and tonumber(ARGV[5]) <= have[q] then return {0, 0} end
+end
+-- The names of the fields of rows, in order, made once.
+local names = {}
 local i = 6
 while i <= #ARGV do
-	local pid, dom = ARGV[i], ARGV[i+2]
+	local pid, rows = ARGV[i], tonumber(ARGV[i+5])
+	if not count("s:" .. pid) then return {-3, "s:" .. pid} end
+	if not count("f:" .. pid) then return {-3, "f:" .. pid} end
+	if rows > 0 and not count("n:" .. ARGV[i+2]) then return {-3, "n:" .. ARGV[i+2]} end
+	i = i + 6
+	for j = 1, rows do
+		local f = "r:" .. pid .. ":" .. ARGV[i]
+		if not count(f) then return {-3, f} end
+		names[#names+1] = f
+		i = i + 2
+	end
+end
+if q then redis.call("HSET", KEYS[1], q, ARGV[5]) end
+local cap = tonumber(ARGV[1])
+local dropped = 0
+local k = 0
+i = 6
+while i <= #ARGV do
+	local pid = ARGV[i]
 	local ok, failed, rows = tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
 	redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1])
 	if ok ~= 0 then redis.call("HINCRBY", KEYS[1], "s:" .. pid, ok) end
 	if failed ~= 0 then redis.call("HINCRBY", KEYS[1], "f:" .. pid, failed) end
+	local n = "n:" .. ARGV[i+2]
 	i = i + 6
 	for j = 1, rows do
-		local field, n = "r:" .. pid .. ":" .. ARGV[i], ARGV[i+1]
+		k = k + 1
+		local field, add = names[k], ARGV[i+1]
 		i = i + 2
-		if redis.call("HEXISTS", KEYS[1], field) == 1 then
-			redis.call("HINCRBY", KEYS[1], field, n)
-		elseif cap <= 0 or tonumber(redis.call("HGET", KEYS[1], "n:" .. dom) or "0") < cap then
-			redis.call("HINCRBY", KEYS[1], "n:" .. dom, 1)
-			redis.call("HINCRBY", KEYS[1], field, n)
+		if have[field] then
+			redis.call("HINCRBY", KEYS[1], field, add)
+		elseif cap <= 0 or (have[n] or 0) < cap then
+			have[n] = redis.call("HINCRBY", KEYS[1], n, 1)
+			have[field] = redis.call("HINCRBY", KEYS[1], field, add)
 		else
-			dropped = dropped + tonumber(n)
+			dropped = dropped + tonumber(add)
 		end
 	end
 end
@@ -196,6 +238,10 @@ redis.call("SADD", KEYS[3], ARGV[3])
 redis.call("EXPIRE", KEYS[3], ARGV[2])
 return {1, dropped}
 `)
+
+// maxAddCount bounds a count Add adds: below it, and below it in Redis (18
+// digits at most, as addScript checks), HINCRBY cannot overflow int64.
+const maxAddCount = 1e18
 
 // chunkPolicies bounds the policies of one run of addScript, which blocks
 // Redis while it runs.
@@ -207,9 +253,13 @@ const chunkSeq = 1000000
 
 // Add implements tlsrpt.Store. A batch is added in chunks of a thousand
 // policies, each atomically, and once: given again after a failure (see
-// tlsrpt.Batch.Seq), the chunks added before are skipped. It returns an
-// error wrapping tlsrpt.ErrDayTaken when the day was taken, and an error
-// when Redis fails.
+// tlsrpt.Batch.Seq), the chunks added before are skipped. A chunk that fails
+// adds nothing: its script checks, before it writes, that the keys it
+// writes hold a hash and a set (or nothing) and that the counters it adds to
+// are counts, and Add refuses a count of 1e18 or more, or below 0, which
+// could overflow one. It returns an error wrapping tlsrpt.ErrDayTaken when
+// the day was taken, an error naming the key or field when one holds a
+// value of the wrong type, and an error when Redis fails.
 func (s *TLSRPTStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
 	day := dayName(b.Day)
 	keys := []string{s.key("day", day), s.key("taken", day), s.daysKey()}
@@ -222,19 +272,43 @@ func (s *TLSRPTStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
 		if err != nil {
 			return dropped, err
 		}
-		res, err := addScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
+		res, err := addScript.Run(ctx, s.rdb, keys, args...).Slice()
 		if err != nil {
 			return dropped, fmt.Errorf("redisstore: tlsrpt: adding to %s: %w", day, err)
 		}
-		if len(res) != 2 {
-			return dropped, fmt.Errorf("redisstore: tlsrpt: adding to %s: unexpected reply %v", day, res)
-		}
-		if res[0] == -1 {
+		code, _ := res[0].(int64)
+		switch {
+		case code == -1:
 			return dropped, fmt.Errorf("redisstore: tlsrpt: %w: %s", tlsrpt.ErrDayTaken, day)
+		case code == -2 && len(res) == 3:
+			// A wrong type, found before the script wrote anything.
+			n, _ := res[1].(int64)
+			typ, _ := res[2].(string)
+			want := map[int64]string{1: "hash", 3: "set"}[n]
+			if n < 1 || int(n) > len(keys) || want == "" {
+				break
+			}
+			return dropped, fmt.Errorf("redisstore: tlsrpt: adding to %s: key %s holds a %s, not a %s; nothing added", day, keys[n-1], quoteCut(typ), want)
+		case code == -3 && len(res) == 2:
+			field, _ := res[1].(string)
+			return dropped, fmt.Errorf("redisstore: tlsrpt: adding to %s: field %s of %s is not a count; nothing added", day, quoteCut(field), keys[0])
+		case (code == 0 || code == 1) && len(res) == 2:
+			n, _ := res[1].(int64)
+			dropped += n
+			continue
 		}
-		dropped += res[1]
+		return dropped, fmt.Errorf("redisstore: tlsrpt: adding to %s: unexpected reply %v", day, res)
 	}
 	return dropped, nil
+}
+
+// quoteCut returns s quoted for an error message, escaped, its first 64
+// bytes at most: a field name carries a failure-detail row's JSON.
+func quoteCut(s string) string {
+	if len(s) <= 64 {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:64]) + "...(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // addArgs returns the arguments of addScript for a chunk of b.
@@ -252,9 +326,15 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 		}
 		rows := 0
 		for _, fd := range pr.FailureDetails {
+			if fd.FailedSessionCount >= maxAddCount {
+				return nil, fmt.Errorf("redisstore: tlsrpt: policy of %s: failed-session-count %d, not below %d", quoteCut(pr.Policy.PolicyDomain), fd.FailedSessionCount, int64(maxAddCount))
+			}
 			if fd.FailedSessionCount > 0 {
 				rows++
 			}
+		}
+		if ok, failed := pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount; ok < 0 || failed < 0 || ok >= maxAddCount || failed >= maxAddCount {
+			return nil, fmt.Errorf("redisstore: tlsrpt: policy of %s: session counts %d and %d, not from 0 to %d", quoteCut(pr.Policy.PolicyDomain), ok, failed, int64(maxAddCount-1))
 		}
 		args = append(args, policyID(pj), pj, pr.Policy.PolicyDomain,
 			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows)

@@ -3,7 +3,10 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +14,8 @@ import (
 
 	"github.com/mtasts-go/mtasts/cache"
 	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/tlsrpt"
+	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // TestWrongTypeKey puts a hash, then a list, under a policy key, as a
@@ -92,5 +97,142 @@ func TestWrongTypeKey(t *testing.T) {
 	}
 	if e, ok, err := store.Load(ctx, "example.com"); err != nil || !ok || e.RecordID != "1" || server.Requests("example.com") != 1 {
 		t.Errorf("after Get: %+v, %v, %v; %d fetches", e, ok, err, server.Requests("example.com"))
+	}
+}
+
+// TestTLSRPTAddWrongType puts values of the wrong type where Add writes: the
+// set of days, the day's hash, a counter of it. Add fails then and adds
+// nothing, not even the mark of its batch, so that the same batch given
+// again, once the key is repaired, adds its counts once; and the day is
+// listed by Days.
+func TestTLSRPTAddWrongType(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	ctx := context.Background()
+	const (
+		dayKey  = "mtasts:{tlsrpt}:day:2016-04-01"
+		daysKey = "mtasts:{tlsrpt}:days"
+	)
+	p := storetest.STS("a.example", "enforce")
+	result := storetest.Result(p, 3, 2, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 2))
+	batch := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{result})
+
+	for _, tc := range []struct {
+		name         string
+		spoil, mend  func() error
+		fieldsLeft   int64 // of the day's hash after the failed Add
+		errorMention string
+	}{
+		{"days key a string",
+			func() error { return rdb.Set(ctx, daysKey, "x", 0).Err() },
+			func() error { return rdb.Del(ctx, daysKey).Err() }, 0, daysKey},
+		{"days key a hash",
+			func() error { return rdb.HSet(ctx, daysKey, "2016-04-01", "x").Err() },
+			func() error { return rdb.Del(ctx, daysKey).Err() }, 0, daysKey},
+		{"day key a list",
+			func() error { return rdb.RPush(ctx, dayKey, "x").Err() },
+			func() error { return rdb.Del(ctx, dayKey).Err() }, 0, dayKey},
+		{"row count not a number",
+			func() error { return rdb.HSet(ctx, dayKey, "n:a.example", "x").Err() },
+			func() error { return rdb.HDel(ctx, dayKey, "n:a.example").Err() }, 1, "n:a.example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb.FlushAll(ctx)
+			s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "mta1"})
+			if err := tc.spoil(); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Add(ctx, batch)
+			if err == nil || !strings.Contains(err.Error(), tc.errorMention) {
+				t.Errorf("Add over a spoilt key: %v, want an error naming %s", err, tc.errorMention)
+			}
+			if typ := rdb.Type(ctx, dayKey).Val(); typ == "hash" {
+				if n := rdb.HLen(ctx, dayKey).Val(); n != tc.fieldsLeft {
+					fields := rdb.HKeys(ctx, dayKey).Val()
+					t.Errorf("the failed Add left %d fields, want %d: %q", n, tc.fieldsLeft, fields)
+				}
+			}
+			if err := tc.mend(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Add(ctx, batch); err != nil {
+				t.Fatalf("Add again, the key mended: %v", err)
+			}
+			days, err := s.Days(ctx)
+			if err != nil || len(days) != 1 || !days[0].Equal(storetest.Day1) {
+				t.Errorf("Days = %v, %v; want %v", days, err, storetest.Day1)
+			}
+			got, err := s.Take(ctx, storetest.Day1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := storetest.Canonical(got); c != want {
+				t.Errorf("Take:\n%s\nwant the batch once:\n%s", c, want)
+			}
+		})
+	}
+}
+
+// TestTLSRPTAddCountBound checks that Add refuses a count that HINCRBY could
+// overflow on, adding nothing, rather than failing in the middle of its
+// script: 5e18 sessions added twice pass int64.
+func TestTLSRPTAddCountBound(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	ctx := context.Background()
+	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	p := storetest.STS("a.example", "enforce")
+	for _, r := range []tlsrpt.PolicyResult{
+		storetest.Result(p, 5e18, 0),
+		storetest.Result(p, 0, 5e18),
+		storetest.Result(p, -1, 0),
+		storetest.Result(p, 0, 1, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 5e18)),
+	} {
+		for seq := range int64(2) {
+			b := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
+			if _, err := s.Add(ctx, b); err == nil {
+				t.Errorf("Add of %+v: no error", r.Summary)
+			}
+		}
+		if n := rdb.DBSize(ctx).Val(); n != 0 {
+			t.Errorf("Add of %+v refused, yet %d keys in Redis, want none", r.Summary, n)
+			rdb.FlushAll(ctx)
+		}
+	}
+}
+
+// BenchmarkTLSRPTAdd1000 measures the Add of one chunk, a thousand policies
+// with a failure-detail row each, to a day that has them all: the checks of
+// addScript before it writes, and its writes. It reports Redis's own time
+// per script run (INFO commandstats), apart from the round trip.
+func BenchmarkTLSRPTAdd1000(b *testing.B) {
+	srv := startRedis(b, "")
+	rdb := srv.client()
+	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	var results []tlsrpt.PolicyResult
+	for i := range 1000 {
+		d := fmt.Sprintf("d%d.example", i)
+		results = append(results, storetest.Result(storetest.STS(d, "enforce"), 1, 1, storetest.Row(tlsrpt.ResultCertificateExpired, d, 1, 1)))
+	}
+	ctx := context.Background()
+	rdb.ConfigResetStat(ctx)
+	for b.Loop() {
+		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, MaxDetailRows: 100, Results: results}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for line := range strings.Lines(rdb.Info(ctx, "commandstats").Val()) {
+		stats, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for kv := range strings.SplitSeq(stats, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec_per_call="); ok {
+				if us, err := strconv.ParseFloat(v, 64); err == nil {
+					b.ReportMetric(us, "redis-µs/add")
+				}
+			}
+		}
 	}
 }

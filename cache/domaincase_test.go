@@ -1,0 +1,54 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/cache"
+)
+
+// TestDomainCasingsShareOneFetch checks that one domain written in four
+// casings is fetched at most once: a Domain holds its ASCII form in lower
+// case, and Get, Recheck and CheckEveryGet refuse any other with
+// ErrInvalidDomain, rather than keeping an entry, and fetching, per
+// casing. A Unicode form with a control character is refused too.
+func TestDomainCasingsShareOneFetch(t *testing.T) {
+	for _, every := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			w := newWorld()
+			w.publish("example.com", "1", policyText("enforce", 86400))
+			var fetches atomic.Int32
+			c := w.newCache(t, cache.Options{
+				CheckEveryGet: every,
+				FetchPolicy: func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+					fetches.Add(1)
+					// Names compare case-insensitively (RFC 4343):
+					// serve every casing.
+					return w.fetch(ctx, mtasts.Domain{ASCII: strings.ToLower(d.ASCII)})
+				},
+			})
+			for _, name := range []string{"example.com", "EXAMPLE.COM", "Example.Com", "eXample.com"} {
+				d := mtasts.Domain{ASCII: name}
+				for _, get := range []func(context.Context, mtasts.Domain) cache.Result{c.Get, c.Recheck} {
+					r := get(t.Context(), d)
+					if r.Policy == nil && !errors.Is(r.Err, mtasts.ErrInvalidDomain) {
+						t.Errorf("%q (CheckEveryGet %v): %+v; want the policy or ErrInvalidDomain", name, every, r)
+					}
+				}
+			}
+			if n := fetches.Load(); n > 1 {
+				t.Errorf("CheckEveryGet %v: %d fetches for 4 casings of one name, want at most 1", every, n)
+			}
+
+			esc := mtasts.Domain{ASCII: "xn--bcher-kva.example", Unicode: "b\x1b]0;x\x07ücher.example"}
+			if r := c.Get(t.Context(), esc); !errors.Is(r.Err, mtasts.ErrInvalidDomain) || strings.ContainsRune(r.Err.Error(), 0x1b) {
+				t.Errorf("Get of a Unicode form with ESC: %v, want ErrInvalidDomain, escaped", r.Err)
+			}
+		})
+	}
+}
