@@ -1,12 +1,15 @@
 package cache_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
@@ -51,4 +54,30 @@ func TestDomainCasingsShareOneFetch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHitCheckUsesOwnName: the background record check that a hit starts
+// names the domain as the cache holds it, not as the caller gave it: on a
+// hit the caller's Domain is not validated, and its Unicode form could carry
+// control characters into the logs.
+func TestHitCheckUsesOwnName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld()
+		w.publish("example.com", "1", policyText("enforce", 86400))
+		var logs bytes.Buffer
+		c := w.newCache(t, cache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
+			t.Fatalf("Get = %+v", r)
+		}
+		w.resolver.ServFail("_mta-sts.example.com") // the check fails, and is logged
+		time.Sleep(2 * time.Hour)
+		c.Get(t.Context(), mtasts.Domain{ASCII: "example.com", Unicode: "ex\x1bample.com"})
+		synctest.Wait()
+		if !strings.Contains(logs.String(), "refreshing cached policy failed") {
+			t.Fatalf("no warning logged for the failed check: %q", logs.String())
+		}
+		if strings.Contains(logs.String(), "ex\x1bample") || strings.Contains(logs.String(), `ex\x1bample`) {
+			t.Errorf("the check logged the caller's Unicode form: %q", logs.String())
+		}
+	})
 }

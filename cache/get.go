@@ -62,7 +62,9 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 			// caller that moves checkedAt starts the check.
 			if last := it.checkedAt.Load(); sec-min(last, sec) >= c.checkEvery && it.checkedAt.CompareAndSwap(last, sec) {
 				if c.tryBackground() {
-					c.start(domain, kindCheck)
+					// The item's own name: the caller's
+					// was not validated on this path.
+					c.start(it.domain(), kindCheck)
 				} else {
 					// All background slots busy: leave
 					// the check to a later Get.
