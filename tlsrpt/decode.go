@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // MaxReportSize is the largest report JSON read, as received or after
@@ -108,6 +110,11 @@ type pathElem struct {
 	index int
 }
 
+// pathString returns the path for errors, e.g. "policies[0].summary". A
+// member name that is printable US-ASCII without ".", "[", "]" and quotes,
+// of at most quoted.Max bytes, as the schema's names are, is written as it
+// is; any other, an unknown member's name being the sender's text, is
+// quoted, bounded and escaped.
 func (d *decoder) pathString() string {
 	var b strings.Builder
 	for _, e := range d.path {
@@ -120,13 +127,30 @@ func (d *decoder) pathString() string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(e.key)
+		if plainName(e.key) {
+			b.WriteString(e.key)
+		} else {
+			b.WriteString(quoted.String(e.key))
+		}
 	}
 	return b.String()
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
 	return &ReportError{Path: d.pathString(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// plainName reports whether a member name can stand in a path unquoted.
+func plainName(name string) bool {
+	if len(name) > quoted.Max {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(".[]\"'\\", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // token reads the next token; a syntax error names the path and the byte
@@ -141,7 +165,7 @@ func (d *decoder) token() (json.Token, error) {
 		case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, d.errorf("unexpected end of the JSON")
 		}
-		return nil, d.errorf("invalid JSON: %v", err)
+		return nil, d.errorf("invalid JSON: %v", quoted.Cause(err))
 	}
 	return tok, nil
 }
@@ -189,7 +213,7 @@ func (d *decoder) object(tok json.Token, member func(name string, tok json.Token
 			return d.errorf("invalid JSON: %s as a member name", kind(tok))
 		}
 		if seen.add(name) {
-			return d.errorf("member %q appears twice, which I-JSON forbids (RFC 7493 2.3)", name)
+			return d.errorf("member %s appears twice, which I-JSON forbids (RFC 7493 2.3)", quoted.String(name))
 		}
 		d.path = append(d.path, pathElem{key: name})
 		tok, err = d.token()
@@ -271,12 +295,12 @@ func (d *decoder) count(tok json.Token) (int64, error) {
 		c := s[i]
 		switch {
 		case c == '-':
-			return 0, d.errorf("%s, expected a count of 0 or more", s)
+			return 0, d.errorf("%s, expected a count of 0 or more", quoted.Text(s, quoted.Max))
 		case c < '0' || c > '9':
-			return 0, d.errorf("%s, expected an integer without fraction or exponent", s)
+			return 0, d.errorf("%s, expected an integer without fraction or exponent", quoted.Text(s, quoted.Max))
 		}
 		if n = n*10 + int64(c-'0'); n > maxCount {
-			return 0, d.errorf("%s, larger than 2^53-1, the largest integer I-JSON carries exactly (RFC 7493 2.2)", s)
+			return 0, d.errorf("%s, larger than 2^53-1, the largest integer I-JSON carries exactly (RFC 7493 2.2)", quoted.Text(s, quoted.Max))
 		}
 	}
 	return n, nil
@@ -290,7 +314,7 @@ func (d *decoder) dateTime(tok json.Token) (time.Time, error) {
 	}
 	t, msg := parseDateTime(s)
 	if msg != "" {
-		return time.Time{}, d.errorf("%q is not an RFC 3339 date-time: %s", s, msg)
+		return time.Time{}, d.errorf("%s is not an RFC 3339 date-time: %s", quoted.String(s), msg)
 	}
 	return t, nil
 }
@@ -309,7 +333,7 @@ func (d *decoder) addr(tok json.Token) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, d.errorf("%q is not an IPv4 or IPv6 address", s)
+		return netip.Addr{}, d.errorf("%s is not an IPv4 or IPv6 address", quoted.String(s))
 	}
 	return a, nil
 }
@@ -705,10 +729,10 @@ func parseDateTime(s string) (time.Time, string) {
 		om := p.digits(2, 0, 59, "offset minute")
 		loc = time.FixedZone("", sign*(oh*3600+om*60))
 	default:
-		p.fail(fmt.Sprintf("unexpected %q after the time, expected \"Z\" or \"+hh:mm\"", s[p.i]))
+		p.fail(fmt.Sprintf("unexpected %s after the time, expected \"Z\" or \"+hh:mm\"", quoted.Char(s, p.i)))
 	}
 	if p.msg == "" && p.i < len(s) {
-		p.fail(fmt.Sprintf("unexpected %q after the date-time", s[p.i]))
+		p.fail(fmt.Sprintf("unexpected %s after the date-time", quoted.Char(s, p.i)))
 	}
 	if p.msg != "" {
 		return time.Time{}, p.msg

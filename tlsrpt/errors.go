@@ -2,8 +2,9 @@ package tlsrpt
 
 import (
 	"errors"
-	"strconv"
 	"strings"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Sentinel errors, one per failure class, for errors.Is.
@@ -61,7 +62,7 @@ func (e *SyntaxError) Error() string {
 	b.WriteString("tlsrpt: invalid txt record")
 	if e.Field != "" {
 		b.WriteString(": ")
-		b.WriteString(strconv.Quote(e.Field))
+		b.WriteString(quoted.String(e.Field))
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)

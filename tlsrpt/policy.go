@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Target names the domains of a delivery attempt, so that each policy is
@@ -150,7 +151,7 @@ func (t Target) TLSA(records []string) (Policy, error) {
 	for i, rec := range records {
 		s, msg := tlsaRecord(rec)
 		if msg != "" {
-			return Policy{}, fmt.Errorf("tlsrpt: tlsa record %d %q: %s", i+1, rec, msg)
+			return Policy{}, fmt.Errorf("tlsrpt: tlsa record %d %s: %s", i+1, quoted.String(rec), msg)
 		}
 		l[i] = s
 	}
@@ -199,7 +200,7 @@ func tlsaRecord(s string) (string, string) {
 			b.WriteByte(c)
 			digits++
 		default:
-			return "", fmt.Sprintf("invalid character %q in the certificate association data, expected hexadecimal digits", c)
+			return "", fmt.Sprintf("invalid character %s in the certificate association data, expected hexadecimal digits", quoted.Char(s, i))
 		}
 	}
 	switch {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Report is an aggregate TLS report (RFC 8460 4.4): what a sending
@@ -269,9 +270,9 @@ func (v *validator) contactInfo(s string) {
 	a, err := mail.ParseAddress(s)
 	switch {
 	case err != nil:
-		v.fail(path, "%q is not an e-mail address (RFC 5322 addr-spec): %v", s, err)
+		v.fail(path, "%s is not an e-mail address (RFC 5322 addr-spec): %v", quoted.String(s), quoted.Cause(err))
 	case a.Name != "" || strings.ContainsAny(s, "<>"):
-		v.fail(path, "%q has a display name or angle brackets, expected a bare addr-spec (RFC 5322 3.4.1)", s)
+		v.fail(path, "%s has a display name or angle brackets, expected a bare addr-spec (RFC 5322 3.4.1)", quoted.String(s))
 	}
 }
 
@@ -331,13 +332,13 @@ func (v *validator) domain(path, name string, alabels bool) {
 	if alabels {
 		for i := 0; i < len(name); i++ {
 			if name[i] >= utf8.RuneSelf {
-				v.fail(path, "%q has non-ASCII characters, expected A-labels (RFC 8460 4.4)", name)
+				v.fail(path, "%s has non-ASCII characters, expected A-labels (RFC 8460 4.4)", quoted.String(name))
 				return
 			}
 		}
 	}
 	if _, err := mtasts.ParseDomain(name); err != nil {
-		v.fail(path, "%q is not a valid domain name: %v", name, err)
+		v.fail(path, "%s is not a valid domain name: %v", quoted.String(name), err)
 	}
 }
 
@@ -351,7 +352,7 @@ func (v *validator) token(path, s, what string) {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			v.fail(path, "%q, expected %s: lower-case letters, digits and \"-\"", s, what)
+			v.fail(path, "%s, expected %s: lower-case letters, digits and \"-\"", quoted.String(s), what)
 			return
 		}
 	}

@@ -248,3 +248,26 @@ func TestReportUsageErrors(t *testing.T) {
 		t.Errorf("input over the bound: exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// A report with a 20 MB value gives an error that quotes 64 bytes of it:
+// no line of the output, text or JSON, is longer than a few hundred bytes.
+func TestReportHugeValue(t *testing.T) {
+	data, err := os.ReadFile(appendixBFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), `"sts-reporting@company-x.example"`, `"\u001b[2J`+strings.Repeat("x", 20_000_000)+`"`, 1)
+	file := filepath.Join(t.TempDir(), "huge.json")
+	os.WriteFile(file, []byte(text), 0o644)
+	for _, args := range [][]string{{"report", file}, {"report", "--json", file}} {
+		code, out, stderr := runMain(t, nil, args...)
+		if code != exitFail {
+			t.Errorf("%v: exit %d, want %d; stderr %.300q", args, code, exitFail, stderr)
+		}
+		for _, line := range strings.Split(out+stderr, "\n") {
+			if len(line) > 500 || strings.Contains(line, "\x1b") {
+				t.Errorf("%v: a line of %d bytes: %.300q", args, len(line), line)
+			}
+		}
+	}
+}
