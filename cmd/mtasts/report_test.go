@@ -271,3 +271,36 @@ func TestReportHugeValue(t *testing.T) {
 		}
 	}
 }
+
+// A valid report may hold values of megabytes: the text summary shows the
+// first bytes of each and its length, no line of megabytes; --json gives
+// the exact report.
+func TestReportHugeValidValue(t *testing.T) {
+	data, err := os.ReadFile(appendixBFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := "Company-\u00e9" + strings.Repeat("x", 12_500_000)
+	text := strings.Replace(string(data), `"Company-X"`, `"`+org+`"`, 1)
+	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"`+strings.Repeat("y", 1_000_000)+`"`, 1)
+	file := filepath.Join(t.TempDir(), "huge.json")
+	os.WriteFile(file, []byte(text), 0o644)
+	code, out, _ := runMain(t, nil, "report", file)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 500 {
+			t.Errorf("a line of %d bytes: %.300q", len(line), line)
+		}
+	}
+	if !strings.Contains(out, "Company-\u00e9xxx") || !strings.Contains(out, "(12500010 bytes)") {
+		t.Errorf("the organization is not shown cut with its length:\n%.2000s", out)
+	}
+
+	code, out, _ = runMain(t, nil, "report", "--json", file)
+	var res reportResult
+	if err := json.Unmarshal([]byte(out), &res); code != exitOK || err != nil || res.Report.OrganizationName != org {
+		t.Errorf("JSON: exit %d, %v, or not the exact organization", code, err)
+	}
+}

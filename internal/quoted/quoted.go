@@ -62,19 +62,7 @@ func (e causeError) Unwrap() error { return e.err }
 // Append appends at most limit bytes of s to b, escaped, between delim
 // quotes unless delim is 0, and the cut marker when s is longer.
 func Append(b []byte, s string, limit int, delim byte) []byte {
-	shown := s
-	if len(s) > limit {
-		cut := limit
-		// Do not split a character: back up to the start of the UTF-8
-		// sequence that crosses the limit, if s[cut] continues one.
-		for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
-			cut--
-		}
-		if !utf8.FullRuneInString(s[cut:]) || !utf8.RuneStart(s[cut]) {
-			cut = limit // not UTF-8 there: cut at the byte
-		}
-		shown = s[:cut]
-	}
+	shown := Cut(s, limit)
 	if delim != 0 {
 		b = append(b, delim)
 	}
@@ -120,6 +108,24 @@ func Append(b []byte, s string, limit int, delim byte) []byte {
 		b = append(b, " bytes)"...)
 	}
 	return b
+}
+
+// Cut returns s, or when s is longer than limit bytes its first limit bytes
+// at most, cut at a character boundary where s is UTF-8 there.
+func Cut(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	// Do not split a character: back up to the start of the UTF-8
+	// sequence that crosses the limit, if s[cut] continues one.
+	for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(s[cut]); i++ {
+		cut--
+	}
+	if !utf8.FullRuneInString(s[cut:]) || !utf8.RuneStart(s[cut]) {
+		cut = limit // not UTF-8 there: cut at the byte
+	}
+	return s[:cut]
 }
 
 // appendHex appends v as digits lower-case hexadecimal digits.
