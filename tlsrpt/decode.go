@@ -161,7 +161,9 @@ func (d *decoder) token() (json.Token, error) {
 		var serr *json.SyntaxError
 		switch {
 		case errors.As(err, &serr):
-			return nil, d.errorf("invalid JSON at byte %d: %s", serr.Offset, strings.TrimPrefix(serr.Error(), "json: "))
+			// encoding/json quotes the byte at fault as a Go string,
+			// which keeps a byte of 0x80 and up as a character.
+			return nil, d.errorf("invalid JSON at byte %d: %s", serr.Offset, quoted.Text(strings.TrimPrefix(serr.Error(), "json: "), quoted.MaxCause))
 		case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, d.errorf("unexpected end of the JSON")
 		}
