@@ -44,8 +44,12 @@ const MaxDepth = 16
 // start with the minimal set below and is expected to grow over time", 4.3),
 // I-JSON asks protocols to let receivers ignore what they do not know (RFC
 // 7493 4.3, "Must-Ignore"), and RFC 8460 3 rules the same for its TXT record:
-// "unknown fields SHALL be ignored". For the same reason, policy and result
-// types of the registered form that RFC 8460 does not list are kept as read.
+// "unknown fields SHALL be ignored". For the same reason, result types of the
+// registered form that RFC 8460 does not list are kept as read. Policy types
+// have no registry, and only the three of RFC 8460 4.4 are valid.
+//
+// Values are bounded, and text fields of failure details and the
+// policy-string hold no control characters, as Report.Validate says.
 //
 // Counts must be JSON integers from 0 to 2^53-1, the integers I-JSON carries
 // exactly (RFC 7493 2.2): 5, not "5", 5.0 or 5e0. Dates are RFC 3339

@@ -178,14 +178,16 @@ func TestReportInvalid(t *testing.T) {
 }
 
 // A report is the sender's text: control characters and bidi overrides in
-// it are escaped in the text output and written as \u escapes in JSON.
+// it are escaped in the text output and written as \u escapes in JSON. (A
+// report with control characters in a failure detail is invalid, see
+// tlsrpt.Report.Validate; a bidi override there is not.)
 func TestReportHostileText(t *testing.T) {
 	data, err := os.ReadFile(appendixBFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(data), `"Company-X"`, `"Company\u001b]0;pwned\u0007-X\u202e"`, 1)
-	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"bad\u001b[2Jcode"`, 1)
+	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"bad\u202ecode"`, 1)
 	file := filepath.Join(t.TempDir(), "hostile.json")
 	os.WriteFile(file, []byte(text), 0o644)
 
@@ -196,7 +198,7 @@ func TestReportHostileText(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b\x07\u202e") {
 		t.Errorf("raw control characters in the output: %q", out)
 	}
-	for _, want := range []string{`Company\x1b]0;pwned\x07-X\u202e`, `bad\x1b[2Jcode`} {
+	for _, want := range []string{`Company\x1b]0;pwned\x07-X\u202e`, `bad\u202ecode`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks the escaped %q:\n%s", want, out)
 		}
@@ -282,7 +284,9 @@ func TestReportHugeValidValue(t *testing.T) {
 	}
 	org := "Company-\u00e9" + strings.Repeat("x", 12_500_000)
 	text := strings.Replace(string(data), `"Company-X"`, `"`+org+`"`, 1)
-	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"`+strings.Repeat("y", 1_000_000)+`"`, 1)
+	text = strings.Replace(text, `"5065427c-23d3-47ca-b6e0-946ea0e8c4be"`, `"`+strings.Repeat("r", 1_000_000)+`"`, 1)
+	// A failure reason has at most 2048 bytes (tlsrpt.Report.Validate).
+	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"`+strings.Repeat("y", 2000)+`"`, 1)
 	file := filepath.Join(t.TempDir(), "huge.json")
 	os.WriteFile(file, []byte(text), 0o644)
 	code, out, _ := runMain(t, nil, "report", file)
