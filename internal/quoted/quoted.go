@@ -44,9 +44,11 @@ func Text(s string, limit int) string {
 	return string(Append(nil, s, limit, 0))
 }
 
-// Cause returns err for wrapping with %w, its message cut at MaxCause bytes
-// and escaped as Text does; errors.Is and errors.As see err through it. It
-// returns nil for a nil err.
+// Cause returns err for wrapping with %w, its message escaped as Text does
+// and bounded: at most MaxCause bytes of it are shown, or MaxCause/4 when
+// they need escaping, so that the text shown is at most MaxCause bytes and
+// the cut marker either way (an escape takes up to 4 bytes a byte).
+// errors.Is and errors.As see err through it. It returns nil for a nil err.
 func Cause(err error) error {
 	if err == nil {
 		return nil
@@ -56,7 +58,17 @@ func Cause(err error) error {
 
 type causeError struct{ err error }
 
-func (e causeError) Error() string { return Text(e.err.Error(), MaxCause) }
+func (e causeError) Error() string {
+	msg := e.err.Error()
+	limit := MaxCause
+	for i := 0; i < min(len(msg), MaxCause); i++ {
+		if c := msg[i]; c < 0x20 || c >= 0x7f {
+			limit = MaxCause / 4
+			break
+		}
+	}
+	return Text(msg, limit)
+}
 func (e causeError) Unwrap() error { return e.err }
 
 // Append appends at most limit bytes of s to b, escaped, between delim

@@ -39,6 +39,12 @@ func TestCause(t *testing.T) {
 		t.Errorf("message of %d bytes: %.200q", len(msg), msg)
 	}
 	var perr *fs.PathError
+	// Escaped, the text shown stays within MaxCause bytes.
+	for _, msg := range []string{strings.Repeat("\x91", 10_000), strings.Repeat("a", 10_000), "a" + strings.Repeat("\x1b", 10_000)} {
+		if got := Cause(errors.New(msg)).Error(); len(got) > MaxCause+32 {
+			t.Errorf("Cause of %.20q...: %d bytes", msg, len(got))
+		}
+	}
 	if !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &perr) || perr != inner {
 		t.Errorf("the cause is not reachable through %v", err)
 	}
