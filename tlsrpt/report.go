@@ -377,10 +377,11 @@ func joinedLen(l []string) int {
 // text checks a text field of at most limit bytes without control
 // characters.
 func (v *validator) text(path, s string, limit int) {
-	switch i := controlAt(s); {
-	case len(s) > limit:
+	if len(s) > limit {
 		v.fail(path, "%s, more than %d bytes", quoted.String(s), limit)
-	case i >= 0:
+		return
+	}
+	if i := controlAt(s); i >= 0 {
 		v.fail(path, "control character %s at byte %d in %s, expected printable text", quoted.Char(s, i), i, quoted.String(s))
 	}
 }
