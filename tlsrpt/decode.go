@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // MaxReportSize is the largest report JSON read, as received or after
@@ -42,8 +44,12 @@ const MaxDepth = 16
 // start with the minimal set below and is expected to grow over time", 4.3),
 // I-JSON asks protocols to let receivers ignore what they do not know (RFC
 // 7493 4.3, "Must-Ignore"), and RFC 8460 3 rules the same for its TXT record:
-// "unknown fields SHALL be ignored". For the same reason, policy and result
-// types of the registered form that RFC 8460 does not list are kept as read.
+// "unknown fields SHALL be ignored". For the same reason, result types of the
+// registered form that RFC 8460 does not list are kept as read. Policy types
+// have no registry, and only the three of RFC 8460 4.4 are valid.
+//
+// Values are bounded, and text fields of failure details and the
+// policy-string hold no control characters, as Report.Validate says.
 //
 // Counts must be JSON integers from 0 to 2^53-1, the integers I-JSON carries
 // exactly (RFC 7493 2.2): 5, not "5", 5.0 or 5e0. Dates are RFC 3339
@@ -108,6 +114,11 @@ type pathElem struct {
 	index int
 }
 
+// pathString returns the path for errors, e.g. "policies[0].summary". A
+// member name that is printable US-ASCII without ".", "[", "]" and quotes,
+// of at most quoted.Max bytes, as the schema's names are, is written as it
+// is; any other, an unknown member's name being the sender's text, is
+// quoted, bounded and escaped.
 func (d *decoder) pathString() string {
 	var b strings.Builder
 	for _, e := range d.path {
@@ -120,13 +131,30 @@ func (d *decoder) pathString() string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
-		b.WriteString(e.key)
+		if plainName(e.key) {
+			b.WriteString(e.key)
+		} else {
+			b.WriteString(quoted.String(e.key))
+		}
 	}
 	return b.String()
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
 	return &ReportError{Path: d.pathString(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// plainName reports whether a member name can stand in a path unquoted.
+func plainName(name string) bool {
+	if len(name) > quoted.Max {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(".[]\"'\\", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // token reads the next token; a syntax error names the path and the byte
@@ -137,11 +165,13 @@ func (d *decoder) token() (json.Token, error) {
 		var serr *json.SyntaxError
 		switch {
 		case errors.As(err, &serr):
-			return nil, d.errorf("invalid JSON at byte %d: %s", serr.Offset, strings.TrimPrefix(serr.Error(), "json: "))
+			// encoding/json quotes the byte at fault as a Go string,
+			// which keeps a byte of 0x80 and up as a character.
+			return nil, d.errorf("invalid JSON at byte %d: %s", serr.Offset, quoted.Text(strings.TrimPrefix(serr.Error(), "json: "), quoted.MaxCause))
 		case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, d.errorf("unexpected end of the JSON")
 		}
-		return nil, d.errorf("invalid JSON: %v", err)
+		return nil, d.errorf("invalid JSON: %v", quoted.Cause(err))
 	}
 	return tok, nil
 }
@@ -189,7 +219,7 @@ func (d *decoder) object(tok json.Token, member func(name string, tok json.Token
 			return d.errorf("invalid JSON: %s as a member name", kind(tok))
 		}
 		if seen.add(name) {
-			return d.errorf("member %q appears twice, which I-JSON forbids (RFC 7493 2.3)", name)
+			return d.errorf("member %s appears twice, which I-JSON forbids (RFC 7493 2.3)", quoted.String(name))
 		}
 		d.path = append(d.path, pathElem{key: name})
 		tok, err = d.token()
@@ -271,12 +301,12 @@ func (d *decoder) count(tok json.Token) (int64, error) {
 		c := s[i]
 		switch {
 		case c == '-':
-			return 0, d.errorf("%s, expected a count of 0 or more", s)
+			return 0, d.errorf("%s, expected a count of 0 or more", quoted.Text(s, quoted.Max))
 		case c < '0' || c > '9':
-			return 0, d.errorf("%s, expected an integer without fraction or exponent", s)
+			return 0, d.errorf("%s, expected an integer without fraction or exponent", quoted.Text(s, quoted.Max))
 		}
 		if n = n*10 + int64(c-'0'); n > maxCount {
-			return 0, d.errorf("%s, larger than 2^53-1, the largest integer I-JSON carries exactly (RFC 7493 2.2)", s)
+			return 0, d.errorf("%s, larger than 2^53-1, the largest integer I-JSON carries exactly (RFC 7493 2.2)", quoted.Text(s, quoted.Max))
 		}
 	}
 	return n, nil
@@ -290,7 +320,7 @@ func (d *decoder) dateTime(tok json.Token) (time.Time, error) {
 	}
 	t, msg := parseDateTime(s)
 	if msg != "" {
-		return time.Time{}, d.errorf("%q is not an RFC 3339 date-time: %s", s, msg)
+		return time.Time{}, d.errorf("%s is not an RFC 3339 date-time: %s", quoted.String(s), msg)
 	}
 	return t, nil
 }
@@ -309,7 +339,7 @@ func (d *decoder) addr(tok json.Token) (netip.Addr, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, d.errorf("%q is not an IPv4 or IPv6 address", s)
+		return netip.Addr{}, d.errorf("%s is not an IPv4 or IPv6 address", quoted.String(s))
 	}
 	return a, nil
 }
@@ -705,10 +735,10 @@ func parseDateTime(s string) (time.Time, string) {
 		om := p.digits(2, 0, 59, "offset minute")
 		loc = time.FixedZone("", sign*(oh*3600+om*60))
 	default:
-		p.fail(fmt.Sprintf("unexpected %q after the time, expected \"Z\" or \"+hh:mm\"", s[p.i]))
+		p.fail(fmt.Sprintf("unexpected %s after the time, expected \"Z\" or \"+hh:mm\"", quoted.Char(s, p.i)))
 	}
 	if p.msg == "" && p.i < len(s) {
-		p.fail(fmt.Sprintf("unexpected %q after the date-time", s[p.i]))
+		p.fail(fmt.Sprintf("unexpected %s after the date-time", quoted.Char(s, p.i)))
 	}
 	if p.msg != "" {
 		return time.Time{}, p.msg

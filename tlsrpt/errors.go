@@ -2,8 +2,9 @@ package tlsrpt
 
 import (
 	"errors"
-	"strconv"
 	"strings"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Sentinel errors, one per failure class, for errors.Is.
@@ -61,7 +62,7 @@ func (e *SyntaxError) Error() string {
 	b.WriteString("tlsrpt: invalid txt record")
 	if e.Field != "" {
 		b.WriteString(": ")
-		b.WriteString(strconv.Quote(e.Field))
+		b.WriteString(quoted.String(e.Field))
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
@@ -76,7 +77,9 @@ func (e *SyntaxError) Unwrap() error { return ErrRecordSyntax }
 type ReportError struct {
 	// Path is the JSON path at fault, e.g.
 	// "policies[0].summary.total-failure-session-count"; empty for the
-	// document as a whole.
+	// document as a whole. A member name other than a short one of
+	// printable US-ASCII, as the schema's are, is quoted, bounded and
+	// escaped: the names of unknown members are the sender's text.
 	Path string
 	// Msg says what was found and what was expected.
 	Msg string

@@ -39,6 +39,21 @@ func replaceFile(dir, path string, data []byte) error {
 	return err
 }
 
+// probeWritable checks that files can be created, written and removed in
+// dir, by doing so with a temporary file, which a crash may leave for the
+// next open to remove (tempPrefix). Permission bits do not stop root, nor
+// say whether the file system is mounted read-only or is one, like sysfs,
+// that takes no new files: trying does.
+func probeWritable(dir string) error {
+	f, err := os.CreateTemp(dir, tempPrefix+"probe-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte("probe\n"))
+	err = errors.Join(err, f.Close(), os.Remove(f.Name()))
+	return err
+}
+
 // writeSynced writes data to a new file at path and syncs it.
 func writeSynced(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)

@@ -87,16 +87,21 @@ const maxLogFile = 1 << 30
 // creates (mode 0700) when missing, and reads the counts of the days not yet
 // taken from it. It removes temporary files that a crash during a
 // compaction left, and the marks of days taken more than 31 days before the
-// last one taken. It returns an error when dir cannot be created or read, or
-// a log cannot be read or holds a batch of an unknown format version.
+// last one taken. It returns an error when dir cannot be created, read or
+// written to (it writes and removes a probe file: a store that cannot write
+// would lose every count at Close), or a log cannot be read or holds a batch
+// of an unknown format version.
 func OpenFileStore(dir string) (*FileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
+		return nil, fmt.Errorf("tlsrpt: file store in %s: %w", dir, err)
+	}
+	if err := probeWritable(dir); err != nil {
+		return nil, fmt.Errorf("tlsrpt: file store in %s: the directory is not writable: %w", dir, err)
 	}
 	s := &FileStore{dir: dir, days: map[int64]*fileDay{}, taken: map[int64]bool{}, compactMin: 1 << 20}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
+		return nil, fmt.Errorf("tlsrpt: file store in %s: %w", dir, err)
 	}
 	var logs []int64
 	for _, e := range entries {

@@ -191,3 +191,50 @@ func TestFileStoreReleaseFails(t *testing.T) {
 		t.Errorf("Take after Release = %v, %v; want nothing", results, err)
 	}
 }
+
+// A directory the store cannot write to is refused at open, not found out
+// by every flush, each failing with a warning, until Close loses the counts.
+//
+// Tests run as root here, and root writes to a directory of mode 0500: the
+// chmod case runs only for other users. What fails for root too is sysfs,
+// where no one creates regular files; it is the case that proves the check
+// as root. A path under a regular file fails at MkdirAll, before and after.
+func TestOpenFileStoreUnwritable(t *testing.T) {
+	check := func(t *testing.T, dir string) {
+		t.Helper()
+		s, err := tlsrpt.OpenFileStore(dir)
+		if err == nil {
+			s.Close()
+			t.Fatalf("OpenFileStore(%s) = nil error, want one: the directory cannot be written to", dir)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "tlsrpt: file store") || !strings.Contains(msg, dir) {
+			t.Errorf("error %q does not say which store and directory", msg)
+		}
+		t.Log(err)
+	}
+	t.Run("mode 0500", func(t *testing.T) {
+		if os.Geteuid() == 0 {
+			t.Skip("root writes to a directory of mode 0500")
+		}
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o700) })
+		check(t, dir)
+	})
+	t.Run("sysfs", func(t *testing.T) {
+		const dir = "/sys/kernel" // a directory; creating a file in it fails for root too
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			t.Skip("no sysfs")
+		}
+		check(t, dir)
+	})
+	t.Run("under a file", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "file")
+		if err := os.WriteFile(file, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		check(t, filepath.Join(file, "store"))
+	})
+}

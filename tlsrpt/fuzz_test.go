@@ -21,6 +21,7 @@ func FuzzParseRecord(f *testing.F) {
 	f.Add("v=TLSRPTv1 ;\trua=mailto:a%2Cb@example.com ; ")
 	f.Fuzz(func(t *testing.T, txt string) {
 		r, ok, err := ParseRecord(txt)
+		checkErrorText(t, err)
 		if !ok {
 			if r != nil || err != nil {
 				t.Fatalf("not a record, but %v, %v", r, err)
@@ -48,6 +49,15 @@ func FuzzParseRecord(f *testing.F) {
 	})
 }
 
+// checkErrorText fails t unless err is nil or its text is printable
+// US-ASCII of a bounded length, as every error text of the package is.
+func checkErrorText(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && !isShortPrintable(err.Error(), 2048) {
+		t.Fatalf("error text of %d bytes, not printable US-ASCII of at most 2048: %.3000q", len(err.Error()), err.Error())
+	}
+}
+
 // ParseReport never panics; what it accepts validates, marshals, and parses
 // back to a report that marshals the same.
 func FuzzParseReport(f *testing.F) {
@@ -64,6 +74,7 @@ func FuzzParseReport(f *testing.F) {
 	f.Add([]byte(`{"a":{"a":1,"a":2}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ParseReport(data)
+		checkErrorText(t, err)
 		if err != nil {
 			var rerr *ReportError
 			if r != nil || !errors.As(err, &rerr) && !errors.Is(err, ErrTooLarge) {
@@ -104,6 +115,7 @@ func FuzzReadReport(f *testing.F) {
 	f.Add([]byte(reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n", "{=\r\n}"})))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ReadReport(bytes.NewReader(data))
+		checkErrorText(t, err)
 		if (r == nil) == (err == nil) {
 			t.Fatalf("report %v with error %v", r, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // maxErrorBody is how much of a collector's answer to a failed POST is read,
@@ -24,11 +25,11 @@ func checkHTTPSURI(uri string) error {
 	u, err := url.Parse(uri)
 	switch {
 	case err != nil:
-		return fmt.Errorf("%w: https URI %q: %w", ErrPermanent, uri, err)
+		return fmt.Errorf("%w: https URI %s: %w", ErrPermanent, quoted.String(uri), quoted.Cause(err))
 	case u.Scheme != "https":
-		return fmt.Errorf("%w: %q is not an https URI", ErrPermanent, uri)
+		return fmt.Errorf("%w: %s is not an https URI", ErrPermanent, quoted.String(uri))
 	case u.Host == "" || u.Hostname() == "":
-		return fmt.Errorf("%w: https URI %q has no host", ErrPermanent, uri)
+		return fmt.Errorf("%w: https URI %s has no host", ErrPermanent, quoted.String(uri))
 	}
 	return nil
 }
@@ -59,7 +60,7 @@ func newHTTPClient(transport http.RoundTripper) *http.Client {
 func postReport(ctx context.Context, client *http.Client, uri string, p *Payload) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(p.Gzip))
 	if err != nil {
-		return fmt.Errorf("%w: https URI %q: %w", ErrPermanent, uri, err)
+		return fmt.Errorf("%w: https URI %s: %w", ErrPermanent, quoted.String(uri), quoted.Cause(err))
 	}
 	// RFC 8460 5.4: "If compressed, the report SHOULD use the media type
 	// "application/tlsrpt+gzip"". The gzip data is the entity itself, not
@@ -71,9 +72,10 @@ func postReport(ctx context.Context, client *http.Client, uri string, p *Payload
 		if errors.Is(err, mtasts.ErrAddressRefused) {
 			// The guard refused the collector's address: it will
 			// refuse it again.
-			return fmt.Errorf("%w: %w", ErrPermanent, err)
+			return fmt.Errorf("%w: %w", ErrPermanent, quoted.Cause(err))
 		}
-		return err
+		// The client's error repeats the URI whole.
+		return quoted.Cause(err)
 	}
 	defer resp.Body.Close()
 	// RFC 8460 5.4: "The receiving system MUST return a "successful"
@@ -83,13 +85,13 @@ func postReport(ctx context.Context, client *http.Client, uri string, p *Payload
 		return nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	msg := fmt.Sprintf("POST %s: answered %q", uri, resp.Status)
+	msg := fmt.Sprintf("POST %s: answered %s", quoted.String(uri), quoted.String(resp.Status))
 	if s := strings.TrimSpace(string(body)); s != "" {
-		msg += fmt.Sprintf(": %q", s)
+		msg += ": " + string(quoted.Append(nil, s, maxErrorBody, '"'))
 	}
 	switch code := resp.StatusCode; {
 	case code >= 300 && code <= 399:
-		return fmt.Errorf("%w: %s, a redirect (to %q), which is not followed", ErrPermanent, msg, resp.Header.Get("Location"))
+		return fmt.Errorf("%w: %s, a redirect (to %s), which is not followed", ErrPermanent, msg, quoted.String(resp.Header.Get("Location")))
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
 		// RFC 8460 5.4: "Other codes could indicate a delivery failure
 		// and may be retried as per local sender policy."

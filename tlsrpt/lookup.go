@@ -22,13 +22,18 @@ func RecordName(domain mtasts.Domain) string {
 // returns it.
 //
 // TXT records that do not start with v=TLSRPTv1 are ignored. The error wraps
+// mtasts.ErrInvalidDomain when domain is not a host name (see
+// Domain.Validate; the zero Domain is not one), with no lookup made;
 // ErrNoRecord when no TLSRPT record exists, ErrMultipleRecords when there is
 // more than one, ErrRecordSyntax when the record is invalid (the text is then
 // returned too), and ErrDNS when the lookup fails otherwise. In each case the
 // domain does not implement TLSRPT, and no report is sent (RFC 8460 3).
 func LookupRecord(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*Record, string, error) {
-	if domain.IsZero() {
-		return nil, "", fmt.Errorf("%w: empty domain", ErrDNS)
+	// RFC 8460 3: the name goes into a DNS query, _smtp._tls.<domain>: it
+	// must be a host name, not a Domain built by hand carrying "/", NUL or
+	// empty labels. Its error quotes the name bounded and escaped.
+	if err := domain.Validate(); err != nil {
+		return nil, "", fmt.Errorf("tlsrpt: looking up the tlsrpt record: %w", err)
 	}
 	if resolver == nil {
 		return nil, "", fmt.Errorf("%w: no resolver", ErrDNS)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/mjl-/adns"
@@ -76,7 +77,7 @@ func TestLookupRecordArguments(t *testing.T) {
 	if _, _, err := LookupRecord(context.Background(), nil, d); !errors.Is(err, ErrDNS) {
 		t.Errorf("nil resolver: %v", err)
 	}
-	if _, _, err := LookupRecord(context.Background(), mtaststest.NewResolver(), mtasts.Domain{}); !errors.Is(err, ErrDNS) {
+	if _, _, err := LookupRecord(context.Background(), mtaststest.NewResolver(), mtasts.Domain{}); !errors.Is(err, mtasts.ErrInvalidDomain) {
 		t.Errorf("zero domain: %v", err)
 	}
 }
@@ -98,5 +99,37 @@ func TestRecordName(t *testing.T) {
 	d, _ := mtasts.ParseDomain("Bücher.Example.")
 	if got, want := RecordName(d), "_smtp._tls.xn--bcher-kva.example."; got != want {
 		t.Errorf("RecordName = %q, want %q", got, want)
+	}
+}
+
+// failResolver fails the test when it is asked anything.
+type failResolver struct{ t *testing.T }
+
+func (r failResolver) LookupTXT(_ context.Context, name string) ([]string, adns.Result, error) {
+	r.t.Errorf("resolver asked for %q", name)
+	return nil, adns.Result{}, errors.New("unexpected lookup")
+}
+
+// A domain that is no host name never reaches the resolver, and its raw
+// bytes do not reach the error (RFC 8460 3 puts it in a DNS name).
+func TestLookupRecordInvalidDomain(t *testing.T) {
+	for _, name := range []string{
+		"evil.example/path",
+		"nul\x00.example",
+		strings.Repeat("a", 300),
+		strings.Repeat("abcdefghi.", 30) + "example",
+		"a..example",
+		".example",
+		"",
+		"esc\x1b[2J.example",
+	} {
+		_, _, err := LookupRecord(context.Background(), failResolver{t}, mtasts.Domain{ASCII: name})
+		if !errors.Is(err, mtasts.ErrInvalidDomain) {
+			t.Errorf("%q: error %v, want one wrapping mtasts.ErrInvalidDomain", name, err)
+			continue
+		}
+		if msg := err.Error(); len(msg) > 300 || strings.IndexFunc(msg, func(r rune) bool { return r < 0x20 || r >= 0x7f }) >= 0 {
+			t.Errorf("%q: error text %q is not short printable US-ASCII", name, msg)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // The header fields of RFC 8460 5.3 and 6.1, which every report message
@@ -97,42 +98,42 @@ func IsReportMessage(h mail.Header) bool {
 func parseMailto(uri string) (string, error) {
 	scheme, rest, _ := strings.Cut(uri, ":")
 	if !strings.EqualFold(scheme, "mailto") {
-		return "", fmt.Errorf("%w: %q is not a mailto URI", ErrPermanent, uri)
+		return "", fmt.Errorf("%w: %s is not a mailto URI", ErrPermanent, quoted.String(uri))
 	}
 	// RFC 6068 2: mailtoURI = "mailto:" [ to ] [ hfields ].
 	to, _, _ := strings.Cut(rest, "?")
 	to, _, _ = strings.Cut(to, "#")
 	addr, err := url.PathUnescape(to)
 	if err != nil {
-		return "", fmt.Errorf("%w: mailto URI %q: invalid percent-encoding: %w", ErrPermanent, uri, err)
+		return "", fmt.Errorf("%w: mailto URI %s: invalid percent-encoding: %w", ErrPermanent, quoted.String(uri), quoted.Cause(err))
 	}
 	switch {
 	case addr == "":
-		return "", fmt.Errorf("%w: mailto URI %q has no address", ErrPermanent, uri)
+		return "", fmt.Errorf("%w: mailto URI %s has no address", ErrPermanent, quoted.String(uri))
 	case strings.Contains(addr, ","):
 		// RFC 6068 2: to = addr-spec *("," addr-spec). A record lists
 		// its addresses as rua URIs of one address each.
-		return "", fmt.Errorf("%w: mailto URI %q has several addresses, expected one per rua URI", ErrPermanent, uri)
+		return "", fmt.Errorf("%w: mailto URI %s has several addresses, expected one per rua URI", ErrPermanent, quoted.String(uri))
 	}
 	for i := 0; i < len(addr); i++ {
 		if c := addr[i]; c < 0x20 || c == 0x7f {
-			return "", fmt.Errorf("%w: mailto URI %q: control character %q in the address", ErrPermanent, uri, c)
+			return "", fmt.Errorf("%w: mailto URI %s: control character %q in the address", ErrPermanent, quoted.String(uri), c)
 		}
 	}
 	a, err := mail.ParseAddress(addr)
 	if err != nil || a.Name != "" || strings.ContainsAny(addr, "<>") {
-		return "", fmt.Errorf("%w: mailto URI %q: %q is not an addr-spec (RFC 5322 3.4.1)", ErrPermanent, uri, addr)
+		return "", fmt.Errorf("%w: mailto URI %s: %s is not an addr-spec (RFC 5322 3.4.1)", ErrPermanent, quoted.String(uri), quoted.String(addr))
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	local := a.Address[:at]
 	for i := 0; i < len(local); i++ {
 		if local[i] >= utf8.RuneSelf {
-			return "", fmt.Errorf("%w: mailto URI %q: non-ASCII local part, which needs SMTPUTF8 (not supported)", ErrPermanent, uri)
+			return "", fmt.Errorf("%w: mailto URI %s: non-ASCII local part, which needs SMTPUTF8 (not supported)", ErrPermanent, quoted.String(uri))
 		}
 	}
 	domain, err := mtasts.ParseDomain(a.Address[at+1:])
 	if err != nil {
-		return "", fmt.Errorf("%w: mailto URI %q: the domain is not a host name: %w", ErrPermanent, uri, err)
+		return "", fmt.Errorf("%w: mailto URI %s: the domain is not a host name: %w", ErrPermanent, quoted.String(uri), err)
 	}
 	return a.Address[:at+1] + domain.ASCII, nil
 }
@@ -143,11 +144,11 @@ func parseMailto(uri string) (string, error) {
 func parseFrom(from string) (*mail.Address, error) {
 	a, err := mail.ParseAddress(from)
 	if err != nil {
-		return nil, fmt.Errorf("tlsrpt: From address %q: %w", from, err)
+		return nil, fmt.Errorf("tlsrpt: From address %s: %w", quoted.String(from), quoted.Cause(err))
 	}
 	for i := 0; i < len(a.Address); i++ {
 		if c := a.Address[i]; c < 0x21 || c >= 0x7f {
-			return nil, fmt.Errorf("tlsrpt: From address %q: expected an ASCII addr-spec", from)
+			return nil, fmt.Errorf("tlsrpt: From address %s: expected an ASCII addr-spec", quoted.String(from))
 		}
 	}
 	return a, nil
@@ -178,11 +179,11 @@ func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error)
 	}
 	toAddr, err := mail.ParseAddress(to)
 	if err != nil || toAddr.Name != "" {
-		return nil, fmt.Errorf("tlsrpt: To address %q: expected an addr-spec", to)
+		return nil, fmt.Errorf("tlsrpt: To address %s: expected an addr-spec", quoted.String(to))
 	}
 	for i := 0; i < len(toAddr.Address); i++ {
 		if c := toAddr.Address[i]; c < 0x21 || c >= 0x7f {
-			return nil, fmt.Errorf("tlsrpt: To address %q: expected an ASCII addr-spec", to)
+			return nil, fmt.Errorf("tlsrpt: To address %s: expected an ASCII addr-spec", quoted.String(to))
 		}
 	}
 	boundary := "tlsrpt-" + randomID()

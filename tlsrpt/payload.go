@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Payload is a report made ready to deliver, as RFC 8460 5 sends it: its
@@ -108,7 +109,7 @@ func reportPolicyDomain(r *Report) (mtasts.Domain, error) {
 		if o, err := mtasts.ParseDomain(other); err != nil || o.ASCII != d.ASCII {
 			return mtasts.Domain{}, &ReportError{
 				Path: "policies[" + strconv.Itoa(i) + "].policy.policy-domain",
-				Msg:  fmt.Sprintf("%q differs from %q of policies[0]: a report is for one policy domain (RFC 8460 3, 5.3)", other, first),
+				Msg:  fmt.Sprintf("%s differs from %s of policies[0]: a report is for one policy domain (RFC 8460 3, 5.3)", quoted.String(other), quoted.String(first)),
 			}
 		}
 	}
@@ -123,12 +124,12 @@ func reportPolicyDomain(r *Report) (mtasts.Domain, error) {
 func contactDomain(contact string) (mtasts.Domain, error) {
 	a, err := mail.ParseAddress(contact)
 	if err != nil {
-		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("%q is not an e-mail address: %v", contact, err)}
+		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("%s is not an e-mail address: %v", quoted.String(contact), quoted.Cause(err))}
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	d, err := mtasts.ParseDomain(a.Address[at+1:])
 	if err != nil {
-		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("the domain of %q is not a host name, as the submitter of RFC 8460 5.3 must be: %v", contact, err)}
+		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("the domain of %s is not a host name, as the submitter of RFC 8460 5.3 must be: %v", quoted.String(contact), err)}
 	}
 	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Target names the domains of a delivery attempt, so that each policy is
@@ -53,7 +54,7 @@ func (t Target) STS(p *mtasts.Policy, text string) Policy {
 	// A-labels, as the core package computes them for any report.
 	var lines []string
 	if text != "" {
-		lines = mtasts.ReportLines(text)
+		lines = reportLines(text)
 	} else {
 		lines = p.ReportLines()
 	}
@@ -105,11 +106,33 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	case fd != nil:
 		p := Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII}
 		if res.PolicyText != "" {
-			p.PolicyString = mtasts.ReportLines(res.PolicyText) // RFC 8460 4.5
+			p.PolicyString = reportLines(res.PolicyText) // RFC 8460 4.5
 		}
 		return p, fd
 	}
 	return t.NoPolicyFound(), nil
+}
+
+// reportLines returns mtasts.ReportLines(text), with each line that holds a
+// control character escaped as Go escapes strings: RFC 8460 4.5 gives the
+// policy "including any errors that may be present", and a policy that did
+// not parse may hold them, which Policy.Validate refuses and a report
+// viewer would print raw. Should escaping take the lines past
+// mtasts.MaxPolicySize bytes, as the policy-string may not be (RFC 8461
+// 3.3), the lines past it are left out.
+func reportLines(text string) []string {
+	lines := mtasts.ReportLines(text)
+	n := 0
+	for i, l := range lines {
+		if controlAt(l) >= 0 {
+			l = quoted.Text(l, len(l))
+			lines[i] = l
+		}
+		if n += len(l) + 1; n-1 > mtasts.MaxPolicySize {
+			return lines[:i]
+		}
+	}
+	return lines
 }
 
 // NoPolicyFound returns the description for mail to t.Recipient when
@@ -150,7 +173,7 @@ func (t Target) TLSA(records []string) (Policy, error) {
 	for i, rec := range records {
 		s, msg := tlsaRecord(rec)
 		if msg != "" {
-			return Policy{}, fmt.Errorf("tlsrpt: tlsa record %d %q: %s", i+1, rec, msg)
+			return Policy{}, fmt.Errorf("tlsrpt: tlsa record %d %s: %s", i+1, quoted.String(rec), msg)
 		}
 		l[i] = s
 	}
@@ -199,7 +222,7 @@ func tlsaRecord(s string) (string, string) {
 			b.WriteByte(c)
 			digits++
 		default:
-			return "", fmt.Sprintf("invalid character %q in the certificate association data, expected hexadecimal digits", c)
+			return "", fmt.Sprintf("invalid character %s in the certificate association data, expected hexadecimal digits", quoted.Char(s, i))
 		}
 	}
 	switch {
@@ -216,9 +239,12 @@ func tlsaRecord(s string) (string, string) {
 }
 
 // Validate checks p as Report.Validate checks the policies of a report, and
-// returns a *ReportError whose path starts at "policy", or nil. A Policy
-// built by a Target with a zero Recipient fails it: its policy domain is
-// empty.
+// returns a *ReportError whose path starts at "policy", or nil: the policy
+// type is "sts", "tlsa" or "no-policy-found" (RFC 8460 4.4), the policy
+// domain and mx-host patterns are A-label names, and the policy-string is
+// at most mtasts.MaxPolicySize bytes of lines without control characters.
+// A Policy built by a Target with a zero Recipient fails it: its policy
+// domain is empty. The Recorder refuses a policy that fails it.
 func (p Policy) Validate() error {
 	v := validator{}
 	v.policy("policy", &p)

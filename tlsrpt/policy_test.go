@@ -311,3 +311,42 @@ func TestPolicyValidate(t *testing.T) {
 		t.Errorf("Validate of a policy without a domain: %v", err)
 	}
 }
+
+// A policy that did not parse may hold control characters; its lines go
+// into the policy-string escaped (RFC 8460 4.5 wants the policy "including
+// any errors that may be present"), so that the Recorder takes the
+// failure rather than refusing the policy.
+func TestTargetFromCacheControlCharacters(t *testing.T) {
+	tg := Target{Recipient: domain(t, "example.com")}
+	res := cache.Result{
+		Err:        mtasts.ErrPolicySyntax,
+		ResultType: mtasts.ResultPolicyInvalid,
+		PolicyText: "version: STSv1\r\nmode: \x1b[2Jenforce\r\nmx: mx.example.com\u0085\r\nmax_age: 86400\r\n",
+	}
+	p, fd := tg.FromCache(res)
+	want := []string{"version: STSv1", `mode: \x1b[2Jenforce`, `mx: mx.example.com\u0085`, "max_age: 86400"}
+	if !reflect.DeepEqual(p.PolicyString, want) || fd == nil {
+		t.Errorf("policy-string %q, failure %v; want %q and a failure", p.PolicyString, fd, want)
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+	rec, err := NewRecorder(RecorderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Failure(p, *fd); err != nil {
+		t.Errorf("Recorder.Failure: %v", err)
+	}
+}
+
+// Escaping does not take a policy-string past mtasts.MaxPolicySize: the
+// lines past it are left out.
+func TestReportLinesBounded(t *testing.T) {
+	text := strings.Repeat("mx: \x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\n", mtasts.MaxPolicySize/16)
+	p, _ := Target{Recipient: domain(t, "example.com")}.FromCache(cache.Result{
+		Err: mtasts.ErrPolicySyntax, ResultType: mtasts.ResultPolicyInvalid, PolicyText: text})
+	if err := p.Validate(); err != nil || len(p.PolicyString) == 0 {
+		t.Errorf("%d lines: %v", len(p.PolicyString), err)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"mime/quotedprintable"
 	"net/mail"
 	"strings"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // MaxInputSize is the largest message or gzip file the readers take: 15 MiB.
@@ -80,20 +82,20 @@ func ReadMessage(r io.Reader) (*Report, error) {
 	}
 	msg, err := mail.ReadMessage(bufio.NewReader(bytes.NewReader(data)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading message header: %w", ErrNoReport, err)
+		return nil, fmt.Errorf("%w: reading message header: %w", ErrNoReport, quoted.Cause(err))
 	}
 	ct := msg.Header.Get("Content-Type")
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return nil, fmt.Errorf("%w: content-type %q: %w", ErrNoReport, ct, err)
+		return nil, fmt.Errorf("%w: content-type %s: %w", ErrNoReport, quoted.String(ct), quoted.Cause(err))
 	}
 	// RFC 8460 5.3: "a top-level media type "multipart/report" with a
 	// new parameter "report-type="tlsrpt""".
 	if mt != "multipart/report" || !strings.EqualFold(params["report-type"], "tlsrpt") {
-		return nil, fmt.Errorf("%w: content-type %q, expected multipart/report; report-type=\"tlsrpt\"", ErrNoReport, ct)
+		return nil, fmt.Errorf("%w: content-type %s, expected multipart/report; report-type=\"tlsrpt\"", ErrNoReport, quoted.String(ct))
 	}
 	if params["boundary"] == "" {
-		return nil, fmt.Errorf("%w: content-type %q has no boundary", ErrNoReport, ct)
+		return nil, fmt.Errorf("%w: content-type %s has no boundary", ErrNoReport, quoted.String(ct))
 	}
 
 	var report *Report
@@ -104,7 +106,7 @@ func ReadMessage(r io.Reader) (*Report, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: part %d: %w", ErrInvalidReport, i, err)
+			return nil, fmt.Errorf("%w: part %d: %w", ErrInvalidReport, i, quoted.Cause(err))
 		}
 		pmt, _, err := mime.ParseMediaType(part.Header.Get("Content-Type"))
 		if err != nil || pmt != MediaTypeJSON && pmt != MediaTypeGzip {
@@ -136,13 +138,13 @@ func readPart(part *multipart.Part, mt string) (*Report, error) {
 		body = quotedprintable.NewReader(part)
 	case "", "7bit", "8bit", "binary":
 	default:
-		return nil, fmt.Errorf("%w: report part: unknown content-transfer-encoding %q", ErrInvalidReport, cte)
+		return nil, fmt.Errorf("%w: report part: unknown content-transfer-encoding %s", ErrInvalidReport, quoted.String(cte))
 	}
 	// The message is at most MaxInputSize bytes, and so is its decoded
 	// part.
 	data, err := readMax(body, MaxInputSize, "report part")
 	if err != nil {
-		return nil, fmt.Errorf("%w: report part: %w", ErrInvalidReport, err)
+		return nil, fmt.Errorf("%w: report part: %w", ErrInvalidReport, quoted.Cause(err))
 	}
 	if mt == MediaTypeGzip {
 		return gunzipReport(bytes.NewReader(data))
@@ -156,14 +158,14 @@ func readPart(part *multipart.Part, mt string) (*Report, error) {
 func gunzipReport(r io.Reader) (*Report, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, err)
+		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, quoted.Cause(err))
 	}
 	data, err := readMax(zr, MaxReportSize, "decompressed report")
 	if errors.Is(err, ErrTooLarge) {
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, err)
+		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, quoted.Cause(err))
 	}
 	return ParseReport(data)
 }

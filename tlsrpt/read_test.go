@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"mime/quotedprintable"
+	"os"
 	"strings"
 	"testing"
 )
@@ -195,3 +196,83 @@ var errRead = errors.New("read failed")
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errRead }
+
+// isShortPrintable reports whether s is printable US-ASCII of at most max
+// bytes, as every error text of the package is.
+func isShortPrintable(s string, max int) bool {
+	if len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// A report's values reach error text bounded and escaped: a 20 MB value, in
+// any field whose error quotes it, gives an error of a few hundred bytes
+// that shows at most 64 bytes of it, with its ESC escaped.
+func TestReadReportHugeValueError(t *testing.T) {
+	ex, err := os.ReadFile("testdata/rfc8460-appendix-b.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const mb = 1_000_000
+	huge := func(n int) string { return `\u001b[2J` + strings.Repeat("x", n) }
+	str := func(n int) string { return `"` + huge(n) + `"` }
+	tests := []struct {
+		name     string
+		old, new string
+	}{
+		{"contact-info", `"sts-reporting@company-x.example"`, str(20 * mb)},
+		{"start-datetime", `"2016-04-01T00:00:00Z"`, str(20 * mb)},
+		{"sending-mta-ip", `"198.51.100.62"`, str(20 * mb)},
+		{"result-type", `"validation-failure"`, str(20 * mb)},
+		{"policy-type", `"sts"`, str(20 * mb)},
+		{"policy-domain", `"company-y.example"`, str(20 * mb)},
+		// mx-host is bounded in all by the largest policy, 64 KiB.
+		{"mx-host", `"*.mail.company-y.example"`, str(60_000)},
+		{"receiving-mx-hostname", `"mx1.mail.company-y.example"`, str(20 * mb)},
+		{"unknown member's name in the path", `"summary": {`, `"summary": {` + str(20*mb) + `: {"a": 1, "a": 2},`},
+		{"duplicate member", `"report-id"`, str(10*mb) + `: 1, ` + str(10*mb) + `: 2, "report-id"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			data := bytes.Replace(ex, []byte(tc.old), []byte(tc.new), 1)
+			if len(data) == len(ex) || len(data) > MaxReportSize {
+				t.Fatalf("test report of %d bytes", len(data))
+			}
+			_, err := ReadReport(bytes.NewReader(data))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !isShortPrintable(msg, 400) {
+				t.Errorf("error of %d bytes, want at most 400 of printable US-ASCII: %.500q", len(msg), msg)
+			}
+			if !strings.Contains(msg, `\x1b[2J`) && !strings.Contains(msg, `\u001b[2J`) {
+				t.Errorf("error %.500q does not show the value's start, escaped", msg)
+			}
+			var rerr *ReportError
+			if errors.As(err, &rerr) && !isShortPrintable(rerr.Path, 200) {
+				t.Errorf("path of %d bytes: %.300q", len(rerr.Path), rerr.Path)
+			}
+		})
+	}
+
+	// The message's own headers too. The second fails in net/textproto,
+	// whose error repeats the header line whole: it is cut at
+	// quoted.MaxCause bytes.
+	for name, msg := range map[string]string{
+		"content-type": reportMessage("multipart/mixed; x=\"\x1b[2J"+strings.Repeat("x", 10*mb)+"\"", textPart),
+		"content-transfer-encoding": reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\n" +
+			"Content-Transfer-Encoding: \x1b[2J" + strings.Repeat("x", 10*mb) + "\r\n", "{}\r\n"}),
+	} {
+		_, err := ReadReport(strings.NewReader(msg))
+		if err == nil || !isShortPrintable(err.Error(), 700) {
+			t.Errorf("%s: error %.800q, want one of at most 700 bytes of printable US-ASCII", name, err)
+		}
+	}
+}

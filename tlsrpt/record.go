@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Record is a TLSRPT TXT record, published at _smtp._tls.<domain> (RFC 8460
@@ -161,7 +162,7 @@ func (p *recordParser) fieldDelim(prev string) (more bool, err error) {
 		return false, nil
 	}
 	if p.s[p.i] != ';' {
-		return false, p.errorf(prev, "unexpected %q after the field, expected \";\" between fields", p.s[p.i])
+		return false, p.errorf(prev, "unexpected %s after the field, expected \";\" between fields", quoted.Char(p.s, p.i))
 	}
 	p.i++
 	p.skipWSP()
@@ -214,7 +215,7 @@ func (p *recordParser) extName() (string, error) {
 	name := p.s[start:p.i]
 	switch {
 	case name == "" && !p.end():
-		return name, p.errorf("", "unexpected %q, expected a field name (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\")", p.s[p.i])
+		return name, p.errorf("", "unexpected %s, expected a field name (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\")", quoted.Char(p.s, p.i))
 	case name == "" || !isAlnum(name[0]):
 		return name, p.errorf(name, "invalid field name, expected a letter or digit followed by up to 31 letters, digits, \"_\", \"-\" or \".\"")
 	case len(name) > 32:
@@ -232,7 +233,7 @@ func (p *recordParser) extValue(name string) (string, error) {
 	}
 	value := p.s[start:p.i]
 	if !p.end() && p.s[p.i] != ';' && !isWSP(p.s[p.i]) {
-		return value, p.errorf(name, "invalid character %q in value, expected printable US-ASCII other than \"=\", \";\" and space", p.s[p.i])
+		return value, p.errorf(name, "invalid character %s in value, expected printable US-ASCII other than \"=\", \";\" and space", quoted.Char(p.s, p.i))
 	}
 	if value == "" {
 		return value, p.errorf(name, "empty value")
@@ -280,16 +281,16 @@ func (p *recordParser) uri() (string, error) {
 			for end < len(p.s) && (isURIChar(p.s[end]) || p.s[end] == '!') {
 				end++
 			}
-			return "", p.errorf("rua", "%q in URI %q must be percent-encoded as %%21 (RFC 8460 3)", c, p.s[start:end])
+			return "", p.errorf("rua", "%q in URI %s must be percent-encoded as %%21 (RFC 8460 3)", c, quoted.String(p.s[start:end]))
 		case c != ';' && c != ',' && !isWSP(c):
-			return "", p.errorf("rua", "invalid character %q in URI %q, expected a URI (RFC 3986) ended by \",\", \";\" or the end", c, u)
+			return "", p.errorf("rua", "invalid character %s in URI %s, expected a URI (RFC 3986) ended by \",\", \";\" or the end", quoted.Char(p.s, p.i), quoted.String(u))
 		}
 	}
 	if u == "" {
 		return "", p.errorf("rua", "empty URI, expected a mailto: or https: URI")
 	}
 	if msg := checkURI(u); msg != "" {
-		return "", p.errorf("rua", "invalid URI %q: %s", u, msg)
+		return "", p.errorf("rua", "invalid URI %s: %s", quoted.String(u), msg)
 	}
 	return u, nil
 }
@@ -353,11 +354,11 @@ func uriScheme(u string) (int, string) {
 		return 0, "no scheme, expected a URI such as mailto:reports@example.com"
 	}
 	if !isAlpha(u[0]) {
-		return 0, fmt.Sprintf("invalid scheme %q, expected a letter followed by letters, digits, \"+\", \"-\" or \".\"", u[:i])
+		return 0, fmt.Sprintf("invalid scheme %s, expected a letter followed by letters, digits, \"+\", \"-\" or \".\"", quoted.String(u[:i]))
 	}
 	for j := 1; j < i; j++ {
 		if c := u[j]; !isAlnum(c) && c != '+' && c != '-' && c != '.' {
-			return 0, fmt.Sprintf("invalid scheme %q, expected a letter followed by letters, digits, \"+\", \"-\" or \".\"", u[:i])
+			return 0, fmt.Sprintf("invalid scheme %s, expected a letter followed by letters, digits, \"+\", \"-\" or \".\"", quoted.String(u[:i]))
 		}
 	}
 	return i, ""
@@ -388,12 +389,12 @@ func uriAuthority(a string) string {
 		}
 		for j := 1; j < end; j++ {
 			if c := a[j]; !isHexDigit(c) && c != ':' && c != '.' && !isUnreserved(c) && !isSubDelim(c) {
-				return fmt.Sprintf("invalid character %q in the IP literal", c)
+				return fmt.Sprintf("invalid character %s in the IP literal", quoted.Char(a, j))
 			}
 		}
 		host, a = "", a[end+1:]
 		if a != "" && a[0] != ':' {
-			return fmt.Sprintf("unexpected %q after the IP literal, expected \":\" and a port", a[0])
+			return fmt.Sprintf("unexpected %s after the IP literal, expected \":\" and a port", quoted.Char(a, 0))
 		}
 		if a != "" {
 			port = a[1:]
@@ -406,7 +407,7 @@ func uriAuthority(a string) string {
 	}
 	for j := 0; j < len(port); j++ {
 		if !isDigit(port[j]) {
-			return fmt.Sprintf("invalid port %q, expected digits", port)
+			return fmt.Sprintf("invalid port %s, expected digits", quoted.String(port))
 		}
 	}
 	return ""
@@ -432,7 +433,7 @@ func checkChars(s, extra, what string) string {
 			}
 			i += 2
 		default:
-			return fmt.Sprintf("invalid character %q in the %s", c, what)
+			return fmt.Sprintf("invalid character %s in the %s", quoted.Char(s, i), what)
 		}
 	}
 	return ""

@@ -153,3 +153,21 @@ func TestSyntaxErrorText(t *testing.T) {
 		t.Errorf("error %q, want %q", got, want)
 	}
 }
+
+// A record's text reaches error text bounded and escaped: a field name, a
+// value or a URI of 60 KB gives an error of a few hundred bytes.
+func TestParseRecordLongValueError(t *testing.T) {
+	long := "\x1b" + strings.Repeat("a", 60_000)
+	for _, txt := range []string{
+		"v=TLSRPTv1; " + long + "=1; rua=mailto:a@example.com",
+		"v=TLSRPTv1; " + strings.Repeat("b", 60_000) + "=1; rua=mailto:a@example.com",
+		"v=TLSRPTv1; rua=" + strings.Repeat("a", 60_000) + "!",
+		"v=TLSRPTv1; rua=https://" + strings.Repeat("a", 60_000) + ":8x",
+		"v=TLSRPTv1; rua=1" + strings.Repeat("a", 60_000) + ":x",
+	} {
+		_, _, err := ParseRecord(txt)
+		if err == nil || !isShortPrintable(err.Error(), 400) {
+			t.Errorf("%.80q: error %.500q, want one of at most 400 bytes of printable US-ASCII", txt, err)
+		}
+	}
+}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // RecorderOptions configure a Recorder. The zero value is usable.
@@ -258,9 +260,20 @@ func (r *Recorder) Success(p Policy) error {
 // mtasts_tlsrpt_failure_details_dropped_total.
 //
 // It returns an error, recording nothing, when p is not a valid policy of a
-// report, or fd not a valid row: no result type, or one not of lower-case
-// letters, digits and "-", an address with a zone, an MX host name that is
-// not a domain name.
+// report (see Policy.Validate: e.g. a policy type other than "sts", "tlsa"
+// and "no-policy-found"), or fd not a valid row: no result type, or one
+// that RFC 8460 4.3 does not define (use ResultValidationFailure, "a
+// general failure for a reason not matching a category above", with a
+// failure-reason-code), an address with a zone, an MX host name that is not
+// a domain name. Such errors are the caller's.
+//
+// The text the receiving MX chose, or that comes from the network, is not
+// refused, so that a hostile MX cannot keep its failures out of the report:
+// ReceivingMXHelo is cut at 255 bytes, FailureReasonCode and
+// AdditionalInformation at 2048, and a value holding control characters
+// (C0 but tab, DEL, C1) is escaped as Go escapes strings, its first bytes
+// kept ("\x1b[2J..."). A value cut ends in "...(N bytes)". A row thus
+// always passes Report.Validate. Clean values cost no allocation.
 func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
 	pd, err := r.policyDay(r.today(), &p, hashPolicy(r.seed, &p))
 	if err != nil {
@@ -270,6 +283,12 @@ func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
 }
 
 func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
+	// RFC 8460 4.4: the HELO string "from the banner", the reason and the
+	// URI are text the receiving MX or the network chose: taken bounded
+	// and escaped, not refused.
+	fd.ReceivingMXHelo = cleanText(fd.ReceivingMXHelo, maxHelo)
+	fd.FailureReasonCode = cleanText(fd.FailureReasonCode, maxRowText)
+	fd.AdditionalInformation = cleanText(fd.AdditionalInformation, maxRowText)
 	k := rowKey(fd)
 	dom := pd.dom
 	dom.mu.Lock()
@@ -301,12 +320,30 @@ func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
 	return nil
 }
 
-// validRow checks a failure-detail row as Report.Validate does, and returns
-// a *ReportError whose path starts at "failure-detail", or nil.
+// validRow checks a failure-detail row to record: as Report.Validate does,
+// and with a result type that RFC 8460 defines. Reports read may carry types
+// registered later (RFC 8460 4.3: the list "is expected to grow over
+// time"); those a Recorder makes carry only the types of this package. It
+// returns a *ReportError whose path starts at "failure-detail", or nil.
 func validRow(fd *FailureDetail) error {
 	v := validator{}
 	v.failureDetail("failure-detail", fd)
+	if v.err == nil && !knownResultType(fd.ResultType) {
+		v.fail("failure-detail.result-type", "%s, expected a result type of RFC 8460 4.3, such as \"validation-failure\" for a failure of another kind",
+			quoted.String(string(fd.ResultType)))
+	}
 	return v.err
+}
+
+// knownResultType reports whether t is in the registry of RFC 8460 6.6.
+func knownResultType(t ResultType) bool {
+	switch t {
+	case ResultSTARTTLSNotSupported, ResultCertificateHostMismatch, ResultCertificateExpired,
+		ResultTLSAInvalid, ResultDNSSECInvalid, ResultDANERequired, ResultCertificateNotTrusted,
+		ResultSTSPolicyInvalid, ResultSTSWebPKIInvalid, ResultValidationFailure, ResultSTSPolicyFetchError:
+		return true
+	}
+	return false
 }
 
 // Handle is a policy interned in a Recorder, for delivery code that keeps it

@@ -641,3 +641,93 @@ func TestRecorderRetriesSameBatch(t *testing.T) {
 		t.Errorf("results:\n%s\nwant each session once:\n%s", got, want)
 	}
 }
+
+// errorAt reports whether err is a *ReportError at path whose text is short
+// printable US-ASCII.
+func errorAt(err error, path string) bool {
+	var re *tlsrpt.ReportError
+	if !errors.As(err, &re) || re.Path != path || len(err.Error()) > 400 {
+		return false
+	}
+	for _, c := range []byte(err.Error()) {
+		if c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// The Recorder refuses a policy no report may hold (RFC 8460 4.4: a policy
+// type of "tlsa", "sts" or "no-policy-found"; a policy-string of printable
+// lines, no larger than the policy it describes) and a result type RFC 8460
+// 4.3 does not define. Text the receiving MX chose, its HELO and the
+// failure reason, is taken capped and escaped instead: refused, it would let
+// a hostile MX hide its failures from the report.
+func TestRecorderGarbage(t *testing.T) {
+	clk := newClock(storetest.Day1)
+	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	good := sts("a.example", "enforce")
+	bogusType := good
+	bogusType.PolicyType = "bogus"
+	hugeString := good
+	hugeString.PolicyString = []string{"version: STSv1", strings.Repeat("x", 10<<20)}
+	escString := good
+	escString.PolicyString = []string{"version: STSv1", "mode: enforce\x1b[2J"}
+	for _, tc := range []struct {
+		name, path string
+		err        error
+	}{
+		{"policy type bogus", "policy.policy-type", rec.Success(bogusType)},
+		{"policy type bogus, failure", "policy.policy-type", rec.Failure(bogusType, row(expired, "a.example", 1, 0))},
+		{"10 MB policy-string", "policy.policy-string", rec.Success(hugeString)},
+		{"ESC in policy-string", "policy.policy-string[1]", rec.Success(escString)},
+		{"unknown result type", "failure-detail.result-type", rec.Failure(good, row("bogus-type", "a.example", 1, 0))},
+	} {
+		if !errorAt(tc.err, tc.path) {
+			t.Errorf("%s: %.300v, want a short error at %s", tc.name, tc.err, tc.path)
+		}
+	}
+	if _, err := rec.Handle(bogusType); !errorAt(err, "policy.policy-type") {
+		t.Errorf("Handle of policy type bogus: %v", err)
+	}
+
+	helo := row(expired, "a.example", 1, 0)
+	helo.ReceivingMXHelo = "\x1b[2J" + strings.Repeat("h", 10<<20)
+	must(t, rec.Failure(good, helo))
+	reason := row(expired, "a.example", 2, 0)
+	reason.FailureReasonCode = "bad\r\nline\x1b[2J"
+	must(t, rec.Failure(good, reason))
+	info := row(expired, "a.example", 3, 0)
+	info.AdditionalInformation = strings.Repeat("i", 10<<20)
+	must(t, rec.Failure(good, info))
+
+	clk.set(afterDay(storetest.Day1))
+	d := mustTake(t, rec, storetest.Day1)
+	reports := d.Reports(tlsrpt.ReportInfo{OrganizationName: "O", ContactInfo: "r@o.example"})
+	if len(reports) != 1 || len(reports[0].Policies) != 1 {
+		t.Fatalf("reports %+v, want one of one policy", reports)
+	}
+	pr := reports[0].Policies[0]
+	if pr.Summary.TotalFailureSessionCount != 3 || len(pr.FailureDetails) != 3 {
+		t.Fatalf("%d failures in %d rows, want 3 in 3", pr.Summary.TotalFailureSessionCount, len(pr.FailureDetails))
+	}
+	for _, fd := range pr.FailureDetails {
+		switch fd.ReceivingIP.As4()[3] {
+		case 1:
+			if len(fd.ReceivingMXHelo) > 255 || !strings.HasPrefix(fd.ReceivingMXHelo, `\x1b[2Jhhh`) || !strings.HasSuffix(fd.ReceivingMXHelo, "bytes)") {
+				t.Errorf("HELO of %d bytes: %.300q", len(fd.ReceivingMXHelo), fd.ReceivingMXHelo)
+			}
+		case 2:
+			if fd.FailureReasonCode != `bad\r\nline\x1b[2J` {
+				t.Errorf("failure reason %q, want it escaped", fd.FailureReasonCode)
+			}
+		case 3:
+			if len(fd.AdditionalInformation) > 2048 {
+				t.Errorf("additional information of %d bytes", len(fd.AdditionalInformation))
+			}
+		}
+	}
+	if err := reports[0].Validate(); err != nil {
+		t.Errorf("the report does not validate: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Report is an aggregate TLS report (RFC 8460 4.4): what a sending
@@ -210,9 +211,21 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 // Validate checks the values of r against RFC 8460 4.4: required strings
 // are not empty, the date range runs forward, contact-info is an addr-spec,
 // there is at least one policy, domains are A-label names, counts are not
-// negative, addresses carry no zone, and types have the form of registered
-// ones. It returns a *ReportError naming the JSON path of the first
-// problem, or nil. Reports read with ParseReport have passed it.
+// negative, addresses carry no zone, the policy type is one of the three
+// RFC 8460 4.4 allows, and result types have the form of registered ones.
+//
+// It also bounds what no report needs to be larger than, and refuses
+// control characters (C0 but tab, DEL, C1) where a Recorder takes text from
+// the network, which a report viewer would otherwise print raw: the
+// policy-string holds at most mtasts.MaxPolicySize bytes, as the policy it
+// describes does (RFC 8461 3.3), of printable lines; so do the mx-host
+// patterns; receiving-mx-helo holds at most 255 bytes, a domain name's
+// most (RFC 5321 4.5.3.1.2), and failure-reason-code and
+// additional-information at most 2048, all without control characters.
+//
+// It returns a *ReportError naming the JSON path of the first problem, or
+// nil. Reports read with ParseReport have passed it; so have those a
+// Recorder makes.
 func (r *Report) Validate() error {
 	v := validator{}
 	v.nonEmpty("organization-name", r.OrganizationName)
@@ -269,9 +282,9 @@ func (v *validator) contactInfo(s string) {
 	a, err := mail.ParseAddress(s)
 	switch {
 	case err != nil:
-		v.fail(path, "%q is not an e-mail address (RFC 5322 addr-spec): %v", s, err)
+		v.fail(path, "%s is not an e-mail address (RFC 5322 addr-spec): %v", quoted.String(s), quoted.Cause(err))
 	case a.Name != "" || strings.ContainsAny(s, "<>"):
-		v.fail(path, "%q has a display name or angle brackets, expected a bare addr-spec (RFC 5322 3.4.1)", s)
+		v.fail(path, "%s has a display name or angle brackets, expected a bare addr-spec (RFC 5322 3.4.1)", quoted.String(s))
 	}
 }
 
@@ -285,8 +298,12 @@ func (v *validator) policyResult(path string, pr *PolicyResult) {
 }
 
 func (v *validator) policy(path string, p *Policy) {
-	v.token(path+".policy-type", string(p.PolicyType), "a policy type such as \"sts\"")
+	v.policyType(path+".policy-type", p.PolicyType)
+	v.policyString(path+".policy-string", p.PolicyString)
 	v.domain(path+".policy-domain", p.PolicyDomain, true)
+	if n := joinedLen(p.MXHost); n > mtasts.MaxPolicySize {
+		v.fail(path+".mx-host", "%d patterns of %d bytes, more than the %d bytes of the largest policy (RFC 8461 3.3)", len(p.MXHost), n, mtasts.MaxPolicySize)
+	}
 	for i, mx := range p.MXHost {
 		// mx-host-pattern: "interpreted in the same manner as the rules
 		// in "MX Host Validation"" of RFC 8461 4.1, in A-labels.
@@ -300,8 +317,107 @@ func (v *validator) failureDetail(path string, fd *FailureDetail) {
 	if fd.ReceivingMXHostname != "" {
 		v.domain(path+".receiving-mx-hostname", fd.ReceivingMXHostname, false)
 	}
+	// RFC 8460 4.4: "The HELLO (HELO) or Extended HELLO (EHLO) string
+	// from the banner", a domain name or address literal (RFC 5321
+	// 4.1.1.1), the receiving MX's own words.
+	v.text(path+".receiving-mx-helo", fd.ReceivingMXHelo, maxHelo)
 	v.addr(path+".receiving-ip", fd.ReceivingIP)
 	v.count(path+".failed-session-count", fd.FailedSessionCount)
+	// RFC 8460 4.4: "A URI [RFC3986] that points to additional
+	// information", and "A text field to include a TLS-related error code
+	// or error message".
+	v.text(path+".additional-information", fd.AdditionalInformation, maxRowText)
+	v.text(path+".failure-reason-code", fd.FailureReasonCode, maxRowText)
+}
+
+// maxHelo bounds receiving-mx-helo: a domain name, at most 255 octets (RFC
+// 5321 4.5.3.1.2).
+const maxHelo = 255
+
+// maxRowText bounds failure-reason-code and additional-information: an
+// error code or message, and a URI, which need no more.
+const maxRowText = 2048
+
+// policyType checks "policy-type": "Presently, the only three valid choices
+// are "tlsa", "sts", and the literal string "no-policy-found"" (RFC 8460
+// 4.4).
+func (v *validator) policyType(path string, t PolicyType) {
+	switch t {
+	case PolicyTypeSTS, PolicyTypeTLSA, PolicyTypeNoPolicyFound:
+	case "":
+		v.fail(path, "empty, expected \"sts\", \"tlsa\" or \"no-policy-found\"")
+	default:
+		v.fail(path, "%s, expected \"sts\", \"tlsa\" or \"no-policy-found\" (RFC 8460 4.4)", quoted.String(string(t)))
+	}
+}
+
+// policyString checks "policy-string", "An encoding of the applied policy as
+// a JSON array of strings" (RFC 8460 4.4): the lines of an MTA-STS policy, at
+// most mtasts.MaxPolicySize bytes in all (RFC 8461 3.3), or TLSA records,
+// each without control characters.
+func (v *validator) policyString(path string, lines []string) {
+	if n := joinedLen(lines); n > mtasts.MaxPolicySize {
+		v.fail(path, "%d lines of %d bytes, more than the %d bytes of the largest policy (RFC 8461 3.3)", len(lines), n, mtasts.MaxPolicySize)
+		return
+	}
+	for i, l := range lines {
+		v.text(path+"["+strconv.Itoa(i)+"]", l, mtasts.MaxPolicySize)
+	}
+}
+
+// joinedLen returns the length of l joined by line ends.
+func joinedLen(l []string) int {
+	n := 0
+	for _, s := range l {
+		n += len(s) + 1
+	}
+	return max(n-1, 0)
+}
+
+// text checks a text field of at most limit bytes without control
+// characters.
+func (v *validator) text(path, s string, limit int) {
+	if len(s) > limit {
+		v.fail(path, "%s, more than %d bytes", quoted.String(s), limit)
+		return
+	}
+	if i := controlAt(s); i >= 0 {
+		v.fail(path, "control character %s at byte %d in %s, expected printable text", quoted.Char(s, i), i, quoted.String(s))
+	}
+}
+
+// controlAt returns the offset of the first control character in s, other
+// than tab: C0, DEL, or C1 (U+0080 to U+009F), which terminals act on; or
+// -1. It allocates nothing.
+func controlAt(s string) int {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 && c != '\t', c == 0x7f:
+			return i
+		case c == 0xc2 && i+1 < len(s) && s[i+1] >= 0x80 && s[i+1] <= 0x9f:
+			return i // C1, in UTF-8
+		}
+	}
+	return -1
+}
+
+// cleanText returns s for a text field that the network filled, bounded to
+// limit bytes and without control characters: s itself when it is (without
+// allocating), else s cut and escaped as quoted.Text does, followed by
+// "...(N bytes)" when cut. limit must be at least 64.
+func cleanText(s string, limit int) string {
+	// The cut marker, "...(" and 20 digits and " bytes)", takes 31 bytes.
+	const marker = 31
+	ctl := controlAt(s)
+	switch {
+	case ctl < 0 && len(s) <= limit:
+		return s
+	case ctl < 0:
+		return quoted.Cut(s, limit-marker) + "...(" + strconv.Itoa(len(s)) + " bytes)"
+	}
+	// An escape is at most 4 bytes per byte ("\x1b"; "\u00e9" for 2,
+	// "\U0001f600" for 4).
+	return quoted.Text(s, (limit-marker)/4)
 }
 
 // count checks that a count is not negative; counts are "an integer, encoded
@@ -331,13 +447,13 @@ func (v *validator) domain(path, name string, alabels bool) {
 	if alabels {
 		for i := 0; i < len(name); i++ {
 			if name[i] >= utf8.RuneSelf {
-				v.fail(path, "%q has non-ASCII characters, expected A-labels (RFC 8460 4.4)", name)
+				v.fail(path, "%s has non-ASCII characters, expected A-labels (RFC 8460 4.4)", quoted.String(name))
 				return
 			}
 		}
 	}
 	if _, err := mtasts.ParseDomain(name); err != nil {
-		v.fail(path, "%q is not a valid domain name: %v", name, err)
+		v.fail(path, "%s is not a valid domain name: %v", quoted.String(name), err)
 	}
 }
 
@@ -351,7 +467,7 @@ func (v *validator) token(path, s, what string) {
 	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			v.fail(path, "%q, expected %s: lower-case letters, digits and \"-\"", s, what)
+			v.fail(path, "%s, expected %s: lower-case letters, digits and \"-\"", quoted.String(s), what)
 			return
 		}
 	}

@@ -289,7 +289,8 @@ func TestParseReportErrors(t *testing.T) {
 		{"policies empty", minimal(`[]`), "policies", "at least one policy"},
 		{"u-label domain", repl(`"policy-domain": "company-y.example"`, `"policy-domain": "bücher.example"`), "policies[0].policy.policy-domain", "expected A-labels"},
 		{"bad domain", repl(`"policy-domain": "company-y.example"`, `"policy-domain": "a..example"`), "policies[0].policy.policy-domain", "not a valid domain name"},
-		{"upper-case type", repl(`"policy-type": "sts"`, `"policy-type": "STS"`), "policies[0].policy.policy-type", "lower-case letters"},
+		{"upper-case type", repl(`"policy-type": "sts"`, `"policy-type": "STS"`), "policies[0].policy.policy-type", `expected "sts", "tlsa" or "no-policy-found"`},
+		{"unknown policy type", repl(`"policy-type": "sts"`, `"policy-type": "dane"`), "policies[0].policy.policy-type", "RFC 8460 4.4"},
 		{"empty result type", repl(`"certificate-expired"`, `""`), "policies[0].failure-details[0].result-type", "empty"},
 		{"mx-host number", repl(`"mx-host": "*.mail.company-y.example"`, `"mx-host": 5`), "policies[0].policy.mx-host", "a number, expected an array"},
 		{"mx-host pattern", repl(`"mx-host": "*.mail.company-y.example"`, `"mx-host": ["a.example", "*.*.b.example"]`), "policies[0].policy.mx-host[1]", "not a valid domain name"},
@@ -384,6 +385,47 @@ func TestValidate(t *testing.T) {
 			t.Errorf("valid report: %v", err)
 		case tc.path != "" && (!errors.As(err, &rerr) || rerr.Path != tc.path):
 			t.Errorf("error %v, want one at %s", err, tc.path)
+		}
+	}
+}
+
+// Validate catches what the Recorder refuses or escapes, in reports built
+// or received: a policy type other than RFC 8460 4.4's three, a policy-string
+// larger than a policy may be, a HELO longer than a domain name, control
+// characters in the text of a row, and a failure reason or additional
+// information of megabytes.
+func TestValidateGarbage(t *testing.T) {
+	valid := func() *Report {
+		r, err := ParseReport(rfcExample(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	huge := strings.Repeat("x", 10<<20)
+	tests := []struct {
+		edit func(*Report)
+		path string
+	}{
+		{func(r *Report) { r.Policies[0].Policy.PolicyType = "bogus" }, "policies[0].policy.policy-type"},
+		{func(r *Report) { r.Policies[0].Policy.PolicyString = []string{huge} }, "policies[0].policy.policy-string"},
+		{func(r *Report) { r.Policies[0].Policy.PolicyString[1] = "mode: \x1b[2J" }, "policies[0].policy.policy-string[1]"},
+		{func(r *Report) { r.Policies[0].FailureDetails[0].ReceivingMXHelo = huge }, "policies[0].failure-details[0].receiving-mx-helo"},
+		{func(r *Report) { r.Policies[0].FailureDetails[0].ReceivingMXHelo = "mx\r\n.example" }, "policies[0].failure-details[0].receiving-mx-helo"},
+		{func(r *Report) { r.Policies[0].FailureDetails[2].FailureReasonCode = "a\rb" }, "policies[0].failure-details[2].failure-reason-code"},
+		{func(r *Report) { r.Policies[0].FailureDetails[2].FailureReasonCode = "a\nb" }, "policies[0].failure-details[2].failure-reason-code"},
+		{func(r *Report) { r.Policies[0].FailureDetails[2].FailureReasonCode = "a\x1b[2Jb" }, "policies[0].failure-details[2].failure-reason-code"},
+		{func(r *Report) { r.Policies[0].FailureDetails[2].FailureReasonCode = huge }, "policies[0].failure-details[2].failure-reason-code"},
+		{func(r *Report) { r.Policies[0].FailureDetails[1].AdditionalInformation = huge }, "policies[0].failure-details[1].additional-information"},
+		{func(r *Report) { r.Policies[0].FailureDetails[1].AdditionalInformation = "x\u0085y" }, "policies[0].failure-details[1].additional-information"},
+	}
+	for _, tc := range tests {
+		r := valid()
+		tc.edit(r)
+		err := r.Validate()
+		var rerr *ReportError
+		if !errors.As(err, &rerr) || rerr.Path != tc.path || !isShortPrintable(err.Error(), 400) {
+			t.Errorf("error %.300v, want a short one at %s", err, tc.path)
 		}
 	}
 }

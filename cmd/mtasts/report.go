@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mtasts-go/mtasts/internal/quoted"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -18,7 +19,31 @@ import (
 // 8460): the JSON, the JSON gzip-compressed as posted over HTTPS, or a
 // whole e-mail message. It reads it with tlsrpt.ReadReport, the library's
 // strict reader, and prints what it says, each policy with its failures as
-// a table. Everything in a report is the sender's text, escaped on output.
+// a table. Everything in a report is the sender's text, escaped on output,
+// and in the text summary cut at maxShown bytes: a value of megabytes is
+// valid, but not for a terminal. --json gives the report exact.
+
+// maxShown is how many bytes of a report's value the text summary shows.
+const maxShown = 256
+
+// shown returns s for the text summary: s, or its first maxShown bytes and
+// its length.
+func shown(s string) string {
+	c := quoted.Cut(s, maxShown)
+	if len(c) == len(s) {
+		return s
+	}
+	return c + "...(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// shownAll returns the elements of l as shown gives them.
+func shownAll(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = shown(s)
+	}
+	return out
+}
 
 func reportFlags() (fs *flag.FlagSet, jsonOut *bool) {
 	fs = flag.NewFlagSet("report", flag.ContinueOnError)
@@ -111,9 +136,9 @@ func printReport(p *printer, res *reportResult) {
 	r := res.Report
 	p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
 		name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
-	p.field("organization", r.OrganizationName)
-	p.field("contact", r.ContactInfo)
-	p.field("report-id", r.ReportID)
+	p.field("organization", shown(r.OrganizationName))
+	p.field("contact", shown(r.ContactInfo))
+	p.field("report-id", shown(r.ReportID))
 	p.field("date range", r.DateRange.Start.Format(time.RFC3339)+" to "+r.DateRange.End.Format(time.RFC3339))
 	for i, pr := range r.Policies {
 		printPolicyResult(p, i, &pr)
@@ -131,15 +156,15 @@ func printPolicyResult(p *printer, i int, pr *tlsrpt.PolicyResult) {
 	}
 	fmt.Fprintln(p.w)
 	p.finding(st, "policy "+strconv.Itoa(i+1), fmt.Sprintf("%s %s: %d successful, %d failed %s",
-		pol.PolicyType, pol.PolicyDomain, s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount,
+		shown(string(pol.PolicyType)), shown(pol.PolicyDomain), s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount,
 		plural(int(min(s.TotalFailureSessionCount, 2)), "session")))
-	p.field("type", string(pol.PolicyType))
-	p.field("domain", pol.PolicyDomain)
+	p.field("type", shown(string(pol.PolicyType)))
+	p.field("domain", shown(pol.PolicyDomain))
 	if len(pol.MXHost) > 0 {
-		p.field("mx hosts", pol.MXHost...)
+		p.field("mx hosts", shownAll(pol.MXHost)...)
 	}
 	if len(pol.PolicyString) > 0 {
-		p.field("policy", pol.PolicyString...)
+		p.field("policy", shownAll(pol.PolicyString)...)
 	}
 	p.field("successes", strconv.FormatInt(s.TotalSuccessfulSessionCount, 10))
 	p.field("failures", strconv.FormatInt(s.TotalFailureSessionCount, 10))
@@ -187,7 +212,7 @@ func printFailureTable(p *printer, rows []tlsrpt.FailureDetail) {
 	for r := range rows {
 		cells[r] = make([]string, len(failureColumns))
 		for c, col := range failureColumns {
-			v := escapeText(col.cell(&rows[r]))
+			v := escapeText(shown(col.cell(&rows[r])))
 			cells[r][c] = v
 			if v != "" {
 				used[c] = true

@@ -178,14 +178,16 @@ func TestReportInvalid(t *testing.T) {
 }
 
 // A report is the sender's text: control characters and bidi overrides in
-// it are escaped in the text output and written as \u escapes in JSON.
+// it are escaped in the text output and written as \u escapes in JSON. (A
+// report with control characters in a failure detail is invalid, see
+// tlsrpt.Report.Validate; a bidi override there is not.)
 func TestReportHostileText(t *testing.T) {
 	data, err := os.ReadFile(appendixBFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.Replace(string(data), `"Company-X"`, `"Company\u001b]0;pwned\u0007-X\u202e"`, 1)
-	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"bad\u001b[2Jcode"`, 1)
+	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"bad\u202ecode"`, 1)
 	file := filepath.Join(t.TempDir(), "hostile.json")
 	os.WriteFile(file, []byte(text), 0o644)
 
@@ -196,7 +198,7 @@ func TestReportHostileText(t *testing.T) {
 	if strings.ContainsAny(out, "\x1b\x07\u202e") {
 		t.Errorf("raw control characters in the output: %q", out)
 	}
-	for _, want := range []string{`Company\x1b]0;pwned\x07-X\u202e`, `bad\x1b[2Jcode`} {
+	for _, want := range []string{`Company\x1b]0;pwned\x07-X\u202e`, `bad\u202ecode`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks the escaped %q:\n%s", want, out)
 		}
@@ -246,5 +248,63 @@ func TestReportUsageErrors(t *testing.T) {
 	code := run(context.Background(), []string{"report"}, &stdio{in: big, out: &out, err: &errb, getenv: func(string) string { return "" }})
 	if code != exitUsage || !strings.Contains(errb.String(), "larger than") {
 		t.Errorf("input over the bound: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// A report with a 20 MB value gives an error that quotes 64 bytes of it:
+// no line of the output, text or JSON, is longer than a few hundred bytes.
+func TestReportHugeValue(t *testing.T) {
+	data, err := os.ReadFile(appendixBFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(data), `"sts-reporting@company-x.example"`, `"\u001b[2J`+strings.Repeat("x", 20_000_000)+`"`, 1)
+	file := filepath.Join(t.TempDir(), "huge.json")
+	os.WriteFile(file, []byte(text), 0o644)
+	for _, args := range [][]string{{"report", file}, {"report", "--json", file}} {
+		code, out, stderr := runMain(t, nil, args...)
+		if code != exitFail {
+			t.Errorf("%v: exit %d, want %d; stderr %.300q", args, code, exitFail, stderr)
+		}
+		for _, line := range strings.Split(out+stderr, "\n") {
+			if len(line) > 500 || strings.Contains(line, "\x1b") {
+				t.Errorf("%v: a line of %d bytes: %.300q", args, len(line), line)
+			}
+		}
+	}
+}
+
+// A valid report may hold values of megabytes: the text summary shows the
+// first bytes of each and its length, no line of megabytes; --json gives
+// the exact report.
+func TestReportHugeValidValue(t *testing.T) {
+	data, err := os.ReadFile(appendixBFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := "Company-\u00e9" + strings.Repeat("x", 12_500_000)
+	text := strings.Replace(string(data), `"Company-X"`, `"`+org+`"`, 1)
+	text = strings.Replace(text, `"5065427c-23d3-47ca-b6e0-946ea0e8c4be"`, `"`+strings.Repeat("r", 1_000_000)+`"`, 1)
+	// A failure reason has at most 2048 bytes (tlsrpt.Report.Validate).
+	text = strings.Replace(text, `"X509_V_ERR_PROXY_PATH_LENGTH_EXCEEDED"`, `"`+strings.Repeat("y", 2000)+`"`, 1)
+	file := filepath.Join(t.TempDir(), "huge.json")
+	os.WriteFile(file, []byte(text), 0o644)
+	code, out, _ := runMain(t, nil, "report", file)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 500 {
+			t.Errorf("a line of %d bytes: %.300q", len(line), line)
+		}
+	}
+	if !strings.Contains(out, "Company-\u00e9xxx") || !strings.Contains(out, "(12500010 bytes)") {
+		t.Errorf("the organization is not shown cut with its length:\n%.2000s", out)
+	}
+
+	code, out, _ = runMain(t, nil, "report", "--json", file)
+	var res reportResult
+	if err := json.Unmarshal([]byte(out), &res); code != exitOK || err != nil || res.Report.OrganizationName != org {
+		t.Errorf("JSON: exit %d, %v, or not the exact organization", code, err)
 	}
 }
