@@ -93,6 +93,9 @@ type ReporterOptions struct {
 //     marked. Only a crash between a URI taking a report and its mark
 //     sends it to that URI again, with the same report-id, which lets the
 //     receiver drop the duplicate.
+//   - A Reporter delivers a report once at a time, and not again from a
+//     read of the outbox (Outbox.Pending) that began before its delivery
+//     ended: such a read may predate the marks.
 //   - A report is marked done once its delivery ended: delivered, given up
 //     on after the Sender's retries, or no TLSRPT record. A report whose
 //     record could not be looked up (ErrDNS) stays pending and is retried
@@ -115,6 +118,10 @@ type Reporter struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // keys of the reports being delivered
+	// ended holds the keys of the reports whose delivery ended since
+	// the pass's Pending began: what that Pending returned of them may
+	// predate their marks, and is not delivered again.
+	ended map[string]bool
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
@@ -124,7 +131,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}}
+		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{}}
 	switch {
 	case opts.Send != nil:
 		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string)) ([]Delivery, error) {
@@ -228,6 +235,11 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64, take
 	if ctx.Err() != nil {
 		return false
 	}
+	// The deliveries that end from now on may have been read by Pending
+	// before their marks: dispatch skips them.
+	r.mu.Lock()
+	clear(r.ended)
+	r.mu.Unlock()
 	pending, err := r.box.Pending(ctx)
 	if err != nil {
 		r.metrics.errors.WithLabelValues("pending").Inc()
@@ -302,9 +314,18 @@ func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
 // dispatch delivers the reports not already being delivered, each in a
 // goroutine of wg, starting at random times within Spread, in order. It
 // returns when the last has started, or ctx ended.
+//
+// It skips the reports being delivered, and those whose delivery ended
+// since Pending began: Pending may have read them before their marks and
+// Done, and would have them sent again. A report so skipped that is still
+// pending, its delivery left for a retry or its Done failed, is delivered
+// by the next pass.
 func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []PendingReport) {
 	r.mu.Lock()
-	pending = slices.DeleteFunc(pending, func(p PendingReport) bool { return r.inFlight[p.Report.Key()] })
+	pending = slices.DeleteFunc(pending, func(p PendingReport) bool {
+		k := p.Report.Key()
+		return r.inFlight[k] || r.ended[k]
+	})
 	for _, p := range pending {
 		r.inFlight[p.Report.Key()] = true
 	}
@@ -329,6 +350,7 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 			r.deliver(ctx, p)
 			r.mu.Lock()
 			delete(r.inFlight, p.Report.Key())
+			r.ended[p.Report.Key()] = true
 			r.mu.Unlock()
 		})
 	}
