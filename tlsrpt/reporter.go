@@ -93,6 +93,12 @@ type ReporterOptions struct {
 //     marked. Only a crash between a URI taking a report and its mark
 //     sends it to that URI again, with the same report-id, which lets the
 //     receiver drop the duplicate.
+//   - A mark (Outbox.Delivered), and Done, that fail are tried again for
+//     up to 30 seconds, waiting 100 ms, then twice as long each time up
+//     to 5 seconds: marks are idempotent. An outbox that stays down
+//     longer leaves the URI unmarked, or the report pending, and the next
+//     pass, or the fleet's member that takes the report over, sends it
+//     again, with its report-id.
 //   - A Reporter delivers a report once at a time, and not again from a
 //     read of the outbox (Outbox.Pending) that began before its delivery
 //     ended: such a read may predate the marks.
@@ -362,9 +368,32 @@ func noRecord(err error) bool {
 	return errors.Is(err, ErrNoRecord) || errors.Is(err, ErrMultipleRecords) || errors.Is(err, ErrRecordSyntax)
 }
 
-// markTimeout bounds marking a report delivered to a URI, or done, which
-// happens even when ctx ended: the delivery did.
+// markTimeout bounds marking a report delivered to a URI, or done, with its
+// retries, which happen even when ctx ended: the delivery did.
 const markTimeout = 30 * time.Second
+
+// The wait before the second try of a mark, and the longest: each wait is
+// twice the one before.
+const (
+	markBackoff    = 100 * time.Millisecond
+	markMaxBackoff = 5 * time.Second
+)
+
+// retryMark calls mark, a mark of the outbox, until it succeeds or ctx
+// ends, waiting markBackoff, then twice as long each time up to
+// markMaxBackoff: a mark is idempotent, and one that failed during a short
+// outage of the outbox would have the report sent again. It returns the
+// last error.
+func retryMark(ctx context.Context, mark func(ctx context.Context) error) error {
+	wait := markBackoff
+	for {
+		err := mark(ctx)
+		if err == nil || ctx.Err() != nil || !sleep(ctx, wait) {
+			return err
+		}
+		wait = min(2*wait, markMaxBackoff)
+	}
+}
 
 // lookupRetryWindow is how long after a report is first due that a failed
 // lookup of its TLSRPT record is retried: RFC 8460 5.5, "a sender SHOULD
@@ -381,9 +410,9 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	mark := func(uri string) {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 		defer cancel()
-		if err := r.box.Delivered(mctx, rep, uri); err != nil {
+		if err := retryMark(mctx, func(ctx context.Context) error { return r.box.Delivered(ctx, rep, uri) }); err != nil {
 			r.metrics.errors.WithLabelValues("delivered").Inc()
-			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed: should the process stop before it is done, it is sent to the uri again",
+			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed, after retries: should the process stop before it is done, it is sent to the uri again",
 				slog.String("uri", uri), slog.Any("err", err))
 		}
 	}
@@ -411,9 +440,9 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	r.metrics.done.WithLabelValues(outcome).Inc()
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	if err := r.box.Done(mctx, rep); err != nil {
+	if err := retryMark(mctx, func(ctx context.Context) error { return r.box.Done(ctx, rep) }); err != nil {
 		r.metrics.errors.WithLabelValues("done").Inc()
-		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", err))
+		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed, after retries: it will be sent again", slog.Any("err", err))
 	}
 }
 

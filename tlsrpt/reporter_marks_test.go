@@ -3,12 +3,14 @@ package tlsrpt_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -115,4 +117,36 @@ func (o *flakyOutbox) Done(ctx context.Context, r *tlsrpt.Report) error {
 		return errOutage
 	}
 	return o.Outbox.Done(ctx, r)
+}
+
+// A short outage of the outbox, during which the first marks and the first
+// Done fail, does not make a live Reporter send the report again: both are
+// retried within their time limit. One report, one POST, and nothing left
+// pending.
+func TestReporterMarkRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("a.example", "enforce")))
+		time.Sleep(time.Until(closes(time.Now().UTC().Truncate(24 * time.Hour))))
+		resolver := mtaststest.NewResolver()
+		resolver.SetTXT("_smtp._tls.a.example", "v=TLSRPTv1; rua=https://c1.example/r,https://c2.example/r")
+		tr := &memTransport{answer: status(http.StatusOK)}
+		sender := newSender(t, tlsrpt.SenderOptions{Resolver: resolver, Transport: tr})
+		const fails = 3
+		box := &flakyOutbox{Outbox: tlsrpt.NewMemoryOutbox(), fails: fails}
+		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Sender: sender, Outbox: box,
+			MaxDelay: -1, Spread: -1})
+		time.Sleep(time.Hour)
+		stop()
+		if n := len(tr.attempts(time.Time{})); n != 2 {
+			t.Errorf("%d POSTs, want one to each of the 2 rua URIs", n)
+		}
+		if pending, err := box.Outbox.Pending(context.Background()); err != nil || len(pending) != 0 {
+			t.Errorf("pending: %+v, %v; want none", pending, err)
+		}
+		if d, n := box.delivered.Load(), box.doneCall.Load(); d < fails+2 || n != fails+1 {
+			t.Errorf("%d calls of Delivered and %d of Done, want at least %d and %d", d, n, fails+2, fails+1)
+		}
+	})
 }
