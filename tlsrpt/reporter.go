@@ -95,10 +95,11 @@ type ReporterOptions struct {
 //     receiver drop the duplicate.
 //   - A mark (Outbox.Delivered), and Done, that fail are tried again for
 //     up to 30 seconds, waiting 100 ms, then twice as long each time up
-//     to 5 seconds: marks are idempotent. An outbox that stays down
-//     longer leaves the URI unmarked, or the report pending, and the next
-//     pass, or the fleet's member that takes the report over, sends it
-//     again, with its report-id.
+//     to 5 seconds, until Run's ctx ends: marks are idempotent. An outbox
+//     that stays down longer, or fails as Run stops, leaves the URI
+//     unmarked, or the report pending, and the next pass, or the fleet's
+//     member that takes the report over, sends it again, with its
+//     report-id.
 //   - A Reporter delivers a report once at a time, and not again from a
 //     read of the outbox (Outbox.Pending) that began before its delivery
 //     ended: such a read may predate the marks.
@@ -369,7 +370,7 @@ func noRecord(err error) bool {
 }
 
 // markTimeout bounds marking a report delivered to a URI, or done, with its
-// retries, which happen even when ctx ended: the delivery did.
+// retries: it is tried even when ctx ended, as the delivery did.
 const markTimeout = 30 * time.Second
 
 // The wait before the second try of a mark, and the longest: each wait is
@@ -379,16 +380,19 @@ const (
 	markMaxBackoff = 5 * time.Second
 )
 
-// retryMark calls mark, a mark of the outbox, until it succeeds or ctx
-// ends, waiting markBackoff, then twice as long each time up to
-// markMaxBackoff: a mark is idempotent, and one that failed during a short
-// outage of the outbox would have the report sent again. It returns the
-// last error.
-func retryMark(ctx context.Context, mark func(ctx context.Context) error) error {
+// retryMark calls mark, a mark of the outbox, with mctx, until it succeeds,
+// mctx ends, or ctx, Run's, ends: it waits markBackoff, then twice as long
+// each time up to markMaxBackoff. A mark is idempotent, and one that
+// failed during a short outage of the outbox would have the report sent
+// again. A Run that is stopping makes one try. It returns the last error.
+func retryMark(ctx, mctx context.Context, mark func(ctx context.Context) error) error {
+	wctx, cancel := context.WithCancel(mctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
 	wait := markBackoff
 	for {
-		err := mark(ctx)
-		if err == nil || ctx.Err() != nil || !sleep(ctx, wait) {
+		err := mark(mctx)
+		if err == nil || !sleep(wctx, wait) {
 			return err
 		}
 		wait = min(2*wait, markMaxBackoff)
@@ -410,7 +414,7 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	mark := func(uri string) {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 		defer cancel()
-		if err := retryMark(mctx, func(ctx context.Context) error { return r.box.Delivered(ctx, rep, uri) }); err != nil {
+		if err := retryMark(ctx, mctx, func(ctx context.Context) error { return r.box.Delivered(ctx, rep, uri) }); err != nil {
 			r.metrics.errors.WithLabelValues("delivered").Inc()
 			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed, after retries: should the process stop before it is done, it is sent to the uri again",
 				slog.String("uri", uri), slog.Any("err", err))
@@ -440,7 +444,7 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	r.metrics.done.WithLabelValues(outcome).Inc()
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	if err := retryMark(mctx, func(ctx context.Context) error { return r.box.Done(ctx, rep) }); err != nil {
+	if err := retryMark(ctx, mctx, func(ctx context.Context) error { return r.box.Done(ctx, rep) }); err != nil {
 		r.metrics.errors.WithLabelValues("done").Inc()
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed, after retries: it will be sent again", slog.Any("err", err))
 	}
