@@ -1,6 +1,7 @@
 package tlsrpt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,14 @@ type ReporterOptions struct {
 
 	// Sender delivers each report to the rua URIs of its policy domain's
 	// TLSRPT record (Sender.Send). Required unless Send is set.
+	//
+	// The Reporter delivers a report in rounds: one attempt per rua URI
+	// not yet delivered to, each bounded by SenderOptions.AttemptTimeout.
+	// A round that leaves a URI to retry leaves the report pending, and a
+	// later pass makes the next round, after the Sender's Backoff,
+	// doubling up to MaxBackoff, for up to RetryWindow after the first
+	// round (RFC 8460 5.5): a report waiting for its retry holds no
+	// goroutine, nor one of MaxDeliveries.
 	Sender *Sender
 
 	// Send, when set, delivers a report in place of Sender.Send, with
@@ -31,6 +40,15 @@ type ReporterOptions struct {
 	// whole report: unlike Sender, Send does not learn which rua URIs
 	// took it before.
 	Send func(ctx context.Context, report *Report) ([]Delivery, error)
+
+	// MaxDeliveries is the most reports delivered at once: each builds
+	// its payload when it starts, and with Sender makes one round of
+	// attempts. The reports beyond wait their turn, without a goroutine;
+	// in a pass, those not tried yet go before the retries. Default 16,
+	// which with Sender's default AttemptTimeout lets 16 reports a
+	// minute through collectors that never answer. With Send, a
+	// delivery holds its turn until Send returns.
+	MaxDeliveries int
 
 	// Outbox keeps the reports taken until they are delivered. Default:
 	// a NewMemoryOutbox, whose reports end with the process; a
@@ -100,11 +118,15 @@ type ReporterOptions struct {
 //     unmarked, or the report pending, and the next pass, or the fleet's
 //     member that takes the report over, sends it again, with its
 //     report-id.
-//   - A Reporter delivers a report once at a time, and not again from a
-//     read of the outbox (Outbox.Pending) that began before its delivery
-//     ended: such a read may predate the marks.
+//   - A Reporter delivers at most MaxDeliveries reports at once, each
+//     once at a time, and not again from a read of the outbox
+//     (Outbox.Pending) that began before its delivery ended: such a read
+//     may predate the marks.
 //   - A report is marked done once its delivery ended: delivered, given up
-//     on after the Sender's retries, or no TLSRPT record. A report whose
+//     on after the Sender's retries, or no TLSRPT record. With a Sender,
+//     the retries are rounds that later passes make (see
+//     ReporterOptions.Sender); a restart begins their RetryWindow again.
+//     A report whose
 //     record could not be looked up (ErrDNS) stays pending and is retried
 //     every RetryInterval, for up to a day after its first due time (RFC
 //     8460 5.5).
@@ -117,7 +139,10 @@ type ReporterOptions struct {
 type Reporter struct {
 	opts    ReporterOptions
 	rec     *Recorder
-	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string)) ([]Delivery, error)
+	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string), last bool) ([]Delivery, error)
+	sender  *Sender       // opts.Sender, when the Reporter retries the rounds
+	slots   chan struct{} // one per delivery under way, MaxDeliveries
+	wake    chan struct{} // wakes Run for a round left for a retry
 	box     Outbox
 	log     *slog.Logger
 	rand    func(n time.Duration) time.Duration
@@ -129,6 +154,15 @@ type Reporter struct {
 	// the pass's Pending began: what that Pending returned of them may
 	// predate their marks, and is not delivered again.
 	ended map[string]bool
+	// retries holds the rounds of the reports left for a retry, by key.
+	retries map[string]*retryState
+}
+
+// retryState is the rounds of delivery of a report, with a Sender.
+type retryState struct {
+	first time.Time     // the first round's start
+	next  time.Time     // when the next round is due
+	wait  time.Duration // the wait after the next round, should it fail
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
@@ -138,14 +172,15 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{}}
+		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
+		retries: map[string]*retryState{}, wake: make(chan struct{}, 1)}
 	switch {
 	case opts.Send != nil:
-		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string)) ([]Delivery, error) {
+		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string), _ bool) ([]Delivery, error) {
 			return opts.Send(ctx, report)
 		}
 	case opts.Sender != nil:
-		r.send = opts.Sender.resume
+		r.send, r.sender = opts.Sender.round, opts.Sender
 	default:
 		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
 	}
@@ -168,6 +203,8 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		r.opts.Spread = 30 * time.Minute
 	}
 	setDefault(&r.opts.RetryInterval, 5*time.Minute)
+	setDefault(&r.opts.MaxDeliveries, 16)
+	r.slots = make(chan struct{}, r.opts.MaxDeliveries)
 	return r, nil
 }
 
@@ -212,11 +249,37 @@ func (r *Reporter) Run(ctx context.Context) error {
 			due = last
 			delay = r.random(r.opts.MaxDelay)
 		}
+		started := time.Now()
 		retry = r.pass(ctx, &wg, due, first || newDay || retry)
-		wait := min(r.rec.closesAt(max(due+1, last)).Add(delay).Sub(now), r.opts.RetryInterval)
-		if !sleep(ctx, wait-r.rec.now().Sub(now)) {
-			return ctx.Err()
+		// Wait for the next pass; a round left for a retry wakes the
+		// wait, to be made when it is due.
+		for woke := true; woke; {
+			wait := min(r.rec.closesAt(max(due+1, last)).Add(delay).Sub(now), r.opts.RetryInterval) - r.rec.now().Sub(now)
+			if next, ok := r.nextRound(); ok && next < wait {
+				// A pass reads the whole outbox: the passes for
+				// rounds stay minPassGap apart.
+				wait = max(next, min(wait, minPassGap-time.Since(started)))
+			}
+			var ok bool
+			if woke, ok = r.sleep(ctx, wait); !ok {
+				return ctx.Err()
+			}
 		}
+	}
+}
+
+// sleep waits d, or until a round left for a retry wakes it, and reports
+// whether it was woken, and whether ctx went on: false when it ended first.
+func (r *Reporter) sleep(ctx context.Context, d time.Duration) (woke, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-t.C:
+		return false, true
+	case <-r.wake:
+		return true, true
 	}
 }
 
@@ -253,8 +316,45 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64, take
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: reading the outbox", slog.Any("err", err))
 	}
 	r.metrics.pending.Set(float64(len(pending)))
+	if err == nil {
+		r.forget(pending)
+	}
 	r.dispatch(ctx, wg, pending)
 	return retry
+}
+
+// minPassGap is the shortest time between passes made for the rounds of
+// reports left for a retry.
+const minPassGap = time.Minute
+
+// nextRound returns the time until the next round of a report left for a
+// retry is due, and whether one is due later than now.
+func (r *Reporter) nextRound() (next time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for _, st := range r.retries {
+		if d := st.next.Sub(now); d > 0 && (!ok || d < next) {
+			next, ok = d, true
+		}
+	}
+	return next, ok
+}
+
+// forget drops the rounds of the reports no longer pending: done by
+// another member of a fleet, or by hand.
+func (r *Reporter) forget(pending []PendingReport) {
+	keys := make(map[string]bool, len(pending))
+	for i := range pending {
+		keys[pending[i].Report.Key()] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.retries {
+		if !keys[k] && !r.inFlight[k] {
+			delete(r.retries, k)
+		}
+	}
 }
 
 // takeDays takes each closed day up to due from the recorder, puts its
@@ -319,8 +419,9 @@ func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
 }
 
 // dispatch delivers the reports not already being delivered, each in a
-// goroutine of wg, starting at random times within Spread, in order. It
-// returns when the last has started, or ctx ended.
+// goroutine of wg, starting at random times within Spread, in order, those
+// not tried yet first, at most MaxDeliveries at once. It returns when the
+// last has started, or ctx ended.
 //
 // It skips the reports being delivered, and those whose delivery ended
 // since Pending began: Pending may have read them before their marks and
@@ -328,14 +429,21 @@ func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
 // pending, its delivery left for a retry or its Done failed, is delivered
 // by the next pass.
 func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []PendingReport) {
+	now := time.Now()
 	r.mu.Lock()
 	pending = slices.DeleteFunc(pending, func(p PendingReport) bool {
 		k := p.Report.Key()
-		return r.inFlight[k] || r.ended[k]
+		st := r.retries[k]
+		return r.inFlight[k] || r.ended[k] || st != nil && st.next.After(now)
 	})
 	for _, p := range pending {
 		r.inFlight[p.Report.Key()] = true
 	}
+	// The reports not tried yet go first: a collector that never
+	// answers delays the others by no more than its attempts.
+	slices.SortStableFunc(pending, func(a, b PendingReport) int {
+		return cmp.Compare(btoi(r.retries[a.Report.Key()] != nil), btoi(r.retries[b.Report.Key()] != nil))
+	})
 	r.mu.Unlock()
 	offsets := make([]time.Duration, len(pending))
 	for i := range offsets {
@@ -345,7 +453,7 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 	start := time.Now()
 	for i := range pending {
 		p := &pending[i]
-		if !sleep(ctx, offsets[i]-time.Since(start)) {
+		if !sleep(ctx, offsets[i]-time.Since(start)) || !r.acquire(ctx) {
 			r.mu.Lock()
 			for _, p := range pending[i:] {
 				delete(r.inFlight, p.Report.Key())
@@ -354,6 +462,7 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 			return
 		}
 		wg.Go(func() {
+			defer func() { <-r.slots }()
 			r.deliver(ctx, p)
 			r.mu.Lock()
 			delete(r.inFlight, p.Report.Key())
@@ -361,6 +470,25 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 			r.mu.Unlock()
 		})
 	}
+}
+
+// acquire takes one of the MaxDeliveries slots, waiting for one to be
+// free, and reports whether it did, false when ctx ended first.
+func (r *Reporter) acquire(ctx context.Context) bool {
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// btoi returns 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // noRecord reports whether err says the policy domain does not implement
@@ -406,10 +534,12 @@ const lookupRetryWindow = 24 * time.Hour
 
 // deliver sends the pending report p to the rua URIs that have not taken it
 // yet, marking each that does, then marks it done unless its delivery was
-// cut short by ctx, or its TLSRPT record could not be looked up: it is then
-// left for a later pass.
+// cut short by ctx, its TLSRPT record could not be looked up, or, with a
+// Sender, a URI is left for a later round: it is then left for a later
+// pass.
 func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	rep := &p.Report
+	key := rep.Key()
 	log := r.log.With(slog.String("domain", reportDomain(rep)), slog.String("report_id", rep.ReportID))
 	mark := func(uri string) {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
@@ -420,13 +550,17 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 				slog.String("uri", uri), slog.Any("err", err))
 		}
 	}
-	_, err := r.send(ctx, rep, p.Delivered, mark)
+	st, last := r.round(key)
+	deliveries, err := r.send(ctx, rep, p.Delivered, mark, last)
+	// RFC 8460 5.5: with a Sender, the URIs that failed and may take the
+	// report at a retry get it in a later round.
+	again := r.sender != nil && !last && slices.ContainsFunc(deliveries, func(d Delivery) bool { return retryable(d.Err) })
 	outcome := "delivered"
 	switch {
-	case err == nil:
 	case ctx.Err() != nil:
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivery stopped, left in the outbox", slog.Any("err", err))
 		return
+	case err == nil && !again:
 	case noRecord(err):
 		// RFC 8460 3: the domain does not implement TLSRPT; nothing is
 		// sent, and nothing kept.
@@ -437,10 +571,26 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: tlsrpt record lookup failed, report left for a retry",
 			slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
 		return
+	case again:
+		r.mu.Lock()
+		st.next = time.Now().Add(st.wait)
+		retryIn := st.wait
+		st.wait = min(2*st.wait, r.sender.opts.MaxBackoff)
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default: // Run is woken already
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report not delivered to every rua uri, left for a retry",
+			slog.Duration("retry_in", retryIn), slog.Any("err", err))
+		return
 	default:
 		outcome = "failed"
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered, dropped", slog.Any("err", err))
 	}
+	r.mu.Lock()
+	delete(r.retries, key)
+	r.mu.Unlock()
 	r.metrics.done.WithLabelValues(outcome).Inc()
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
@@ -448,6 +598,26 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		r.metrics.errors.WithLabelValues("done").Inc()
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed, after retries: it will be sent again", slog.Any("err", err))
 	}
+}
+
+// round returns the rounds of the report of key, starting them, and
+// whether this one is the last: RFC 8460 5.5, "a sender SHOULD attempt
+// redelivery for up to 24 hours after the initial attempt". Without a
+// Sender, there is one round.
+func (r *Reporter) round(key string) (st *retryState, last bool) {
+	if r.sender == nil {
+		return nil, true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	st = r.retries[key]
+	if st == nil {
+		st = &retryState{first: now, wait: r.sender.opts.Backoff}
+		r.retries[key] = st
+	}
+	window := r.sender.opts.RetryWindow
+	return st, window < 0 || now.Sub(st.first)+st.wait > window
 }
 
 // firstDue returns the latest time the report could first be due: its day's
