@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,28 +23,61 @@ import (
 //
 // Each pending report has a file named for its day and a hash of its policy
 // domain, e.g. "2016-04-01_3f7c…e1.json", holding a JSON object with the
-// report (RFC 8460 4.4) and the rua URIs that took it. Each write of it is
-// atomic: to a temporary file, synced, renamed into place, and the
-// directory synced; so that a crash leaves a report either whole or not
-// put, and a delivery either marked or not.
+// report (RFC 8460 4.4). Put writes it atomically: to a temporary file,
+// synced, renamed into place, and the directory synced; so that a crash
+// leaves a report either whole or not put.
 //
-// Done appends the hash to the day's log of reports done,
-// "done/2016-04-01.log", syncs it, and removes the report's file: a crash
-// in between leaves the report pending, to be delivered again to the URIs
-// not marked. A day's log is removed when it is 31 days older than the
-// newest.
+// The marks are appended to logs, each synced before the mark returns, so
+// that a crash leaves a mark either made or not; marks made at once share
+// one write and one sync of each log (group commit), so that a mark costs
+// about the same however many reports are pending:
+//   - Delivered appends a line, {"r":"2016-04-01_3f7c…e1","u":"<uri>"}, to
+//     "delivered.log". The log is rewritten, atomically, with the marks of
+//     the reports still pending only, once it holds at least 1,024 lines
+//     and twice as many as those.
+//   - Done appends the hash to the day's log of reports done,
+//     "done/2016-04-01.log", then removes the report's file. A report in
+//     the log is done even while its file remains, as a crash may leave
+//     it; NewFileOutbox removes such files. A day's log is removed when it
+//     is 31 days older than the newest.
 //
 // A FileOutbox owns its directory: two FileOutboxes, of one process or two,
 // must not share one. It is safe for concurrent use.
 type FileOutbox struct {
 	dir string
 
-	mu   sync.Mutex                 // serialises the writes
+	mu   sync.Mutex                 // serialises the writes, and guards what follows
 	done map[string]map[string]bool // hashes done, by day, as read from the logs
+
+	// marks holds the URIs that delivered.log marks each pending report
+	// delivered to, by the name of its file without ".json", in the
+	// order they were marked; lines counts the log's lines, and size its
+	// length up to the last whole line.
+	marks  map[string][]string
+	nmarks int // the URIs in marks
+	lines  int
+	size   int64
+	// rewriteMin is the fewest lines of delivered.log that are
+	// rewritten to the marks of the reports pending: marksRewriteMin,
+	// or less in tests.
+	rewriteMin int
+
+	qmu   sync.Mutex    // guards queue
+	queue []*outboxMark // the marks not yet taken by a commit
+}
+
+// outboxMark is a mark waiting for a commit: Delivered when uri is set,
+// else Done.
+type outboxMark struct {
+	report *Report
+	uri    string
+	err    error // the commit's outcome
+	remove bool  // done: its file is to be removed
 }
 
 const (
 	outboxExt     = ".json"
+	outboxMarks   = "delivered.log"
 	outboxDoneDir = "done"
 	outboxDoneExt = ".log"
 	outboxBadExt  = ".bad"
@@ -76,14 +110,81 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 			os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
 		}
 	}
-	o := &FileOutbox{dir: dir, done: map[string]map[string]bool{}}
+	o := &FileOutbox{dir: dir, done: map[string]map[string]bool{}, marks: map[string][]string{}, rewriteMin: marksRewriteMin}
 	if err := o.upgrade(entries); err != nil {
+		return nil, err
+	}
+	if err := o.readMarks(); err != nil {
 		return nil, err
 	}
 	if err := o.prune(); err != nil {
 		return nil, err
 	}
 	return o, nil
+}
+
+// markLine is a line of delivered.log.
+type markLine struct {
+	Name string `json:"r"` // the report's file name, without ".json"
+	URI  string `json:"u"`
+}
+
+// readMarks reads delivered.log into o.marks, keeping the marks of the
+// reports pending, and removes the files of the reports that the logs of
+// reports done hold. It cuts a line a crash left unfinished off.
+func (o *FileOutbox) readMarks() error {
+	path := filepath.Join(o.dir, outboxMarks)
+	data, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("tlsrpt: reading the outbox's marks: %w", err)
+	}
+	if n := bytes.LastIndexByte(data, '\n') + 1; n < len(data) {
+		if err := os.Truncate(path, int64(n)); err != nil {
+			return fmt.Errorf("tlsrpt: reading the outbox's marks: %w", err)
+		}
+		data = data[:n]
+	}
+	o.size = int64(len(data))
+	for line := range bytes.Lines(data) {
+		o.lines++
+		var m markLine
+		if json.Unmarshal(line, &m) != nil {
+			continue // not a mark: dropped when the log is rewritten
+		}
+		if day, hash, ok := splitName(m.Name); ok && exists(filepath.Join(o.dir, m.Name+outboxExt)) && !o.isDone(day, hash) {
+			e := outboxEntry{delivered: o.marks[m.Name]}
+			if e.deliveredTo(m.URI) {
+				o.nmarks++
+			}
+			o.marks[m.Name] = e.delivered
+		}
+	}
+	entries, err := os.ReadDir(o.dir)
+	if err != nil {
+		return fmt.Errorf("tlsrpt: reading the outbox directory: %w", err)
+	}
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), outboxExt)
+		if day, hash, valid := splitName(name); ok && valid && o.isDone(day, hash) {
+			os.Remove(filepath.Join(o.dir, e.Name())) // done; a crash left it
+		}
+	}
+	return nil
+}
+
+// splitName returns the day and the hash of a report's file name without
+// ".json", and whether it is one.
+func splitName(name string) (day, hash string, ok bool) {
+	day, hash, ok = strings.Cut(name, "_")
+	_, valid := parseDayName(day)
+	return day, hash, ok && valid && isHash(hash)
+}
+
+// isDone reports whether the log of reports done of day holds hash. A log
+// that cannot be read holds nothing.
+func (o *FileOutbox) isDone(day, hash string) bool {
+	done, err := o.doneOf(day)
+	return err == nil && done[hash]
 }
 
 // upgrade rewrites the files of the first format, a report's JSON alone in
@@ -133,6 +234,13 @@ func (o *FileOutbox) names(r *Report) (day, hash string) {
 func (o *FileOutbox) path(r *Report) string {
 	day, hash := o.names(r)
 	return filepath.Join(o.dir, day+"_"+hash+outboxExt)
+}
+
+// name returns the name of the file of r without ".json", as delivered.log
+// names it.
+func (o *FileOutbox) name(r *Report) string {
+	day, hash := o.names(r)
+	return day + "_" + hash
 }
 
 func (o *FileOutbox) doneLog(day string) string {
@@ -298,67 +406,195 @@ func (o *FileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 		}
 		out = append(out, PendingReport{Report: *of.Report, Delivered: of.Delivered})
 	}
+	// The marks, of the logs: read after the files, so that none made
+	// meanwhile is missed.
+	o.mu.Lock()
+	out = slices.DeleteFunc(out, func(p PendingReport) bool {
+		day, hash := o.names(&p.Report)
+		return o.isDone(day, hash)
+	})
+	for i := range out {
+		p := &out[i]
+		e := outboxEntry{delivered: p.Delivered}
+		for _, uri := range o.marks[o.name(&p.Report)] {
+			e.deliveredTo(uri)
+		}
+		p.Delivered = e.delivered
+	}
+	o.mu.Unlock()
 	sortPending(out)
 	return out, errors.Join(errs...)
 }
 
-// Delivered implements Outbox: it rewrites the report's file with uri
-// added. It returns an error when the file cannot be read or written.
+// Delivered implements Outbox: it appends the mark to delivered.log, and
+// syncs it, along with the marks made at the same time. It returns an error
+// when the log cannot be written.
 func (o *FileOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	path := o.path(report)
-	of, err := readOutboxFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // done, or never put
-	}
-	if err == nil {
-		e := outboxEntry{delivered: of.Delivered}
-		if !e.deliveredTo(uri) {
-			return nil
-		}
-		of.Delivered = e.delivered
-		err = o.write(path, of)
-	}
-	if err == nil {
-		err = syncDir(o.dir)
-	}
-	if err != nil {
+	if err := o.mark(&outboxMark{report: report, uri: uri}); err != nil {
 		return fmt.Errorf("tlsrpt: marking report %q delivered to %s: %w", report.ReportID, uri, err)
 	}
 	return nil
 }
 
 // Done implements Outbox: it appends the report to the day's log of reports
-// done, syncs it, and removes the report's file. It returns an error when
-// the log cannot be written or the file removed.
+// done, and syncs it, along with the marks made at the same time; then
+// removes the report's file. It returns an error when the log cannot be
+// written.
 func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	path := o.path(report)
-	if !exists(path) {
-		return nil
-	}
-	day, hash := o.names(report)
-	done, err := o.doneOf(day)
-	if err == nil {
-		err = appendSynced(o.doneLog(day), hash+"\n")
-	}
-	if err == nil {
-		done[hash] = true
-		err = os.Remove(path)
-	}
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		err = syncDir(o.dir)
-	}
-	if err != nil {
+	if err := o.mark(&outboxMark{report: report}); err != nil {
 		return fmt.Errorf("tlsrpt: marking report %q done: %w", report.ReportID, err)
 	}
 	return nil
+}
+
+// mark queues m, and returns once a commit wrote it: the marks queued while
+// a commit runs wait for it, and the first of them to get the lock then
+// commits them all, with one write and one sync of each log.
+func (o *FileOutbox) mark(m *outboxMark) error {
+	o.qmu.Lock()
+	o.queue = append(o.queue, m)
+	o.qmu.Unlock()
+	o.mu.Lock()
+	o.qmu.Lock()
+	batch := o.queue
+	o.queue = nil
+	o.qmu.Unlock()
+	if len(batch) > 0 {
+		o.commit(batch) // holds m, unless a commit before took it
+	}
+	err, remove := m.err, m.remove
+	o.mu.Unlock()
+	if remove {
+		// Done once its log holds it, the report's file goes outside
+		// the lock, so that the next commit need not wait for it; a
+		// file left is skipped by Pending, and removed by the next
+		// NewFileOutbox.
+		os.Remove(o.path(m.report))
+	}
+	return err
+}
+
+// commit writes the marks of batch, setting the err of each. Called with
+// o.mu held.
+func (o *FileOutbox) commit(batch []*outboxMark) {
+	var lines []byte
+	var delivered []*outboxMark
+	added := map[string][]string{}         // the URIs marked by batch, by name
+	doneDays := map[string][]*outboxMark{} // the reports done, by day
+	for _, m := range batch {
+		day, hash := o.names(m.report)
+		if !exists(o.path(m.report)) || o.isDone(day, hash) {
+			continue // not pending: done, or never put
+		}
+		name := day + "_" + hash
+		if m.uri == "" {
+			doneDays[day] = append(doneDays[day], m)
+			continue
+		}
+		if slices.Contains(o.marks[name], m.uri) || slices.Contains(added[name], m.uri) {
+			continue
+		}
+		line, err := json.Marshal(markLine{Name: name, URI: m.uri})
+		if err != nil {
+			m.err = err
+			continue
+		}
+		lines = append(append(lines, line...), '\n')
+		added[name] = append(added[name], m.uri)
+		delivered = append(delivered, m)
+	}
+	if len(lines) > 0 {
+		if err := o.appendMarks(lines, len(delivered)); err != nil {
+			for _, m := range delivered {
+				m.err = err
+			}
+		} else {
+			for name, uris := range added {
+				o.marks[name] = append(o.marks[name], uris...)
+				o.nmarks += len(uris)
+			}
+		}
+	}
+	for day, marks := range doneDays {
+		done, err := o.doneOf(day)
+		var text strings.Builder
+		for _, m := range marks {
+			_, hash := o.names(m.report)
+			text.WriteString(hash + "\n")
+		}
+		if err == nil {
+			err = appendSynced(o.doneLog(day), text.String())
+		}
+		for _, m := range marks {
+			if err != nil {
+				m.err = err
+				continue
+			}
+			_, hash := o.names(m.report)
+			done[hash] = true
+			o.nmarks -= len(o.marks[day+"_"+hash])
+			delete(o.marks, day+"_"+hash)
+			m.remove = true
+		}
+	}
+	if o.lines >= o.rewriteMin && o.lines >= 2*o.nmarks {
+		o.rewriteMarks()
+	}
+}
+
+// marksRewriteMin is the fewest lines of delivered.log that are rewritten
+// to the marks of the reports pending.
+const marksRewriteMin = 1024
+
+// appendMarks writes lines, n marks, at the end of delivered.log, over
+// what a failed write may have left there, and syncs it.
+func (o *FileOutbox) appendMarks(lines []byte, n int) error {
+	path := filepath.Join(o.dir, outboxMarks)
+	created := !exists(path)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(lines, o.size)
+	if err == nil {
+		err = syncFile(f)
+	}
+	err = errors.Join(err, f.Close())
+	if err == nil && created {
+		err = syncDir(o.dir)
+	}
+	if err != nil {
+		return err
+	}
+	o.size += int64(len(lines))
+	o.lines += n
+	return nil
+}
+
+// rewriteMarks rewrites delivered.log, atomically, with the marks of the
+// reports pending alone. A failure leaves the log as it was, to be
+// rewritten at a later commit.
+func (o *FileOutbox) rewriteMarks() {
+	var data []byte
+	lines := 0
+	for name, uris := range o.marks {
+		for _, uri := range uris {
+			line, err := json.Marshal(markLine{Name: name, URI: uri})
+			if err != nil {
+				continue
+			}
+			data = append(append(data, line...), '\n')
+			lines++
+		}
+	}
+	if replaceFile(o.dir, filepath.Join(o.dir, outboxMarks), data) != nil || syncDir(o.dir) != nil {
+		return
+	}
+	o.size, o.lines = int64(len(data)), lines
 }

@@ -12,6 +12,18 @@ import (
 // survive a crash whole is synced, and so is the directory of a name
 // created or renamed.
 
+// syncHook, when a test sets it, is called with the name of each file or
+// directory that is synced, before the sync.
+var syncHook func(name string)
+
+// syncFile syncs f.
+func syncFile(f *os.File) error {
+	if syncHook != nil {
+		syncHook(f.Name())
+	}
+	return f.Sync()
+}
+
 // tempPrefix starts the names of the files written before being renamed
 // into place (replaceFile); a crash may leave them, to be removed.
 const tempPrefix = ".tmp-"
@@ -27,7 +39,7 @@ func replaceFile(dir, path string, data []byte) error {
 	tmp := f.Name()
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	err = errors.Join(err, f.Close())
 	if err == nil {
@@ -62,7 +74,7 @@ func writeSynced(path string, data []byte) error {
 	}
 	_, err = f.Write(data)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	return errors.Join(err, f.Close())
 }
@@ -77,7 +89,7 @@ func appendSynced(path, line string) error {
 	}
 	_, err = f.WriteString(line)
 	if err == nil {
-		err = f.Sync()
+		err = syncFile(f)
 	}
 	err = errors.Join(err, f.Close())
 	if err == nil && created {
@@ -92,7 +104,7 @@ func truncateSynced(path string) error {
 	if err != nil {
 		return err
 	}
-	return errors.Join(f.Sync(), f.Close())
+	return errors.Join(syncFile(f), f.Close())
 }
 
 // syncDir syncs the directory dir, so that the names created or renamed in
@@ -102,7 +114,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = syncFile(d)
 	if errors.Is(err, errors.ErrUnsupported) {
 		err = nil // a platform that cannot sync directories
 	}

@@ -12,6 +12,7 @@ import (
 	"net/mail"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/internal/quoted"
@@ -79,10 +80,9 @@ func BuildPayload(r *Report) (*Payload, error) {
 		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d receivers accept", ErrTooLarge, len(data), MaxReportSize)
 	}
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	zw.Write(data) // writes to a bytes.Buffer do not fail
 	if err := zw.Close(); err != nil {
 		return nil, err
@@ -95,6 +95,14 @@ func BuildPayload(r *Report) (*Payload, error) {
 		Gzip:         buf.Bytes(),
 	}, nil
 }
+
+// gzipWriters holds gzip writers of the best compression, for BuildPayload:
+// each holds near a megabyte of compressor state, too much to make per
+// report. Reset gives the same bytes as a new writer.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestCompression) // a valid level: no error
+	return zw
+}}
 
 // reportPolicyDomain returns the one policy domain of r's policies, which
 // Validate found to be a domain name in A-labels.

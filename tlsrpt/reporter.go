@@ -1,6 +1,7 @@
 package tlsrpt
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,14 @@ type ReporterOptions struct {
 
 	// Sender delivers each report to the rua URIs of its policy domain's
 	// TLSRPT record (Sender.Send). Required unless Send is set.
+	//
+	// The Reporter delivers a report in rounds: one attempt per rua URI
+	// not yet delivered to, each bounded by SenderOptions.AttemptTimeout.
+	// A round that leaves a URI to retry leaves the report pending, and a
+	// later pass makes the next round, after the Sender's Backoff,
+	// doubling up to MaxBackoff, for up to RetryWindow after the first
+	// round (RFC 8460 5.5): a report waiting for its retry holds no
+	// goroutine, nor one of MaxDeliveries.
 	Sender *Sender
 
 	// Send, when set, delivers a report in place of Sender.Send, with
@@ -31,6 +40,15 @@ type ReporterOptions struct {
 	// whole report: unlike Sender, Send does not learn which rua URIs
 	// took it before.
 	Send func(ctx context.Context, report *Report) ([]Delivery, error)
+
+	// MaxDeliveries is the most reports delivered at once: each builds
+	// its payload when it starts, and with Sender makes one round of
+	// attempts. The reports beyond wait their turn, without a goroutine;
+	// in a pass, those not tried yet go before the retries. Default 16,
+	// which with Sender's default AttemptTimeout lets 16 reports a
+	// minute through collectors that never answer. With Send, a
+	// delivery holds its turn until Send returns.
+	MaxDeliveries int
 
 	// Outbox keeps the reports taken until they are delivered. Default:
 	// a NewMemoryOutbox, whose reports end with the process; a
@@ -93,8 +111,22 @@ type ReporterOptions struct {
 //     marked. Only a crash between a URI taking a report and its mark
 //     sends it to that URI again, with the same report-id, which lets the
 //     receiver drop the duplicate.
+//   - A mark (Outbox.Delivered), and Done, that fail are tried again for
+//     up to 30 seconds, waiting 100 ms, then twice as long each time up
+//     to 5 seconds, until Run's ctx ends: marks are idempotent. An outbox
+//     that stays down longer, or fails as Run stops, leaves the URI
+//     unmarked, or the report pending, and the next pass, or the fleet's
+//     member that takes the report over, sends it again, with its
+//     report-id.
+//   - A Reporter delivers at most MaxDeliveries reports at once, each
+//     once at a time, and not again from a read of the outbox
+//     (Outbox.Pending) that began before its delivery ended: such a read
+//     may predate the marks.
 //   - A report is marked done once its delivery ended: delivered, given up
-//     on after the Sender's retries, or no TLSRPT record. A report whose
+//     on after the Sender's retries, or no TLSRPT record. With a Sender,
+//     the retries are rounds that later passes make (see
+//     ReporterOptions.Sender); a restart begins their RetryWindow again.
+//     A report whose
 //     record could not be looked up (ErrDNS) stays pending and is retried
 //     every RetryInterval, for up to a day after its first due time (RFC
 //     8460 5.5).
@@ -107,7 +139,10 @@ type ReporterOptions struct {
 type Reporter struct {
 	opts    ReporterOptions
 	rec     *Recorder
-	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string)) ([]Delivery, error)
+	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string), last bool) ([]Delivery, error)
+	sender  *Sender       // opts.Sender, when the Reporter retries the rounds
+	slots   chan struct{} // one per delivery under way, MaxDeliveries
+	wake    chan struct{} // wakes Run for a round left for a retry
 	box     Outbox
 	log     *slog.Logger
 	rand    func(n time.Duration) time.Duration
@@ -115,6 +150,19 @@ type Reporter struct {
 
 	mu       sync.Mutex
 	inFlight map[string]bool // keys of the reports being delivered
+	// ended holds the keys of the reports whose delivery ended since
+	// the pass's Pending began: what that Pending returned of them may
+	// predate their marks, and is not delivered again.
+	ended map[string]bool
+	// retries holds the rounds of the reports left for a retry, by key.
+	retries map[string]*retryState
+}
+
+// retryState is the rounds of delivery of a report, with a Sender.
+type retryState struct {
+	first time.Time     // the first round's start
+	next  time.Time     // when the next round is due
+	wait  time.Duration // the wait after the next round, should it fail
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
@@ -124,14 +172,15 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}}
+		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
+		retries: map[string]*retryState{}, wake: make(chan struct{}, 1)}
 	switch {
 	case opts.Send != nil:
-		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string)) ([]Delivery, error) {
+		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string), _ bool) ([]Delivery, error) {
 			return opts.Send(ctx, report)
 		}
 	case opts.Sender != nil:
-		r.send = opts.Sender.resume
+		r.send, r.sender = opts.Sender.round, opts.Sender
 	default:
 		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
 	}
@@ -154,6 +203,8 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		r.opts.Spread = 30 * time.Minute
 	}
 	setDefault(&r.opts.RetryInterval, 5*time.Minute)
+	setDefault(&r.opts.MaxDeliveries, 16)
+	r.slots = make(chan struct{}, r.opts.MaxDeliveries)
 	return r, nil
 }
 
@@ -198,11 +249,37 @@ func (r *Reporter) Run(ctx context.Context) error {
 			due = last
 			delay = r.random(r.opts.MaxDelay)
 		}
+		started := time.Now()
 		retry = r.pass(ctx, &wg, due, first || newDay || retry)
-		wait := min(r.rec.closesAt(max(due+1, last)).Add(delay).Sub(now), r.opts.RetryInterval)
-		if !sleep(ctx, wait-r.rec.now().Sub(now)) {
-			return ctx.Err()
+		// Wait for the next pass; a round left for a retry wakes the
+		// wait, to be made when it is due.
+		for woke := true; woke; {
+			wait := min(r.rec.closesAt(max(due+1, last)).Add(delay).Sub(now), r.opts.RetryInterval) - r.rec.now().Sub(now)
+			if next, ok := r.nextRound(); ok && next < wait {
+				// A pass reads the whole outbox: the passes for
+				// rounds stay minPassGap apart.
+				wait = max(next, min(wait, minPassGap-time.Since(started)))
+			}
+			var ok bool
+			if woke, ok = r.sleep(ctx, wait); !ok {
+				return ctx.Err()
+			}
 		}
+	}
+}
+
+// sleep waits d, or until a round left for a retry wakes it, and reports
+// whether it was woken, and whether ctx went on: false when it ended first.
+func (r *Reporter) sleep(ctx context.Context, d time.Duration) (woke, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-t.C:
+		return false, true
+	case <-r.wake:
+		return true, true
 	}
 }
 
@@ -228,14 +305,56 @@ func (r *Reporter) pass(ctx context.Context, wg *sync.WaitGroup, due int64, take
 	if ctx.Err() != nil {
 		return false
 	}
+	// The deliveries that end from now on may have been read by Pending
+	// before their marks: dispatch skips them.
+	r.mu.Lock()
+	clear(r.ended)
+	r.mu.Unlock()
 	pending, err := r.box.Pending(ctx)
 	if err != nil {
 		r.metrics.errors.WithLabelValues("pending").Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: reading the outbox", slog.Any("err", err))
 	}
 	r.metrics.pending.Set(float64(len(pending)))
+	if err == nil {
+		r.forget(pending)
+	}
 	r.dispatch(ctx, wg, pending)
 	return retry
+}
+
+// minPassGap is the shortest time between passes made for the rounds of
+// reports left for a retry.
+const minPassGap = time.Minute
+
+// nextRound returns the time until the next round of a report left for a
+// retry is due, and whether one is due later than now.
+func (r *Reporter) nextRound() (next time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	for _, st := range r.retries {
+		if d := st.next.Sub(now); d > 0 && (!ok || d < next) {
+			next, ok = d, true
+		}
+	}
+	return next, ok
+}
+
+// forget drops the rounds of the reports no longer pending: done by
+// another member of a fleet, or by hand.
+func (r *Reporter) forget(pending []PendingReport) {
+	keys := make(map[string]bool, len(pending))
+	for i := range pending {
+		keys[pending[i].Report.Key()] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.retries {
+		if !keys[k] && !r.inFlight[k] {
+			delete(r.retries, k)
+		}
+	}
 }
 
 // takeDays takes each closed day up to due from the recorder, puts its
@@ -300,14 +419,31 @@ func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
 }
 
 // dispatch delivers the reports not already being delivered, each in a
-// goroutine of wg, starting at random times within Spread, in order. It
-// returns when the last has started, or ctx ended.
+// goroutine of wg, starting at random times within Spread, in order, those
+// not tried yet first, at most MaxDeliveries at once. It returns when the
+// last has started, or ctx ended.
+//
+// It skips the reports being delivered, and those whose delivery ended
+// since Pending began: Pending may have read them before their marks and
+// Done, and would have them sent again. A report so skipped that is still
+// pending, its delivery left for a retry or its Done failed, is delivered
+// by the next pass.
 func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []PendingReport) {
+	now := time.Now()
 	r.mu.Lock()
-	pending = slices.DeleteFunc(pending, func(p PendingReport) bool { return r.inFlight[p.Report.Key()] })
+	pending = slices.DeleteFunc(pending, func(p PendingReport) bool {
+		k := p.Report.Key()
+		st := r.retries[k]
+		return r.inFlight[k] || r.ended[k] || st != nil && st.next.After(now)
+	})
 	for _, p := range pending {
 		r.inFlight[p.Report.Key()] = true
 	}
+	// The reports not tried yet go first: a collector that never
+	// answers delays the others by no more than its attempts.
+	slices.SortStableFunc(pending, func(a, b PendingReport) int {
+		return cmp.Compare(btoi(r.retries[a.Report.Key()] != nil), btoi(r.retries[b.Report.Key()] != nil))
+	})
 	r.mu.Unlock()
 	offsets := make([]time.Duration, len(pending))
 	for i := range offsets {
@@ -317,7 +453,7 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 	start := time.Now()
 	for i := range pending {
 		p := &pending[i]
-		if !sleep(ctx, offsets[i]-time.Since(start)) {
+		if !sleep(ctx, offsets[i]-time.Since(start)) || !r.acquire(ctx) {
 			r.mu.Lock()
 			for _, p := range pending[i:] {
 				delete(r.inFlight, p.Report.Key())
@@ -326,12 +462,33 @@ func (r *Reporter) dispatch(ctx context.Context, wg *sync.WaitGroup, pending []P
 			return
 		}
 		wg.Go(func() {
+			defer func() { <-r.slots }()
 			r.deliver(ctx, p)
 			r.mu.Lock()
 			delete(r.inFlight, p.Report.Key())
+			r.ended[p.Report.Key()] = true
 			r.mu.Unlock()
 		})
 	}
+}
+
+// acquire takes one of the MaxDeliveries slots, waiting for one to be
+// free, and reports whether it did, false when ctx ended first.
+func (r *Reporter) acquire(ctx context.Context) bool {
+	select {
+	case r.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// btoi returns 1 for true, 0 for false.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // noRecord reports whether err says the policy domain does not implement
@@ -340,9 +497,35 @@ func noRecord(err error) bool {
 	return errors.Is(err, ErrNoRecord) || errors.Is(err, ErrMultipleRecords) || errors.Is(err, ErrRecordSyntax)
 }
 
-// markTimeout bounds marking a report delivered to a URI, or done, which
-// happens even when ctx ended: the delivery did.
+// markTimeout bounds marking a report delivered to a URI, or done, with its
+// retries: it is tried even when ctx ended, as the delivery did.
 const markTimeout = 30 * time.Second
+
+// The wait before the second try of a mark, and the longest: each wait is
+// twice the one before.
+const (
+	markBackoff    = 100 * time.Millisecond
+	markMaxBackoff = 5 * time.Second
+)
+
+// retryMark calls mark, a mark of the outbox, with mctx, until it succeeds,
+// mctx ends, or ctx, Run's, ends: it waits markBackoff, then twice as long
+// each time up to markMaxBackoff. A mark is idempotent, and one that
+// failed during a short outage of the outbox would have the report sent
+// again. A Run that is stopping makes one try. It returns the last error.
+func retryMark(ctx, mctx context.Context, mark func(ctx context.Context) error) error {
+	wctx, cancel := context.WithCancel(mctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	wait := markBackoff
+	for {
+		err := mark(mctx)
+		if err == nil || !sleep(wctx, wait) {
+			return err
+		}
+		wait = min(2*wait, markMaxBackoff)
+	}
+}
 
 // lookupRetryWindow is how long after a report is first due that a failed
 // lookup of its TLSRPT record is retried: RFC 8460 5.5, "a sender SHOULD
@@ -351,27 +534,33 @@ const lookupRetryWindow = 24 * time.Hour
 
 // deliver sends the pending report p to the rua URIs that have not taken it
 // yet, marking each that does, then marks it done unless its delivery was
-// cut short by ctx, or its TLSRPT record could not be looked up: it is then
-// left for a later pass.
+// cut short by ctx, its TLSRPT record could not be looked up, or, with a
+// Sender, a URI is left for a later round: it is then left for a later
+// pass.
 func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	rep := &p.Report
+	key := rep.Key()
 	log := r.log.With(slog.String("domain", reportDomain(rep)), slog.String("report_id", rep.ReportID))
 	mark := func(uri string) {
 		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 		defer cancel()
-		if err := r.box.Delivered(mctx, rep, uri); err != nil {
+		if err := retryMark(ctx, mctx, func(ctx context.Context) error { return r.box.Delivered(ctx, rep, uri) }); err != nil {
 			r.metrics.errors.WithLabelValues("delivered").Inc()
-			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed: should the process stop before it is done, it is sent to the uri again",
+			log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report delivered failed, after retries: should the process stop before it is done, it is sent to the uri again",
 				slog.String("uri", uri), slog.Any("err", err))
 		}
 	}
-	_, err := r.send(ctx, rep, p.Delivered, mark)
+	st, last := r.round(key)
+	deliveries, err := r.send(ctx, rep, p.Delivered, mark, last)
+	// RFC 8460 5.5: with a Sender, the URIs that failed and may take the
+	// report at a retry get it in a later round.
+	again := r.sender != nil && !last && slices.ContainsFunc(deliveries, func(d Delivery) bool { return retryable(d.Err) })
 	outcome := "delivered"
 	switch {
-	case err == nil:
 	case ctx.Err() != nil:
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivery stopped, left in the outbox", slog.Any("err", err))
 		return
+	case err == nil && !again:
 	case noRecord(err):
 		// RFC 8460 3: the domain does not implement TLSRPT; nothing is
 		// sent, and nothing kept.
@@ -382,17 +571,53 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: tlsrpt record lookup failed, report left for a retry",
 			slog.Duration("retry_in", r.opts.RetryInterval), slog.Any("err", err))
 		return
+	case again:
+		r.mu.Lock()
+		st.next = time.Now().Add(st.wait)
+		retryIn := st.wait
+		st.wait = min(2*st.wait, r.sender.opts.MaxBackoff)
+		r.mu.Unlock()
+		select {
+		case r.wake <- struct{}{}:
+		default: // Run is woken already
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report not delivered to every rua uri, left for a retry",
+			slog.Duration("retry_in", retryIn), slog.Any("err", err))
+		return
 	default:
 		outcome = "failed"
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered, dropped", slog.Any("err", err))
 	}
+	r.mu.Lock()
+	delete(r.retries, key)
+	r.mu.Unlock()
 	r.metrics.done.WithLabelValues(outcome).Inc()
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markTimeout)
 	defer cancel()
-	if err := r.box.Done(mctx, rep); err != nil {
+	if err := retryMark(ctx, mctx, func(ctx context.Context) error { return r.box.Done(ctx, rep) }); err != nil {
 		r.metrics.errors.WithLabelValues("done").Inc()
-		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed: it will be sent again", slog.Any("err", err))
+		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed, after retries: it will be sent again", slog.Any("err", err))
 	}
+}
+
+// round returns the rounds of the report of key, starting them, and
+// whether this one is the last: RFC 8460 5.5, "a sender SHOULD attempt
+// redelivery for up to 24 hours after the initial attempt". Without a
+// Sender, there is one round.
+func (r *Reporter) round(key string) (st *retryState, last bool) {
+	if r.sender == nil {
+		return nil, true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	st = r.retries[key]
+	if st == nil {
+		st = &retryState{first: now, wait: r.sender.opts.Backoff}
+		r.retries[key] = st
+	}
+	window := r.sender.opts.RetryWindow
+	return st, window < 0 || now.Sub(st.first)+st.wait > window
 }
 
 // firstDue returns the latest time the report could first be due: its day's

@@ -191,10 +191,32 @@ func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
 	return s.resume(ctx, report, nil, nil)
 }
 
+// sendMode says how a Sender retries.
+type sendMode struct {
+	// once makes one attempt per rua URI: the caller retries the round
+	// later (a Reporter, which holds no goroutine meanwhile).
+	once bool
+	// last, with once, says no round follows: a URI that failed is
+	// given up on.
+	last bool
+}
+
 // resume is Send for a delivery resumed after a restart: it skips the rua
 // URIs in done, which took the report before, and calls delivered, when not
 // nil, with each URI as it takes the report, from the URI's goroutine.
 func (s *Sender) resume(ctx context.Context, report *Report, done []string, delivered func(uri string)) ([]Delivery, error) {
+	return s.send(ctx, report, done, delivered, sendMode{})
+}
+
+// round is resume making one attempt per rua URI, for a caller that retries
+// the URIs that failed with a transient error (not ErrPermanent) in a later
+// round, unless last is set.
+func (s *Sender) round(ctx context.Context, report *Report, done []string, delivered func(uri string), last bool) ([]Delivery, error) {
+	return s.send(ctx, report, done, delivered, sendMode{once: true, last: last})
+}
+
+// send is resume, retrying as mode says.
+func (s *Sender) send(ctx context.Context, report *Report, done []string, delivered func(uri string), mode sendMode) ([]Delivery, error) {
 	p, err := s.build(report)
 	if err != nil {
 		return nil, err
@@ -208,7 +230,7 @@ func (s *Sender) resume(ctx context.Context, report *Report, done []string, deli
 			slog.String("domain", p.PolicyDomain.LogString()), slog.Any("err", err))
 		return nil, err
 	}
-	deliveries := s.deliver(ctx, p, record, done, delivered)
+	deliveries := s.deliver(ctx, p, record, done, delivered, mode)
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
@@ -232,7 +254,7 @@ func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record)
 	if record == nil {
 		return nil, fmt.Errorf("%w: no tlsrpt record for %s", ErrNoRecord, p.PolicyDomain.ASCII)
 	}
-	deliveries := s.deliver(ctx, p, record, nil, nil)
+	deliveries := s.deliver(ctx, p, record, nil, nil, sendMode{})
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
@@ -249,7 +271,7 @@ func (s *Sender) build(report *Report) (*Payload, error) {
 // deliver delivers p to the supported rua URIs of record, but for those in
 // done, which count as delivered without an attempt. It calls delivered,
 // when not nil, with each URI that takes p, from the URI's goroutine.
-func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done []string, delivered func(uri string)) []Delivery {
+func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done []string, delivered func(uri string), mode sendMode) []Delivery {
 	var uris []string
 	for _, u := range record.SupportedRUA() {
 		if !slices.Contains(uris, u) {
@@ -272,7 +294,7 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 			// Took the report before a restart: not sent again.
 		default:
 			wg.Go(func() {
-				s.deliverOne(ctx, p, d)
+				s.deliverOne(ctx, p, d, mode)
 				if d.Err == nil && delivered != nil {
 					delivered(d.URI)
 				}
@@ -300,7 +322,7 @@ func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
 }
 
 // deliverOne delivers p to d.URI, filling in d.
-func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery) {
+func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
 	var attempt func(ctx context.Context) error
 	switch d.Transport {
 	case TransportHTTPS:
@@ -313,13 +335,19 @@ func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery) {
 		attempt, d.Err = s.mailAttempt(p, d.URI)
 	}
 	if attempt != nil {
-		d.Attempts, d.Err = s.retry(ctx, d, attempt)
+		d.Attempts, d.Err = s.retry(ctx, d, attempt, mode.once)
 	}
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
-	if d.Err == nil {
+	switch {
+	case d.Err == nil:
 		s.metrics.sent.WithLabelValues(d.Transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
+		return
+	case mode.once && !mode.last && retryable(d.Err) && ctx.Err() == nil:
+		// RFC 8460 5.5: the caller tries again in a later round.
+		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry", slog.Any("err", d.Err))
 		return
 	}
 	s.metrics.failed.WithLabelValues(d.Transport).Inc()
@@ -353,11 +381,17 @@ func (s *Sender) mailAttempt(p *Payload, uri string) (func(context.Context) erro
 	}, nil
 }
 
+// retryable reports whether err, a Delivery's, may be mended by a retry.
+func retryable(err error) bool {
+	return err != nil && !errors.Is(err, ErrPermanent)
+}
+
 // retry runs attempt until it succeeds, fails for good (ErrPermanent), the
 // retry window closes or ctx ends, waiting with exponential back-off between
-// attempts (RFC 8460 5.5). Each attempt has a context with AttemptTimeout.
-// It returns the number of attempts and the last error.
-func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Context) error) (int, error) {
+// attempts (RFC 8460 5.5); or once, when once is set. Each attempt has a
+// context with AttemptTimeout. It returns the number of attempts and the
+// last error.
+func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Context) error, once bool) (int, error) {
 	start := time.Now()
 	wait := s.opts.Backoff
 	for n := 1; ; n++ {
@@ -369,7 +403,7 @@ func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Co
 			return n, nil
 		case ctx.Err() != nil:
 			return n, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
-		case errors.Is(err, ErrPermanent):
+		case errors.Is(err, ErrPermanent), once:
 			return n, err
 		}
 		// RFC 8460 5.5: "attempt redelivery for up to 24 hours after

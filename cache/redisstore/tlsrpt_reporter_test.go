@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mtasts-go/mtasts/cache/redisstore"
@@ -135,4 +136,88 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 	if c := storetest.Canonical(all); c != want {
 		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
 	}
+}
+
+// staleOutbox is an outbox whose second Pending reads the reports while the
+// first pass's delivery is under way, and returns what it read only after
+// that delivery's Done: Pending's read raced with the marks.
+type staleOutbox struct {
+	tlsrpt.Outbox
+	calls    atomic.Int32
+	read     chan struct{} // closed once the second Pending read the outbox
+	done     chan struct{} // closed once a Done returned
+	doneOnce sync.Once
+}
+
+func (o *staleOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
+	if o.calls.Add(1) != 2 {
+		return o.Outbox.Pending(ctx)
+	}
+	pending, err := o.Outbox.Pending(ctx)
+	close(o.read)
+	<-o.done
+	// Within synctest's bubble: the delivery's goroutine ends before this
+	// returns.
+	time.Sleep(time.Second)
+	return pending, err
+}
+
+func (o *staleOutbox) Done(ctx context.Context, r *tlsrpt.Report) error {
+	err := o.Outbox.Done(ctx, r)
+	o.doneOnce.Do(func() { close(o.done) })
+	return err
+}
+
+// A Pending of the Redis outbox that read a report before its delivery was
+// marked done, and returns after, does not have it sent again: one report,
+// one send.
+func TestTLSRPTReporterStalePending(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rec.Close()
+		if err := rec.Success(storetest.STS("a.example", "enforce")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(time.Hour)))
+		box := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		stale := &staleOutbox{Outbox: box, read: make(chan struct{}), done: make(chan struct{})}
+		var sends atomic.Int32
+		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{
+			Recorder: rec,
+			Send: func(context.Context, *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+				if sends.Add(1) == 1 {
+					<-stale.read // the next pass reads the outbox meanwhile
+				}
+				return nil, nil
+			},
+			Outbox:   stale,
+			Info:     tlsrpt.ReportInfo{OrganizationName: "MTA", ContactInfo: "tlsrpt@mta.example"},
+			MaxDelay: -1,
+			Spread:   -1,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		go func() { ended <- rep.Run(ctx) }()
+		time.Sleep(time.Hour)
+		cancel()
+		<-ended
+		if n := sends.Load(); n != 1 {
+			t.Errorf("the report was sent %d times, want once", n)
+		}
+		if n := stale.calls.Load(); n < 3 {
+			t.Errorf("%d passes, want the stale one and more", n)
+		}
+		if p, err := box.Pending(context.Background()); err != nil || len(p) != 0 {
+			t.Errorf("pending: %+v, %v; want none", p, err)
+		}
+	})
 }
