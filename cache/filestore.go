@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // FileStore is a Store in a directory: one file per domain, so policies
@@ -233,7 +234,7 @@ func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error
 		return Entry{}, false, err
 	}
 	if e.Domain != domain {
-		return Entry{}, false, fmt.Errorf("cache: file store: %s: holds domain %q, expected %q", s.path(domain), e.Domain, domain)
+		return Entry{}, false, fmt.Errorf("cache: file store: %s: holds domain %s, expected %s", s.path(domain), quoted.String(e.Domain), quoted.String(domain))
 	}
 	return e, true, nil
 }

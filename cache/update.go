@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // update brings the cache's knowledge of domain up to date: the store when
@@ -193,7 +194,7 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		return nil
 	}
 	if e.Domain != domain.ASCII {
-		c.storeError("load", domain, fmt.Errorf("cache: store returned the entry of %q", e.Domain))
+		c.storeError("load", domain, fmt.Errorf("cache: store returned the entry of %s", quoted.String(e.Domain)))
 		return nil
 	}
 	policy, err := mtasts.ParsePolicy(e.Policy)

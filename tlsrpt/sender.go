@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
 // Sending a report, one role per file: payload.go makes the gzip data and
@@ -289,7 +290,7 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		}
 		switch {
 		case i >= MaxRUA:
-			d.Err = fmt.Errorf("%w: more than %d rua URIs, %q not tried", ErrPermanent, MaxRUA, uri)
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
 		case slices.Contains(done, uri):
 			// Took the report before a restart: not sent again.
 		default:
