@@ -8,6 +8,8 @@ import (
 	"net/smtp"
 	"net/textproto"
 
+	gosmtp "github.com/emersion/go-smtp"
+
 	"github.com/mtasts-go/mtasts"
 )
 
@@ -57,6 +59,8 @@ func ExampleTLSReportResultType_starttls() {
 	for _, err := range []error{
 		fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported),
 		&mtasts.STARTTLSError{MX: mx, Err: &textproto.Error{Code: 454, Msg: "4.7.0 TLS not available"}},
+		// The same refusal as go-smtp's client returns it.
+		&mtasts.STARTTLSError{MX: mx, Err: &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}},
 		&mtasts.STARTTLSError{MX: mx, Err: &tls.CertificateVerificationError{Err: x509.HostnameError{Certificate: &x509.Certificate{}, Host: mx.ASCII}}},
 		&mtasts.STARTTLSError{MX: mx, Err: tls.AlertError(40)},
 	} {
@@ -64,6 +68,7 @@ func ExampleTLSReportResultType_starttls() {
 	}
 	// Output:
 	// starttls-not-supported starttls-not-offered
+	// starttls-not-supported starttls-refused
 	// starttls-not-supported starttls-refused
 	// certificate-host-mismatch certificate-host-mismatch
 	// validation-failure tls-alert-40-handshake-failure

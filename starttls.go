@@ -87,7 +87,8 @@ func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool)
 // An MTA's SMTP client wraps it in the error of such a session, e.g.
 // fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported);
 // TLSReportResultType then gives ResultSTARTTLSNotSupported (RFC 8460
-// 4.3.1). A *STARTTLSError for a reply refusing STARTTLS wraps it too.
+// 4.3.1). A *STARTTLSError for a reply refusing STARTTLS, or holding
+// go-smtp's error for a server that does not offer it, wraps it too.
 var ErrSTARTTLSNotSupported = errors.New("mtasts: starttls not supported by mx host")
 
 // STARTTLSError is the failure of the STARTTLS command, or of the TLS
@@ -102,9 +103,23 @@ type STARTTLSError struct {
 	// MX is the MX host of the connection, named in the message; it may
 	// be zero.
 	MX Domain
-	// Err is the error of the STARTTLS command or of the handshake: a
-	// *textproto.Error for a reply refusing the command, as net/smtp
-	// returns it, or an error of crypto/tls.
+	// Err is the error of the STARTTLS command or of the handshake: an
+	// SMTP reply refusing the command, or an error of crypto/tls.
+	//
+	// A reply is recognised by its code (RFC 5321 4.2: three digits, the
+	// first 2 to 5), whichever SMTP library made the error, when Err holds,
+	// however wrapped, one of these:
+	//   - a *textproto.Error, as net/smtp returns it;
+	//   - a *smtp.SMTPError of github.com/emersion/go-smtp, which has
+	//     its code in a field only; it is recognised by its type's
+	//     package and name, so that this package need not import go-smtp;
+	//   - an error of any other type with a method SMTPReplyCode() int
+	//     giving the code: an MTA whose SMTP client has its own error type
+	//     adds the method, or wraps the error in a type that has it.
+	//
+	// go-smtp's error for a server whose EHLO reply does not offer
+	// STARTTLS (from NewClientStartTLS, with no type of its own) is
+	// recognised by its text.
 	Err error
 }
 
@@ -121,19 +136,114 @@ func (e *STARTTLSError) Error() string {
 }
 
 // Unwrap returns Err, and ErrSTARTTLSNotSupported when Err is a reply
-// refusing the STARTTLS command.
+// refusing the STARTTLS command or says that the server does not offer it.
 func (e *STARTTLSError) Unwrap() []error {
-	if refusedReply(e.Err) {
+	if refusedReply(e.Err) || notOffered(e.Err) {
 		return []error{e.Err, ErrSTARTTLSNotSupported}
 	}
 	return []error{e.Err}
 }
 
-// refusedReply reports whether err is an SMTP reply, which a STARTTLS
-// command gets instead of "220" when the server refuses it (RFC 3207 4).
+// refusedReply reports whether err holds an SMTP reply, which a STARTTLS
+// command gets instead of "220" when the server refuses it (RFC 3207 4:
+// e.g. "454 TLS not available due to temporary reason"), in one of the
+// shapes STARTTLSError.Err lists.
 func refusedReply(err error) bool {
+	code, ok := replyCode(err)
+	// RFC 5321 4.2: a reply code is three digits, the first of them 2
+	// to 5. Any reply other than 220 refuses STARTTLS (RFC 3207 4).
+	return ok && code >= 200 && code <= 599
+}
+
+// replyCoder is the method by which the error of an SMTP library of the
+// user's own gives the code of a reply (see STARTTLSError.Err).
+type replyCoder interface {
+	SMTPReplyCode() int
+}
+
+// goSMTPPath is the package whose error type SMTPError holds a reply's
+// code in its field Code.
+const goSMTPPath = "github.com/emersion/go-smtp"
+
+// replyCode returns the code of the SMTP reply that err holds, found as
+// STARTTLSError.Err describes, and whether it holds one.
+func replyCode(err error) (int, bool) {
 	var perr *textproto.Error
-	return errors.As(err, &perr)
+	if errors.As(err, &perr) {
+		return perr.Code, true
+	}
+	var coder replyCoder
+	if errors.As(err, &coder) {
+		return coder.SMTPReplyCode(), true
+	}
+	code, found := 0, false
+	walkErrors(err, func(e error) bool {
+		code, found = goSMTPCode(e)
+		return found
+	})
+	return code, found
+}
+
+// goSMTPCode returns the field Code of e when e is a *smtp.SMTPError of
+// go-smtp. Only the type's package and name and the field's kind are
+// relied on; go-smtp has had them since its first releases.
+func goSMTPCode(e error) (int, bool) {
+	t := reflect.TypeOf(e)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct ||
+		t.Elem().Name() != "SMTPError" || t.Elem().PkgPath() != goSMTPPath {
+		return 0, false
+	}
+	v := reflect.ValueOf(e)
+	if v.IsNil() {
+		return 0, false
+	}
+	f := v.Elem().FieldByName("Code")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return 0, false
+	}
+	return int(f.Int()), true
+}
+
+// goSMTPNotOffered is the text of go-smtp's error from NewClientStartTLS
+// for a server whose EHLO reply does not list STARTTLS.
+const goSMTPNotOffered = "smtp: server doesn't support STARTTLS"
+
+// errorsNewType is the type of the errors errors.New makes, as go-smtp's
+// for a server that does not offer STARTTLS is.
+var errorsNewType = reflect.TypeOf(errors.New(""))
+
+// notOffered reports whether err holds go-smtp's error for a server that
+// does not offer STARTTLS (RFC 3207 4: the EHLO reply lists STARTTLS when
+// the server supports it). Only errors made by errors.New are asked for
+// their text.
+func notOffered(err error) bool {
+	return walkErrors(err, func(e error) bool {
+		return reflect.TypeOf(e) == errorsNewType && !reflect.ValueOf(e).IsNil() && e.Error() == goSMTPNotOffered
+	})
+}
+
+// walkErrors calls f on err and the errors it wraps, depth first, as
+// errors.Is visits them, until f returns true; it reports whether f did.
+func walkErrors(err error, f func(error) bool) bool {
+	for err != nil {
+		if f(err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if walkErrors(e, f) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Result types of RFC 8460 4.3.1, the negotiation failures, and 4.3.3, the
@@ -169,7 +279,8 @@ const (
 	// (ErrSTARTTLSNotSupported).
 	ReasonSTARTTLSNotOffered = "starttls-not-offered"
 	// ReasonSTARTTLSRefused: the STARTTLS command got a reply other
-	// than 220 (a *STARTTLSError holding a *textproto.Error).
+	// than 220 (a *STARTTLSError holding a reply, as STARTTLSError.Err
+	// describes).
 	ReasonSTARTTLSRefused = "starttls-refused"
 	// ReasonCertificateHostMismatch: no DNS name of the certificate
 	// matches the MX host (x509.HostnameError).

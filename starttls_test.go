@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
+
 	"github.com/mtasts-go/mtasts"
 )
 
@@ -354,6 +356,36 @@ func sendTLS(ctx context.Context, addr string, mx mtasts.Domain, roots *x509.Cer
 	return c.Quit()
 }
 
+// sendTLSGoSMTP does what sendTLS does with github.com/emersion/go-smtp as
+// the SMTP client, as Go MTAs such as maddy use it: NewClientStartTLS says
+// EHLO, checks that STARTTLS is offered and sends the command, so every
+// error it returns is of the STARTTLS step, and the MTA wraps it in a
+// *STARTTLSError without looking inside. go-smtp makes the handshake at
+// the next command, so the MTA says EHLO again at once; an error of that
+// which is not the server's reply is the handshake's.
+func sendTLSGoSMTP(ctx context.Context, addr string, mx mtasts.Domain, roots *x509.CertPool) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c, err := gosmtp.NewClientStartTLS(conn, mtasts.MXTLSConfig(mx, roots))
+	if err != nil {
+		return &mtasts.STARTTLSError{MX: mx, Err: err}
+	}
+	if err := c.Hello("sender.example"); err != nil {
+		var reply *gosmtp.SMTPError
+		if errors.As(err, &reply) {
+			return err // the reply to EHLO, under TLS
+		}
+		return &mtasts.STARTTLSError{MX: mx, Err: err}
+	}
+	return c.Quit()
+}
+
 // TestSTARTTLSOutcomes checks the result type and reason code of what can
 // happen on an SMTP connection, against a fake MX on loopback: RFC 8460
 // 4.3.1 for the negotiation failures, 4.3.3 for the others, and 4.3.4 for
@@ -375,31 +407,43 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 		{"tls", fakeMX{offer: true, tls: good}, "", "", nil},
 		{"not offered", fakeMX{}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered, mtasts.ErrSTARTTLSNotSupported},
 		{"refused", fakeMX{offer: true, refuse: "454 4.7.0 TLS not available"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
+		// RFC 3207 4: "501 Syntax error (no parameters allowed)", or any
+		// other reply than 220.
+		{"refused, 5xx", fakeMX{offer: true, refuse: "502 5.5.1 not here"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
 		{"expired", fakeMX{offer: true, tls: expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired, nil},
 		{"alert", fakeMX{offer: true, tls: old}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "70-protocol-version-not-supported", nil},
 		{"closed", fakeMX{offer: true}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed, nil},
 		{"not tls", fakeMX{offer: true, raw: "250 still plain text here\r\n"}, mtasts.ResultValidationFailure, mtasts.ReasonNotTLS, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			mx := mustDomain(t, "mail.example.com")
-			addr := tc.mx.start(t)
-			err := sendTLS(context.Background(), addr, mx, ca.pool)
-			if (err == nil) != (tc.result == "") {
-				t.Fatalf("sendTLS: %v, want result %q", err, tc.result)
-			}
-			if got := mtasts.TLSReportResultType(err); got != tc.result {
-				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
-			}
-			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
-				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v does not wrap %v", err, tc.is)
-			}
-			if err != nil && !strings.Contains(err.Error(), "mail.example.com") {
-				t.Errorf("error %q does not name the MX host", err)
-			}
-		})
+		// The same outcome whichever SMTP library the MTA uses: net/smtp
+		// gives a refusal as a *textproto.Error, go-smtp as its own
+		// *smtp.SMTPError.
+		for _, client := range []struct {
+			name string
+			send func(context.Context, string, mtasts.Domain, *x509.CertPool) error
+		}{{"net/smtp", sendTLS}, {"go-smtp", sendTLSGoSMTP}} {
+			t.Run(tc.name+"/"+client.name, func(t *testing.T) {
+				mx := mustDomain(t, "mail.example.com")
+				m := tc.mx
+				addr := m.start(t)
+				err := client.send(context.Background(), addr, mx, ca.pool)
+				if (err == nil) != (tc.result == "") {
+					t.Fatalf("send: %v, want result %q", err, tc.result)
+				}
+				if got := mtasts.TLSReportResultType(err); got != tc.result {
+					t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+				}
+				if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+					t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+				}
+				if tc.is != nil && !errors.Is(err, tc.is) {
+					t.Errorf("error %v does not wrap %v", err, tc.is)
+				}
+				if err != nil && !strings.Contains(err.Error(), "mail.example.com") {
+					t.Errorf("error %q does not name the MX host", err)
+				}
+			})
+		}
 	}
 
 	// A handshake that times out is transient (RFC 8460 4.3.4): no result
@@ -420,6 +464,18 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 		}
 	})
 }
+
+// replyError is the error of an SMTP library of a user's own for a reply
+// it did not expect, made recognisable by its SMTPReplyCode method.
+type replyError int
+
+func (e replyError) Error() string      { return fmt.Sprintf("reply %d", int(e)) }
+func (e replyError) SMTPReplyCode() int { return int(e) }
+
+// replyText is an error of another type with go-smtp's text.
+type replyText string
+
+func (e replyText) Error() string { return string(e) }
 
 // TestSTARTTLSClassifierErrors checks the classifier on errors made by hand:
 // a certificate failure of a policy fetch stays sts-webpki-invalid, the same
@@ -442,6 +498,17 @@ func TestSTARTTLSClassifierErrors(t *testing.T) {
 		{"unknown alert", tls.AlertError(251), mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "251"},
 		{"other handshake failure", &mtasts.STARTTLSError{Err: errors.New("tls: something odd")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
 		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"refused reply, go-smtp, wrapped", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", errors.Join(io.EOF, &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"refused reply, own library", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", replyError(454))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		// RFC 5321 4.2: a reply code is three digits, the first 2 to 5.
+		{"no reply code", &mtasts.STARTTLSError{Err: replyError(0)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"reply code out of range", &mtasts.STARTTLSError{Err: replyError(700)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp reply, not of starttls", &gosmtp.SMTPError{Code: 454, Message: "not now"}, "", ""},
+		{"own reply, not of starttls", replyError(550), "", ""},
+		{"go-smtp reply, nil", &mtasts.STARTTLSError{Err: (*gosmtp.SMTPError)(nil)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp, not offered", &mtasts.STARTTLSError{Err: errors.New("smtp: server doesn't support STARTTLS")}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered},
+		{"go-smtp's text, not of errors.New", &mtasts.STARTTLSError{Err: replyText("smtp: server doesn't support STARTTLS")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp, not offered, not of starttls", errors.New("smtp: server doesn't support STARTTLS"), "", ""},
 		{"canceled", &mtasts.STARTTLSError{Err: context.Canceled}, "", ""},
 		{"timeout", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, "", ""},
 		{"closed by the sender", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: net.ErrClosed}}, "", ""},
