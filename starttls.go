@@ -62,14 +62,19 @@ func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
 // in tls.Config.VerifyConnection. It returns nil when the connection passes;
 // otherwise a *tls.CertificateVerificationError wrapping the x509 error, as
 // the handshake under MXTLSConfig would, so that TLSReportResultType and
-// TLSReportFailureReason classify both alike, or an error for a version
-// below TLS 1.2 or no certificate.
+// TLSReportFailureReason classify both alike; or an error wrapping
+// ErrTLSVersion for a version below TLS 1.2, or ErrNoCertificate for a
+// connection state without the MX host's certificate, which classify too.
 func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool) error {
+	host := appendEscaped(nil, mx.ASCII, maxQuoted, 0)
 	if cs.Version < tls.VersionTLS12 {
-		return fmt.Errorf("mtasts: %s: %s, expected TLS 1.2 or later (RFC 8461 7.2)", mx.ASCII, tls.VersionName(cs.Version))
+		// RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher".
+		return fmt.Errorf("%w: %s: %s, expected TLS 1.2 or later (RFC 8461 7.2)", ErrTLSVersion, host, tls.VersionName(cs.Version))
 	}
 	if len(cs.PeerCertificates) == 0 {
-		return fmt.Errorf("mtasts: %s: no certificate", mx.ASCII)
+		// RFC 8461 4.2: the MX host "offers a PKIX-based TLS
+		// certificate".
+		return fmt.Errorf("%w: %s: no certificate in the connection state", ErrNoCertificate, host)
 	}
 	opts := x509.VerifyOptions{DNSName: mx.ASCII, Roots: roots, Intermediates: x509.NewCertPool()}
 	for _, c := range cs.PeerCertificates[1:] {
@@ -90,6 +95,20 @@ func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool)
 // 4.3.1). A *STARTTLSError for a reply refusing STARTTLS, or holding
 // go-smtp's error for a server that does not offer it, wraps it too.
 var ErrSTARTTLSNotSupported = errors.New("mtasts: starttls not supported by mx host")
+
+// ErrTLSVersion means a TLS connection to an MX host was made at a
+// version below TLS 1.2, which RFC 8461 7.2 does not allow under a policy:
+// VerifyMXConnection returns an error wrapping it. TLSReportResultType
+// gives ResultValidationFailure for it and TLSReportFailureReason
+// ReasonTLSVersion.
+var ErrTLSVersion = errors.New("mtasts: tls version below 1.2")
+
+// ErrNoCertificate means a TLS connection to an MX host has no certificate
+// of the host to check, as RFC 8461 4.2 asks: VerifyMXConnection returns an
+// error wrapping it, e.g. for the state of a connection whose handshake has
+// not been made. TLSReportResultType gives ResultCertificateNotTrusted for
+// it and TLSReportFailureReason ReasonCertificateMissing.
+var ErrNoCertificate = errors.New("mtasts: no certificate of the mx host")
 
 // STARTTLSError is the failure of the STARTTLS command, or of the TLS
 // handshake that follows it, on an SMTP connection to an MX host. An MTA's
@@ -319,6 +338,12 @@ const (
 	// ReasonNotTLS: the MX host did not answer in TLS after its "220" to
 	// STARTTLS (tls.RecordHeaderError).
 	ReasonNotTLS = "tls-not-spoken"
+	// ReasonTLSVersion: the connection was made at a version below TLS
+	// 1.2 (ErrTLSVersion).
+	ReasonTLSVersion = "tls-version-too-old"
+	// ReasonCertificateMissing: the connection has no certificate of the
+	// MX host (ErrNoCertificate).
+	ReasonCertificateMissing = "certificate-missing"
 	// ReasonTLSHandshake: another failure of the handshake.
 	ReasonTLSHandshake = "tls-handshake-failed"
 )
@@ -333,6 +358,21 @@ func starttlsFailure(err error) (result, reason string) {
 			return ResultSTARTTLSNotSupported, ReasonSTARTTLSRefused
 		}
 		return ResultSTARTTLSNotSupported, ReasonSTARTTLSNotOffered
+	}
+	switch {
+	case errors.Is(err, ErrTLSVersion):
+		// RFC 8460 4.3.1 has no type for the protocol version, so it is
+		// a "validation-failure" (4.3.3: "a negotiation failure [that]
+		// cannot be categorized" otherwise), as the alert is that a
+		// handshake under MXTLSConfig ends with at such an MX host.
+		return ResultValidationFailure, ReasonTLSVersion
+	case errors.Is(err, ErrNoCertificate):
+		// RFC 8461 4.2: the certificate "MUST chain to a root CA that is
+		// trusted"; with none there is no chain to trust. RFC 8460
+		// 4.3.1's "certificate-not-trusted" covers "certificate chain
+		// errors, etc.", and tells the receiver that what failed is the
+		// certificate, not the negotiation; the reason code says how.
+		return ResultCertificateNotTrusted, ReasonCertificateMissing
 	}
 	if result, reason = certificateFailure(err); result != "" {
 		return result, reason

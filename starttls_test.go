@@ -238,6 +238,60 @@ func TestMXTLSConfigVersions(t *testing.T) {
 	}
 }
 
+// TestVerifyMXConnectionSentinels checks the two failures of
+// VerifyMXConnection that are not of the certificate's validation: a
+// connection below TLS 1.2 (RFC 8461 7.2), here a real one to a server that
+// speaks TLS 1.1 at most, and no certificate (RFC 8461 4.2), here the state
+// of a connection without a handshake. Each wraps its sentinel and reaches a
+// report with a result type and a reason code.
+func TestVerifyMXConnectionSentinels(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mail.example.com")
+	mx := mustDomain(t, "mail.example.com")
+	addr, _ := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	// An opportunistic client that takes what the MX offers.
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: mx.ASCII, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
+	if err != nil {
+		t.Fatalf("handshake at TLS 1.1: %v", err)
+	}
+	defer conn.Close()
+	old := conn.ConnectionState()
+	if old.Version != tls.VersionTLS11 {
+		t.Fatalf("version %s, want TLS 1.1", tls.VersionName(old.Version))
+	}
+	for _, tc := range []struct {
+		name           string
+		cs             tls.ConnectionState
+		sentinel       error
+		result, reason string
+		text           string // in the message
+	}{
+		{"tls 1.1", old, mtasts.ErrTLSVersion, mtasts.ResultValidationFailure, mtasts.ReasonTLSVersion, "TLS 1.1"},
+		{"no certificate", tls.ConnectionState{Version: tls.VersionTLS13}, mtasts.ErrNoCertificate, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateMissing, "no certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mtasts.VerifyMXConnection(tc.cs, mx, ca.pool)
+			if !errors.Is(err, tc.sentinel) {
+				t.Fatalf("VerifyMXConnection: %v, want %v", err, tc.sentinel)
+			}
+			if got := mtasts.TLSReportResultType(err); got != tc.result {
+				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+			}
+			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "mail.example.com") || !strings.Contains(msg, tc.text) {
+				t.Errorf("error %q does not name the MX host and %q", msg, tc.text)
+			}
+		})
+	}
+	// The MX host's name is hostile text when the Domain was built by hand.
+	err = mtasts.VerifyMXConnection(tls.ConnectionState{}, mtasts.Domain{ASCII: "mx\x1b[2J" + strings.Repeat("a", 600)}, nil)
+	if msg := err.Error(); strings.ContainsRune(msg, 0x1b) || len(msg) > 300 {
+		t.Errorf("error %q not escaped and bounded", msg)
+	}
+}
+
 // fakeMX is a tiny SMTP server (RFC 5321, RFC 3207) on loopback, enough for
 // a sending MTA's way to TLS: greeting, EHLO, STARTTLS, the handshake, QUIT.
 type fakeMX struct {
