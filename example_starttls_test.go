@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/smtp"
 	"net/textproto"
+	"time"
 
 	gosmtp "github.com/emersion/go-smtp"
 
@@ -52,6 +53,30 @@ func ExampleMXTLSConfig() {
 	// Output:
 	// mail.xn--bcher-kva.example true
 	// ""
+}
+
+func ExampleMXTLSConfigFrom() {
+	// The MTA's own TLS client configuration: its client certificate
+	// (e.g. from tls.LoadX509KeyPair), its cipher suites, its clock, and
+	// no verification, for opportunistic delivery.
+	var clientCert tls.Certificate
+	own := &tls.Config{
+		Certificates:       []tls.Certificate{clientCert},
+		CipherSuites:       []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		Time:               func() time.Time { return time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC) },
+		InsecureSkipVerify: true,
+	}
+	// For an MX host under a policy: the same, with the checks of RFC
+	// 8461 4.2 and 7. nil roots: own.RootCAs, here the system's.
+	mx, _ := mtasts.ParseDomain("mail.example.com")
+	cfg := mtasts.MXTLSConfigFrom(own, mx, nil)
+	fmt.Println(cfg.ServerName, tls.VersionName(cfg.MinVersion), cfg.InsecureSkipVerify)
+	fmt.Println(len(cfg.Certificates), tls.CipherSuiteName(cfg.CipherSuites[0]), cfg.Time().Format(time.DateOnly))
+	fmt.Println(own.InsecureSkipVerify, own.ServerName == "") // the MTA's own is unchanged
+	// Output:
+	// mail.example.com TLS 1.2 false
+	// 1 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 2025-06-01
+	// true true
 }
 
 func ExampleTLSReportResultType_starttls() {

@@ -42,15 +42,50 @@ import (
 //   - TLS 1.2 at least (RFC 8461 7.2; RFC 8996 deprecates TLS 1.0 and 1.1).
 //
 // Each call returns a new Config, which the caller may change before the
-// handshake, e.g. to add a client certificate. A handshake under it fails
-// with a *tls.CertificateVerificationError for a certificate that is not
-// valid; TLSReportResultType and TLSReportFailureReason classify it.
+// handshake; MXTLSConfigFrom starts from the MTA's own instead. A handshake
+// under it fails with a *tls.CertificateVerificationError for a
+// certificate that is not valid; TLSReportResultType and
+// TLSReportFailureReason classify it.
 func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
-	return &tls.Config{
-		ServerName: mx.ASCII,
-		RootCAs:    roots,
-		MinVersion: tls.VersionTLS12,
+	return MXTLSConfigFrom(nil, mx, roots)
+}
+
+// MXTLSConfigFrom returns a clone of base, the MTA's own TLS client
+// configuration, set for the STARTTLS handshake with MX host mx under an
+// MTA-STS policy as MXTLSConfig describes. base itself is not changed; a
+// nil base is an empty Config, which gives MXTLSConfig's.
+//
+// What the checks of RFC 8461 4.2 and 7 need is set: ServerName to
+// mx.ASCII, InsecureSkipVerify to false, MinVersion to TLS 1.2 when base
+// allows less, and RootCAs to roots unless roots is nil, when base's
+// RootCAs (the system's, if nil too) are kept. Every other field is
+// base's: client certificates, cipher suites, the clock of Time (which the
+// certificate's validity is checked at), a session cache, and
+// VerifyPeerCertificate and VerifyConnection, which run as checks of the
+// caller's besides. A MaxVersion below TLS 1.2 is kept too, and makes every
+// handshake fail.
+func MXTLSConfigFrom(base *tls.Config, mx Domain, roots *x509.CertPool) *tls.Config {
+	var cfg *tls.Config
+	if base == nil {
+		cfg = &tls.Config{}
+	} else {
+		cfg = base.Clone()
 	}
+	// RFC 8461 7.1: "the SNI extension MUST contain the MX hostname",
+	// and RFC 8461 4.2: the certificate must be valid for it.
+	cfg.ServerName = mx.ASCII
+	// RFC 8461 4.2: the certificate "MUST chain to a root CA that is
+	// trusted by the Sending MTA": crypto/tls checks it, and the name,
+	// unless told to skip.
+	cfg.InsecureSkipVerify = false
+	if roots != nil {
+		cfg.RootCAs = roots
+	}
+	// RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher".
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
 }
 
 // VerifyMXConnection checks a TLS connection to MX host mx as MXTLSConfig

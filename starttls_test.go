@@ -238,6 +238,106 @@ func TestMXTLSConfigVersions(t *testing.T) {
 	}
 }
 
+// TestMXTLSConfigFrom checks that MXTLSConfigFrom keeps what an MTA's own
+// tls.Config sets (a client certificate, cipher suites, a clock) and still
+// makes the checks of RFC 8461 4.2 and 7, against real TLS servers: one that
+// asks for the client certificate and speaks TLS 1.2 with the cipher suites
+// the MTA allows, presenting a certificate that expired half an hour ago.
+func TestMXTLSConfigFrom(t *testing.T) {
+	ca := newTestCA(t)
+	own := newOwnCA(t)
+	now := time.Now()
+	mx := mustDomain(t, "mail.example.com")
+	clientCert := own.issue(t, x509.Certificate{Subject: pkix.Name{CommonName: "sender.example"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	suite := tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+	then := now.Add(-45 * time.Minute) // within the MX certificate's validity and the CA's
+	clock := func() time.Time { return then }
+	base := &tls.Config{
+		Certificates:       []tls.Certificate{clientCert},
+		CipherSuites:       []uint16{suite},
+		Time:               clock,
+		ServerName:         "ignored.example",
+		MinVersion:         tls.VersionTLS10,
+		InsecureSkipVerify: true, // the MTA's opportunistic default
+	}
+	server := func(cert tls.Certificate) string {
+		addr, _ := startTLSServer(t, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    own.pool,
+			MaxVersion:   tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, suite},
+		})
+		return addr
+	}
+	dial := func(cfg *tls.Config, addr string) (tls.ConnectionState, error) {
+		conn, err := (&tls.Dialer{Config: cfg}).DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer conn.Close()
+		return conn.(*tls.Conn).ConnectionState(), nil
+	}
+	expiredNow := ca.issue(t, now.Add(-48*time.Hour), now.Add(-30*time.Minute), "mail.example.com")
+
+	cfg := mtasts.MXTLSConfigFrom(base, mx, ca.pool)
+	if cfg == base || cfg.ServerName != mx.ASCII || cfg.MinVersion != tls.VersionTLS12 || cfg.InsecureSkipVerify || cfg.RootCAs != ca.pool {
+		t.Errorf("MXTLSConfigFrom: ServerName %q, MinVersion %s, InsecureSkipVerify %v, own roots %v", cfg.ServerName, tls.VersionName(cfg.MinVersion), cfg.InsecureSkipVerify, cfg.RootCAs == ca.pool)
+	}
+	if len(cfg.Certificates) != 1 || len(cfg.CipherSuites) != 1 || cfg.CipherSuites[0] != suite || cfg.Time == nil || !cfg.Time().Equal(then) {
+		t.Errorf("MXTLSConfigFrom dropped the caller's fields: %d certificates, suites %v, time %v", len(cfg.Certificates), cfg.CipherSuites, cfg.Time != nil)
+	}
+	if base.ServerName != "ignored.example" || !base.InsecureSkipVerify || base.MinVersion != tls.VersionTLS10 || base.RootCAs != nil {
+		t.Errorf("MXTLSConfigFrom changed its base: %+v", base)
+	}
+
+	// The handshake: the client certificate is sent (the server requires
+	// it), the cipher suite is the MTA's, and the MX certificate is checked
+	// at the MTA's time, when it was valid.
+	addr := server(expiredNow)
+	cs, err := dial(cfg, addr)
+	if err != nil {
+		t.Fatalf("handshake under the MTA's config: %v", err)
+	}
+	if cs.CipherSuite != suite || cs.Version != tls.VersionTLS12 {
+		t.Errorf("handshake: %s, %s, want %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), tls.CipherSuiteName(suite))
+	}
+
+	// Without the clock, the certificate is expired: the verification is
+	// on, although the base skipped it.
+	noClock := base.Clone()
+	noClock.Time = nil
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), addr)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateExpired {
+		t.Errorf("without the clock: %v, result %q, want %q", err, got, mtasts.ResultCertificateExpired)
+	}
+
+	// A certificate for another name, or from a CA not among the roots,
+	// is refused.
+	other := server(ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "mail.example.net"))
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), other)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateHostMismatch {
+		t.Errorf("certificate for another name: %v, result %q", err, got)
+	}
+	untrusted := server(own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}}))
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), untrusted)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateNotTrusted {
+		t.Errorf("certificate of another CA: %v, result %q", err, got)
+	}
+
+	// nil roots: the base's; nil base: as MXTLSConfig; a higher minimum
+	// version is kept.
+	withRoots := base.Clone()
+	withRoots.RootCAs = ca.pool
+	withRoots.MinVersion = tls.VersionTLS13
+	if cfg := mtasts.MXTLSConfigFrom(withRoots, mx, nil); cfg.RootCAs != ca.pool || cfg.MinVersion != tls.VersionTLS13 {
+		t.Errorf("MXTLSConfigFrom(base with roots, nil): roots kept %v, MinVersion %s", cfg.RootCAs == ca.pool, tls.VersionName(cfg.MinVersion))
+	}
+	if cfg := mtasts.MXTLSConfigFrom(nil, mx, ca.pool); cfg.ServerName != mx.ASCII || cfg.RootCAs != ca.pool || cfg.MinVersion != tls.VersionTLS12 || cfg.InsecureSkipVerify || cfg.Certificates != nil {
+		t.Errorf("MXTLSConfigFrom(nil) = %+v", cfg)
+	}
+}
+
 // TestVerifyMXConnectionSentinels checks the two failures of
 // VerifyMXConnection that are not of the certificate's validation: a
 // connection below TLS 1.2 (RFC 8461 7.2), here a real one to a server that
