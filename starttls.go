@@ -104,12 +104,12 @@ func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool)
 	host := appendEscaped(nil, mx.ASCII, maxQuoted, 0)
 	if cs.Version < tls.VersionTLS12 {
 		// RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher".
-		return fmt.Errorf("%w: %s: %s, expected TLS 1.2 or later (RFC 8461 7.2)", ErrTLSVersion, host, tls.VersionName(cs.Version))
+		return fmt.Errorf("%w: %s: %s (RFC 8461 7.2)", ErrTLSVersion, host, tls.VersionName(cs.Version))
 	}
 	if len(cs.PeerCertificates) == 0 {
 		// RFC 8461 4.2: the MX host "offers a PKIX-based TLS
 		// certificate".
-		return fmt.Errorf("%w: %s: no certificate in the connection state", ErrNoCertificate, host)
+		return fmt.Errorf("%w: %s: none in the connection state", ErrNoCertificate, host)
 	}
 	opts := x509.VerifyOptions{DNSName: mx.ASCII, Roots: roots, Intermediates: x509.NewCertPool()}
 	for _, c := range cs.PeerCertificates[1:] {
