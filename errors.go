@@ -225,6 +225,9 @@ const (
 //     authority, name constraints, chain errors), and
 //     ResultValidationFailure for the rest, such as a certificate not
 //     valid yet or not for TLS servers;
+//   - for the errors of VerifyMXConnection that are not of the
+//     certificate's validation: ResultValidationFailure for ErrTLSVersion
+//     and ResultCertificateNotTrusted for ErrNoCertificate;
 //   - ResultValidationFailure for a TLS alert received from the MX host,
 //     and for other failures of the handshake in a *STARTTLSError;
 //   - "" for a timeout, a canceled context or a connection the sender

@@ -42,15 +42,50 @@ import (
 //   - TLS 1.2 at least (RFC 8461 7.2; RFC 8996 deprecates TLS 1.0 and 1.1).
 //
 // Each call returns a new Config, which the caller may change before the
-// handshake, e.g. to add a client certificate. A handshake under it fails
-// with a *tls.CertificateVerificationError for a certificate that is not
-// valid; TLSReportResultType and TLSReportFailureReason classify it.
+// handshake; MXTLSConfigFrom starts from the MTA's own instead. A handshake
+// under it fails with a *tls.CertificateVerificationError for a
+// certificate that is not valid; TLSReportResultType and
+// TLSReportFailureReason classify it.
 func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
-	return &tls.Config{
-		ServerName: mx.ASCII,
-		RootCAs:    roots,
-		MinVersion: tls.VersionTLS12,
+	return MXTLSConfigFrom(nil, mx, roots)
+}
+
+// MXTLSConfigFrom returns a clone of base, the MTA's own TLS client
+// configuration, set for the STARTTLS handshake with MX host mx under an
+// MTA-STS policy as MXTLSConfig describes. base itself is not changed; a
+// nil base is an empty Config, which gives MXTLSConfig's.
+//
+// What the checks of RFC 8461 4.2 and 7 need is set: ServerName to
+// mx.ASCII, InsecureSkipVerify to false, MinVersion to TLS 1.2 when base
+// allows less, and RootCAs to roots unless roots is nil, when base's
+// RootCAs (the system's, if nil too) are kept. Every other field is
+// base's: client certificates, cipher suites, the clock of Time (which the
+// certificate's validity is checked at), a session cache, and
+// VerifyPeerCertificate and VerifyConnection, which run as checks of the
+// caller's besides. A MaxVersion below TLS 1.2 is kept too, and makes every
+// handshake fail.
+func MXTLSConfigFrom(base *tls.Config, mx Domain, roots *x509.CertPool) *tls.Config {
+	var cfg *tls.Config
+	if base == nil {
+		cfg = &tls.Config{}
+	} else {
+		cfg = base.Clone()
 	}
+	// RFC 8461 7.1: "the SNI extension MUST contain the MX hostname",
+	// and RFC 8461 4.2: the certificate must be valid for it.
+	cfg.ServerName = mx.ASCII
+	// RFC 8461 4.2: the certificate "MUST chain to a root CA that is
+	// trusted by the Sending MTA": crypto/tls checks it, and the name,
+	// unless told to skip.
+	cfg.InsecureSkipVerify = false
+	if roots != nil {
+		cfg.RootCAs = roots
+	}
+	// RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher".
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
 }
 
 // VerifyMXConnection checks a TLS connection to MX host mx as MXTLSConfig
@@ -62,14 +97,19 @@ func MXTLSConfig(mx Domain, roots *x509.CertPool) *tls.Config {
 // in tls.Config.VerifyConnection. It returns nil when the connection passes;
 // otherwise a *tls.CertificateVerificationError wrapping the x509 error, as
 // the handshake under MXTLSConfig would, so that TLSReportResultType and
-// TLSReportFailureReason classify both alike, or an error for a version
-// below TLS 1.2 or no certificate.
+// TLSReportFailureReason classify both alike; or an error wrapping
+// ErrTLSVersion for a version below TLS 1.2, or ErrNoCertificate for a
+// connection state without the MX host's certificate, which classify too.
 func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool) error {
+	host := appendEscaped(nil, mx.ASCII, maxQuoted, 0)
 	if cs.Version < tls.VersionTLS12 {
-		return fmt.Errorf("mtasts: %s: %s, expected TLS 1.2 or later (RFC 8461 7.2)", mx.ASCII, tls.VersionName(cs.Version))
+		// RFC 8461 7.2: "TLS 1.2 or TLS 1.3 or higher".
+		return fmt.Errorf("%w: %s: %s (RFC 8461 7.2)", ErrTLSVersion, host, tls.VersionName(cs.Version))
 	}
 	if len(cs.PeerCertificates) == 0 {
-		return fmt.Errorf("mtasts: %s: no certificate", mx.ASCII)
+		// RFC 8461 4.2: the MX host "offers a PKIX-based TLS
+		// certificate".
+		return fmt.Errorf("%w: %s: none in the connection state", ErrNoCertificate, host)
 	}
 	opts := x509.VerifyOptions{DNSName: mx.ASCII, Roots: roots, Intermediates: x509.NewCertPool()}
 	for _, c := range cs.PeerCertificates[1:] {
@@ -87,8 +127,23 @@ func VerifyMXConnection(cs tls.ConnectionState, mx Domain, roots *x509.CertPool)
 // An MTA's SMTP client wraps it in the error of such a session, e.g.
 // fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported);
 // TLSReportResultType then gives ResultSTARTTLSNotSupported (RFC 8460
-// 4.3.1). A *STARTTLSError for a reply refusing STARTTLS wraps it too.
+// 4.3.1). A *STARTTLSError for a reply refusing STARTTLS, or holding
+// go-smtp's error for a server that does not offer it, wraps it too.
 var ErrSTARTTLSNotSupported = errors.New("mtasts: starttls not supported by mx host")
+
+// ErrTLSVersion means a TLS connection to an MX host was made at a
+// version below TLS 1.2, which RFC 8461 7.2 does not allow under a policy:
+// VerifyMXConnection returns an error wrapping it. TLSReportResultType
+// gives ResultValidationFailure for it and TLSReportFailureReason
+// ReasonTLSVersion.
+var ErrTLSVersion = errors.New("mtasts: tls version below 1.2")
+
+// ErrNoCertificate means a TLS connection to an MX host has no certificate
+// of the host to check, as RFC 8461 4.2 asks: VerifyMXConnection returns an
+// error wrapping it, e.g. for the state of a connection whose handshake has
+// not been made. TLSReportResultType gives ResultCertificateNotTrusted for
+// it and TLSReportFailureReason ReasonCertificateMissing.
+var ErrNoCertificate = errors.New("mtasts: no certificate of the mx host")
 
 // STARTTLSError is the failure of the STARTTLS command, or of the TLS
 // handshake that follows it, on an SMTP connection to an MX host. An MTA's
@@ -102,9 +157,23 @@ type STARTTLSError struct {
 	// MX is the MX host of the connection, named in the message; it may
 	// be zero.
 	MX Domain
-	// Err is the error of the STARTTLS command or of the handshake: a
-	// *textproto.Error for a reply refusing the command, as net/smtp
-	// returns it, or an error of crypto/tls.
+	// Err is the error of the STARTTLS command or of the handshake: an
+	// SMTP reply refusing the command, or an error of crypto/tls.
+	//
+	// A reply is recognised by its code (RFC 5321 4.2: three digits, the
+	// first 2 to 5), whichever SMTP library made the error, when Err holds,
+	// however wrapped, one of these:
+	//   - a *textproto.Error, as net/smtp returns it;
+	//   - a *smtp.SMTPError of github.com/emersion/go-smtp, which has
+	//     its code in a field only; it is recognised by its type's
+	//     package and name, so that this package need not import go-smtp;
+	//   - an error of any other type with a method SMTPReplyCode() int
+	//     giving the code: an MTA whose SMTP client has its own error type
+	//     adds the method, or wraps the error in a type that has it.
+	//
+	// go-smtp's error for a server whose EHLO reply does not offer
+	// STARTTLS (from NewClientStartTLS, with no type of its own) is
+	// recognised by its text.
 	Err error
 }
 
@@ -121,19 +190,114 @@ func (e *STARTTLSError) Error() string {
 }
 
 // Unwrap returns Err, and ErrSTARTTLSNotSupported when Err is a reply
-// refusing the STARTTLS command.
+// refusing the STARTTLS command or says that the server does not offer it.
 func (e *STARTTLSError) Unwrap() []error {
-	if refusedReply(e.Err) {
+	if refusedReply(e.Err) || notOffered(e.Err) {
 		return []error{e.Err, ErrSTARTTLSNotSupported}
 	}
 	return []error{e.Err}
 }
 
-// refusedReply reports whether err is an SMTP reply, which a STARTTLS
-// command gets instead of "220" when the server refuses it (RFC 3207 4).
+// refusedReply reports whether err holds an SMTP reply, which a STARTTLS
+// command gets instead of "220" when the server refuses it (RFC 3207 4:
+// e.g. "454 TLS not available due to temporary reason"), in one of the
+// shapes STARTTLSError.Err lists.
 func refusedReply(err error) bool {
+	code, ok := replyCode(err)
+	// RFC 5321 4.2: a reply code is three digits, the first of them 2
+	// to 5. Any reply other than 220 refuses STARTTLS (RFC 3207 4).
+	return ok && code >= 200 && code <= 599
+}
+
+// replyCoder is the method by which the error of an SMTP library of the
+// user's own gives the code of a reply (see STARTTLSError.Err).
+type replyCoder interface {
+	SMTPReplyCode() int
+}
+
+// goSMTPPath is the package whose error type SMTPError holds a reply's
+// code in its field Code.
+const goSMTPPath = "github.com/emersion/go-smtp"
+
+// replyCode returns the code of the SMTP reply that err holds, found as
+// STARTTLSError.Err describes, and whether it holds one.
+func replyCode(err error) (int, bool) {
 	var perr *textproto.Error
-	return errors.As(err, &perr)
+	if errors.As(err, &perr) {
+		return perr.Code, true
+	}
+	var coder replyCoder
+	if errors.As(err, &coder) {
+		return coder.SMTPReplyCode(), true
+	}
+	code, found := 0, false
+	walkErrors(err, func(e error) bool {
+		code, found = goSMTPCode(e)
+		return found
+	})
+	return code, found
+}
+
+// goSMTPCode returns the field Code of e when e is a *smtp.SMTPError of
+// go-smtp. Only the type's package and name and the field's kind are
+// relied on; go-smtp has had them since its first releases.
+func goSMTPCode(e error) (int, bool) {
+	t := reflect.TypeOf(e)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct ||
+		t.Elem().Name() != "SMTPError" || t.Elem().PkgPath() != goSMTPPath {
+		return 0, false
+	}
+	v := reflect.ValueOf(e)
+	if v.IsNil() {
+		return 0, false
+	}
+	f := v.Elem().FieldByName("Code")
+	if !f.IsValid() || f.Kind() != reflect.Int {
+		return 0, false
+	}
+	return int(f.Int()), true
+}
+
+// goSMTPNotOffered is the text of go-smtp's error from NewClientStartTLS
+// for a server whose EHLO reply does not list STARTTLS.
+const goSMTPNotOffered = "smtp: server doesn't support STARTTLS"
+
+// errorsNewType is the type of the errors errors.New makes, as go-smtp's
+// for a server that does not offer STARTTLS is.
+var errorsNewType = reflect.TypeOf(errors.New(""))
+
+// notOffered reports whether err holds go-smtp's error for a server that
+// does not offer STARTTLS (RFC 3207 4: the EHLO reply lists STARTTLS when
+// the server supports it). Only errors made by errors.New are asked for
+// their text.
+func notOffered(err error) bool {
+	return walkErrors(err, func(e error) bool {
+		return reflect.TypeOf(e) == errorsNewType && !reflect.ValueOf(e).IsNil() && e.Error() == goSMTPNotOffered
+	})
+}
+
+// walkErrors calls f on err and the errors it wraps, depth first, as
+// errors.Is visits them, until f returns true; it reports whether f did.
+func walkErrors(err error, f func(error) bool) bool {
+	for err != nil {
+		if f(err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if walkErrors(e, f) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Result types of RFC 8460 4.3.1, the negotiation failures, and 4.3.3, the
@@ -169,7 +333,8 @@ const (
 	// (ErrSTARTTLSNotSupported).
 	ReasonSTARTTLSNotOffered = "starttls-not-offered"
 	// ReasonSTARTTLSRefused: the STARTTLS command got a reply other
-	// than 220 (a *STARTTLSError holding a *textproto.Error).
+	// than 220 (a *STARTTLSError holding a reply, as STARTTLSError.Err
+	// describes).
 	ReasonSTARTTLSRefused = "starttls-refused"
 	// ReasonCertificateHostMismatch: no DNS name of the certificate
 	// matches the MX host (x509.HostnameError).
@@ -208,6 +373,12 @@ const (
 	// ReasonNotTLS: the MX host did not answer in TLS after its "220" to
 	// STARTTLS (tls.RecordHeaderError).
 	ReasonNotTLS = "tls-not-spoken"
+	// ReasonTLSVersion: the connection was made at a version below TLS
+	// 1.2 (ErrTLSVersion).
+	ReasonTLSVersion = "tls-version-too-old"
+	// ReasonCertificateMissing: the connection has no certificate of the
+	// MX host (ErrNoCertificate).
+	ReasonCertificateMissing = "certificate-missing"
 	// ReasonTLSHandshake: another failure of the handshake.
 	ReasonTLSHandshake = "tls-handshake-failed"
 )
@@ -222,6 +393,21 @@ func starttlsFailure(err error) (result, reason string) {
 			return ResultSTARTTLSNotSupported, ReasonSTARTTLSRefused
 		}
 		return ResultSTARTTLSNotSupported, ReasonSTARTTLSNotOffered
+	}
+	switch {
+	case errors.Is(err, ErrTLSVersion):
+		// RFC 8460 4.3.1 has no type for the protocol version, so it is
+		// a "validation-failure" (4.3.3: "a negotiation failure [that]
+		// cannot be categorized" otherwise), as the alert is that a
+		// handshake under MXTLSConfig ends with at such an MX host.
+		return ResultValidationFailure, ReasonTLSVersion
+	case errors.Is(err, ErrNoCertificate):
+		// RFC 8461 4.2: the certificate "MUST chain to a root CA that is
+		// trusted"; with none there is no chain to trust. RFC 8460
+		// 4.3.1's "certificate-not-trusted" covers "certificate chain
+		// errors, etc.", and tells the receiver that what failed is the
+		// certificate, not the negotiation; the reason code says how.
+		return ResultCertificateNotTrusted, ReasonCertificateMissing
 	}
 	if result, reason = certificateFailure(err); result != "" {
 		return result, reason

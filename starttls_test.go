@@ -26,6 +26,8 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
+
 	"github.com/mtasts-go/mtasts"
 )
 
@@ -236,6 +238,160 @@ func TestMXTLSConfigVersions(t *testing.T) {
 	}
 }
 
+// TestMXTLSConfigFrom checks that MXTLSConfigFrom keeps what an MTA's own
+// tls.Config sets (a client certificate, cipher suites, a clock) and still
+// makes the checks of RFC 8461 4.2 and 7, against real TLS servers: one that
+// asks for the client certificate and speaks TLS 1.2 with the cipher suites
+// the MTA allows, presenting a certificate that expired half an hour ago.
+func TestMXTLSConfigFrom(t *testing.T) {
+	ca := newTestCA(t)
+	own := newOwnCA(t)
+	now := time.Now()
+	mx := mustDomain(t, "mail.example.com")
+	clientCert := own.issue(t, x509.Certificate{Subject: pkix.Name{CommonName: "sender.example"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	suite := tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+	then := now.Add(-45 * time.Minute) // within the MX certificate's validity and the CA's
+	clock := func() time.Time { return then }
+	base := &tls.Config{
+		Certificates:       []tls.Certificate{clientCert},
+		CipherSuites:       []uint16{suite},
+		Time:               clock,
+		ServerName:         "ignored.example",
+		MinVersion:         tls.VersionTLS10,
+		InsecureSkipVerify: true, // the MTA's opportunistic default
+	}
+	server := func(cert tls.Certificate) string {
+		addr, _ := startTLSServer(t, &tls.Config{
+			Certificates: []tls.Certificate{cert},
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			ClientCAs:    own.pool,
+			MaxVersion:   tls.VersionTLS12,
+			CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, suite},
+		})
+		return addr
+	}
+	dial := func(cfg *tls.Config, addr string) (tls.ConnectionState, error) {
+		conn, err := (&tls.Dialer{Config: cfg}).DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			return tls.ConnectionState{}, err
+		}
+		defer conn.Close()
+		return conn.(*tls.Conn).ConnectionState(), nil
+	}
+	expiredNow := ca.issue(t, now.Add(-48*time.Hour), now.Add(-30*time.Minute), "mail.example.com")
+
+	cfg := mtasts.MXTLSConfigFrom(base, mx, ca.pool)
+	if cfg == base || cfg.ServerName != mx.ASCII || cfg.MinVersion != tls.VersionTLS12 || cfg.InsecureSkipVerify || cfg.RootCAs != ca.pool {
+		t.Errorf("MXTLSConfigFrom: ServerName %q, MinVersion %s, InsecureSkipVerify %v, own roots %v", cfg.ServerName, tls.VersionName(cfg.MinVersion), cfg.InsecureSkipVerify, cfg.RootCAs == ca.pool)
+	}
+	if len(cfg.Certificates) != 1 || len(cfg.CipherSuites) != 1 || cfg.CipherSuites[0] != suite || cfg.Time == nil || !cfg.Time().Equal(then) {
+		t.Errorf("MXTLSConfigFrom dropped the caller's fields: %d certificates, suites %v, time %v", len(cfg.Certificates), cfg.CipherSuites, cfg.Time != nil)
+	}
+	if base.ServerName != "ignored.example" || !base.InsecureSkipVerify || base.MinVersion != tls.VersionTLS10 || base.RootCAs != nil {
+		t.Errorf("MXTLSConfigFrom changed its base: %+v", base)
+	}
+
+	// The handshake: the client certificate is sent (the server requires
+	// it), the cipher suite is the MTA's, and the MX certificate is checked
+	// at the MTA's time, when it was valid.
+	addr := server(expiredNow)
+	cs, err := dial(cfg, addr)
+	if err != nil {
+		t.Fatalf("handshake under the MTA's config: %v", err)
+	}
+	if cs.CipherSuite != suite || cs.Version != tls.VersionTLS12 {
+		t.Errorf("handshake: %s, %s, want %s", tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite), tls.CipherSuiteName(suite))
+	}
+
+	// Without the clock, the certificate is expired: the verification is
+	// on, although the base skipped it.
+	noClock := base.Clone()
+	noClock.Time = nil
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), addr)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateExpired {
+		t.Errorf("without the clock: %v, result %q, want %q", err, got, mtasts.ResultCertificateExpired)
+	}
+
+	// A certificate for another name, or from a CA not among the roots,
+	// is refused.
+	other := server(ca.issue(t, now.Add(-time.Hour), now.Add(time.Hour), "mail.example.net"))
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), other)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateHostMismatch {
+		t.Errorf("certificate for another name: %v, result %q", err, got)
+	}
+	untrusted := server(own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}}))
+	_, err = dial(mtasts.MXTLSConfigFrom(noClock, mx, ca.pool), untrusted)
+	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultCertificateNotTrusted {
+		t.Errorf("certificate of another CA: %v, result %q", err, got)
+	}
+
+	// nil roots: the base's; nil base: as MXTLSConfig; a higher minimum
+	// version is kept.
+	withRoots := base.Clone()
+	withRoots.RootCAs = ca.pool
+	withRoots.MinVersion = tls.VersionTLS13
+	if cfg := mtasts.MXTLSConfigFrom(withRoots, mx, nil); cfg.RootCAs != ca.pool || cfg.MinVersion != tls.VersionTLS13 {
+		t.Errorf("MXTLSConfigFrom(base with roots, nil): roots kept %v, MinVersion %s", cfg.RootCAs == ca.pool, tls.VersionName(cfg.MinVersion))
+	}
+	if cfg := mtasts.MXTLSConfigFrom(nil, mx, ca.pool); cfg.ServerName != mx.ASCII || cfg.RootCAs != ca.pool || cfg.MinVersion != tls.VersionTLS12 || cfg.InsecureSkipVerify || cfg.Certificates != nil {
+		t.Errorf("MXTLSConfigFrom(nil) = %+v", cfg)
+	}
+}
+
+// TestVerifyMXConnectionSentinels checks the two failures of
+// VerifyMXConnection that are not of the certificate's validation: a
+// connection below TLS 1.2 (RFC 8461 7.2), here a real one to a server that
+// speaks TLS 1.1 at most, and no certificate (RFC 8461 4.2), here the state
+// of a connection without a handshake. Each wraps its sentinel and reaches a
+// report with a result type and a reason code.
+func TestVerifyMXConnectionSentinels(t *testing.T) {
+	ca := newTestCA(t)
+	cert := ca.issue(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mail.example.com")
+	mx := mustDomain(t, "mail.example.com")
+	addr, _ := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	// An opportunistic client that takes what the MX offers.
+	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: mx.ASCII, InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
+	if err != nil {
+		t.Fatalf("handshake at TLS 1.1: %v", err)
+	}
+	defer conn.Close()
+	old := conn.ConnectionState()
+	if old.Version != tls.VersionTLS11 {
+		t.Fatalf("version %s, want TLS 1.1", tls.VersionName(old.Version))
+	}
+	for _, tc := range []struct {
+		name           string
+		cs             tls.ConnectionState
+		sentinel       error
+		result, reason string
+		text           string // in the message
+	}{
+		{"tls 1.1", old, mtasts.ErrTLSVersion, mtasts.ResultValidationFailure, mtasts.ReasonTLSVersion, "TLS 1.1"},
+		{"no certificate", tls.ConnectionState{Version: tls.VersionTLS13}, mtasts.ErrNoCertificate, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateMissing, "no certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := mtasts.VerifyMXConnection(tc.cs, mx, ca.pool)
+			if !errors.Is(err, tc.sentinel) {
+				t.Fatalf("VerifyMXConnection: %v, want %v", err, tc.sentinel)
+			}
+			if got := mtasts.TLSReportResultType(err); got != tc.result {
+				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+			}
+			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "mail.example.com") || !strings.Contains(msg, tc.text) {
+				t.Errorf("error %q does not name the MX host and %q", msg, tc.text)
+			}
+		})
+	}
+	// The MX host's name is hostile text when the Domain was built by hand.
+	err = mtasts.VerifyMXConnection(tls.ConnectionState{}, mtasts.Domain{ASCII: "mx\x1b[2J" + strings.Repeat("a", 600)}, nil)
+	if msg := err.Error(); strings.ContainsRune(msg, 0x1b) || len(msg) > 300 {
+		t.Errorf("error %q not escaped and bounded", msg)
+	}
+}
+
 // fakeMX is a tiny SMTP server (RFC 5321, RFC 3207) on loopback, enough for
 // a sending MTA's way to TLS: greeting, EHLO, STARTTLS, the handshake, QUIT.
 type fakeMX struct {
@@ -354,6 +510,36 @@ func sendTLS(ctx context.Context, addr string, mx mtasts.Domain, roots *x509.Cer
 	return c.Quit()
 }
 
+// sendTLSGoSMTP does what sendTLS does with github.com/emersion/go-smtp as
+// the SMTP client, as Go MTAs such as maddy use it: NewClientStartTLS says
+// EHLO, checks that STARTTLS is offered and sends the command, so every
+// error it returns is of the STARTTLS step, and the MTA wraps it in a
+// *STARTTLSError without looking inside. go-smtp makes the handshake at
+// the next command, so the MTA says EHLO again at once; an error of that
+// which is not the server's reply is the handshake's.
+func sendTLSGoSMTP(ctx context.Context, addr string, mx mtasts.Domain, roots *x509.CertPool) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c, err := gosmtp.NewClientStartTLS(conn, mtasts.MXTLSConfig(mx, roots))
+	if err != nil {
+		return &mtasts.STARTTLSError{MX: mx, Err: err}
+	}
+	if err := c.Hello("sender.example"); err != nil {
+		var reply *gosmtp.SMTPError
+		if errors.As(err, &reply) {
+			return err // the reply to EHLO, under TLS
+		}
+		return &mtasts.STARTTLSError{MX: mx, Err: err}
+	}
+	return c.Quit()
+}
+
 // TestSTARTTLSOutcomes checks the result type and reason code of what can
 // happen on an SMTP connection, against a fake MX on loopback: RFC 8460
 // 4.3.1 for the negotiation failures, 4.3.3 for the others, and 4.3.4 for
@@ -375,31 +561,43 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 		{"tls", fakeMX{offer: true, tls: good}, "", "", nil},
 		{"not offered", fakeMX{}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered, mtasts.ErrSTARTTLSNotSupported},
 		{"refused", fakeMX{offer: true, refuse: "454 4.7.0 TLS not available"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
+		// RFC 3207 4: "501 Syntax error (no parameters allowed)", or any
+		// other reply than 220.
+		{"refused, 5xx", fakeMX{offer: true, refuse: "502 5.5.1 not here"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
 		{"expired", fakeMX{offer: true, tls: expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired, nil},
 		{"alert", fakeMX{offer: true, tls: old}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "70-protocol-version-not-supported", nil},
 		{"closed", fakeMX{offer: true}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed, nil},
 		{"not tls", fakeMX{offer: true, raw: "250 still plain text here\r\n"}, mtasts.ResultValidationFailure, mtasts.ReasonNotTLS, nil},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			mx := mustDomain(t, "mail.example.com")
-			addr := tc.mx.start(t)
-			err := sendTLS(context.Background(), addr, mx, ca.pool)
-			if (err == nil) != (tc.result == "") {
-				t.Fatalf("sendTLS: %v, want result %q", err, tc.result)
-			}
-			if got := mtasts.TLSReportResultType(err); got != tc.result {
-				t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
-			}
-			if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
-				t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
-			}
-			if tc.is != nil && !errors.Is(err, tc.is) {
-				t.Errorf("error %v does not wrap %v", err, tc.is)
-			}
-			if err != nil && !strings.Contains(err.Error(), "mail.example.com") {
-				t.Errorf("error %q does not name the MX host", err)
-			}
-		})
+		// The same outcome whichever SMTP library the MTA uses: net/smtp
+		// gives a refusal as a *textproto.Error, go-smtp as its own
+		// *smtp.SMTPError.
+		for _, client := range []struct {
+			name string
+			send func(context.Context, string, mtasts.Domain, *x509.CertPool) error
+		}{{"net/smtp", sendTLS}, {"go-smtp", sendTLSGoSMTP}} {
+			t.Run(tc.name+"/"+client.name, func(t *testing.T) {
+				mx := mustDomain(t, "mail.example.com")
+				m := tc.mx
+				addr := m.start(t)
+				err := client.send(context.Background(), addr, mx, ca.pool)
+				if (err == nil) != (tc.result == "") {
+					t.Fatalf("send: %v, want result %q", err, tc.result)
+				}
+				if got := mtasts.TLSReportResultType(err); got != tc.result {
+					t.Errorf("TLSReportResultType(%v) = %q, want %q", err, got, tc.result)
+				}
+				if got := mtasts.TLSReportFailureReason(err); got != tc.reason {
+					t.Errorf("TLSReportFailureReason(%v) = %q, want %q", err, got, tc.reason)
+				}
+				if tc.is != nil && !errors.Is(err, tc.is) {
+					t.Errorf("error %v does not wrap %v", err, tc.is)
+				}
+				if err != nil && !strings.Contains(err.Error(), "mail.example.com") {
+					t.Errorf("error %q does not name the MX host", err)
+				}
+			})
+		}
 	}
 
 	// A handshake that times out is transient (RFC 8460 4.3.4): no result
@@ -420,6 +618,18 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 		}
 	})
 }
+
+// replyError is the error of an SMTP library of a user's own for a reply
+// it did not expect, made recognisable by its SMTPReplyCode method.
+type replyError int
+
+func (e replyError) Error() string      { return fmt.Sprintf("reply %d", int(e)) }
+func (e replyError) SMTPReplyCode() int { return int(e) }
+
+// replyText is an error of another type with go-smtp's text.
+type replyText string
+
+func (e replyText) Error() string { return string(e) }
 
 // TestSTARTTLSClassifierErrors checks the classifier on errors made by hand:
 // a certificate failure of a policy fetch stays sts-webpki-invalid, the same
@@ -442,6 +652,17 @@ func TestSTARTTLSClassifierErrors(t *testing.T) {
 		{"unknown alert", tls.AlertError(251), mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "251"},
 		{"other handshake failure", &mtasts.STARTTLSError{Err: errors.New("tls: something odd")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
 		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"refused reply, go-smtp, wrapped", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", errors.Join(io.EOF, &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"refused reply, own library", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", replyError(454))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		// RFC 5321 4.2: a reply code is three digits, the first 2 to 5.
+		{"no reply code", &mtasts.STARTTLSError{Err: replyError(0)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"reply code out of range", &mtasts.STARTTLSError{Err: replyError(700)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp reply, not of starttls", &gosmtp.SMTPError{Code: 454, Message: "not now"}, "", ""},
+		{"own reply, not of starttls", replyError(550), "", ""},
+		{"go-smtp reply, nil", &mtasts.STARTTLSError{Err: (*gosmtp.SMTPError)(nil)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp, not offered", &mtasts.STARTTLSError{Err: errors.New("smtp: server doesn't support STARTTLS")}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered},
+		{"go-smtp's text, not of errors.New", &mtasts.STARTTLSError{Err: replyText("smtp: server doesn't support STARTTLS")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp, not offered, not of starttls", errors.New("smtp: server doesn't support STARTTLS"), "", ""},
 		{"canceled", &mtasts.STARTTLSError{Err: context.Canceled}, "", ""},
 		{"timeout", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, "", ""},
 		{"closed by the sender", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: net.ErrClosed}}, "", ""},
