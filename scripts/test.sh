@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, the go line of every module,
-# vet (whose stdversion check keeps out standard-library APIs newer than the
-# go line), staticcheck when installed, the tests of every module with the
-# race detector, govulncheck against a pinned copy of the Go vulnerability
-# database, and the tests again with the newest Go release.
+# Runs every check of the project: no executable binary tracked, formatting,
+# the go line of every module, vet (whose stdversion check keeps out
+# standard-library APIs newer than the go line), staticcheck when installed,
+# the tests of every module with the race detector, govulncheck against a
+# pinned copy of the Go vulnerability database, and the tests again with the
+# newest Go release.
 #
 # Everything it fetches comes through the Go module proxy: govulncheck, the
 # database (module golang.org/x/vulndb) and the newest Go toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# No build output in git: a tracked ELF, Mach-O or PE file fails the run.
+./scripts/binarycheck.sh
 
 # The oldest Go the modules support: every go.mod says exactly this go line.
 go_floor=1.25.0
