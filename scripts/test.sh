@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check of the project: no executable binary tracked, formatting,
-# the go line of every module, vet (whose stdversion check keeps out
-# standard-library APIs newer than the go line), staticcheck when installed,
-# the tests of every module with the race detector, govulncheck against a
-# pinned copy of the Go vulnerability database, and the tests again with the
-# newest Go release.
+# the go line of every module, a build of every module by importers outside
+# the repository (scripts/importcheck.sh), vet (whose stdversion check keeps
+# out standard-library APIs newer than the go line), staticcheck when
+# installed, the tests of every module with the race detector, govulncheck
+# against a pinned copy of the Go vulnerability database, and the tests again
+# with the newest Go release.
 #
 # Everything it fetches comes through the Go module proxy: govulncheck, the
 # database (module golang.org/x/vulndb) and the newest Go toolchain.
@@ -59,6 +60,11 @@ for mod in "${modules[@]}"; do
     exit 1
   fi
 done
+
+# Every module must build for a user who imports it from outside this
+# repository, fetched through a module proxy: a nested module that requires
+# a version of the root module that does not exist fails here.
+./scripts/importcheck.sh
 
 for mod in "${modules[@]}"; do
   echo "== module $mod"
