@@ -11,12 +11,16 @@
 #     tag, or a pseudo-version of a commit in HEAD's history;
 #   - every module at HEAD's pseudo-version, holding the working tree's
 #     tracked files (uncommitted changes included, untracked files not).
-# Two importers are built, each in its own module outside the repository
+# Importers are built, each in its own module outside the repository
 # (GOWORK=off, so go.work does not apply): one requiring every module at
 # HEAD's version and using the root package, cache, tlsrpt, mtaststest and
-# cache/redisstore; one requiring only cache/redisstore, which must then
-# build with the root module at the version cache/redisstore requires, as
-# `go get github.com/mtasts-go/mtasts/cache/redisstore` gives a user.
+# cache/redisstore; one per nested module requiring only it, which must then
+# build with the root module at the version it requires, as
+# `go get github.com/mtasts-go/mtasts/cache/redisstore` gives a user; and
+# `go install` of cmd/mtasts at HEAD's version, as `go run ...@latest` does.
+# It also checks that go.work uses every module and points each required
+# version of the root module at the local tree, and that every module loads
+# with GOWORK=off from its own go.sum.
 #
 # Other dependencies come from the local module cache or, when missing
 # there, through the Go module proxy already configured (go env GOPROXY);
@@ -30,6 +34,14 @@ work=$(mktemp -d)
 # The go command makes the module cache read-only.
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 proxy=$work/proxy
+# MTASTS_MODPROXY=DIR keeps the proxy folder in DIR, which must not exist,
+# e.g. to update a nested module's go.sum with `GOWORK=off go mod tidy`
+# through it before its commit is published (README.md shows how, after the
+# test command).
+if [ -n "${MTASTS_MODPROXY:-}" ]; then
+  mkdir "$MTASTS_MODPROXY"
+  proxy=$(cd "$MTASTS_MODPROXY" && pwd)
+fi
 failed=0
 fail() {
   echo "importcheck: $*" >&2
@@ -82,12 +94,14 @@ publish() {
 }
 
 # The versions of the root module that the nested modules require.
+declare -A wanted=()
 for dir in "${nested[@]}"; do
   if awk -v m="$root" '/=>/ && ($1 == m || ($1 == "replace" && $2 == m))' "$dir/go.mod" | grep -q .; then
     fail "$dir/go.mod replaces $root: Go ignores replace directives in a dependency, so importers do not get it; go.work points work inside the repository at the local tree"
   fi
   want=$(awk -v m="$root" '$1 == m && $2 ~ /^v/ { print $2 } $1 == "require" && $2 == m { print $3 }' "$dir/go.mod")
   [ -n "$want" ] || continue
+  wanted[$want]="${wanted[$want]:+${wanted[$want]} and }$dir/go.mod"
   rev=
   if git rev-parse -q --verify "refs/tags/$want^{commit}" >/dev/null; then
     rev=refs/tags/$want
@@ -108,6 +122,22 @@ for dir in "${nested[@]}"; do
     publish "$rev" "$rev" "" "$want"
   fi
 done
+
+# go.work: every module in the workspace, and each version of the root
+# module that a nested module requires pointed at the local tree (in a
+# workspace Go still reads that version's go.mod).
+if [ -f go.work ]; then
+  for dir in . "${nested[@]}"; do
+    if ! awk -v d="$dir" '{ sub(/\/\/.*/, "") } $1 == d || $1 == "./" d || ($1 == "use" && ($2 == d || $2 == "./" d))' go.work | grep -q .; then
+      fail "go.work does not use $dir: run go work use $dir"
+    fi
+  done
+  for v in "${!wanted[@]}"; do
+    if ! awk -v m="$root" -v v="$v" '{ sub(/\/\/.*/, "") } /=>/ && (($1 == m && $2 == v) || ($1 == "replace" && $2 == m && $3 == v))' go.work | grep -q .; then
+      fail "go.work does not replace $root $v, which ${wanted[$v]} requires: add replace $root $v => ./"
+    fi
+  done
+fi
 
 # Every module at HEAD's version, from the working tree's tracked files.
 tree=$(git stash create)
@@ -166,11 +196,13 @@ importer() {
     echo "func main() {}"
   } >"$dir/main.go"
   echo "== importer $name: go get ${gets[*]}"
-  if ! (cd "$dir" && go get "${gets[@]}" && go build -o "$work/$name.bin" .); then
+  local out
+  if ! out=$(cd "$dir" && go get "${gets[@]}" 2>&1 && go build -o "$work/$name.bin" . 2>&1); then
+    echo "$out" >&2
     fail "importer $name (requiring ${gets[*]}) does not build"
     return 0
   fi
-  (cd "$dir" && go list -m all | grep -F "$root")
+  (cd "$dir" && go list -m all | grep -F "$root" | sed 's/^/   built with /')
 }
 
 # One exported identifier of each nested module, for the first importer;
@@ -184,7 +216,7 @@ for dir in "${nested[@]}"; do
   uses+=("$root/$dir${nested_ident[$dir]:+:${nested_ident[$dir]}}")
 done
 importer every "${every[@]}" "${uses[@]}"
-if [ "$(cd "$work/every" && go list -m -f '{{.Version}}' "$root" 2>/dev/null)" != "$head_version" ]; then
+if [ -f "$work/every.bin" ] && [ "$(cd "$work/every" && go list -m -f '{{.Version}}' "$root" 2>/dev/null)" != "$head_version" ]; then
   fail "importer every did not get $root $head_version: a nested module requires a later version than HEAD's"
 fi
 
@@ -197,9 +229,21 @@ done
 # The command, as `go run github.com/mtasts-go/mtasts/cmd/mtasts@latest`
 # builds it outside any module (which refuses a go.mod with a replace).
 echo "== go install $root/cmd/mtasts@$head_version"
-if ! (cd "$work" && GOBIN=$work/bin go install "$root/cmd/mtasts@$head_version"); then
+if ! out=$(cd "$work" && GOBIN=$work/bin go install "$root/cmd/mtasts@$head_version" 2>&1); then
+  echo "$out" >&2
   fail "go install $root/cmd/mtasts@$head_version fails"
 fi
+
+# Each module as the main module without the workspace, as a contributor
+# with GOWORK=off has it: its go.sum must hold every line its build and tests
+# need (the workspace lets one module's go.sum lines cover another's).
+for dir in . "${nested[@]}"; do
+  echo "== GOWORK=off, module $dir"
+  if ! out=$(cd "$dir" && GOFLAGS=-mod=readonly go list -deps -test ./... 2>&1 >/dev/null); then
+    echo "$out" >&2
+    fail "module $dir does not load with GOWORK=off (missing go.sum lines? README.md shows how to add them, after the test command)"
+  fi
+done
 
 if [ "$failed" != 0 ]; then
   exit 1

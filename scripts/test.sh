@@ -49,14 +49,16 @@ modules=(. $(git ls-files '*/go.mod' | xargs -r -n1 dirname))
 
 # A go line above the floor raises every importer's go line, and with it the
 # GODEBUG defaults of its whole binary; a toolchain line is not needed.
-for mod in "${modules[@]}"; do
-  line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$mod/go.mod")
+# go.work (which only work inside the repository reads) keeps it too, so
+# that it asks for no newer Go than the modules.
+for file in $(printf '%s/go.mod ' "${modules[@]}") go.work; do
+  line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$file")
   if [ "$line" != "$go_floor" ]; then
-    echo "$mod/go.mod: go line is \"${line}\", expected \"go $go_floor\" (a dependency may have raised it: pick an older release of it)" >&2
+    echo "$file: go line is \"${line}\", expected \"go $go_floor\" (a dependency may have raised it: pick an older release of it)" >&2
     exit 1
   fi
-  if grep -q '^toolchain ' "$mod/go.mod"; then
-    echo "$mod/go.mod: has a toolchain line; remove it" >&2
+  if grep -q '^toolchain ' "$file"; then
+    echo "$file: has a toolchain line; remove it" >&2
     exit 1
   fi
 done
