@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, the go line of every module,
-# vet (whose stdversion check keeps out standard-library APIs newer than the
-# go line), staticcheck when installed, the tests of every module with the
-# race detector, govulncheck against a pinned copy of the Go vulnerability
-# database, and the tests again with the newest Go release.
+# Runs every check of the project: no executable binary tracked, formatting,
+# the go line of every module, a build of every module by importers outside
+# the repository (scripts/importcheck.sh), vet (whose stdversion check keeps
+# out standard-library APIs newer than the go line), staticcheck when
+# installed, the tests of every module with the race detector, govulncheck
+# against a pinned copy of the Go vulnerability database, and the tests again
+# with the newest Go release.
 #
 # Everything it fetches comes through the Go module proxy: govulncheck, the
 # database (module golang.org/x/vulndb) and the newest Go toolchain.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# No build output in git: a tracked ELF, Mach-O or PE file fails the run.
+./scripts/binarycheck.sh
 
 # The oldest Go the modules support: every go.mod says exactly this go line.
 go_floor=1.25.0
@@ -44,17 +49,24 @@ modules=(. $(git ls-files '*/go.mod' | xargs -r -n1 dirname))
 
 # A go line above the floor raises every importer's go line, and with it the
 # GODEBUG defaults of its whole binary; a toolchain line is not needed.
-for mod in "${modules[@]}"; do
-  line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$mod/go.mod")
+# go.work (which only work inside the repository reads) keeps it too, so
+# that it asks for no newer Go than the modules.
+for file in $(printf '%s/go.mod ' "${modules[@]}") go.work; do
+  line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$file")
   if [ "$line" != "$go_floor" ]; then
-    echo "$mod/go.mod: go line is \"${line}\", expected \"go $go_floor\" (a dependency may have raised it: pick an older release of it)" >&2
+    echo "$file: go line is \"${line}\", expected \"go $go_floor\" (a dependency may have raised it: pick an older release of it)" >&2
     exit 1
   fi
-  if grep -q '^toolchain ' "$mod/go.mod"; then
-    echo "$mod/go.mod: has a toolchain line; remove it" >&2
+  if grep -q '^toolchain ' "$file"; then
+    echo "$file: has a toolchain line; remove it" >&2
     exit 1
   fi
 done
+
+# Every module must build for a user who imports it from outside this
+# repository, fetched through a module proxy: a nested module that requires
+# a version of the root module that does not exist fails here.
+./scripts/importcheck.sh
 
 for mod in "${modules[@]}"; do
   echo "== module $mod"

@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	github.com/mjl-/adns v0.0.0-20250321173553-ab04b05bdfea
-	github.com/mtasts-go/mtasts v0.0.0
+	github.com/mtasts-go/mtasts v0.0.0-20261205213645-c566799814be
 	github.com/prometheus/client_golang v1.20.5
 	github.com/redis/go-redis/v9 v9.8.0
 )
@@ -22,5 +22,3 @@ require (
 	golang.org/x/text v0.41.0 // indirect
 	google.golang.org/protobuf v1.34.2 // indirect
 )
-
-replace github.com/mtasts-go/mtasts => ../..
