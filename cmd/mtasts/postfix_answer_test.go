@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ type answerLab struct {
 	cache    *cache.Cache
 }
 
-func newAnswerLab(t *testing.T) *answerLab {
+func newAnswerLab(t testing.TB) *answerLab {
 	t.Helper()
 	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: mtaststest.NewPolicyServer(t)}
 	client := &mtasts.Client{HTTPClient: lab.policies.Client()}
@@ -159,4 +161,62 @@ func TestPolicyMapTimeoutAndClosed(t *testing.T) {
 	if rep.status != statusTemp {
 		t.Errorf("after Close: got %s %q, want TEMP", rep.status, rep.text)
 	}
+}
+
+// benchmarkSocketmap measures requests for key over one TCP loopback
+// connection, each sent after the previous reply, as one Postfix process
+// asks.
+func benchmarkSocketmap(b *testing.B, handler smHandler, key, want string) {
+	s := newSMServer(handler, quietLogger())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.serve(ln)
+	defer s.drain(context.Background())
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	req := appendNetstring(nil, "postfix "+key)
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		if buf, err = readNetstring(r, buf[:0], maxReply); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if string(buf) != want {
+		b.Fatalf("got %q, want %q", buf, want)
+	}
+}
+
+// The protocol's own cost: a server that answers every request with the
+// same reply.
+func BenchmarkSocketmapEcho(b *testing.B) {
+	const answer = "secure match=mx1.good.example servername=hostname"
+	benchmarkSocketmap(b, func(context.Context, string, string) smReply {
+		return smReply{statusOK, answer}
+	}, "good.example", "OK "+answer)
+}
+
+// A cached enforce policy, and a cached domain without one, answered from
+// the cache.
+func BenchmarkSocketmapCached(b *testing.B) {
+	lab := newAnswerLab(b)
+	lab.publish("good.example", "enforce", "mx1.good.example")
+	m := lab.policyMap()
+	m.lookup(context.Background(), "postfix", "good.example")
+	m.lookup(context.Background(), "postfix", "nosts.example")
+	b.Run("policy", func(b *testing.B) {
+		benchmarkSocketmap(b, m.lookup, "good.example", "OK secure match=mx1.good.example servername=hostname")
+	})
+	b.Run("none", func(b *testing.B) {
+		benchmarkSocketmap(b, m.lookup, "nosts.example", "NOTFOUND ")
+	})
 }
