@@ -101,7 +101,9 @@ func runPostfix(ctx context.Context, args []string, sio *stdio) (int, error) {
 	if err != nil {
 		return exitFail, err
 	}
-	d.wait(ctx)
+	if err := d.wait(ctx); err != nil {
+		return exitFail, err
+	}
 	return exitOK, nil
 }
 
@@ -375,15 +377,17 @@ func listenSocketmap(addr string, mode os.FileMode) (net.Listener, error) {
 }
 
 // wait runs the daemon until ctx ends (SIGTERM, SIGINT) or a listener
-// fails, reloading on SIGHUP; then it drains the connections and stops.
-func (d *postfixDaemon) wait(ctx context.Context) {
+// fails, reloading on SIGHUP; then it drains the connections and stops. It
+// returns the listener's error, or nil.
+func (d *postfixDaemon) wait(ctx context.Context) error {
 	var hup <-chan os.Signal = d.hup
+	var err error
 	for {
 		select {
 		case <-hup:
 			d.reload()
 			continue
-		case err := <-d.errc:
+		case err = <-d.errc:
 			d.logger.Error("stopping", "err", err)
 		case <-ctx.Done():
 			d.logger.Info("stopping: draining connections", "drain_timeout", d.opts.drainTimeout)
@@ -391,6 +395,7 @@ func (d *postfixDaemon) wait(ctx context.Context) {
 		break
 	}
 	d.stop()
+	return err
 }
 
 // reload is SIGHUP: it reads the --ca file and the system's roots again, so

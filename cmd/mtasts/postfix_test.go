@@ -284,3 +284,27 @@ func TestPostfixFlags(t *testing.T) {
 		}
 	}
 }
+
+// A socket file a previous run left is replaced; one a running daemon
+// holds is not.
+func TestPostfixUnixSocketLeftOver(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "pf.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	r := startPostfixRun(t, 1, "--listen", "unix:"+sock, "--store", "")
+	if got := socketmapQuery(t, r.addrs[0], "postfix", "[mx.example]:25"); got != "NOTFOUND " {
+		t.Errorf("got %q", got)
+	}
+	var stderr strings.Builder
+	sio := &stdio{in: strings.NewReader(""), out: io.Discard, err: &stderr, getenv: func(string) string { return "" }}
+	if code := run(context.Background(), []string{"postfix", "--listen", "unix:" + sock, "--store", ""}, sio); code != exitFail || !strings.Contains(stderr.String(), "another process is listening there") {
+		t.Errorf("second daemon on the socket: exit %d, stderr %q", code, stderr.String())
+	}
+	if got := socketmapQuery(t, r.addrs[0], "postfix", "[mx.example]:25"); got != "NOTFOUND " {
+		t.Errorf("first daemon after the second tried: got %q", got)
+	}
+}
