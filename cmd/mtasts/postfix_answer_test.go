@@ -220,3 +220,20 @@ func BenchmarkSocketmapCached(b *testing.B) {
 		benchmarkSocketmap(b, m.lookup, "nosts.example", "NOTFOUND ")
 	})
 }
+
+// policyDomain never panics, and a domain it returns is valid and has no
+// characters of Postfix's other key forms.
+func FuzzPolicyDomain(f *testing.F) {
+	for _, s := range []string{"example.com", "[mx.example.com]:25", ".example.com", "bücher.example", "a..b", "xn--", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		d, ok := policyDomain(key)
+		if !ok {
+			return
+		}
+		if err := d.Validate(); err != nil || strings.ContainsAny(d.ASCII, "[]: ") {
+			t.Fatalf("key %q gave domain %q: %v", key, d.ASCII, err)
+		}
+	})
+}
