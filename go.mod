@@ -6,6 +6,7 @@ require (
 	github.com/emersion/go-smtp v0.26.0
 	github.com/mjl-/adns v0.0.0-20250321173553-ab04b05bdfea
 	github.com/prometheus/client_golang v1.20.5
+	github.com/prometheus/common v0.55.0
 	golang.org/x/net v0.56.0
 )
 
@@ -15,7 +16,6 @@ require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.1 // indirect
-	github.com/prometheus/common v0.55.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/text v0.41.0 // indirect

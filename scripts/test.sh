@@ -33,6 +33,7 @@ need=()
 command -v unbound >/dev/null || [ -x /usr/sbin/unbound ] || need+=(unbound)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v postmap >/dev/null || [ -x /usr/sbin/postmap ] || need+=(postfix)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi

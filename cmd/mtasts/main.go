@@ -7,6 +7,7 @@
 //	mtasts serve --policy FILE ...   serve a policy over HTTPS
 //	mtasts report [flags] [FILE|-]   read a TLS report others sent
 //	mtasts demo                      check two sample domains, offline
+//	mtasts postfix [flags]           answer Postfix's smtp_tls_policy_maps
 //
 // Run "mtasts help" for every flag.
 package main
@@ -97,6 +98,12 @@ Usage:
         there with --starttls, one set up to pass and one to fail. Exit
         status 0 when both come out as intended (the failure is on purpose),
         1 when not.
+  mtasts postfix [flags]
+        Answer Postfix's smtp_tls_policy_maps over the socketmap protocol
+        from a policy cache (see docs/postfix.md):
+          smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
+        SIGHUP reads the --ca file and the system's roots again; SIGTERM
+        stops accepting, answers the requests in flight, and exits.
   mtasts help
         Print this help.
 
@@ -132,6 +139,31 @@ Flags of serve:
   --addr ADDR          address to listen on (default :443 with --cert, else 127.0.0.1:8080)
   --cert FILE          PEM certificate chain for mta-sts.<domain>
   --key FILE           PEM private key of the certificate
+
+Flags of postfix:
+  --listen ADDR        HOST:PORT or unix:/PATH to listen on; repeatable
+                       (default 127.0.0.1:8461)
+  --name NAME          the socketmap name to answer; repeatable (default postfix)
+  --store DIR          keep policies in DIR across restarts; "" for memory only
+                       (default /var/lib/mtasts/policies)
+  --tlsrpt             add the TLSRPT and mx_host_pattern attributes of Postfix
+                       3.10 and later; older Postfix refuses them
+  --strict-testing     enforce policies in testing mode too
+  --lookup-timeout D   wait at most D for a policy not cached, then answer
+                       TIMEOUT so that Postfix defers (default 20s)
+  --check-interval D   check a cached policy's TXT record at most every D
+                       (default 1h0m0s)
+  --max-entries N      domains held in memory (default 100000)
+  --max-connections N  client connections held; beyond, the longest idle one
+                       is closed (default 1000)
+  --idle-timeout D     close a connection idle for D (default 2m0s)
+  --read-timeout D     time allowed for the rest of a request (default 10s)
+  --drain-timeout D    on SIGTERM, time for requests in flight (default 10s)
+  --unix-mode MODE     file mode of unix sockets (default 0666)
+  --metrics ADDR       serve Prometheus metrics at http://ADDR/metrics
+  --log-level LEVEL    debug, info, warn or error (default info)
+  --resolver, --ca, --https-port, --allow-private
+                       as for check, for tests and private deployments
 
 Output is coloured only on a terminal, and never when NO_COLOR is set.
 Control characters and other non-printing characters in text from the
@@ -183,6 +215,8 @@ func run(ctx context.Context, args []string, sio *stdio) int {
 		code, err = runReport(rest, sio)
 	case "demo":
 		code, err = runDemo(ctx, rest, sio)
+	case "postfix":
+		code, err = runPostfix(ctx, rest, sio)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(sio.out, usageText)
 		return exitOK

@@ -154,6 +154,16 @@ func (n *network) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, e
 // --https-port, not reusing connections between checks. Certificate
 // verification stays on (RFC 8461 3.3).
 func (n *network) httpTransport() *recordingTransport {
+	tr := n.policyTransport()
+	tr.DisableKeepAlives = true
+	return &recordingTransport{inner: tr}
+}
+
+// policyTransport returns the library's transport for policy fetches
+// (mtasts.NewTransport), with its limits and address guard, trusting the
+// network's roots, connecting to --https-port and resolving through
+// --resolver. Certificate verification stays on (RFC 8461 3.3).
+func (n *network) policyTransport() *http.Transport {
 	tr := mtasts.NewTransport(n.allow)
 	tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
@@ -166,8 +176,16 @@ func (n *network) httpTransport() *recordingTransport {
 		return n.dial(ctx, host, port)
 	}
 	tr.TLSClientConfig.RootCAs = n.roots
-	tr.DisableKeepAlives = true
-	return &recordingTransport{inner: tr}
+	return tr
+}
+
+// txtResolver is the network's resolver as an mtasts.Resolver whose errors
+// name the --resolver server, for the policy cache.
+type txtResolver struct{ n *network }
+
+// LookupTXT implements mtasts.Resolver.
+func (r txtResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error) {
+	return r.n.lookupTXT(ctx, name)
 }
 
 // recordingTransport keeps the last response's status line, headers and TLS
