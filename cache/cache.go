@@ -48,6 +48,7 @@ import (
 // Options configure a Cache. Only Resolver is required.
 type Options struct {
 	// Resolver looks up _mta-sts TXT records, e.g. &adns.Resolver{}.
+	// A call may bring its own (see WithResolver).
 	Resolver mtasts.Resolver
 
 	// Store keeps policies beyond the cache's memory: across restarts
@@ -140,8 +141,8 @@ type Options struct {
 	Timeout time.Duration
 
 	// Logger receives warnings about failed refreshes of policies not in
-	// mode none (RFC 8461 3.3, 10.2) and about failing stores. Default:
-	// nothing is logged.
+	// mode none (RFC 8461 3.3, 10.2) and about failing stores. A call may
+	// bring its own (see WithLogger). Default: nothing is logged.
 	Logger *slog.Logger
 
 	// LookupRecord and FetchPolicy replace mtasts.LookupRecord and

@@ -44,6 +44,7 @@ func (c *Cache) prune(ctx context.Context, now time.Time, p *pruning) {
 		return
 	}
 	p.last = now
+	log := c.envOf(ctx).log
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -54,7 +55,7 @@ func (c *Cache) prune(ctx context.Context, now time.Time, p *pruning) {
 		defer stop()
 		if err := pruner.Prune(ctx, now); err != nil && ctx.Err() == nil {
 			c.metrics.storeErrors.WithLabelValues("prune").Inc()
-			c.log.Warn("mta-sts: policy store failed to prune expired entries", "err", err)
+			log.Warn("mta-sts: policy store failed to prune expired entries", "err", err)
 		}
 	}()
 }

@@ -12,7 +12,8 @@ import (
 // A policy is fetched again once it is RefreshAge old (at most half its
 // lifetime), whether or not its id changed, so a domain that gets mail daily
 // never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
-// an hour.
+// an hour. The refreshes use the resolver and logger of ctx, if set with
+// WithResolver and WithLogger.
 func (c *Cache) Run(ctx context.Context) error {
 	ticker := time.NewTicker(c.opts.RunInterval)
 	defer ticker.Stop()
@@ -33,6 +34,7 @@ func (c *Cache) Run(ctx context.Context) error {
 // sweep is one round of Run.
 func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	var drop, refresh []*item
+	e := c.envOf(ctx)
 	nowSec := c.clock(now)
 	c.items.each(func(it *item) {
 		s := it.snap.Load()
@@ -56,7 +58,7 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	for _, it := range refresh {
 		select {
 		case c.background <- struct{}{}:
-			c.start(it.domain(), kindRefresh)
+			c.start(e, it.domain(), kindRefresh)
 		case <-ctx.Done():
 			return
 		case <-c.ctx.Done():
