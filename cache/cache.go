@@ -114,7 +114,7 @@ type Options struct {
 	// their own contexts. This bounds the memory, goroutines and
 	// connections that many hostile or hanging domains can take (see
 	// the README for what 10,000 of them cost). The wait is exported as
-	// the histogram mtasts_cache_network_wait_seconds. Default 256.
+	// the histogram mtastsgo_cache_network_wait_seconds. Default 256.
 	//
 	// When no slot is free, the update asked for last runs first; one
 	// whose callers have all left no longer waits, and one that runs
