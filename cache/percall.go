@@ -35,6 +35,9 @@ func WithResolver(ctx context.Context, r mtasts.Resolver) context.Context {
 // starts log (failed refreshes, failing stores), and a call that joins a
 // running update shares that update's logger. A nil l leaves Options.Logger
 // in use.
+//
+// Stores may log to the logger of the ctx they are given: FileStore's Prune
+// and List do, and Run gives Prune the cache's logger, or Run's own.
 func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, l)
 }
