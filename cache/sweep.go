@@ -14,6 +14,17 @@ import (
 // never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
 // an hour. The refreshes use the resolver and logger of ctx, if set with
 // WithResolver and WithLogger.
+//
+// Run recovers no panic, and neither do the updates it starts. Bad input
+// from the network makes errors, never panics (the parsers are fuzzed), so
+// a panic is a bug: of the cache, or of the Resolver, Store or hook it
+// calls. Recovered, it would leave the update's state half-made: callers
+// waiting on it until their deadline, one of the MaxNetwork slots or a
+// fleet lock held for good, a domain with no answer. Deliveries would then
+// go on without the domain's policy, quietly, the downgrade MTA-STS exists
+// to prevent. Recovering in Run alone would not even help: updates run in
+// goroutines of their own, as those of Get do. A process that crashes is
+// restarted, its policies in the Store and its mail in its queue.
 func (c *Cache) Run(ctx context.Context) error {
 	ticker := time.NewTicker(c.opts.RunInterval)
 	defer ticker.Stop()
