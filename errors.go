@@ -126,6 +126,32 @@ func newError(kind error, reason string, cause error, format string, args ...any
 	return &reasonError{kind: kind, reason: reason, msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
+// statusError adds the HTTP status of the response that a fetch received to
+// its error, for HTTPStatus; the message is the error's.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
+// HTTPStatus returns the HTTP status code of the response that a failed
+// policy fetch received: FetchPolicy's, Get's or a Client's, also within a
+// cache's Result.Err. A status other than 200, 404 and a redirect is also in
+// the TLS-RPT failure reason ("mta-sts-policy-http-status-500"); a 200 with a
+// policy that was refused gives 200. It returns 0 when err holds no status:
+// for nil (a fetch that succeeded got 200, the only status accepted), and
+// for a failure before any response, such as a refused connection, a
+// certificate not valid or a timeout waiting for the headers.
+func HTTPStatus(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status
+	}
+	return 0
+}
+
 // The reason codes by the roles they play here; reason.go documents them.
 const (
 	reasonNoRecord        = ReasonRecordNotFound

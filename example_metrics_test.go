@@ -46,6 +46,6 @@ func ExampleRegisterMetrics() {
 		}
 	}
 	// Output:
-	// mox_mtasts_get_duration_seconds instance="queue" result="no-record"
-	// mox_mtasts_record_lookup_duration_seconds instance="queue" result="no-record"
+	// mox_mtastsgo_get_duration_seconds instance="queue" result="no-record"
+	// mox_mtastsgo_record_lookup_duration_seconds instance="queue" result="no-record"
 }

@@ -12,26 +12,26 @@ import (
 // RegisterMetrics: importing the package changes no registry.
 var (
 	metricGet = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "mtasts_get_duration_seconds",
+		Name:    "mtastsgo_get_duration_seconds",
 		Help:    "Duration of mtasts.Get (TXT lookup and policy fetch), by result.",
 		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60},
 	}, []string{"result"})
 	metricLookup = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "mtasts_record_lookup_duration_seconds",
+		Name:    "mtastsgo_record_lookup_duration_seconds",
 		Help:    "Duration of _mta-sts TXT record lookups by mtasts.LookupRecord, by result.",
 		Buckets: []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30},
 	}, []string{"result"})
 	metricFetch = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "mtasts_policy_fetch_duration_seconds",
+		Name:    "mtastsgo_policy_fetch_duration_seconds",
 		Help:    "Duration of HTTPS policy fetches by mtasts.FetchPolicy, by result.",
 		Buckets: []float64{0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60},
 	}, []string{"result"})
 )
 
 // RegisterMetrics registers the package's Prometheus collectors with reg:
-// histograms of the duration of Get (mtasts_get_duration_seconds), of
-// LookupRecord (mtasts_record_lookup_duration_seconds) and of FetchPolicy
-// (mtasts_policy_fetch_duration_seconds), labelled by result (see
+// histograms of the duration of Get (mtastsgo_get_duration_seconds), of
+// LookupRecord (mtastsgo_record_lookup_duration_seconds) and of FetchPolicy
+// (mtastsgo_policy_fetch_duration_seconds), labelled by result (see
 // ResultLabel). A cache, which calls LookupRecord and FetchPolicy apart,
 // shows in the last two. Call it once, e.g. with prometheus.DefaultRegisterer; a second
 // registration with the same registry and options returns an error.
@@ -42,8 +42,8 @@ var (
 //	mtasts.RegisterMetrics(reg, mtasts.MetricsNamespace("mox"),
 //		mtasts.MetricsConstLabels(prometheus.Labels{"instance": "queue"}))
 //
-// registers mox_mtasts_get_duration_seconds{instance="queue",result="..."}
-// and mox_mtasts_policy_fetch_duration_seconds likewise. It returns an error
+// registers mox_mtastsgo_get_duration_seconds{instance="queue",result="..."}
+// and mox_mtastsgo_policy_fetch_duration_seconds likewise. It returns an error
 // for a namespace that is not a metric name prefix, or for labels that
 // Prometheus rejects, such as "result", which the metrics already have.
 func RegisterMetrics(reg prometheus.Registerer, opts ...MetricsOption) error {
@@ -65,9 +65,12 @@ type metricsOptions struct {
 }
 
 // MetricsNamespace puts namespace and "_" before the name of every metric:
-// with "mox", mtasts_get_duration_seconds is registered as
-// mox_mtasts_get_duration_seconds. The name keeps its "mtasts" part, so the
-// library's metrics stay apart from the server's own. An empty namespace
+// with "mox", mtastsgo_get_duration_seconds is registered as
+// mox_mtastsgo_get_duration_seconds. The name keeps its "mtastsgo" part, the
+// library's name, so its metrics stay apart from the server's own: a server
+// that does MTA-STS itself names its metrics <namespace>_mtasts_..., as mox
+// has mox_mtasts_get_duration_seconds, and registering two metrics of one
+// name with other labels or help fails. An empty namespace
 // changes nothing; of several MetricsNamespace options the last one counts.
 // A namespace must be letters, digits and "_", not starting with a digit.
 func MetricsNamespace(namespace string) MetricsOption {

@@ -84,9 +84,9 @@ func TestRegisterMetricsNamespaceAndLabels(t *testing.T) {
 	observeBoth(t)
 
 	checkFamilies(t, familyLabels(t, reg), map[string][]string{
-		"mox_mtasts_get_duration_seconds":           {"instance=queue", "region=a", "result=no-record"},
-		"mox_mtasts_record_lookup_duration_seconds": {"instance=queue", "region=a", "result=no-record"},
-		"mox_mtasts_policy_fetch_duration_seconds":  {"instance=queue", "region=a", "result=canceled"},
+		"mox_mtastsgo_get_duration_seconds":           {"instance=queue", "region=a", "result=no-record"},
+		"mox_mtastsgo_record_lookup_duration_seconds": {"instance=queue", "region=a", "result=no-record"},
+		"mox_mtastsgo_policy_fetch_duration_seconds":  {"instance=queue", "region=a", "result=canceled"},
 	}, "instance=queue", "region=a")
 }
 
@@ -110,18 +110,18 @@ func TestRegisterMetricsOptionsCombine(t *testing.T) {
 	observeBoth(t)
 	got := familyLabels(t, reg)
 	checkFamilies(t, map[string][][]string{
-		"maddy_mtasts_get_duration_seconds":          got["maddy_mtasts_get_duration_seconds"],
-		"maddy_mtasts_policy_fetch_duration_seconds": got["maddy_mtasts_policy_fetch_duration_seconds"],
+		"maddy_mtastsgo_get_duration_seconds":          got["maddy_mtastsgo_get_duration_seconds"],
+		"maddy_mtastsgo_policy_fetch_duration_seconds": got["maddy_mtastsgo_policy_fetch_duration_seconds"],
 	}, map[string][]string{
-		"maddy_mtasts_get_duration_seconds":          {"a=1", "b=2", "result=no-record"},
-		"maddy_mtasts_policy_fetch_duration_seconds": {"a=1", "b=2", "result=canceled"},
+		"maddy_mtastsgo_get_duration_seconds":          {"a=1", "b=2", "result=no-record"},
+		"maddy_mtastsgo_policy_fetch_duration_seconds": {"a=1", "b=2", "result=canceled"},
 	}, "a=1", "b=2")
 	checkFamilies(t, map[string][][]string{
-		"mtasts_get_duration_seconds":          got["mtasts_get_duration_seconds"],
-		"mtasts_policy_fetch_duration_seconds": got["mtasts_policy_fetch_duration_seconds"],
+		"mtastsgo_get_duration_seconds":          got["mtastsgo_get_duration_seconds"],
+		"mtastsgo_policy_fetch_duration_seconds": got["mtastsgo_policy_fetch_duration_seconds"],
 	}, map[string][]string{
-		"mtasts_get_duration_seconds":          {"result=no-record"},
-		"mtasts_policy_fetch_duration_seconds": {"result=canceled"},
+		"mtastsgo_get_duration_seconds":          {"result=no-record"},
+		"mtastsgo_policy_fetch_duration_seconds": {"result=canceled"},
 	})
 	if len(got) != 6 {
 		t.Errorf("gathered %d families, want 6 (3 under each name): %v", len(got), got)

@@ -208,7 +208,8 @@ func noRedirect(*http.Request, []*http.Request) error {
 // media type, and ErrPolicyFetch for any other failure: connection, TLS,
 // redirect, status, timeout, and an address the client refuses to connect to
 // (then ErrAddressRefused too). Causes such as context.DeadlineExceeded or an
-// x509 error stay reachable with errors.Is and errors.As.
+// x509 error stay reachable with errors.Is and errors.As, and HTTPStatus
+// gives the HTTP status of a failure that had a response.
 func FetchPolicy(ctx context.Context, domain Domain) (policy *Policy, text string, err error) {
 	return defaultClient.FetchPolicy(ctx, domain)
 }
@@ -248,6 +249,13 @@ func fetchPolicy(ctx context.Context, hc *http.Client, domain Domain, info *fetc
 	}
 	defer resp.Body.Close()
 	info.status = resp.StatusCode
+	defer func() {
+		// Any failure from here on had a response: keep its status
+		// for HTTPStatus.
+		if err != nil {
+			err = &statusError{status: resp.StatusCode, err: err}
+		}
+	}()
 
 	switch {
 	case resp.StatusCode == http.StatusOK:

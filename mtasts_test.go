@@ -176,7 +176,7 @@ func TestRegisterMetrics(t *testing.T) {
 	}
 	var found bool
 	for _, mf := range families {
-		if mf.GetName() != "mtasts_get_duration_seconds" {
+		if mf.GetName() != "mtastsgo_get_duration_seconds" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -188,6 +188,6 @@ func TestRegisterMetrics(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no mtasts_get_duration_seconds sample with result no-record in %v", families)
+		t.Errorf("no mtastsgo_get_duration_seconds sample with result no-record in %v", families)
 	}
 }

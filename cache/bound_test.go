@@ -78,7 +78,7 @@ func TestNetworkBounded(t *testing.T) {
 		if n >= callers {
 			t.Errorf("%d lookups began; want those of the updates whose callers were waiting only", n)
 		}
-		if w := histogramCount(t, reg, "mtasts_cache_network_wait_seconds"); w != uint64(n) {
+		if w := histogramCount(t, reg, "mtastsgo_cache_network_wait_seconds"); w != uint64(n) {
 			t.Errorf("network waits observed %d times, want one per update run (%d)", w, n)
 		}
 		time.Sleep(time.Hour)

@@ -48,6 +48,7 @@ import (
 // Options configure a Cache. Only Resolver is required.
 type Options struct {
 	// Resolver looks up _mta-sts TXT records, e.g. &adns.Resolver{}.
+	// A call may bring its own (see WithResolver).
 	Resolver mtasts.Resolver
 
 	// Store keeps policies beyond the cache's memory: across restarts
@@ -113,7 +114,7 @@ type Options struct {
 	// their own contexts. This bounds the memory, goroutines and
 	// connections that many hostile or hanging domains can take (see
 	// the README for what 10,000 of them cost). The wait is exported as
-	// the histogram mtasts_cache_network_wait_seconds. Default 256.
+	// the histogram mtastsgo_cache_network_wait_seconds. Default 256.
 	//
 	// When no slot is free, the update asked for last runs first; one
 	// whose callers have all left no longer waits, and one that runs
@@ -140,8 +141,8 @@ type Options struct {
 	Timeout time.Duration
 
 	// Logger receives warnings about failed refreshes of policies not in
-	// mode none (RFC 8461 3.3, 10.2) and about failing stores. Default:
-	// nothing is logged.
+	// mode none (RFC 8461 3.3, 10.2) and about failing stores. A call may
+	// bring its own (see WithLogger). Default: nothing is logged.
 	Logger *slog.Logger
 
 	// LookupRecord and FetchPolicy replace mtasts.LookupRecord and

@@ -552,7 +552,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 	if r.Policy == nil || r.Policy.Mode != mtasts.ModeTesting || !r.Fresh {
 		t.Fatalf("Get with a corrupt file = %+v; want a fresh policy", r)
 	}
-	if n := counterValue(t, reg, "mtasts_cache_store_errors_total"); n != 1 {
+	if n := counterValue(t, reg, "mtastsgo_cache_store_errors_total"); n != 1 {
 		t.Errorf("store errors counted: %v, want 1", n)
 	}
 	if e, ok, err := fs.Load(ctx, "example.com"); err != nil || !ok || e.RecordID != "2" {

@@ -11,9 +11,12 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -27,13 +30,28 @@ import (
 // processes sharing the directory. Files do not expire by themselves:
 // NewFileStore and Prune, which Run calls, remove expired ones.
 //
+// Prune and List leave alone the files of the directory that are neither
+// entries of this format version nor temporary files of the store: a later
+// release's entries, an operator's notes, a file that does not decode. They
+// log each of them once, at Info, to the logger of their ctx (see
+// WithLogger): Run passes the cache's. Once maxNoticed (1024) names have been
+// logged, one more record says that further ones are not named.
+//
 // The file format is JSON with a version number:
 //
 //	{"version":1,"domain":"example.com","record_id":"20240101","policy":"version: STSv1\r\n...",
 //	 "fetched":"2024-01-01T00:00:00Z","expires":"2024-01-08T00:00:00Z"}
 type FileStore struct {
 	dir string
+
+	mu          sync.Mutex
+	noticed     map[string]struct{} // names of files not known, logged
+	noticedFull bool                // noticed reached maxNoticed, and that was logged
 }
+
+// maxNoticed bounds the names of files not known that a FileStore remembers
+// having logged.
+const maxNoticed = 1024
 
 // fileVersion is the version of the file format this package writes; Load
 // reads files of this version only and reports others as errors.
@@ -82,7 +100,8 @@ func NewFileStore(dir string) (*FileStore, error) {
 // write left (a younger one may be a write in progress, of another process
 // sharing the directory, say). It leaves the files it cannot read as entries
 // of this format version, such as those of a later release sharing the
-// directory: Load reports them and Save replaces them. It returns ctx's
+// directory: Load reports them, Save replaces them, and Prune logs them once
+// (see FileStore). It returns ctx's
 // error when ctx ends first, and an error when the directory cannot be read
 // or an expired file cannot be removed.
 func (s *FileStore) Prune(ctx context.Context, now time.Time) error {
@@ -116,7 +135,9 @@ func (s *FileStore) prune(ctx context.Context, now time.Time) (files, err error)
 			case isTempName(name):
 				errs = append(errs, s.pruneTemp(name, now))
 			case filepath.Ext(name) == ".json":
-				errs = append(errs, s.pruneEntry(name, now))
+				errs = append(errs, s.pruneEntry(ctx, name, now))
+			default:
+				s.notice(ctx, name, "not a policy entry file")
 			}
 		}
 		if errors.Is(err, io.EOF) {
@@ -142,13 +163,66 @@ func (s *FileStore) pruneTemp(name string, now time.Time) error {
 	return nil
 }
 
-// pruneEntry removes the entry file name if it expired by now.
-func (s *FileStore) pruneEntry(name string, now time.Time) error {
+// pruneEntry removes the entry file name if it expired by now. A file that
+// is not an entry of this format version is left, and noticed.
+func (s *FileStore) pruneEntry(ctx context.Context, name string, now time.Time) error {
 	path := filepath.Join(s.dir, name)
-	if !s.expiredFile(path, now) {
+	fe, err := readEntryFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // removed since the directory was read
+	case err != nil:
+		s.notice(ctx, name, err.Error())
+		return nil
+	case fe.Version != fileVersion:
+		s.notice(ctx, name, fmt.Sprintf("format version %d, expected %d", fe.Version, fileVersion))
+		return nil
+	case fe.Expires.After(now):
 		return nil
 	}
 	return s.removeExpired(path, now)
+}
+
+// notice logs, to the logger of ctx (see WithLogger), that the directory
+// holds the file name, which the store does not know and leaves alone, and
+// why. It logs each name once, and at most maxNoticed names; without a
+// logger in ctx, it logs nothing and remembers nothing.
+func (s *FileStore) notice(ctx context.Context, name, why string) {
+	log, _ := ctx.Value(loggerKey{}).(*slog.Logger)
+	if log == nil {
+		return
+	}
+	s.mu.Lock()
+	_, seen := s.noticed[name]
+	full := len(s.noticed) >= maxNoticed
+	tell := !seen && !full
+	tellFull := !seen && full && !s.noticedFull
+	if tell {
+		if s.noticed == nil {
+			s.noticed = map[string]struct{}{}
+		}
+		s.noticed[name] = struct{}{}
+	}
+	if tellFull {
+		s.noticedFull = true
+	}
+	s.mu.Unlock()
+	switch {
+	case tell:
+		log.Info("mta-sts: file store: file not known, left alone", "dir", s.dir, "file", quoteName(name), "why", why)
+	case tellFull:
+		log.Info("mta-sts: file store: more files not known, left alone; no more are named", "dir", s.dir, "named", maxNoticed)
+	}
+}
+
+// quoteName returns a file name for a log: quoted and escaped as Go does,
+// at most 64 bytes of it, with the length of a longer one.
+func quoteName(name string) string {
+	const limit = 64
+	if len(name) <= limit {
+		return strconv.QuoteToASCII(name)
+	}
+	return strconv.QuoteToASCII(strings.ToValidUTF8(name[:limit], "")) + fmt.Sprintf("...(%d bytes)", len(name))
 }
 
 // removeExpired removes the entry file at path, found expired at now. A
@@ -254,7 +328,8 @@ func readEntry(path string) (Entry, error) {
 // List implements Lister: the entries of the directory's files, in no order,
 // expired ones included until Prune removes them. A file that cannot be read
 // or decoded, or that holds another format version, is listed as an error,
-// and the listing goes on.
+// and the listing goes on. Other files are left out, and logged once (see
+// FileStore).
 func (s *FileStore) List(ctx context.Context) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		d, err := os.Open(s.dir)
@@ -271,7 +346,11 @@ func (s *FileStore) List(ctx context.Context) iter.Seq2[Entry, error] {
 					yield(Entry{}, err)
 					return
 				}
-				if isTempName(name) || filepath.Ext(name) != ".json" {
+				if isTempName(name) {
+					continue
+				}
+				if filepath.Ext(name) != ".json" {
+					s.notice(ctx, name, "not a policy entry file")
 					continue
 				}
 				e, err := readEntry(filepath.Join(s.dir, name))

@@ -2,8 +2,11 @@ package cache
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -40,5 +43,42 @@ func TestRemoveExpiredReplaced(t *testing.T) {
 	}
 	if _, err := os.Lstat(s.path("example.com")); !os.IsNotExist(err) {
 		t.Errorf("expired entry still there: %v", err)
+	}
+}
+
+// countingHandler is a slog.Handler that counts its records.
+type countingHandler struct{ n atomic.Int64 }
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(context.Context, slog.Record) error {
+	h.n.Add(1)
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestFileStoreUnknownFilesBounded: a directory full of files not known
+// makes a bounded number of log records, and the store remembers a bounded
+// number of names.
+func TestFileStoreUnknownFilesBounded(t *testing.T) {
+	dir := t.TempDir()
+	s, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range maxNoticed + 500 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("junk%d.txt", i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &countingHandler{}
+	ctx := WithLogger(context.Background(), slog.New(h))
+	s.Prune(ctx, time.Now())
+	s.Prune(ctx, time.Now())
+	if n := h.n.Load(); n != maxNoticed+1 {
+		t.Errorf("%d records for %d files not known; want %d: one per file up to the bound, then one", n, maxNoticed+500, maxNoticed+1)
+	}
+	if len(s.noticed) > maxNoticed {
+		t.Errorf("the store remembers %d names, more than %d", len(s.noticed), maxNoticed)
 	}
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -12,9 +13,9 @@ import (
 // cache to save a policy with the record's id, and returns it; nil means
 // "fetch it yourself": the lock is held, the store has no lock, or the holder
 // was too slow. A failing lock is a reason to fetch, never to fail.
-func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
+func (c *Cache) waitForFleet(ctx context.Context, log *slog.Logger, it *item, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
 	locker, ok := c.opts.Store.(Locker)
-	if !ok || c.lockFleet(locker, domain) {
+	if !ok || c.lockFleet(log, locker, domain) {
 		return nil
 	}
 	deadline := time.NewTimer(c.opts.LockWait)
@@ -29,18 +30,18 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 			return nil
 		case <-poll.C:
 		}
-		if ls := c.loadSaved(ctx, domain, id, full, now); ls != nil {
+		if ls := c.loadSaved(ctx, log, domain, id, full, now); ls != nil {
 			it.snap.Store(ls)
 			return ls
 		}
 		// A holder that failed, or died and let the lock expire, saves
 		// nothing: take the lock and fetch instead of waiting out
 		// LockWait.
-		if c.lockFleet(locker, domain) {
+		if c.lockFleet(log, locker, domain) {
 			// The holder may have saved and released the lock
 			// between the load above and this lock.
-			if ls := c.loadSaved(ctx, domain, id, full, now); ls != nil {
-				c.unlockFleet(domain)
+			if ls := c.loadSaved(ctx, log, domain, id, full, now); ls != nil {
+				c.unlockFleet(log, domain)
 				it.snap.Store(ls)
 				return ls
 			}
@@ -52,8 +53,8 @@ func (c *Cache) waitForFleet(ctx context.Context, it *item, domain mtasts.Domain
 // loadSaved returns the policy that another cache of the fleet saved for
 // record id, or nil: one saved since the refresh began (now) for a full
 // refresh.
-func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
-	ls := c.load(ctx, domain, time.Now())
+func (c *Cache) loadSaved(ctx context.Context, log *slog.Logger, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
+	ls := c.load(ctx, log, domain, time.Now())
 	if ls != nil && ls.id == id && (!full || ls.fetched > now.Add(-c.opts.LockWait).UnixNano()) {
 		return ls
 	}
@@ -64,7 +65,7 @@ func (c *Cache) loadSaved(ctx context.Context, domain mtasts.Domain, id string, 
 // whether this cache should fetch: it holds the lock now, or the lock failed,
 // which is no reason to wait. The lock's token is kept in c.locked for
 // unlockFleet.
-func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
+func (c *Cache) lockFleet(log *slog.Logger, locker Locker, domain mtasts.Domain) bool {
 	var (
 		token string
 		held  bool
@@ -74,7 +75,7 @@ func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
 		return err
 	})
 	if err != nil {
-		c.storeError("lock", domain, err)
+		c.storeError(log, "lock", domain, err)
 		return true
 	}
 	if held {
@@ -87,7 +88,7 @@ func (c *Cache) lockFleet(locker Locker, domain mtasts.Domain) bool {
 
 // unlockFleet releases the fleet-wide fetch lock of domain, if this cache
 // holds it, with the token of the Lock that took it.
-func (c *Cache) unlockFleet(domain mtasts.Domain) {
+func (c *Cache) unlockFleet(log *slog.Logger, domain mtasts.Domain) {
 	c.lockMu.Lock()
 	token, held := c.locked[domain.ASCII]
 	delete(c.locked, domain.ASCII)
@@ -98,6 +99,6 @@ func (c *Cache) unlockFleet(domain mtasts.Domain) {
 	if err := c.storeCall(c.ctx, func(ctx context.Context) error {
 		return c.opts.Store.(Locker).Unlock(ctx, domain.ASCII, token)
 	}); err != nil {
-		c.storeError("unlock", domain, err)
+		c.storeError(log, "unlock", domain, err)
 	}
 }

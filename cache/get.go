@@ -18,6 +18,7 @@ type call struct {
 
 	domain mtasts.Domain
 	kind   kind
+	env    callEnv   // the resolver and logger of the call that started it
 	queued time.Time // when the call was asked for
 
 	// The rest is guarded by Cache.callMu.
@@ -44,6 +45,10 @@ type call struct {
 // fetch or store call: a domain that would need one gets a Result with
 // ErrClosed and no policy. A closed cache thus never drops a valid policy it
 // holds, which would deliver mail as if the domain had none.
+//
+// The updates that Get starts use the resolver and logger of ctx, if set
+// with WithResolver and WithLogger; a Get that joins a running update shares
+// that update's.
 func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 	if c.opts.CheckEveryGet {
 		if r, ok := c.getChecked(ctx, domain); ok {
@@ -64,7 +69,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 				if c.tryBackground() {
 					// The item's own name: the caller's
 					// was not validated on this path.
-					c.start(it.domain(), kindCheck)
+					c.start(c.envOf(ctx), it.domain(), kindCheck)
 				} else {
 					// All background slots busy: leave
 					// the check to a later Get.
@@ -87,7 +92,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 		// not a host name, so none can be hit.
 		return Result{Err: err}
 	}
-	cl := c.start(domain, kindGet)
+	cl := c.start(c.envOf(ctx), domain, kindGet)
 	select {
 	case <-cl.done:
 		return cl.res
@@ -106,7 +111,7 @@ func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, b
 		c.metrics.misses.Inc()
 		return Result{Err: err}, true
 	}
-	cl := c.start(domain, kindRecheck)
+	cl := c.start(c.envOf(ctx), domain, kindRecheck)
 	select {
 	case <-cl.done:
 		if errors.Is(cl.res.Err, ErrClosed) {
@@ -134,17 +139,19 @@ func (c *Cache) getChecked(ctx context.Context, domain mtasts.Domain) (Result, b
 // cached policy stays when the lookup or fetch fails, and a record id whose
 // fetch failed is not fetched again before Backoff (RFC 8461 3.3). When ctx
 // ends first, the Result has no policy and ctx's error; after Close, the
-// Result has ErrClosed.
+// Result has ErrClosed. Its lookups use the resolver and logger of ctx, as
+// Get's do.
 func (c *Cache) Recheck(ctx context.Context, domain mtasts.Domain) Result {
 	if err := domain.Validate(); err != nil {
 		return Result{Err: err}
 	}
 	mark := c.lookups.Load()
+	e := c.envOf(ctx)
 	for {
 		// A running update may have looked the record up before
 		// this call, or have loaded the policy from the store
 		// without a lookup; then wait for it and run another.
-		cl := c.start(domain, kindRecheck)
+		cl := c.start(e, domain, kindRecheck)
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
@@ -192,7 +199,7 @@ const (
 // call without a goroutine, until a slot is free (see slots.go); its callers
 // wait on their own contexts, and a Get or Recheck that stops waiting calls
 // leave.
-func (c *Cache) start(domain mtasts.Domain, k kind) *call {
+func (c *Cache) start(e callEnv, domain mtasts.Domain, k kind) *call {
 	c.callMu.Lock()
 	defer c.callMu.Unlock()
 	if cl := c.calls[domain.ASCII]; cl != nil {
@@ -218,7 +225,7 @@ func (c *Cache) start(domain mtasts.Domain, k kind) *call {
 		c.releaseBackground(k)
 		return doneCall(closedResult)
 	}
-	cl := &call{done: make(chan struct{}), domain: domain, kind: k, queued: time.Now(), waiters: waiting(k)}
+	cl := &call{done: make(chan struct{}), domain: domain, kind: k, env: e, queued: time.Now(), waiters: waiting(k)}
 	c.calls[domain.ASCII] = cl
 	c.scheduleLocked(cl)
 	return cl
@@ -247,7 +254,7 @@ func (c *Cache) launchLocked(cl *call) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		res, lookup, checkNext, after := c.update(ctx, cl.domain, cl.kind == kindRefresh)
+		res, lookup, checkNext, after := c.update(ctx, cl.domain, cl.kind == kindRefresh, cl.env)
 		// Saved before the waiting callers have their answer, so that
 		// a store shared by a fleet holds a policy once a Get has
 		// returned it; StoreTimeout bounds the delay.
@@ -265,7 +272,7 @@ func (c *Cache) launchLocked(cl *call) {
 			// A policy loaded from the store: check its record now,
 			// in the background. Without a free slot, the next Get
 			// does, as the policy was never checked.
-			c.start(cl.domain, kindCheck)
+			c.start(cl.env, cl.domain, kindCheck)
 		}
 	}()
 }

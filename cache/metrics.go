@@ -58,53 +58,53 @@ type metrics struct {
 func newMetrics(c *Cache) *metrics {
 	m := &metrics{
 		misses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtasts_cache_misses_total",
+			Name: "mtastsgo_cache_misses_total",
 			Help: "Get calls that waited for a lookup or fetch.",
 		}),
 		fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_cache_fetches_total",
+			Name: "mtastsgo_cache_fetches_total",
 			Help: "HTTPS policy fetches by the cache, by result.",
 		}, []string{"result"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_cache_refreshes_total",
+			Name: "mtastsgo_cache_refreshes_total",
 			Help: "Proactive policy refreshes by Run, by result.",
 		}, []string{"result"}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_cache_store_errors_total",
+			Name: "mtastsgo_cache_store_errors_total",
 			Help: "Failed store operations, by operation (load, save, lock, unlock).",
 		}, []string{"op"}),
 		networkWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "mtasts_cache_network_wait_seconds",
+			Name:    "mtastsgo_cache_network_wait_seconds",
 			Help:    "Time updates waited for one of Options.MaxNetwork slots before their lookup or fetch began.",
 			Buckets: []float64{0.001, 0.01, 0.1, 1, 10, 60},
 		}),
 		gaveWay: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_cache_gave_way_total",
+			Name: "mtastsgo_cache_gave_way_total",
 			Help: "Updates canceled to give their network slot to a waiting one, by reason: abandoned (their callers had left) or overdue (they had run Options.PreemptAfter).",
 		}, []string{"reason"}),
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "mtasts_cache_entries",
+			Name: "mtastsgo_cache_entries",
 			Help: "Domains held in memory.",
 		}, func() float64 { return float64(c.Len()) }),
 	}
 	m.hitsFunc = prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "mtasts_cache_hits_total",
+		Name: "mtastsgo_cache_hits_total",
 		Help: "Get calls answered from memory.",
 	}, func() float64 { return float64(m.hits.Load()) })
 	return m
 }
 
 // RegisterMetrics registers the cache's Prometheus collectors with reg:
-// mtasts_cache_hits_total, mtasts_cache_misses_total,
-// mtasts_cache_fetches_total and mtasts_cache_refreshes_total by result (see
-// mtasts.ResultLabel), mtasts_cache_store_errors_total by operation, and the
-// gauge mtasts_cache_entries, the histogram
-// mtasts_cache_network_wait_seconds (see Options.MaxNetwork), and
-// mtasts_cache_gave_way_total by reason (see Options.PreemptAfter). Register
+// mtastsgo_cache_hits_total, mtastsgo_cache_misses_total,
+// mtastsgo_cache_fetches_total and mtastsgo_cache_refreshes_total by result (see
+// mtasts.ResultLabel), mtastsgo_cache_store_errors_total by operation, and the
+// gauge mtastsgo_cache_entries, the histogram
+// mtastsgo_cache_network_wait_seconds (see Options.MaxNetwork), and
+// mtastsgo_cache_gave_way_total by reason (see Options.PreemptAfter). Register
 // one cache per registry, or give each its own constant labels.
 //
 // The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
-// puts a namespace before every name (mox_mtasts_cache_hits_total), and
+// puts a namespace before every name (mox_mtastsgo_cache_hits_total), and
 // mtasts.MetricsConstLabels adds labels to every metric. It returns an error
 // for a namespace that is not a metric name prefix, for labels Prometheus
 // rejects (result, op and reason are taken), or when reg already holds the metrics.

@@ -43,11 +43,11 @@ func TestMetricsNamespaceAndLabels(t *testing.T) {
 			}
 		}
 		want := map[string][]string{
-			"mox_mtasts_cache_hits_total":           {"instance=queue"},
-			"mox_mtasts_cache_misses_total":         {"instance=queue"},
-			"mox_mtasts_cache_fetches_total":        {"instance=queue", "result=ok"},
-			"mox_mtasts_cache_entries":              {"instance=queue"},
-			"mox_mtasts_cache_network_wait_seconds": {"instance=queue"},
+			"mox_mtastsgo_cache_hits_total":           {"instance=queue"},
+			"mox_mtastsgo_cache_misses_total":         {"instance=queue"},
+			"mox_mtastsgo_cache_fetches_total":        {"instance=queue", "result=ok"},
+			"mox_mtastsgo_cache_entries":              {"instance=queue"},
+			"mox_mtastsgo_cache_network_wait_seconds": {"instance=queue"},
 		}
 		if len(got) != len(want) {
 			t.Errorf("gathered %v, want %v", got, want)
@@ -86,7 +86,7 @@ func TestCheckEveryGetClosedCountsOnce(t *testing.T) {
 	if r := c.Get(t.Context(), domain(t, "example.com")); r.Policy == nil {
 		t.Fatalf("Get after Close: %+v, want the policy in memory", r)
 	}
-	misses, hits := counterValue(t, reg, "mtasts_cache_misses_total"), counterValue(t, reg, "mtasts_cache_hits_total")
+	misses, hits := counterValue(t, reg, "mtastsgo_cache_misses_total"), counterValue(t, reg, "mtastsgo_cache_hits_total")
 	if misses != 1 || hits != 1 {
 		t.Errorf("misses %v, hits %v; want 1 each: the first Get missed, the one after Close hit", misses, hits)
 	}

@@ -24,8 +24,9 @@ func newPruning(now time.Time) *pruning {
 // prune starts the store's Prune when it is a Pruner, pruneInterval has
 // passed since the last one, and that one has returned. Prune runs in a
 // goroutine of its own, so that a long one (a large directory) or a hung one
-// delays no sweep; its context ends with ctx or at Close. Its error is logged
-// and counted.
+// delays no sweep; its context ends with ctx or at Close, and carries the
+// logger of ctx or the cache's (see WithLogger). Its error is logged and
+// counted.
 func (c *Cache) prune(ctx context.Context, now time.Time, p *pruning) {
 	pruner, ok := c.opts.Store.(Pruner)
 	if !ok || now.Sub(p.last) < pruneInterval {
@@ -44,17 +45,19 @@ func (c *Cache) prune(ctx context.Context, now time.Time, p *pruning) {
 		return
 	}
 	p.last = now
+	log := c.envOf(ctx).log
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-p.running }()
-		ctx, cancel := context.WithCancel(ctx)
+		// The store may log to it too, as FileStore does.
+		ctx, cancel := context.WithCancel(WithLogger(ctx, log))
 		defer cancel()
 		stop := context.AfterFunc(c.ctx, cancel)
 		defer stop()
 		if err := pruner.Prune(ctx, now); err != nil && ctx.Err() == nil {
 			c.metrics.storeErrors.WithLabelValues("prune").Inc()
-			c.log.Warn("mta-sts: policy store failed to prune expired entries", "err", err)
+			log.Warn("mta-sts: policy store failed to prune expired entries", "err", err)
 		}
 	}()
 }

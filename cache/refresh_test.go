@@ -419,10 +419,10 @@ func TestMetrics(t *testing.T) {
 		synctest.Wait()
 
 		want := map[string]float64{
-			"mtasts_cache_hits_total":      3,
-			"mtasts_cache_misses_total":    2,
-			"mtasts_cache_fetches_total":   3, // example.com twice, broken.example once
-			"mtasts_cache_refreshes_total": 1,
+			"mtastsgo_cache_hits_total":      3,
+			"mtastsgo_cache_misses_total":    2,
+			"mtastsgo_cache_fetches_total":   3, // example.com twice, broken.example once
+			"mtastsgo_cache_refreshes_total": 1,
 		}
 		for name, n := range want {
 			if got := counterValue(t, reg, name); got != n {
@@ -437,13 +437,13 @@ func TestMetrics(t *testing.T) {
 		for _, mf := range families {
 			for _, m := range mf.GetMetric() {
 				switch mf.GetName() {
-				case "mtasts_cache_fetches_total":
+				case "mtastsgo_cache_fetches_total":
 					labels[m.GetLabel()[0].GetValue()] += m.GetCounter().GetValue()
-				case "mtasts_cache_entries":
+				case "mtastsgo_cache_entries":
 					// broken.example, without a policy, was
 					// dropped once unused for its back-off.
 					if v := m.GetGauge().GetValue(); v != 1 {
-						t.Errorf("mtasts_cache_entries = %v, want 1", v)
+						t.Errorf("mtastsgo_cache_entries = %v, want 1", v)
 					}
 				}
 			}

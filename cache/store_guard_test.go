@@ -101,7 +101,7 @@ func TestFetchedInTheFuture(t *testing.T) {
 		if r.Policy == nil || r.Fetched.After(now) || r.Expires.After(now.Add(24*time.Hour)) {
 			t.Fatalf("Get of an entry fetched in the future = fetched %v, expires %v; want at most now (%v) and now plus max_age", r.Fetched, r.Expires, now)
 		}
-		if n := counterValue(t, reg, "mtasts_cache_store_errors_total"); n != 1 || logs.warnings() == 0 {
+		if n := counterValue(t, reg, "mtastsgo_cache_store_errors_total"); n != 1 || logs.warnings() == 0 {
 			t.Errorf("store errors %v, %d warnings; want the entry counted and logged", n, logs.warnings())
 		}
 		time.Sleep(time.Hour + 2*time.Minute)

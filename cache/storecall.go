@@ -48,15 +48,15 @@ func (c *Cache) storeCall(ctx context.Context, op func(ctx context.Context) erro
 	}
 }
 
-// storeError counts and logs a failed call to the store.
-func (c *Cache) storeError(op string, domain mtasts.Domain, err error) {
+// storeError counts a failed call to the store, and logs it to log.
+func (c *Cache) storeError(log *slog.Logger, op string, domain mtasts.Domain, err error) {
 	c.metrics.storeErrors.WithLabelValues(op).Inc()
-	c.log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
+	log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
 }
 
-// storeInvalid counts and logs an entry of the store that the cache corrected
-// or ignored.
-func (c *Cache) storeInvalid(domain mtasts.Domain, err error) {
+// storeInvalid counts an entry of the store that the cache corrected or
+// ignored, and logs it to log.
+func (c *Cache) storeInvalid(log *slog.Logger, domain mtasts.Domain, err error) {
 	c.metrics.storeErrors.WithLabelValues("load").Inc()
-	c.log.Log(c.ctx, slog.LevelWarn, "mta-sts: invalid policy store entry", "domain", domain.LogString(), "err", err)
+	log.Log(c.ctx, slog.LevelWarn, "mta-sts: invalid policy store entry", "domain", domain.LogString(), "err", err)
 }

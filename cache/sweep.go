@@ -12,7 +12,19 @@ import (
 // A policy is fetched again once it is RefreshAge old (at most half its
 // lifetime), whether or not its id changed, so a domain that gets mail daily
 // never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
-// an hour.
+// an hour. The refreshes use the resolver and logger of ctx, if set with
+// WithResolver and WithLogger.
+//
+// Run recovers no panic, and neither do the updates it starts. Bad input
+// from the network makes errors, never panics (the parsers are fuzzed), so
+// a panic is a bug: of the cache, or of the Resolver, Store or hook it
+// calls. Recovered, it would leave the update's state half-made: callers
+// waiting on it until their deadline, one of the MaxNetwork slots or a
+// fleet lock held for good, a domain with no answer. Deliveries would then
+// go on without the domain's policy, quietly, the downgrade MTA-STS exists
+// to prevent. Recovering in Run alone would not even help: updates run in
+// goroutines of their own, as those of Get do. A process that crashes is
+// restarted, its policies in the Store and its mail in its queue.
 func (c *Cache) Run(ctx context.Context) error {
 	ticker := time.NewTicker(c.opts.RunInterval)
 	defer ticker.Stop()
@@ -33,6 +45,7 @@ func (c *Cache) Run(ctx context.Context) error {
 // sweep is one round of Run.
 func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	var drop, refresh []*item
+	e := c.envOf(ctx)
 	nowSec := c.clock(now)
 	c.items.each(func(it *item) {
 		s := it.snap.Load()
@@ -56,7 +69,7 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	for _, it := range refresh {
 		select {
 		case c.background <- struct{}{}:
-			c.start(it.domain(), kindRefresh)
+			c.start(e, it.domain(), kindRefresh)
 		case <-ctx.Done():
 			return
 		case <-c.ctx.Done():

@@ -25,8 +25,8 @@ import (
 // that hangs until after a cached policy expired does not return it.
 //
 // ctx ends when the cache closes or the update gives way to another (see
-// slots.go).
-func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ Result, lookup uint64, checkNext bool, after func()) {
+// slots.go). env is the resolver of its lookup and the logger of its warnings.
+func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env callEnv) (_ Result, lookup uint64, checkNext bool, after func()) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	now := time.Now()
@@ -34,7 +34,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 	s := it.snap.Load()
 
 	if s == nil {
-		if ls := c.load(ctx, domain, now); ls != nil {
+		if ls := c.load(ctx, env.log, domain, now); ls != nil {
 			it.snap.Store(ls)
 			return c.result(it, ls, now, fromMemory), 0, true, nil
 		}
@@ -43,7 +43,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 	// RFC 8461 3 and 5.1: look the TXT record up; a new id means a new
 	// policy, the same id that the cached policy is current.
 	lookup = c.lookups.Add(1)
-	record, _, lookupErr := c.opts.LookupRecord(ctx, c.opts.Resolver, domain)
+	record, _, lookupErr := c.opts.LookupRecord(ctx, env.resolver, domain)
 	it.checkedAt.Store(c.clock(now))
 	now = time.Now()
 	if lookupErr != nil {
@@ -67,7 +67,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 		id = s.id
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
-		return c.failed(domain, it, s, newFailure(lookupErr, "", now.Add(c.opts.Backoff)), now), lookup, false, nil
+		return c.failed(env.log, domain, it, s, newFailure(lookupErr, "", now.Add(c.opts.Backoff)), now), lookup, false, nil
 	}
 	if s.failedFor(id, now) {
 		// RFC 8461 3.3: after a failed fetch, "limit further attempts
@@ -97,7 +97,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 
 	// A store shared by a fleet may hold the lock on this fetch: another
 	// cache is fetching, and saves what it gets.
-	if ls := c.waitForFleet(ctx, it, domain, id, full, now); ls != nil {
+	if ls := c.waitForFleet(ctx, env.log, it, domain, id, full, now); ls != nil {
 		return c.result(it, ls, now, fromMemory), lookup, false, nil
 	}
 
@@ -111,7 +111,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 	if err != nil {
 		if g := gaveWayCause(ctx); g != nil {
 			if !g.overdue {
-				return Result{Err: g}, lookup, false, func() { c.unlockFleet(domain) }
+				return Result{Err: g}, lookup, false, func() { c.unlockFleet(env.log, domain) }
 			}
 			if !errors.Is(err, g) {
 				err = fmt.Errorf("%w (%w)", err, g)
@@ -119,7 +119,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 		}
 		f := newFailure(err, id, now.Add(c.opts.Backoff))
 		f.keepText(text)
-		return c.failed(domain, it, s, f, now), lookup, false, func() { c.unlockFleet(domain) }
+		return c.failed(env.log, domain, it, s, f, now), lookup, false, func() { c.unlockFleet(env.log, domain) }
 	}
 	// RFC 8461 3.2: the policy is valid for max_age (capped by
 	// Policy.MaxAge at 31557600 seconds) from the fetch, counted from
@@ -136,9 +136,9 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 	// by now. Later calls judge it at their own time (RFC 8461 5.1).
 	return c.result(it, ns, fetched, fetchedNow), lookup, false, func() {
 		if err := c.storeCall(c.ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
-			c.storeError("save", domain, err)
+			c.storeError(env.log, "save", domain, err)
 		}
-		c.unlockFleet(domain)
+		c.unlockFleet(env.log, domain)
 	}
 }
 
@@ -154,7 +154,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool) (_ 
 // per version ID"), or, when the record itself could not be had, for the
 // domain, so that neither Run nor the id checks hammer a failing DNS or
 // policy host.
-func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, f *failure, now time.Time) Result {
+func (c *Cache) failed(log *slog.Logger, domain mtasts.Domain, it *item, s *snapshot, f *failure, now time.Time) Result {
 	if s.valid(now) {
 		// RFC 8461 3.3, 10.2: alert administrators when a refresh
 		// fails, "unless the cached policy mode is 'none'".
@@ -162,7 +162,7 @@ func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, f *failure, 
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		c.log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
+		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
 		ns := s.withFailure(f)
 		it.snap.Store(ns)
 		return c.result(it, ns, now, triedNow)
@@ -177,7 +177,7 @@ func (c *Cache) failed(domain mtasts.Domain, it *item, s *snapshot, f *failure, 
 
 // load returns the domain's policy from the store, or nil when the store has
 // none that is valid.
-func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *snapshot {
+func (c *Cache) load(ctx context.Context, log *slog.Logger, domain mtasts.Domain, now time.Time) *snapshot {
 	var (
 		e  Entry
 		ok bool
@@ -187,19 +187,19 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		return err
 	})
 	if err != nil {
-		c.storeError("load", domain, err)
+		c.storeError(log, "load", domain, err)
 		return nil
 	}
 	if !ok || now.After(e.Expires) {
 		return nil
 	}
 	if e.Domain != domain.ASCII {
-		c.storeError("load", domain, fmt.Errorf("cache: store returned the entry of %s", quoted.String(e.Domain)))
+		c.storeError(log, "load", domain, fmt.Errorf("cache: store returned the entry of %s", quoted.String(e.Domain)))
 		return nil
 	}
 	policy, err := mtasts.ParsePolicy(e.Policy)
 	if err != nil {
-		c.storeError("load", domain, err)
+		c.storeError(log, "load", domain, err)
 		return nil
 	}
 	fetched := e.Fetched
@@ -210,7 +210,7 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 		// fetch and keep it from being refreshed (RFC 8461 3.3, 5.1).
 		// Take it as fetched now, so that it lives at most max_age
 		// (at most MaxAgeLimit) from now.
-		c.storeInvalid(domain, fmt.Errorf("cache: store entry fetched at %v, after now (%v): taken as fetched now", e.Fetched, now))
+		c.storeInvalid(log, domain, fmt.Errorf("cache: store entry fetched at %v, after now (%v): taken as fetched now", e.Fetched, now))
 		fetched = now
 	}
 	// The stored expiry stands, but never beyond what the policy allows
@@ -226,7 +226,7 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 	// expiry a little past the limit; that is no cause for a write on
 	// every load.
 	if !fetched.Equal(e.Fetched) || e.Expires.Sub(expires) > time.Second {
-		c.rewriteLoaded(ctx, domain, e, fetched, expires)
+		c.rewriteLoaded(ctx, log, domain, e, fetched, expires)
 	}
 	return newSnapshot(policy, e.RecordID, fetched, expires)
 }
@@ -248,9 +248,9 @@ func (c *Cache) load(ctx context.Context, domain mtasts.Domain, now time.Time) *
 // may overwrite an entry that another fleet member saved since the load;
 // that entry's policy comes back with the next fetch, and the one written
 // here lasts at most its max_age.
-func (c *Cache) rewriteLoaded(ctx context.Context, domain mtasts.Domain, e Entry, fetched, expires time.Time) {
+func (c *Cache) rewriteLoaded(ctx context.Context, log *slog.Logger, domain mtasts.Domain, e Entry, fetched, expires time.Time) {
 	e.Fetched, e.Expires = fetched, expires
 	if err := c.storeCall(ctx, func(ctx context.Context) error { return c.opts.Store.Save(ctx, e) }); err != nil {
-		c.storeError("save", domain, err)
+		c.storeError(log, "save", domain, err)
 	}
 }

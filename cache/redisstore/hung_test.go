@@ -83,7 +83,7 @@ func TestRedisHung(t *testing.T) {
 					t.Errorf("%s with Redis hung succeeded", op.name)
 				}
 			}
-			if n := counter(t, reg, "mtasts_redisstore_errors_total"); n != float64(len(ops)) {
+			if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n != float64(len(ops)) {
 				t.Errorf("%v errors counted, want %d", n, len(ops))
 			}
 

@@ -56,7 +56,7 @@ func TestKeys(t *testing.T) {
 	if rdb.DBSize(ctx).Val() != before {
 		t.Errorf("keys now: %q", rdb.Keys(ctx, "*").Val())
 	}
-	if n := counter(t, reg, "mtasts_redisstore_errors_total"); n != 2 {
+	if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n != 2 {
 		t.Errorf("%v errors counted, want 2", n)
 	}
 }

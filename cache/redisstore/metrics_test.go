@@ -32,8 +32,8 @@ func TestMetricsNamespaceAndLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 1 || families[0].GetName() != "mox_mtasts_redisstore_errors_total" || len(families[0].GetMetric()) != 1 {
-		t.Fatalf("gathered %v, want one mox_mtasts_redisstore_errors_total sample", families)
+	if len(families) != 1 || families[0].GetName() != "mox_mtastsgo_redisstore_errors_total" || len(families[0].GetMetric()) != 1 {
+		t.Fatalf("gathered %v, want one mox_mtastsgo_redisstore_errors_total sample", families)
 	}
 	var labels []string
 	for _, l := range families[0].GetMetric()[0].GetLabel() {

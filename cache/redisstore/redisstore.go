@@ -149,7 +149,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 		opts: opts,
 		log:  log,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_redisstore_errors_total",
+			Name: "mtastsgo_redisstore_errors_total",
 			Help: "Failed Redis operations of the MTA-STS policy store, by operation.",
 		}, []string{"op"}),
 		bounded: honoursContext(rdb),
@@ -219,7 +219,7 @@ func wrongType(err error) bool {
 }
 
 // RegisterMetrics registers the store's error counter,
-// mtasts_redisstore_errors_total by operation (load, decode, save, delete,
+// mtastsgo_redisstore_errors_total by operation (load, decode, save, delete,
 // lock, unlock), with reg; operations not sent because Redis failed less
 // than RetryAfter ago count as failed. The options, those of
 // mtasts.RegisterMetrics, put a namespace before the name and constant labels

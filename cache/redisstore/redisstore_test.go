@@ -215,7 +215,7 @@ func TestUndecodableEntry(t *testing.T) {
 			t.Errorf("Load of %q = %v, %v; want an error", v, ok, err)
 		}
 	}
-	if n := counter(t, reg, "mtasts_redisstore_errors_total"); n != 4 {
+	if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n != 4 {
 		t.Errorf("errors counted: %v, want 4", n)
 	}
 
@@ -349,7 +349,7 @@ func TestRedisDown(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Errorf("Get with Redis down took %v", elapsed)
 	}
-	if n := counter(t, reg, "mtasts_redisstore_errors_total"); n < 2 {
+	if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n < 2 {
 		t.Errorf("%v Redis errors counted, want load, lock and save at least", n)
 	}
 

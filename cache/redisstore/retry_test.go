@@ -78,7 +78,7 @@ func TestRetryAfter(t *testing.T) {
 			t.Errorf("operation %d right after the failure: %v; want ErrUnavailable", i, err)
 		}
 	}
-	if n := counter(t, reg, "mtasts_redisstore_errors_total"); n != 1+float64(len(ops)) {
+	if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n != 1+float64(len(ops)) {
 		t.Errorf("%v errors counted, want %d", n, 1+len(ops))
 	}
 	if n := h.warnings.Load(); n != 1 {

@@ -52,7 +52,7 @@ func TestWrongTypeKey(t *testing.T) {
 			if _, ok, err := store.Load(ctx, "example.com"); ok || err == nil || errors.Is(err, redisstore.ErrUnavailable) {
 				t.Errorf("Load of a %s = %v, %v; want an error about the value", put.name, ok, err)
 			}
-			if n := counter(t, reg, "mtasts_redisstore_errors_total"); n != float64(i+1) {
+			if n := counter(t, reg, "mtastsgo_redisstore_errors_total"); n != float64(i+1) {
 				t.Errorf("%v errors counted, want %d", n, i+1)
 			}
 			if n := h.warnings.Load(); n != int64(i+1) {
