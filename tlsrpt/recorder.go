@@ -41,7 +41,7 @@ type RecorderOptions struct {
 	// MaxDetailRows caps the distinct failure-detail rows kept per policy
 	// domain and day. Past it, failures still count in the summary (RFC
 	// 8460 4.2.2), but their detail is dropped and counted in the metric
-	// mtasts_tlsrpt_failure_details_dropped_total. Stores hold the same
+	// mtastsgo_tlsrpt_failure_details_dropped_total. Stores hold the same
 	// cap over all the recorders that add to them. Default 1000.
 	MaxDetailRows int
 
@@ -257,7 +257,7 @@ func (r *Recorder) Success(p Policy) error {
 // Sessions with equal details add up in one row. Past
 // RecorderOptions.MaxDetailRows distinct rows for the policy domain that
 // day, the session counts in the summary only, and in the metric
-// mtasts_tlsrpt_failure_details_dropped_total.
+// mtastsgo_tlsrpt_failure_details_dropped_total.
 //
 // It returns an error, recording nothing, when p is not a valid policy of a
 // report (see Policy.Validate: e.g. a policy type other than "sts", "tlsa"
@@ -397,7 +397,7 @@ func (h *Handle) Failure(fd FailureDetail) error {
 // calls it every FlushInterval, and Close once more. When the store fails,
 // the counts are kept for the next flush, given again as they were, and
 // Flush returns the store's error. Counts for a day the store says was taken are dropped and counted
-// in mtasts_tlsrpt_sessions_late_total. Flushes run one at a time.
+// in mtastsgo_tlsrpt_sessions_late_total. Flushes run one at a time.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -723,23 +723,23 @@ type recorderMetrics struct {
 func newRecorderMetrics() *recorderMetrics {
 	return &recorderMetrics{
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_failure_details_dropped_total",
+			Name: "mtastsgo_tlsrpt_failure_details_dropped_total",
 			Help: "Failed TLS sessions counted in their report's summary whose failure detail was dropped, past the cap of rows per policy domain and day.",
 		}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_sessions_late_total",
+			Name: "mtastsgo_tlsrpt_sessions_late_total",
 			Help: "TLS sessions recorded for a day already taken for reporting, and so not reported.",
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_store_errors_total",
+			Name: "mtastsgo_tlsrpt_store_errors_total",
 			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release).",
 		}, []string{"op"}),
 	}
 }
 
 // RegisterMetrics registers the recorder's Prometheus collectors with reg:
-// mtasts_tlsrpt_failure_details_dropped_total,
-// mtasts_tlsrpt_sessions_late_total and mtasts_tlsrpt_store_errors_total
+// mtastsgo_tlsrpt_failure_details_dropped_total,
+// mtastsgo_tlsrpt_sessions_late_total and mtastsgo_tlsrpt_store_errors_total
 // by operation. Register one recorder per registry. It returns reg's
 // errors, e.g. when a collector is already registered.
 func (r *Recorder) RegisterMetrics(reg prometheus.Registerer) error {

@@ -268,7 +268,7 @@ func TestRecorderCap(t *testing.T) {
 	}
 	must(t, rec.Failure(a2, row(expired, "a.example", 9, 0))) // same domain: past the cap
 	must(t, rec.Failure(b, row(expired, "b.example", 9, 0)))  // a cap of its own
-	if got := metric(t, reg, "mtasts_tlsrpt_failure_details_dropped_total"); got != 5 {
+	if got := metric(t, reg, "mtastsgo_tlsrpt_failure_details_dropped_total"); got != 5 {
 		t.Errorf("dropped = %v, want 5", got)
 	}
 	clk.set(afterDay(day))
@@ -299,7 +299,7 @@ func TestRecorderCapInStore(t *testing.T) {
 	must(t, rec2.Failure(p, row(expired, "a.example", 3, 0)))
 	must(t, rec2.Failure(p, row(expired, "a.example", 1, 0)))
 	must(t, rec2.Flush(context.Background()))
-	if got := metric(t, reg2, "mtasts_tlsrpt_failure_details_dropped_total"); got != 2 {
+	if got := metric(t, reg2, "mtastsgo_tlsrpt_failure_details_dropped_total"); got != 2 {
 		t.Errorf("dropped = %v, want 2", got)
 	}
 	clk.set(afterDay(day))
@@ -382,7 +382,7 @@ func TestRecorderStoreFails(t *testing.T) {
 	if err := rec.Flush(context.Background()); err == nil {
 		t.Fatal("second Flush to a failing store: no error")
 	}
-	if got := metric(t, reg, "mtasts_tlsrpt_store_errors_total"); got != 2 {
+	if got := metric(t, reg, "mtastsgo_tlsrpt_store_errors_total"); got != 2 {
 		t.Errorf("store errors = %v, want 2", got)
 	}
 	store.fail.Store(false)
@@ -412,7 +412,7 @@ func TestRecorderLate(t *testing.T) {
 	must(t, rec.Failure(p, row(expired, "a.example", 1, 0)))
 	clk.set(afterDay(day))
 	must(t, rec.Flush(context.Background()))
-	if got := metric(t, reg, "mtasts_tlsrpt_sessions_late_total"); got != 2 {
+	if got := metric(t, reg, "mtastsgo_tlsrpt_sessions_late_total"); got != 2 {
 		t.Errorf("late = %v, want 2", got)
 	}
 	if d := mustTake(t, rec, day); len(d.Results) != 0 {

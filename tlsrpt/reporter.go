@@ -638,19 +638,19 @@ type reporterMetrics struct {
 func newReporterMetrics() *reporterMetrics {
 	m := &reporterMetrics{
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mtasts_tlsrpt_reports_pending",
+			Name: "mtastsgo_tlsrpt_reports_pending",
 			Help: "TLS reports in the outbox, not yet done, at the start of the Reporter's last pass.",
 		}),
 		daysTaken: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_days_taken_total",
+			Name: "mtastsgo_tlsrpt_days_taken_total",
 			Help: "Closed days whose reports the Reporter put in the outbox.",
 		}),
 		done: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_reports_done_total",
+			Name: "mtastsgo_tlsrpt_reports_done_total",
 			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; failed: given up on).",
 		}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_reporter_errors_total",
+			Name: "mtastsgo_tlsrpt_reporter_errors_total",
 			Help: "Failed steps of the Reporter, by step (take, put, release, pending, delivered, done), each retried.",
 		}, []string{"op"}),
 	}
@@ -664,9 +664,9 @@ func newReporterMetrics() *reporterMetrics {
 }
 
 // RegisterMetrics registers the reporter's Prometheus collectors with reg:
-// mtasts_tlsrpt_reports_pending, mtasts_tlsrpt_days_taken_total,
-// mtasts_tlsrpt_reports_done_total by outcome and
-// mtasts_tlsrpt_reporter_errors_total by step. The Sender counts the
+// mtastsgo_tlsrpt_reports_pending, mtastsgo_tlsrpt_days_taken_total,
+// mtastsgo_tlsrpt_reports_done_total by outcome and
+// mtastsgo_tlsrpt_reporter_errors_total by step. The Sender counts the
 // deliveries to each rua URI (Sender.RegisterMetrics). Register one
 // reporter per registry, or give each its own constant labels.
 //

@@ -157,7 +157,7 @@ func TestReporterRetryRounds(t *testing.T) {
 				if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
 					t.Errorf("%d reports pending, want none", len(pending))
 				}
-				if got := counters(t, reg)["mtasts_tlsrpt_reports_done_total{outcome="+tc.outcome+"}"]; got != 1 {
+				if got := counters(t, reg)["mtastsgo_tlsrpt_reports_done_total{outcome="+tc.outcome+"}"]; got != 1 {
 					t.Errorf("reports done as %s: %v, want 1", tc.outcome, got)
 				}
 			})

@@ -344,11 +344,11 @@ func testReporterNoRecord(t *testing.T, mend bool) {
 	}
 	got := counters(t, reg)
 	for name, want := range map[string]float64{
-		"mtasts_tlsrpt_days_taken_total":                      1,
-		"mtasts_tlsrpt_reports_done_total{outcome=no_record}": noRecord,
-		"mtasts_tlsrpt_reports_done_total{outcome=failed}":    failed,
-		"mtasts_tlsrpt_reports_done_total{outcome=delivered}": 0,
-		"mtasts_tlsrpt_reporter_errors_total{op=take}":        0,
+		"mtastsgo_tlsrpt_days_taken_total":                      1,
+		"mtastsgo_tlsrpt_reports_done_total{outcome=no_record}": noRecord,
+		"mtastsgo_tlsrpt_reports_done_total{outcome=failed}":    failed,
+		"mtastsgo_tlsrpt_reports_done_total{outcome=delivered}": 0,
+		"mtastsgo_tlsrpt_reporter_errors_total{op=take}":        0,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)

@@ -438,19 +438,19 @@ type senderMetrics struct {
 func newSenderMetrics() *senderMetrics {
 	m := &senderMetrics{
 		built: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_reports_built_total",
+			Name: "mtastsgo_tlsrpt_reports_built_total",
 			Help: "TLS reports built (validated, compressed) for sending.",
 		}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_reports_sent_total",
+			Name: "mtastsgo_tlsrpt_reports_sent_total",
 			Help: "TLS reports delivered to a rua URI, by transport (https, mailto).",
 		}, []string{"transport"}),
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_reports_failed_total",
+			Name: "mtastsgo_tlsrpt_reports_failed_total",
 			Help: "TLS reports given up on for a rua URI, after any retries, by transport (https, mailto).",
 		}, []string{"transport"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_tlsrpt_report_retries_total",
+			Name: "mtastsgo_tlsrpt_report_retries_total",
 			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
 		}, []string{"transport"}),
 	}
@@ -463,9 +463,9 @@ func newSenderMetrics() *senderMetrics {
 }
 
 // RegisterMetrics registers the sender's Prometheus collectors with reg:
-// mtasts_tlsrpt_reports_built_total, and by transport (https, mailto)
-// mtasts_tlsrpt_reports_sent_total and mtasts_tlsrpt_reports_failed_total,
-// counted per rua URI, and mtasts_tlsrpt_report_retries_total. Register one
+// mtastsgo_tlsrpt_reports_built_total, and by transport (https, mailto)
+// mtastsgo_tlsrpt_reports_sent_total and mtastsgo_tlsrpt_reports_failed_total,
+// counted per rua URI, and mtastsgo_tlsrpt_report_retries_total. Register one
 // sender per registry, or give each its own constant labels.
 //
 // The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace

@@ -194,13 +194,13 @@ func TestSendHTTPSRetry(t *testing.T) {
 
 	got := counters(t, reg)
 	for name, want := range map[string]float64{
-		"mtasts_tlsrpt_reports_built_total":                    1,
-		"mtasts_tlsrpt_reports_sent_total{transport=https}":    1,
-		"mtasts_tlsrpt_reports_sent_total{transport=mailto}":   0,
-		"mtasts_tlsrpt_reports_failed_total{transport=https}":  0,
-		"mtasts_tlsrpt_report_retries_total{transport=https}":  1,
-		"mtasts_tlsrpt_report_retries_total{transport=mailto}": 0,
-		"mtasts_tlsrpt_reports_failed_total{transport=mailto}": 0,
+		"mtastsgo_tlsrpt_reports_built_total":                    1,
+		"mtastsgo_tlsrpt_reports_sent_total{transport=https}":    1,
+		"mtastsgo_tlsrpt_reports_sent_total{transport=mailto}":   0,
+		"mtastsgo_tlsrpt_reports_failed_total{transport=https}":  0,
+		"mtastsgo_tlsrpt_report_retries_total{transport=https}":  1,
+		"mtastsgo_tlsrpt_report_retries_total{transport=mailto}": 0,
+		"mtastsgo_tlsrpt_reports_failed_total{transport=mailto}": 0,
 	} {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
@@ -384,10 +384,10 @@ func TestSenderMetricsOptions(t *testing.T) {
 	}
 	got := counters(t, reg)
 	for _, name := range []string{
-		"mox_mtasts_tlsrpt_reports_built_total{instance=a}",
-		"mox_mtasts_tlsrpt_reports_sent_total{instance=a,transport=https}",
-		"mox_mtasts_tlsrpt_reports_failed_total{instance=a,transport=mailto}",
-		"mox_mtasts_tlsrpt_report_retries_total{instance=a,transport=https}",
+		"mox_mtastsgo_tlsrpt_reports_built_total{instance=a}",
+		"mox_mtastsgo_tlsrpt_reports_sent_total{instance=a,transport=https}",
+		"mox_mtastsgo_tlsrpt_reports_failed_total{instance=a,transport=mailto}",
+		"mox_mtastsgo_tlsrpt_report_retries_total{instance=a,transport=https}",
 	} {
 		if _, ok := got[name]; !ok {
 			t.Errorf("no metric %s; have %v", name, got)

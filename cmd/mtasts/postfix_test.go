@@ -207,10 +207,10 @@ func TestPostfixDaemonMetrics(t *testing.T) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{
-		`mtasts_socketmap_requests_total{status="OK"} 1`,
-		`mtasts_socketmap_requests_total{status="NOTFOUND"} 1`,
-		`mtasts_socketmap_connections `,
-		`mtasts_cache_entries 2`,
+		`mtastsgo_socketmap_requests_total{status="OK"} 1`,
+		`mtastsgo_socketmap_requests_total{status="NOTFOUND"} 1`,
+		`mtastsgo_socketmap_connections `,
+		`mtastsgo_cache_entries 2`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q", want)

@@ -16,29 +16,29 @@ type smMetrics struct {
 }
 
 // newSMMetrics returns the collectors, registered with reg:
-// mtasts_socketmap_requests_total by reply status (OK, NOTFOUND, TEMP,
-// TIMEOUT, PERM), the histogram mtasts_socketmap_request_duration_seconds,
-// the gauge mtasts_socketmap_connections, and
-// mtasts_socketmap_connections_closed_total by reason: limit (refused, all
+// mtastsgo_socketmap_requests_total by reply status (OK, NOTFOUND, TEMP,
+// TIMEOUT, PERM), the histogram mtastsgo_socketmap_request_duration_seconds,
+// the gauge mtastsgo_socketmap_connections, and
+// mtastsgo_socketmap_connections_closed_total by reason: limit (refused, all
 // connections busy), evicted (the longest idle, to make room), idle and
 // read_timeout (timeouts), malformed (a bad request).
 func newSMMetrics(reg prometheus.Registerer) (*smMetrics, error) {
 	m := &smMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_socketmap_requests_total",
+			Name: "mtastsgo_socketmap_requests_total",
 			Help: "Socketmap requests answered, by reply status.",
 		}, []string{"status"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "mtasts_socketmap_request_duration_seconds",
+			Name:    "mtastsgo_socketmap_request_duration_seconds",
 			Help:    "Time from reading a socketmap request to having its reply.",
 			Buckets: []float64{1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10},
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "mtasts_socketmap_connections",
+			Name: "mtastsgo_socketmap_connections",
 			Help: "Socketmap client connections open.",
 		}),
 		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mtasts_socketmap_connections_closed_total",
+			Name: "mtastsgo_socketmap_connections_closed_total",
 			Help: "Socketmap connections the server closed, by reason.",
 		}, []string{"reason"}),
 	}
