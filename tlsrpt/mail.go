@@ -44,8 +44,17 @@ const (
 // multipart/report; report-type="tlsrpt" (IsReportMessage), which anyone can
 // write: trust them only on messages that came through Submit, e.g. by
 // storing the mark with the queued message when Submit queues it, and never
-// on mail that users or other hosts submit, who could otherwise turn off
-// MTA-STS for their own mail.
+// on mail that users or other hosts submit, who could otherwise keep their
+// own sessions out of the reports.
+//
+// The message also carries "TLS-Required: No" (RFC 8689 3), the standard
+// request of a message's sender that MTAs deliver it despite MTA-STS or
+// DANE failures. It says so to every MTA the report passes through, a
+// smarthost or a relay of the rua domain, not only to this one. Any sender
+// may make that request for its own message, so an MTA that honours it does
+// so on any message; the mark remains what tells this MTA not to record the
+// session (RFC 8460 3), and to deliver without enforcing even when it does
+// not implement RFC 8689.
 
 type reportSubmissionKey struct{}
 
@@ -157,7 +166,8 @@ func parseFrom(from string) (*mail.Address, error) {
 // ComposeMessage returns the e-mail message of RFC 8460 5.3 that sends p to
 // the address to, from the address from, dated date: the header fields From,
 // To, Date, Message-ID and the Subject of 5.3, TLS-Report-Domain and
-// TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies), and
+// TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies),
+// TLS-Required: No (RFC 8689 3: deliver despite MTA-STS or DANE failures), and
 // a body of media type multipart/report; report-type="tlsrpt" with a
 // human-readable text/plain part and the application/tlsrpt+gzip report,
 // base64-encoded, named p.Filename (5.1). Lines end in CRLF and are 7-bit,
@@ -203,6 +213,11 @@ func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error)
 	header(HeaderReportDomain, p.PolicyDomain.ASCII)
 	header(HeaderReportSubmitter, p.Submitter.ASCII)
 	header("Auto-Submitted", "auto-generated")
+	// RFC 8689 3: "TLS-Required: No" asks each MTA that relays the message
+	// to deliver it despite MTA-STS or DANE failures (RFC 8689 4.2.2), as
+	// RFC 8460 5.3 wants of reports: the mark of IsReportSubmission says
+	// the same to this MTA alone.
+	header("TLS-Required", "No")
 	header("MIME-Version", "1.0")
 	// RFC 8460 5.3: "a top-level media type "multipart/report" with a new
 	// parameter "report-type="tlsrpt"""; RFC 6522 3.

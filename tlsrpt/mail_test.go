@@ -138,6 +138,11 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 	if h.Get("MIME-Version") != "1.0" || h.Get("Auto-Submitted") != "auto-generated" {
 		t.Errorf("MIME-Version %q, Auto-Submitted %q", h.Get("MIME-Version"), h.Get("Auto-Submitted"))
 	}
+	// RFC 8689 3: "TLS-Required: No" asks every MTA on the way to deliver
+	// despite MTA-STS or DANE failures, as RFC 8460 5.3 wants for reports.
+	if got := h["Tls-Required"]; len(got) != 1 || got[0] != "No" {
+		t.Errorf("TLS-Required %q, want one field \"No\" (RFC 8689)", got)
+	}
 	if !tlsrpt.IsReportMessage(h) {
 		t.Error("IsReportMessage(header) = false")
 	}
