@@ -58,24 +58,30 @@ type SenderOptions struct {
 	Resolver mtasts.Resolver
 
 	// Submit hands a report message (RFC 8460 5.3) to the MTA, for
-	// delivery from the envelope sender from to the address to. Without
-	// it, mailto rua URIs are not delivered to.
+	// delivery from the envelope sender msg.From to the addresses msg.To.
+	// msg holds the message's bytes and the parts the MTA queues it by:
+	// report-id, policy domain, submitter, Subject, Message-ID, and
+	// whether it needs SMTPUTF8. Without Submit, mailto rua URIs are not
+	// delivered to.
 	//
-	// The MTA signs the message with DKIM for the reporting domain, as
-	// RFC 8460 3 requires ("Reports sent via SMTP MUST contain a valid
-	// DomainKeys Identified Mail (DKIM) [RFC6376] signature by the
-	// reporting domain"), without the "l=" tag, covering the
-	// TLS-Report-Domain and TLS-Report-Submitter fields (5.3), with a
-	// key whose record says "s=tlsrpt"; then queues and delivers it. It
-	// delivers it without enforcing MTA-STS or DANE and without recording
-	// the session's TLS outcome: ctx carries the mark IsReportSubmission
-	// reports, which the MTA keeps with the queued message (see there).
+	// The MTA signs msg.Data with DKIM for the reporting domain,
+	// msg.Submitter, as RFC 8460 3 requires ("Reports sent via SMTP MUST
+	// contain a valid DomainKeys Identified Mail (DKIM) [RFC6376]
+	// signature by the reporting domain"), without the "l=" tag,
+	// covering the TLS-Report-Domain and TLS-Report-Submitter fields
+	// (5.3), with a key whose record says "s=tlsrpt"; then queues and
+	// delivers it. It delivers it without enforcing MTA-STS or DANE and
+	// without recording the session's TLS outcome: ctx carries the mark
+	// IsReportSubmission reports, which the MTA keeps with the queued
+	// message (see there), and the message says "TLS-Required: No"
+	// (RFC 8689).
 	//
-	// Submit returns nil once the message is queued; an error is retried
-	// (RFC 8460 5.5), unless it wraps ErrPermanent. It is called from
-	// several goroutines at once, and its ctx has the deadline of
+	// Submit returns nil once the message is queued for every address of
+	// msg.To; an error is retried (RFC 8460 5.5), with the same msg,
+	// unless it wraps ErrPermanent. It must not change msg. It is called
+	// from several goroutines at once, and its ctx has the deadline of
 	// AttemptTimeout.
-	Submit func(ctx context.Context, from, to string, msg []byte) error
+	Submit func(ctx context.Context, msg *Message) error
 
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
@@ -369,16 +375,12 @@ func (s *Sender) mailAttempt(p *Payload, uri string) (func(context.Context) erro
 	if from == "" {
 		from = p.Report.ContactInfo
 	}
-	fromAddr, err := parseFrom(from)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	msg, err := ComposeMessage(p, from, to, time.Now())
+	msg, err := ComposeMessage(p, from, []string{to}, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	return func(ctx context.Context) error {
-		return s.opts.Submit(withReportSubmission(ctx), fromAddr.Address, to, msg)
+		return s.opts.Submit(withReportSubmission(ctx), msg)
 	}, nil
 }
 
