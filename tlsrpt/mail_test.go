@@ -113,9 +113,8 @@ func TestSendMailto(t *testing.T) {
 	}
 }
 
-// checkReportMessage parses msg and checks it against RFC 8460 5.3 and the
-// report it carries.
-func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, to, filename string) {
+// checkLines checks that the lines of msg end in CRLF and are short.
+func checkLines(t *testing.T, msg []byte) {
 	t.Helper()
 	for i, line := range strings.SplitAfter(string(msg), "\n") {
 		if line != "" && !strings.HasSuffix(line, "\r\n") {
@@ -128,6 +127,15 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 		if max := 78; len(line)-2 > max && !strings.Contains(line, "filename=") || len(line)-2 > 998 {
 			t.Errorf("line %d is %d characters long (RFC 5322 2.1.1)", i+1, len(line)-2)
 		}
+	}
+}
+
+// checkReportMessage parses msg and checks it against RFC 8460 5.3 and the
+// report it carries.
+func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, to, filename string) {
+	t.Helper()
+	checkLines(t, msg)
+	for i, line := range strings.SplitAfter(string(msg), "\n") {
 		for _, c := range []byte(line) {
 			if c >= 0x80 {
 				t.Fatalf("line %d is not 7-bit: %q", i+1, line)

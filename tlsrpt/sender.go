@@ -83,6 +83,12 @@ type SenderOptions struct {
 	// AttemptTimeout.
 	Submit func(ctx context.Context, msg *Message) error
 
+	// OneMessage sends one message to all the mailto rua addresses of a
+	// record, each in its To field, as an MTA sends one message to
+	// several recipients, rather than a message to each. Each mailto
+	// URI's Delivery then has the outcome of that message.
+	OneMessage bool
+
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
 	// reports <tlsrpt@mail.example.com>". Default: the report's
@@ -287,6 +293,13 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 	}
 	deliveries := make([]Delivery, len(uris))
 	var wg sync.WaitGroup
+	run := func(ds []*Delivery, attempt func(context.Context) error) {
+		wg.Go(func() { s.run(ctx, p, ds, attempt, delivered, mode) })
+	}
+	// With OneMessage, the mailto URIs share one message (RFC 5321 3.3:
+	// one message, several RCPT TO).
+	var group []*Delivery
+	var groupTo []string
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
@@ -297,19 +310,65 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		switch {
 		case i >= MaxRUA:
 			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
+			continue
 		case slices.Contains(done, uri):
 			// Took the report before a restart: not sent again.
-		default:
-			wg.Go(func() {
-				s.deliverOne(ctx, p, d, mode)
-				if d.Err == nil && delivered != nil {
-					delivered(d.URI)
-				}
-			})
+			continue
 		}
+		switch d.Transport {
+		case TransportHTTPS:
+			if d.Err = checkHTTPSURI(uri); d.Err != nil {
+				s.finish(ctx, p, d, mode)
+				continue
+			}
+			run([]*Delivery{d}, func(ctx context.Context) error { return postReport(ctx, s.client, uri, p) })
+		case TransportMailto:
+			to, err := s.mailAddress(uri)
+			switch {
+			case err != nil:
+				d.Err = err
+				s.finish(ctx, p, d, mode)
+			case s.opts.OneMessage:
+				group = append(group, d)
+				groupTo = append(groupTo, to)
+			default:
+				s.mail(ctx, p, []*Delivery{d}, []string{to}, run, mode)
+			}
+		}
+	}
+	if len(group) > 0 {
+		s.mail(ctx, p, group, groupTo, run, mode)
 	}
 	wg.Wait()
 	return deliveries
+}
+
+// mail delivers p by one message to the addresses to, those of the mailto
+// URIs of ds, with run; the message is composed once, so that every
+// attempt submits the same one.
+func (s *Sender) mail(ctx context.Context, p *Payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
+	from := s.opts.From
+	if from == "" {
+		from = p.Report.ContactInfo
+	}
+	msg, err := ComposeMessage(p, from, to, time.Now())
+	if err != nil {
+		for _, d := range ds {
+			d.Err = fmt.Errorf("%w: %w", ErrPermanent, err)
+			s.finish(ctx, p, d, mode)
+		}
+		return
+	}
+	run(ds, func(ctx context.Context) error { return s.opts.Submit(withReportSubmission(ctx), msg) })
+}
+
+// mailAddress returns the address of the mailto URI uri, or an error
+// wrapping ErrPermanent when it cannot be mailed to.
+func (s *Sender) mailAddress(uri string) (string, error) {
+	if s.opts.Submit == nil {
+		return "", fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
+	}
+	return parseMailto(uri)
 }
 
 // outcomeOf returns nil when one of deliveries succeeded, else an error
@@ -328,22 +387,22 @@ func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
 	return fmt.Errorf("%w: report for %s: %w", ErrNotDelivered, p.PolicyDomain.ASCII, errors.Join(errs...))
 }
 
-// deliverOne delivers p to d.URI, filling in d.
-func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
-	var attempt func(ctx context.Context) error
-	switch d.Transport {
-	case TransportHTTPS:
-		if err := checkHTTPSURI(d.URI); err != nil {
-			d.Err = err
-			break
+// run makes the attempts of delivering p to the URIs of ds, one message or
+// POST for them all, filling in each, and calls delivered, when not nil,
+// with each URI that takes p.
+func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
+	n, err := s.retry(ctx, ds[0], attempt, mode.once)
+	for _, d := range ds {
+		d.Attempts, d.Err = n, err
+		s.finish(ctx, p, d, mode)
+		if err == nil && delivered != nil {
+			delivered(d.URI)
 		}
-		attempt = func(ctx context.Context) error { return postReport(ctx, s.client, d.URI, p) }
-	case TransportMailto:
-		attempt, d.Err = s.mailAttempt(p, d.URI)
 	}
-	if attempt != nil {
-		d.Attempts, d.Err = s.retry(ctx, d, attempt, mode.once)
-	}
+}
+
+// finish counts and logs the outcome of d.
+func (s *Sender) finish(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
@@ -359,29 +418,6 @@ func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery, mode s
 	}
 	s.metrics.failed.WithLabelValues(d.Transport).Inc()
 	log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered", slog.Any("err", d.Err))
-}
-
-// mailAttempt returns the attempt of delivering p to the mailto URI uri: the
-// message is composed once, so that every attempt submits the same one.
-func (s *Sender) mailAttempt(p *Payload, uri string) (func(context.Context) error, error) {
-	if s.opts.Submit == nil {
-		return nil, fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
-	}
-	to, err := parseMailto(uri)
-	if err != nil {
-		return nil, err
-	}
-	from := s.opts.From
-	if from == "" {
-		from = p.Report.ContactInfo
-	}
-	msg, err := ComposeMessage(p, from, []string{to}, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	return func(ctx context.Context) error {
-		return s.opts.Submit(withReportSubmission(ctx), msg)
-	}, nil
 }
 
 // retryable reports whether err, a Delivery's, may be mended by a retry.
