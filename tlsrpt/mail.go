@@ -104,9 +104,10 @@ func IsReportMessage(h mail.Header) bool {
 // fields ("?subject=...") are ignored: a TLSRPT record names where reports
 // go, not what their messages say. One address is taken, with a host name
 // as its domain (U-labels are turned into A-labels) and an ASCII local
-// part, so that the message needs no SMTPUTF8; errors wrap ErrPermanent and
-// say which rule failed.
-func parseMailto(uri string) (string, error) {
+// part, so that the message needs no SMTPUTF8, or with smtputf8 a local part
+// of UTF-8 (RFC 6531 3.3); errors wrap ErrPermanent and say which rule
+// failed.
+func parseMailto(uri string, smtputf8 bool) (string, error) {
 	scheme, rest, _ := strings.Cut(uri, ":")
 	if !strings.EqualFold(scheme, "mailto") {
 		return "", fmt.Errorf("%w: %s is not a mailto URI", ErrPermanent, quoted.String(uri))
@@ -138,8 +139,14 @@ func parseMailto(uri string) (string, error) {
 	at := strings.LastIndexByte(a.Address, '@')
 	local := a.Address[:at]
 	for i := 0; i < len(local); i++ {
-		if local[i] >= utf8.RuneSelf {
-			return "", fmt.Errorf("%w: mailto URI %s: non-ASCII local part, which needs SMTPUTF8 (not supported)", ErrPermanent, quoted.String(uri))
+		switch {
+		case local[i] < utf8.RuneSelf:
+		case !smtputf8:
+			return "", fmt.Errorf("%w: mailto URI %s: non-ASCII local part, which needs SMTPUTF8 (not enabled: SenderOptions.SMTPUTF8)", ErrPermanent, quoted.String(uri))
+		case !utf8.ValidString(local):
+			// RFC 6531 3.3: Local-part = Dot-string / Quoted-string,
+			// their characters extended by UTF8-non-ascii (RFC 6532 3.1).
+			return "", fmt.Errorf("%w: mailto URI %s: the local part is not UTF-8", ErrPermanent, quoted.String(uri))
 		}
 	}
 	domain, err := mtasts.ParseDomain(a.Address[at+1:])

@@ -89,6 +89,13 @@ type SenderOptions struct {
 	// URI's Delivery then has the outcome of that message.
 	OneMessage bool
 
+	// SMTPUTF8 says the MTA can deliver to addresses whose local part is
+	// not ASCII (RFC 6531): mailto rua URIs with such an address are then
+	// mailed to, in a message that says it needs SMTPUTF8
+	// (Message.SMTPUTF8). Without it, they are refused (ErrPermanent).
+	// Domains are always given in A-labels.
+	SMTPUTF8 bool
+
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
 	// reports <tlsrpt@mail.example.com>". Default: the report's
@@ -368,7 +375,7 @@ func (s *Sender) mailAddress(uri string) (string, error) {
 	if s.opts.Submit == nil {
 		return "", fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
 	}
-	return parseMailto(uri)
+	return parseMailto(uri, s.opts.SMTPUTF8)
 }
 
 // outcomeOf returns nil when one of deliveries succeeded, else an error
