@@ -96,6 +96,16 @@ type SenderOptions struct {
 	// Domains are always given in A-labels.
 	SMTPUTF8 bool
 
+	// Suppress, when set, is asked about each mailto rua address, as
+	// messages give it, before a report is mailed to it; when it returns
+	// true, e.g. for an address on the MTA's suppression list after its
+	// reports bounced, the URI is skipped (Delivery.Skipped): no message
+	// goes to it, and it is counted as skipped, neither delivered nor
+	// failed. It is called once per address and delivery (not per retry),
+	// from the goroutine of Send; an MTA that cannot tell, e.g. with its
+	// database down, decides by returning false (send) or true (skip).
+	Suppress func(ctx context.Context, addr string) bool
+
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
 	// reports <tlsrpt@mail.example.com>". Default: the report's
@@ -198,6 +208,11 @@ type Delivery struct {
 	// none was made; it wraps ErrPermanent when a retry would not mend
 	// it, and the context's error when ctx ended first.
 	Err error
+	// Skipped is set when the URI was left out by the MTA's choice (its
+	// address suppressed by SenderOptions.Suppress), rather than
+	// failed: Err then says why, wrapping ErrPermanent, and Attempts
+	// is 0.
+	Skipped bool
 }
 
 // Send delivers report to the rua URIs of the TLSRPT record of its policy
@@ -307,6 +322,7 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 	// one message, several RCPT TO).
 	var group []*Delivery
 	var groupTo []string
+	tried := 0 // URIs tried or done, for MaxRUA
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
@@ -314,14 +330,25 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
 			d.Transport = TransportMailto
 		}
-		switch {
-		case i >= MaxRUA:
-			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
-			continue
-		case slices.Contains(done, uri):
+		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
+			tried++
 			continue
 		}
+		var to string
+		var err error
+		if d.Transport == TransportMailto {
+			to, err = s.mailAddress(uri)
+			if err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to) {
+				s.skip(ctx, p, d, fmt.Sprintf("%s is suppressed (SenderOptions.Suppress)", quoted.String(to)))
+				continue
+			}
+		}
+		if tried >= MaxRUA {
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
+			continue
+		}
+		tried++
 		switch d.Transport {
 		case TransportHTTPS:
 			if d.Err = checkHTTPSURI(uri); d.Err != nil {
@@ -330,7 +357,6 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 			}
 			run([]*Delivery{d}, func(ctx context.Context) error { return postReport(ctx, s.client, uri, p) })
 		case TransportMailto:
-			to, err := s.mailAddress(uri)
 			switch {
 			case err != nil:
 				d.Err = err
@@ -408,11 +434,23 @@ func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt fu
 	}
 }
 
+// skip marks d skipped by the MTA's choice, for the reason why, and
+// counts it.
+func (s *Sender) skip(ctx context.Context, p *Payload, d *Delivery, why string) {
+	d.Skipped = true
+	d.Err = fmt.Errorf("%w: %s skipped: %s", ErrPermanent, quoted.String(d.URI), why)
+	s.finish(ctx, p, d, sendMode{})
+}
+
 // finish counts and logs the outcome of d.
 func (s *Sender) finish(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
+	case d.Skipped:
+		s.metrics.skipped.WithLabelValues(d.Transport).Inc()
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: rua uri skipped", slog.Any("err", d.Err))
+		return
 	case d.Err == nil:
 		s.metrics.sent.WithLabelValues(d.Transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
@@ -477,6 +515,7 @@ type senderMetrics struct {
 	built   prometheus.Counter
 	sent    *prometheus.CounterVec
 	failed  *prometheus.CounterVec
+	skipped *prometheus.CounterVec
 	retries *prometheus.CounterVec
 }
 
@@ -494,6 +533,10 @@ func newSenderMetrics() *senderMetrics {
 			Name: "mtasts_tlsrpt_reports_failed_total",
 			Help: "TLS reports given up on for a rua URI, after any retries, by transport (https, mailto).",
 		}, []string{"transport"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtasts_tlsrpt_reports_skipped_total",
+			Help: "TLS reports not sent to a rua URI by the MTA's choice (a suppressed address), by transport (https, mailto).",
+		}, []string{"transport"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_tlsrpt_report_retries_total",
 			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
@@ -502,6 +545,7 @@ func newSenderMetrics() *senderMetrics {
 	for _, t := range []string{TransportHTTPS, TransportMailto} {
 		m.sent.WithLabelValues(t)
 		m.failed.WithLabelValues(t)
+		m.skipped.WithLabelValues(t)
 		m.retries.WithLabelValues(t)
 	}
 	return m
@@ -509,8 +553,9 @@ func newSenderMetrics() *senderMetrics {
 
 // RegisterMetrics registers the sender's Prometheus collectors with reg:
 // mtasts_tlsrpt_reports_built_total, and by transport (https, mailto)
-// mtasts_tlsrpt_reports_sent_total and mtasts_tlsrpt_reports_failed_total,
-// counted per rua URI, and mtasts_tlsrpt_report_retries_total. Register one
+// mtasts_tlsrpt_reports_sent_total, mtasts_tlsrpt_reports_failed_total and
+// mtasts_tlsrpt_reports_skipped_total (see Delivery.Skipped), counted per
+// rua URI, and mtasts_tlsrpt_report_retries_total. Register one
 // sender per registry, or give each its own constant labels.
 //
 // The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
@@ -524,5 +569,5 @@ func (s *Sender) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.Metri
 		return err
 	}
 	m := s.metrics
-	return errors.Join(reg.Register(m.built), reg.Register(m.sent), reg.Register(m.failed), reg.Register(m.retries))
+	return errors.Join(reg.Register(m.built), reg.Register(m.sent), reg.Register(m.failed), reg.Register(m.skipped), reg.Register(m.retries))
 }

@@ -2,14 +2,22 @@ package tlsrpt_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/mail"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -134,4 +142,140 @@ func TestSendMailtoSMTPUTF8(t *testing.T) {
 	if _, err := tlsrpt.ReadMessage(bytes.NewReader(msg.Data)); err != nil {
 		t.Errorf("ReadMessage: %v", err)
 	}
+}
+
+// suppressing is a SenderOptions.Suppress that suppresses the addresses
+// given, and records those asked about.
+type suppressing struct {
+	mu    sync.Mutex
+	these []string
+	asked []string
+}
+
+func (s *suppressing) suppress(ctx context.Context, addr string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked = append(s.asked, addr)
+	return slices.Contains(s.these, addr)
+}
+
+// Addresses the MTA will not mail (Suppress) are skipped: no message goes
+// to them, their Delivery says Skipped with a permanent error (no retry),
+// and they are counted as skipped, neither delivered nor failed. A report
+// whose every rua URI is skipped is not delivered.
+func TestSendMailtoSuppress(t *testing.T) {
+	for _, one := range []bool{false, true} {
+		t.Run(fmt.Sprintf("OneMessage=%v", one), func(t *testing.T) {
+			tr := &memTransport{answer: status(http.StatusOK)}
+			m := &mta{}
+			sup := &suppressing{these: []string{"b@company-y.example", "c@company-y.example"}}
+			s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: one, Suppress: sup.suppress})
+			reg := prometheus.NewPedanticRegistry()
+			must(t, s.RegisterMetrics(reg))
+			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(
+				"mailto:a@company-y.example", "mailto:B@company-y.example", "https://r.example/", "mailto:%FF@company-y.example"))
+			if err != nil {
+				t.Fatalf("SendRecord: %v", err)
+			}
+			if len(deliveries) != 4 {
+				t.Fatalf("deliveries %+v", deliveries)
+			}
+			if d := deliveries[0]; d.Err != nil || d.Skipped || d.Attempts != 1 {
+				t.Errorf("a@: %+v, want delivered", d)
+			}
+			// The address is asked about as the message would have it;
+			// B@ is not b@: local parts are case-sensitive (RFC 5321 2.4).
+			if d := deliveries[1]; d.Err != nil || d.Skipped {
+				t.Errorf("B@: %+v, want delivered", d)
+			}
+			if d := deliveries[2]; d.Err != nil || d.Skipped || d.Attempts != 1 {
+				t.Errorf("https: %+v, want delivered", d)
+			}
+			if d := deliveries[3]; d.Skipped || !errors.Is(d.Err, tlsrpt.ErrPermanent) {
+				t.Errorf("an invalid address: %+v, want failed, not skipped", d)
+			}
+			sup.these = append(sup.these, "B@company-y.example")
+			deliveries, err = s.SendRecord(t.Context(), appendixB(t), record("mailto:B@company-y.example", "mailto:a@company-y.example"))
+			if err != nil {
+				t.Fatalf("SendRecord: %v", err)
+			}
+			if d := deliveries[0]; !d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent) || !strings.Contains(d.Err.Error(), "suppressed") {
+				t.Errorf("B@ suppressed: %+v, want skipped with a permanent error", d)
+			}
+			var to []string
+			for _, sub := range m.messages() {
+				to = append(to, sub.m.To...)
+			}
+			want := []string{"a@company-y.example", "B@company-y.example", "a@company-y.example"}
+			slices.Sort(to)
+			slices.Sort(want)
+			if !slices.Equal(to, want) {
+				t.Errorf("mailed to %q, want %q", to, want)
+			}
+
+			// Every URI skipped: not delivered.
+			deliveries, err = s.SendRecord(t.Context(), appendixB(t), record("mailto:b@company-y.example", "mailto:c@company-y.example"))
+			if !errors.Is(err, tlsrpt.ErrNotDelivered) || len(deliveries) != 2 || !deliveries[0].Skipped || !deliveries[1].Skipped {
+				t.Errorf("SendRecord to suppressed addresses alone: %+v, %v; want both skipped, ErrNotDelivered", deliveries, err)
+			}
+			got := counters(t, reg)
+			for name, want := range map[string]float64{
+				"mtasts_tlsrpt_reports_sent_total{transport=mailto}":    3,
+				"mtasts_tlsrpt_reports_sent_total{transport=https}":     1,
+				"mtasts_tlsrpt_reports_skipped_total{transport=mailto}": 3,
+				"mtasts_tlsrpt_reports_failed_total{transport=mailto}":  1, // the invalid address
+			} {
+				if got[name] != want {
+					t.Errorf("%s = %v, want %v", name, got[name], want)
+				}
+			}
+		})
+	}
+}
+
+// A Reporter counts a report whose every rua URI was skipped as skipped,
+// not as failed, and does not retry it.
+func TestReporterAllSkipped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
+		defer rec.Close()
+		must(t, rec.Success(sts("a.example", "enforce")))
+		time.Sleep(time.Until(closes(time.Now().UTC().Truncate(24 * time.Hour))))
+		resolver := mtaststest.NewResolver()
+		resolver.SetTXT("_smtp._tls.a.example", "v=TLSRPTv1; rua=mailto:tlsrpt@a.example")
+		m := &mta{}
+		sup := &suppressing{these: []string{"tlsrpt@a.example"}}
+		sender := newSender(t, tlsrpt.SenderOptions{Resolver: resolver, Submit: m.submit, Suppress: sup.suppress})
+		box := tlsrpt.NewMemoryOutbox()
+		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{Recorder: rec, Sender: sender, Outbox: box, Info: info,
+			MaxDelay: -1, Spread: -1})
+		must(t, err)
+		reg := prometheus.NewPedanticRegistry()
+		must(t, rep.RegisterMetrics(reg))
+		ctx, cancel := context.WithCancel(context.Background())
+		ended := make(chan error, 1)
+		go func() { ended <- rep.Run(ctx) }()
+		time.Sleep(time.Hour)
+		cancel()
+		<-ended
+		if len(m.messages()) != 0 {
+			t.Errorf("%d messages submitted, want none", len(m.messages()))
+		}
+		if len(sup.asked) != 1 {
+			t.Errorf("Suppress asked %d times, want once (no retry)", len(sup.asked))
+		}
+		if pending, _ := box.Pending(context.Background()); len(pending) != 0 {
+			t.Errorf("pending: %+v, want none", pending)
+		}
+		got := counters(t, reg)
+		for name, want := range map[string]float64{
+			"mtasts_tlsrpt_reports_done_total{outcome=skipped}":   1,
+			"mtasts_tlsrpt_reports_done_total{outcome=failed}":    0,
+			"mtasts_tlsrpt_reports_done_total{outcome=delivered}": 0,
+		} {
+			if got[name] != want {
+				t.Errorf("%s = %v, want %v", name, got[name], want)
+			}
+		}
+	})
 }
