@@ -106,6 +106,12 @@ type SenderOptions struct {
 	// database down, decides by returning false (send) or true (skip).
 	Suppress func(ctx context.Context, addr string) bool
 
+	// NoHTTPS leaves out the https rua URIs: they are skipped
+	// (Delivery.Skipped), and reports go by mail alone. RFC 8460 3 lets a
+	// reporter deliver to any of the rua URIs; a report by mail carries
+	// the DKIM signature that shows who sent it, a POST nothing alike.
+	NoHTTPS bool
+
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
 	// reports <tlsrpt@mail.example.com>". Default: the report's
@@ -208,10 +214,10 @@ type Delivery struct {
 	// none was made; it wraps ErrPermanent when a retry would not mend
 	// it, and the context's error when ctx ended first.
 	Err error
-	// Skipped is set when the URI was left out by the MTA's choice (its
-	// address suppressed by SenderOptions.Suppress), rather than
-	// failed: Err then says why, wrapping ErrPermanent, and Attempts
-	// is 0.
+	// Skipped is set when the URI was left out by the MTA's choice, its
+	// address suppressed (SenderOptions.Suppress) or https left out
+	// (SenderOptions.NoHTTPS), rather than failed: Err then says why,
+	// wrapping ErrPermanent, and Attempts is 0.
 	Skipped bool
 }
 
@@ -333,6 +339,10 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
 			tried++
+			continue
+		}
+		if d.Transport == TransportHTTPS && s.opts.NoHTTPS {
+			s.skip(ctx, p, d, "https rua URIs are left out (SenderOptions.NoHTTPS)")
 			continue
 		}
 		var to string
@@ -535,7 +545,7 @@ func newSenderMetrics() *senderMetrics {
 		}, []string{"transport"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_tlsrpt_reports_skipped_total",
-			Help: "TLS reports not sent to a rua URI by the MTA's choice (a suppressed address), by transport (https, mailto).",
+			Help: "TLS reports not sent to a rua URI by the MTA's choice (a suppressed address, https left out), by transport (https, mailto).",
 		}, []string{"transport"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_tlsrpt_report_retries_total",

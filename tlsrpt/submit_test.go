@@ -279,3 +279,50 @@ func TestReporterAllSkipped(t *testing.T) {
 		}
 	})
 }
+
+// With NoHTTPS, https rua URIs are skipped, as an MTA that sends reports by
+// DKIM-signed mail alone wants: nothing is posted, and they count as
+// skipped, not toward MaxRUA.
+func TestSendNoHTTPS(t *testing.T) {
+	tr := &memTransport{answer: status(http.StatusOK)}
+	m := &mta{}
+	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, NoHTTPS: true})
+	reg := prometheus.NewPedanticRegistry()
+	must(t, s.RegisterMetrics(reg))
+	var uris []string
+	for i := range tlsrpt.MaxRUA {
+		uris = append(uris, fmt.Sprintf("https://r%d.example/", i))
+	}
+	uris = append(uris, "mailto:tlsrpt@company-y.example")
+	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(uris...))
+	if err != nil {
+		t.Fatalf("SendRecord: %v", err)
+	}
+	for i, d := range deliveries {
+		switch {
+		case d.Transport == tlsrpt.TransportMailto && (d.Err != nil || d.Attempts != 1):
+			t.Errorf("delivery %d: %+v, want mailed", i, d)
+		case d.Transport == tlsrpt.TransportHTTPS && (!d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)):
+			t.Errorf("delivery %d: %+v, want skipped", i, d)
+		}
+	}
+	if n := len(tr.attempts(time.Now())); n != 0 {
+		t.Errorf("%d POSTs, want none", n)
+	}
+	if len(m.messages()) != 1 {
+		t.Errorf("%d messages, want 1", len(m.messages()))
+	}
+	if _, err := s.SendRecord(t.Context(), appendixB(t), record("https://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
+		t.Errorf("SendRecord to https alone: %v, want ErrNotDelivered", err)
+	}
+	got := counters(t, reg)
+	for name, want := range map[string]float64{
+		"mtasts_tlsrpt_reports_skipped_total{transport=https}": tlsrpt.MaxRUA + 1,
+		"mtasts_tlsrpt_reports_failed_total{transport=https}":  0,
+		"mtasts_tlsrpt_reports_sent_total{transport=mailto}":   1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+}
