@@ -341,18 +341,14 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 			tried++
 			continue
 		}
-		if d.Transport == TransportHTTPS && s.opts.NoHTTPS {
-			s.skip(ctx, p, d, "https rua URIs are left out (SenderOptions.NoHTTPS)")
-			continue
-		}
 		var to string
 		var err error
 		if d.Transport == TransportMailto {
 			to, err = s.mailAddress(uri)
-			if err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to) {
-				s.skip(ctx, p, d, fmt.Sprintf("%s is suppressed (SenderOptions.Suppress)", quoted.String(to)))
-				continue
-			}
+		}
+		if why := s.leftOut(ctx, d, to, err); why != "" {
+			s.skip(ctx, p, d, why)
+			continue
 		}
 		if tried >= MaxRUA {
 			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
@@ -442,6 +438,18 @@ func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt fu
 			delivered(d.URI)
 		}
 	}
+}
+
+// leftOut returns why the MTA's options leave out d, whose address, for a
+// mailto URI, is to (or err), or "" when they do not.
+func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error) string {
+	switch {
+	case d.Transport == TransportHTTPS && s.opts.NoHTTPS:
+		return "https rua URIs are left out (SenderOptions.NoHTTPS)"
+	case d.Transport == TransportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
+		return quoted.String(to) + " is suppressed (SenderOptions.Suppress)"
+	}
+	return ""
 }
 
 // skip marks d skipped by the MTA's choice, for the reason why, and
