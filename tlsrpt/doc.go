@@ -44,8 +44,11 @@
 //   - Delivering a report (payload.go, https.go, mail.go, sender.go): a
 //     Sender gzips a finished Report (RFC 8460 5.1, 5.2) and delivers it to
 //     every mailto: and https: rua URI of the policy domain's record: a
-//     POST through the core's guarded transport (5.4), or a message handed
-//     to the MTA's own submit function (5.3), with retries (5.5).
+//     POST through the core's guarded transport (5.4), or a Message, its
+//     bytes with the parts an MTA queues it by, handed to the MTA's own
+//     submit function (5.3), one per address or one for all, with retries
+//     (5.5). SenderOptions say what the MTA can and will send: SMTPUTF8
+//     addresses, suppressed addresses and https URIs skipped.
 //
 //   - The daily schedule (reporter.go, outbox.go): a Reporter takes each
 //     closed day after a random delay (RFC 8460 4.1), puts its reports in an

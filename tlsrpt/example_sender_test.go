@@ -43,8 +43,9 @@ func ExampleSender() {
 	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{
 		Resolver:  resolver,
 		Transport: transport,
-		Submit: func(ctx context.Context, from, to string, msg []byte) error {
-			// The MTA DKIM-signs msg and queues it, to be delivered
+		Submit: func(ctx context.Context, msg *tlsrpt.Message) error {
+			// The MTA DKIM-signs msg.Data for msg.Submitter and
+			// queues it from msg.From to msg.To, to be delivered
 			// without MTA-STS or DANE enforced and not recorded,
 			// as tlsrpt.IsReportSubmission(ctx) says.
 			return nil

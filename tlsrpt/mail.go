@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -44,8 +46,17 @@ const (
 // multipart/report; report-type="tlsrpt" (IsReportMessage), which anyone can
 // write: trust them only on messages that came through Submit, e.g. by
 // storing the mark with the queued message when Submit queues it, and never
-// on mail that users or other hosts submit, who could otherwise turn off
-// MTA-STS for their own mail.
+// on mail that users or other hosts submit, who could otherwise keep their
+// own sessions out of the reports.
+//
+// The message also carries "TLS-Required: No" (RFC 8689 3), the standard
+// request of a message's sender that MTAs deliver it despite MTA-STS or
+// DANE failures. It says so to every MTA the report passes through, a
+// smarthost or a relay of the rua domain, not only to this one. Any sender
+// may make that request for its own message, so an MTA that honours it does
+// so on any message; the mark remains what tells this MTA not to record the
+// session (RFC 8460 3), and to deliver without enforcing even when it does
+// not implement RFC 8689.
 
 type reportSubmissionKey struct{}
 
@@ -93,9 +104,10 @@ func IsReportMessage(h mail.Header) bool {
 // fields ("?subject=...") are ignored: a TLSRPT record names where reports
 // go, not what their messages say. One address is taken, with a host name
 // as its domain (U-labels are turned into A-labels) and an ASCII local
-// part, so that the message needs no SMTPUTF8; errors wrap ErrPermanent and
-// say which rule failed.
-func parseMailto(uri string) (string, error) {
+// part, so that the message needs no SMTPUTF8, or with smtputf8 a local part
+// of UTF-8 (RFC 6531 3.3); errors wrap ErrPermanent and say which rule
+// failed.
+func parseMailto(uri string, smtputf8 bool) (string, error) {
 	scheme, rest, _ := strings.Cut(uri, ":")
 	if !strings.EqualFold(scheme, "mailto") {
 		return "", fmt.Errorf("%w: %s is not a mailto URI", ErrPermanent, quoted.String(uri))
@@ -127,8 +139,14 @@ func parseMailto(uri string) (string, error) {
 	at := strings.LastIndexByte(a.Address, '@')
 	local := a.Address[:at]
 	for i := 0; i < len(local); i++ {
-		if local[i] >= utf8.RuneSelf {
-			return "", fmt.Errorf("%w: mailto URI %s: non-ASCII local part, which needs SMTPUTF8 (not supported)", ErrPermanent, quoted.String(uri))
+		switch {
+		case local[i] < utf8.RuneSelf:
+		case !smtputf8:
+			return "", fmt.Errorf("%w: mailto URI %s: non-ASCII local part, which needs SMTPUTF8 (not enabled: SenderOptions.SMTPUTF8)", ErrPermanent, quoted.String(uri))
+		case !utf8.ValidString(local):
+			// RFC 6531 3.3: Local-part = Dot-string / Quoted-string,
+			// their characters extended by UTF8-non-ascii (RFC 6532 3.1).
+			return "", fmt.Errorf("%w: mailto URI %s: the local part is not UTF-8", ErrPermanent, quoted.String(uri))
 		}
 	}
 	domain, err := mtasts.ParseDomain(a.Address[at+1:])
@@ -154,37 +172,82 @@ func parseFrom(from string) (*mail.Address, error) {
 	return a, nil
 }
 
+// A Message is a report message of RFC 8460 5.3, as ComposeMessage makes it
+// and SenderOptions.Submit takes it: the bytes, and the parts an MTA queues
+// the message by, so that it need not parse them back out of the header.
+type Message struct {
+	// From is the envelope sender: the addr-spec of the From field.
+	From string
+	// To are the envelope recipients, the addresses of the To field:
+	// addr-specs with their domain in A-labels.
+	To []string
+	// ReportID is the report-id of the report (RFC 8460 4.4), from which
+	// the Subject's Report-ID derives.
+	ReportID string
+	// MessageID is the Message-ID field, with its angle brackets.
+	MessageID string
+	// PolicyDomain is the domain the report is about, the value of
+	// TLS-Report-Domain.
+	PolicyDomain mtasts.Domain
+	// Submitter is the domain of the report's contact-info, the value of
+	// TLS-Report-Submitter: the reporting domain, whose DKIM signature the
+	// message must carry (RFC 8460 3).
+	Submitter mtasts.Domain
+	// Subject is the Subject field (RFC 8460 5.3), unfolded.
+	Subject string
+	// SMTPUTF8 is set when an address of To has a non-ASCII local part:
+	// the message then needs the SMTPUTF8 extension (RFC 6531) and has
+	// UTF-8 in its header (RFC 6532). Otherwise it is 7-bit throughout.
+	SMTPUTF8 bool
+	// Data is the whole message, header and body, with lines ended by
+	// CRLF.
+	Data []byte
+}
+
 // ComposeMessage returns the e-mail message of RFC 8460 5.3 that sends p to
-// the address to, from the address from, dated date: the header fields From,
-// To, Date, Message-ID and the Subject of 5.3, TLS-Report-Domain and
-// TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies), and
-// a body of media type multipart/report; report-type="tlsrpt" with a
+// the addresses to, from the address from, dated date: the header fields
+// From, To, Date, Message-ID and the Subject of 5.3, TLS-Report-Domain and
+// TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies),
+// TLS-Required: No (RFC 8689 3: deliver despite MTA-STS or DANE failures),
+// and a body of media type multipart/report; report-type="tlsrpt" with a
 // human-readable text/plain part and the application/tlsrpt+gzip report,
 // base64-encoded, named p.Filename (5.1). Lines end in CRLF and are 7-bit,
+// but for the To field when an address needs SMTPUTF8 (Message.SMTPUTF8),
 // and at most 78 characters long but for the one with the file name, which
 // is kept whole rather than split by RFC 2231 continuations that simple
 // readers of reports may not know.
 //
-// from may have a display name ("TLS reports <tlsrpt@example.com>"); to is
-// an addr-spec. The message is not signed: RFC 8460 3 requires a DKIM
+// from may have a display name ("TLS reports <tlsrpt@example.com>"); to are
+// addr-specs. The message is not signed: RFC 8460 3 requires a DKIM
 // signature by the reporting domain, without the "l=" tag, and 5.3 that it
 // cover TLS-Report-Domain and TLS-Report-Submitter; the MTA signs it as it
 // signs its other mail.
 //
-// It returns an error when from or to is not an ASCII e-mail address.
-func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error) {
+// It returns an error when from is not an ASCII e-mail address, when to is
+// empty, or when an address of to is not an addr-spec.
+func ComposeMessage(p *Payload, from string, to []string, date time.Time) (*Message, error) {
 	fromAddr, err := parseFrom(from)
 	if err != nil {
 		return nil, err
 	}
-	toAddr, err := mail.ParseAddress(to)
-	if err != nil || toAddr.Name != "" {
-		return nil, fmt.Errorf("tlsrpt: To address %s: expected an addr-spec", quoted.String(to))
+	if len(to) == 0 {
+		return nil, errors.New("tlsrpt: no To address")
 	}
-	for i := 0; i < len(toAddr.Address); i++ {
-		if c := toAddr.Address[i]; c < 0x21 || c >= 0x7f {
-			return nil, fmt.Errorf("tlsrpt: To address %s: expected an ASCII addr-spec", quoted.String(to))
+	m := &Message{
+		From:         fromAddr.Address,
+		To:           slices.Clone(to),
+		ReportID:     p.Report.ReportID,
+		MessageID:    "<" + randomID() + "@" + p.Submitter.ASCII + ">",
+		PolicyDomain: p.PolicyDomain,
+		Submitter:    p.Submitter,
+		Subject:      strings.ReplaceAll(reportSubject(p), "\r\n", ""),
+	}
+	for _, addr := range to {
+		utf8Local, err := checkTo(addr)
+		if err != nil {
+			return nil, err
 		}
+		m.SMTPUTF8 = m.SMTPUTF8 || utf8Local
 	}
 	boundary := "tlsrpt-" + randomID()
 	var b bytes.Buffer
@@ -195,14 +258,20 @@ func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error)
 		b.WriteString("\r\n")
 	}
 	header("From", fromAddr.String())
-	header("To", toAddr.String())
+	// RFC 5322 3.6.3: to = "To:" address-list CRLF; one address a line.
+	header("To", strings.Join(m.To, ",\r\n\t"))
 	header("Date", date.Format(time.RFC1123Z)) // RFC 5322 3.3
-	header("Message-ID", "<"+randomID()+"@"+p.Submitter.ASCII+">")
+	header("Message-ID", m.MessageID)
 	header("Subject", reportSubject(p))
 	// RFC 8460 5.3: "These message header fields MUST be included".
 	header(HeaderReportDomain, p.PolicyDomain.ASCII)
 	header(HeaderReportSubmitter, p.Submitter.ASCII)
 	header("Auto-Submitted", "auto-generated")
+	// RFC 8689 3: "TLS-Required: No" asks each MTA that relays the message
+	// to deliver it despite MTA-STS or DANE failures (RFC 8689 4.2.2), as
+	// RFC 8460 5.3 wants of reports: the mark of IsReportSubmission says
+	// the same to this MTA alone.
+	header("TLS-Required", "No")
 	header("MIME-Version", "1.0")
 	// RFC 8460 5.3: "a top-level media type "multipart/report" with a new
 	// parameter "report-type="tlsrpt"""; RFC 6522 3.
@@ -228,7 +297,32 @@ func ComposeMessage(p *Payload, from, to string, date time.Time) ([]byte, error)
 	b.WriteString("\r\n")
 	writeBase64Lines(&b, p.Gzip)
 	b.WriteString("--" + boundary + "--\r\n")
-	return b.Bytes(), nil
+	m.Data = b.Bytes()
+	return m, nil
+}
+
+// checkTo checks that addr, an address of a report's To field, is an
+// addr-spec of printable ASCII, or UTF-8 in its local part alone (RFC 6532
+// 3.2), and reports whether it is the latter: the message then needs
+// SMTPUTF8 (RFC 6531).
+func checkTo(addr string) (utf8Local bool, err error) {
+	a, err := mail.ParseAddress(addr)
+	if err != nil || a.Name != "" || a.Address != addr {
+		return false, fmt.Errorf("tlsrpt: To address %s: expected an addr-spec", quoted.String(addr))
+	}
+	at := strings.LastIndexByte(addr, '@')
+	for i := 0; i < len(addr); i++ {
+		switch c := addr[i]; {
+		case c >= utf8.RuneSelf && i < at:
+			utf8Local = true
+		case c < 0x21 || c >= 0x7f:
+			return false, fmt.Errorf("tlsrpt: To address %s: expected printable ASCII, or UTF-8 in the local part", quoted.String(addr))
+		}
+	}
+	if utf8Local && !utf8.ValidString(addr) {
+		return false, fmt.Errorf("tlsrpt: To address %s: invalid UTF-8", quoted.String(addr))
+	}
+	return utf8Local, nil
 }
 
 // reportSubject returns the Subject of RFC 8460 5.3, folded as its example

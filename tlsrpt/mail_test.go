@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,9 +22,10 @@ import (
 
 // submitted is a message handed to SenderOptions.Submit.
 type submitted struct {
-	from, to string
-	msg      []byte
-	marked   bool // IsReportSubmission(ctx)
+	m        tlsrpt.Message
+	from, to string // m.From, m.To joined by ", "
+	msg      []byte // m.Data
+	marked   bool   // IsReportSubmission(ctx)
 	deadline bool
 }
 
@@ -34,11 +36,14 @@ type mta struct {
 	fail int
 }
 
-func (m *mta) submit(ctx context.Context, from, to string, msg []byte) error {
+func (m *mta) submit(ctx context.Context, msg *tlsrpt.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, hasDeadline := ctx.Deadline()
-	m.got = append(m.got, submitted{from, to, bytes.Clone(msg), tlsrpt.IsReportSubmission(ctx), hasDeadline})
+	c := *msg
+	c.To = slices.Clone(msg.To)
+	c.Data = bytes.Clone(msg.Data)
+	m.got = append(m.got, submitted{c, msg.From, strings.Join(msg.To, ", "), c.Data, tlsrpt.IsReportSubmission(ctx), hasDeadline})
 	if m.fail > 0 {
 		m.fail--
 		return errors.New("queue full")
@@ -80,11 +85,36 @@ func TestSendMailto(t *testing.T) {
 	}
 	checkReportMessage(t, sub.msg, report, "sts-reporting@company-x.example", "tlsrpt@company-y.example",
 		"company-x.example!company-y.example!1459468800!1459555199!5065427c23d347cab6e0946ea0e8c4be.json.gz")
+
+	// The parts the MTA queues the message by, as the message has them,
+	// so that it need not parse them back.
+	msg := sub.m
+	h, err := mail.ReadMessage(bytes.NewReader(msg.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.From != "sts-reporting@company-x.example" || !slices.Equal(msg.To, []string{"tlsrpt@company-y.example"}) {
+		t.Errorf("Message From %q, To %q", msg.From, msg.To)
+	}
+	if msg.ReportID != report.ReportID {
+		t.Errorf("Message.ReportID %q, want %q", msg.ReportID, report.ReportID)
+	}
+	if msg.PolicyDomain.ASCII != "company-y.example" || msg.Submitter.ASCII != "company-x.example" {
+		t.Errorf("Message.PolicyDomain %q, Submitter %q", msg.PolicyDomain.ASCII, msg.Submitter.ASCII)
+	}
+	if msg.Subject != h.Header.Get("Subject") || !strings.HasPrefix(msg.Subject, "Report Domain: company-y.example ") {
+		t.Errorf("Message.Subject %q, the field %q", msg.Subject, h.Header.Get("Subject"))
+	}
+	if msg.MessageID == "" || msg.MessageID != h.Header.Get("Message-ID") {
+		t.Errorf("Message.MessageID %q, the field %q", msg.MessageID, h.Header.Get("Message-ID"))
+	}
+	if msg.SMTPUTF8 {
+		t.Error("Message.SMTPUTF8 set for ASCII addresses")
+	}
 }
 
-// checkReportMessage parses msg and checks it against RFC 8460 5.3 and the
-// report it carries.
-func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, to, filename string) {
+// checkLines checks that the lines of msg end in CRLF and are short.
+func checkLines(t *testing.T, msg []byte) {
 	t.Helper()
 	for i, line := range strings.SplitAfter(string(msg), "\n") {
 		if line != "" && !strings.HasSuffix(line, "\r\n") {
@@ -97,6 +127,15 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 		if max := 78; len(line)-2 > max && !strings.Contains(line, "filename=") || len(line)-2 > 998 {
 			t.Errorf("line %d is %d characters long (RFC 5322 2.1.1)", i+1, len(line)-2)
 		}
+	}
+}
+
+// checkReportMessage parses msg and checks it against RFC 8460 5.3 and the
+// report it carries.
+func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, to, filename string) {
+	t.Helper()
+	checkLines(t, msg)
+	for i, line := range strings.SplitAfter(string(msg), "\n") {
 		for _, c := range []byte(line) {
 			if c >= 0x80 {
 				t.Fatalf("line %d is not 7-bit: %q", i+1, line)
@@ -137,6 +176,11 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 	}
 	if h.Get("MIME-Version") != "1.0" || h.Get("Auto-Submitted") != "auto-generated" {
 		t.Errorf("MIME-Version %q, Auto-Submitted %q", h.Get("MIME-Version"), h.Get("Auto-Submitted"))
+	}
+	// RFC 8689 3: "TLS-Required: No" asks every MTA on the way to deliver
+	// despite MTA-STS or DANE failures, as RFC 8460 5.3 wants for reports.
+	if got := h["Tls-Required"]; len(got) != 1 || got[0] != "No" {
+		t.Errorf("TLS-Required %q, want one field \"No\" (RFC 8689)", got)
 	}
 	if !tlsrpt.IsReportMessage(h) {
 		t.Error("IsReportMessage(header) = false")

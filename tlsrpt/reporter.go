@@ -584,6 +584,10 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report not delivered to every rua uri, left for a retry",
 			slog.Duration("retry_in", retryIn), slog.Any("err", err))
 		return
+	case len(deliveries) > 0 && !slices.ContainsFunc(deliveries, func(d Delivery) bool { return !d.Skipped }):
+		// Every rua URI left out by the MTA's choice (SenderOptions).
+		outcome = "skipped"
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: every rua uri skipped, report dropped", slog.Any("err", err))
 	default:
 		outcome = "failed"
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered, dropped", slog.Any("err", err))
@@ -647,14 +651,14 @@ func newReporterMetrics() *reporterMetrics {
 		}),
 		done: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_reports_done_total",
-			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; failed: given up on).",
+			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; skipped: every rua URI skipped by the Sender's options; failed: given up on).",
 		}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_reporter_errors_total",
 			Help: "Failed steps of the Reporter, by step (take, put, release, pending, delivered, done), each retried.",
 		}, []string{"op"}),
 	}
-	for _, o := range []string{"delivered", "no_record", "failed"} {
+	for _, o := range []string{"delivered", "no_record", "skipped", "failed"} {
 		m.done.WithLabelValues(o)
 	}
 	for _, op := range []string{"take", "put", "release", "pending", "delivered", "done"} {

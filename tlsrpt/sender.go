@@ -58,24 +58,59 @@ type SenderOptions struct {
 	Resolver mtasts.Resolver
 
 	// Submit hands a report message (RFC 8460 5.3) to the MTA, for
-	// delivery from the envelope sender from to the address to. Without
-	// it, mailto rua URIs are not delivered to.
+	// delivery from the envelope sender msg.From to the addresses msg.To.
+	// msg holds the message's bytes and the parts the MTA queues it by:
+	// report-id, policy domain, submitter, Subject, Message-ID, and
+	// whether it needs SMTPUTF8. Without Submit, mailto rua URIs are not
+	// delivered to.
 	//
-	// The MTA signs the message with DKIM for the reporting domain, as
-	// RFC 8460 3 requires ("Reports sent via SMTP MUST contain a valid
-	// DomainKeys Identified Mail (DKIM) [RFC6376] signature by the
-	// reporting domain"), without the "l=" tag, covering the
-	// TLS-Report-Domain and TLS-Report-Submitter fields (5.3), with a
-	// key whose record says "s=tlsrpt"; then queues and delivers it. It
-	// delivers it without enforcing MTA-STS or DANE and without recording
-	// the session's TLS outcome: ctx carries the mark IsReportSubmission
-	// reports, which the MTA keeps with the queued message (see there).
+	// The MTA signs msg.Data with DKIM for the reporting domain,
+	// msg.Submitter, as RFC 8460 3 requires ("Reports sent via SMTP MUST
+	// contain a valid DomainKeys Identified Mail (DKIM) [RFC6376]
+	// signature by the reporting domain"), without the "l=" tag,
+	// covering the TLS-Report-Domain and TLS-Report-Submitter fields
+	// (5.3), with a key whose record says "s=tlsrpt"; then queues and
+	// delivers it. It delivers it without enforcing MTA-STS or DANE and
+	// without recording the session's TLS outcome: ctx carries the mark
+	// IsReportSubmission reports, which the MTA keeps with the queued
+	// message (see there), and the message says "TLS-Required: No"
+	// (RFC 8689).
 	//
-	// Submit returns nil once the message is queued; an error is retried
-	// (RFC 8460 5.5), unless it wraps ErrPermanent. It is called from
-	// several goroutines at once, and its ctx has the deadline of
+	// Submit returns nil once the message is queued for every address of
+	// msg.To; an error is retried (RFC 8460 5.5), with the same msg,
+	// unless it wraps ErrPermanent. It must not change msg. It is called
+	// from several goroutines at once, and its ctx has the deadline of
 	// AttemptTimeout.
-	Submit func(ctx context.Context, from, to string, msg []byte) error
+	Submit func(ctx context.Context, msg *Message) error
+
+	// OneMessage sends one message to all the mailto rua addresses of a
+	// record, each in its To field, as an MTA sends one message to
+	// several recipients, rather than a message to each. Each mailto
+	// URI's Delivery then has the outcome of that message.
+	OneMessage bool
+
+	// SMTPUTF8 says the MTA can deliver to addresses whose local part is
+	// not ASCII (RFC 6531): mailto rua URIs with such an address are then
+	// mailed to, in a message that says it needs SMTPUTF8
+	// (Message.SMTPUTF8). Without it, they are refused (ErrPermanent).
+	// Domains are always given in A-labels.
+	SMTPUTF8 bool
+
+	// Suppress, when set, is asked about each mailto rua address, as
+	// messages give it, before a report is mailed to it; when it returns
+	// true, e.g. for an address on the MTA's suppression list after its
+	// reports bounced, the URI is skipped (Delivery.Skipped): no message
+	// goes to it, and it is counted as skipped, neither delivered nor
+	// failed. It is called once per address and delivery (not per retry),
+	// from the goroutine of Send; an MTA that cannot tell, e.g. with its
+	// database down, decides by returning false (send) or true (skip).
+	Suppress func(ctx context.Context, addr string) bool
+
+	// NoHTTPS leaves out the https rua URIs: they are skipped
+	// (Delivery.Skipped), and reports go by mail alone. RFC 8460 3 lets a
+	// reporter deliver to any of the rua URIs; a report by mail carries
+	// the DKIM signature that shows who sent it, a POST nothing alike.
+	NoHTTPS bool
 
 	// From is the address of report messages, in their From field and as
 	// their envelope sender, e.g. "tlsrpt@mail.example.com" or "TLS
@@ -179,6 +214,11 @@ type Delivery struct {
 	// none was made; it wraps ErrPermanent when a retry would not mend
 	// it, and the context's error when ctx ended first.
 	Err error
+	// Skipped is set when the URI was left out by the MTA's choice, its
+	// address suppressed (SenderOptions.Suppress) or https left out
+	// (SenderOptions.NoHTTPS), rather than failed: Err then says why,
+	// wrapping ErrPermanent, and Attempts is 0.
+	Skipped bool
 }
 
 // Send delivers report to the rua URIs of the TLSRPT record of its policy
@@ -281,6 +321,14 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 	}
 	deliveries := make([]Delivery, len(uris))
 	var wg sync.WaitGroup
+	run := func(ds []*Delivery, attempt func(context.Context) error) {
+		wg.Go(func() { s.run(ctx, p, ds, attempt, delivered, mode) })
+	}
+	// With OneMessage, the mailto URIs share one message (RFC 5321 3.3:
+	// one message, several RCPT TO).
+	var group []*Delivery
+	var groupTo []string
+	tried := 0 // URIs tried or done, for MaxRUA
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
@@ -288,22 +336,78 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
 			d.Transport = TransportMailto
 		}
-		switch {
-		case i >= MaxRUA:
-			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
-		case slices.Contains(done, uri):
+		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
-		default:
-			wg.Go(func() {
-				s.deliverOne(ctx, p, d, mode)
-				if d.Err == nil && delivered != nil {
-					delivered(d.URI)
-				}
-			})
+			tried++
+			continue
 		}
+		var to string
+		var err error
+		if d.Transport == TransportMailto {
+			to, err = s.mailAddress(uri)
+		}
+		if why := s.leftOut(ctx, d, to, err); why != "" {
+			s.skip(ctx, p, d, why)
+			continue
+		}
+		if tried >= MaxRUA {
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
+			continue
+		}
+		tried++
+		switch d.Transport {
+		case TransportHTTPS:
+			if d.Err = checkHTTPSURI(uri); d.Err != nil {
+				s.finish(ctx, p, d, mode)
+				continue
+			}
+			run([]*Delivery{d}, func(ctx context.Context) error { return postReport(ctx, s.client, uri, p) })
+		case TransportMailto:
+			switch {
+			case err != nil:
+				d.Err = err
+				s.finish(ctx, p, d, mode)
+			case s.opts.OneMessage:
+				group = append(group, d)
+				groupTo = append(groupTo, to)
+			default:
+				s.mail(ctx, p, []*Delivery{d}, []string{to}, run, mode)
+			}
+		}
+	}
+	if len(group) > 0 {
+		s.mail(ctx, p, group, groupTo, run, mode)
 	}
 	wg.Wait()
 	return deliveries
+}
+
+// mail delivers p by one message to the addresses to, those of the mailto
+// URIs of ds, with run; the message is composed once, so that every
+// attempt submits the same one.
+func (s *Sender) mail(ctx context.Context, p *Payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
+	from := s.opts.From
+	if from == "" {
+		from = p.Report.ContactInfo
+	}
+	msg, err := ComposeMessage(p, from, to, time.Now())
+	if err != nil {
+		for _, d := range ds {
+			d.Err = fmt.Errorf("%w: %w", ErrPermanent, err)
+			s.finish(ctx, p, d, mode)
+		}
+		return
+	}
+	run(ds, func(ctx context.Context) error { return s.opts.Submit(withReportSubmission(ctx), msg) })
+}
+
+// mailAddress returns the address of the mailto URI uri, or an error
+// wrapping ErrPermanent when it cannot be mailed to.
+func (s *Sender) mailAddress(uri string) (string, error) {
+	if s.opts.Submit == nil {
+		return "", fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
+	}
+	return parseMailto(uri, s.opts.SMTPUTF8)
 }
 
 // outcomeOf returns nil when one of deliveries succeeded, else an error
@@ -322,25 +426,49 @@ func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
 	return fmt.Errorf("%w: report for %s: %w", ErrNotDelivered, p.PolicyDomain.ASCII, errors.Join(errs...))
 }
 
-// deliverOne delivers p to d.URI, filling in d.
-func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
-	var attempt func(ctx context.Context) error
-	switch d.Transport {
-	case TransportHTTPS:
-		if err := checkHTTPSURI(d.URI); err != nil {
-			d.Err = err
-			break
+// run makes the attempts of delivering p to the URIs of ds, one message or
+// POST for them all, filling in each, and calls delivered, when not nil,
+// with each URI that takes p.
+func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
+	n, err := s.retry(ctx, ds[0], attempt, mode.once)
+	for _, d := range ds {
+		d.Attempts, d.Err = n, err
+		s.finish(ctx, p, d, mode)
+		if err == nil && delivered != nil {
+			delivered(d.URI)
 		}
-		attempt = func(ctx context.Context) error { return postReport(ctx, s.client, d.URI, p) }
-	case TransportMailto:
-		attempt, d.Err = s.mailAttempt(p, d.URI)
 	}
-	if attempt != nil {
-		d.Attempts, d.Err = s.retry(ctx, d, attempt, mode.once)
+}
+
+// leftOut returns why the MTA's options leave out d, whose address, for a
+// mailto URI, is to (or err), or "" when they do not.
+func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error) string {
+	switch {
+	case d.Transport == TransportHTTPS && s.opts.NoHTTPS:
+		return "https rua URIs are left out (SenderOptions.NoHTTPS)"
+	case d.Transport == TransportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
+		return quoted.String(to) + " is suppressed (SenderOptions.Suppress)"
 	}
+	return ""
+}
+
+// skip marks d skipped by the MTA's choice, for the reason why, and
+// counts it.
+func (s *Sender) skip(ctx context.Context, p *Payload, d *Delivery, why string) {
+	d.Skipped = true
+	d.Err = fmt.Errorf("%w: %s skipped: %s", ErrPermanent, quoted.String(d.URI), why)
+	s.finish(ctx, p, d, sendMode{})
+}
+
+// finish counts and logs the outcome of d.
+func (s *Sender) finish(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
+	case d.Skipped:
+		s.metrics.skipped.WithLabelValues(d.Transport).Inc()
+		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: rua uri skipped", slog.Any("err", d.Err))
+		return
 	case d.Err == nil:
 		s.metrics.sent.WithLabelValues(d.Transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
@@ -353,33 +481,6 @@ func (s *Sender) deliverOne(ctx context.Context, p *Payload, d *Delivery, mode s
 	}
 	s.metrics.failed.WithLabelValues(d.Transport).Inc()
 	log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered", slog.Any("err", d.Err))
-}
-
-// mailAttempt returns the attempt of delivering p to the mailto URI uri: the
-// message is composed once, so that every attempt submits the same one.
-func (s *Sender) mailAttempt(p *Payload, uri string) (func(context.Context) error, error) {
-	if s.opts.Submit == nil {
-		return nil, fmt.Errorf("%w: no SenderOptions.Submit to send mail with", ErrPermanent)
-	}
-	to, err := parseMailto(uri)
-	if err != nil {
-		return nil, err
-	}
-	from := s.opts.From
-	if from == "" {
-		from = p.Report.ContactInfo
-	}
-	fromAddr, err := parseFrom(from)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	msg, err := ComposeMessage(p, from, to, time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
-	}
-	return func(ctx context.Context) error {
-		return s.opts.Submit(withReportSubmission(ctx), fromAddr.Address, to, msg)
-	}, nil
 }
 
 // retryable reports whether err, a Delivery's, may be mended by a retry.
@@ -432,6 +533,7 @@ type senderMetrics struct {
 	built   prometheus.Counter
 	sent    *prometheus.CounterVec
 	failed  *prometheus.CounterVec
+	skipped *prometheus.CounterVec
 	retries *prometheus.CounterVec
 }
 
@@ -449,6 +551,10 @@ func newSenderMetrics() *senderMetrics {
 			Name: "mtastsgo_tlsrpt_reports_failed_total",
 			Help: "TLS reports given up on for a rua URI, after any retries, by transport (https, mailto).",
 		}, []string{"transport"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mtastsgo_tlsrpt_reports_skipped_total",
+			Help: "TLS reports not sent to a rua URI by the MTA's choice (a suppressed address, https left out), by transport (https, mailto).",
+		}, []string{"transport"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_report_retries_total",
 			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
@@ -457,6 +563,7 @@ func newSenderMetrics() *senderMetrics {
 	for _, t := range []string{TransportHTTPS, TransportMailto} {
 		m.sent.WithLabelValues(t)
 		m.failed.WithLabelValues(t)
+		m.skipped.WithLabelValues(t)
 		m.retries.WithLabelValues(t)
 	}
 	return m
@@ -464,8 +571,9 @@ func newSenderMetrics() *senderMetrics {
 
 // RegisterMetrics registers the sender's Prometheus collectors with reg:
 // mtastsgo_tlsrpt_reports_built_total, and by transport (https, mailto)
-// mtastsgo_tlsrpt_reports_sent_total and mtastsgo_tlsrpt_reports_failed_total,
-// counted per rua URI, and mtastsgo_tlsrpt_report_retries_total. Register one
+// mtastsgo_tlsrpt_reports_sent_total, mtastsgo_tlsrpt_reports_failed_total and
+// mtastsgo_tlsrpt_reports_skipped_total (see Delivery.Skipped), counted per
+// rua URI, and mtastsgo_tlsrpt_report_retries_total. Register one
 // sender per registry, or give each its own constant labels.
 //
 // The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
@@ -479,5 +587,5 @@ func (s *Sender) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.Metri
 		return err
 	}
 	m := s.metrics
-	return errors.Join(reg.Register(m.built), reg.Register(m.sent), reg.Register(m.failed), reg.Register(m.retries))
+	return errors.Join(reg.Register(m.built), reg.Register(m.sent), reg.Register(m.failed), reg.Register(m.skipped), reg.Register(m.retries))
 }

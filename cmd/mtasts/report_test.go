@@ -37,7 +37,7 @@ func reportForms(t *testing.T) (map[string]string, *tlsrpt.Report) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := tlsrpt.ComposeMessage(payload, report.ContactInfo, "tlsrpt@company-y.example", time.Now())
+	msg, err := tlsrpt.ComposeMessage(payload, report.ContactInfo, []string{"tlsrpt@company-y.example"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func reportForms(t *testing.T) (map[string]string, *tlsrpt.Report) {
 		"message": filepath.Join(dir, "report.eml"),
 	}
 	os.WriteFile(files["gzip"], gz.Bytes(), 0o644)
-	os.WriteFile(files["message"], msg, 0o644)
+	os.WriteFile(files["message"], msg.Data, 0o644)
 	return files, report
 }
 
