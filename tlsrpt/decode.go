@@ -64,7 +64,7 @@ func ParseReport(data []byte) (*Report, error) {
 		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), MaxReportSize)
 	}
 	r := &Report{}
-	if err := decodeReport(data, r); err != nil {
+	if err := decodeReport(data, r, nil); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -74,18 +74,36 @@ func ParseReport(data []byte) (*Report, error) {
 // reads reports as strictly.
 func (r *Report) UnmarshalJSON(data []byte) error {
 	var nr Report
-	if err := decodeReport(data, &nr); err != nil {
+	if err := decodeReport(data, &nr, nil); err != nil {
 		return err
 	}
 	*r = nr
 	return nil
 }
 
-func decodeReport(data []byte, r *Report) error {
+// byteOrderMark is U+FEFF in UTF-8.
+const byteOrderMark = "\ufeff"
+
+// decodeReport decodes the JSON of a report into r: strictly when lax is
+// nil, else forgiving the deviations of real senders with a warning each
+// (see ReadOptions).
+func decodeReport(data []byte, r *Report, lax *reading) error {
+	// RFC 8259 8.1: "Implementations MUST NOT add a byte order mark
+	// (U+FEFF) to the beginning of a networked-transmitted JSON text. In
+	// the interests of interoperability, implementations that parse JSON
+	// texts MAY ignore the presence of a byte order mark rather than
+	// treating it as an error."
+	if rest, ok := bytes.CutPrefix(data, []byte(byteOrderMark)); ok {
+		if lax == nil {
+			return &ReportError{Msg: "UTF-8 byte order mark before the JSON, which RFC 8259 8.1 forbids"}
+		}
+		lax.warns.add("", "UTF-8 byte order mark before the JSON, which RFC 8259 8.1 forbids; skipped")
+		data = rest
+	}
 	if err := checkIJSON(data); err != nil {
 		return err
 	}
-	d := &decoder{dec: json.NewDecoder(bytes.NewReader(data))}
+	d := &decoder{dec: json.NewDecoder(bytes.NewReader(data)), lax: lax}
 	d.dec.UseNumber()
 	tok, err := d.token()
 	if err != nil {
@@ -97,6 +115,9 @@ func decodeReport(data []byte, r *Report) error {
 	if _, err := d.dec.Token(); err != io.EOF {
 		return &ReportError{Msg: "data after the report's JSON object"}
 	}
+	if lax != nil {
+		return lax.check(r)
+	}
 	return r.Validate()
 }
 
@@ -106,6 +127,9 @@ type decoder struct {
 	dec   *json.Decoder
 	path  []pathElem
 	depth int
+	// lax, when set, forgives what real senders get wrong, with a
+	// warning each; nil reads strictly.
+	lax *reading
 }
 
 // pathElem is a member name, or an array index when key is "".
@@ -142,6 +166,11 @@ func (d *decoder) pathString() string {
 
 func (d *decoder) errorf(format string, args ...any) error {
 	return &ReportError{Path: d.pathString(), Msg: fmt.Sprintf(format, args...)}
+}
+
+// warnf adds a warning at the current path.
+func (d *decoder) warnf(format string, args ...any) {
+	d.lax.warns.add(d.pathString(), format, args...)
 }
 
 // plainName reports whether a member name can stand in a path unquoted.
@@ -318,9 +347,13 @@ func (d *decoder) dateTime(tok json.Token) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	t, msg := parseDateTime(s)
+	t, msg, zoneless := parseDateTime(s, d.lax != nil)
 	if msg != "" {
 		return time.Time{}, d.errorf("%s is not an RFC 3339 date-time: %s", quoted.String(s), msg)
+	}
+	if zoneless {
+		// Microsoft was seen to send these.
+		d.warnf("%s has no time zone offset, which RFC 3339 5.6 requires; read as UTC", quoted.String(s))
 	}
 	return t, nil
 }
@@ -383,11 +416,11 @@ func (d *decoder) report(tok json.Token, r *Report) error {
 		have[name] = true
 		switch name {
 		case "organization-name":
-			r.OrganizationName, err = d.str(tok)
+			r.OrganizationName, err = d.laxStr(tok)
 		case "date-range":
 			err = d.dateRange(tok, &r.DateRange)
 		case "contact-info":
-			r.ContactInfo, err = d.str(tok)
+			r.ContactInfo, err = d.laxStr(tok)
 		case "report-id":
 			r.ReportID, err = d.str(tok)
 		case "policies":
@@ -406,7 +439,26 @@ func (d *decoder) report(tok json.Token, r *Report) error {
 	if err != nil {
 		return err
 	}
+	if d.lax != nil {
+		// Stalwart's mail-auth was seen to leave them out, or null.
+		for _, name := range []string{"organization-name", "contact-info"} {
+			if !have[name] {
+				have[name] = true
+				d.lax.warns.add(name, "missing, which RFC 8460 4.4 requires; read as empty")
+			}
+		}
+	}
 	return d.required(have, "organization-name", "date-range", "contact-info", "report-id", "policies")
+}
+
+// laxStr reads a string that RFC 8460 4.4 requires; reading laxly, null is
+// read as empty, with a warning.
+func (d *decoder) laxStr(tok json.Token) (string, error) {
+	if tok == nil && d.lax != nil {
+		d.warnf("null, expected a string (RFC 8460 4.4); read as empty")
+		return "", nil
+	}
+	return d.str(tok)
 }
 
 func (d *decoder) dateRange(tok json.Token, dr *DateRange) error {
@@ -472,6 +524,11 @@ func (d *decoder) policy(tok json.Token, p *Policy) error {
 			// found or fetched.
 			p.PolicyString, err = d.stringList(tok)
 		case "policy-domain":
+			if d.lax != nil {
+				// Null as missing, which lax.check looks at.
+				p.PolicyDomain, err = d.optStr(tok)
+				return err
+			}
 			p.PolicyDomain, err = d.str(tok)
 		case "mx-host":
 			// "provided as a JSON array of strings" (RFC 8460 4.4),
@@ -488,6 +545,11 @@ func (d *decoder) policy(tok json.Token, p *Policy) error {
 	})
 	if err != nil {
 		return err
+	}
+	if d.lax != nil && p.PolicyType == PolicyTypeNoPolicyFound {
+		// Postfix with sys4's tlsrpt-reporter was seen to leave it out
+		// when there is no policy; lax.check fills it in or warns.
+		have["policy-domain"] = true
 	}
 	return d.required(have, "policy-type", "policy-domain")
 }
@@ -682,8 +744,9 @@ func badRune(r rune) string {
 //
 // "T" and "Z" may be lower case (RFC 3339 5.6, NOTE). A leap second
 // (time-second 60) cannot be held by time.Time and is refused. It returns
-// what is wrong, or "".
-func parseDateTime(s string) (time.Time, string) {
+// what is wrong, or "". With zoneOK, a date-time without time-offset is
+// read as UTC, and zoneless says so.
+func parseDateTime(s string, zoneOK bool) (t time.Time, msg string, zoneless bool) {
 	p := dtParser{s: s}
 	year := p.digits(4, 0, 9999, "year")
 	p.lit('-', "\"-\" after the year")
@@ -720,6 +783,8 @@ func parseDateTime(s string) (time.Time, string) {
 	loc := time.UTC
 	switch {
 	case p.msg != "":
+	case p.i == len(s) && zoneOK:
+		zoneless = true
 	case p.i == len(s):
 		p.fail("no time zone offset, expected \"Z\" or \"+hh:mm\" after the time")
 	case s[p.i] == 'Z' || s[p.i] == 'z':
@@ -741,16 +806,16 @@ func parseDateTime(s string) (time.Time, string) {
 		p.fail(fmt.Sprintf("unexpected %s after the date-time", quoted.Char(s, p.i)))
 	}
 	if p.msg != "" {
-		return time.Time{}, p.msg
+		return time.Time{}, p.msg, false
 	}
 	// date-mday: 01-28, 01-29, 01-30, 01-31 based on month/year.
 	if day > daysIn(month, year) {
-		return time.Time{}, fmt.Sprintf("day %d is past the end of the month", day)
+		return time.Time{}, fmt.Sprintf("day %d is past the end of the month", day), false
 	}
 	if second == 60 {
-		return time.Time{}, "leap second 60 is not supported"
+		return time.Time{}, "leap second 60 is not supported", false
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, second, nsec, loc), ""
+	return time.Date(year, time.Month(month), day, hour, minute, second, nsec, loc), "", zoneless
 }
 
 // dtParser reads a date-time, keeping the first problem.

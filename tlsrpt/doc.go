@@ -13,10 +13,12 @@
 //     the JSON schema of RFC 8460 4.4, with constants for the result types of
 //     4.3 and the policy types.
 //
-//   - Reading received reports (decode.go, read.go): ParseReport reads the
-//     JSON strictly, with errors that name the JSON path at fault; ReadReport
-//     and ReadMessage take it gzip-compressed or in an e-mail message, within
-//     size bounds.
+//   - Reading received reports (decode.go, read.go, quirks.go): ParseReport
+//     reads the JSON strictly, with errors that name the JSON path at fault;
+//     ReadReport and ReadMessage take it gzip-compressed or in an e-mail
+//     message, within size bounds, and forgive what real senders get wrong.
+//     ReadOptions.Read says what was forgiven, as a Warning per deviation
+//     naming its JSON path or MIME part, or reads strictly.
 //
 //   - Policies as reports describe them (policy.go): a Target, holding the
 //     recipient domain and the MX host of a delivery, describes an MTA-STS

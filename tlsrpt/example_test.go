@@ -77,6 +77,32 @@ func ExampleReadReport() {
 	// tlsrpt: invalid report: policies[0].summary.total-failure-session-count: -303, expected a count of 0 or more
 }
 
+// A receiver reads a report as its sender wrote it, and learns where the
+// sender deviates from RFC 8460; the strict reader refuses the same report.
+func ExampleReadOptions_Read() {
+	const report = `{"organization-name": "Sender Org", "contact-info": null, "report-id": "r1",
+	  "date-range": {"start-datetime": "2026-11-01T00:00:00", "end-datetime": "2026-11-02T00:00:00Z"},
+	  "policies": [{"policy": {"policy-type": "sts", "policy-domain": "Example.COM."},
+	    "summary": {"total-successful-session-count": 10, "total-failure-session-count": 0}}]}`
+	res, err := tlsrpt.ReadOptions{}.Read(strings.NewReader(report))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Report.Policies[0].Policy.PolicyDomain, res.Report.DateRange.Start)
+	for _, w := range res.Warnings {
+		fmt.Println(w)
+	}
+
+	_, err = tlsrpt.ReadOptions{Strict: true}.Read(strings.NewReader(report))
+	fmt.Println(err)
+	// Output:
+	// example.com 2026-11-01 00:00:00 +0000 UTC
+	// contact-info: null, expected a string (RFC 8460 4.4); read as empty
+	// date-range.start-datetime: "2026-11-01T00:00:00" has no time zone offset, which RFC 3339 5.6 requires; read as UTC
+	// policies[0].policy.policy-domain: "Example.COM." read as "example.com": domains are written in lower case without a trailing dot
+	// tlsrpt: invalid report: contact-info: null, expected a string
+}
+
 // A Target describes the policies of a delivery, each for its own policy
 // domain: MTA-STS for the recipient domain, DANE for the MX host.
 func ExampleTarget() {

@@ -103,7 +103,10 @@ func FuzzParseReport(f *testing.F) {
 	})
 }
 
-// ReadReport never panics on any input, and what it accepts validates.
+// ReadReport never panics on any input. What the strict reader accepts
+// validates and has no warnings; the lenient reader accepts it too, and
+// what it accepts fails Report.Validate only where it warned, with
+// warnings bounded in number and text, and reads again once marshalled.
 func FuzzReadReport(f *testing.F) {
 	ex, err := os.ReadFile("testdata/rfc8460-appendix-b.json")
 	if err != nil {
@@ -113,16 +116,60 @@ func FuzzReadReport(f *testing.F) {
 	f.Add(gzipped(f, ex))
 	f.Add([]byte(reportMessage(reportType, textPart, gzipPart(f, ex))))
 	f.Add([]byte(reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: quoted-printable\r\n", "{=\r\n}"})))
+	f.Add([]byte("\ufeff" + strings.NewReplacer(`"Company-X"`, "null", `"2016-04-01T00:00:00Z"`, `"2016-04-01T00:00:00"`,
+		`"company-y.example"`, `"Company-Y.Example."`, `"mx1.mail.company-y.example"`, `"[192.0.2.1]"`).Replace(string(ex))))
+	msg := reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\n", `{"contact-info":null,` +
+		`"policies":[{"policy":{"policy-type":"no-policy-found"},"summary":{"total-successful-session-count":1,"total-failure-session-count":1},` +
+		`"failure-details":[{"result-type":"validation-failure","failed-session-count":1,"failure-reason-code":"\u001b[2J","receiving-mx-hostname":"mx: x"}]}],` +
+		`"date-range":{"start-datetime":"2026-11-01T00:00:00","end-datetime":"2026-11-02T00:00:00Z"},"organization-name":"O","report-id":"1"}`})
+	f.Add([]byte(strings.TrimSuffix(msg, "--\r\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := ReadReport(bytes.NewReader(data))
 		checkErrorText(t, err)
 		if (r == nil) == (err == nil) {
 			t.Fatalf("report %v with error %v", r, err)
 		}
-		if r != nil {
-			if err := r.Validate(); err != nil {
-				t.Fatalf("accepted report does not validate: %v", err)
+		strict, serr := ReadOptions{Strict: true}.Read(bytes.NewReader(data))
+		checkErrorText(t, serr)
+		if serr == nil {
+			if err != nil {
+				t.Fatalf("the strict reader accepts, the lenient one refuses: %v", err)
 			}
+			if err := strict.Report.Validate(); err != nil || len(strict.Warnings) != 0 {
+				t.Fatalf("accepted strictly, but %v, warnings %q", err, strict.Warnings)
+			}
+		}
+		if err != nil {
+			return
+		}
+		res, err := ReadOptions{}.Read(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("ReadReport accepts, ReadOptions{}.Read refuses: %v", err)
+		}
+		if len(res.Warnings) > maxWarnings+1 {
+			t.Fatalf("%d warnings", len(res.Warnings))
+		}
+		for _, w := range res.Warnings {
+			if !isShortPrintable(w.String(), 512) {
+				t.Fatalf("warning not short printable US-ASCII: %.600q", w.String())
+			}
+		}
+		var verr *ReportError
+		if err := res.Report.Validate(); errors.As(err, &verr) && len(res.Warnings) <= maxWarnings {
+			found := false
+			for _, w := range res.Warnings {
+				found = found || w.Path == verr.Path
+			}
+			if !found {
+				t.Fatalf("report fails Validate at %s without a warning there: %v; warnings %q", verr.Path, err, res.Warnings)
+			}
+		}
+		out, err := json.Marshal(res.Report)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		if _, err := ReadReport(bytes.NewReader(out)); err != nil {
+			t.Fatalf("the marshalled report does not read: %v\n%s", err, out)
 		}
 	})
 }

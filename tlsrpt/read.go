@@ -12,8 +12,10 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"strconv"
 	"strings"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -32,14 +34,166 @@ const (
 // JSON, that JSON compressed with gzip (as posted over HTTPS, 5.4), or a
 // whole e-mail message (5.3, see ReadMessage). The form is told from the
 // first bytes: the gzip magic number 0x1f 0x8b (RFC 8460 6.5), a "{" after
-// any whitespace, or else a message.
+// any whitespace (and a byte order mark), or else a message.
+//
+// It reads as ReadOptions{}.Read does, forgiving what real senders get
+// wrong, and drops the warnings that say what was forgiven; call
+// ReadOptions.Read to see them, or to read strictly.
 //
 // It reads at most MaxReportSize bytes of JSON, or MaxInputSize bytes of a
 // gzip file or message and MaxReportSize bytes of JSON within it; more gives
-// an error wrapping ErrTooLarge. The report is parsed as ParseReport does;
-// errors wrap ErrInvalidReport (a *ReportError for the JSON), ErrTooLarge or
-// ErrNoReport, or are the reader's.
+// an error wrapping ErrTooLarge. Errors wrap ErrInvalidReport (a
+// *ReportError for the JSON), ErrTooLarge or ErrNoReport, or are the
+// reader's.
 func ReadReport(r io.Reader) (*Report, error) {
+	res, err := ReadOptions{}.Read(r)
+	if err != nil {
+		return nil, err
+	}
+	return res.Report, nil
+}
+
+// ReadOptions says how to read a received report. The zero value reads as
+// receivers must, liberal in what they accept: the report as real senders
+// write it, each deviation from RFC 8460 forgiven with a Warning. These are:
+//
+//   - organization-name or contact-info null or missing: read as empty.
+//   - a date-time without a time zone offset: read as UTC.
+//   - a UTF-8 byte order mark before the JSON: skipped, as RFC 8259 8.1
+//     allows.
+//   - policy-domain in upper case or with a trailing dot: made lower case,
+//     without the dot.
+//   - a no-policy-found policy without policy-domain (or null): the domain
+//     of the message's TLS-Report-Domain header where there is one, else
+//     left empty.
+//   - an mx-host entry or receiving-mx-hostname that is not a domain name,
+//     such as an address: kept as text, its control characters escaped.
+//     These fields are for display; the text is at most 255 bytes, a
+//     domain name's most.
+//   - control characters in receiving-mx-helo, failure-reason-code or
+//     additional-information: escaped as Go escapes them ("\x1b").
+//   - a multipart/report message that ends without its closing delimiter
+//     after the report part: the end of the input ends it.
+//
+// All else that ParseReport refuses stays an error, among them a missing
+// date-range, counts that are negative, not integers or above 2^53-1, no
+// policies, and the size bounds. A report read with warnings may not pass
+// Report.Validate, which is for reports we send: each field that fails it
+// has a warning of its path.
+type ReadOptions struct {
+	// Strict reads as RFC 8460 says and nothing more, as ParseReport
+	// does, for those who check their own senders: every deviation is an
+	// error, and no Warning is given.
+	Strict bool
+}
+
+// ReadResult is a report read, with what the reader forgave.
+type ReadResult struct {
+	// Report is the report, with what was forgiven made readable.
+	Report *Report
+	// Warnings holds a warning per deviation from RFC 8460, in the order
+	// found; at most 100, and one more that counts the rest.
+	Warnings []Warning
+}
+
+// Warning names a deviation from RFC 8460 that a lenient read forgave, and
+// where it is. The sender's text it quotes is at most 64 bytes, escaped.
+type Warning struct {
+	// Path is the JSON path of the deviation, e.g.
+	// "policies[0].policy.policy-domain", or the MIME part of the
+	// message, e.g. "MIME part 2"; empty for the whole input.
+	Path string `json:"path,omitempty"`
+	// Msg says what was found, and what was read instead.
+	Msg string `json:"message"`
+}
+
+// String returns the warning with its path, as "path: message".
+func (w Warning) String() string {
+	if w.Path == "" {
+		return w.Msg
+	}
+	return w.Path + ": " + w.Msg
+}
+
+// Read reads a received report as ReadReport does, in any form of RFC 8460
+// 5, with the warnings of what was forgiven, or strictly when o.Strict is
+// set. Errors are those of ReadReport.
+func (o ReadOptions) Read(r io.Reader) (*ReadResult, error) {
+	rd := &reading{strict: o.Strict}
+	report, err := rd.read(r)
+	if err != nil {
+		return nil, err
+	}
+	return &ReadResult{Report: report, Warnings: rd.warns.result()}, nil
+}
+
+// ReadMessage reads a report from an e-mail message as RFC 8460 5.3 sends
+// it: a message of media type multipart/report with the parameter
+// report-type="tlsrpt", holding one part of media type
+// application/tlsrpt+json or application/tlsrpt+gzip. Parts of other types,
+// such as the human-readable text/plain, are skipped; the part's transfer
+// encoding may be base64, quoted-printable, 7bit, 8bit or binary. It
+// forgives what ReadOptions lists, without saying so.
+//
+// It reads at most MaxInputSize bytes of message and MaxReportSize bytes of
+// JSON. The message headers (Subject, TLS-Report-Domain, the file name) are
+// not compared with the report: "the report MUST be considered the
+// authoritative source" (RFC 8460 5.6); TLS-Report-Domain only stands in for
+// a policy-domain left out. Nor is the DKIM signature RFC 8460 3 requires
+// checked: verify it before trusting the report.
+//
+// Errors wrap ErrNoReport for a message that is not a TLSRPT report,
+// ErrInvalidReport for a second report part, a corrupt encoding or invalid
+// JSON (a *ReportError), and ErrTooLarge; or are the reader's.
+func ReadMessage(r io.Reader) (*Report, error) {
+	return (&reading{}).message(r)
+}
+
+// reading is one read of a received report: how strictly, and what it
+// forgave.
+type reading struct {
+	strict bool
+	// reportDomain is the domain of the message's TLS-Report-Domain
+	// header, in A-labels, or "".
+	reportDomain string
+	warns        warnings
+}
+
+// maxWarnings bounds the warnings of one read.
+const maxWarnings = 100
+
+// warnings holds the first maxWarnings warnings, and counts the rest.
+type warnings struct {
+	list []Warning
+	more int
+}
+
+func (w *warnings) add(path, format string, args ...any) {
+	if len(w.list) >= maxWarnings {
+		w.more++
+		return
+	}
+	w.list = append(w.list, Warning{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// has reports whether a warning at path was given.
+func (w *warnings) has(path string) bool {
+	for _, x := range w.list {
+		if x.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *warnings) result() []Warning {
+	if w.more > 0 {
+		return append(w.list, Warning{Msg: fmt.Sprintf("%d more warnings not shown", w.more)})
+	}
+	return w.list
+}
+
+func (rd *reading) read(r io.Reader) (*Report, error) {
 	data, err := readMax(r, MaxReportSize, "input")
 	if err != nil {
 		return nil, err
@@ -49,33 +203,41 @@ func ReadReport(r io.Reader) (*Report, error) {
 		if len(data) > MaxInputSize {
 			return nil, fmt.Errorf("%w: gzip file larger than the maximum of %d bytes", ErrTooLarge, MaxInputSize)
 		}
-		return gunzipReport(bytes.NewReader(data))
-	case bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")):
-		return ParseReport(data)
+		return rd.gunzip(bytes.NewReader(data))
+	case isJSON(data):
+		return rd.json(data)
 	}
 	if len(data) > MaxInputSize {
 		return nil, fmt.Errorf("%w: message larger than the maximum of %d bytes", ErrTooLarge, MaxInputSize)
 	}
-	return ReadMessage(bytes.NewReader(data))
+	return rd.message(bytes.NewReader(data))
 }
 
-// ReadMessage reads a report from an e-mail message as RFC 8460 5.3 sends
-// it: a message of media type multipart/report with the parameter
-// report-type="tlsrpt", holding one part of media type
-// application/tlsrpt+json or application/tlsrpt+gzip. Parts of other types,
-// such as the human-readable text/plain, are skipped; the part's transfer
-// encoding may be base64, quoted-printable, 7bit, 8bit or binary.
-//
-// It reads at most MaxInputSize bytes of message and MaxReportSize bytes of
-// JSON. The message headers (Subject, TLS-Report-Domain, the file name) are
-// not compared with the report: "the report MUST be considered the
-// authoritative source" (RFC 8460 5.6). Nor is the DKIM signature RFC 8460 3
-// requires checked: verify it before trusting the report.
-//
-// Errors wrap ErrNoReport for a message that is not a TLSRPT report,
-// ErrInvalidReport for a second report part, a corrupt encoding or invalid
-// JSON (a *ReportError), and ErrTooLarge; or are the reader's.
-func ReadMessage(r io.Reader) (*Report, error) {
+// isJSON reports whether data starts as a JSON object: a "{" after any
+// whitespace, and after a byte order mark (RFC 8259 8.1), which the JSON
+// reader then refuses or skips.
+func isJSON(data []byte) bool {
+	data = bytes.TrimPrefix(data, []byte(byteOrderMark))
+	return bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{"))
+}
+
+// json parses the JSON of a report.
+func (rd *reading) json(data []byte) (*Report, error) {
+	if rd.strict {
+		return ParseReport(data)
+	}
+	if len(data) > MaxReportSize {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), MaxReportSize)
+	}
+	r := &Report{}
+	if err := decodeReport(data, r, rd); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// message reads a report message; see ReadMessage.
+func (rd *reading) message(r io.Reader) (*Report, error) {
 	data, err := readMax(r, MaxInputSize, "message")
 	if err != nil {
 		return nil, err
@@ -97,6 +259,11 @@ func ReadMessage(r io.Reader) (*Report, error) {
 	if params["boundary"] == "" {
 		return nil, fmt.Errorf("%w: content-type %s has no boundary", ErrNoReport, quoted.String(ct))
 	}
+	// RFC 8460 5.3: "TLS-Report-Domain: Contains the domain for which
+	// the report was generated".
+	if d, err := mtasts.ParseDomain(strings.TrimSpace(msg.Header.Get("TLS-Report-Domain"))); err == nil {
+		rd.reportDomain = d.ASCII
+	}
 
 	var report *Report
 	mr := multipart.NewReader(msg.Body, params["boundary"])
@@ -106,6 +273,12 @@ func ReadMessage(r io.Reader) (*Report, error) {
 			break
 		}
 		if err != nil {
+			if report != nil && !rd.strict && isEOF(err) {
+				// A delimiter line, then the end: RFC 2046 5.1.1 wants
+				// the closing delimiter.
+				rd.unclosed(i-1, params["boundary"])
+				break
+			}
 			return nil, fmt.Errorf("%w: part %d: %w", ErrInvalidReport, i, quoted.Cause(err))
 		}
 		pmt, _, err := mime.ParseMediaType(part.Header.Get("Content-Type"))
@@ -117,8 +290,14 @@ func ReadMessage(r io.Reader) (*Report, error) {
 		if report != nil {
 			return nil, fmt.Errorf("%w: part %d is a second report", ErrInvalidReport, i)
 		}
-		if report, err = readPart(part, pmt); err != nil {
+		var ended bool
+		if report, ended, err = rd.part(part, pmt); err != nil {
 			return nil, err
+		}
+		if ended {
+			// Mail.ru was seen to leave the closing delimiter out.
+			rd.unclosed(i, params["boundary"])
+			break
 		}
 	}
 	if report == nil {
@@ -127,35 +306,61 @@ func ReadMessage(r io.Reader) (*Report, error) {
 	return report, nil
 }
 
-// readPart decodes a report part of media type mt.
-func readPart(part *multipart.Part, mt string) (*Report, error) {
-	var body io.Reader = part
-	switch cte := strings.ToLower(strings.TrimSpace(part.Header.Get("Content-Transfer-Encoding"))); cte {
-	case "base64":
-		// The example of RFC 8460 5.3.1 sends the report base64.
-		body = base64.NewDecoder(base64.StdEncoding, part)
-	case "quoted-printable":
-		body = quotedprintable.NewReader(part)
-	case "", "7bit", "8bit", "binary":
-	default:
-		return nil, fmt.Errorf("%w: report part: unknown content-transfer-encoding %s", ErrInvalidReport, quoted.String(cte))
-	}
-	// The message is at most MaxInputSize bytes, and so is its decoded
-	// part.
-	data, err := readMax(body, MaxInputSize, "report part")
-	if err != nil {
-		return nil, fmt.Errorf("%w: report part: %w", ErrInvalidReport, quoted.Cause(err))
-	}
-	if mt == MediaTypeGzip {
-		return gunzipReport(bytes.NewReader(data))
-	}
-	return ParseReport(data)
+// unclosed warns that the message ends in part i, without the closing
+// delimiter of RFC 2046 5.1.1: "The boundary delimiter line following the
+// last body part is a distinguished delimiter that indicates that no
+// further body parts will follow."
+func (rd *reading) unclosed(i int, boundary string) {
+	rd.warns.add("MIME part "+strconv.Itoa(i), "the message ends without the closing delimiter %s (RFC 2046 5.1.1); the report was read whole",
+		quoted.String("--"+boundary+"--"))
 }
 
-// gunzipReport decompresses and parses a report, reading at most
-// MaxReportSize bytes of JSON. A gzip file of several members is read whole,
-// as RFC 1952 2.2 allows; the file name a member may carry is ignored.
-func gunzipReport(r io.Reader) (*Report, error) {
+// isEOF reports whether err is the end of the input.
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// part decodes a report part of media type mt. Reading laxly, a part that
+// the end of the message ends, not a delimiter, is read with ended set.
+func (rd *reading) part(part *multipart.Part, mt string) (report *Report, ended bool, err error) {
+	cte := strings.ToLower(strings.TrimSpace(part.Header.Get("Content-Transfer-Encoding")))
+	switch cte {
+	case "base64", "quoted-printable", "", "7bit", "8bit", "binary":
+	default:
+		return nil, false, fmt.Errorf("%w: report part: unknown content-transfer-encoding %s", ErrInvalidReport, quoted.String(cte))
+	}
+	// The message is at most MaxInputSize bytes, and so is its part.
+	raw, err := readMax(part, MaxInputSize, "report part")
+	if err != nil && !rd.strict && errors.Is(err, io.ErrUnexpectedEOF) {
+		ended, err = true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: report part: %w", ErrInvalidReport, quoted.Cause(err))
+	}
+	var body io.Reader = bytes.NewReader(raw)
+	switch cte {
+	case "base64":
+		// The example of RFC 8460 5.3.1 sends the report base64.
+		body = base64.NewDecoder(base64.StdEncoding, body)
+	case "quoted-printable":
+		body = quotedprintable.NewReader(body)
+	}
+	data, err := readMax(body, MaxInputSize, "report part")
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: report part: %w", ErrInvalidReport, quoted.Cause(err))
+	}
+	if mt == MediaTypeGzip {
+		report, err = rd.gunzip(bytes.NewReader(data))
+	} else {
+		report, err = rd.json(data)
+	}
+	return report, ended, err
+}
+
+// gunzip decompresses and parses a report, reading at most MaxReportSize
+// bytes of JSON. A gzip file of several members is read whole, as RFC 1952
+// 2.2 allows; the file name a member may carry is ignored.
+func (rd *reading) gunzip(r io.Reader) (*Report, error) {
 	zr, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, quoted.Cause(err))
@@ -167,14 +372,15 @@ func gunzipReport(r io.Reader) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, quoted.Cause(err))
 	}
-	return ParseReport(data)
+	return rd.json(data)
 }
 
-// readMax reads r to its end, failing with ErrTooLarge past max bytes.
+// readMax reads r to its end, failing with ErrTooLarge past max bytes. On
+// a read error, it returns what it read with the error.
 func readMax(r io.Reader, max int, what string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if err != nil {
-		return nil, err
+		return data, err
 	}
 	if len(data) > max {
 		return nil, fmt.Errorf("%w: %s larger than the maximum of %d bytes", ErrTooLarge, what, max)

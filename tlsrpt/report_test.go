@@ -312,7 +312,7 @@ func TestParseReportErrors(t *testing.T) {
 		{"lone low surrogate", repl(`Company-X`, `Company-\uDC00\u0041`), "", "unpaired surrogate U+DC00"},
 		{"escaped noncharacter", repl(`Company-X`, `Company-\uFFFE`), "", "noncharacter U+FFFE"},
 		{"noncharacter", repl(`Company-X`, "Company-\uFDD0"), "", "noncharacter U+FDD0"},
-		{"byte order mark", "\uFEFF" + ex, "", "invalid JSON"},
+		{"byte order mark", "\uFEFF" + ex, "", "byte order mark before the JSON"},
 	}
 	for _, tc := range tests {
 		r, err := ParseReport([]byte(tc.json))

@@ -310,6 +310,11 @@ func plural(n int, word string) string {
 	if n == 1 {
 		return word
 	}
+	// A "y" after a consonant becomes "ies": policy, policies; day,
+	// days.
+	if stem, ok := strings.CutSuffix(word, "y"); ok && stem != "" && !strings.ContainsRune("aeiou", rune(stem[len(stem)-1])) {
+		return stem + "ies"
+	}
 	return word + "s"
 }
 

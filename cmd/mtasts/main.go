@@ -86,12 +86,15 @@ Usage:
   mtasts report [flags] [FILE|-]
         Read a TLS report (RFC 8460) that another domain's MTA sent: its
         JSON, the JSON compressed with gzip, or the whole e-mail message
-        (standard input for "-" or no FILE). Check it with the library's
-        strict reader, then print each policy: type, domain, mx hosts,
-        successful and failed sessions, and the failure details as a table.
-        Exit status 0 for a valid report, 1 for an invalid one (the error
-        names the JSON path), 2 for usage errors and input that cannot be
-        read or is over 20 MiB, or over that once decompressed.
+        (standard input for "-" or no FILE). Read it as receivers must,
+        forgiving what real senders get wrong with a warning each, then
+        print each policy: type, domain, mx hosts, successful and failed
+        sessions, and the failure details as a table, and the warnings
+        under the report, each with its JSON path or MIME part.
+        Exit status 0 for a report read, with or without warnings, 1 for
+        an invalid one (the error names the JSON path), 2 for usage errors
+        and input that cannot be read or is over 20 MiB, or over that once
+        decompressed.
   mtasts demo
         Show check at work without a network: start a DNS server, HTTPS
         policy hosts and an SMTP server on 127.0.0.1, then check two domains
@@ -132,7 +135,10 @@ Flags of record:
   --id ID              the policy id: 1 to 32 letters and digits
 
 Flags of report:
-  --json               print the report in normalised form as JSON, or the error
+  --json               print the report in normalised form as JSON, with its
+                       warnings, or the error
+  --strict             read the report as RFC 8460 says and nothing more: every
+                       deviation is an error, for checking your own senders
 
 Flags of serve:
   --policy FILE        the policy to serve (required)

@@ -17,9 +17,11 @@ import (
 
 // "mtasts report" reads a TLS report that another domain's MTA sent (RFC
 // 8460): the JSON, the JSON gzip-compressed as posted over HTTPS, or a
-// whole e-mail message. It reads it with tlsrpt.ReadReport, the library's
-// strict reader, and prints what it says, each policy with its failures as
-// a table. Everything in a report is the sender's text, escaped on output,
+// whole e-mail message. It reads it as receivers must, with
+// tlsrpt.ReadOptions: what real senders get wrong is forgiven, with a warning
+// each, printed under the report; --strict reads it as RFC 8460 says and
+// nothing more. It prints what the report says, each policy with its
+// failures as a table. Everything in a report is the sender's text, escaped on output,
 // and in the text summary cut at maxShown bytes: a value of megabytes is
 // valid, but not for a terminal. --json gives the report exact.
 
@@ -45,9 +47,18 @@ func shownAll(l []string) []string {
 	return out
 }
 
-func reportFlags() (fs *flag.FlagSet, jsonOut *bool) {
-	fs = flag.NewFlagSet("report", flag.ContinueOnError)
-	return fs, fs.Bool("json", false, "")
+// reportOptions are the flags of report, described in usageText.
+type reportOptions struct {
+	json   bool
+	strict bool
+}
+
+func reportFlags() (*flag.FlagSet, *reportOptions) {
+	o := &reportOptions{}
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.BoolVar(&o.json, "json", false, "")
+	fs.BoolVar(&o.strict, "strict", false, "")
+	return fs, o
 }
 
 // reportResult is the outcome of "mtasts report", and its JSON form.
@@ -60,6 +71,9 @@ type reportResult struct {
 	// Report is the report as read, marshalled anew: the normalised
 	// form (mx-host an array, addresses in their canonical form).
 	Report *tlsrpt.Report `json:"report,omitempty"`
+	// Warnings names each deviation from RFC 8460 that the reader
+	// forgave, with its JSON path or MIME part.
+	Warnings []tlsrpt.Warning `json:"warnings,omitempty"`
 }
 
 // reportError says why a report is invalid, and where.
@@ -72,7 +86,7 @@ type reportError struct {
 }
 
 func runReport(args []string, sio *stdio) (int, error) {
-	fs, jsonOut := reportFlags()
+	fs, o := reportFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -83,7 +97,7 @@ func runReport(args []string, sio *stdio) (int, error) {
 	}
 
 	res := &reportResult{File: name, Form: reportForm(data)}
-	report, err := tlsrpt.ReadReport(bytes.NewReader(data))
+	read, err := tlsrpt.ReadOptions{Strict: o.strict}.Read(bytes.NewReader(data))
 	switch {
 	case errors.Is(err, tlsrpt.ErrTooLarge):
 		// A gzip file or message that decompresses past the bound:
@@ -96,13 +110,13 @@ func runReport(args []string, sio *stdio) (int, error) {
 			res.Error.Path = rerr.Path
 		}
 	default:
-		res.Valid, res.Report = true, report
+		res.Valid, res.Report, res.Warnings = true, read.Report, read.Warnings
 	}
 	code := exitOK
 	if !res.Valid {
 		code = exitFail
 	}
-	if *jsonOut {
+	if o.json {
 		return code, writeJSON(sio.out, res)
 	}
 	printReport(&printer{w: sio.out, color: useColor(sio.out, sio.getenv)}, res)
@@ -110,9 +124,10 @@ func runReport(args []string, sio *stdio) (int, error) {
 }
 
 // reportForm names the form of a report as tlsrpt.ReadReport tells it
-// apart: gzip by its magic number (RFC 8460 6.5), JSON by its "{", else an
-// e-mail message.
+// apart: gzip by its magic number (RFC 8460 6.5), JSON by its "{" (after
+// any byte order mark), else an e-mail message.
 func reportForm(data []byte) string {
+	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 	switch {
 	case len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b:
 		return "gzip"
@@ -134,15 +149,36 @@ func printReport(p *printer, res *reportResult) {
 		return
 	}
 	r := res.Report
-	p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
-		name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
-	p.field("organization", shown(r.OrganizationName))
-	p.field("contact", shown(r.ContactInfo))
+	if n := len(res.Warnings); n > 0 {
+		p.finding(statusWarn, "report", fmt.Sprintf("%s: TLS report read with %d %s, %s, %d %s",
+			name, n, plural(n, "warning"), formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
+	} else {
+		p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
+			name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
+	}
+	p.field("organization", orNone(shown(r.OrganizationName)))
+	p.field("contact", orNone(shown(r.ContactInfo)))
 	p.field("report-id", shown(r.ReportID))
 	p.field("date range", r.DateRange.Start.Format(time.RFC3339)+" to "+r.DateRange.End.Format(time.RFC3339))
 	for i, pr := range r.Policies {
 		printPolicyResult(p, i, &pr)
 	}
+	// Under the report, what the reader forgave, each deviation from RFC
+	// 8460 with its JSON path or MIME part.
+	if len(res.Warnings) > 0 {
+		fmt.Fprintln(p.w)
+	}
+	for _, w := range res.Warnings {
+		p.finding(statusWarn, "warning", escapeText(w.String()))
+	}
+}
+
+// orNone returns s, or "-" for a value a report read leniently left empty.
+func orNone(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // printPolicyResult prints one policy of a report: what it is, its counts,
@@ -155,11 +191,15 @@ func printPolicyResult(p *printer, i int, pr *tlsrpt.PolicyResult) {
 		st = statusWarn
 	}
 	fmt.Fprintln(p.w)
-	p.finding(st, "policy "+strconv.Itoa(i+1), fmt.Sprintf("%s %s: %d successful, %d failed %s",
-		shown(string(pol.PolicyType)), shown(pol.PolicyDomain), s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount,
+	what := shown(string(pol.PolicyType))
+	if pol.PolicyDomain != "" {
+		what += " " + shown(pol.PolicyDomain)
+	}
+	p.finding(st, "policy "+strconv.Itoa(i+1), fmt.Sprintf("%s: %d successful, %d failed %s",
+		what, s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount,
 		plural(int(min(s.TotalFailureSessionCount, 2)), "session")))
 	p.field("type", shown(string(pol.PolicyType)))
-	p.field("domain", shown(pol.PolicyDomain))
+	p.field("domain", orNone(shown(pol.PolicyDomain)))
 	if len(pol.MXHost) > 0 {
 		p.field("mx hosts", shownAll(pol.MXHost)...)
 	}

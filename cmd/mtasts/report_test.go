@@ -308,3 +308,83 @@ func TestReportHugeValidValue(t *testing.T) {
 		t.Errorf("JSON: exit %d, %v, or not the exact organization", code, err)
 	}
 }
+
+// A report with what real senders get wrong is read, exit 0, with a warning
+// per deviation under the report, naming its JSON path; --json has them;
+// --strict refuses the report as RFC 8460 reads it.
+func TestReportWarnings(t *testing.T) {
+	const report = "\ufeff" + `{"organization-name": "Sender Org", "contact-info": null, "report-id": "r1",
+  "date-range": {"start-datetime": "2026-11-01T00:00:00", "end-datetime": "2026-11-02T00:00:00Z"},
+  "policies": [
+    {"policy": {"policy-type": "sts", "policy-domain": "RECV.Example.", "mx-host": ["mx: mx.recv.example"]},
+     "summary": {"total-successful-session-count": 3, "total-failure-session-count": 1},
+     "failure-details": [{"result-type": "certificate-expired", "failed-session-count": 1, "failure-reason-code": "expired\u001b[2J"}]},
+    {"policy": {"policy-type": "no-policy-found"},
+     "summary": {"total-successful-session-count": 1, "total-failure-session-count": 0}}]}`
+	file := filepath.Join(t.TempDir(), "quirks.json")
+	os.WriteFile(file, []byte(report), 0o644)
+	wantWarnings := []tlsrpt.Warning{
+		{Path: "", Msg: "UTF-8 byte order mark before the JSON"},
+		{Path: "contact-info", Msg: "null"},
+		{Path: "date-range.start-datetime", Msg: "no time zone offset"},
+		{Path: "policies[0].policy.policy-domain", Msg: `"recv.example"`},
+		{Path: "policies[0].policy.mx-host[0]", Msg: "not a domain name"},
+		{Path: "policies[0].failure-details[0].failure-reason-code", Msg: "control character"},
+		{Path: "policies[1].policy.policy-domain", Msg: "left empty"},
+	}
+
+	code, out, stderr := runMain(t, nil, "report", file)
+	if code != exitOK || stderr != "" {
+		t.Fatalf("exit %d, stderr %q:\n%s", code, stderr, out)
+	}
+	if !strings.Contains(out, "WARN  report        "+file+": TLS report read with 7 warnings, JSON, 2 policies\n") {
+		t.Errorf("first line does not say the report was read with warnings, of 2 policies:\n%s", out)
+	}
+	if strings.Contains(out, "\x1b") || !strings.Contains(out, `expired\x1b[2J`) {
+		t.Errorf("the failure reason is not shown escaped:\n%s", out)
+	}
+	// The warnings come under the report, after its policies.
+	after := out[strings.LastIndex(out, "policy 2"):]
+	for _, w := range wantWarnings {
+		line := "WARN  warning       " + w.Path
+		if !strings.Contains(after, line) || !strings.Contains(after, w.Msg) {
+			t.Errorf("no warning %q with %q after the policies:\n%s", line, w.Msg, after)
+		}
+	}
+
+	code, out, _ = runMain(t, nil, "report", "--json", file)
+	// The report is not valid by RFC 8460, and tlsrpt.Report's
+	// UnmarshalJSON is strict: it is read as raw JSON here.
+	var res struct {
+		Valid    bool             `json:"valid"`
+		Report   json.RawMessage  `json:"report"`
+		Warnings []tlsrpt.Warning `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != exitOK || !res.Valid || len(res.Report) == 0 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	if len(res.Warnings) != len(wantWarnings) {
+		t.Fatalf("warnings %q, want %d", res.Warnings, len(wantWarnings))
+	}
+	for i, w := range wantWarnings {
+		if res.Warnings[i].Path != w.Path || !strings.Contains(res.Warnings[i].Msg, w.Msg) {
+			t.Errorf("warning %d: %q, want path %q with %q", i, res.Warnings[i], w.Path, w.Msg)
+		}
+	}
+	if !strings.Contains(out, `"warnings": [`) || !strings.Contains(out, `"path": "contact-info"`) {
+		t.Errorf("JSON lacks the warnings with their paths:\n%s", out)
+	}
+
+	for _, args := range [][]string{{"report", "--strict", file}, {"report", "--strict", "--json", file}} {
+		code, out, _ = runMain(t, nil, args...)
+		if code != exitFail || !strings.Contains(out, "byte order mark") {
+			t.Errorf("%v: exit %d, want %d and the byte order mark refused:\n%s", args, code, exitFail, out)
+		}
+	}
+	// Without the byte order mark, the strict reader names the next fault.
+	os.WriteFile(file, []byte(strings.TrimPrefix(report, "\ufeff")), 0o644)
+	code, out, _ = runMain(t, nil, "report", "--strict", file)
+	if code != exitFail || !strings.Contains(out, "contact-info: null") {
+		t.Errorf("--strict: exit %d:\n%s", code, out)
+	}
+}
