@@ -89,7 +89,9 @@ Usage:
         (standard input for "-" or no FILE). Check it with the library's
         strict reader, then print each policy: type, domain, mx hosts,
         successful and failed sessions, and the failure details as a table.
-        Exit status 0 for a valid report, 1 for an invalid one (the error
+        Of a message, verify its DKIM signatures (RFC 8460 3) and show each;
+        a report without a valid one by the reporting domain is still shown,
+        with a warning. Exit status 0 for a valid report, 1 for an invalid one (the error
         names the JSON path), 2 for usage errors and input that cannot be
         read or is over 20 MiB, or over that once decompressed.
   mtasts demo
@@ -133,6 +135,7 @@ Flags of record:
 
 Flags of report:
   --json               print the report in normalised form as JSON, or the error
+  --resolver HOST:PORT look up DKIM keys through this DNS server instead of the system's
 
 Flags of serve:
   --policy FILE        the policy to serve (required)

@@ -45,9 +45,18 @@ func shownAll(l []string) []string {
 	return out
 }
 
-func reportFlags() (fs *flag.FlagSet, jsonOut *bool) {
-	fs = flag.NewFlagSet("report", flag.ContinueOnError)
-	return fs, fs.Bool("json", false, "")
+// reportOptions are the flags of report, described in usageText.
+type reportOptions struct {
+	json     bool
+	resolver string
+}
+
+func reportFlags() (*flag.FlagSet, *reportOptions) {
+	o := &reportOptions{}
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.BoolVar(&o.json, "json", false, "")
+	fs.StringVar(&o.resolver, "resolver", "", "")
+	return fs, o
 }
 
 // reportResult is the outcome of "mtasts report", and its JSON form.
@@ -60,6 +69,10 @@ type reportResult struct {
 	// Report is the report as read, marshalled anew: the normalised
 	// form (mx-host an array, addresses in their canonical form).
 	Report *tlsrpt.Report `json:"report,omitempty"`
+	// DKIM is the verdict on each DKIM signature of a message; DKIMValid
+	// whether one is valid by RFC 8460 3. Both are only for messages.
+	DKIM      []tlsrpt.DKIMResult `json:"dkim,omitempty"`
+	DKIMValid *bool               `json:"dkim-valid,omitempty"`
 }
 
 // reportError says why a report is invalid, and where.
@@ -72,7 +85,7 @@ type reportError struct {
 }
 
 func runReport(args []string, sio *stdio) (int, error) {
-	fs, jsonOut := reportFlags()
+	fs, o := reportFlags()
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err
@@ -97,12 +110,17 @@ func runReport(args []string, sio *stdio) (int, error) {
 		}
 	default:
 		res.Valid, res.Report = true, report
+		if res.Form == "message" {
+			if err := verifyReportDKIM(res, o.resolver, data); err != nil {
+				return exitUsage, err
+			}
+		}
 	}
 	code := exitOK
 	if !res.Valid {
 		code = exitFail
 	}
-	if *jsonOut {
+	if o.json {
 		return code, writeJSON(sio.out, res)
 	}
 	printReport(&printer{w: sio.out, color: useColor(sio.out, sio.getenv)}, res)
@@ -136,6 +154,7 @@ func printReport(p *printer, res *reportResult) {
 	r := res.Report
 	p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
 		name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
+	printDKIM(p, res)
 	p.field("organization", shown(r.OrganizationName))
 	p.field("contact", shown(r.ContactInfo))
 	p.field("report-id", shown(r.ReportID))
