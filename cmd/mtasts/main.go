@@ -77,12 +77,14 @@ Usage:
         Print a TXT record to publish at _mta-sts.DOMAIN, with a fresh id
         (the current UTC time) unless --id is given. With DOMAIN, print it
         as a zone file line.
-  mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE]
+  mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE] [--collect DIR]
         Serve the policy in FILE at /.well-known/mta-sts.txt, as the host
         mta-sts.<domain> must. Without --cert and --key it speaks plain HTTP,
         for use behind a TLS-terminating proxy. On SIGHUP it reads FILE
         again and serves the new policy if it is valid; if not, it logs why
-        and keeps serving the previous one.
+        and keeps serving the previous one. With --collect, it also takes
+        TLS reports posted to /tlsrpt (RFC 8460 5.4) and writes each into
+        DIR, for a TLSRPT record of rua=https://mta-sts.<domain>/tlsrpt.
   mtasts report [flags] [FILE|-]
         Read a TLS report (RFC 8460) that another domain's MTA sent: its
         JSON, the JSON compressed with gzip, or the whole e-mail message
@@ -142,6 +144,8 @@ Flags of serve:
   --addr ADDR          address to listen on (default :443 with --cert, else 127.0.0.1:8080)
   --cert FILE          PEM certificate chain for mta-sts.<domain>
   --key FILE           PEM private key of the certificate
+  --collect DIR        take reports posted to /tlsrpt, one JSON file each in DIR, named
+                       by policy domain, date range and report-id
 
 Flags of postfix:
   --listen ADDR        HOST:PORT or unix:/PATH to listen on; repeatable
