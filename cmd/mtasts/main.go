@@ -85,7 +85,7 @@ Usage:
         and keeps serving the previous one. With --collect, it also takes
         TLS reports posted to /tlsrpt (RFC 8460 5.4) and writes each into
         DIR, for a TLSRPT record of rua=https://mta-sts.<domain>/tlsrpt.
-  mtasts report [flags] [FILE|-]
+  mtasts report [flags] [FILE|-|DIR|FILE...]
         Read a TLS report (RFC 8460) that another domain's MTA sent: its
         JSON, the JSON compressed with gzip, or the whole e-mail message
         (standard input for "-" or no FILE). Check it with the library's
@@ -93,7 +93,11 @@ Usage:
         successful and failed sessions, and the failure details as a table.
         Of a message, verify its DKIM signatures (RFC 8460 3) and show each;
         a report without a valid one by the reporting domain is still shown,
-        with a warning. Exit status 0 for a valid report, 1 for an invalid one (the error
+        with a warning. Given a folder or several files, sum them up
+        instead: per policy domain and day, the reports, sessions, failures
+        and failure rate, the result types failing most and the sending
+        organisations (exit status 1 when a file is not a valid report).
+        Exit status 0 for a valid report, 1 for an invalid one (the error
         names the JSON path), 2 for usage errors and input that cannot be
         read or is over 20 MiB, or over that once decompressed.
   mtasts demo

@@ -90,6 +90,9 @@ func runReport(args []string, sio *stdio) (int, error) {
 	if err != nil {
 		return exitUsage, err
 	}
+	if isSummary(args) {
+		return runReportSummary(args, o, sio)
+	}
 	name, data, err := readInputArg("report", args, sio.in, tlsrpt.MaxReportSize)
 	if err != nil {
 		return exitUsage, err
