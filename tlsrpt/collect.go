@@ -94,6 +94,9 @@ func (c *Collector) timeout() time.Duration {
 // the Store's.
 func (c *Collector) CollectMessage(ctx context.Context, r io.Reader) (*Report, []DKIMResult, error) {
 	c.init()
+	if c.Store == nil {
+		return nil, nil, errors.New("tlsrpt: collector has no Store")
+	}
 	data, err := readMax(r, MaxInputSize, "message")
 	if err != nil {
 		c.metrics.count("mail", outcomeOf(err))
@@ -144,6 +147,10 @@ func (c *Collector) CollectMessage(ctx context.Context, r io.Reader) (*Report, [
 // could indicate a delivery failure and may be retried").
 func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.init()
+	if c.Store == nil {
+		c.answer(w, http.StatusInternalServerError, "store_error", "no store")
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		c.answer(w, http.StatusMethodNotAllowed, "method_not_allowed", "reports are posted (RFC 8460 5.4)")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -290,5 +291,23 @@ func TestCollectMessage(t *testing.T) {
 	}
 	if _, _, err := c.CollectMessage(ctx, strings.NewReader("Subject: x\r\n\r\nhello")); !errors.Is(err, ErrNoReport) {
 		t.Errorf("not a report: %v", err)
+	}
+}
+
+// Nothing is registered until RegisterMetrics, and once per registry.
+func TestCollectorRegisterMetrics(t *testing.T) {
+	c := &Collector{Store: (&reportStore{}).store}
+	reg := prometheus.NewRegistry()
+	if err := c.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RegisterMetrics(reg); err == nil {
+		t.Error("second RegisterMetrics with one registry: no error")
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	post(t, srv.URL, "text/plain", strings.NewReader("x"))
+	if n, err := testutil.GatherAndCount(reg, "mtastsgo_tlsrpt_reports_received_total"); err != nil || n != 1 {
+		t.Errorf("%d series, %v", n, err)
 	}
 }
