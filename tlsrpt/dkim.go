@@ -39,11 +39,12 @@ type DKIMResult struct {
 	// verify"; empty when it passed.
 	Reason string `json:"reason,omitempty"`
 	// ReportingDomain reports whether Domain is the reporting domain, or a
-	// parent domain of it: the domain of the message's TLS-Report-Submitter
-	// field, or that of the report's contact-info (RFC 8460 3, 5.3). A
-	// parent domain controls its subdomains' DNS, and so could sign for
-	// them anyway; a subdomain of the reporting domain may be another
-	// party's, and is not the reporting domain.
+	// parent domain of it: the domain of the report's contact-info, or that
+	// of the message's TLS-Report-Submitter field when the signature
+	// covers that field (RFC 8460 3, 5.3); an unsigned field could be
+	// anyone's. A parent domain controls its subdomains' DNS, and so could
+	// sign for them anyway; a subdomain of the reporting domain may be
+	// another party's, and is not the reporting domain.
 	ReportingDomain bool `json:"reporting-domain"`
 	// BodyLength reports whether the signature has the l= tag, limiting
 	// the body it covers. RFC 8460 3: "DKIM signatures MUST NOT use the
@@ -113,7 +114,7 @@ func VerifyDKIM(ctx context.Context, resolver mtasts.Resolver, message []byte, r
 
 // dkimResult judges one signature, from go-msgauth's verification and the
 // signature's own tags.
-func dkimResult(v *dkim.Verification, tags map[string]string, reporting []string, keys *keyLookup) DKIMResult {
+func dkimResult(v *dkim.Verification, tags map[string]string, reporting reportingDomain, keys *keyLookup) DKIMResult {
 	res := DKIMResult{
 		Domain:   quoted.Text(stripFWS(tags["d"]), quoted.Max),
 		Selector: quoted.Text(stripFWS(tags["s"]), quoted.Max),
@@ -125,7 +126,10 @@ func dkimResult(v *dkim.Verification, tags map[string]string, reporting []string
 		return res
 	}
 	_, res.BodyLength = tags["l"]
-	res.ReportingDomain = isReportingDomain(v.Domain, reporting)
+	res.ReportingDomain = isReportingDomain(v.Domain, reporting.contact)
+	if !res.ReportingDomain && signsField(v.HeaderKeys, HeaderReportSubmitter) {
+		res.ReportingDomain = isReportingDomain(v.Domain, reporting.submitter)
+	}
 	services, found := keys.servicesOf(stripFWS(tags["s"]) + "._domainkey." + v.Domain)
 	res.Services = services
 	res.ServiceTLSRPT = found && servesTLSRPT(services)
@@ -202,26 +206,44 @@ func stripFWS(s string) string {
 	}, s)
 }
 
-// reportingDomains returns the reporting domain as RFC 8460 names it: the
-// domain of the TLS-Report-Submitter field ("TLS-Report-Submitter:
-// Sender-Domain", 5.3) and that of the report's contact-info, which 5.3 says
-// it "MUST match". Both count, since senders differ in which they sign for.
-func reportingDomains(message []byte, report *Report) []string {
-	var domains []string
-	add := func(s string) {
+// reportingDomain is the reporting domain as RFC 8460 names it: the domain
+// of the TLS-Report-Submitter field ("TLS-Report-Submitter: Sender-Domain",
+// 5.3) and that of the report's contact-info, which 5.3 says it "MUST
+// match". Both count, since senders differ in which they sign for.
+type reportingDomain struct {
+	submitter, contact []string
+}
+
+func reportingDomains(message []byte, report *Report) reportingDomain {
+	var rd reportingDomain
+	add := func(l *[]string, s string) {
 		if d, err := mtasts.ParseDomain(strings.TrimSpace(s)); err == nil {
-			domains = append(domains, d.ASCII)
+			*l = append(*l, d.ASCII)
 		}
 	}
 	if msg, err := mail.ReadMessage(bytes.NewReader(message)); err == nil {
-		add(msg.Header.Get(HeaderReportSubmitter))
+		// Of several, which one a signature covers is unclear: none
+		// counts.
+		if v := msg.Header[textproto.CanonicalMIMEHeaderKey(HeaderReportSubmitter)]; len(v) == 1 {
+			add(&rd.submitter, v[0])
+		}
 	}
 	if report != nil {
 		if i := strings.LastIndexByte(report.ContactInfo, '@'); i >= 0 {
-			add(report.ContactInfo[i+1:])
+			add(&rd.contact, report.ContactInfo[i+1:])
 		}
 	}
-	return domains
+	return rd
+}
+
+// signsField reports whether a signature's h= tag names the field.
+func signsField(keys []string, field string) bool {
+	for _, k := range keys {
+		if strings.EqualFold(strings.TrimSpace(k), field) {
+			return true
+		}
+	}
+	return false
 }
 
 // isReportingDomain reports whether the signing domain d is one of the

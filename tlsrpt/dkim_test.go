@@ -198,6 +198,20 @@ func TestDKIMReportingDomain(t *testing.T) {
 			t.Errorf("signed by %s: %+v, want pass and reporting domain %v", d, got[0], want)
 		}
 	}
+
+	// The submitter field counts only when the signature covers it, and
+	// is the only one.
+	var b bytes.Buffer
+	if err := dkim.Sign(&b, bytes.NewReader(msg), &dkim.SignOptions{Domain: "submitter.example", Selector: "sel", Signer: key.priv, HeaderKeys: []string{"From"}}); err != nil {
+		t.Fatal(err)
+	}
+	two := append([]byte(HeaderReportSubmitter+": other.example\r\n"), signDKIM(t, msg, key, "submitter.example", "sel")...)
+	for name, m := range map[string][]byte{"field not signed": b.Bytes(), "two fields": two} {
+		got, err := VerifyDKIM(context.Background(), res, m, report)
+		if err != nil || len(got) != 1 || !got[0].Pass || got[0].ReportingDomain {
+			t.Errorf("%s: %+v, %v; want pass, not the reporting domain", name, got, err)
+		}
+	}
 }
 
 // A signature's selector and domain are the sender's text: what is not a
