@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/mtasts-go/mtasts/internal/quoted"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -232,4 +233,26 @@ func TestDKIMHostileSelector(t *testing.T) {
 	if n := res.Lookups("a/b\x1b[2J._domainkey.company-x.example"); n != 0 {
 		t.Errorf("%d lookups of the hostile name", n)
 	}
+}
+
+// Hostile messages and key records never panic VerifyDKIM.
+func FuzzVerifyDKIM(f *testing.F) {
+	msg, report := composedReport(f)
+	key := newDKIMKey(f, "tlsrpt")
+	f.Add(signDKIM(f, msg, key, "company-x.example", "sel"), key.record)
+	f.Add(signDKIMBodyLength(f, msg, key, "company-x.example", "sel", 10), "v=DKIM1; k=rsa; s=; p=")
+	f.Add([]byte("DKIM-Signature: v=1; d=; s=;;;==\r\n\tx\r\n\r\n"), "s=tlsrpt:*:email;p=AAAA")
+	f.Fuzz(func(t *testing.T, message []byte, record string) {
+		res := mtaststest.NewResolver()
+		res.SetTXT("sel._domainkey.company-x.example", record)
+		results, err := VerifyDKIM(context.Background(), res, message, report)
+		if err == nil && len(results) > maxDKIMSignatures {
+			t.Errorf("%d results", len(results))
+		}
+		for _, r := range results {
+			if len(r.Domain) > 4*quoted.Max+32 || len(r.Reason) > 4*quoted.MaxCause {
+				t.Errorf("unbounded result %+v", r)
+			}
+		}
+	})
 }
