@@ -20,6 +20,15 @@
 //     ReadOptions.Read says what was forgiven, as a Warning per deviation
 //     naming its JSON path or MIME part, or reads strictly.
 //
+//   - DKIM (dkim.go): VerifyDKIM verifies a report message's signatures as
+//     RFC 8460 3 asks, by the reporting domain, without l=, with keys looked
+//     up through the mtasts.Resolver.
+//
+//   - Collecting reports (collect.go): a Collector takes reports posted over
+//     HTTPS (RFC 8460 5.4) as an http.Handler, and report messages with
+//     CollectMessage, which ignores those without a valid DKIM signature,
+//     and hands each report to the caller's Store.
+//
 //   - Policies as reports describe them (policy.go): a Target, holding the
 //     recipient domain and the MX host of a delivery, describes an MTA-STS
 //     policy, the answer of the cache package, DANE TLSA records or the

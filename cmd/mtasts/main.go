@@ -77,20 +77,28 @@ Usage:
         Print a TXT record to publish at _mta-sts.DOMAIN, with a fresh id
         (the current UTC time) unless --id is given. With DOMAIN, print it
         as a zone file line.
-  mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE]
+  mtasts serve --policy FILE [--addr ADDR] [--cert FILE --key FILE] [--collect DIR]
         Serve the policy in FILE at /.well-known/mta-sts.txt, as the host
         mta-sts.<domain> must. Without --cert and --key it speaks plain HTTP,
         for use behind a TLS-terminating proxy. On SIGHUP it reads FILE
         again and serves the new policy if it is valid; if not, it logs why
-        and keeps serving the previous one.
-  mtasts report [flags] [FILE|-]
+        and keeps serving the previous one. With --collect, it also takes
+        TLS reports posted to /tlsrpt (RFC 8460 5.4) and writes each into
+        DIR, for a TLSRPT record of rua=https://mta-sts.<domain>/tlsrpt.
+  mtasts report [flags] [FILE|-|DIR|FILE...]
         Read a TLS report (RFC 8460) that another domain's MTA sent: its
         JSON, the JSON compressed with gzip, or the whole e-mail message
         (standard input for "-" or no FILE). Read it as receivers must,
         forgiving what real senders get wrong with a warning each, then
         print each policy: type, domain, mx hosts, successful and failed
         sessions, and the failure details as a table, and the warnings
-        under the report, each with its JSON path or MIME part.
+        under the report, each with its JSON path or MIME part. Of a
+        message, verify its DKIM signatures (RFC 8460 3) and show each; a
+        report without a valid one by the reporting domain is still shown,
+        with a warning. Given a folder or several files, sum them up
+        instead: per policy domain and day, the reports, sessions, failures
+        and failure rate, the result types failing most and the sending
+        organisations (exit status 1 when a file is not a valid report).
         Exit status 0 for a report read, with or without warnings, 1 for
         an invalid one (the error names the JSON path), 2 for usage errors
         and input that cannot be read or is over 20 MiB, or over that once
@@ -139,12 +147,15 @@ Flags of report:
                        warnings, or the error
   --strict             read the report as RFC 8460 says and nothing more: every
                        deviation is an error, for checking your own senders
+  --resolver HOST:PORT look up DKIM keys through this DNS server instead of the system's
 
 Flags of serve:
   --policy FILE        the policy to serve (required)
   --addr ADDR          address to listen on (default :443 with --cert, else 127.0.0.1:8080)
   --cert FILE          PEM certificate chain for mta-sts.<domain>
   --key FILE           PEM private key of the certificate
+  --collect DIR        take reports posted to /tlsrpt, one JSON file each in DIR, named
+                       by policy domain, date range and report-id
 
 Flags of postfix:
   --listen ADDR        HOST:PORT or unix:/PATH to listen on; repeatable

@@ -49,8 +49,9 @@ func shownAll(l []string) []string {
 
 // reportOptions are the flags of report, described in usageText.
 type reportOptions struct {
-	json   bool
-	strict bool
+	json     bool
+	strict   bool
+	resolver string
 }
 
 func reportFlags() (*flag.FlagSet, *reportOptions) {
@@ -58,6 +59,7 @@ func reportFlags() (*flag.FlagSet, *reportOptions) {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.BoolVar(&o.json, "json", false, "")
 	fs.BoolVar(&o.strict, "strict", false, "")
+	fs.StringVar(&o.resolver, "resolver", "", "")
 	return fs, o
 }
 
@@ -74,6 +76,10 @@ type reportResult struct {
 	// Warnings names each deviation from RFC 8460 that the reader
 	// forgave, with its JSON path or MIME part.
 	Warnings []tlsrpt.Warning `json:"warnings,omitempty"`
+	// DKIM is the verdict on each DKIM signature of a message; DKIMValid
+	// whether one is valid by RFC 8460 3. Both are only for messages.
+	DKIM      []tlsrpt.DKIMResult `json:"dkim,omitempty"`
+	DKIMValid *bool               `json:"dkim-valid,omitempty"`
 }
 
 // reportError says why a report is invalid, and where.
@@ -90,6 +96,9 @@ func runReport(args []string, sio *stdio) (int, error) {
 	args, err := parseFlags(fs, args)
 	if err != nil {
 		return exitUsage, err
+	}
+	if isSummary(args) {
+		return runReportSummary(args, o, sio)
 	}
 	name, data, err := readInputArg("report", args, sio.in, tlsrpt.MaxReportSize)
 	if err != nil {
@@ -111,6 +120,11 @@ func runReport(args []string, sio *stdio) (int, error) {
 		}
 	default:
 		res.Valid, res.Report, res.Warnings = true, read.Report, read.Warnings
+		if res.Form == "message" {
+			if err := verifyReportDKIM(res, o.resolver, data); err != nil {
+				return exitUsage, err
+			}
+		}
 	}
 	code := exitOK
 	if !res.Valid {
@@ -156,6 +170,7 @@ func printReport(p *printer, res *reportResult) {
 		p.finding(statusPass, "report", fmt.Sprintf("%s: valid TLS report (RFC 8460), %s, %d %s",
 			name, formNames[res.Form], len(r.Policies), plural(len(r.Policies), "policy")))
 	}
+	printDKIM(p, res)
 	p.field("organization", orNone(shown(r.OrganizationName)))
 	p.field("contact", orNone(shown(r.ContactInfo)))
 	p.field("report-id", shown(r.ReportID))

@@ -20,6 +20,7 @@ import (
 // serveOptions are the flags of serve, described in usageText.
 type serveOptions struct {
 	policy, addr, cert, key string
+	collect                 string
 }
 
 func serveFlags() (*flag.FlagSet, *serveOptions) {
@@ -29,6 +30,7 @@ func serveFlags() (*flag.FlagSet, *serveOptions) {
 	fs.StringVar(&o.addr, "addr", "", "")
 	fs.StringVar(&o.cert, "cert", "", "")
 	fs.StringVar(&o.key, "key", "", "")
+	fs.StringVar(&o.collect, "collect", "", "")
 	return fs, o
 }
 
@@ -56,6 +58,13 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	}
 	logger := log.New(sio.err, "mtasts serve: ", 0)
 	served := newPolicySwitch(o.policy, policy, logger)
+	var handler http.Handler = served
+	if o.collect != "" {
+		if err := checkCollectDir(o.collect); err != nil {
+			return exitUsage, usagef("serve: %v", err)
+		}
+		handler = withCollector(served, o.collect, logger)
+	}
 
 	var tlsConfig *tls.Config
 	if o.cert != "" {
@@ -82,7 +91,7 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	}
 	srv := &http.Server{
 		TLSConfig:         tlsConfig,
-		Handler:           served,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -108,6 +117,9 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 		}()
 	}
 	fmt.Fprintf(sio.err, "mtasts: serving %s (mode %s) at %s://%s%s\n", o.policy, policy.Mode, scheme, ln.Addr(), mtasts.WellKnownPath)
+	if o.collect != "" {
+		fmt.Fprintf(sio.err, "mtasts: collecting TLS reports posted to %s://%s%s into %s\n", scheme, ln.Addr(), collectPath, o.collect)
+	}
 
 	errc := make(chan error, 1)
 	go func() {
