@@ -124,6 +124,7 @@ func hashPolicy(seed maphash.Seed, p *Policy) uint64 {
 	for _, s := range p.MXHost {
 		x = x*31 + uint64(len(s))
 	}
+	x = x*31 + uint64(len(p.RecipientDomain))
 	// Mixed so that the low bits, which pick the slot, depend on all.
 	x *= 0x9E3779B97F4A7C15
 	x ^= x >> 29
@@ -131,7 +132,7 @@ func hashPolicy(seed maphash.Seed, p *Policy) uint64 {
 }
 
 func policyEqual(a, b *Policy) bool {
-	return a.PolicyType == b.PolicyType && a.PolicyDomain == b.PolicyDomain &&
+	return a.PolicyType == b.PolicyType && a.PolicyDomain == b.PolicyDomain && a.RecipientDomain == b.RecipientDomain &&
 		slices.Equal(a.PolicyString, b.PolicyString) && slices.Equal(a.MXHost, b.MXHost)
 }
 

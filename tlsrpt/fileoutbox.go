@@ -87,6 +87,7 @@ const (
 type outboxFile struct {
 	Version   int      `json:"v"`
 	Report    *Report  `json:"report"`
+	Domain    string   `json:"domain,omitempty"` // Report.Domain
 	Delivered []string `json:"delivered,omitempty"`
 }
 
@@ -226,7 +227,7 @@ func isHash(s string) bool {
 // names returns the day of r, as "2006-01-02", and the hash of its policy
 // domain, which may hold any character.
 func (o *FileOutbox) names(r *Report) (day, hash string) {
-	sum := sha256.Sum256([]byte(reportDomain(r)))
+	sum := sha256.Sum256([]byte(keyDomain(r)))
 	return r.DateRange.Start.UTC().Format(time.DateOnly), hex.EncodeToString(sum[:16])
 }
 
@@ -325,7 +326,7 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 			continue // put before: it keeps its report-id
 		}
 		if err == nil {
-			err = o.write(o.path(r), &outboxFile{Version: outboxFileVersion, Report: r})
+			err = o.write(o.path(r), &outboxFile{Version: outboxFileVersion, Report: r, Domain: r.Domain})
 		}
 		if err != nil {
 			return fmt.Errorf("tlsrpt: putting report %q in the outbox: %w", r.ReportID, err)
@@ -355,6 +356,7 @@ func readOutboxFile(path string) (*outboxFile, error) {
 	var raw struct {
 		Version   int             `json:"v"`
 		Report    json.RawMessage `json:"report"`
+		Domain    string          `json:"domain"`
 		Delivered []string        `json:"delivered"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -370,6 +372,7 @@ func readOutboxFile(path string) (*outboxFile, error) {
 	if err := json.Unmarshal(raw.Report, of.Report); err != nil {
 		return nil, err
 	}
+	of.Report.Domain, of.Domain = raw.Domain, raw.Domain
 	return of, nil
 }
 

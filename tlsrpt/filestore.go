@@ -50,6 +50,11 @@ import (
 // version and the counts to add, as a report's "policies" would hold them:
 //
 //	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
+//
+// A result of a recipient domain (Policy.RecipientDomain) also holds
+// "recipient-domain". Lines without it, such as those of earlier releases,
+// are results of no recipient domain; earlier releases ignore it, and add
+// the counts of the recipient domains of a policy up.
 type FileStore struct {
 	dir string
 
@@ -75,8 +80,15 @@ type fileDay struct {
 const fileLogVersion = 1
 
 type fileBatch struct {
-	Version  int            `json:"v"`
-	Policies []PolicyResult `json:"policies"`
+	Version  int          `json:"v"`
+	Policies []fileResult `json:"policies"`
+}
+
+// fileResult is a PolicyResult in a log line, with what a report does not
+// hold.
+type fileResult struct {
+	PolicyResult
+	RecipientDomain string `json:"recipient-domain,omitempty"`
 }
 
 // maxLogFile bounds what OpenFileStore reads of a log: far more than a
@@ -193,7 +205,11 @@ var errLogVersion = errors.New("batch of an unknown format version, written by a
 
 // encodeLogLine returns the log line of a batch of policies.
 func encodeLogLine(policies []PolicyResult) ([]byte, error) {
-	js, err := json.Marshal(fileBatch{Version: fileLogVersion, Policies: policies})
+	b := fileBatch{Version: fileLogVersion, Policies: make([]fileResult, len(policies))}
+	for i, pr := range policies {
+		b.Policies[i] = fileResult{PolicyResult: pr, RecipientDomain: pr.Policy.RecipientDomain}
+	}
+	js, err := json.Marshal(b)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +236,12 @@ func decodeLogLine(line []byte) ([]PolicyResult, error) {
 	if b.Version != fileLogVersion {
 		return nil, fmt.Errorf("%w: version %d", errLogVersion, b.Version)
 	}
-	return b.Policies, nil
+	out := make([]PolicyResult, len(b.Policies))
+	for i, fr := range b.Policies {
+		out[i] = fr.PolicyResult
+		out[i].Policy.RecipientDomain = fr.RecipientDomain
+	}
+	return out, nil
 }
 
 var errStoreClosed = errors.New("tlsrpt: file store closed")

@@ -660,7 +660,8 @@ func compareRows(a, b FailureDetail) int {
 	)
 }
 
-// ReportInfo is what a report says of its sender (RFC 8460 4.4).
+// ReportInfo is what a report says of its sender (RFC 8460 4.4), and which
+// reports DayResults.Reports makes of a day.
 type ReportInfo struct {
 	// OrganizationName is "the name of the organization responsible for
 	// the report".
@@ -668,48 +669,171 @@ type ReportInfo struct {
 	// ContactInfo is the e-mail address of the party responsible for the
 	// report.
 	ContactInfo string
-	// ReportID returns the report-id of the report for policyDomain on
-	// day. Default: the day and the policy domain, e.g.
-	// "2016-04-01_company-y.example", unique since a day has one report
-	// per policy domain.
-	ReportID func(day time.Time, policyDomain string) string
+	// ReportID returns the report-id of the report for domain on day: the
+	// policy domain, or the recipient domain or MX host the report is sent
+	// to. Default: the day and the domain, e.g.
+	// "2016-04-01_company-y.example", with "_mx-host" after it for a
+	// report to an MX host, unique since a day has one report of each kind
+	// per domain.
+	ReportID func(day time.Time, domain string) string
+
+	// Recipients and MXHosts choose the reports made of a day's results.
+	// With neither set, each policy domain gets one report of its results
+	// (RFC 8460 4), whatever their recipient domain (Policy.RecipientDomain):
+	// the DANE results of an MX host go to the host's TLSRPT record.
+	//
+	// Recipients makes one report per recipient domain, with Domain set to
+	// it, holding the results of its deliveries: its MTA-STS (or
+	// no-policy-found) results, and the DANE results of the MX hosts that
+	// its deliveries used, under their own policy domains. A result with
+	// no RecipientDomain counts as its policy domain's.
+	//
+	// MXHosts makes one report per MX host that has DANE results (a policy
+	// domain other than the recipient domain of the result), with Domain
+	// set to the host: its results, each with the recipient domain as
+	// policy-domain and the host as mx-host, so that the host's operator
+	// sees the recipient domains concerned. With Recipients set too, a
+	// Reporter with a Sender leaves out, when it sends the report, the
+	// recipient domains whose TLSRPT record has the rua URIs of the
+	// host's, which have the results in their own report, and sends
+	// nothing when none is left.
+	//
+	// Both set make the two kinds of report that mox makes.
+	Recipients, MXHosts bool
 }
 
-// Reports returns the day's reports, one per policy domain (RFC 8460 4:
-// "policies" holds each policy applied for the domain), each covering the
-// whole UTC day (RFC 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460
-// Appendix B does. The reports share their policies' memory with
-// d.Results. They are in order of policy domain; to whom to send them is
-// in each domain's TLSRPT record (LookupRecord).
+// Reports returns the day's reports, each covering the whole UTC day (RFC
+// 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460 Appendix B does: by
+// default one per policy domain (RFC 8460 4: "policies" holds each policy
+// applied for the domain); per recipient domain and per MX host as
+// info.Recipients and info.MXHosts say. Results of one policy for several
+// recipient domains are added up where a report holds them together. The
+// reports are in order of Key; to whom to send them is in the TLSRPT
+// record (LookupRecord) of each report's domain (Report.Domain, or its
+// policy domain). Their policies carry no RecipientDomain.
 func (d DayResults) Reports(info ReportInfo) []Report {
 	id := info.ReportID
 	if id == nil {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }
 	}
 	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
-	n := 0
-	for i := range d.Results {
-		if i == 0 || d.Results[i].Policy.PolicyDomain != d.Results[i-1].Policy.PolicyDomain {
-			n++
+	var reports []Report
+	add := func(domain string, host bool, results []PolicyResult) {
+		if len(results) == 0 {
+			return
 		}
-	}
-	reports := make([]Report, 0, n)
-	for i := 0; i < len(d.Results); {
-		domain := d.Results[i].Policy.PolicyDomain
-		j := i + 1
-		for j < len(d.Results) && d.Results[j].Policy.PolicyDomain == domain {
-			j++
+		rid := domain
+		if host && info.ReportID == nil {
+			rid += "_mx-host"
 		}
-		reports = append(reports, Report{
+		r := Report{
 			OrganizationName: info.OrganizationName,
 			DateRange:        dr,
 			ContactInfo:      info.ContactInfo,
-			ReportID:         id(d.Day, domain),
-			Policies:         d.Results[i:j:j],
-		})
-		i = j
+			ReportID:         id(d.Day, rid),
+			Policies:         mergeResults(results),
+		}
+		if info.Recipients || info.MXHosts {
+			r.Domain = domain
+		}
+		reports = append(reports, r)
 	}
+	if !info.Recipients && !info.MXHosts {
+		for domain, results := range groupResults(d.Results, func(pr *PolicyResult) string { return pr.Policy.PolicyDomain }) {
+			add(domain, false, results)
+		}
+	}
+	if info.Recipients {
+		for domain, results := range groupResults(d.Results, func(pr *PolicyResult) string { return recipientOf(&pr.Policy) }) {
+			add(domain, false, results)
+		}
+	}
+	if info.MXHosts {
+		hostResults := groupResults(d.Results, func(pr *PolicyResult) string {
+			if p := &pr.Policy; p.RecipientDomain != "" && p.RecipientDomain != p.PolicyDomain {
+				return p.PolicyDomain
+			}
+			return "" // not an MX host's result
+		})
+		for host, results := range hostResults {
+			if host == "" {
+				continue
+			}
+			for i := range results {
+				// As mox does: the recipient domain as policy-domain,
+				// the host, the policy domain of DANE (RFC 8460 1.1), as
+				// mx-host.
+				p := &results[i].Policy
+				p.PolicyDomain, p.MXHost = p.RecipientDomain, []string{host}
+			}
+			add(host, true, results)
+		}
+	}
+	slices.SortFunc(reports, func(a, b Report) int { return strings.Compare(keyDomain(&a), keyDomain(&b)) })
 	return reports
+}
+
+// recipientOf returns the recipient domain of p's results: RecipientDomain,
+// or its policy domain.
+func recipientOf(p *Policy) string {
+	if p.RecipientDomain != "" {
+		return p.RecipientDomain
+	}
+	return p.PolicyDomain
+}
+
+// groupResults returns copies of results by key, sharing no slice of
+// Policy with them.
+func groupResults(results []PolicyResult, key func(*PolicyResult) string) map[string][]PolicyResult {
+	m := map[string][]PolicyResult{}
+	for i := range results {
+		k := key(&results[i])
+		pr := results[i]
+		pr.Policy = clonePolicy(pr.Policy)
+		m[k] = append(m[k], pr)
+	}
+	return m
+}
+
+// mergeResults returns results with their RecipientDomain cleared, those of
+// one policy then added up, in the order of DayResults.
+func mergeResults(results []PolicyResult) []PolicyResult {
+	for i := range results {
+		results[i].Policy.RecipientDomain = ""
+	}
+	sortResults(results)
+	out := results[:0:0]
+	var index map[FailureDetail]int // rows of the last of out, by rowKey
+	for _, pr := range results {
+		n := len(out)
+		if n == 0 || !policyEqual(&out[n-1].Policy, &pr.Policy) {
+			pr.FailureDetails = slices.Clone(pr.FailureDetails)
+			out = append(out, pr)
+			index = nil
+			continue
+		}
+		last := &out[n-1]
+		last.Summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
+		last.Summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
+		if index == nil {
+			index = make(map[FailureDetail]int, len(last.FailureDetails))
+			for i, fd := range last.FailureDetails {
+				index[rowKey(fd)] = i
+			}
+		}
+		for _, fd := range pr.FailureDetails {
+			if i, ok := index[rowKey(fd)]; ok {
+				last.FailureDetails[i].FailedSessionCount += fd.FailedSessionCount
+				continue
+			}
+			index[rowKey(fd)] = len(last.FailureDetails)
+			last.FailureDetails = append(last.FailureDetails, fd)
+		}
+	}
+	for i := range out {
+		slices.SortFunc(out[i].FailureDetails, compareRows)
+	}
+	return out
 }
 
 // recorderMetrics are a Recorder's Prometheus collectors; nothing is

@@ -429,5 +429,8 @@ func compareResults(a, b *PolicyResult) int {
 	if c := slices.Compare(a.Policy.PolicyString, b.Policy.PolicyString); c != 0 {
 		return c
 	}
-	return slices.Compare(a.Policy.MXHost, b.Policy.MXHost)
+	if c := slices.Compare(a.Policy.MXHost, b.Policy.MXHost); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Policy.RecipientDomain, b.Policy.RecipientDomain)
 }

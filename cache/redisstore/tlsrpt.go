@@ -59,8 +59,11 @@ type TLSRPTOptions struct {
 //
 //   - "mtasts:{tlsrpt}:day:2016-04-01" is a hash of the counts of a day not
 //     taken, kept for Retention after the last Add. Per policy, of id
-//     <pid> (the first 128 bits of the SHA-256 of its JSON, in hex):
-//     "p:<pid>" holds its JSON as a report writes it, "s:<pid>" and
+//     <pid> (the first 128 bits of the SHA-256 of its JSON, in hex; of its
+//     JSON, a NUL and its recipient domain for a policy of a recipient
+//     domain, tlsrpt.Policy.RecipientDomain):
+//     "p:<pid>" holds its JSON as a report writes it, "d:<pid>" its
+//     recipient domain when it has one, "s:<pid>" and
 //     "f:<pid>" its successful and failed sessions, "r:<pid>:<row>" the
 //     sessions of a failure-detail row, <row> being the row's JSON with a
 //     count of 0. "n:<domain>" counts a policy domain's distinct rows, for
@@ -153,6 +156,17 @@ func policyID(policyJSON []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// resultID returns the id of a policy's counts for recipient, "" for none:
+// policyID of its JSON, and of a NUL and the recipient domain after it when
+// there is one, so that the ids of results without one are those of before
+// recipient domains were kept.
+func resultID(policyJSON []byte, recipient string) string {
+	if recipient == "" {
+		return policyID(policyJSON)
+	}
+	return policyID(append(append(slices.Clip(policyJSON), 0), recipient...))
+}
+
 // addScript adds a chunk of a batch to the day's hash KEYS[1], unless the
 // day was taken (KEYS[2] exists: it returns {-1, 0}) or the chunk was added
 // before (its number ARGV[5] is not above the field "q:" ARGV[4]: {0, 0}).
@@ -160,7 +174,8 @@ func policyID(policyJSON []byte) string {
 // past ARGV[1] distinct rows per policy domain. It keeps the hash, and the
 // set of days KEYS[3], to which it adds the day ARGV[3], for ARGV[2]
 // seconds. The policies follow from ARGV[6]: id, JSON, domain, successes,
-// failures, number of rows, then per row its JSON and sessions.
+// failures, number of rows, recipient domain (or ""), then per row its JSON
+// and sessions.
 //
 // Redis keeps what a script wrote before a command of it failed: a failure
 // after the batch's mark "q:" would have the batch taken as added when given
@@ -198,7 +213,7 @@ while i <= #ARGV do
 	if not count("s:" .. pid) then return {-3, "s:" .. pid} end
 	if not count("f:" .. pid) then return {-3, "f:" .. pid} end
 	if rows > 0 and not count("n:" .. ARGV[i+2]) then return {-3, "n:" .. ARGV[i+2]} end
-	i = i + 6
+	i = i + 7
 	for j = 1, rows do
 		local f = "r:" .. pid .. ":" .. ARGV[i]
 		if not count(f) then return {-3, f} end
@@ -215,10 +230,11 @@ while i <= #ARGV do
 	local pid = ARGV[i]
 	local ok, failed, rows = tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
 	redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1])
+	if ARGV[i+6] ~= "" then redis.call("HSETNX", KEYS[1], "d:" .. pid, ARGV[i+6]) end
 	if ok ~= 0 then redis.call("HINCRBY", KEYS[1], "s:" .. pid, ok) end
 	if failed ~= 0 then redis.call("HINCRBY", KEYS[1], "f:" .. pid, failed) end
 	local n = "n:" .. ARGV[i+2]
-	i = i + 6
+	i = i + 7
 	for j = 1, rows do
 		k = k + 1
 		local field, add = names[k], ARGV[i+1]
@@ -317,7 +333,7 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 	if b.Source != "" {
 		seq = strconv.FormatInt(b.Seq*chunkSeq+int64(chunk), 10)
 	}
-	args := make([]any, 0, 5+6*len(results))
+	args := make([]any, 0, 5+7*len(results))
 	args = append(args, b.MaxDetailRows, s.retentionSeconds(), day, b.Source, seq)
 	for _, pr := range results {
 		pj, err := json.Marshal(pr.Policy)
@@ -336,8 +352,8 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 		if ok, failed := pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount; ok < 0 || failed < 0 || ok >= maxAddCount || failed >= maxAddCount {
 			return nil, fmt.Errorf("redisstore: tlsrpt: policy of %s: session counts %d and %d, not from 0 to %d", quoteCut(pr.Policy.PolicyDomain), ok, failed, int64(maxAddCount-1))
 		}
-		args = append(args, policyID(pj), pj, pr.Policy.PolicyDomain,
-			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows)
+		args = append(args, resultID(pj, pr.Policy.RecipientDomain), pj, pr.Policy.PolicyDomain,
+			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows, pr.Policy.RecipientDomain)
 		for _, fd := range pr.FailureDetails {
 			if fd.FailedSessionCount <= 0 {
 				continue
@@ -533,6 +549,7 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 		return pr
 	}
 	var seen []string // ids with a policy, in no order
+	recipients := map[string]string{}
 	for f, v := range fields {
 		kind, rest, _ := strings.Cut(f, ":")
 		switch kind {
@@ -542,6 +559,8 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 				return nil, fmt.Errorf("field %q: %w", f, err)
 			}
 			seen = append(seen, rest)
+		case "d":
+			recipients[rest] = v
 		case "s", "f":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -572,7 +591,9 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	}
 	results := make([]tlsrpt.PolicyResult, 0, len(seen))
 	for _, pid := range seen {
-		results = append(results, *byID[pid])
+		pr := byID[pid]
+		pr.Policy.RecipientDomain = recipients[pid]
+		results = append(results, *pr)
 	}
 	return results, nil
 }

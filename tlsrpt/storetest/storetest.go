@@ -25,6 +25,7 @@ import (
 // nil when the store cannot be shared.
 func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
 	t.Run("AddUp", func(t *testing.T) { testAddUp(t, open(t)) })
+	t.Run("Recipients", func(t *testing.T) { testRecipients(t, open(t)) })
 	t.Run("TakeOnce", func(t *testing.T) { testTakeOnce(t, open(t)) })
 	t.Run("TakeAgain", func(t *testing.T) { testTakeAgain(t, open(t)) })
 	t.Run("TakeEmptyDay", func(t *testing.T) { testTakeEmptyDay(t, open(t)) })
@@ -140,8 +141,12 @@ func Canonical(results []tlsrpt.PolicyResult) string {
 				fd.ReceivingMXHelo, fd.ReceivingIP, fd.FailureReasonCode, fd.AdditionalInformation, fd.FailedSessionCount))
 		}
 		slices.Sort(rows)
-		lines = append(lines, fmt.Sprintf("%s %s %q %q: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
-			pr.Policy.PolicyString, pr.Policy.MXHost, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
+		rcpt := ""
+		if pr.Policy.RecipientDomain != "" {
+			rcpt = " for " + pr.Policy.RecipientDomain
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %q %q%s: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
+			pr.Policy.PolicyString, pr.Policy.MXHost, rcpt, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
 			strings.Join(rows, "")))
 	}
 	slices.Sort(lines)
@@ -216,6 +221,51 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 	}
 	if got, want := Canonical(takeAll(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(b, 1, 0)}); got != want {
 		t.Errorf("Take(Day2):\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TLSA returns a DANE policy of the MX host mx, one TLSA record, for
+// deliveries to recipient ("" for none), as Target.TLSA makes it.
+func TLSA(mx, recipient string) tlsrpt.Policy {
+	return tlsrpt.Policy{
+		PolicyType:      tlsrpt.PolicyTypeTLSA,
+		PolicyString:    []string{"3 1 1 " + strings.Repeat("AB", 32)},
+		PolicyDomain:    mx,
+		MXHost:          []string{mx},
+		RecipientDomain: recipient,
+	}
+}
+
+// testRecipients checks that the results of one policy for several
+// recipient domains (a DANE MX host's, RFC 8460 1.1), and for none, are
+// kept apart, each with its counts, and that the cap on rows counts per
+// policy domain over them all.
+func testRecipients(t *testing.T, s tlsrpt.Store) {
+	a, b, none := TLSA("mx.host.example", "a.example"), TLSA("mx.host.example", "b.example"), TLSA("mx.host.example", "")
+	sts := STS("a.example", "enforce")
+	sts.RecipientDomain = "a.example"
+	add(t, s, Day1, 0,
+		Result(a, 3, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1)),
+		Result(b, 2, 0),
+		Result(sts, 5, 0))
+	add(t, s, Day1, 0,
+		Result(a, 1, 2, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 0, 1, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(none, 7, 0))
+	// The cap: mx.host.example holds 3 distinct rows of 3 allowed, over
+	// its recipient domains; a fourth is dropped, its session counted.
+	if dropped := add(t, s, Day1, 3, Result(b, 0, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
+		t.Errorf("Add past the cap dropped %d sessions, want 1", dropped)
+	}
+	got := Canonical(takeAll(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{
+		Result(a, 4, 3, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 2), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 2, 2, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(none, 7, 0),
+		Result(sts, 5, 0),
+	})
+	if got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
 
