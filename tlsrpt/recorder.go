@@ -11,6 +11,7 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -283,40 +284,109 @@ func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
 }
 
 func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
-	// RFC 8460 4.4: the HELO string "from the banner", the reason and the
-	// URI are text the receiving MX or the network chose: taken bounded
-	// and escaped, not refused.
-	fd.ReceivingMXHelo = cleanText(fd.ReceivingMXHelo, maxHelo)
-	fd.FailureReasonCode = cleanText(fd.FailureReasonCode, maxRowText)
-	fd.AdditionalInformation = cleanText(fd.AdditionalInformation, maxRowText)
-	k := rowKey(fd)
+	k := cleanRow(fd)
 	dom := pd.dom
 	dom.mu.Lock()
-	n, ok := pd.rows[k]
-	switch {
-	case ok:
-		pd.rows[k] = n + 1
-	case dom.rows < r.opts.MaxDetailRows:
+	if _, ok := pd.rows[k]; !ok {
 		// A new row: checked once, equal ones are then valid too.
-		if err := validRow(&k); err != nil {
+		if err := validRow("failure-detail", &k); err != nil {
 			dom.mu.Unlock()
 			return err
 		}
-		if pd.rows == nil {
-			pd.rows = map[FailureDetail]int64{}
-		}
-		pd.rows[k] = 1
-		dom.rows++
-	default:
-		if err := validRow(&k); err != nil {
-			dom.mu.Unlock()
-			return err
-		}
-		r.metrics.dropped.Inc()
 	}
+	r.addRow(pd, k, 1)
 	pd.failures++
 	dom.mu.Unlock()
 	pd.markDirty()
+	return nil
+}
+
+// cleanRow returns the row key of fd with the text the receiving MX or the
+// network chose bounded and escaped: RFC 8460 4.4, the HELO string "from
+// the banner", the reason and the URI are taken, not refused.
+func cleanRow(fd FailureDetail) FailureDetail {
+	fd.ReceivingMXHelo = cleanText(fd.ReceivingMXHelo, maxHelo)
+	fd.FailureReasonCode = cleanText(fd.FailureReasonCode, maxRowText)
+	fd.AdditionalInformation = cleanText(fd.AdditionalInformation, maxRowText)
+	return rowKey(fd)
+}
+
+// addRow adds n sessions to the row k of pd, valid, under pd.dom.mu: to a
+// known row, to a new one while the policy domain has fewer than
+// MaxDetailRows, else to the sessions whose detail is dropped.
+func (r *Recorder) addRow(pd *policyDay, k FailureDetail, n int64) {
+	dom := pd.dom
+	if m, ok := pd.rows[k]; ok {
+		pd.rows[k] = m + n
+		return
+	}
+	if dom.rows >= r.opts.MaxDetailRows {
+		r.metrics.dropped.Add(float64(n))
+		return
+	}
+	if pd.rows == nil {
+		pd.rows = map[FailureDetail]int64{}
+	}
+	pd.rows[k] = n
+	dom.rows++
+}
+
+// Record records, in one call, sessions of any shape with the policy domain
+// of pr.Policy on the current UTC day: pr.Summary's successful and failed
+// sessions (RFC 8460 4.2), and the failure-detail rows of
+// pr.FailureDetails (4.4), each with its FailedSessionCount, 0 counting as
+// 1. RFC 8460 4: the failure types are "non-exclusive", so rows and the
+// summary are counted apart, as the caller gives them:
+//
+//   - a successful session that still carries a failure-detail row, as
+//     opportunistic TLS that went on despite an untrusted certificate:
+//     one success and the row;
+//   - rows with no session counted, as TLSA records found unusable and
+//     ignored: the rows alone;
+//   - failed sessions with no row: the failure count alone;
+//   - the sessions of a batch: their counts and rows.
+//
+// Rows are taken as Failure takes them (their text bounded and escaped),
+// and count towards RecorderOptions.MaxDetailRows. It returns an error,
+// recording nothing, when the policy or a row is not valid (see Failure),
+// or a count is negative. Success remains the call for a plain success: it
+// allocates nothing.
+func (r *Recorder) Record(pr PolicyResult) error {
+	s := pr.Summary
+	if s.TotalSuccessfulSessionCount < 0 || s.TotalFailureSessionCount < 0 {
+		return &ReportError{Path: "summary", Msg: fmt.Sprintf("session counts %d and %d, expected counts of 0 or more",
+			s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount)}
+	}
+	rows := make([]FailureDetail, len(pr.FailureDetails))
+	counts := make([]int64, len(pr.FailureDetails))
+	for i, fd := range pr.FailureDetails {
+		path := "failure-details[" + strconv.Itoa(i) + "]"
+		if fd.FailedSessionCount < 0 {
+			return &ReportError{Path: path + ".failed-session-count", Msg: fmt.Sprintf("%d, expected a count of 0 or more", fd.FailedSessionCount)}
+		}
+		rows[i], counts[i] = cleanRow(fd), max(fd.FailedSessionCount, 1)
+		if err := validRow(path, &rows[i]); err != nil {
+			return err
+		}
+	}
+	pd, err := r.policyDay(r.today(), &pr.Policy, hashPolicy(r.seed, &pr.Policy))
+	if err != nil {
+		return err
+	}
+	if n := s.TotalSuccessfulSessionCount; n > 0 {
+		pd.addSuccesses(n)
+	}
+	if s.TotalFailureSessionCount > 0 || len(rows) > 0 {
+		pd.dom.mu.Lock()
+		pd.failures += s.TotalFailureSessionCount
+		for i, k := range rows {
+			r.addRow(pd, k, counts[i])
+		}
+		pd.dom.mu.Unlock()
+	}
+	if s != (Summary{}) || len(rows) > 0 {
+		pd.markDirty()
+	}
 	return nil
 }
 
@@ -324,12 +394,12 @@ func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
 // and with a result type that RFC 8460 defines. Reports read may carry types
 // registered later (RFC 8460 4.3: the list "is expected to grow over
 // time"); those a Recorder makes carry only the types of this package. It
-// returns a *ReportError whose path starts at "failure-detail", or nil.
-func validRow(fd *FailureDetail) error {
+// returns a *ReportError whose path starts at path, or nil.
+func validRow(path string, fd *FailureDetail) error {
 	v := validator{}
-	v.failureDetail("failure-detail", fd)
+	v.failureDetail(path, fd)
 	if v.err == nil && !knownResultType(fd.ResultType) {
-		v.fail("failure-detail.result-type", "%s, expected a result type of RFC 8460 4.3, such as \"validation-failure\" for a failure of another kind",
+		v.fail(path+".result-type", "%s, expected a result type of RFC 8460 4.3, such as \"validation-failure\" for a failure of another kind",
 			quoted.String(string(fd.ResultType)))
 	}
 	return v.err
