@@ -71,6 +71,12 @@ type policyDay struct {
 	// once per flush.
 	dirty atomic.Bool
 
+	// triggers is set, for the rest of the day, by the first count that
+	// may cause a report (all but PolicyResult.CountOnly ones), before the
+	// count is added; a flush reads it after taking the counts, so that a
+	// batch holding such a count is never marked CountOnly.
+	triggers atomic.Bool
+
 	// Guarded by dom.mu: failures not yet flushed, and the day's
 	// failure-detail rows with their counts not yet flushed. A row stays
 	// for the day, with a count of 0 once flushed, so that the cap on
@@ -221,6 +227,14 @@ func (ds *dayState) stripeOf() *stripe {
 	// the address's higher bits spreads them over the stripes.
 	a := uint64(uintptr(unsafe.Pointer(&onStack)) >> 11)
 	return &ds.stripes[(a*0x9E3779B97F4A7C15)>>(64-ds.bits)&uint64(len(ds.stripes)-1)]
+}
+
+// trigger marks pd's counts of the day as ones that cause a report. A
+// read of a flag set once costs a Success next to nothing.
+func (pd *policyDay) trigger() {
+	if !pd.triggers.Load() {
+		pd.triggers.Store(true)
+	}
 }
 
 // addSuccesses adds n to the successes of pd.

@@ -52,7 +52,8 @@ import (
 //	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
 //
 // A result of a recipient domain (Policy.RecipientDomain) also holds
-// "recipient-domain". Lines without it, such as those of earlier releases,
+// "recipient-domain", and one that causes no report by itself
+// (PolicyResult.CountOnly) "count-only". Lines without it, such as those of earlier releases,
 // are results of no recipient domain; earlier releases ignore it, and add
 // the counts of the recipient domains of a policy up.
 type FileStore struct {
@@ -89,6 +90,7 @@ type fileBatch struct {
 type fileResult struct {
 	PolicyResult
 	RecipientDomain string `json:"recipient-domain,omitempty"`
+	CountOnly       bool   `json:"count-only,omitempty"`
 }
 
 // maxLogFile bounds what OpenFileStore reads of a log: far more than a
@@ -207,7 +209,7 @@ var errLogVersion = errors.New("batch of an unknown format version, written by a
 func encodeLogLine(policies []PolicyResult) ([]byte, error) {
 	b := fileBatch{Version: fileLogVersion, Policies: make([]fileResult, len(policies))}
 	for i, pr := range policies {
-		b.Policies[i] = fileResult{PolicyResult: pr, RecipientDomain: pr.Policy.RecipientDomain}
+		b.Policies[i] = fileResult{PolicyResult: pr, RecipientDomain: pr.Policy.RecipientDomain, CountOnly: pr.CountOnly}
 	}
 	js, err := json.Marshal(b)
 	if err != nil {
@@ -240,6 +242,7 @@ func decodeLogLine(line []byte) ([]PolicyResult, error) {
 	for i, fr := range b.Policies {
 		out[i] = fr.PolicyResult
 		out[i].Policy.RecipientDomain = fr.RecipientDomain
+		out[i].CountOnly = fr.CountOnly
 	}
 	return out, nil
 }

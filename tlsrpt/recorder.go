@@ -243,6 +243,7 @@ func (r *Recorder) Success(p Policy) error {
 	if err != nil {
 		return err
 	}
+	pd.trigger()
 	pd.addSuccesses(1)
 	pd.markDirty()
 	return nil
@@ -294,6 +295,7 @@ func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
 			return err
 		}
 	}
+	pd.trigger()
 	r.addRow(pd, k, 1)
 	pd.failures++
 	dom.mu.Unlock()
@@ -347,7 +349,9 @@ func (r *Recorder) addRow(pd *policyDay, k FailureDetail, n int64) {
 //   - the sessions of a batch: their counts and rows.
 //
 // Rows are taken as Failure takes them (their text bounded and escaped),
-// and count towards RecorderOptions.MaxDetailRows. It returns an error,
+// and count towards RecorderOptions.MaxDetailRows. With pr.CountOnly, the
+// sessions count but cause no report by themselves, as those of the
+// deliveries of reports may (mox does so); Success and Failure always may. It returns an error,
 // recording nothing, when the policy or a row is not valid (see Failure),
 // or a count is negative. Success remains the call for a plain success: it
 // allocates nothing.
@@ -372,6 +376,9 @@ func (r *Recorder) Record(pr PolicyResult) error {
 	pd, err := r.policyDay(r.today(), &pr.Policy, hashPolicy(r.seed, &pr.Policy))
 	if err != nil {
 		return err
+	}
+	if !pr.CountOnly {
+		pd.trigger()
 	}
 	if n := s.TotalSuccessfulSessionCount; n > 0 {
 		pd.addSuccesses(n)
@@ -453,6 +460,7 @@ func (h *Handle) policyDay() *policyDay {
 // Success records a success as Recorder.Success does, for h's policy.
 func (h *Handle) Success() {
 	pd := h.policyDay()
+	pd.trigger()
 	pd.addSuccesses(1)
 	pd.markDirty()
 }
@@ -542,6 +550,8 @@ func (r *Recorder) flushDay(ctx context.Context, ds *dayState) error {
 		if pr.Summary == (Summary{}) && len(pr.FailureDetails) == 0 {
 			continue
 		}
+		// Read after the counts: see policyDay.triggers.
+		pr.CountOnly = !pd.triggers.Load()
 		results = append(results, pr)
 	}
 	if len(results) == 0 {
@@ -770,6 +780,12 @@ type ReportInfo struct {
 	//
 	// Both set make the two kinds of report that mox makes.
 	Recipients, MXHosts bool
+
+	// FailuresOnly, when set, makes a report only when it has a failed
+	// session or a failure-detail row: a domain whose sessions all
+	// succeeded gets none. By default every report is made, so that it
+	// also tells a domain that its TLS works (RFC 8460 4.2.1).
+	FailuresOnly bool
 }
 
 // Reports returns the day's reports, each covering the whole UTC day (RFC
@@ -777,7 +793,9 @@ type ReportInfo struct {
 // default one per policy domain (RFC 8460 4: "policies" holds each policy
 // applied for the domain); per recipient domain and per MX host as
 // info.Recipients and info.MXHosts say. Results of one policy for several
-// recipient domains are added up where a report holds them together. The
+// recipient domains are added up where a report holds them together. A
+// report whose every result is CountOnly is not made, nor, with
+// info.FailuresOnly, one without failures. The
 // reports are in order of Key; to whom to send them is in the TLSRPT
 // record (LookupRecord) of each report's domain (Report.Domain, or its
 // policy domain). Their policies carry no RecipientDomain.
@@ -789,7 +807,7 @@ func (d DayResults) Reports(info ReportInfo) []Report {
 	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
 	var reports []Report
 	add := func(domain string, host bool, results []PolicyResult) {
-		if len(results) == 0 {
+		if !reportable(results, info.FailuresOnly) {
 			return
 		}
 		rid := domain
@@ -843,6 +861,18 @@ func (d DayResults) Reports(info ReportInfo) []Report {
 	return reports
 }
 
+// reportable reports whether results make a report: one of them, at least,
+// is not CountOnly, and, with failuresOnly, one has a failure.
+func reportable(results []PolicyResult, failuresOnly bool) bool {
+	trigger, failed := false, false
+	for i := range results {
+		pr := &results[i]
+		trigger = trigger || !pr.CountOnly
+		failed = failed || pr.Summary.TotalFailureSessionCount > 0 || len(pr.FailureDetails) > 0
+	}
+	return trigger && (failed || !failuresOnly)
+}
+
 // recipientOf returns the recipient domain of p's results: RecipientDomain,
 // or its policy domain.
 func recipientOf(p *Policy) string {
@@ -870,6 +900,7 @@ func groupResults(results []PolicyResult, key func(*PolicyResult) string) map[st
 func mergeResults(results []PolicyResult) []PolicyResult {
 	for i := range results {
 		results[i].Policy.RecipientDomain = ""
+		results[i].CountOnly = false // made: it plays no more part
 	}
 	sortResults(results)
 	out := results[:0:0]

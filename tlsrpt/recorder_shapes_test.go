@@ -2,6 +2,8 @@ package tlsrpt_test
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,3 +102,37 @@ func TestRecorderRecordShapes(t *testing.T) {
 		t.Errorf("results:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// Counts without a trigger (PolicyResult.CountOnly, as mox keeps for the
+// deliveries of reports) are reported, but make no report by themselves;
+// ReportInfo.FailuresOnly makes reports only of domains with failures.
+func TestRecorderCountOnly(t *testing.T) {
+	day := storetest.Day1
+	for _, failuresOnly := range []bool{false, true} {
+		clk := newClock(day)
+		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+		quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
+		a, b, c, d := sts("a.example", "enforce"), sts("b.example", "enforce"), sts("c.example", "enforce"), sts("d.example", "enforce")
+		must(t, rec.Record(quiet(result(a, 2, 0))))       // quiet alone: no report
+		must(t, rec.Record(quiet(result(b, 2, 1, expiredRow("b.example")))))
+		must(t, rec.Flush(t.Context()))
+		must(t, rec.Success(b)) // a trigger, in a later flush: b is reported, its quiet counts too
+		must(t, rec.Record(result(c, 0, 1)))
+		must(t, rec.Success(d)) // successes only
+		clk.set(afterDay(day))
+		reports := mustTake(t, rec, day).Reports(tlsrpt.ReportInfo{FailuresOnly: failuresOnly})
+		var got []string
+		for _, r := range reports {
+			got = append(got, fmt.Sprintf("%s %d/%d", r.Key(), r.Policies[0].Summary.TotalSuccessfulSessionCount, r.Policies[0].Summary.TotalFailureSessionCount))
+		}
+		want := []string{"2016-04-01 b.example 3/1", "2016-04-01 c.example 0/1", "2016-04-01 d.example 1/0"}
+		if failuresOnly {
+			want = want[:2]
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("FailuresOnly %v: reports %q, want %q", failuresOnly, got, want)
+		}
+	}
+}
+
+func expiredRow(domain string) tlsrpt.FailureDetail { return row(expired, domain, 1, 1) }

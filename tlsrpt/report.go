@@ -65,6 +65,13 @@ type PolicyResult struct {
 	// when empty. RFC 8460 4: the failure types are non-exclusive, so the
 	// rows' counts need not add up to the summary's.
 	FailureDetails []FailureDetail `json:"failure-details,omitempty"`
+
+	// CountOnly marks counts that are reported but cause no report by
+	// themselves: DayResults.Reports makes no report whose every result
+	// is CountOnly. Recorder.Record takes it; the stores keep a result
+	// CountOnly while every count added to it of the day was. It is not
+	// part of a report's JSON.
+	CountOnly bool `json:"-"`
 }
 
 // Policy is a policy as a report describes it (RFC 8460 4.4, 4.5). Build it

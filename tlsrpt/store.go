@@ -20,6 +20,9 @@ import (
 //     honours the context.
 //   - Add adds; it never replaces. Counts from any number of recorders add
 //     up exactly, so that a fleet sends one report per policy domain and day.
+//     The results of one policy for distinct recipient domains
+//     (Policy.RecipientDomain) are kept apart. A result is CountOnly while
+//     every batch that added to it that day had it CountOnly.
 //   - Per policy domain and day it keeps at most Batch.MaxDetailRows distinct
 //     failure-detail rows (RFC 8460 4.4 "failure-details"), over all the
 //     batches it was given: the sessions of a row past the cap still count in
@@ -166,8 +169,9 @@ type storedDomain struct {
 }
 
 type storedPolicy struct {
-	policy   Policy
-	summary  Summary
+	policy    Policy
+	countOnly bool // every count added was PolicyResult.CountOnly
+	summary   Summary
 	rows     map[FailureDetail]int64 // by rowKey
 	rowOrder []FailureDetail         // rows in the order first seen
 }
@@ -270,9 +274,10 @@ func (d *storedDay) apply(results []PolicyResult) {
 		}
 		sp := d.lookup(&pr.Policy)
 		if sp == nil {
-			sp = &storedPolicy{policy: clonePolicy(pr.Policy)}
+			sp = &storedPolicy{policy: clonePolicy(pr.Policy), countOnly: true}
 			sd.policies = append(sd.policies, sp)
 		}
+		sp.countOnly = sp.countOnly && pr.CountOnly
 		sp.summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
 		sp.summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
 		for _, fd := range pr.FailureDetails {
@@ -301,7 +306,7 @@ func (d *storedDay) results() []PolicyResult {
 	out := make([]PolicyResult, 0, n)
 	for _, sd := range d.domains {
 		for _, sp := range sd.policies {
-			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
+			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary, CountOnly: sp.countOnly}
 			if len(sp.rowOrder) > 0 {
 				pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
 				for i, k := range sp.rowOrder {

@@ -63,7 +63,8 @@ type TLSRPTOptions struct {
 //     JSON, a NUL and its recipient domain for a policy of a recipient
 //     domain, tlsrpt.Policy.RecipientDomain):
 //     "p:<pid>" holds its JSON as a report writes it, "d:<pid>" its
-//     recipient domain when it has one, "s:<pid>" and
+//     recipient domain when it has one, "z:<pid>" "1" while every count
+//     added was tlsrpt.PolicyResult.CountOnly, "s:<pid>" and
 //     "f:<pid>" its successful and failed sessions, "r:<pid>:<row>" the
 //     sessions of a failure-detail row, <row> being the row's JSON with a
 //     count of 0. "n:<domain>" counts a policy domain's distinct rows, for
@@ -156,6 +157,14 @@ func policyID(policyJSON []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// btoa returns "1" for true, "0" for false.
+func btoa(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
 // resultID returns the id of a policy's counts for recipient, "" for none:
 // policyID of its JSON, and of a NUL and the recipient domain after it when
 // there is one, so that the ids of results without one are those of before
@@ -174,8 +183,8 @@ func resultID(policyJSON []byte, recipient string) string {
 // past ARGV[1] distinct rows per policy domain. It keeps the hash, and the
 // set of days KEYS[3], to which it adds the day ARGV[3], for ARGV[2]
 // seconds. The policies follow from ARGV[6]: id, JSON, domain, successes,
-// failures, number of rows, recipient domain (or ""), then per row its JSON
-// and sessions.
+// failures, number of rows, recipient domain (or ""), count-only ("1" or
+// "0"), then per row its JSON and sessions.
 //
 // Redis keeps what a script wrote before a command of it failed: a failure
 // after the batch's mark "q:" would have the batch taken as added when given
@@ -213,7 +222,7 @@ while i <= #ARGV do
 	if not count("s:" .. pid) then return {-3, "s:" .. pid} end
 	if not count("f:" .. pid) then return {-3, "f:" .. pid} end
 	if rows > 0 and not count("n:" .. ARGV[i+2]) then return {-3, "n:" .. ARGV[i+2]} end
-	i = i + 7
+	i = i + 8
 	for j = 1, rows do
 		local f = "r:" .. pid .. ":" .. ARGV[i]
 		if not count(f) then return {-3, f} end
@@ -229,12 +238,19 @@ i = 6
 while i <= #ARGV do
 	local pid = ARGV[i]
 	local ok, failed, rows = tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
+	-- "z:" marks a result of count-only adds alone: set by the first add
+	-- if count-only, removed by any other.
+	if ARGV[i+7] ~= "1" then
+		redis.call("HDEL", KEYS[1], "z:" .. pid)
+	elseif redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1]) == 1 then
+		redis.call("HSET", KEYS[1], "z:" .. pid, "1")
+	end
 	redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1])
 	if ARGV[i+6] ~= "" then redis.call("HSETNX", KEYS[1], "d:" .. pid, ARGV[i+6]) end
 	if ok ~= 0 then redis.call("HINCRBY", KEYS[1], "s:" .. pid, ok) end
 	if failed ~= 0 then redis.call("HINCRBY", KEYS[1], "f:" .. pid, failed) end
 	local n = "n:" .. ARGV[i+2]
-	i = i + 7
+	i = i + 8
 	for j = 1, rows do
 		k = k + 1
 		local field, add = names[k], ARGV[i+1]
@@ -333,7 +349,7 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 	if b.Source != "" {
 		seq = strconv.FormatInt(b.Seq*chunkSeq+int64(chunk), 10)
 	}
-	args := make([]any, 0, 5+7*len(results))
+	args := make([]any, 0, 5+8*len(results))
 	args = append(args, b.MaxDetailRows, s.retentionSeconds(), day, b.Source, seq)
 	for _, pr := range results {
 		pj, err := json.Marshal(pr.Policy)
@@ -353,7 +369,7 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 			return nil, fmt.Errorf("redisstore: tlsrpt: policy of %s: session counts %d and %d, not from 0 to %d", quoteCut(pr.Policy.PolicyDomain), ok, failed, int64(maxAddCount-1))
 		}
 		args = append(args, resultID(pj, pr.Policy.RecipientDomain), pj, pr.Policy.PolicyDomain,
-			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows, pr.Policy.RecipientDomain)
+			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows, pr.Policy.RecipientDomain, btoa(pr.CountOnly))
 		for _, fd := range pr.FailureDetails {
 			if fd.FailedSessionCount <= 0 {
 				continue
@@ -550,6 +566,7 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	}
 	var seen []string // ids with a policy, in no order
 	recipients := map[string]string{}
+	countOnly := map[string]bool{}
 	for f, v := range fields {
 		kind, rest, _ := strings.Cut(f, ":")
 		switch kind {
@@ -561,6 +578,8 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 			seen = append(seen, rest)
 		case "d":
 			recipients[rest] = v
+		case "z":
+			countOnly[rest] = v == "1"
 		case "s", "f":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -593,6 +612,7 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	for _, pid := range seen {
 		pr := byID[pid]
 		pr.Policy.RecipientDomain = recipients[pid]
+		pr.CountOnly = countOnly[pid]
 		results = append(results, *pr)
 	}
 	return results, nil

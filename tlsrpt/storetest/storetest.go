@@ -26,6 +26,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
 	t.Run("AddUp", func(t *testing.T) { testAddUp(t, open(t)) })
 	t.Run("Recipients", func(t *testing.T) { testRecipients(t, open(t)) })
+	t.Run("CountOnly", func(t *testing.T) { testCountOnly(t, open(t)) })
 	t.Run("TakeOnce", func(t *testing.T) { testTakeOnce(t, open(t)) })
 	t.Run("TakeAgain", func(t *testing.T) { testTakeAgain(t, open(t)) })
 	t.Run("TakeEmptyDay", func(t *testing.T) { testTakeEmptyDay(t, open(t)) })
@@ -144,6 +145,9 @@ func Canonical(results []tlsrpt.PolicyResult) string {
 		rcpt := ""
 		if pr.Policy.RecipientDomain != "" {
 			rcpt = " for " + pr.Policy.RecipientDomain
+		}
+		if pr.CountOnly {
+			rcpt += " (count only)"
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %q %q%s: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
 			pr.Policy.PolicyString, pr.Policy.MXHost, rcpt, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
@@ -264,6 +268,20 @@ func testRecipients(t *testing.T, s tlsrpt.Store) {
 		Result(none, 7, 0),
 		Result(sts, 5, 0),
 	})
+	if got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// testCountOnly checks that a result stays CountOnly while every batch that
+// added to it had it so, whatever their order.
+func testCountOnly(t *testing.T, s tlsrpt.Store) {
+	quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
+	a, b, c := STS("a.example", "enforce"), STS("b.example", "enforce"), TLSA("mx.c.example", "c.example")
+	add(t, s, Day1, 0, quiet(Result(a, 1, 0)), quiet(Result(b, 1, 0)), Result(c, 1, 0))
+	add(t, s, Day1, 0, Result(a, 1, 0), quiet(Result(b, 0, 1)), quiet(Result(c, 1, 0)))
+	got := Canonical(takeAll(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{Result(a, 2, 0), quiet(Result(b, 1, 1)), Result(c, 2, 0)})
 	if got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
