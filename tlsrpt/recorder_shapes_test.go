@@ -113,7 +113,7 @@ func TestRecorderCountOnly(t *testing.T) {
 		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
 		quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
 		a, b, c, d := sts("a.example", "enforce"), sts("b.example", "enforce"), sts("c.example", "enforce"), sts("d.example", "enforce")
-		must(t, rec.Record(quiet(result(a, 2, 0))))       // quiet alone: no report
+		must(t, rec.Record(quiet(result(a, 2, 0)))) // quiet alone: no report
 		must(t, rec.Record(quiet(result(b, 2, 1, expiredRow("b.example")))))
 		must(t, rec.Flush(t.Context()))
 		must(t, rec.Success(b)) // a trigger, in a later flush: b is reported, its quiet counts too

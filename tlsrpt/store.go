@@ -172,8 +172,8 @@ type storedPolicy struct {
 	policy    Policy
 	countOnly bool // every count added was PolicyResult.CountOnly
 	summary   Summary
-	rows     map[FailureDetail]int64 // by rowKey
-	rowOrder []FailureDetail         // rows in the order first seen
+	rows      map[FailureDetail]int64 // by rowKey
+	rowOrder  []FailureDetail         // rows in the order first seen
 }
 
 func newStoredDay() *storedDay {
