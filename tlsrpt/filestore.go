@@ -423,6 +423,61 @@ func (s *FileStore) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results implements Store.
+func (s *FileStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errStoreClosed
+	}
+	if fd := s.days[dayOf(day)]; fd != nil {
+		return fd.data.results(), nil
+	}
+	return nil, nil
+}
+
+// Delete implements Store: each day not taken that held results of domain
+// gets its log rewritten, as a compaction does, without them, or removed
+// when nothing is left. It returns an error when a log cannot be written;
+// the days before it are done.
+func (s *FileStore) Delete(ctx context.Context, domain string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.days)) {
+		fd := s.days[n]
+		if s.isTaken(n) || !fd.data.forget(domain) {
+			continue
+		}
+		var err error
+		if len(fd.data.domains) == 0 {
+			if fd.f != nil {
+				fd.f.Close()
+				fd.f = nil
+			}
+			err = os.Remove(s.logPath(n))
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				delete(s.days, n)
+				err = syncDir(s.dir)
+			}
+		} else {
+			err = s.compact(n, fd)
+		}
+		if err != nil {
+			return fmt.Errorf("tlsrpt: file store: deleting the results of %s from %s: %w", domain, dayName(n), err)
+		}
+	}
+	return nil
+}
+
 // forgetTaken removes the marks of days released more than 31 days before
 // day, the last one taken: the store's own days, not the clock, tell what is old.
 func (s *FileStore) forgetTaken(day int64) {

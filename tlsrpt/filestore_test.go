@@ -267,3 +267,32 @@ func TestFileStoreRecipientDomains(t *testing.T) {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// A domain's results deleted stay deleted across a restart: the day's log
+// is rewritten without them, or removed when nothing is left.
+func TestFileStoreDeleteRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openFileStore(t, dir)
+	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
+	must(t, add1(s, storetest.Day1, result(a, 1, 0), result(b, 2, 0)))
+	must(t, add1(s, storetest.Day2, result(a, 3, 0)))
+	must(t, s.Delete(ctx, "a.example"))
+	must(t, s.Close())
+	s = openFileStore(t, dir)
+	days, err := s.Days(ctx)
+	must(t, err)
+	if len(days) != 1 || !days[0].Equal(storetest.Day1) {
+		t.Errorf("Days after a restart = %v, want Day1 alone: Day2 held a.example's results only", days)
+	}
+	results, err := s.Results(ctx, storetest.Day1)
+	must(t, err)
+	if got, want := storetest.Canonical(results), storetest.Canonical([]tlsrpt.PolicyResult{result(b, 2, 0)}); got != want {
+		t.Errorf("Results after a restart:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func add1(s tlsrpt.Store, day time.Time, results ...tlsrpt.PolicyResult) error {
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: day, Results: results})
+	return err
+}

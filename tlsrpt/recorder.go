@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mtasts-go/mtasts"
+
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -717,6 +719,41 @@ func (r *Recorder) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results flushes the counts and returns those of the UTC day of day that
+// the store holds, without claiming the day (Store.Results), for an admin
+// page: a day still open, closed, or claimed and not yet released. Filter
+// DayResults.Results by Policy.PolicyDomain or Policy.RecipientDomain for a
+// domain's. It returns an error when the flush or the store fails.
+func (r *Recorder) Results(ctx context.Context, day time.Time) (DayResults, error) {
+	n := dayOf(day)
+	if err := r.Flush(ctx); err != nil {
+		return DayResults{}, err
+	}
+	results, err := r.store.Results(ctx, dayStart(n))
+	if err != nil {
+		r.metrics.storeErrors.WithLabelValues("results").Inc()
+		return DayResults{}, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
+	}
+	sortResults(results)
+	return DayResults{Day: dayStart(n), Results: results}, nil
+}
+
+// Forget flushes the counts and deletes, from the days not taken, the
+// results whose policy domain or recipient domain is domain (Store.Delete),
+// as when an admin stops reporting to it. Sessions recorded for it from
+// then on count anew. It returns an error when the flush or the store
+// fails.
+func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
+	if err := r.Flush(ctx); err != nil {
+		return err
+	}
+	if err := r.store.Delete(ctx, domain.ASCII); err != nil {
+		r.metrics.storeErrors.WithLabelValues("delete").Inc()
+		return fmt.Errorf("tlsrpt: deleting the results of %s from the store: %w", domain.LogString(), err)
+	}
+	return nil
+}
+
 // sortResults puts results in the order of DayResults.
 func sortResults(results []PolicyResult) {
 	slices.SortFunc(results, func(a, b PolicyResult) int { return compareResults(&a, &b) })
@@ -957,7 +994,7 @@ func newRecorderMetrics() *recorderMetrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtasts_tlsrpt_store_errors_total",
-			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release).",
+			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release, results, delete).",
 		}, []string{"op"}),
 	}
 }

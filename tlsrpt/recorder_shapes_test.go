@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
@@ -136,3 +138,31 @@ func TestRecorderCountOnly(t *testing.T) {
 }
 
 func expiredRow(domain string) tlsrpt.FailureDetail { return row(expired, domain, 1, 1) }
+
+// An admin page lists a day's results, the last second's too, without
+// taking the day, and forgets a domain: its results as policy domain and
+// as recipient domain.
+func TestRecorderResultsForget(t *testing.T) {
+	day := storetest.Day1
+	clk := newClock(day.Add(time.Hour))
+	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
+	a.RecipientDomain = "a.example"
+	host := storetest.TLSA("mx.host.example", "a.example")
+	must(t, rec.Success(a))
+	must(t, rec.Success(b))
+	must(t, rec.Success(host))
+	d, err := rec.Results(t.Context(), day)
+	must(t, err)
+	if got, want := storetest.Canonical(d.Results), storetest.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0), result(host, 1, 0)}); got != want {
+		t.Errorf("Results:\n%s\nwant:\n%s", got, want)
+	}
+	dom, err := mtasts.ParseDomain("a.example")
+	must(t, err)
+	must(t, rec.Forget(t.Context(), dom))
+	must(t, rec.Success(a)) // counts anew
+	clk.set(afterDay(day))
+	if got, want := storetest.Canonical(mustTake(t, rec, day).Results), storetest.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0)}); got != want {
+		t.Errorf("Take after Forget:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -68,6 +68,17 @@ type Store interface {
 	// day not claimed by this store value does nothing, and is no
 	// error.
 	Release(ctx context.Context, day time.Time) error
+	// Results returns the counts of day (00:00 UTC) as Take would, for
+	// an admin page: without claiming the day, nor taking its counts. It
+	// returns nothing, and no error, for a day without counts or
+	// released.
+	Results(ctx context.Context, day time.Time) ([]PolicyResult, error)
+	// Delete deletes, from the days not taken, the results whose policy
+	// domain or recipient domain is domain (in A-labels), as when an
+	// admin stops reporting to it. Days taken keep theirs: their reports
+	// are being made. The domain's distinct failure-detail rows stop
+	// counting towards the cap of Batch.MaxDetailRows.
+	Delete(ctx context.Context, domain string) error
 }
 
 // Batch is what a Recorder gives a Store: counts of one UTC day to add.
@@ -420,6 +431,62 @@ func (s *MemoryStore) Release(ctx context.Context, day time.Time) error {
 		delete(s.days, n)
 	}
 	return nil
+}
+
+// Results implements Store.
+func (s *MemoryStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.days[dayOf(day)]; d != nil {
+		return d.results(), nil
+	}
+	return nil, nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, d := range s.days {
+		if _, taken := s.taken[n]; taken {
+			continue
+		}
+		if d.forget(domain) && len(d.domains) == 0 {
+			delete(s.days, n)
+		}
+	}
+	return nil
+}
+
+// forget deletes the results whose policy domain or recipient domain is
+// domain, and reports whether there were any.
+func (d *storedDay) forget(domain string) bool {
+	changed := false
+	for name, sd := range d.domains {
+		n := len(sd.policies)
+		sd.policies = slices.DeleteFunc(sd.policies, func(sp *storedPolicy) bool {
+			return name == domain || sp.policy.RecipientDomain == domain
+		})
+		if len(sd.policies) == n {
+			continue
+		}
+		changed = true
+		if len(sd.policies) == 0 {
+			delete(d.domains, name)
+			continue
+		}
+		sd.rows = 0
+		for _, sp := range sd.policies {
+			sd.rows += len(sp.rowOrder)
+		}
+	}
+	return changed
 }
 
 // compareResults orders policy results by policy domain, then policy type,

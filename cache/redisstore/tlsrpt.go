@@ -553,6 +553,93 @@ func (s *TLSRPTStore) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results implements tlsrpt.Store: it reads the hash of day, not taken or
+// claimed, with HSCAN, without claiming it. Counts added while it reads
+// may or may not be in it. It returns an error when Redis fails or the hash
+// holds a field it cannot read.
+func (s *TLSRPTStore) Results(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
+	name := dayName(day)
+	for _, kind := range []string{"day", "taking"} {
+		key := s.key(kind, name)
+		fields, err := s.readHash(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		results, err := decodeDay(fields)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: tlsrpt: reading %s: %w", key, err)
+		}
+		return results, nil
+	}
+	return nil, nil
+}
+
+// deleteScript deletes from the day's hash KEYS[1] the results whose policy
+// domain (in the JSON of "p:<pid>") or recipient domain ("d:<pid>") is
+// ARGV[1]: all their fields, and their rows from the count "n:" of their
+// policy domain. It returns the number of fields deleted. It reads every
+// field name of the hash (HKEYS), which blocks Redis for a moment on a day
+// of many policies: an admin's operation, not a delivery's.
+var deleteScript = redis.NewScript(`
+if redis.call("TYPE", KEYS[1]).ok ~= "hash" then return 0 end
+local fields = redis.call("HKEYS", KEYS[1])
+local gone, domainOf = {}, {}
+for _, f in ipairs(fields) do
+	local kind, pid = string.sub(f, 1, 2), string.sub(f, 3)
+	if kind == "p:" then
+		local ok, p = pcall(cjson.decode, redis.call("HGET", KEYS[1], f))
+		if ok and type(p) == "table" then
+			domainOf[pid] = p["policy-domain"]
+			if p["policy-domain"] == ARGV[1] then gone[pid] = true end
+		end
+	elseif kind == "d:" and redis.call("HGET", KEYS[1], f) == ARGV[1] then
+		gone[pid] = true
+	end
+end
+local n, rows = 0, {}
+for _, f in ipairs(fields) do
+	local kind, rest = string.sub(f, 1, 2), string.sub(f, 3)
+	local pid = rest
+	if kind == "r:" then pid = string.match(rest, "^([^:]*)") end
+	if (kind == "p:" or kind == "s:" or kind == "f:" or kind == "d:" or kind == "z:" or kind == "r:") and gone[pid] then
+		redis.call("HDEL", KEYS[1], f)
+		n = n + 1
+		local d = domainOf[pid]
+		if kind == "r:" and d then rows[d] = (rows[d] or 0) + 1 end
+	end
+end
+for d, c in pairs(rows) do
+	local left = tonumber(redis.call("HGET", KEYS[1], "n:" .. d) or "0") or 0
+	if left - c > 0 then
+		redis.call("HSET", KEYS[1], "n:" .. d, left - c)
+	else
+		redis.call("HDEL", KEYS[1], "n:" .. d)
+	end
+end
+return n
+`)
+
+// Delete implements tlsrpt.Store: for each day not taken, a script deletes
+// the fields of domain's results from the day's hash, atomically, so that
+// counts added meanwhile either go before or come after. It returns an
+// error when Redis fails; the days before are done.
+func (s *TLSRPTStore) Delete(ctx context.Context, domain string) error {
+	names, err := s.rdb.SMembers(ctx, s.daysKey()).Result()
+	if err != nil {
+		return fmt.Errorf("redisstore: tlsrpt: deleting the results of %s: listing days: %w", quoteCut(domain), err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := deleteScript.Run(ctx, s.rdb, []string{s.key("day", name)}, domain).Err(); err != nil {
+			return fmt.Errorf("redisstore: tlsrpt: deleting the results of %s from %s: %w", quoteCut(domain), name, err)
+		}
+	}
+	return nil
+}
+
 // decodeDay returns the policies of a day's hash fields.
 func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	byID := map[string]*tlsrpt.PolicyResult{}
