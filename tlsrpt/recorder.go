@@ -842,10 +842,59 @@ func (d DayResults) Reports(info ReportInfo) []Report {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }
 	}
 	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
+	byResult := func(a, b PolicyResult) int { return compareResults(&a, &b) }
+	results := d.Results
+	if !slices.IsSortedFunc(results, byResult) {
+		results = slices.Clone(results)
+		slices.SortFunc(results, byResult)
+	}
+	// The policies of all the reports share one array; a report's rows
+	// are those of d.Results, but where results are added up.
+	var buf []PolicyResult
 	var reports []Report
-	add := func(domain string, host bool, results []PolicyResult) {
-		if !reportable(results, info.FailuresOnly) {
+	// emit makes the report to domain of group, results in order whose
+	// equal policies (but for their recipient domain) are adjacent.
+	emit := func(domain string, host bool, group []PolicyResult) {
+		if !reportable(group, info.FailuresOnly) {
 			return
+		}
+		if buf == nil {
+			buf = make([]PolicyResult, 0, len(results))
+		}
+		start := len(buf)
+		// The rows of the last in buf, by rowKey, once it is its own.
+		var index map[FailureDetail]int
+		var merged []int // in buf, those added up
+		for _, pr := range group {
+			pr.Policy.RecipientDomain, pr.CountOnly = "", false
+			n := len(buf)
+			if n == start || !policyEqual(&buf[n-1].Policy, &pr.Policy) {
+				buf = append(buf, pr)
+				index = nil
+				continue
+			}
+			last := &buf[n-1]
+			if index == nil {
+				last.FailureDetails = slices.Clone(last.FailureDetails)
+				index = make(map[FailureDetail]int, len(last.FailureDetails))
+				for i, fd := range last.FailureDetails {
+					index[rowKey(fd)] = i
+				}
+				merged = append(merged, n-1)
+			}
+			last.Summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
+			last.Summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
+			for _, fd := range pr.FailureDetails {
+				if i, ok := index[rowKey(fd)]; ok {
+					last.FailureDetails[i].FailedSessionCount += fd.FailedSessionCount
+					continue
+				}
+				index[rowKey(fd)] = len(last.FailureDetails)
+				last.FailureDetails = append(last.FailureDetails, fd)
+			}
+		}
+		for _, i := range merged {
+			slices.SortFunc(buf[i].FailureDetails, compareRows)
 		}
 		rid := domain
 		if host && info.ReportID == nil {
@@ -856,43 +905,59 @@ func (d DayResults) Reports(info ReportInfo) []Report {
 			DateRange:        dr,
 			ContactInfo:      info.ContactInfo,
 			ReportID:         id(d.Day, rid),
-			Policies:         mergeResults(results),
+			Policies:         buf[start:len(buf):len(buf)],
 		}
 		if info.Recipients || info.MXHosts {
 			r.Domain = domain
 		}
 		reports = append(reports, r)
 	}
-	if !info.Recipients && !info.MXHosts {
-		for domain, results := range groupResults(d.Results, func(pr *PolicyResult) string { return pr.Policy.PolicyDomain }) {
-			add(domain, false, results)
+	// eachRun calls emit for each run of group of one key.
+	eachRun := func(group []PolicyResult, key func(*PolicyResult) string, host bool) {
+		for i := 0; i < len(group); {
+			k := key(&group[i])
+			j := i + 1
+			for j < len(group) && key(&group[j]) == k {
+				j++
+			}
+			emit(k, host, group[i:j])
+			i = j
 		}
+	}
+	if !info.Recipients && !info.MXHosts {
+		// RFC 8460 4: a report per policy domain.
+		n := 0
+		for i := range results {
+			if i == 0 || results[i].Policy.PolicyDomain != results[i-1].Policy.PolicyDomain {
+				n++
+			}
+		}
+		reports = make([]Report, 0, n)
+		eachRun(results, func(pr *PolicyResult) string { return pr.Policy.PolicyDomain }, false)
+		return reports
 	}
 	if info.Recipients {
-		for domain, results := range groupResults(d.Results, func(pr *PolicyResult) string { return recipientOf(&pr.Policy) }) {
-			add(domain, false, results)
-		}
+		byRecipient := slices.Clone(results)
+		slices.SortStableFunc(byRecipient, func(a, b PolicyResult) int {
+			return strings.Compare(recipientOf(&a.Policy), recipientOf(&b.Policy))
+		})
+		eachRun(byRecipient, func(pr *PolicyResult) string { return recipientOf(&pr.Policy) }, false)
 	}
 	if info.MXHosts {
-		hostResults := groupResults(d.Results, func(pr *PolicyResult) string {
+		// An MX host's results: a policy domain other than the
+		// recipient domain (RFC 8460 1.1). As mox does, the recipient
+		// domain becomes the policy-domain and the host the mx-host.
+		var hosts []PolicyResult
+		for _, pr := range results {
 			if p := &pr.Policy; p.RecipientDomain != "" && p.RecipientDomain != p.PolicyDomain {
-				return p.PolicyDomain
+				p.PolicyDomain, p.MXHost = p.RecipientDomain, []string{p.PolicyDomain}
+				hosts = append(hosts, pr)
 			}
-			return "" // not an MX host's result
-		})
-		for host, results := range hostResults {
-			if host == "" {
-				continue
-			}
-			for i := range results {
-				// As mox does: the recipient domain as policy-domain,
-				// the host, the policy domain of DANE (RFC 8460 1.1), as
-				// mx-host.
-				p := &results[i].Policy
-				p.PolicyDomain, p.MXHost = p.RecipientDomain, []string{host}
-			}
-			add(host, true, results)
 		}
+		slices.SortFunc(hosts, func(a, b PolicyResult) int {
+			return cmp.Or(strings.Compare(a.Policy.MXHost[0], b.Policy.MXHost[0]), compareResults(&a, &b))
+		})
+		eachRun(hosts, func(pr *PolicyResult) string { return pr.Policy.MXHost[0] }, true)
 	}
 	slices.SortFunc(reports, func(a, b Report) int { return strings.Compare(keyDomain(&a), keyDomain(&b)) })
 	return reports
@@ -917,61 +982,6 @@ func recipientOf(p *Policy) string {
 		return p.RecipientDomain
 	}
 	return p.PolicyDomain
-}
-
-// groupResults returns copies of results by key, sharing no slice of
-// Policy with them.
-func groupResults(results []PolicyResult, key func(*PolicyResult) string) map[string][]PolicyResult {
-	m := map[string][]PolicyResult{}
-	for i := range results {
-		k := key(&results[i])
-		pr := results[i]
-		pr.Policy = clonePolicy(pr.Policy)
-		m[k] = append(m[k], pr)
-	}
-	return m
-}
-
-// mergeResults returns results with their RecipientDomain cleared, those of
-// one policy then added up, in the order of DayResults.
-func mergeResults(results []PolicyResult) []PolicyResult {
-	for i := range results {
-		results[i].Policy.RecipientDomain = ""
-		results[i].CountOnly = false // made: it plays no more part
-	}
-	sortResults(results)
-	out := results[:0:0]
-	var index map[FailureDetail]int // rows of the last of out, by rowKey
-	for _, pr := range results {
-		n := len(out)
-		if n == 0 || !policyEqual(&out[n-1].Policy, &pr.Policy) {
-			pr.FailureDetails = slices.Clone(pr.FailureDetails)
-			out = append(out, pr)
-			index = nil
-			continue
-		}
-		last := &out[n-1]
-		last.Summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
-		last.Summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
-		if index == nil {
-			index = make(map[FailureDetail]int, len(last.FailureDetails))
-			for i, fd := range last.FailureDetails {
-				index[rowKey(fd)] = i
-			}
-		}
-		for _, fd := range pr.FailureDetails {
-			if i, ok := index[rowKey(fd)]; ok {
-				last.FailureDetails[i].FailedSessionCount += fd.FailedSessionCount
-				continue
-			}
-			index[rowKey(fd)] = len(last.FailureDetails)
-			last.FailureDetails = append(last.FailureDetails, fd)
-		}
-	}
-	for i := range out {
-		slices.SortFunc(out[i].FailureDetails, compareRows)
-	}
-	return out
 }
 
 // recorderMetrics are a Recorder's Prometheus collectors; nothing is
