@@ -83,6 +83,12 @@ type TLSRPTOptions struct {
 //     or taken with nothing to report, it holds "released". It is kept for
 //     Retention after the last Take or the Release.
 //
+// The fields "d:" and "z:" came with recipient domains; a day written
+// before reads as results of no recipient domain, whose ids are unchanged.
+// A member of a fleet still running an earlier release reads a recipient
+// domain's results as more results of the same policy, listed apart in its
+// report: upgrade the fleet before reporting per recipient domain.
+//
 // Add runs one script per thousand policies: HINCRBY on the counters, the
 // cap on rows checked and counted in the same script, nothing when the day
 // was taken, and nothing when a key or counter holds a value of the wrong
