@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type Outbox interface {
 	// Done marks report done: it is no longer pending, and a Put of its
 	// Key is skipped. A report not pending is no error.
 	Done(ctx context.Context, report *Report) error
+	// Sent returns the Keys of the reports marked done that the outbox
+	// remembers (31 days, counted from the newest report's day):
+	// delivered, given up on, or without a TLSRPT record. They are in
+	// order of day, then domain, for an admin page beside Pending.
+	Sent(ctx context.Context) ([]string, error)
 }
 
 // PendingReport is a report of an Outbox, not yet done.
@@ -202,6 +208,18 @@ func (o *MemoryOutbox) Delivered(ctx context.Context, report *Report, uri string
 		e.deliveredTo(uri)
 	}
 	return nil
+}
+
+// Sent implements Outbox. It returns only ctx's error.
+func (o *MemoryOutbox) Sent(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	keys := slices.Collect(maps.Keys(o.done))
+	o.mu.Unlock()
+	slices.Sort(keys) // a Key starts with its day
+	return keys, nil
 }
 
 // Done implements Outbox. It returns only ctx's error.

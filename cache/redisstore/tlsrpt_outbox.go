@@ -354,6 +354,17 @@ redis.call("ZADD", KEYS[3], ARGV[2], ARGV[1])
 return 1
 `)
 
+// Sent implements tlsrpt.Outbox: it reads the sorted set of the reports
+// done, whose members are their Keys, scored by their day. It returns an
+// error when Redis fails.
+func (o *TLSRPTOutbox) Sent(ctx context.Context) ([]string, error) {
+	keys, err := o.rdb.ZRange(ctx, o.key("done"), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: tlsrpt outbox: listing the reports done: %w", err)
+	}
+	return keys, nil
+}
+
 // Done implements tlsrpt.Outbox: it removes report, whichever member holds
 // its lease, and marks its Key done. A report not pending is left as it
 // is. It returns an error when Redis fails.
