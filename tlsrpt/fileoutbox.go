@@ -47,7 +47,7 @@ import (
 type FileOutbox struct {
 	dir string
 
-	mu   sync.Mutex                 // serialises the writes, and guards what follows
+	mu sync.Mutex // serialises the writes, and guards what follows
 	// done holds the hashes of the reports done, by day, as read from
 	// the logs, each with the domain part of its Key ("" when a log of
 	// an earlier release did not say).
