@@ -669,8 +669,9 @@ func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
 type DayResults struct {
 	// Day is the day, as 00:00 UTC.
 	Day time.Time
-	// Results holds one PolicyResult per policy, in order of policy
-	// domain, policy type and policy, the rows of each in order of
+	// Results holds one PolicyResult per policy and recipient domain
+	// (Policy.RecipientDomain), in order of policy domain, policy type,
+	// policy and recipient domain, the rows of each in order of
 	// decreasing count. It is empty when there was nothing to report,
 	// or the day was taken before.
 	Results []PolicyResult

@@ -55,7 +55,8 @@ type Store interface {
 	// released.
 	Days(ctx context.Context) ([]time.Time, error)
 	// Take claims day (00:00 UTC) for reporting and returns its counts:
-	// one PolicyResult per policy, in any order, with failure details
+	// one PolicyResult per policy and recipient domain, in any order,
+	// each with its CountOnly, with failure details
 	// whose FailedSessionCount is the row's count. The counts stay in
 	// the store until Release; a Take by the claimant returns them
 	// again. It returns nothing, and no error, when the day holds
@@ -85,7 +86,8 @@ type Store interface {
 type Batch struct {
 	// Day is the UTC day of the counts, as 00:00 UTC (RFC 8460 4.1).
 	Day time.Time
-	// Results holds the counts to add, at most one per policy: the
+	// Results holds the counts to add, at most one per policy and
+	// recipient domain (Policy.RecipientDomain): the
 	// summary's, and the failure-detail rows with FailedSessionCount the
 	// number to add.
 	Results []PolicyResult
