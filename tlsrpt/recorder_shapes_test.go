@@ -166,3 +166,41 @@ func TestRecorderResultsForget(t *testing.T) {
 		t.Errorf("Take after Forget:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// Each DANE result type of RFC 8460 4.3.2.1 is recordable against a TLSA
+// policy, and a DANE-only delivery (no MTA-STS result at all) is reported
+// to the MX host's policy domain, and to the recipient domain when asked.
+func TestRecorderDANEResultTypes(t *testing.T) {
+	day := storetest.Day1
+	clk := newClock(day)
+	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	tlsa := storetest.TLSA("mx.b.example", "b.example")
+	for i, rt := range []tlsrpt.ResultType{tlsrpt.ResultTLSAInvalid, tlsrpt.ResultDNSSECInvalid, tlsrpt.ResultDANERequired} {
+		must(t, rec.Failure(tlsa, row(rt, "b.example", byte(i), 0)))
+	}
+	must(t, rec.Success(tlsa))
+	clk.set(afterDay(day))
+	d := mustTake(t, rec, day)
+	for _, tc := range []struct {
+		info tlsrpt.ReportInfo
+		key  string
+	}{
+		{tlsrpt.ReportInfo{}, "2016-04-01 mx.b.example"},
+		{tlsrpt.ReportInfo{Recipients: true}, "2016-04-01 b.example"},
+		{tlsrpt.ReportInfo{MXHosts: true}, "2016-04-01 mx.b.example mx-host"},
+	} {
+		tc.info.OrganizationName, tc.info.ContactInfo = "Sender", "tlsrpt@sender.example"
+		reports := d.Reports(tc.info)
+		if len(reports) != 1 || reports[0].Key() != tc.key {
+			t.Errorf("%+v: %d reports, want one of key %q", tc.info, len(reports), tc.key)
+			continue
+		}
+		pr := reports[0].Policies[0]
+		if len(reports[0].Policies) != 1 || pr.Summary != (tlsrpt.Summary{TotalSuccessfulSessionCount: 1, TotalFailureSessionCount: 3}) || len(pr.FailureDetails) != 3 {
+			t.Errorf("%+v: policies %+v, want one of 1 success, 3 failures and 3 rows", tc.info, reports[0].Policies)
+		}
+		if _, err := tlsrpt.BuildPayload(&reports[0]); err != nil {
+			t.Errorf("%+v: BuildPayload: %v", tc.info, err)
+		}
+	}
+}
