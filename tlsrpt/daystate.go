@@ -71,6 +71,12 @@ type policyDay struct {
 	// once per flush.
 	dirty atomic.Bool
 
+	// triggers is set, for the rest of the day, by the first count that
+	// may cause a report (all but PolicyResult.CountOnly ones), before the
+	// count is added; a flush reads it after taking the counts, so that a
+	// batch holding such a count is never marked CountOnly.
+	triggers atomic.Bool
+
 	// Guarded by dom.mu: failures not yet flushed, and the day's
 	// failure-detail rows with their counts not yet flushed. A row stays
 	// for the day, with a count of 0 once flushed, so that the cap on
@@ -124,6 +130,7 @@ func hashPolicy(seed maphash.Seed, p *Policy) uint64 {
 	for _, s := range p.MXHost {
 		x = x*31 + uint64(len(s))
 	}
+	x = x*31 + uint64(len(p.RecipientDomain))
 	// Mixed so that the low bits, which pick the slot, depend on all.
 	x *= 0x9E3779B97F4A7C15
 	x ^= x >> 29
@@ -131,7 +138,7 @@ func hashPolicy(seed maphash.Seed, p *Policy) uint64 {
 }
 
 func policyEqual(a, b *Policy) bool {
-	return a.PolicyType == b.PolicyType && a.PolicyDomain == b.PolicyDomain &&
+	return a.PolicyType == b.PolicyType && a.PolicyDomain == b.PolicyDomain && a.RecipientDomain == b.RecipientDomain &&
 		slices.Equal(a.PolicyString, b.PolicyString) && slices.Equal(a.MXHost, b.MXHost)
 }
 
@@ -220,6 +227,14 @@ func (ds *dayState) stripeOf() *stripe {
 	// the address's higher bits spreads them over the stripes.
 	a := uint64(uintptr(unsafe.Pointer(&onStack)) >> 11)
 	return &ds.stripes[(a*0x9E3779B97F4A7C15)>>(64-ds.bits)&uint64(len(ds.stripes)-1)]
+}
+
+// trigger marks pd's counts of the day as ones that cause a report. A
+// read of a flag set once costs a Success next to nothing.
+func (pd *policyDay) trigger() {
+	if !pd.triggers.Load() {
+		pd.triggers.Store(true)
+	}
 }
 
 // addSuccesses adds n to the successes of pd.

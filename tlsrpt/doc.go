@@ -36,11 +36,13 @@
 //
 //   - Recording each delivery's TLS outcome (recorder.go, daystate.go): a
 //     Recorder counts successes and failures, with failure-detail rows, per
-//     policy domain, policy and UTC day (RFC 8460 4.1, 4.2); recording a
-//     success takes no lock and allocates nothing. Past a cap of rows per
-//     policy domain and day, failures count in the summary only. Take
-//     hands a closed day out once, and DayResults.Reports makes its
-//     reports, one per policy domain.
+//     policy domain, recipient domain, policy and UTC day (RFC 8460 4.1,
+//     4.2); recording a success takes no lock and allocates nothing, and
+//     Record takes sessions of any other shape, or a batch, in one call.
+//     Past a cap of rows per policy domain and day, failures count in the
+//     summary only. Take hands a closed day out once, and
+//     DayResults.Reports makes its reports: one per policy domain, or, as
+//     ReportInfo says, per recipient domain and per DANE MX host.
 //
 //   - Stores (store.go, filestore.go): a Store keeps the counts a Recorder
 //     flushes every second, until the day is taken and released:

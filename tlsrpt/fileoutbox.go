@@ -35,8 +35,9 @@ import (
 //     "delivered.log". The log is rewritten, atomically, with the marks of
 //     the reports still pending only, once it holds at least 1,024 lines
 //     and twice as many as those.
-//   - Done appends the hash to the day's log of reports done,
-//     "done/2016-04-01.log", then removes the report's file. A report in
+//   - Done appends the hash, a space and the domain of the report's Key to
+//     the day's log of reports done, "done/2016-04-01.log", then removes
+//     the report's file. A report in
 //     the log is done even while its file remains, as a crash may leave
 //     it; NewFileOutbox removes such files. A day's log is removed when it
 //     is 31 days older than the newest.
@@ -46,8 +47,11 @@ import (
 type FileOutbox struct {
 	dir string
 
-	mu   sync.Mutex                 // serialises the writes, and guards what follows
-	done map[string]map[string]bool // hashes done, by day, as read from the logs
+	mu sync.Mutex // serialises the writes, and guards what follows
+	// done holds the hashes of the reports done, by day, as read from
+	// the logs, each with the domain part of its Key ("" when a log of
+	// an earlier release did not say).
+	done map[string]map[string]string
 
 	// marks holds the URIs that delivered.log marks each pending report
 	// delivered to, by the name of its file without ".json", in the
@@ -87,6 +91,7 @@ const (
 type outboxFile struct {
 	Version   int      `json:"v"`
 	Report    *Report  `json:"report"`
+	Domain    string   `json:"domain,omitempty"` // Report.Domain
 	Delivered []string `json:"delivered,omitempty"`
 }
 
@@ -110,7 +115,7 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 			os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
 		}
 	}
-	o := &FileOutbox{dir: dir, done: map[string]map[string]bool{}, marks: map[string][]string{}, rewriteMin: marksRewriteMin}
+	o := &FileOutbox{dir: dir, done: map[string]map[string]string{}, marks: map[string][]string{}, rewriteMin: marksRewriteMin}
 	if err := o.upgrade(entries); err != nil {
 		return nil, err
 	}
@@ -184,7 +189,8 @@ func splitName(name string) (day, hash string, ok bool) {
 // that cannot be read holds nothing.
 func (o *FileOutbox) isDone(day, hash string) bool {
 	done, err := o.doneOf(day)
-	return err == nil && done[hash]
+	_, ok := done[hash]
+	return err == nil && ok
 }
 
 // upgrade rewrites the files of the first format, a report's JSON alone in
@@ -226,7 +232,7 @@ func isHash(s string) bool {
 // names returns the day of r, as "2006-01-02", and the hash of its policy
 // domain, which may hold any character.
 func (o *FileOutbox) names(r *Report) (day, hash string) {
-	sum := sha256.Sum256([]byte(reportDomain(r)))
+	sum := sha256.Sum256([]byte(keyDomain(r)))
 	return r.DateRange.Start.UTC().Format(time.DateOnly), hex.EncodeToString(sum[:16])
 }
 
@@ -280,11 +286,11 @@ func (o *FileOutbox) prune() error {
 
 // doneOf returns the hashes of the reports done of day, reading its log the
 // first time.
-func (o *FileOutbox) doneOf(day string) (map[string]bool, error) {
+func (o *FileOutbox) doneOf(day string) (map[string]string, error) {
 	if m := o.done[day]; m != nil {
 		return m, nil
 	}
-	m := map[string]bool{}
+	m := map[string]string{}
 	path := o.doneLog(day)
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -300,8 +306,11 @@ func (o *FileOutbox) doneOf(day string) (map[string]bool, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
-		if isHash(sc.Text()) {
-			m[sc.Text()] = true
+		// A hash, and the domain part of the Key after a space: the
+		// hash alone in the logs of earlier releases.
+		hash, domain, _ := strings.Cut(sc.Text(), " ")
+		if isHash(hash) {
+			m[hash] = domain
 		}
 	}
 	o.done[day] = m
@@ -321,11 +330,11 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 		r := &reports[i]
 		day, hash := o.names(r)
 		done, err := o.doneOf(day)
-		if err == nil && (done[hash] || exists(o.path(r))) {
+		if _, isDone := done[hash]; err == nil && (isDone || exists(o.path(r))) {
 			continue // put before: it keeps its report-id
 		}
 		if err == nil {
-			err = o.write(o.path(r), &outboxFile{Version: outboxFileVersion, Report: r})
+			err = o.write(o.path(r), &outboxFile{Version: outboxFileVersion, Report: r, Domain: r.Domain})
 		}
 		if err != nil {
 			return fmt.Errorf("tlsrpt: putting report %q in the outbox: %w", r.ReportID, err)
@@ -355,6 +364,7 @@ func readOutboxFile(path string) (*outboxFile, error) {
 	var raw struct {
 		Version   int             `json:"v"`
 		Report    json.RawMessage `json:"report"`
+		Domain    string          `json:"domain"`
 		Delivered []string        `json:"delivered"`
 	}
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -370,6 +380,7 @@ func readOutboxFile(path string) (*outboxFile, error) {
 	if err := json.Unmarshal(raw.Report, of.Report); err != nil {
 		return nil, err
 	}
+	of.Report.Domain, of.Domain = raw.Domain, raw.Domain
 	return of, nil
 }
 
@@ -453,6 +464,40 @@ func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
 	return nil
 }
 
+// Sent implements Outbox: it reads the logs of reports done. A report done
+// by an earlier release, whose log line has no Key, is listed by the
+// hash of its domain, as "2016-04-01 #3f7c…e1".
+func (o *FileOutbox) Sent(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(filepath.Join(o.dir, outboxDoneDir))
+	if err != nil {
+		return nil, fmt.Errorf("tlsrpt: reading the outbox directory: %w", err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var keys []string
+	for _, e := range entries {
+		day, ok := strings.CutSuffix(e.Name(), outboxDoneExt)
+		if _, valid := parseDayName(day); !ok || !valid {
+			continue
+		}
+		done, err := o.doneOf(day)
+		if err != nil {
+			return keys, fmt.Errorf("tlsrpt: reading the outbox's reports done of %s: %w", day, err)
+		}
+		for hash, domain := range done {
+			if domain == "" {
+				domain = "#" + hash
+			}
+			keys = append(keys, day+" "+domain)
+		}
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
 // mark queues m, and returns once a commit wrote it: the marks queued while
 // a commit runs wait for it, and the first of them to get the lock then
 // commits them all, with one write and one sync of each log.
@@ -526,7 +571,7 @@ func (o *FileOutbox) commit(batch []*outboxMark) {
 		var text strings.Builder
 		for _, m := range marks {
 			_, hash := o.names(m.report)
-			text.WriteString(hash + "\n")
+			text.WriteString(hash + " " + keyDomain(m.report) + "\n")
 		}
 		if err == nil {
 			err = appendSynced(o.doneLog(day), text.String())
@@ -537,7 +582,7 @@ func (o *FileOutbox) commit(batch []*outboxMark) {
 				continue
 			}
 			_, hash := o.names(m.report)
-			done[hash] = true
+			done[hash] = keyDomain(m.report)
 			o.nmarks -= len(o.marks[day+"_"+hash])
 			delete(o.marks, day+"_"+hash)
 			m.remove = true

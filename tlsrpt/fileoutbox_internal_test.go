@@ -227,3 +227,32 @@ func TestFileOutboxDoneFileLeft(t *testing.T) {
 		t.Error("the file of a report done is left after opening")
 	}
 }
+
+// A log of reports done written by an earlier release, a hash per line,
+// still marks its reports done, and Sent lists them by their hash.
+func TestFileOutboxEarlierDoneLog(t *testing.T) {
+	dir := t.TempDir()
+	o, err := NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := outboxReports(1)[0]
+	day, hash := o.names(&r)
+	if err := os.WriteFile(filepath.Join(dir, outboxDoneDir, day+outboxDoneExt), []byte(hash+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o, err = NewFileOutbox(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Put(context.Background(), []Report{r}); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := o.Pending(context.Background()); err != nil || len(p) != 0 {
+		t.Errorf("Pending = %v, %v; want nothing: the report was done", p, err)
+	}
+	sent, err := o.Sent(context.Background())
+	if want := []string{day + " #" + hash}; err != nil || !slices.Equal(sent, want) {
+		t.Errorf("Sent = %q, %v; want %q", sent, err, want)
+	}
+}

@@ -50,6 +50,12 @@ import (
 // version and the counts to add, as a report's "policies" would hold them:
 //
 //	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
+//
+// A result of a recipient domain (Policy.RecipientDomain) also holds
+// "recipient-domain", and one that causes no report by itself
+// (PolicyResult.CountOnly) "count-only". Lines without it, such as those of earlier releases,
+// are results of no recipient domain; earlier releases ignore it, and add
+// the counts of the recipient domains of a policy up.
 type FileStore struct {
 	dir string
 
@@ -75,8 +81,16 @@ type fileDay struct {
 const fileLogVersion = 1
 
 type fileBatch struct {
-	Version  int            `json:"v"`
-	Policies []PolicyResult `json:"policies"`
+	Version  int          `json:"v"`
+	Policies []fileResult `json:"policies"`
+}
+
+// fileResult is a PolicyResult in a log line, with what a report does not
+// hold.
+type fileResult struct {
+	PolicyResult
+	RecipientDomain string `json:"recipient-domain,omitempty"`
+	CountOnly       bool   `json:"count-only,omitempty"`
 }
 
 // maxLogFile bounds what OpenFileStore reads of a log: far more than a
@@ -193,7 +207,11 @@ var errLogVersion = errors.New("batch of an unknown format version, written by a
 
 // encodeLogLine returns the log line of a batch of policies.
 func encodeLogLine(policies []PolicyResult) ([]byte, error) {
-	js, err := json.Marshal(fileBatch{Version: fileLogVersion, Policies: policies})
+	b := fileBatch{Version: fileLogVersion, Policies: make([]fileResult, len(policies))}
+	for i, pr := range policies {
+		b.Policies[i] = fileResult{PolicyResult: pr, RecipientDomain: pr.Policy.RecipientDomain, CountOnly: pr.CountOnly}
+	}
+	js, err := json.Marshal(b)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +238,13 @@ func decodeLogLine(line []byte) ([]PolicyResult, error) {
 	if b.Version != fileLogVersion {
 		return nil, fmt.Errorf("%w: version %d", errLogVersion, b.Version)
 	}
-	return b.Policies, nil
+	out := make([]PolicyResult, len(b.Policies))
+	for i, fr := range b.Policies {
+		out[i] = fr.PolicyResult
+		out[i].Policy.RecipientDomain = fr.RecipientDomain
+		out[i].CountOnly = fr.CountOnly
+	}
+	return out, nil
 }
 
 var errStoreClosed = errors.New("tlsrpt: file store closed")
@@ -396,6 +420,61 @@ func (s *FileStore) Release(ctx context.Context, day time.Time) error {
 	s.taken[n] = true
 	delete(s.days, n)
 	s.forgetTaken(n)
+	return nil
+}
+
+// Results implements Store.
+func (s *FileStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errStoreClosed
+	}
+	if fd := s.days[dayOf(day)]; fd != nil {
+		return fd.data.results(), nil
+	}
+	return nil, nil
+}
+
+// Delete implements Store: each day not taken that held results of domain
+// gets its log rewritten, as a compaction does, without them, or removed
+// when nothing is left. It returns an error when a log cannot be written;
+// the days before it are done.
+func (s *FileStore) Delete(ctx context.Context, domain string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	for _, n := range slices.Sorted(maps.Keys(s.days)) {
+		fd := s.days[n]
+		if s.isTaken(n) || !fd.data.forget(domain) {
+			continue
+		}
+		var err error
+		if len(fd.data.domains) == 0 {
+			if fd.f != nil {
+				fd.f.Close()
+				fd.f = nil
+			}
+			err = os.Remove(s.logPath(n))
+			if err == nil || errors.Is(err, fs.ErrNotExist) {
+				delete(s.days, n)
+				err = syncDir(s.dir)
+			}
+		} else {
+			err = s.compact(n, fd)
+		}
+		if err != nil {
+			return fmt.Errorf("tlsrpt: file store: deleting the results of %s from %s: %w", domain, dayName(n), err)
+		}
+	}
 	return nil
 }
 

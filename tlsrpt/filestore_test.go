@@ -3,6 +3,8 @@ package tlsrpt_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -237,4 +239,60 @@ func TestOpenFileStoreUnwritable(t *testing.T) {
 		}
 		check(t, filepath.Join(file, "store"))
 	})
+}
+
+// TestFileStoreRecipientDomains checks that the recipient domain of a result
+// survives a restart, and that a log written before recipient domains were
+// kept, whose lines have none, still reads: its results are of no
+// recipient domain.
+func TestFileStoreRecipientDomains(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	// A line of the format of earlier releases, as they wrote it.
+	old := `{"v":1,"policies":[{"policy":{"policy-type":"tlsa","policy-string":["3 1 1 AB"],"policy-domain":"mx.host.example","mx-host":["mx.host.example"]},"summary":{"total-successful-session-count":2,"total-failure-session-count":0}}]}`
+	line := fmt.Sprintf("%08x %s\n", crc32.ChecksumIEEE([]byte(old)), old)
+	must(t, os.WriteFile(filepath.Join(dir, "2016-04-01.log"), []byte(line), 0o600))
+	s := openFileStore(t, dir)
+	p := storetest.TLSA("mx.host.example", "a.example")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.Close())
+	s = openFileStore(t, dir)
+	results, err := s.Take(ctx, storetest.Day1)
+	must(t, err)
+	legacy := tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyString: []string{"3 1 1 AB"}, PolicyDomain: "mx.host.example", MXHost: []string{"mx.host.example"}}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{result(legacy, 2, 0), result(p, 3, 0)})
+	if got := storetest.Canonical(results); got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// A domain's results deleted stay deleted across a restart: the day's log
+// is rewritten without them, or removed when nothing is left.
+func TestFileStoreDeleteRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := openFileStore(t, dir)
+	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
+	must(t, add1(s, storetest.Day1, result(a, 1, 0), result(b, 2, 0)))
+	must(t, add1(s, storetest.Day2, result(a, 3, 0)))
+	must(t, s.Delete(ctx, "a.example"))
+	must(t, s.Close())
+	s = openFileStore(t, dir)
+	days, err := s.Days(ctx)
+	must(t, err)
+	if len(days) != 1 || !days[0].Equal(storetest.Day1) {
+		t.Errorf("Days after a restart = %v, want Day1 alone: Day2 held a.example's results only", days)
+	}
+	results, err := s.Results(ctx, storetest.Day1)
+	must(t, err)
+	if got, want := storetest.Canonical(results), storetest.Canonical([]tlsrpt.PolicyResult{result(b, 2, 0)}); got != want {
+		t.Errorf("Results after a restart:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func add1(s tlsrpt.Store, day time.Time, results ...tlsrpt.PolicyResult) error {
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: day, Results: results})
+	return err
 }

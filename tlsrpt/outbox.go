@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type Outbox interface {
 	// Done marks report done: it is no longer pending, and a Put of its
 	// Key is skipped. A report not pending is no error.
 	Done(ctx context.Context, report *Report) error
+	// Sent returns the Keys of the reports marked done that the outbox
+	// remembers (31 days, counted from the newest report's day):
+	// delivered, given up on, or without a TLSRPT record. They are in
+	// order of day, then domain, for an admin page beside Pending.
+	Sent(ctx context.Context) ([]string, error)
 }
 
 // PendingReport is a report of an Outbox, not yet done.
@@ -66,11 +72,38 @@ type PendingReport struct {
 const outboxMemory = 31 * secondsPerDay
 
 // Key returns what tells r from the other reports of its sender: its first
-// day and its policy domain, e.g. "2016-04-01 company-y.example". A sender
-// makes one report per policy domain and day (RFC 8460 4.1), so two reports
-// of one key are the same report, made twice.
+// day and the domain it is sent to (Domain, or else its policy domain),
+// e.g. "2016-04-01 company-y.example", followed by " mx-host" for a report
+// to an MX host (ReportInfo.MXHosts): one whose every policy names
+// Domain as its mx-host and another policy domain. A sender makes one
+// report of each kind per domain and day (RFC 8460 4.1), so two reports of
+// one key are the same report, made twice.
 func (r *Report) Key() string {
-	return r.DateRange.Start.UTC().Format(time.DateOnly) + " " + reportDomain(r)
+	return r.DateRange.Start.UTC().Format(time.DateOnly) + " " + keyDomain(r)
+}
+
+// keyDomain returns the domain part of r's Key.
+func keyDomain(r *Report) string {
+	if hostReport(r) {
+		return r.Domain + " mx-host"
+	}
+	return reportDomain(r)
+}
+
+// hostReport reports whether r is a report to an MX host, as
+// DayResults.Reports makes them: to Domain, each policy naming Domain as its
+// mx-host and a recipient domain as its policy domain.
+func hostReport(r *Report) bool {
+	if r.Domain == "" || len(r.Policies) == 0 {
+		return false
+	}
+	for i := range r.Policies {
+		p := &r.Policies[i].Policy
+		if p.PolicyDomain == r.Domain || len(p.MXHost) != 1 || p.MXHost[0] != r.Domain {
+			return false
+		}
+	}
+	return true
 }
 
 // sortPending orders reports as Outbox.Pending returns them.
@@ -84,8 +117,12 @@ func sortPending(reports []PendingReport) {
 	})
 }
 
-// reportDomain returns the policy domain of r's first policy, or "".
+// reportDomain returns the domain r is sent to: r.Domain, or else the policy
+// domain of its first policy, or "".
 func reportDomain(r *Report) string {
+	if r.Domain != "" {
+		return r.Domain
+	}
 	if len(r.Policies) == 0 {
 		return ""
 	}
@@ -171,6 +208,18 @@ func (o *MemoryOutbox) Delivered(ctx context.Context, report *Report, uri string
 		e.deliveredTo(uri)
 	}
 	return nil
+}
+
+// Sent implements Outbox. It returns only ctx's error.
+func (o *MemoryOutbox) Sent(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	keys := slices.Collect(maps.Keys(o.done))
+	o.mu.Unlock()
+	slices.Sort(keys) // a Key starts with its day
+	return keys, nil
 }
 
 // Done implements Outbox. It returns only ctx's error.

@@ -26,8 +26,8 @@ type Payload struct {
 	// Report is the report the payload was built from. It must not be
 	// changed while the payload is in use.
 	Report *Report
-	// PolicyDomain is the policy domain of the report's policies, the
-	// domain whose TLSRPT record says where to send it.
+	// PolicyDomain is the domain whose TLSRPT record says where to send
+	// the report: Report.Domain, or the policy domain of its policies.
 	PolicyDomain mtasts.Domain
 	// Submitter is the domain of the report's contact-info, the
 	// "Sender-Domain" of TLS-Report-Submitter (RFC 8460 5.3) and the
@@ -45,9 +45,9 @@ type Payload struct {
 // compresses it with gzip (RFC 8460 5.2: "The report SHOULD be subjected to
 // gzip [RFC1952] compression for both email and HTTPS transport").
 //
-// All of r's policies must have one policy domain: a report goes to the
-// TLSRPT record of one domain (RFC 8460 3), and its e-mail names one
-// (TLS-Report-Domain, 5.3). The domain of r.ContactInfo is the submitter.
+// A report goes to the TLSRPT record of one domain (RFC 8460 3), and its
+// e-mail names one (TLS-Report-Domain, 5.3): r.Domain when set, or else the
+// policy domain of r's policies, which must then all have one. The domain of r.ContactInfo is the submitter.
 // Both are written in A-labels, as 5.1 requires of the file name.
 //
 // The gzip data has no file name and no modification time in its header, so
@@ -104,9 +104,20 @@ var gzipWriters = sync.Pool{New: func() any {
 	return zw
 }}
 
-// reportPolicyDomain returns the one policy domain of r's policies, which
-// Validate found to be a domain name in A-labels.
+// reportPolicyDomain returns the domain r is for: r.Domain, or else the one
+// policy domain of r's policies, which Validate found to be a domain name in
+// A-labels.
 func reportPolicyDomain(r *Report) (mtasts.Domain, error) {
+	if r.Domain != "" {
+		d, err := mtasts.ParseDomain(r.Domain)
+		switch {
+		case err != nil:
+			return mtasts.Domain{}, &ReportError{Path: "Domain", Msg: fmt.Sprintf("%s is not a domain name: %v", quoted.String(r.Domain), err)}
+		case d.ASCII != r.Domain:
+			return mtasts.Domain{}, &ReportError{Path: "Domain", Msg: fmt.Sprintf("%s is not in A-labels (RFC 8460 5.1)", quoted.String(r.Domain))}
+		}
+		return d, nil
+	}
 	first := r.Policies[0].Policy.PolicyDomain
 	d, err := mtasts.ParseDomain(first)
 	if err != nil {

@@ -59,10 +59,11 @@ func (t Target) STS(p *mtasts.Policy, text string) Policy {
 		lines = p.ReportLines()
 	}
 	return Policy{
-		PolicyType:   PolicyTypeSTS,
-		PolicyString: lines,
-		PolicyDomain: t.Recipient.ASCII,
-		MXHost:       p.ReportMXHosts(),
+		PolicyType:      PolicyTypeSTS,
+		PolicyString:    lines,
+		PolicyDomain:    t.Recipient.ASCII,
+		MXHost:          p.ReportMXHosts(),
+		RecipientDomain: t.Recipient.ASCII,
 	}
 }
 
@@ -104,7 +105,7 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	case active:
 		return t.STS(res.Policy, ""), fd
 	case fd != nil:
-		p := Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII}
+		p := Policy{PolicyType: PolicyTypeSTS, PolicyDomain: t.Recipient.ASCII, RecipientDomain: t.Recipient.ASCII}
 		if res.PolicyText != "" {
 			p.PolicyString = reportLines(res.PolicyText) // RFC 8460 4.5
 		}
@@ -141,13 +142,16 @@ func reportLines(text string) []string {
 // policy-string. Its sessions give the recipient domain the "heartbeat" of
 // RFC 8460 4.2.1 even without a policy.
 func (t Target) NoPolicyFound() Policy {
-	return Policy{PolicyType: PolicyTypeNoPolicyFound, PolicyDomain: t.Recipient.ASCII}
+	return Policy{PolicyType: PolicyTypeNoPolicyFound, PolicyDomain: t.Recipient.ASCII, RecipientDomain: t.Recipient.ASCII}
 }
 
 // TLSA returns the description of the DANE TLSA records that applied to the
 // session with t.MX (RFC 8460 4.4, 4.5): type tlsa, the policy domain the
 // TLSA base domain (t.TLSABase, or else t.MX) in A-labels, the records as
-// policy-string, and mx-host t.MX. DANE itself is the caller's: records are
+// policy-string, and mx-host t.MX; its RecipientDomain is t.Recipient, which
+// may be zero. Record DANE failures against it with the result types of RFC
+// 8460 4.3.2.1 (ResultTLSAInvalid, ResultDNSSECInvalid, ResultDANERequired)
+// or of 4.3.1. DANE itself is the caller's: records are
 // the RDATA of the TLSA records, each in presentation format (RFC 6698 2.2),
 // e.g. "3 1 1 0C72AC70...". They are written as RFC 8460 4.5 asks, "a
 // space-separated list of its four TLSA fields ... with no internal spaces
@@ -177,7 +181,9 @@ func (t Target) TLSA(records []string) (Policy, error) {
 		}
 		l[i] = s
 	}
-	p := Policy{PolicyType: PolicyTypeTLSA, PolicyString: l, PolicyDomain: base.ASCII}
+	// RFC 8460 1.1: the policy domain of DANE is the TLSA base domain;
+	// the recipient domain is kept beside, for the reports to it.
+	p := Policy{PolicyType: PolicyTypeTLSA, PolicyString: l, PolicyDomain: base.ASCII, RecipientDomain: t.Recipient.ASCII}
 	if !t.MX.IsZero() {
 		p.MXHost = []string{t.MX.ASCII}
 	}

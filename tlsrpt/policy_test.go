@@ -49,8 +49,9 @@ func TestTargetSTS(t *testing.T) {
 			"mx: mx.backup-example.com",
 			"max_age: 604800",
 		},
-		PolicyDomain: "example.com",
-		MXHost:       []string{"mx1.example.com", "mx2.example.com", "mx.backup-example.com"},
+		PolicyDomain:    "example.com",
+		MXHost:          []string{"mx1.example.com", "mx2.example.com", "mx.backup-example.com"},
+		RecipientDomain: "example.com",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("STS = %+v\nwant %+v", got, want)
@@ -95,7 +96,7 @@ func TestTargetSTSInternationalized(t *testing.T) {
 
 func TestTargetNoPolicy(t *testing.T) {
 	tg := Target{Recipient: domain(t, "example.com"), MX: domain(t, "mx.example.net")}
-	want := Policy{PolicyType: PolicyTypeNoPolicyFound, PolicyDomain: "example.com"}
+	want := Policy{PolicyType: PolicyTypeNoPolicyFound, PolicyDomain: "example.com", RecipientDomain: "example.com"}
 	none := parsePolicy(t, "version: STSv1\nmode: none\nmax_age: 86400\n")
 	for name, got := range map[string]Policy{
 		"NoPolicyFound": tg.NoPolicyFound(),
@@ -160,8 +161,9 @@ func TestTargetTLSA(t *testing.T) {
 			"3 1 0 3059301306072A8648CE3D",
 			"255 255 255 00",
 		},
-		PolicyDomain: "mx.example.net",
-		MXHost:       []string{"mx.example.net"},
+		PolicyDomain:    "mx.example.net",
+		MXHost:          []string{"mx.example.net"},
+		RecipientDomain: "example.com", // RFC 8460 1.1: kept beside the policy domain
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("TLSA = %+v\nwant %+v", got, want)
@@ -216,7 +218,7 @@ func TestTargetFromCacheResults(t *testing.T) {
 		{"applied despite a failure", cache.Result{Policy: p, Err: errors.New("x"),
 			ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"}, sts, fetchErr},
 		{"no policy for a failure", cache.Result{Err: errors.New("x"), ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"},
-			Policy{PolicyType: PolicyTypeSTS, PolicyDomain: "example.com"}, fetchErr},
+			Policy{PolicyType: PolicyTypeSTS, PolicyDomain: "example.com", RecipientDomain: "example.com"}, fetchErr},
 		{"no policy", cache.Result{}, tg.NoPolicyFound(), nil},
 		{"mode none", cache.Result{Policy: none}, tg.NoPolicyFound(), nil},
 		// A failure never goes with mode none (RFC 8461 6); the cache
@@ -249,10 +251,11 @@ func TestTargetFromCache(t *testing.T) {
 	ctx := context.Background()
 	tg := Target{Recipient: domain(t, "example.com"), MX: domain(t, "mx1.mail.example.com")}
 	want := Policy{
-		PolicyType:   PolicyTypeSTS,
-		PolicyString: []string{"version: STSv1", "mode: testing", "mx: *.mail.example.com", "max_age: 604800"},
-		PolicyDomain: "example.com",
-		MXHost:       []string{"*.mail.example.com"},
+		PolicyType:      PolicyTypeSTS,
+		PolicyString:    []string{"version: STSv1", "mode: testing", "mx: *.mail.example.com", "max_age: 604800"},
+		PolicyDomain:    "example.com",
+		MXHost:          []string{"*.mail.example.com"},
+		RecipientDomain: "example.com",
 	}
 
 	policy, failure := tg.FromCache(c.Get(ctx, tg.Recipient))
@@ -291,9 +294,10 @@ func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 	defer c.Close()
 	tg := Target{Recipient: domain(t, "example.com"), MX: domain(t, "mx.example.com")}
 	want := Policy{
-		PolicyType:   PolicyTypeSTS,
-		PolicyString: []string{"version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: forever"},
-		PolicyDomain: "example.com",
+		PolicyType:      PolicyTypeSTS,
+		PolicyString:    []string{"version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: forever"},
+		PolicyDomain:    "example.com",
+		RecipientDomain: "example.com",
 	}
 	for _, attempt := range []string{"the fetch", "the failure remembered"} {
 		res := c.Get(context.Background(), tg.Recipient)

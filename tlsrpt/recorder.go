@@ -11,12 +11,15 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts"
 
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
@@ -242,6 +245,7 @@ func (r *Recorder) Success(p Policy) error {
 	if err != nil {
 		return err
 	}
+	pd.trigger()
 	pd.addSuccesses(1)
 	pd.markDirty()
 	return nil
@@ -283,40 +287,115 @@ func (r *Recorder) Failure(p Policy, fd FailureDetail) error {
 }
 
 func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
-	// RFC 8460 4.4: the HELO string "from the banner", the reason and the
-	// URI are text the receiving MX or the network chose: taken bounded
-	// and escaped, not refused.
-	fd.ReceivingMXHelo = cleanText(fd.ReceivingMXHelo, maxHelo)
-	fd.FailureReasonCode = cleanText(fd.FailureReasonCode, maxRowText)
-	fd.AdditionalInformation = cleanText(fd.AdditionalInformation, maxRowText)
-	k := rowKey(fd)
+	k := cleanRow(fd)
 	dom := pd.dom
 	dom.mu.Lock()
-	n, ok := pd.rows[k]
-	switch {
-	case ok:
-		pd.rows[k] = n + 1
-	case dom.rows < r.opts.MaxDetailRows:
+	if _, ok := pd.rows[k]; !ok {
 		// A new row: checked once, equal ones are then valid too.
-		if err := validRow(&k); err != nil {
+		if err := validRow("failure-detail", &k); err != nil {
 			dom.mu.Unlock()
 			return err
 		}
-		if pd.rows == nil {
-			pd.rows = map[FailureDetail]int64{}
-		}
-		pd.rows[k] = 1
-		dom.rows++
-	default:
-		if err := validRow(&k); err != nil {
-			dom.mu.Unlock()
-			return err
-		}
-		r.metrics.dropped.Inc()
 	}
+	pd.trigger()
+	r.addRow(pd, k, 1)
 	pd.failures++
 	dom.mu.Unlock()
 	pd.markDirty()
+	return nil
+}
+
+// cleanRow returns the row key of fd with the text the receiving MX or the
+// network chose bounded and escaped: RFC 8460 4.4, the HELO string "from
+// the banner", the reason and the URI are taken, not refused.
+func cleanRow(fd FailureDetail) FailureDetail {
+	fd.ReceivingMXHelo = cleanText(fd.ReceivingMXHelo, maxHelo)
+	fd.FailureReasonCode = cleanText(fd.FailureReasonCode, maxRowText)
+	fd.AdditionalInformation = cleanText(fd.AdditionalInformation, maxRowText)
+	return rowKey(fd)
+}
+
+// addRow adds n sessions to the row k of pd, valid, under pd.dom.mu: to a
+// known row, to a new one while the policy domain has fewer than
+// MaxDetailRows, else to the sessions whose detail is dropped.
+func (r *Recorder) addRow(pd *policyDay, k FailureDetail, n int64) {
+	dom := pd.dom
+	if m, ok := pd.rows[k]; ok {
+		pd.rows[k] = m + n
+		return
+	}
+	if dom.rows >= r.opts.MaxDetailRows {
+		r.metrics.dropped.Add(float64(n))
+		return
+	}
+	if pd.rows == nil {
+		pd.rows = map[FailureDetail]int64{}
+	}
+	pd.rows[k] = n
+	dom.rows++
+}
+
+// Record records, in one call, sessions of any shape with the policy domain
+// of pr.Policy on the current UTC day: pr.Summary's successful and failed
+// sessions (RFC 8460 4.2), and the failure-detail rows of
+// pr.FailureDetails (4.4), each with its FailedSessionCount, 0 counting as
+// 1. RFC 8460 4: the failure types are "non-exclusive", so rows and the
+// summary are counted apart, as the caller gives them:
+//
+//   - a successful session that still carries a failure-detail row, as
+//     opportunistic TLS that went on despite an untrusted certificate:
+//     one success and the row;
+//   - rows with no session counted, as TLSA records found unusable and
+//     ignored: the rows alone;
+//   - failed sessions with no row: the failure count alone;
+//   - the sessions of a batch: their counts and rows.
+//
+// Rows are taken as Failure takes them (their text bounded and escaped),
+// and count towards RecorderOptions.MaxDetailRows. With pr.CountOnly, the
+// sessions count but cause no report by themselves, as those of the
+// deliveries of reports may (mox does so); Success and Failure always may. It returns an error,
+// recording nothing, when the policy or a row is not valid (see Failure),
+// or a count is negative. Success remains the call for a plain success: it
+// allocates nothing.
+func (r *Recorder) Record(pr PolicyResult) error {
+	s := pr.Summary
+	if s.TotalSuccessfulSessionCount < 0 || s.TotalFailureSessionCount < 0 {
+		return &ReportError{Path: "summary", Msg: fmt.Sprintf("session counts %d and %d, expected counts of 0 or more",
+			s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount)}
+	}
+	rows := make([]FailureDetail, len(pr.FailureDetails))
+	counts := make([]int64, len(pr.FailureDetails))
+	for i, fd := range pr.FailureDetails {
+		path := "failure-details[" + strconv.Itoa(i) + "]"
+		if fd.FailedSessionCount < 0 {
+			return &ReportError{Path: path + ".failed-session-count", Msg: fmt.Sprintf("%d, expected a count of 0 or more", fd.FailedSessionCount)}
+		}
+		rows[i], counts[i] = cleanRow(fd), max(fd.FailedSessionCount, 1)
+		if err := validRow(path, &rows[i]); err != nil {
+			return err
+		}
+	}
+	pd, err := r.policyDay(r.today(), &pr.Policy, hashPolicy(r.seed, &pr.Policy))
+	if err != nil {
+		return err
+	}
+	if !pr.CountOnly {
+		pd.trigger()
+	}
+	if n := s.TotalSuccessfulSessionCount; n > 0 {
+		pd.addSuccesses(n)
+	}
+	if s.TotalFailureSessionCount > 0 || len(rows) > 0 {
+		pd.dom.mu.Lock()
+		pd.failures += s.TotalFailureSessionCount
+		for i, k := range rows {
+			r.addRow(pd, k, counts[i])
+		}
+		pd.dom.mu.Unlock()
+	}
+	if s != (Summary{}) || len(rows) > 0 {
+		pd.markDirty()
+	}
 	return nil
 }
 
@@ -324,12 +403,12 @@ func (r *Recorder) failure(pd *policyDay, fd FailureDetail) error {
 // and with a result type that RFC 8460 defines. Reports read may carry types
 // registered later (RFC 8460 4.3: the list "is expected to grow over
 // time"); those a Recorder makes carry only the types of this package. It
-// returns a *ReportError whose path starts at "failure-detail", or nil.
-func validRow(fd *FailureDetail) error {
+// returns a *ReportError whose path starts at path, or nil.
+func validRow(path string, fd *FailureDetail) error {
 	v := validator{}
-	v.failureDetail("failure-detail", fd)
+	v.failureDetail(path, fd)
 	if v.err == nil && !knownResultType(fd.ResultType) {
-		v.fail("failure-detail.result-type", "%s, expected a result type of RFC 8460 4.3, such as \"validation-failure\" for a failure of another kind",
+		v.fail(path+".result-type", "%s, expected a result type of RFC 8460 4.3, such as \"validation-failure\" for a failure of another kind",
 			quoted.String(string(fd.ResultType)))
 	}
 	return v.err
@@ -383,6 +462,7 @@ func (h *Handle) policyDay() *policyDay {
 // Success records a success as Recorder.Success does, for h's policy.
 func (h *Handle) Success() {
 	pd := h.policyDay()
+	pd.trigger()
 	pd.addSuccesses(1)
 	pd.markDirty()
 }
@@ -472,6 +552,8 @@ func (r *Recorder) flushDay(ctx context.Context, ds *dayState) error {
 		if pr.Summary == (Summary{}) && len(pr.FailureDetails) == 0 {
 			continue
 		}
+		// Read after the counts: see policyDay.triggers.
+		pr.CountOnly = !pd.triggers.Load()
 		results = append(results, pr)
 	}
 	if len(results) == 0 {
@@ -587,8 +669,9 @@ func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
 type DayResults struct {
 	// Day is the day, as 00:00 UTC.
 	Day time.Time
-	// Results holds one PolicyResult per policy, in order of policy
-	// domain, policy type and policy, the rows of each in order of
+	// Results holds one PolicyResult per policy and recipient domain
+	// (Policy.RecipientDomain), in order of policy domain, policy type,
+	// policy and recipient domain, the rows of each in order of
 	// decreasing count. It is empty when there was nothing to report,
 	// or the day was taken before.
 	Results []PolicyResult
@@ -637,6 +720,41 @@ func (r *Recorder) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results flushes the counts and returns those of the UTC day of day that
+// the store holds, without claiming the day (Store.Results), for an admin
+// page: a day still open, closed, or claimed and not yet released. Filter
+// DayResults.Results by Policy.PolicyDomain or Policy.RecipientDomain for a
+// domain's. It returns an error when the flush or the store fails.
+func (r *Recorder) Results(ctx context.Context, day time.Time) (DayResults, error) {
+	n := dayOf(day)
+	if err := r.Flush(ctx); err != nil {
+		return DayResults{}, err
+	}
+	results, err := r.store.Results(ctx, dayStart(n))
+	if err != nil {
+		r.metrics.storeErrors.WithLabelValues("results").Inc()
+		return DayResults{}, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
+	}
+	sortResults(results)
+	return DayResults{Day: dayStart(n), Results: results}, nil
+}
+
+// Forget flushes the counts and deletes, from the days not taken, the
+// results whose policy domain or recipient domain is domain (Store.Delete),
+// as when an admin stops reporting to it. Sessions recorded for it from
+// then on count anew. It returns an error when the flush or the store
+// fails.
+func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
+	if err := r.Flush(ctx); err != nil {
+		return err
+	}
+	if err := r.store.Delete(ctx, domain.ASCII); err != nil {
+		r.metrics.storeErrors.WithLabelValues("delete").Inc()
+		return fmt.Errorf("tlsrpt: deleting the results of %s from the store: %w", domain.LogString(), err)
+	}
+	return nil
+}
+
 // sortResults puts results in the order of DayResults.
 func sortResults(results []PolicyResult) {
 	slices.SortFunc(results, func(a, b PolicyResult) int { return compareResults(&a, &b) })
@@ -660,7 +778,8 @@ func compareRows(a, b FailureDetail) int {
 	)
 }
 
-// ReportInfo is what a report says of its sender (RFC 8460 4.4).
+// ReportInfo is what a report says of its sender (RFC 8460 4.4), and which
+// reports DayResults.Reports makes of a day.
 type ReportInfo struct {
 	// OrganizationName is "the name of the organization responsible for
 	// the report".
@@ -668,48 +787,202 @@ type ReportInfo struct {
 	// ContactInfo is the e-mail address of the party responsible for the
 	// report.
 	ContactInfo string
-	// ReportID returns the report-id of the report for policyDomain on
-	// day. Default: the day and the policy domain, e.g.
-	// "2016-04-01_company-y.example", unique since a day has one report
-	// per policy domain.
-	ReportID func(day time.Time, policyDomain string) string
+	// ReportID returns the report-id of the report for domain on day: the
+	// policy domain, or the recipient domain or MX host the report is sent
+	// to. Default: the day and the domain, e.g.
+	// "2016-04-01_company-y.example", with "_mx-host" after it for a
+	// report to an MX host, unique since a day has one report of each kind
+	// per domain.
+	ReportID func(day time.Time, domain string) string
+
+	// Recipients and MXHosts choose the reports made of a day's results.
+	// With neither set, each policy domain gets one report of its results
+	// (RFC 8460 4), whatever their recipient domain (Policy.RecipientDomain):
+	// the DANE results of an MX host go to the host's TLSRPT record.
+	//
+	// Recipients makes one report per recipient domain, with Domain set to
+	// it, holding the results of its deliveries: its MTA-STS (or
+	// no-policy-found) results, and the DANE results of the MX hosts that
+	// its deliveries used, under their own policy domains. A result with
+	// no RecipientDomain counts as its policy domain's.
+	//
+	// MXHosts makes one report per MX host that has DANE results (a policy
+	// domain other than the recipient domain of the result), with Domain
+	// set to the host: its results, each with the recipient domain as
+	// policy-domain and the host as mx-host, so that the host's operator
+	// sees the recipient domains concerned. With Recipients set too, a
+	// Reporter with a Sender leaves out, when it sends the report, the
+	// recipient domains whose TLSRPT record has the rua URIs of the
+	// host's, which have the results in their own report, and sends
+	// nothing when none is left.
+	//
+	// Both set make the two kinds of report that mox makes.
+	Recipients, MXHosts bool
+
+	// FailuresOnly, when set, makes a report only when it has a failed
+	// session or a failure-detail row: a domain whose sessions all
+	// succeeded gets none. By default every report is made, so that it
+	// also tells a domain that its TLS works (RFC 8460 4.2.1).
+	FailuresOnly bool
 }
 
-// Reports returns the day's reports, one per policy domain (RFC 8460 4:
-// "policies" holds each policy applied for the domain), each covering the
-// whole UTC day (RFC 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460
-// Appendix B does. The reports share their policies' memory with
-// d.Results. They are in order of policy domain; to whom to send them is
-// in each domain's TLSRPT record (LookupRecord).
+// Reports returns the day's reports, each covering the whole UTC day (RFC
+// 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460 Appendix B does: by
+// default one per policy domain (RFC 8460 4: "policies" holds each policy
+// applied for the domain); per recipient domain and per MX host as
+// info.Recipients and info.MXHosts say. Results of one policy for several
+// recipient domains are added up where a report holds them together. A
+// report whose every result is CountOnly is not made, nor, with
+// info.FailuresOnly, one without failures. The
+// reports are in order of Key; to whom to send them is in the TLSRPT
+// record (LookupRecord) of each report's domain (Report.Domain, or its
+// policy domain). Their policies carry no RecipientDomain.
 func (d DayResults) Reports(info ReportInfo) []Report {
 	id := info.ReportID
 	if id == nil {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }
 	}
 	dr := DateRange{Start: d.Day, End: d.Day.Add(secondsPerDay*time.Second - time.Second)}
-	n := 0
-	for i := range d.Results {
-		if i == 0 || d.Results[i].Policy.PolicyDomain != d.Results[i-1].Policy.PolicyDomain {
-			n++
-		}
+	byResult := func(a, b PolicyResult) int { return compareResults(&a, &b) }
+	results := d.Results
+	if !slices.IsSortedFunc(results, byResult) {
+		results = slices.Clone(results)
+		slices.SortFunc(results, byResult)
 	}
-	reports := make([]Report, 0, n)
-	for i := 0; i < len(d.Results); {
-		domain := d.Results[i].Policy.PolicyDomain
-		j := i + 1
-		for j < len(d.Results) && d.Results[j].Policy.PolicyDomain == domain {
-			j++
+	// The policies of all the reports share one array; a report's rows
+	// are those of d.Results, but where results are added up.
+	var buf []PolicyResult
+	var reports []Report
+	// emit makes the report to domain of group, results in order whose
+	// equal policies (but for their recipient domain) are adjacent.
+	emit := func(domain string, host bool, group []PolicyResult) {
+		if !reportable(group, info.FailuresOnly) {
+			return
 		}
-		reports = append(reports, Report{
+		if buf == nil {
+			buf = make([]PolicyResult, 0, len(results))
+		}
+		start := len(buf)
+		// The rows of the last in buf, by rowKey, once it is its own.
+		var index map[FailureDetail]int
+		var merged []int // in buf, those added up
+		for _, pr := range group {
+			pr.Policy.RecipientDomain, pr.CountOnly = "", false
+			n := len(buf)
+			if n == start || !policyEqual(&buf[n-1].Policy, &pr.Policy) {
+				buf = append(buf, pr)
+				index = nil
+				continue
+			}
+			last := &buf[n-1]
+			if index == nil {
+				last.FailureDetails = slices.Clone(last.FailureDetails)
+				index = make(map[FailureDetail]int, len(last.FailureDetails))
+				for i, fd := range last.FailureDetails {
+					index[rowKey(fd)] = i
+				}
+				merged = append(merged, n-1)
+			}
+			last.Summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
+			last.Summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
+			for _, fd := range pr.FailureDetails {
+				if i, ok := index[rowKey(fd)]; ok {
+					last.FailureDetails[i].FailedSessionCount += fd.FailedSessionCount
+					continue
+				}
+				index[rowKey(fd)] = len(last.FailureDetails)
+				last.FailureDetails = append(last.FailureDetails, fd)
+			}
+		}
+		for _, i := range merged {
+			slices.SortFunc(buf[i].FailureDetails, compareRows)
+		}
+		rid := domain
+		if host && info.ReportID == nil {
+			rid += "_mx-host"
+		}
+		r := Report{
 			OrganizationName: info.OrganizationName,
 			DateRange:        dr,
 			ContactInfo:      info.ContactInfo,
-			ReportID:         id(d.Day, domain),
-			Policies:         d.Results[i:j:j],
-		})
-		i = j
+			ReportID:         id(d.Day, rid),
+			Policies:         buf[start:len(buf):len(buf)],
+		}
+		if info.Recipients || info.MXHosts {
+			r.Domain = domain
+		}
+		reports = append(reports, r)
 	}
+	// eachRun calls emit for each run of group of one key.
+	eachRun := func(group []PolicyResult, key func(*PolicyResult) string, host bool) {
+		for i := 0; i < len(group); {
+			k := key(&group[i])
+			j := i + 1
+			for j < len(group) && key(&group[j]) == k {
+				j++
+			}
+			emit(k, host, group[i:j])
+			i = j
+		}
+	}
+	if !info.Recipients && !info.MXHosts {
+		// RFC 8460 4: a report per policy domain.
+		n := 0
+		for i := range results {
+			if i == 0 || results[i].Policy.PolicyDomain != results[i-1].Policy.PolicyDomain {
+				n++
+			}
+		}
+		reports = make([]Report, 0, n)
+		eachRun(results, func(pr *PolicyResult) string { return pr.Policy.PolicyDomain }, false)
+		return reports
+	}
+	if info.Recipients {
+		byRecipient := slices.Clone(results)
+		slices.SortStableFunc(byRecipient, func(a, b PolicyResult) int {
+			return strings.Compare(recipientOf(&a.Policy), recipientOf(&b.Policy))
+		})
+		eachRun(byRecipient, func(pr *PolicyResult) string { return recipientOf(&pr.Policy) }, false)
+	}
+	if info.MXHosts {
+		// An MX host's results: a policy domain other than the
+		// recipient domain (RFC 8460 1.1). As mox does, the recipient
+		// domain becomes the policy-domain and the host the mx-host.
+		var hosts []PolicyResult
+		for _, pr := range results {
+			if p := &pr.Policy; p.RecipientDomain != "" && p.RecipientDomain != p.PolicyDomain {
+				p.PolicyDomain, p.MXHost = p.RecipientDomain, []string{p.PolicyDomain}
+				hosts = append(hosts, pr)
+			}
+		}
+		slices.SortFunc(hosts, func(a, b PolicyResult) int {
+			return cmp.Or(strings.Compare(a.Policy.MXHost[0], b.Policy.MXHost[0]), compareResults(&a, &b))
+		})
+		eachRun(hosts, func(pr *PolicyResult) string { return pr.Policy.MXHost[0] }, true)
+	}
+	slices.SortFunc(reports, func(a, b Report) int { return strings.Compare(keyDomain(&a), keyDomain(&b)) })
 	return reports
+}
+
+// reportable reports whether results make a report: one of them, at least,
+// is not CountOnly, and, with failuresOnly, one has a failure.
+func reportable(results []PolicyResult, failuresOnly bool) bool {
+	trigger, failed := false, false
+	for i := range results {
+		pr := &results[i]
+		trigger = trigger || !pr.CountOnly
+		failed = failed || pr.Summary.TotalFailureSessionCount > 0 || len(pr.FailureDetails) > 0
+	}
+	return trigger && (failed || !failuresOnly)
+}
+
+// recipientOf returns the recipient domain of p's results: RecipientDomain,
+// or its policy domain.
+func recipientOf(p *Policy) string {
+	if p.RecipientDomain != "" {
+		return p.RecipientDomain
+	}
+	return p.PolicyDomain
 }
 
 // recorderMetrics are a Recorder's Prometheus collectors; nothing is
@@ -732,7 +1005,7 @@ func newRecorderMetrics() *recorderMetrics {
 		}),
 		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_store_errors_total",
-			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release).",
+			Help: "Failed operations of the TLS reporting store, by operation (add, days, take, release, results, delete).",
 		}, []string{"op"}),
 	}
 }

@@ -35,6 +35,16 @@ type Report struct {
 	// "policies" field of the report body MUST be an array", and it
 	// marshals as one even when nil.
 	Policies []PolicyResult `json:"policies"`
+
+	// Domain is the domain the report is sent to, in A-labels: the one
+	// whose TLSRPT record (RFC 8460 3) names the rua URIs, and that
+	// TLS-Report-Domain and the file name name (RFC 8460 5.1, 5.3). Empty,
+	// it is the policy domain of the policies, which must then all have
+	// one. A report to a recipient domain or to an MX host (see
+	// ReportInfo.Recipients and MXHosts) sets it, its policies naming
+	// several domains. It is not part of the report's JSON; outboxes keep
+	// it beside.
+	Domain string `json:"-"`
 }
 
 // DateRange is the period a report covers (RFC 8460 4.4, "date-range").
@@ -55,6 +65,13 @@ type PolicyResult struct {
 	// when empty. RFC 8460 4: the failure types are non-exclusive, so the
 	// rows' counts need not add up to the summary's.
 	FailureDetails []FailureDetail `json:"failure-details,omitempty"`
+
+	// CountOnly marks counts that are reported but cause no report by
+	// themselves: DayResults.Reports makes no report whose every result
+	// is CountOnly. Recorder.Record takes it; the stores keep a result
+	// CountOnly while every count added to it of the day was. It is not
+	// part of a report's JSON.
+	CountOnly bool `json:"-"`
 }
 
 // Policy is a policy as a report describes it (RFC 8460 4.4, 4.5). Build it
@@ -75,6 +92,17 @@ type Policy struct {
 	// is omitted when empty. Read from a report, it also accepts the
 	// single string of RFC 8460 Appendix B (erratum 6241).
 	MXHost []string `json:"mx-host,omitempty"`
+
+	// RecipientDomain is the recipient domain of the deliveries the
+	// policy applied to, in A-labels, as a Target sets it: the policy
+	// domain itself for MTA-STS and no-policy-found, the domain whose MX
+	// host it is for DANE. A result whose policy domain differs from it
+	// is an MX host's own (DANE) result. It is not part of a report's
+	// JSON: the Recorder and the stores keep the results of each
+	// recipient domain apart, so that reports can be made per recipient
+	// domain and per MX host (ReportInfo). Empty, the result counts for
+	// its policy domain alone, as a recipient domain.
+	RecipientDomain string `json:"-"`
 }
 
 // Summary counts a policy's sessions (RFC 8460 4.2).
@@ -308,6 +336,9 @@ func (v *validator) policy(path string, p *Policy) {
 		// mx-host-pattern: "interpreted in the same manner as the rules
 		// in "MX Host Validation"" of RFC 8461 4.1, in A-labels.
 		v.domain(path+".mx-host["+strconv.Itoa(i)+"]", strings.TrimPrefix(mx, "*."), true)
+	}
+	if p.RecipientDomain != "" {
+		v.domain(path+".recipient-domain", p.RecipientDomain, true)
 	}
 }
 

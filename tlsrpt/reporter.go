@@ -551,7 +551,11 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		}
 	}
 	st, last := r.round(key)
-	deliveries, err := r.send(ctx, rep, p.Delivered, mark, last)
+	toSend, covered, err := r.uncovered(ctx, rep)
+	var deliveries []Delivery
+	if err == nil && !covered {
+		deliveries, err = r.send(ctx, toSend, p.Delivered, mark, last)
+	}
 	// RFC 8460 5.5: with a Sender, the URIs that failed and may take the
 	// report at a retry get it in a later round.
 	again := r.sender != nil && !last && slices.ContainsFunc(deliveries, func(d Delivery) bool { return retryable(d.Err) })
@@ -560,6 +564,9 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 	case ctx.Err() != nil:
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivery stopped, left in the outbox", slog.Any("err", err))
 		return
+	case covered:
+		outcome = "covered"
+		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report to an mx host covered by the reports to its recipient domains, dropped")
 	case err == nil && !again:
 	case noRecord(err):
 		// RFC 8460 3: the domain does not implement TLSRPT; nothing is
@@ -602,6 +609,61 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		r.metrics.errors.WithLabelValues("done").Inc()
 		log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: marking a report done failed, after retries: it will be sent again", slog.Any("err", err))
 	}
+}
+
+// uncovered returns the report to send of rep: with ReportInfo.Recipients
+// and MXHosts set and a Sender, a report to an MX host without the policies
+// of the recipient domains whose TLSRPT record names the rua URIs of the
+// host's, which their own reports took (as mox does), and covered true when
+// none is left. It returns an error wrapping ErrDNS when a lookup failed, to
+// try again later; any other failure of the host's lookup is the Sender's to
+// report, and the report is sent whole.
+func (r *Reporter) uncovered(ctx context.Context, rep *Report) (send *Report, covered bool, err error) {
+	if !r.opts.Info.Recipients || r.sender == nil || !hostReport(rep) {
+		return rep, false, nil
+	}
+	ruaOf := func(name string) ([]string, error) {
+		d, err := mtasts.ParseDomain(name)
+		if err != nil {
+			return nil, nil
+		}
+		rec, _, err := LookupRecord(ctx, r.sender.opts.Resolver, d)
+		if err != nil {
+			if errors.Is(err, ErrDNS) {
+				return nil, err
+			}
+			return nil, nil
+		}
+		l := slices.Clone(rec.RUA)
+		slices.Sort(l)
+		return slices.Compact(l), nil
+	}
+	hostRUA, err := ruaOf(rep.Domain)
+	if err != nil || hostRUA == nil {
+		return rep, false, nil // the Sender looks it up, and tells
+	}
+	out := *rep
+	out.Policies = nil
+	same := map[string]bool{} // by recipient domain
+	for _, pr := range rep.Policies {
+		d := pr.Policy.PolicyDomain
+		eq, ok := same[d]
+		if !ok {
+			rua, err := ruaOf(d)
+			if err != nil {
+				return nil, false, err
+			}
+			eq = slices.Equal(rua, hostRUA)
+			same[d] = eq
+		}
+		if !eq {
+			out.Policies = append(out.Policies, pr)
+		}
+	}
+	if len(out.Policies) == 0 {
+		return nil, true, nil
+	}
+	return &out, false, nil
 }
 
 // round returns the rounds of the report of key, starting them, and
@@ -651,14 +713,14 @@ func newReporterMetrics() *reporterMetrics {
 		}),
 		done: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_reports_done_total",
-			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; skipped: every rua URI skipped by the Sender's options; failed: given up on).",
+			Help: "TLS reports whose delivery ended, by outcome (delivered: to one rua URI at least; no_record: the domain has no TLSRPT record; skipped: every rua URI skipped by the Sender's options; covered: a report to an MX host whose every recipient domain has the host's rua URIs and its own report; failed: given up on).",
 		}, []string{"outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mtastsgo_tlsrpt_reporter_errors_total",
 			Help: "Failed steps of the Reporter, by step (take, put, release, pending, delivered, done), each retried.",
 		}, []string{"op"}),
 	}
-	for _, o := range []string{"delivered", "no_record", "skipped", "failed"} {
+	for _, o := range []string{"delivered", "no_record", "skipped", "covered", "failed"} {
 		m.done.WithLabelValues(o)
 	}
 	for _, op := range []string{"take", "put", "release", "pending", "delivered", "done"} {

@@ -20,6 +20,9 @@ import (
 //     honours the context.
 //   - Add adds; it never replaces. Counts from any number of recorders add
 //     up exactly, so that a fleet sends one report per policy domain and day.
+//     The results of one policy for distinct recipient domains
+//     (Policy.RecipientDomain) are kept apart. A result is CountOnly while
+//     every batch that added to it that day had it CountOnly.
 //   - Per policy domain and day it keeps at most Batch.MaxDetailRows distinct
 //     failure-detail rows (RFC 8460 4.4 "failure-details"), over all the
 //     batches it was given: the sessions of a row past the cap still count in
@@ -52,7 +55,8 @@ type Store interface {
 	// released.
 	Days(ctx context.Context) ([]time.Time, error)
 	// Take claims day (00:00 UTC) for reporting and returns its counts:
-	// one PolicyResult per policy, in any order, with failure details
+	// one PolicyResult per policy and recipient domain, in any order,
+	// each with its CountOnly, with failure details
 	// whose FailedSessionCount is the row's count. The counts stay in
 	// the store until Release; a Take by the claimant returns them
 	// again. It returns nothing, and no error, when the day holds
@@ -65,13 +69,25 @@ type Store interface {
 	// day not claimed by this store value does nothing, and is no
 	// error.
 	Release(ctx context.Context, day time.Time) error
+	// Results returns the counts of day (00:00 UTC) as Take would, for
+	// an admin page: without claiming the day, nor taking its counts. It
+	// returns nothing, and no error, for a day without counts or
+	// released.
+	Results(ctx context.Context, day time.Time) ([]PolicyResult, error)
+	// Delete deletes, from the days not taken, the results whose policy
+	// domain or recipient domain is domain (in A-labels), as when an
+	// admin stops reporting to it. Days taken keep theirs: their reports
+	// are being made. The domain's distinct failure-detail rows stop
+	// counting towards the cap of Batch.MaxDetailRows.
+	Delete(ctx context.Context, domain string) error
 }
 
 // Batch is what a Recorder gives a Store: counts of one UTC day to add.
 type Batch struct {
 	// Day is the UTC day of the counts, as 00:00 UTC (RFC 8460 4.1).
 	Day time.Time
-	// Results holds the counts to add, at most one per policy: the
+	// Results holds the counts to add, at most one per policy and
+	// recipient domain (Policy.RecipientDomain): the
 	// summary's, and the failure-detail rows with FailedSessionCount the
 	// number to add.
 	Results []PolicyResult
@@ -166,10 +182,11 @@ type storedDomain struct {
 }
 
 type storedPolicy struct {
-	policy   Policy
-	summary  Summary
-	rows     map[FailureDetail]int64 // by rowKey
-	rowOrder []FailureDetail         // rows in the order first seen
+	policy    Policy
+	countOnly bool // every count added was PolicyResult.CountOnly
+	summary   Summary
+	rows      map[FailureDetail]int64 // by rowKey
+	rowOrder  []FailureDetail         // rows in the order first seen
 }
 
 func newStoredDay() *storedDay {
@@ -270,9 +287,10 @@ func (d *storedDay) apply(results []PolicyResult) {
 		}
 		sp := d.lookup(&pr.Policy)
 		if sp == nil {
-			sp = &storedPolicy{policy: clonePolicy(pr.Policy)}
+			sp = &storedPolicy{policy: clonePolicy(pr.Policy), countOnly: true}
 			sd.policies = append(sd.policies, sp)
 		}
+		sp.countOnly = sp.countOnly && pr.CountOnly
 		sp.summary.TotalSuccessfulSessionCount += pr.Summary.TotalSuccessfulSessionCount
 		sp.summary.TotalFailureSessionCount += pr.Summary.TotalFailureSessionCount
 		for _, fd := range pr.FailureDetails {
@@ -301,7 +319,7 @@ func (d *storedDay) results() []PolicyResult {
 	out := make([]PolicyResult, 0, n)
 	for _, sd := range d.domains {
 		for _, sp := range sd.policies {
-			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary}
+			pr := PolicyResult{Policy: sp.policy, Summary: sp.summary, CountOnly: sp.countOnly}
 			if len(sp.rowOrder) > 0 {
 				pr.FailureDetails = make([]FailureDetail, len(sp.rowOrder))
 				for i, k := range sp.rowOrder {
@@ -417,6 +435,62 @@ func (s *MemoryStore) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results implements Store.
+func (s *MemoryStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.days[dayOf(day)]; d != nil {
+		return d.results(), nil
+	}
+	return nil, nil
+}
+
+// Delete implements Store.
+func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for n, d := range s.days {
+		if _, taken := s.taken[n]; taken {
+			continue
+		}
+		if d.forget(domain) && len(d.domains) == 0 {
+			delete(s.days, n)
+		}
+	}
+	return nil
+}
+
+// forget deletes the results whose policy domain or recipient domain is
+// domain, and reports whether there were any.
+func (d *storedDay) forget(domain string) bool {
+	changed := false
+	for name, sd := range d.domains {
+		n := len(sd.policies)
+		sd.policies = slices.DeleteFunc(sd.policies, func(sp *storedPolicy) bool {
+			return name == domain || sp.policy.RecipientDomain == domain
+		})
+		if len(sd.policies) == n {
+			continue
+		}
+		changed = true
+		if len(sd.policies) == 0 {
+			delete(d.domains, name)
+			continue
+		}
+		sd.rows = 0
+		for _, sp := range sd.policies {
+			sd.rows += len(sp.rowOrder)
+		}
+	}
+	return changed
+}
+
 // compareResults orders policy results by policy domain, then policy type,
 // then the rest of the policy, as Recorder.Take returns them.
 func compareResults(a, b *PolicyResult) int {
@@ -429,5 +503,8 @@ func compareResults(a, b *PolicyResult) int {
 	if c := slices.Compare(a.Policy.PolicyString, b.Policy.PolicyString); c != 0 {
 		return c
 	}
-	return slices.Compare(a.Policy.MXHost, b.Policy.MXHost)
+	if c := slices.Compare(a.Policy.MXHost, b.Policy.MXHost); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Policy.RecipientDomain, b.Policy.RecipientDomain)
 }

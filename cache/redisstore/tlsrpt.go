@@ -59,8 +59,12 @@ type TLSRPTOptions struct {
 //
 //   - "mtasts:{tlsrpt}:day:2016-04-01" is a hash of the counts of a day not
 //     taken, kept for Retention after the last Add. Per policy, of id
-//     <pid> (the first 128 bits of the SHA-256 of its JSON, in hex):
-//     "p:<pid>" holds its JSON as a report writes it, "s:<pid>" and
+//     <pid> (the first 128 bits of the SHA-256 of its JSON, in hex; of its
+//     JSON, a NUL and its recipient domain for a policy of a recipient
+//     domain, tlsrpt.Policy.RecipientDomain):
+//     "p:<pid>" holds its JSON as a report writes it, "d:<pid>" its
+//     recipient domain when it has one, "z:<pid>" "1" while every count
+//     added was tlsrpt.PolicyResult.CountOnly, "s:<pid>" and
 //     "f:<pid>" its successful and failed sessions, "r:<pid>:<row>" the
 //     sessions of a failure-detail row, <row> being the row's JSON with a
 //     count of 0. "n:<domain>" counts a policy domain's distinct rows, for
@@ -78,6 +82,12 @@ type TLSRPTOptions struct {
 //     milliseconds by Now, and <owner> is the claimant's Owner. Released,
 //     or taken with nothing to report, it holds "released". It is kept for
 //     Retention after the last Take or the Release.
+//
+// The fields "d:" and "z:" came with recipient domains; a day written
+// before reads as results of no recipient domain, whose ids are unchanged.
+// A member of a fleet still running an earlier release reads a recipient
+// domain's results as more results of the same policy, listed apart in its
+// report: upgrade the fleet before reporting per recipient domain.
 //
 // Add runs one script per thousand policies: HINCRBY on the counters, the
 // cap on rows checked and counted in the same script, nothing when the day
@@ -153,6 +163,25 @@ func policyID(policyJSON []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// btoa returns "1" for true, "0" for false.
+func btoa(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// resultID returns the id of a policy's counts for recipient, "" for none:
+// policyID of its JSON, and of a NUL and the recipient domain after it when
+// there is one, so that the ids of results without one are those of before
+// recipient domains were kept.
+func resultID(policyJSON []byte, recipient string) string {
+	if recipient == "" {
+		return policyID(policyJSON)
+	}
+	return policyID(append(append(slices.Clip(policyJSON), 0), recipient...))
+}
+
 // addScript adds a chunk of a batch to the day's hash KEYS[1], unless the
 // day was taken (KEYS[2] exists: it returns {-1, 0}) or the chunk was added
 // before (its number ARGV[5] is not above the field "q:" ARGV[4]: {0, 0}).
@@ -160,7 +189,8 @@ func policyID(policyJSON []byte) string {
 // past ARGV[1] distinct rows per policy domain. It keeps the hash, and the
 // set of days KEYS[3], to which it adds the day ARGV[3], for ARGV[2]
 // seconds. The policies follow from ARGV[6]: id, JSON, domain, successes,
-// failures, number of rows, then per row its JSON and sessions.
+// failures, number of rows, recipient domain (or ""), count-only ("1" or
+// "0"), then per row its JSON and sessions.
 //
 // Redis keeps what a script wrote before a command of it failed: a failure
 // after the batch's mark "q:" would have the batch taken as added when given
@@ -198,7 +228,7 @@ while i <= #ARGV do
 	if not count("s:" .. pid) then return {-3, "s:" .. pid} end
 	if not count("f:" .. pid) then return {-3, "f:" .. pid} end
 	if rows > 0 and not count("n:" .. ARGV[i+2]) then return {-3, "n:" .. ARGV[i+2]} end
-	i = i + 6
+	i = i + 8
 	for j = 1, rows do
 		local f = "r:" .. pid .. ":" .. ARGV[i]
 		if not count(f) then return {-3, f} end
@@ -214,11 +244,19 @@ i = 6
 while i <= #ARGV do
 	local pid = ARGV[i]
 	local ok, failed, rows = tonumber(ARGV[i+3]), tonumber(ARGV[i+4]), tonumber(ARGV[i+5])
+	-- "z:" marks a result of count-only adds alone: set by the first add
+	-- if count-only, removed by any other.
+	if ARGV[i+7] ~= "1" then
+		redis.call("HDEL", KEYS[1], "z:" .. pid)
+	elseif redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1]) == 1 then
+		redis.call("HSET", KEYS[1], "z:" .. pid, "1")
+	end
 	redis.call("HSETNX", KEYS[1], "p:" .. pid, ARGV[i+1])
+	if ARGV[i+6] ~= "" then redis.call("HSETNX", KEYS[1], "d:" .. pid, ARGV[i+6]) end
 	if ok ~= 0 then redis.call("HINCRBY", KEYS[1], "s:" .. pid, ok) end
 	if failed ~= 0 then redis.call("HINCRBY", KEYS[1], "f:" .. pid, failed) end
 	local n = "n:" .. ARGV[i+2]
-	i = i + 6
+	i = i + 8
 	for j = 1, rows do
 		k = k + 1
 		local field, add = names[k], ARGV[i+1]
@@ -317,7 +355,7 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 	if b.Source != "" {
 		seq = strconv.FormatInt(b.Seq*chunkSeq+int64(chunk), 10)
 	}
-	args := make([]any, 0, 5+6*len(results))
+	args := make([]any, 0, 5+8*len(results))
 	args = append(args, b.MaxDetailRows, s.retentionSeconds(), day, b.Source, seq)
 	for _, pr := range results {
 		pj, err := json.Marshal(pr.Policy)
@@ -336,8 +374,8 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 		if ok, failed := pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount; ok < 0 || failed < 0 || ok >= maxAddCount || failed >= maxAddCount {
 			return nil, fmt.Errorf("redisstore: tlsrpt: policy of %s: session counts %d and %d, not from 0 to %d", quoteCut(pr.Policy.PolicyDomain), ok, failed, int64(maxAddCount-1))
 		}
-		args = append(args, policyID(pj), pj, pr.Policy.PolicyDomain,
-			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows)
+		args = append(args, resultID(pj, pr.Policy.RecipientDomain), pj, pr.Policy.PolicyDomain,
+			pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount, rows, pr.Policy.RecipientDomain, btoa(pr.CountOnly))
 		for _, fd := range pr.FailureDetails {
 			if fd.FailedSessionCount <= 0 {
 				continue
@@ -521,6 +559,93 @@ func (s *TLSRPTStore) Release(ctx context.Context, day time.Time) error {
 	return nil
 }
 
+// Results implements tlsrpt.Store: it reads the hash of day, not taken or
+// claimed, with HSCAN, without claiming it. Counts added while it reads
+// may or may not be in it. It returns an error when Redis fails or the hash
+// holds a field it cannot read.
+func (s *TLSRPTStore) Results(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
+	name := dayName(day)
+	for _, kind := range []string{"day", "taking"} {
+		key := s.key(kind, name)
+		fields, err := s.readHash(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		results, err := decodeDay(fields)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: tlsrpt: reading %s: %w", key, err)
+		}
+		return results, nil
+	}
+	return nil, nil
+}
+
+// deleteScript deletes from the day's hash KEYS[1] the results whose policy
+// domain (in the JSON of "p:<pid>") or recipient domain ("d:<pid>") is
+// ARGV[1]: all their fields, and their rows from the count "n:" of their
+// policy domain. It returns the number of fields deleted. It reads every
+// field name of the hash (HKEYS), which blocks Redis for a moment on a day
+// of many policies: an admin's operation, not a delivery's.
+var deleteScript = redis.NewScript(`
+if redis.call("TYPE", KEYS[1]).ok ~= "hash" then return 0 end
+local fields = redis.call("HKEYS", KEYS[1])
+local gone, domainOf = {}, {}
+for _, f in ipairs(fields) do
+	local kind, pid = string.sub(f, 1, 2), string.sub(f, 3)
+	if kind == "p:" then
+		local ok, p = pcall(cjson.decode, redis.call("HGET", KEYS[1], f))
+		if ok and type(p) == "table" then
+			domainOf[pid] = p["policy-domain"]
+			if p["policy-domain"] == ARGV[1] then gone[pid] = true end
+		end
+	elseif kind == "d:" and redis.call("HGET", KEYS[1], f) == ARGV[1] then
+		gone[pid] = true
+	end
+end
+local n, rows = 0, {}
+for _, f in ipairs(fields) do
+	local kind, rest = string.sub(f, 1, 2), string.sub(f, 3)
+	local pid = rest
+	if kind == "r:" then pid = string.match(rest, "^([^:]*)") end
+	if (kind == "p:" or kind == "s:" or kind == "f:" or kind == "d:" or kind == "z:" or kind == "r:") and gone[pid] then
+		redis.call("HDEL", KEYS[1], f)
+		n = n + 1
+		local d = domainOf[pid]
+		if kind == "r:" and d then rows[d] = (rows[d] or 0) + 1 end
+	end
+end
+for d, c in pairs(rows) do
+	local left = tonumber(redis.call("HGET", KEYS[1], "n:" .. d) or "0") or 0
+	if left - c > 0 then
+		redis.call("HSET", KEYS[1], "n:" .. d, left - c)
+	else
+		redis.call("HDEL", KEYS[1], "n:" .. d)
+	end
+end
+return n
+`)
+
+// Delete implements tlsrpt.Store: for each day not taken, a script deletes
+// the fields of domain's results from the day's hash, atomically, so that
+// counts added meanwhile either go before or come after. It returns an
+// error when Redis fails; the days before are done.
+func (s *TLSRPTStore) Delete(ctx context.Context, domain string) error {
+	names, err := s.rdb.SMembers(ctx, s.daysKey()).Result()
+	if err != nil {
+		return fmt.Errorf("redisstore: tlsrpt: deleting the results of %s: listing days: %w", quoteCut(domain), err)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if err := deleteScript.Run(ctx, s.rdb, []string{s.key("day", name)}, domain).Err(); err != nil {
+			return fmt.Errorf("redisstore: tlsrpt: deleting the results of %s from %s: %w", quoteCut(domain), name, err)
+		}
+	}
+	return nil
+}
+
 // decodeDay returns the policies of a day's hash fields.
 func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	byID := map[string]*tlsrpt.PolicyResult{}
@@ -533,6 +658,8 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 		return pr
 	}
 	var seen []string // ids with a policy, in no order
+	recipients := map[string]string{}
+	countOnly := map[string]bool{}
 	for f, v := range fields {
 		kind, rest, _ := strings.Cut(f, ":")
 		switch kind {
@@ -542,6 +669,10 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 				return nil, fmt.Errorf("field %q: %w", f, err)
 			}
 			seen = append(seen, rest)
+		case "d":
+			recipients[rest] = v
+		case "z":
+			countOnly[rest] = v == "1"
 		case "s", "f":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
@@ -572,7 +703,10 @@ func decodeDay(fields map[string]string) ([]tlsrpt.PolicyResult, error) {
 	}
 	results := make([]tlsrpt.PolicyResult, 0, len(seen))
 	for _, pid := range seen {
-		results = append(results, *byID[pid])
+		pr := byID[pid]
+		pr.Policy.RecipientDomain = recipients[pid]
+		pr.CountOnly = countOnly[pid]
+		results = append(results, *pr)
 	}
 	return results, nil
 }

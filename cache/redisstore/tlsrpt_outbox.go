@@ -153,7 +153,7 @@ func (o *TLSRPTOutbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
 		var latest time.Time
 		for j := range chunk {
 			r := &chunk[j]
-			js, err := json.Marshal(r)
+			js, err := encodeReport(r)
 			if err != nil {
 				return fmt.Errorf("redisstore: tlsrpt outbox: putting report %q: %w", r.ReportID, err)
 			}
@@ -250,7 +250,7 @@ func (o *TLSRPTOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, err
 			if len(p.Delivered) == 0 {
 				p.Delivered = nil
 			}
-			if err := json.Unmarshal([]byte(js), &p.Report); err != nil {
+			if err := decodeReport(js, &p.Report); err != nil {
 				errs = append(errs, o.undecodable(ctx, k, lapse, err))
 				continue
 			}
@@ -277,8 +277,44 @@ func (o *TLSRPTOutbox) undecodable(ctx context.Context, key, lapse string, err e
 	return err
 }
 
-// reportDomain returns the policy domain of r's first policy, or "".
+// storedReport is a report with a Domain as the hash of reports holds it;
+// one without is held as its JSON alone.
+type storedReport struct {
+	Domain string          `json:"domain"`
+	Report json.RawMessage `json:"report"`
+}
+
+// encodeReport returns the JSON of r to hold in the hash of reports.
+func encodeReport(r *tlsrpt.Report) ([]byte, error) {
+	js, err := json.Marshal(r)
+	if err != nil || r.Domain == "" {
+		return js, err
+	}
+	return json.Marshal(storedReport{Domain: r.Domain, Report: js})
+}
+
+// decodeReport reads what encodeReport wrote into r.
+func decodeReport(js string, r *tlsrpt.Report) error {
+	if !strings.HasPrefix(js, `{"domain":`) {
+		return json.Unmarshal([]byte(js), r)
+	}
+	var sr storedReport
+	if err := json.Unmarshal([]byte(js), &sr); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(sr.Report, r); err != nil {
+		return err
+	}
+	r.Domain = sr.Domain
+	return nil
+}
+
+// reportDomain returns the domain r is sent to: its Domain, or else the
+// policy domain of its first policy, or "".
 func reportDomain(r *tlsrpt.Report) string {
+	if r.Domain != "" {
+		return r.Domain
+	}
 	if len(r.Policies) == 0 {
 		return ""
 	}
@@ -317,6 +353,17 @@ redis.call("DEL", KEYS[4])
 redis.call("ZADD", KEYS[3], ARGV[2], ARGV[1])
 return 1
 `)
+
+// Sent implements tlsrpt.Outbox: it reads the sorted set of the reports
+// done, whose members are their Keys, scored by their day. It returns an
+// error when Redis fails.
+func (o *TLSRPTOutbox) Sent(ctx context.Context) ([]string, error) {
+	keys, err := o.rdb.ZRange(ctx, o.key("done"), 0, -1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: tlsrpt outbox: listing the reports done: %w", err)
+	}
+	return keys, nil
+}
 
 // Done implements tlsrpt.Outbox: it removes report, whichever member holds
 // its lease, and marks its Key done. A report not pending is left as it

@@ -2,6 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -557,5 +560,44 @@ func BenchmarkTLSRPTTake100k(b *testing.B) {
 		if n := len(d.Reports(info)); n != domains {
 			b.Fatalf("%d reports, want %d", n, domains)
 		}
+	}
+}
+
+// A day written before recipient domains were kept (the fields p, s, f, r
+// and n of a policy, id the hash of its JSON alone) reads as results of no
+// recipient domain, and a result of no recipient domain added now counts
+// with it: the layout is the same, a recipient domain's results come in
+// fields of their own.
+func TestTLSRPTStoreEarlierLayout(t *testing.T) {
+	srv := startRedis(t, "")
+	rdb := srv.client()
+	ctx := context.Background()
+	p := storetest.TLSA("mx.host.example", "")
+	pj, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pj)
+	pid := hex.EncodeToString(sum[:16])
+	if err := rdb.HSet(ctx, "old:{tlsrpt}:day:2016-04-01", "p:"+pid, string(pj), "s:"+pid, "4", "f:"+pid, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, "old:{tlsrpt}:days", "2016-04-01").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "old:"})
+	withRecipient := storetest.TLSA("mx.host.example", "a.example")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
+		storetest.Result(p, 1, 0), storetest.Result(withRecipient, 2, 0),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.Take(ctx, storetest.Day1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 5, 0), storetest.Result(withRecipient, 2, 0)})
+	if got := storetest.Canonical(results); got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -23,6 +23,8 @@ func RunOutbox(t *testing.T, open func(t *testing.T) tlsrpt.Outbox, reopen func(
 	t.Run("Delivered", func(t *testing.T) { testDelivered(t, open(t)) })
 	t.Run("Done", func(t *testing.T) { testDone(t, open(t)) })
 	t.Run("Concurrent", func(t *testing.T) { testOutboxConcurrent(t, open(t)) })
+	t.Run("Kinds", func(t *testing.T) { testOutboxKinds(t, open(t), reopen) })
+	t.Run("Sent", func(t *testing.T) { testSent(t, open(t), reopen) })
 	t.Run("Reopen", func(t *testing.T) {
 		if reopen == nil {
 			t.Skip("outbox does not survive a restart")
@@ -53,7 +55,7 @@ func describe(t *testing.T, pending []tlsrpt.PendingReport) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s += fmt.Sprintf("%s delivered %q\n", js, p.Delivered)
+		s += fmt.Sprintf("%s to %q delivered %q\n", js, p.Report.Domain, p.Delivered)
 	}
 	return s
 }
@@ -194,6 +196,69 @@ func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
 	slices.Sort(wantIDs)
 	if !slices.Equal(ids, wantIDs) {
 		t.Errorf("pending %v, want %v", ids, wantIDs)
+	}
+}
+
+// testOutboxKinds checks the reports of one day to one domain, of the
+// kinds of tlsrpt.ReportInfo: to it as a policy domain or recipient domain,
+// and to it as an MX host. They are two reports (Report.Key), each kept with
+// its Domain, across a restart too, and each done on its own.
+func testOutboxKinds(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
+	ctx := context.Background()
+	rcpt := Report(Day1, "mx.example", "as-recipient", 1)
+	rcpt.Domain = "mx.example"
+	host := Report(Day1, "a.example", "as-host", 2)
+	host.Domain = "mx.example"
+	host.Policies[0].Policy.MXHost = []string{"mx.example"}
+	put(t, o, rcpt, host)
+	put(t, o, Report(Day1, "mx.example", "as-recipient-again", 1)) // the same key as rcpt: skipped
+	w := want(t, tlsrpt.PendingReport{Report: host}, tlsrpt.PendingReport{Report: rcpt})
+	got := describe(t, pending(t, o))
+	if got != w {
+		// Pending orders by domain, then report-id.
+		w = want(t, tlsrpt.PendingReport{Report: rcpt}, tlsrpt.PendingReport{Report: host})
+	}
+	if got != w {
+		t.Errorf("Pending:\n%s\nwant:\n%s", got, w)
+	}
+	if reopen != nil {
+		o = reopen(t, o)
+		if got := describe(t, pending(t, o)); got != w {
+			t.Errorf("Pending after a restart:\n%s\nwant:\n%s", got, w)
+		}
+	}
+	if err := o.Done(ctx, &host); err != nil {
+		t.Fatal(err)
+	}
+	if got, w := describe(t, pending(t, o)), want(t, tlsrpt.PendingReport{Report: rcpt}); got != w {
+		t.Errorf("Pending after the host's report is done:\n%s\nwant:\n%s", got, w)
+	}
+}
+
+// testSent checks that Sent lists the Keys of the reports done, in order,
+// across a restart too, and not those pending.
+func testSent(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
+	ctx := context.Background()
+	a, b, c := Report(Day2, "a.example", "a", 1), Report(Day1, "b.example", "b", 1), Report(Day1, "c.example", "c", 1)
+	host := Report(Day1, "a.example", "host", 2)
+	host.Domain = "mx.example"
+	host.Policies[0].Policy.MXHost = []string{"mx.example"}
+	put(t, o, a, b, c, host)
+	for _, r := range []*tlsrpt.Report{&a, &c, &host} {
+		if err := o.Done(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"2016-04-01 c.example", "2016-04-01 mx.example mx-host", "2016-04-02 a.example"}
+	sent, err := o.Sent(ctx)
+	if err != nil || !slices.Equal(sent, want) {
+		t.Errorf("Sent = %q, %v; want %q", sent, err, want)
+	}
+	if reopen != nil {
+		o = reopen(t, o)
+		if sent, err := o.Sent(ctx); err != nil || !slices.Equal(sent, want) {
+			t.Errorf("Sent after a restart = %q, %v; want %q", sent, err, want)
+		}
 	}
 }
 

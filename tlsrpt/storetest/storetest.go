@@ -25,6 +25,9 @@ import (
 // nil when the store cannot be shared.
 func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store) {
 	t.Run("AddUp", func(t *testing.T) { testAddUp(t, open(t)) })
+	t.Run("Recipients", func(t *testing.T) { testRecipients(t, open(t)) })
+	t.Run("CountOnly", func(t *testing.T) { testCountOnly(t, open(t)) })
+	t.Run("ResultsDelete", func(t *testing.T) { testResultsDelete(t, open(t)) })
 	t.Run("TakeOnce", func(t *testing.T) { testTakeOnce(t, open(t)) })
 	t.Run("TakeAgain", func(t *testing.T) { testTakeAgain(t, open(t)) })
 	t.Run("TakeEmptyDay", func(t *testing.T) { testTakeEmptyDay(t, open(t)) })
@@ -140,8 +143,15 @@ func Canonical(results []tlsrpt.PolicyResult) string {
 				fd.ReceivingMXHelo, fd.ReceivingIP, fd.FailureReasonCode, fd.AdditionalInformation, fd.FailedSessionCount))
 		}
 		slices.Sort(rows)
-		lines = append(lines, fmt.Sprintf("%s %s %q %q: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
-			pr.Policy.PolicyString, pr.Policy.MXHost, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
+		rcpt := ""
+		if pr.Policy.RecipientDomain != "" {
+			rcpt = " for " + pr.Policy.RecipientDomain
+		}
+		if pr.CountOnly {
+			rcpt += " (count only)"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %q %q%s: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
+			pr.Policy.PolicyString, pr.Policy.MXHost, rcpt, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
 			strings.Join(rows, "")))
 	}
 	slices.Sort(lines)
@@ -216,6 +226,114 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 	}
 	if got, want := Canonical(takeAll(t, s, Day2)), Canonical([]tlsrpt.PolicyResult{Result(b, 1, 0)}); got != want {
 		t.Errorf("Take(Day2):\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TLSA returns a DANE policy of the MX host mx, one TLSA record, for
+// deliveries to recipient ("" for none), as Target.TLSA makes it.
+func TLSA(mx, recipient string) tlsrpt.Policy {
+	return tlsrpt.Policy{
+		PolicyType:      tlsrpt.PolicyTypeTLSA,
+		PolicyString:    []string{"3 1 1 " + strings.Repeat("AB", 32)},
+		PolicyDomain:    mx,
+		MXHost:          []string{mx},
+		RecipientDomain: recipient,
+	}
+}
+
+// testRecipients checks that the results of one policy for several
+// recipient domains (a DANE MX host's, RFC 8460 1.1), and for none, are
+// kept apart, each with its counts, and that the cap on rows counts per
+// policy domain over them all.
+func testRecipients(t *testing.T, s tlsrpt.Store) {
+	a, b, none := TLSA("mx.host.example", "a.example"), TLSA("mx.host.example", "b.example"), TLSA("mx.host.example", "")
+	sts := STS("a.example", "enforce")
+	sts.RecipientDomain = "a.example"
+	add(t, s, Day1, 0,
+		Result(a, 3, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1)),
+		Result(b, 2, 0),
+		Result(sts, 5, 0))
+	add(t, s, Day1, 0,
+		Result(a, 1, 2, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 0, 1, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(none, 7, 0))
+	// The cap: mx.host.example holds 3 distinct rows of 3 allowed, over
+	// its recipient domains; a fourth is dropped, its session counted.
+	if dropped := add(t, s, Day1, 3, Result(b, 0, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
+		t.Errorf("Add past the cap dropped %d sessions, want 1", dropped)
+	}
+	got := Canonical(takeAll(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{
+		Result(a, 4, 3, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 2), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 2, 2, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(none, 7, 0),
+		Result(sts, 5, 0),
+	})
+	if got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// testCountOnly checks that a result stays CountOnly while every batch that
+// added to it had it so, whatever their order.
+func testCountOnly(t *testing.T, s tlsrpt.Store) {
+	quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
+	a, b, c := STS("a.example", "enforce"), STS("b.example", "enforce"), TLSA("mx.c.example", "c.example")
+	add(t, s, Day1, 0, quiet(Result(a, 1, 0)), quiet(Result(b, 1, 0)), Result(c, 1, 0))
+	add(t, s, Day1, 0, Result(a, 1, 0), quiet(Result(b, 0, 1)), quiet(Result(c, 1, 0)))
+	got := Canonical(takeAll(t, s, Day1))
+	want := Canonical([]tlsrpt.PolicyResult{Result(a, 2, 0), quiet(Result(b, 1, 1)), Result(c, 2, 0)})
+	if got != want {
+		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// testResultsDelete checks that Results lists a day's counts without taking
+// it, and that Delete removes a domain's results, as policy domain or as
+// recipient domain, from the days not taken, and its rows from the cap.
+func testResultsDelete(t *testing.T, s tlsrpt.Store) {
+	ctx := context.Background()
+	a, c := STS("a.example", "enforce"), STS("c.example", "enforce")
+	a.RecipientDomain = "a.example"
+	hostA, hostB := TLSA("mx.host.example", "a.example"), TLSA("mx.host.example", "b.example")
+	day1 := []tlsrpt.PolicyResult{
+		Result(a, 1, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)),
+		Result(hostA, 2, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1)),
+		Result(hostB, 3, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 2, 1)),
+		Result(c, 4, 0),
+	}
+	add(t, s, Day1, 0, day1...)
+	add(t, s, Day2, 0, Result(a, 5, 0))
+	results, err := s.Results(ctx, Day1)
+	if err != nil {
+		t.Fatalf("Results: %v", err)
+	}
+	if got, want := Canonical(results), Canonical(day1); got != want {
+		t.Errorf("Results(Day1):\n%s\nwant:\n%s", got, want)
+	}
+	if results, err := s.Results(ctx, Day1.AddDate(0, 0, 5)); err != nil || len(results) != 0 {
+		t.Errorf("Results of a day without counts: %v, %v", results, err)
+	}
+	take(t, s, Day2) // claimed: keeps a.example's results
+	if err := s.Delete(ctx, "a.example"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	want := Canonical([]tlsrpt.PolicyResult{day1[2], day1[3]})
+	if results, _ := s.Results(ctx, Day1); Canonical(results) != want {
+		t.Errorf("Results(Day1) after Delete:\n%s\nwant:\n%s", Canonical(results), want)
+	}
+	if results, _ := s.Results(ctx, Day2); Canonical(results) != Canonical([]tlsrpt.PolicyResult{Result(a, 5, 0)}) {
+		t.Errorf("Results(Day2), claimed before Delete: %s", Canonical(results))
+	}
+	// mx.host.example holds one row now: a second fits under a cap of 2.
+	if dropped := add(t, s, Day1, 2, Result(hostB, 0, 1, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1))); dropped != 0 {
+		t.Errorf("Add after Delete dropped %d, want 0: the deleted rows no longer count", dropped)
+	}
+	if got, want := Canonical(take(t, s, Day1)), Canonical([]tlsrpt.PolicyResult{
+		Result(hostB, 3, 2, Row(tlsrpt.ResultTLSAInvalid, "host.example", 2, 1), Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		day1[3],
+	}); got != want {
+		t.Errorf("Take(Day1):\n%s\nwant:\n%s", got, want)
 	}
 }
 
