@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
 // A mail server logs each lookup and fetch at debug level, with the
@@ -26,8 +27,9 @@ func ExampleClient() {
 	})
 	client := &mtasts.Client{Logger: slog.New(handler)}
 
-	// In production: resolver := &adns.Resolver{}.
-	resolver := staticResolver{"_mta-sts.example.com.": {"v=STSv1; id=20160831085700Z;"}}
+	// The test kit's DNS. In production: resolver := &adns.Resolver{}.
+	resolver := mtaststest.NewResolver()
+	resolver.SetRecord("example.com", "v=STSv1; id=20160831085700Z;")
 	for i, name := range []string{"example.com", "example.org"} {
 		domain, err := mtasts.ParseDomain(name)
 		if err != nil {

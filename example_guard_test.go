@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 
 	"github.com/mtasts-go/mtasts"
@@ -13,14 +15,39 @@ import (
 
 // A private deployment whose policy hosts live on its own network, behind
 // its own CA, allows that network and nothing else: loopback, link-local
-// and the other special-purpose addresses stay refused.
+// and the other special-purpose addresses stay refused, before a packet is
+// sent. Here a policy host on 127.0.0.1 is refused by that transport, and
+// reached by one that allows loopback, as tests do.
 func ExampleNewTransport() {
+	host := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n")
+	}))
+	defer host.Close()
+
 	office := netip.MustParsePrefix("10.20.0.0/16")
-	tr := mtasts.NewTransport(func(addr netip.Addr) bool {
-		return office.Contains(addr)
-	})
+	tr := mtasts.NewTransport(office.Contains)
 	tr.TLSClientConfig.RootCAs = x509.NewCertPool() // add the private CA here
-	mtasts.HTTPClient = &http.Client{Transport: tr}
+	client := &mtasts.Client{HTTPClient: &http.Client{Transport: tr}}
+	// client.FetchPolicy(ctx, domain) fetches through tr.
+
+	_, err := client.HTTPClient.Get(host.URL + mtasts.WellKnownPath)
+	var refused *mtasts.AddressRefusedError
+	if errors.As(err, &refused) {
+		fmt.Println("office transport: refused a", refused.Class, "address")
+	}
+
+	tr = mtasts.NewTransport(mtasts.AllowLoopback)
+	tr.TLSClientConfig.RootCAs = x509.NewCertPool()
+	tr.TLSClientConfig.RootCAs.AddCert(host.Certificate())
+	resp, err := (&http.Client{Transport: tr}).Get(host.URL + mtasts.WellKnownPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	fmt.Println("loopback transport:", resp.Status)
+	// Output:
+	// office transport: refused a loopback address
+	// loopback transport: 200 OK
 }
 
 func ExampleAddressClass() {

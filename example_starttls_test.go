@@ -4,20 +4,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log"
 	"net"
 	"net/smtp"
 	"net/textproto"
 	"time"
 
-	gosmtp "github.com/emersion/go-smtp"
-
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
 // startTLS is how an MTA's SMTP client, here net/smtp on a connection to
 // MX host mx, starts TLS under a policy, and how it hands its errors to
-// the classifier.
-func startTLS(conn net.Conn, mx mtasts.Domain) (*smtp.Client, error) {
+// the classifier. roots nil means the system's.
+func startTLS(conn net.Conn, mx mtasts.Domain, roots *x509.CertPool) (*smtp.Client, error) {
 	c, err := smtp.NewClient(conn, mx.ASCII)
 	if err != nil {
 		return nil, err
@@ -30,71 +30,77 @@ func startTLS(conn net.Conn, mx mtasts.Domain) (*smtp.Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported)
 	}
-	// nil roots: the system's.
-	if err := c.StartTLS(mtasts.MXTLSConfig(mx, nil)); err != nil {
+	if err := c.StartTLS(mtasts.MXTLSConfig(mx, roots)); err != nil {
 		c.Close()
 		return nil, &mtasts.STARTTLSError{MX: mx, Err: err}
 	}
 	return c, nil
 }
 
+// serveMX answers each connection on ln as an MX host does, as far as
+// STARTTLS and the EHLO after it, with cert.
+func serveMX(ln net.Listener, cert tls.Certificate) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		text := textproto.NewConn(conn)
+		text.PrintfLine("220 mx.example ESMTP")
+		text.ReadLine() // EHLO
+		text.PrintfLine("250-mx.example\r\n250 STARTTLS")
+		text.ReadLine() // STARTTLS
+		text.PrintfLine("220 Go ahead")
+		text = textproto.NewConn(tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}}))
+		text.ReadLine() // EHLO, once the handshake succeeded
+		text.PrintfLine("250 mx.example")
+		text.Close()
+	}
+}
+
+// An SMTP client delivering under a policy starts TLS with MXTLSConfig,
+// which checks the MX host's certificate as RFC 8461 4.2 asks; a failure
+// becomes a row of a TLS report. Here the MX host listens on 127.0.0.1,
+// with a certificate for mail.example.com from the test kit's CA, and the
+// client reaches it as two MX hosts in turn.
 func ExampleMXTLSConfig() {
-	mx, _ := mtasts.ParseDomain("mail.bücher.example")
-	cfg := mtasts.MXTLSConfig(mx, nil)
-	fmt.Println(cfg.ServerName, cfg.MinVersion == tls.VersionTLS12)
+	idn, _ := mtasts.ParseDomain("mail.bücher.example")
+	cfg := mtasts.MXTLSConfig(idn, nil)
+	fmt.Println(cfg.ServerName, tls.VersionName(cfg.MinVersion))
 
-	// With an SMTP client, see startTLS above; a failure becomes a row of
-	// a TLS report:
-	conn, err := net.Dial("tcp", "127.0.0.1:0") // no MX listens here
-	if err == nil {
-		_, err = startTLS(conn, mx)
+	ca, err := mtaststest.StartPolicyServer() // for its CA only
+	if err != nil {
+		log.Fatal(err)
 	}
-	fmt.Printf("%q\n", mtasts.TLSReportResultType(err)) // a failed connection is not a TLS failure
-	// Output:
-	// mail.xn--bcher-kva.example true
-	// ""
-}
-
-func ExampleMXTLSConfigFrom() {
-	// The MTA's own TLS client configuration: its client certificate
-	// (e.g. from tls.LoadX509KeyPair), its cipher suites, its clock, and
-	// no verification, for opportunistic delivery.
-	var clientCert tls.Certificate
-	own := &tls.Config{
-		Certificates:       []tls.Certificate{clientCert},
-		CipherSuites:       []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
-		Time:               func() time.Time { return time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC) },
-		InsecureSkipVerify: true,
+	defer ca.Close()
+	cert, err := ca.IssueCertificate(time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mail.example.com")
+	if err != nil {
+		log.Fatal(err)
 	}
-	// For an MX host under a policy: the same, with the checks of RFC
-	// 8461 4.2 and 7. nil roots: own.RootCAs, here the system's.
-	mx, _ := mtasts.ParseDomain("mail.example.com")
-	cfg := mtasts.MXTLSConfigFrom(own, mx, nil)
-	fmt.Println(cfg.ServerName, tls.VersionName(cfg.MinVersion), cfg.InsecureSkipVerify)
-	fmt.Println(len(cfg.Certificates), tls.CipherSuiteName(cfg.CipherSuites[0]), cfg.Time().Format(time.DateOnly))
-	fmt.Println(own.InsecureSkipVerify, own.ServerName == "") // the MTA's own is unchanged
-	// Output:
-	// mail.example.com TLS 1.2 false
-	// 1 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 2025-06-01
-	// true true
-}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	go serveMX(ln, cert)
 
-func ExampleTLSReportResultType_starttls() {
-	mx, _ := mtasts.ParseDomain("mail.example.com")
-	for _, err := range []error{
-		fmt.Errorf("%s: %w", mx.ASCII, mtasts.ErrSTARTTLSNotSupported),
-		&mtasts.STARTTLSError{MX: mx, Err: &textproto.Error{Code: 454, Msg: "4.7.0 TLS not available"}},
-		// The same refusal as go-smtp's client returns it.
-		&mtasts.STARTTLSError{MX: mx, Err: &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}},
-		&mtasts.STARTTLSError{MX: mx, Err: &tls.CertificateVerificationError{Err: x509.HostnameError{Certificate: &x509.Certificate{}, Host: mx.ASCII}}},
-		&mtasts.STARTTLSError{MX: mx, Err: tls.AlertError(40)},
-	} {
-		fmt.Println(mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))
+	for _, name := range []string{"mail.example.com", "mail.example.net"} {
+		mx, _ := mtasts.ParseDomain(name)
+		conn, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			log.Fatal(err)
+		}
+		c, err := startTLS(conn, mx, ca.CertPool())
+		if err != nil {
+			fmt.Printf("%s: TLS-RPT result %s, reason %s\n", name, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))
+			continue
+		}
+		state, _ := c.TLSConnectionState()
+		fmt.Printf("%s: %s, certificate valid\n", name, tls.VersionName(state.Version))
+		c.Close()
 	}
 	// Output:
-	// starttls-not-supported starttls-not-offered
-	// starttls-not-supported starttls-refused
-	// starttls-not-supported starttls-refused
-	// certificate-host-mismatch certificate-host-mismatch
-	// validation-failure tls-alert-40-handshake-failure
+	// mail.xn--bcher-kva.example TLS 1.2
+	// mail.example.com: TLS 1.3, certificate valid
+	// mail.example.net: TLS-RPT result certificate-host-mismatch, reason certificate-host-mismatch
 }

@@ -7,9 +7,8 @@ import (
 	"log"
 	"time"
 
-	"github.com/mjl-/adns"
-
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
 func ExampleParsePolicy() {
@@ -59,22 +58,11 @@ func ExamplePolicy_Matches() {
 	// a.b.example.net false
 }
 
-// staticResolver answers TXT lookups from a map, and reports other names as
-// not existing, as *adns.Resolver would.
-type staticResolver map[string][]string
-
-func (r staticResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error) {
-	if txts, ok := r[name]; ok {
-		return txts, adns.Result{}, nil
-	}
-	return nil, adns.Result{}, &adns.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-}
-
 func ExampleLookupRecord() {
-	// In production: resolver := &adns.Resolver{} (or any mtasts.Resolver).
-	resolver := staticResolver{
-		"_mta-sts.example.com.": {"v=spf1 -all", "v=STSv1; id=20160831085700Z;"},
-	}
+	// The test kit's DNS. In production: resolver := &adns.Resolver{}
+	// (or any mtasts.Resolver).
+	resolver := mtaststest.NewResolver()
+	resolver.SetTXT("_mta-sts.example.com", "v=spf1 -all", "v=STSv1; id=20160831085700Z;")
 	domain, err := mtasts.ParseDomain("example.com")
 	if err != nil {
 		log.Fatal(err)
@@ -90,51 +78,90 @@ func ExampleLookupRecord() {
 	// true mta-sts-record-not-found
 }
 
-// This example fetches a policy over the network, so it is not run by go
-// test. Delivery code normally gets policies through a cache that applies
-// RFC 8461 section 5; see the cache subpackage.
+// FetchPolicy fetches a domain's policy, whether or not its TXT record
+// says it has one: delivery code uses Get, or the cache subpackage, which
+// applies RFC 8461 5. Here the test kit's policy host on 127.0.0.1 stands
+// in for the web: it serves example.com's policy, presents a certificate for
+// another name as example.org's policy host, and has no host for
+// example.net, as if its name did not resolve.
 func ExampleFetchPolicy() {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	domain, err := mtasts.ParseDomain("example.com")
+	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
 		log.Fatal(err)
 	}
-	policy, _, err := mtasts.FetchPolicy(ctx, domain)
-	switch {
-	case errors.Is(err, mtasts.ErrNoPolicy):
-		fmt.Println("no policy published")
-	case err != nil:
-		// For a TLS report (RFC 8460).
-		fmt.Println(mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))
-	default:
-		fmt.Println(policy.Mode, policy.MX)
+	defer server.Close()
+	defer server.Install()() // mtasts.HTTPClient fetches from it until the end
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n")
+	server.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mail.example.org\nmax_age: 604800\n")
+	cert, err := server.IssueCertificate(time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "www.example.org")
+	if err != nil {
+		log.Fatal(err)
 	}
+	server.SetCertificate("example.org", cert)
+
+	for _, name := range []string{"example.com", "example.org", "example.net"} {
+		domain, err := mtasts.ParseDomain(name)
+		if err != nil {
+			log.Fatal(err)
+		}
+		policy, _, err := mtasts.FetchPolicy(context.Background(), domain)
+		switch {
+		case errors.Is(err, mtasts.ErrNoPolicy):
+			fmt.Println(name, "publishes no policy")
+		case err != nil:
+			// A TLS report (RFC 8460) names the failure so.
+			fmt.Println(name, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))
+		default:
+			fmt.Println(name, policy.Mode, policy.MX)
+		}
+	}
+	// Output:
+	// example.com enforce [mail.example.com]
+	// example.org sts-webpki-invalid mta-sts-policy-certificate-host-mismatch
+	// example.net publishes no policy
 }
 
-// This example looks a domain up over the network, so it is not run by go
-// test. It shows the checks outbound delivery code makes for one MX host.
+// Delivery code checks each MX host of a domain against its policy before
+// it connects (RFC 8461 4.1, 5). Here the test kit's DNS and policy host
+// stand in for the network; in production the resolver is
+// &adns.Resolver{}, and policies come through the cache subpackage, which
+// applies RFC 8461 5.1 and keeps them.
 func ExampleGet() {
-	ctx := context.Background()
-	resolver := &adns.Resolver{}
-	domain, err := mtasts.ParseDomain("example.com")
+	resolver := mtaststest.NewResolver()
+	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, policy, _, err := mtasts.Get(ctx, resolver, domain)
-	if err != nil {
-		// RFC 8461 5.1: without a valid (cached) policy, deliver as if
-		// the domain had no MTA-STS policy.
-		fmt.Println("no policy:", err)
-		return
+	defer server.Close()
+	defer server.Install()() // mtasts.HTTPClient fetches from it until the end
+	resolver.SetRecord("example.com", "v=STSv1; id=20250601T000000;")
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n")
+
+	for _, delivery := range []struct{ domain, mx string }{
+		{"example.com", "mail.example.com"},
+		{"example.com", "backup.example.net"},
+		{"example.org", "mx.example.org"}, // no TXT record
+	} {
+		domain, _ := mtasts.ParseDomain(delivery.domain)
+		mx, _ := mtasts.ParseDomain(delivery.mx)
+		_, policy, _, err := mtasts.Get(context.Background(), resolver, domain)
+		switch {
+		case err != nil:
+			// RFC 8461 5.1: without a valid policy, deliver as if
+			// the domain had none.
+			fmt.Printf("%s: no policy (%s): deliver as usual\n", mx.ASCII, mtasts.ResultLabel(err))
+		case policy.Mode == mtasts.ModeNone:
+			fmt.Printf("%s: mode none: deliver as usual\n", mx.ASCII)
+		case policy.Mode == mtasts.ModeTesting:
+			fmt.Printf("%s: mode testing: deliver, and report what the policy would refuse\n", mx.ASCII)
+		case !policy.Matches(mx):
+			fmt.Printf("%s: not allowed by the policy: do not deliver to it\n", mx.ASCII)
+		default:
+			fmt.Printf("%s: deliver only over STARTTLS with a certificate valid for it\n", mx.ASCII)
+		}
 	}
-	mx, _ := mtasts.ParseDomain("mail.example.com")
-	switch {
-	case policy.Mode == mtasts.ModeNone:
-		fmt.Println("deliver as usual")
-	case !policy.Matches(mx) && policy.Mode == mtasts.ModeEnforce:
-		fmt.Println("MX not allowed by the policy: do not deliver to it")
-	default:
-		fmt.Println("deliver over STARTTLS with a PKIX-valid certificate for", mx.ASCII)
-	}
+	// Output:
+	// mail.example.com: deliver only over STARTTLS with a certificate valid for it
+	// backup.example.net: not allowed by the policy: do not deliver to it
+	// mx.example.org: no policy (no-record): deliver as usual
 }

@@ -260,7 +260,10 @@ func setDefault[T int | time.Duration](v *T, def T) {
 }
 
 // Close stops Run and the cache's background work, and waits for it to end.
-// Get after Close returns results with an error.
+// Get after Close still answers from memory, a valid policy included, and
+// starts no lookup, fetch or store call: where it would need one, its
+// Result has ErrClosed and no policy (see Get). Recheck after Close returns
+// ErrClosed.
 func (c *Cache) Close() error {
 	c.callMu.Lock()
 	c.closed = true

@@ -382,7 +382,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		default:
 			s.add(statusFail, "%s: %s", url, trimPrefixes(err.Error(), url))
 		}
-		s.field("TLS-RPT", data.ResultType+", "+data.FailureCode)
+		s.field("TLS-RPT", tlsrptText(data.ResultType, data.FailureCode))
 	} else {
 		s.add(statusPass, "%s", url)
 	}
@@ -621,7 +621,7 @@ func (c *checker) probeAddr(ctx context.Context, s *step, h mtasts.Domain, addr 
 		res.FailureCode = mtasts.TLSReportFailureReason(res.tlsErr)
 		s.add(statusFail, "%s: %s", where, describeTLSFailure(res, h))
 		if res.ResultType != "" {
-			s.field("TLS-RPT", res.ResultType+", "+res.FailureCode)
+			s.field("TLS-RPT", tlsrptText(res.ResultType, res.FailureCode))
 		}
 	default:
 		s.add(statusPass, "%s: %s, certificate valid for %s", where, res.TLSVersion, h.ASCII)
@@ -666,6 +666,16 @@ func refusedText(aerr *mtasts.AddressRefusedError, policyHost bool) string {
 		also = "; senders using the library refuse it too"
 	}
 	return fmt.Sprintf("refused to connect to %s, a %s address%s (--allow-private allows loopback and private addresses)", aerr.Addr, aerr.Class, also)
+}
+
+// tlsrptText is the TLS-RPT field of a failed fetch or session: its result
+// type and its failure reason code, each labelled, since the two are often
+// the same word (RFC 8460 4.3, 4.4).
+func tlsrptText(resultType, reason string) string {
+	if reason == "" {
+		return "result " + resultType
+	}
+	return "result " + resultType + ", reason " + reason
 }
 
 // tlsrptData is the JSON data of the TLS-RPT step.

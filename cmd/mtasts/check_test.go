@@ -563,12 +563,12 @@ func TestCheckSTARTTLSReportTypes(t *testing.T) {
 
 	code, out, _ := runMain(t, nil, append(append([]string{"check", "--starttls"}, w.flags...), "badmx.example", "nomx.example")...)
 	for _, want := range []string{
-		"TLS-RPT      certificate-host-mismatch, certificate-host-mismatch\n",
-		"TLS-RPT      certificate-expired, certificate-expired\n",
+		"TLS-RPT      result certificate-host-mismatch, reason certificate-host-mismatch\n",
+		"TLS-RPT      result certificate-expired, reason certificate-expired\n",
 		// The SMTP server has no certificate for nomx.example: it
 		// answers the client hello with an alert.
 		"nomx.example (127.0.0.1:" + w.flags[len(w.flags)-1] + "): TLS handshake failed: remote error: tls: internal error\n",
-		"TLS-RPT      validation-failure, tls-alert-80-internal-error\n",
+		"TLS-RPT      result validation-failure, reason tls-alert-80-internal-error\n",
 	} {
 		if code != exitFail || !strings.Contains(out, want) {
 			t.Errorf("exit %d, output lacks %q:\n%s", code, want, out)
@@ -580,7 +580,7 @@ func TestCheckSTARTTLSReportTypes(t *testing.T) {
 	flags := append([]string{}, w.flags...)
 	flags[len(flags)-1] = port
 	code, out, _ = runMain(t, nil, append(append([]string{"check", "--starttls"}, flags...), "good.example")...)
-	if code != exitFail || !strings.Contains(out, "STARTTLS not offered") || !strings.Contains(out, "TLS-RPT      starttls-not-supported, starttls-not-offered\n") {
+	if code != exitFail || !strings.Contains(out, "STARTTLS not offered") || !strings.Contains(out, "TLS-RPT      result starttls-not-supported, reason starttls-not-offered\n") {
 		t.Errorf("without STARTTLS: exit %d, output:\n%s", code, out)
 	}
 }
@@ -618,7 +618,7 @@ func TestCheckRefusesPrivateAddresses(t *testing.T) {
 	}
 
 	code, out, _ := runMain(t, nil, append(append([]string{"check"}, flags...), "good.example")...)
-	if code != exitFail || !strings.Contains(out, "TLS-RPT      sts-policy-fetch-error, mta-sts-policy-address-refused\n") {
+	if code != exitFail || !strings.Contains(out, "TLS-RPT      result sts-policy-fetch-error, reason mta-sts-policy-address-refused\n") {
 		t.Errorf("exit %d, output lacks the TLS-RPT reason:\n%s", code, out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -43,13 +44,60 @@ leaves this machine. good.example is set up to pass; broken.example to fail,
 with mistakes seen in real deployments.
 `
 
+// demoOutro is printed after the demo, with the command that runs this
+// program, from programCommand.
 const demoOutro = `
 The demo ran as intended: good.example passed, broken.example failed on
 purpose. To check a real domain, which needs DNS and HTTPS to the internet
 (and outgoing port 25 for --starttls):
-  mtasts check example.com
-  mtasts check --starttls example.com
+  %[1]s check example.com
+  %[1]s check --starttls example.com
 `
+
+// mtastsPackage is this program's package path, for go run.
+const mtastsPackage = "github.com/mtasts-go/mtasts/cmd/mtasts"
+
+// programCommand returns a command line that runs this program again, for
+// the hints the demo prints: see demoCommand.
+func programCommand() string {
+	exe, _ := os.Executable()
+	var version string
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+	}
+	return demoCommand(os.Args[0], exe, mtastsPackage, version)
+}
+
+// demoCommand returns a command line that runs the program at path exe,
+// run as arg0, built from package pkg of a module at version. A binary that
+// go run built lives in <tmp>/go-build<n>/b<n>/exe/ and is deleted when it
+// exits, so its command is go run again: of pkg, which works anywhere in a
+// clone, or of pkg@version, which works anywhere, when version is a
+// published one. Otherwise it is arg0, as the user typed it.
+func demoCommand(arg0, exe, pkg, version string) string {
+	if builtByGoRun(exe) {
+		cmd := "go run " + pkg
+		// (devel) is a build inside the module; a +dirty or other
+		// build suffix is no version a module proxy has.
+		if version != "" && version != "(devel)" && !strings.Contains(version, "+") {
+			cmd += "@" + version
+		}
+		return cmd
+	}
+	if arg0 == "" {
+		return "mtasts"
+	}
+	return shellQuote(arg0)
+}
+
+// builtByGoRun reports whether exe is in a directory where go run puts the
+// binary it builds: go-build<n>/b<n>/exe, under GOTMPDIR or the system's
+// temporary directory, with either path separator.
+func builtByGoRun(exe string) bool {
+	parts := strings.FieldsFunc(exe, func(r rune) bool { return r == '/' || r == '\\' })
+	n := len(parts)
+	return n >= 4 && parts[n-2] == "exe" && strings.HasPrefix(parts[n-3], "b") && strings.HasPrefix(parts[n-4], "go-build")
+}
 
 // The policies of the demo's domains (RFC 8461 3.2).
 const (
@@ -73,7 +121,7 @@ func runDemo(ctx context.Context, args []string, sio *stdio) (int, error) {
 		return exitUsage, err
 	}
 	if len(args) > 0 {
-		return exitUsage, usagef("demo: takes no arguments; to check a domain, run \"mtasts check %s\"", args[0])
+		return exitUsage, usagef("demo: takes no arguments; to check a domain, run \"%s check %s\"", programCommand(), args[0])
 	}
 	lab, err := startDemoLab()
 	if err != nil {
@@ -111,7 +159,7 @@ func (lab *demoLab) run(ctx context.Context, sio *stdio) (int, error) {
 	if len(wrong) > 0 {
 		return exitFail, fmt.Errorf("not as intended: %s; the report above says why", strings.Join(wrong, ", "))
 	}
-	fmt.Fprint(sio.out, demoOutro)
+	fmt.Fprintf(sio.out, demoOutro, programCommand())
 	return exitOK, nil
 }
 

@@ -228,6 +228,9 @@ func compareREADME(t *testing.T, out string) {
 	if !ok {
 		t.Fatal("README: the demo's output has no end")
 	}
+	// The README shows the hint as go run prints it; this test binary
+	// names itself.
+	out = strings.ReplaceAll(out, "  "+programCommand()+" check ", "  go run "+mtastsPackage+" check ")
 	got, want := strings.Split(varying(out), "\n"), strings.Split(varying(shown), "\n")
 	for i := range max(len(got), len(want)) {
 		var g, w string
@@ -273,5 +276,41 @@ func TestShellJoin(t *testing.T) {
 		if got := shellJoin(tc.args); got != tc.want {
 			t.Errorf("shellJoin(%q) = %s, want %s", tc.args, got, tc.want)
 		}
+	}
+}
+
+// The demo's closing hint names a command that runs: go run deletes the
+// binary it built when the program exits, so after `go run ... demo` the
+// hint is a go run command line; after an installed binary, the name it was
+// run by.
+func TestDemoHintCommand(t *testing.T) {
+	const pkg = "github.com/mtasts-go/mtasts/cmd/mtasts"
+	for _, c := range []struct {
+		arg0, exe, version string
+		want               string
+	}{
+		// go run inside a clone: the package path works anywhere in the
+		// module.
+		{"/tmp/go-build2667314364/b001/exe/mtasts", "/tmp/go-build2667314364/b001/exe/mtasts", "(devel)", "go run " + pkg},
+		// go run pkg@version from outside a clone.
+		{"/tmp/go-build1/b001/exe/mtasts", "/tmp/go-build1/b001/exe/mtasts", "v0.2.0", "go run " + pkg + "@v0.2.0"},
+		{"/tmp/go-build1/b001/exe/mtasts", "/tmp/go-build1/b001/exe/mtasts", "v0.0.0-20260101000000-abcdefabcdef+dirty", "go run " + pkg},
+		// GOTMPDIR elsewhere, on Windows.
+		{`C:\Temp\go-build42\b001\exe\mtasts.exe`, `C:\Temp\go-build42\b001\exe\mtasts.exe`, "", "go run " + pkg},
+		// Installed, and run as the user typed it.
+		{"mtasts", "/home/u/go/bin/mtasts", "v0.2.0", "mtasts"},
+		{"./mtasts", "/home/u/src/mtasts/mtasts", "(devel)", "./mtasts"},
+		{"/opt/my tools/mtasts", "/opt/my tools/mtasts", "", "'/opt/my tools/mtasts'"},
+		{"", "/home/u/go/bin/mtasts", "", "mtasts"},
+	} {
+		if got := demoCommand(c.arg0, c.exe, pkg, c.version); got != c.want {
+			t.Errorf("demoCommand(%q, %q, %q) = %q, want %q", c.arg0, c.exe, c.version, got, c.want)
+		}
+	}
+
+	// The hint itself uses it.
+	_, out, _ := runMain(t, nil, "demo")
+	if !strings.Contains(out, "\n  "+programCommand()+" check example.com\n") {
+		t.Errorf("the closing hint does not name %q:\n%s", programCommand(), out)
 	}
 }
