@@ -50,6 +50,21 @@ func Forward(from, to string, udp bool) (*Forwarder, error) {
 	return f, nil
 }
 
+// Addr returns the TCP address the Forwarder listens on, useful when from
+// had port 0.
+func (f *Forwarder) Addr() string {
+	return f.ln.Addr().String()
+}
+
+// Active returns how many connections are open through f: each relayed
+// TCP connection counts twice (the accepted one and the one to the target)
+// while both are open, and each UDP query waiting for its answer once.
+func (f *Forwarder) Active() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.conns)
+}
+
 // Close stops relaying, closes the connections being relayed, and returns
 // when every goroutine of f has ended.
 func (f *Forwarder) Close() {
@@ -118,6 +133,17 @@ func (f *Forwarder) acceptTCP(to string) {
 				tc.CloseWrite()
 			}
 			<-done
+			// Both ways are done: close without TIME_WAIT. Held on
+			// the listening side of a loopback connection for a
+			// minute, it makes a new connection that reuses the
+			// client's port wait for a SYN retransmission, and with
+			// thousands of short connections, as a benchmark makes,
+			// ports are reused within the minute.
+			for _, x := range []net.Conn{c, u} {
+				if tc, ok := x.(*net.TCPConn); ok {
+					tc.SetLinger(0)
+				}
+			}
 		})
 	}
 }
