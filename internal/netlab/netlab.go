@@ -122,13 +122,13 @@ func (f *Forwarder) acceptTCP(to string) {
 			defer f.untrack(u)
 			done := make(chan struct{})
 			go func() {
-				io.Copy(u, c)
+				copyPlain(u, c)
 				if tc, ok := u.(*net.TCPConn); ok {
 					tc.CloseWrite()
 				}
 				close(done)
 			}()
-			io.Copy(c, u)
+			copyPlain(c, u)
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.CloseWrite()
 			}
@@ -146,6 +146,15 @@ func (f *Forwarder) acceptTCP(to string) {
 			}
 		})
 	}
+}
+
+// copyPlain copies from src to dst through a small buffer. io.Copy between
+// two TCP connections splices through a pair of pipes per copy, released
+// only when the garbage collector gets to them: thousands of connections
+// would hold thousands of pipes.
+func copyPlain(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 8192)
+	io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
 }
 
 func (f *Forwarder) relayUDP(to string) {
