@@ -29,7 +29,8 @@ type Forwarder struct {
 }
 
 // Forward relays TCP connections and, when udp is set, UDP datagrams
-// arriving at from (such as "127.0.0.1:53") to to. Each datagram is sent
+// arriving at from (such as "127.0.0.1:53", or port 0 for a random port,
+// the same for both) to to. Each datagram is sent
 // from a socket of its own, and the first reply within five seconds is
 // sent back: one query, one answer, as DNS over UDP has it. The caller must
 // Close the Forwarder.
@@ -40,7 +41,9 @@ func Forward(from, to string, udp bool) (*Forwarder, error) {
 		return nil, err
 	}
 	if udp {
-		if f.pc, err = net.ListenPacket("udp", from); err != nil {
+		// The TCP listener's address, so that port 0 picks one port
+		// for both.
+		if f.pc, err = net.ListenPacket("udp", f.ln.Addr().String()); err != nil {
 			f.ln.Close()
 			return nil, err
 		}
@@ -50,8 +53,7 @@ func Forward(from, to string, udp bool) (*Forwarder, error) {
 	return f, nil
 }
 
-// Addr returns the TCP address the Forwarder listens on, useful when from
-// had port 0.
+// Addr returns the address the Forwarder listens on, for TCP and UDP.
 func (f *Forwarder) Addr() string {
 	return f.ln.Addr().String()
 }
