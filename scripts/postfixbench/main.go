@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command postfixbench measures "mtasts postfix" and Debian's
 // postfix-mta-sts-resolver (mta-sts-daemon) over Postfix's socketmap
 // protocol, on the same domains served by the same DNS server and HTTPS
