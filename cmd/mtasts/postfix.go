@@ -304,7 +304,12 @@ func (d *postfixDaemon) setNetwork() error {
 	} else {
 		n.resolver, n.custom = d.network.resolver, d.network.custom
 	}
-	d.client.Store(&mtasts.Client{HTTPClient: &http.Client{Transport: n.policyTransport()}})
+	tr := n.policyTransport()
+	// A policy host is asked about once a day: a kept connection is never
+	// reused, and HTTP/2 keeps them beyond MaxIdleConns, one per domain
+	// fetched in the last IdleConnTimeout.
+	tr.DisableKeepAlives = true
+	d.client.Store(&mtasts.Client{HTTPClient: &http.Client{Transport: tr}})
 	if old != nil {
 		old.HTTPClient.CloseIdleConnections()
 	}
