@@ -12,7 +12,7 @@ import (
 )
 
 // TestTLSAndPassword runs a fleet of two caches over a Redis that speaks TLS
-// only and wants a password, through go-redis's universal client as the
+// only and wants a password, through go-redis's universal client as
 // docs/fleets.md configures it; a client that does not trust the server's
 // certificate gets an error, and the cache goes on without the store.
 func TestTLSAndPassword(t *testing.T) {
