@@ -113,7 +113,7 @@ type Options struct {
 	// without a goroutine, for a slot; the callers waiting for it wait on
 	// their own contexts. This bounds the memory, goroutines and
 	// connections that many hostile or hanging domains can take (see
-	// the README for what 10,000 of them cost). The wait is exported as
+	// docs/security.md for what 10,000 of them cost). The wait is exported as
 	// the histogram mtastsgo_cache_network_wait_seconds. Default 256.
 	//
 	// When no slot is free, the update asked for last runs first; one

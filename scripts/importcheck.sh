@@ -36,8 +36,8 @@ trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 proxy=$work/proxy
 # MTASTS_MODPROXY=DIR keeps the proxy folder in DIR, which must not exist,
 # e.g. to update a nested module's go.sum with `GOWORK=off go mod tidy`
-# through it before its commit is published (README.md shows how, after the
-# test command).
+# through it before its commit is published (docs/contributing.md shows
+# how, under "go.work and the import check").
 if [ -n "${MTASTS_MODPROXY:-}" ]; then
   mkdir "$MTASTS_MODPROXY"
   proxy=$(cd "$MTASTS_MODPROXY" && pwd)
@@ -241,7 +241,7 @@ for dir in . "${nested[@]}"; do
   echo "== GOWORK=off, module $dir"
   if ! out=$(cd "$dir" && GOFLAGS=-mod=readonly go list -deps -test ./... 2>&1 >/dev/null); then
     echo "$out" >&2
-    fail "module $dir does not load with GOWORK=off (missing go.sum lines? README.md shows how to add them, after the test command)"
+    fail "module $dir does not load with GOWORK=off (missing go.sum lines? docs/contributing.md shows how to add them, under \"go.work and the import check\")"
   fi
 done
 

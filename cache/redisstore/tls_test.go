@@ -12,8 +12,8 @@ import (
 )
 
 // TestTLSAndPassword runs a fleet of two caches over a Redis that speaks TLS
-// only and wants a password, through go-redis's universal client as the
-// README configures it; a client that does not trust the server's
+// only and wants a password, through go-redis's universal client as
+// docs/fleets.md configures it; a client that does not trust the server's
 // certificate gets an error, and the cache goes on without the store.
 func TestTLSAndPassword(t *testing.T) {
 	srv := startRedisTLS(t, "s3cret")

@@ -211,24 +211,25 @@ func TestDemoUsage(t *testing.T) {
 	}
 }
 
-// compareREADME checks that the README shows what the demo prints, but for
-// what changes from run to run: ports, the CA file's path, dates.
+// compareREADME checks that docs/operators.md, where the README sends its
+// readers for the demo's output, shows what the demo prints, but for what
+// changes from run to run: ports, the CA file's path, dates.
 func compareREADME(t *testing.T, out string) {
 	t.Helper()
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("../../docs/operators.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const start = "$ go run ./cmd/mtasts demo\n"
 	i := bytes.Index(readme, []byte(start))
 	if i < 0 {
-		t.Fatalf("README does not show %q", start)
+		t.Fatalf("docs/operators.md does not show %q", start)
 	}
 	shown, _, ok := strings.Cut(string(readme[i+len(start):]), "```")
 	if !ok {
-		t.Fatal("README: the demo's output has no end")
+		t.Fatal("docs/operators.md: the demo's output has no end")
 	}
-	// The README shows the hint as go run prints it; this test binary
+	// The page shows the hint as go run prints it; this test binary
 	// names itself.
 	out = strings.ReplaceAll(out, "  "+programCommand()+" check ", "  go run "+mtastsPackage+" check ")
 	got, want := strings.Split(varying(out), "\n"), strings.Split(varying(shown), "\n")
@@ -241,8 +242,8 @@ func compareREADME(t *testing.T, out string) {
 			w = want[i]
 		}
 		if g != w {
-			t.Fatalf("README shows another output than the demo's: line %d of it is\n\t%q\nthe demo prints\n\t%q\n"+
-				"Paste the output of \"go run ./cmd/mtasts demo\" into the README.", i+1, w, g)
+			t.Fatalf("docs/operators.md shows another output than the demo's: line %d of it is\n\t%q\nthe demo prints\n\t%q\n"+
+				"Paste the output of \"go run ./cmd/mtasts demo\" into docs/operators.md.", i+1, w, g)
 		}
 	}
 }
