@@ -344,6 +344,9 @@ func TestSocketmapServerConnectionLimit(t *testing.T) {
 	}
 	c1, r1 := dial()
 	exchange(t, c1, r1, "9:postfix a,") // idle since
+	// The server marks a connection idle after it writes the reply:
+	// wait for c1's mark, so that c1 is idle longest whatever the load.
+	waitIdle(t, s, 1)
 	c2, r2 := dial()
 	exchange(t, c2, r2, "9:postfix b,")
 	waitIdle(t, s, 2)
