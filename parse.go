@@ -187,22 +187,103 @@ func ParsePolicy(s string) (*Policy, error) {
 		lower []byte // lower-cased mx names, see folds
 		folds []foldedName
 	)
+	// The loop holds the path every line takes, with the helpers it calls
+	// small enough to be inlined; what is wrong is described by helpers
+	// called only on failure. ParsePolicy runs once a policy fetch, and
+	// a cache hit does not run it, but a call per line costs a fifth of
+	// its time (BenchmarkParsePolicy).
 	for pos := 0; pos < len(s); {
-		var text string
-		text, pos = nextPolicyLine(s, pos)
-		pp.line++
-		mustFold, err := pp.parseLine(text)
-		if err != nil {
-			return nil, err
+		// sts-policy-term = LF / CRLF
+		text := s[pos:]
+		if end := strings.IndexByte(text, '\n'); end >= 0 {
+			text = text[:end]
+			pos += end + 1
+		} else {
+			pos = len(s)
 		}
-		if mustFold {
-			mx := len(pp.p.MX) - 1
-			start := len(lower)
-			lower = append(lower, pp.p.MX[mx].Domain.ASCII...)
-			for i := start; i < len(lower); i++ {
-				lower[i] = toLowerASCII(lower[i])
+		if n := len(text) - 1; n >= 0 && text[n] == '\r' {
+			text = text[:n]
+		}
+		pp.line++
+		if pp.line == 1 && strings.HasPrefix(text, "\uFEFF") {
+			return nil, pp.errorf("", "byte order mark at the start, expected a key")
+		}
+		// A blank line is outside the grammar; hand-written policies
+		// have them, and they carry nothing, so they are skipped.
+		if skipWSP(text, 0) == len(text) {
+			continue
+		}
+		// sts-policy-field = sts-policy-ext-name sts-policy-field-delim value
+		// sts-policy-ext-name = sts-policy-alphanum
+		//                       *31(sts-policy-alphanum / "_" / "-" / ".")
+		// sts-policy-field-delim = ":" *WSP
+		// The names of the known fields follow the sts-policy-ext-name
+		// rule too. The *WSP after sts-policy-field ends the value.
+		i := 0
+		for i < len(text) && isExtNameChar(text[i]) {
+			i++
+		}
+		if i == 0 || i > 32 || i == len(text) || text[i] != ':' || !isAlnum(text[0]) {
+			return nil, pp.fieldError(text)
+		}
+		key := text[:i]
+		value := trimWSPRight(text[skipWSP(text, i+1):])
+		if value == "" {
+			return nil, pp.errorf(key, "empty value")
+		}
+		// RFC 8461 3.2: of a repeated key other than mx, the first is
+		// used; the others are checked as extensions.
+		switch key {
+		case "version":
+			if pp.p.Version != "" {
+				break
 			}
-			folds = append(folds, foldedName{mx, start, len(lower)})
+			// sts-policy-version-value = %s"STSv1"
+			if value != "STSv1" {
+				return nil, pp.errorf(key, "unsupported version %s, expected \"STSv1\"", quote(value))
+			}
+			pp.p.Version = "STSv1"
+			continue
+		case "mode":
+			if pp.p.Mode != "" {
+				break
+			}
+			mode, ok := parseMode(value)
+			if !ok {
+				return nil, pp.errorf(key, "invalid mode %s, expected \"enforce\", \"testing\" or \"none\"", quote(value))
+			}
+			pp.p.Mode = mode
+			continue
+		case "max_age":
+			if pp.haveMaxAge {
+				break
+			}
+			n, ok := parseMaxAge(value)
+			if !ok {
+				return nil, pp.errorf(key, "invalid max_age %s, expected 1 to 10 digits", quote(value))
+			}
+			pp.p.MaxAgeSeconds = n
+			pp.haveMaxAge = true
+			continue
+		case "mx":
+			// sts-policy-mx-value = ["*."] Domain; mx may repeat.
+			mx, mustFold, msg := parseMXPattern(value)
+			if msg != "" {
+				return nil, pp.errorf(key, "invalid mx pattern %s: %s", quote(value), msg)
+			}
+			if mustFold {
+				start := len(lower)
+				lower = append(lower, mx.Domain.ASCII...)
+				for i := start; i < len(lower); i++ {
+					lower[i] = toLowerASCII(lower[i])
+				}
+				folds = append(folds, foldedName{len(pp.p.MX), start, len(lower)})
+			}
+			pp.p.MX = append(pp.p.MX, mx)
+			continue
+		}
+		if err := pp.parseExtension(key, value); err != nil {
+			return nil, err
 		}
 	}
 	if err := pp.checkRequired(); err != nil {
@@ -235,140 +316,50 @@ type policyParser struct {
 	exts       extensions
 }
 
-// errorf returns the *SyntaxError for key on the current line.
+// errorf returns the *SyntaxError for key on the current line. It is kept
+// out of line: it runs only on failure, and inlined it would make each
+// caller too large to inline.
+//
+//go:noinline
 func (pp *policyParser) errorf(key, format string, args ...any) error {
 	return &SyntaxError{Kind: ErrPolicySyntax, Line: pp.line, Field: key, Msg: fmt.Sprintf(format, args...)}
 }
 
-// nextPolicyLine returns the line of s that starts at pos, without its
-// sts-policy-term = LF / CRLF, and the position after the terminator.
-func nextPolicyLine(s string, pos int) (text string, next int) {
-	end := strings.IndexByte(s[pos:], '\n')
-	if end < 0 {
-		text = s[pos:]
-		next = len(s)
-	} else {
-		text = s[pos : pos+end]
-		next = pos + end + 1
-	}
-	return strings.TrimSuffix(text, "\r"), next
-}
-
-// parseLine parses one line: a blank line, or sts-policy-field *WSP, handing
-// the value to the helper for its key. It returns mustFold for an mx line
-// whose name, the last in p.MX, has upper case.
-func (pp *policyParser) parseLine(text string) (mustFold bool, err error) {
-	if pp.line == 1 && strings.HasPrefix(text, "\uFEFF") {
-		return false, pp.errorf("", "byte order mark at the start, expected a key")
-	}
-	// A blank line is outside the grammar; hand-written policies
-	// have them, and they carry nothing, so they are skipped.
-	if skipWSP(text, 0) == len(text) {
-		return false, nil
-	}
-	key, value, err := pp.parseField(text)
-	if err != nil {
-		return false, err
-	}
-	// RFC 8461 3.2: of a repeated key other than mx, the first is used.
-	switch {
-	case key == "version" && pp.p.Version == "":
-		return false, pp.parseVersion(key, value)
-	case key == "mode" && pp.p.Mode == "":
-		return false, pp.parseMode(key, value)
-	case key == "max_age" && !pp.haveMaxAge:
-		return false, pp.parseMaxAgeField(key, value)
-	case key == "mx":
-		return pp.parseMX(key, value)
-	}
-	return false, pp.parseExtension(key, value)
-}
-
-// parseField splits a line into its key and value:
-//
-//	sts-policy-ext-name    = sts-policy-alphanum
-//	                         *31(sts-policy-alphanum / "_" / "-" / ".")
-//	sts-policy-field-delim = ":" *WSP
-//
-// The names of the known fields follow the sts-policy-ext-name rule too.
-// The value ends before the *WSP that may follow sts-policy-field.
-func (pp *policyParser) parseField(text string) (key, value string, err error) {
+// fieldError returns the error for a line, not blank, that is not
+// sts-policy-ext-name followed by ":", saying what is wrong.
+func (pp *policyParser) fieldError(text string) error {
 	i := 0
 	for i < len(text) && isExtNameChar(text[i]) {
 		i++
 	}
-	key = text[:i]
-	if key == "" || !isAlnum(key[0]) {
+	key := text[:i]
+	switch {
+	case key == "" || !isAlnum(key[0]):
 		if isWSP(text[0]) {
-			return "", "", pp.errorf("", "whitespace at the start of the line, expected a key")
+			return pp.errorf("", "whitespace at the start of the line, expected a key")
 		}
-		return "", "", pp.errorf("", "expected a key (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\") at the start of the line")
+		return pp.errorf("", "expected a key (a letter or digit followed by letters, digits, \"_\", \"-\" or \".\") at the start of the line")
+	case len(key) > 32:
+		return pp.errorf(key, "key longer than 32 characters")
+	case i < len(text) && text[i] != ':':
+		// sts-policy-field-delim = ":" *WSP
+		return pp.errorf(key, "unexpected %s after the key, expected \"key: value\"", quoteChar(text, i))
 	}
-	if len(key) > 32 {
-		return "", "", pp.errorf(key, "key longer than 32 characters")
-	}
-	// sts-policy-field-delim = ":" *WSP
-	if i == len(text) || text[i] != ':' {
-		if i < len(text) {
-			return "", "", pp.errorf(key, "unexpected %s after the key, expected \"key: value\"", quoteChar(text, i))
-		}
-		return "", "", pp.errorf(key, "expected \"key: value\"")
-	}
-	i = skipWSP(text, i+1)
-	// The *WSP after sts-policy-field ends the line's value.
-	value = trimWSPRight(text[i:])
-	if value == "" {
-		return "", "", pp.errorf(key, "empty value")
-	}
-	return key, value, nil
-}
-
-// parseVersion parses sts-policy-version-value = %s"STSv1".
-func (pp *policyParser) parseVersion(key, value string) error {
-	if value != "STSv1" {
-		return pp.errorf(key, "unsupported version %s, expected \"STSv1\"", quote(value))
-	}
-	pp.p.Version = "STSv1"
-	return nil
+	return pp.errorf(key, "expected \"key: value\"")
 }
 
 // parseMode parses
 // sts-policy-mode-value = %s"testing" / %s"enforce" / %s"none".
-func (pp *policyParser) parseMode(key, value string) error {
+func parseMode(value string) (Mode, bool) {
 	switch Mode(value) {
 	case ModeEnforce:
-		pp.p.Mode = ModeEnforce
+		return ModeEnforce, true
 	case ModeTesting:
-		pp.p.Mode = ModeTesting
+		return ModeTesting, true
 	case ModeNone:
-		pp.p.Mode = ModeNone
-	default:
-		return pp.errorf(key, "invalid mode %s, expected \"enforce\", \"testing\" or \"none\"", quote(value))
+		return ModeNone, true
 	}
-	return nil
-}
-
-// parseMaxAgeField parses sts-policy-max-age-value = 1*10(DIGIT).
-func (pp *policyParser) parseMaxAgeField(key, value string) error {
-	n, ok := parseMaxAge(value)
-	if !ok {
-		return pp.errorf(key, "invalid max_age %s, expected 1 to 10 digits", quote(value))
-	}
-	pp.p.MaxAgeSeconds = n
-	pp.haveMaxAge = true
-	return nil
-}
-
-// parseMX parses sts-policy-mx-value = ["*."] Domain; mx may repeat. It
-// appends the pattern to p.MX and returns mustFold if the name has upper
-// case, for ParsePolicy to fold.
-func (pp *policyParser) parseMX(key, value string) (mustFold bool, err error) {
-	mx, mustFold, msg := parseMXPattern(value)
-	if msg != "" {
-		return false, pp.errorf(key, "invalid mx pattern %s: %s", quote(value), msg)
-	}
-	pp.p.MX = append(pp.p.MX, mx)
-	return mustFold, nil
+	return "", false
 }
 
 // parseExtension checks sts-policy-extension = sts-policy-ext-name

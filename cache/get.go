@@ -49,10 +49,10 @@ type call struct {
 // The updates that Get starts use the resolver and logger of ctx, if set
 // with WithResolver and WithLogger; a Get that joins a running update shares
 // that update's.
-func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
+func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) (r Result) {
 	if c.opts.CheckEveryGet {
-		if r, ok := c.getChecked(ctx, domain); ok {
-			return r
+		if res, ok := c.getChecked(ctx, domain); ok {
+			return res
 		}
 	}
 	now := time.Now()
@@ -76,14 +76,16 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) Result {
 					it.checkedAt.CompareAndSwap(sec, last)
 				}
 			}
-			return c.result(it, s, now, fromMemory)
+			c.fillResult(&r, it, s, now, fromMemory)
+			return r
 		}
 		if c.backingOff(it, s, now) {
 			// Known to have no policy, or backing off after a
 			// failure (RFC 8461 3.3). An expired policy is not
 			// applied, back-off or not (RFC 8461 5.1).
 			c.metrics.hits.Inc()
-			return c.result(it, s, now, fromMemory)
+			c.fillResult(&r, it, s, now, fromMemory)
+			return r
 		}
 	}
 	c.metrics.misses.Inc()

@@ -228,6 +228,14 @@ const (
 // max_age". The failure, if any, is.
 func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 	var r Result
+	c.fillResult(&r, it, s, now, o)
+	return r
+}
+
+// fillResult sets *r, zero, to what result returns. Get's hit path calls it
+// on its own result: a Result is 200 bytes, and returning result's copied
+// them twice more, a fifth of a hit's time (BenchmarkGetHit).
+func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o origin) {
 	if f := s.fail; f != nil {
 		r.Err, r.ResultType, r.FailureReason, r.PolicyText = f.err, f.resultType, f.reason, f.text
 		r.Remembered = o == fromMemory
@@ -242,7 +250,6 @@ func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 	if sec := it.checkedAt.Load(); sec != 0 {
 		r.Checked = c.epoch.Add(time.Duration(sec) * time.Second)
 	}
-	return r
 }
 
 // none reports whether s holds a policy in mode none.

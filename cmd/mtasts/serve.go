@@ -138,6 +138,12 @@ func runServe(ctx context.Context, args []string, sio *stdio) (int, error) {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Requests still running after the grace period, or a client's
+		// connection that sent none yet (net/http counts those as idle
+		// only after 5 s): close them. Stopping when asked is no failure.
+		err = srv.Close()
+	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}

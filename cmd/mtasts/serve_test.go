@@ -352,3 +352,21 @@ func TestNotifyHUP(t *testing.T) {
 		t.Fatal("no SIGHUP relayed")
 	}
 }
+
+// A client that holds a request half sent when serve is asked to stop does
+// not make it fail: after the grace period its connection is closed, and
+// serve exits 0 (checked by startServeWith's cleanup).
+func TestServeStopsWithHalfSentRequest(t *testing.T) {
+	dir := t.TempDir()
+	policyFile := filepath.Join(dir, "policy.txt")
+	os.WriteFile(policyFile, []byte(policyText("enforce", "604800", "mail.example.com")), 0o644)
+	// Closed after serve has stopped: cleanups run last first.
+	var conn net.Conn
+	t.Cleanup(func() { conn.Close() })
+	run := startServeWith(t, false, "--policy", policyFile, "--addr", "127.0.0.1:0")
+	conn, err := net.Dial("tcp", run.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.com\r\n")
+}
