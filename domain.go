@@ -214,18 +214,13 @@ func (e *domainError) Unwrap() []error {
 	return []error{ErrInvalidDomain, e.cause}
 }
 
-// Name returns the name for display: the Unicode form when the name is
+// String returns the name for display: the Unicode form when the name is
 // internationalized, else the ASCII form.
-func (d Domain) Name() string {
+func (d Domain) String() string {
 	if d.Unicode != "" {
 		return d.Unicode
 	}
 	return d.ASCII
-}
-
-// String returns d.Name().
-func (d Domain) String() string {
-	return d.Name()
 }
 
 // LogString returns the name for logs: "unicode/ascii" for an

@@ -66,7 +66,8 @@ import (
 )
 
 // Resolver looks up TXT records. *adns.Resolver satisfies it, and reports
-// whether the answer was DNSSEC-signed and validated.
+// whether the answer was DNSSEC-signed and validated. For a resolver shaped
+// like *net.Resolver, which does not say, ResolverFrom makes one.
 //
 // A name that does not exist, or has no TXT records, is signalled by an error
 // that is, or wraps, an *adns.DNSError or *net.DNSError with IsNotFound set;
@@ -74,6 +75,44 @@ import (
 // (RFC 8461 3.1).
 type Resolver interface {
 	LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error)
+}
+
+// ResolverFrom returns a Resolver that looks up TXT records through r, a
+// resolver shaped like *net.Resolver, such as a mail server's own, so that
+// code holding one need not import adns. It returns nil for a nil r, which
+// LookupRecord reports as ErrDNS.
+//
+// r does not say whether an answer was DNSSEC-signed and validated, so the
+// Resolver reports none as validated: its adns.Result is the zero value,
+// with Authentic false, and a Client logs the lookup with dnssec=false. The
+// DNSSEC status is unknown, as good as insecure. MTA-STS does not need
+// DNSSEC: it relies on the policy host's certificate instead (RFC 8461 2).
+// Only DANE, which this package does not do, needs validated answers.
+//
+// Errors of r pass through as they are. As with *net.Resolver, a name that
+// does not exist or has no TXT records must be signalled by an error that
+// is, or wraps, a *net.DNSError with IsNotFound set: LookupRecord reports it
+// as ErrNoRecord, and any other error, such as a server failure or timeout,
+// as ErrDNS.
+func ResolverFrom(r interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}) Resolver {
+	if r == nil {
+		return nil
+	}
+	return netResolver{r}
+}
+
+// netResolver is the Resolver ResolverFrom returns.
+type netResolver struct {
+	r interface {
+		LookupTXT(ctx context.Context, name string) ([]string, error)
+	}
+}
+
+func (n netResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error) {
+	txts, err := n.r.LookupTXT(ctx, name)
+	return txts, adns.Result{}, err
 }
 
 // LookupRecord looks up the MTA-STS TXT record of domain at

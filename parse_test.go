@@ -348,12 +348,12 @@ func TestParseDomain(t *testing.T) {
 	}
 
 	d := Domain{ASCII: "xn--bcher-kva.example", Unicode: "bücher.example"}
-	if d.Name() != "bücher.example" || d.String() != "bücher.example" || d.LogString() != "bücher.example/xn--bcher-kva.example" || d.IsZero() {
-		t.Errorf("methods of %#v: Name %q, String %q, LogString %q, IsZero %v", d, d.Name(), d.String(), d.LogString(), d.IsZero())
+	if d.String() != "bücher.example" || d.LogString() != "bücher.example/xn--bcher-kva.example" || d.IsZero() {
+		t.Errorf("methods of %#v: String %q, LogString %q, IsZero %v", d, d.String(), d.LogString(), d.IsZero())
 	}
 	a := Domain{ASCII: "example.com"}
-	if a.Name() != "example.com" || a.LogString() != "example.com" || a.IsZero() || !(Domain{}).IsZero() {
-		t.Errorf("methods of %#v: Name %q, LogString %q, IsZero %v", a, a.Name(), a.LogString(), a.IsZero())
+	if a.String() != "example.com" || a.LogString() != "example.com" || a.IsZero() || !(Domain{}).IsZero() {
+		t.Errorf("methods of %#v: String %q, LogString %q, IsZero %v", a, a.String(), a.LogString(), a.IsZero())
 	}
 	mx := STSMX{Wildcard: true, Domain: d}
 	if mx.String() != "*.xn--bcher-kva.example" || mx.LogString() != "*.bücher.example/*.xn--bcher-kva.example" {

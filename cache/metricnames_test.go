@@ -69,14 +69,10 @@ func registerAll(t *testing.T, reg prometheus.Registerer, opts ...mtasts.Metrics
 	if err != nil {
 		t.Fatal(err)
 	}
-	wrapped, err := mtasts.MetricsRegisterer(rec, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for what, err := range map[string]error{
 		"mtasts.RegisterMetrics":   mtasts.RegisterMetrics(rec, opts...),
 		"Cache.RegisterMetrics":    c.RegisterMetrics(rec, opts...),
-		"Recorder.RegisterMetrics": recorder.RegisterMetrics(wrapped),
+		"Recorder.RegisterMetrics": recorder.RegisterMetrics(rec, opts...),
 		"Sender.RegisterMetrics":   sender.RegisterMetrics(rec, opts...),
 		"Reporter.RegisterMetrics": reporter.RegisterMetrics(rec, opts...),
 	} {

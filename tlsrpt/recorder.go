@@ -1013,9 +1013,19 @@ func newRecorderMetrics() *recorderMetrics {
 // RegisterMetrics registers the recorder's Prometheus collectors with reg:
 // mtastsgo_tlsrpt_failure_details_dropped_total,
 // mtastsgo_tlsrpt_sessions_late_total and mtastsgo_tlsrpt_store_errors_total
-// by operation. Register one recorder per registry. It returns reg's
-// errors, e.g. when a collector is already registered.
-func (r *Recorder) RegisterMetrics(reg prometheus.Registerer) error {
+// by operation. Register one recorder per registry, or give each its own
+// constant labels.
+//
+// The options are those of mtasts.RegisterMetrics: mtasts.MetricsNamespace
+// puts a namespace before every name, mtasts.MetricsConstLabels adds labels
+// to every metric. It returns an error for a namespace that is not a metric
+// name prefix, for labels Prometheus rejects ("op" is taken), or when reg
+// already holds the metrics.
+func (r *Recorder) RegisterMetrics(reg prometheus.Registerer, opts ...mtasts.MetricsOption) error {
+	reg, err := mtasts.MetricsRegisterer(reg, opts...)
+	if err != nil {
+		return err
+	}
 	m := r.metrics
 	return errors.Join(reg.Register(m.dropped), reg.Register(m.late), reg.Register(m.storeErrors))
 }

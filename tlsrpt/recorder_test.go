@@ -563,7 +563,7 @@ func TestRecorderMetricsRegistration(t *testing.T) {
 	mfs, err := prometheus.DefaultGatherer.Gather()
 	must(t, err)
 	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), "mtasts_tlsrpt") {
+		if strings.HasPrefix(mf.GetName(), "mtastsgo_tlsrpt") {
 			t.Errorf("%s registered with the default registry", mf.GetName())
 		}
 	}
@@ -571,6 +571,31 @@ func TestRecorderMetricsRegistration(t *testing.T) {
 	must(t, rec.RegisterMetrics(reg))
 	if err := rec.RegisterMetrics(reg); err == nil {
 		t.Error("second RegisterMetrics with one registry: no error")
+	}
+}
+
+// The metrics take the options of mtasts.RegisterMetrics, as the Sender's
+// and the Reporter's do.
+func TestRecorderMetricsOptions(t *testing.T) {
+	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
+	must(t, err)
+	t.Cleanup(func() { rec.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	must(t, rec.RegisterMetrics(reg, mtasts.MetricsNamespace("mox"), mtasts.MetricsConstLabels(prometheus.Labels{"instance": "a"})))
+	got := counters(t, reg)
+	for _, name := range []string{
+		"mox_mtastsgo_tlsrpt_failure_details_dropped_total{instance=a}",
+		"mox_mtastsgo_tlsrpt_sessions_late_total{instance=a}",
+	} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("no metric %s; have %v", name, got)
+		}
+	}
+	if err := rec.RegisterMetrics(prometheus.NewPedanticRegistry(), mtasts.MetricsConstLabels(prometheus.Labels{"op": "x"})); err == nil {
+		t.Error("RegisterMetrics accepted the constant label \"op\", which the metrics have")
+	}
+	if err := rec.RegisterMetrics(prometheus.NewPedanticRegistry(), mtasts.MetricsNamespace("9bad")); err == nil {
+		t.Error("RegisterMetrics accepted the namespace \"9bad\"")
 	}
 }
 

@@ -202,7 +202,7 @@ func (c *checker) step(ctx context.Context, msg string, f func(ctx context.Conte
 
 // checkDomain does what a sending MTA does for domain, step by step.
 func (c *checker) checkDomain(ctx context.Context, domain mtasts.Domain) *domainReport {
-	r := &domainReport{Domain: domain.Name()}
+	r := &domainReport{Domain: domain.String()}
 	recordOK := c.checkRecord(ctx, r, domain)
 	policy := c.checkPolicy(ctx, r, domain, recordOK)
 	hosts := c.checkMX(ctx, r, domain, policy)
@@ -527,7 +527,7 @@ func (c *checker) checkMX(ctx context.Context, r *domainReport, domain mtasts.Do
 		hosts = append(hosts, d)
 		md := &mxData{Host: d.ASCII, Preference: int(mx.Pref)}
 		list = append(list, md)
-		what := fmt.Sprintf("%s (preference %d)", d.Name(), mx.Pref)
+		what := fmt.Sprintf("%s (preference %d)", d.String(), mx.Pref)
 		switch {
 		case policy == nil:
 			s.add(statusInfo, "%s: no policy to match against", what)
