@@ -14,9 +14,9 @@
 # Importers are built, each in its own module outside the repository
 # (GOWORK=off, so go.work does not apply): one requiring every module at
 # HEAD's version and using the root package, cache, tlsrpt, mtaststest and
-# cache/redisstore; one per nested module requiring only it, which must then
+# redisstore; one per nested module requiring only it, which must then
 # build with the root module at the version it requires, as
-# `go get github.com/mtasts-go/mtasts/cache/redisstore` gives a user; and
+# `go get github.com/mtasts-go/mtasts/redisstore` gives a user; and
 # `go install` of cmd/mtasts at HEAD's version, as `go run ...@latest` does.
 # It also checks that go.work uses every module and points each required
 # version of the root module at the local tree, and that every module loads
@@ -207,7 +207,7 @@ importer() {
 
 # One exported identifier of each nested module, for the first importer;
 # a module not listed here is imported for its side effects.
-declare -A nested_ident=([cache/redisstore]=New)
+declare -A nested_ident=([redisstore]=New)
 
 every=("$root@$head_version")
 uses=("$root:ParsePolicy" "$root/cache:New" "$root/tlsrpt:ParseReport" "$root/mtaststest:NewResolver")

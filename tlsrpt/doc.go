@@ -47,7 +47,7 @@
 //   - Stores (store.go, filestore.go): a Store keeps the counts a Recorder
 //     flushes every second, until the day is taken and released:
 //     MemoryStore (the default), FileStore (a day survives a crash but for
-//     its last second), and, in the module cache/redisstore, a store in
+//     its last second), and, in the module redisstore, a store in
 //     Redis shared by a fleet, which then sends one report per policy
 //     domain and day. Taking a day is two steps: Take claims it and returns
 //     its counts, Release deletes them once the reports are kept, so a
@@ -66,7 +66,7 @@
 //   - The daily schedule (reporter.go, outbox.go): a Reporter takes each
 //     closed day after a random delay (RFC 8460 4.1), puts its reports in an
 //     Outbox (MemoryOutbox, FileOutbox across restarts, or the Redis outbox
-//     of cache/redisstore across a fleet), releases the day, and sends the
+//     of redisstore across a fleet), releases the day, and sends the
 //     reports with the Sender, spread over time. The outbox records each
 //     rua URI that took a report, so that after a crash a report is sent
 //     to the URIs that did not, with the same report-id.

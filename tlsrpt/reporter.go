@@ -53,7 +53,7 @@ type ReporterOptions struct {
 	// Outbox keeps the reports taken until they are delivered. Default:
 	// a NewMemoryOutbox, whose reports end with the process; a
 	// FileOutbox keeps them across restarts, and the outbox of
-	// cache/redisstore across a fleet.
+	// redisstore across a fleet.
 	Outbox Outbox
 
 	// Info says who sends the reports: organization-name and
@@ -98,7 +98,7 @@ type ReporterOptions struct {
 // record gets nothing, and its report is dropped.
 //
 // What is sent, across crashes, with a store and an outbox that survive
-// them (FileStore and FileOutbox, or those of cache/redisstore):
+// them (FileStore and FileOutbox, or those of redisstore):
 //   - A day's counts leave the store (Recorder.Release) only once its
 //     reports are in the outbox. A crash before makes the next Run take
 //     the day again; the outbox keeps the reports it holds, or held, of
@@ -132,7 +132,7 @@ type ReporterOptions struct {
 //     8460 5.5).
 //
 // In a fleet sharing one store, such as the Redis store of package
-// cache/redisstore, each closed day is taken by one member: each policy
+// redisstore, each closed day is taken by one member: each policy
 // domain's report is built once. With the fleet's shared outbox too, each
 // report is delivered by one member at a time, and a member that dies
 // leaves its days and reports to the others.

@@ -13,7 +13,7 @@ import (
 // Store keeps the counts a Recorder flushes, per UTC day, until the day is
 // taken to be reported: in memory (MemoryStore, the default), on disk
 // (FileStore), or in Redis for a whole fleet of MTAs (package
-// cache/redisstore, a module of its own).
+// redisstore, a module of its own).
 //
 // What an implementation must guarantee:
 //   - It is safe for concurrent use, by several recorders too (a fleet), and
@@ -37,7 +37,7 @@ import (
 //     survives one. While a claim holds, Takes by other store values
 //     sharing the storage get an error wrapping ErrDayClaimed; a shared
 //     store lets a claim lapse after a while, so that the day of a member
-//     that died is taken over by another (see cache/redisstore).
+//     that died is taken over by another (see redisstore).
 //   - An Add for a day taken (claimed or released) returns an error
 //     wrapping ErrDayTaken and adds nothing, so that no second report is
 //     made of late counts.

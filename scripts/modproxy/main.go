@@ -6,7 +6,7 @@
 // writes it. scripts/importcheck.sh runs it to let importers outside the
 // repository fetch this checkout's modules as users fetch published ones.
 //
-//	git archive --format=tar REV | go run scripts/modproxy/main.go -proxy DIR -version V -time T [-subdir cache/redisstore]
+//	git archive --format=tar REV | go run scripts/modproxy/main.go -proxy DIR -version V -time T [-subdir redisstore]
 //
 // The zip holds what the go command puts in a zip it makes from a
 // repository (cmd/go's codeRepo.Zip, then golang.org/x/mod/zip.Create), so

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestFetchedInTheFutureRewritten: a policy saved by a member whose clock

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestDecodeVersions reads values as a release may find them in a Redis that

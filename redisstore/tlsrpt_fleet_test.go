@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
 	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )

@@ -20,8 +20,8 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
 	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // redisServer is a redis-server the test started on a loopback port.

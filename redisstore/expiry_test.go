@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestEntryExpires checks that Redis drops an entry when its policy expires,

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestList: the store lists the entries under its prefix, and no others, in

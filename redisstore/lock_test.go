@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestLock checks the lock itself: SET NX, lasting the store's LockTTL, one

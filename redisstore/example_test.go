@@ -14,7 +14,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // Every MTA of a fleet runs this, pointed at the same Redis. It is not run

@@ -9,8 +9,8 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
 	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // benchCache returns a cache over a Redis store holding the policies of

@@ -8,7 +8,7 @@ import (
 	"github.com/mjl-/adns"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 

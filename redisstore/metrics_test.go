@@ -9,7 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mtasts-go/mtasts"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestMetricsNamespaceAndLabels: the options of mtasts.RegisterMetrics

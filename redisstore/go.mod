@@ -1,4 +1,4 @@
-module github.com/mtasts-go/mtasts/cache/redisstore
+module github.com/mtasts-go/mtasts/redisstore
 
 go 1.25.0
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
-	"github.com/mtasts-go/mtasts/cache/redisstore"
 	"github.com/mtasts-go/mtasts/mtaststest"
+	"github.com/mtasts-go/mtasts/redisstore"
 )
 
 // TestLockSharedStoreValue has two caches of one process share one Store
