@@ -86,9 +86,11 @@ type Options struct {
 	RefreshAge time.Duration
 
 	// Backoff is how long, after a failed fetch, the cache makes no new
-	// attempt for the domain (RFC 8461 3.3: "five minutes or longer"), and
-	// how long it remembers that a domain has no policy (that one
-	// counted in whole seconds, rounded up). Default 5 minutes.
+	// attempt for the domain (RFC 8461 3.3: "five minutes or longer"), how
+	// long it remembers that a domain has no policy (that one counted in
+	// whole seconds, rounded up), and how soon after a fetch a policy that
+	// has already expired (max_age 0, say) is fetched again: meanwhile the
+	// domain has none to apply. Default 5 minutes.
 	Backoff time.Duration
 
 	// RunInterval is how often Run looks for policies to refresh and

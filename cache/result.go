@@ -185,12 +185,12 @@ func (c *Cache) backingOff(it *item, s *snapshot, now time.Time) bool {
 		return false
 	case s == noRecord:
 		return c.clock(now)-min(it.checkedAt.Load(), c.clock(now)) < c.backoffSeconds
-	case s.hasPolicy() && s.fail == nil:
+	case s.fail == nil && s.fetchedRecently(s.id, now, c.opts.Backoff):
 		// A policy that expired less than Backoff after its fetch
 		// (max_age 0, say) is not fetched again before then (RFC
 		// 8461 3.3 allows senders to rate-limit fetches): until then,
 		// the domain has no policy to apply (RFC 8461 5.1).
-		return now.UnixNano()-s.fetched < int64(c.opts.Backoff)
+		return true
 	default:
 		return !s.retryDue(now)
 	}
