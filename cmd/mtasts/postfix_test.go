@@ -126,17 +126,7 @@ func (r *postfixRun) stop() int {
 
 func (r *postfixRun) waitLog(t *testing.T, want string) string {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case line := <-r.logs:
-			if strings.Contains(line, want) {
-				return line
-			}
-		case <-timeout:
-			t.Fatalf("postfix did not log %q", want)
-		}
-	}
+	return waitLogLine(t, r.logs, "postfix", want)
 }
 
 // socketmapQuery sends one request to addr (host:port or unix:/path) and

@@ -100,15 +100,23 @@ func startServeWith(t *testing.T, hup bool, args ...string) *serveRun {
 // the test if none comes within 10 seconds.
 func (r *serveRun) waitLog(t *testing.T, want string) string {
 	t.Helper()
+	return waitLogLine(t, r.logs, "serve", want)
+}
+
+// waitLogLine returns the first line from logs, which the command named
+// who writes, that contains want; it fails the test if none comes within
+// 10 seconds.
+func waitLogLine(t *testing.T, logs <-chan string, who, want string) string {
+	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case line := <-r.logs:
+		case line := <-logs:
 			if strings.Contains(line, want) {
 				return line
 			}
 		case <-timeout:
-			t.Fatalf("serve did not log %q", want)
+			t.Fatalf("%s did not log %q", who, want)
 		}
 	}
 }
