@@ -222,20 +222,13 @@ func TLSReportFailureReason(err error) string {
 	return reason
 }
 
-// Result types of RFC 8460 4.3.2.2 for MTA-STS failures.
-const (
-	ResultPolicyFetchError = "sts-policy-fetch-error"
-	ResultPolicyInvalid    = "sts-policy-invalid"
-	ResultWebPKIInvalid    = "sts-webpki-invalid"
-)
-
 // TLSReportResultType returns the RFC 8460 4.3 result type of a failure.
 //
 // For a failure to discover or fetch a policy (RFC 8460 4.3.2.2):
-// ResultWebPKIInvalid when the policy host's certificate failed PKIX
-// validation, ResultPolicyInvalid for an invalid or ambiguous record or
+// ResultSTSWebPKIInvalid when the policy host's certificate failed PKIX
+// validation, ResultSTSPolicyInvalid for an invalid or ambiguous record or
 // policy (ErrRecordSyntax, ErrMultipleRecords, ErrPolicySyntax), and
-// ResultPolicyFetchError for the other failures of this package (DNS
+// ResultSTSPolicyFetchError for the other failures of this package (DNS
 // failures, missing record or policy, HTTP failures, a refused policy host
 // address).
 //
@@ -270,18 +263,18 @@ const (
 // domain without a record and without a cached policy simply has no policy,
 // and STARTTLS failures are reportable only under a policy whose mode is
 // not none (RFC 8461 6).
-func TLSReportResultType(err error) string {
+func TLSReportResultType(err error) ResultType {
 	switch {
 	case err == nil:
 		return ""
 	case errors.Is(err, ErrPolicyFetch) && isCertificateError(err):
-		return ResultWebPKIInvalid
+		return ResultSTSWebPKIInvalid
 	case errors.Is(err, ErrRecordSyntax), errors.Is(err, ErrMultipleRecords), errors.Is(err, ErrPolicySyntax):
-		return ResultPolicyInvalid
+		return ResultSTSPolicyInvalid
 	case errors.Is(err, ErrNoRecord), errors.Is(err, ErrDNS), errors.Is(err, ErrNoPolicy), errors.Is(err, ErrPolicyFetch):
-		return ResultPolicyFetchError
+		return ResultSTSPolicyFetchError
 	case errors.Is(err, ErrAddressRefused):
-		return ResultPolicyFetchError
+		return ResultSTSPolicyFetchError
 	}
 	result, _ := starttlsFailure(err)
 	return result

@@ -221,8 +221,8 @@ func TestFetchPolicyCertificates(t *testing.T) {
 			if n := kit.Requests(tc.domain); n != 0 {
 				t.Errorf("%d requests; want the handshake to fail before any", n)
 			}
-			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultWebPKIInvalid {
-				t.Errorf("TLSReportResultType = %q, want %q", got, mtasts.ResultWebPKIInvalid)
+			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultSTSWebPKIInvalid {
+				t.Errorf("TLSReportResultType = %q, want %q", got, mtasts.ResultSTSWebPKIInvalid)
 			}
 		})
 	}
@@ -253,7 +253,7 @@ func TestFetchPolicyConnection(t *testing.T) {
 	t.Cleanup(plain.Close)
 	useServer(t, ca.pool, plain.Listener.Addr().String())
 	_, _, err = mtasts.FetchPolicy(context.Background(), mustDomain(t, "example.com"))
-	if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultPolicyFetchError {
+	if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultSTSPolicyFetchError {
 		t.Errorf("plain http server: %v, want ErrPolicyFetch", err)
 	}
 

@@ -271,8 +271,8 @@ func TestFetchPolicyAddressRefused(t *testing.T) {
 			if !errors.As(err, &rerr) || rerr.Class != "loopback" {
 				t.Errorf("error %v does not give the refused address", err)
 			}
-			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultPolicyFetchError {
-				t.Errorf("TLSReportResultType = %q, want %q", got, mtasts.ResultPolicyFetchError)
+			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultSTSPolicyFetchError {
+				t.Errorf("TLSReportResultType = %q, want %q", got, mtasts.ResultSTSPolicyFetchError)
 			}
 			if got := mtasts.ResultLabel(err); got != "address-refused" {
 				t.Errorf("ResultLabel = %q, want address-refused", got)

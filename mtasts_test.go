@@ -100,7 +100,7 @@ func TestLookupRecord(t *testing.T) {
 				t.Errorf("LookupRecord returned record %v with error %v", record, err)
 			}
 			checkFailure(t, err, tc.want, tc.reason)
-			if got := mtasts.TLSReportResultType(err); got != tc.result {
+			if got := mtasts.TLSReportResultType(err); got != mtasts.ResultType(tc.result) {
 				t.Errorf("TLSReportResultType = %q, want %q", got, tc.result)
 			}
 		})

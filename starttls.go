@@ -300,30 +300,6 @@ func walkErrors(err error, f func(error) bool) bool {
 	return false
 }
 
-// Result types of RFC 8460 4.3.1, the negotiation failures, and 4.3.3, the
-// general failure. TLSReportResultType gives them for failures of STARTTLS
-// with an MX host. The tlsrpt package's constants of the same names equal
-// them.
-const (
-	// ResultSTARTTLSNotSupported: "the recipient MX did not support
-	// STARTTLS".
-	ResultSTARTTLSNotSupported = "starttls-not-supported"
-	// ResultCertificateHostMismatch: the certificate "did not adhere to
-	// the constraints specified in the MTA-STS or DANE policy, e.g., if the
-	// MX hostname does not match any identities listed in the subject
-	// alternative name (SAN)".
-	ResultCertificateHostMismatch = "certificate-host-mismatch"
-	// ResultCertificateExpired: "the certificate has expired".
-	ResultCertificateExpired = "certificate-expired"
-	// ResultCertificateNotTrusted covers "untrusted/unknown certification
-	// authorities (CAs), certificate name constraints, certificate chain
-	// errors, etc."; the failure reason code says which.
-	ResultCertificateNotTrusted = "certificate-not-trusted"
-	// ResultValidationFailure is "a general failure for a reason not
-	// matching a category above"; the failure reason code says which.
-	ResultValidationFailure = "validation-failure"
-)
-
 // Failure reason codes of failures of STARTTLS with an MX host, for the
 // "failure-reason-code" of a TLS report (RFC 8460 4.3: "an error code or
 // error text"). TLSReportFailureReason gives them; they are stable, so that
@@ -387,7 +363,7 @@ const (
 // STARTTLS with an MX host, or "", "" when err is not one or is transient.
 // Errors of policy discovery and fetching (wrapping a sentinel of theirs)
 // are not asked about.
-func starttlsFailure(err error) (result, reason string) {
+func starttlsFailure(err error) (result ResultType, reason string) {
 	if errors.Is(err, ErrSTARTTLSNotSupported) {
 		if refusedReply(err) {
 			return ResultSTARTTLSNotSupported, ReasonSTARTTLSRefused
@@ -445,7 +421,7 @@ func transient(err error) bool {
 // certificateFailure classifies a PKIX validation failure of an MX host's
 // certificate (RFC 8461 4.2) into a result type of RFC 8460 4.3.1 and a
 // reason code; "", "" when err is not one.
-func certificateFailure(err error) (result, reason string) {
+func certificateFailure(err error) (result ResultType, reason string) {
 	var (
 		herr x509.HostnameError
 		uerr x509.UnknownAuthorityError
@@ -469,7 +445,7 @@ func certificateFailure(err error) (result, reason string) {
 }
 
 // invalidCertificate classifies an x509.CertificateInvalidError.
-func invalidCertificate(cerr x509.CertificateInvalidError) (result, reason string) {
+func invalidCertificate(cerr x509.CertificateInvalidError) (result ResultType, reason string) {
 	switch cerr.Reason {
 	case x509.Expired:
 		// x509 says Expired for a certificate outside its validity

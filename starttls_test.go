@@ -148,8 +148,8 @@ func TestMXTLSConfig(t *testing.T) {
 		name   string
 		mx     string
 		cert   tls.Certificate
-		roots  *x509.CertPool // ca.pool when nil
-		result string         // "" for success
+		roots  *x509.CertPool    // ca.pool when nil
+		result mtasts.ResultType // "" for success
 		reason string
 	}{
 		{"exact name", "mail.example.com", valid("mail.example.com"), nil, "", ""},
@@ -360,11 +360,12 @@ func TestVerifyMXConnectionSentinels(t *testing.T) {
 		t.Fatalf("version %s, want TLS 1.1", tls.VersionName(old.Version))
 	}
 	for _, tc := range []struct {
-		name           string
-		cs             tls.ConnectionState
-		sentinel       error
-		result, reason string
-		text           string // in the message
+		name     string
+		cs       tls.ConnectionState
+		sentinel error
+		result   mtasts.ResultType
+		reason   string
+		text     string // in the message
 	}{
 		{"tls 1.1", old, mtasts.ErrTLSVersion, mtasts.ResultValidationFailure, mtasts.ReasonTLSVersion, "TLS 1.1"},
 		{"no certificate", tls.ConnectionState{Version: tls.VersionTLS13}, mtasts.ErrNoCertificate, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateMissing, "no certificate"},
@@ -554,7 +555,7 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		mx     fakeMX
-		result string
+		result mtasts.ResultType
 		reason string
 		is     error // also wrapped, when not nil
 	}{
@@ -638,9 +639,10 @@ func (e replyText) Error() string { return string(e) }
 func TestSTARTTLSClassifierErrors(t *testing.T) {
 	leaf := &x509.Certificate{NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	for _, tc := range []struct {
-		name           string
-		err            error
-		result, reason string
+		name   string
+		err    error
+		result mtasts.ResultType
+		reason string
 	}{
 		{"host mismatch", x509.HostnameError{Certificate: leaf, Host: "mx.example"}, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
 		{"wrapped", &mtasts.STARTTLSError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{Cert: leaf}}}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},

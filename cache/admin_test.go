@@ -241,7 +241,7 @@ func TestInvalidDomainNotKept(t *testing.T) {
 			c := w.newCache(t, cache.Options{CheckEveryGet: every})
 			bad := mtasts.Domain{ASCII: "evil.example@127.0.0.1"}
 			for name, r := range map[string]cache.Result{"Get": c.Get(t.Context(), bad), "Recheck": c.Recheck(t.Context(), bad)} {
-				if !errors.Is(r.Err, mtasts.ErrInvalidDomain) || r.Policy != nil || r.ResultType != "" {
+				if !errors.Is(r.Err, mtasts.ErrInvalidDomain) || r.Policy != nil || mtasts.TLSReportResultType(r.Err) != "" {
 					t.Errorf("%s (CheckEveryGet %v) = %+v; want ErrInvalidDomain", name, every, r)
 				}
 			}

@@ -72,7 +72,7 @@ func TestNoExpiredPolicyDuringBackoff(t *testing.T) {
 					if r.Policy != nil {
 						t.Errorf("%s after expiry, in back-off = policy %q expiring %v; want no policy", name, r.RecordID, r.Expires)
 					}
-					if !errors.Is(r.Err, mtasts.ErrPolicyFetch) || r.ResultType != mtasts.ResultPolicyFetchError {
+					if !errors.Is(r.Err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError {
 						t.Errorf("%s after expiry = %+v; want the fetch failure reported", name, r)
 					}
 				}

@@ -163,7 +163,7 @@ func TestIDChange(t *testing.T) {
 		synctest.Wait()
 		r = c.Get(t.Context(), d)
 		if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.RecordID != "2" || !errors.Is(r.Err, mtasts.ErrPolicyFetch) ||
-			r.ResultType != mtasts.ResultPolicyFetchError || r.FailureReason != "mta-sts-policy-fetch-error" {
+			mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError || mtasts.TLSReportFailureReason(r.Err) != "mta-sts-policy-fetch-error" {
 			t.Fatalf("Get after a failed refetch = %+v; want the cached enforce policy and the failure", r)
 		}
 	})
@@ -188,7 +188,7 @@ func TestRecordRemovedWhileCached(t *testing.T) {
 			c.Get(t.Context(), d)
 			synctest.Wait()
 			r := c.Get(t.Context(), d)
-			if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.Err == nil || r.ResultType == "" {
+			if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.Err == nil || mtasts.TLSReportResultType(r.Err) == "" {
 				t.Fatalf("Get with the record attacked = %+v; want the cached policy, failure reported", r)
 			}
 		}
@@ -207,7 +207,7 @@ func TestFetchFailureWithNothingCached(t *testing.T) {
 		d := domain(t, "example.com")
 
 		r := c.Get(t.Context(), d)
-		if r.Policy != nil || !errors.Is(r.Err, mtasts.ErrPolicyFetch) || r.ResultType != mtasts.ResultPolicyFetchError {
+		if r.Policy != nil || !errors.Is(r.Err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError {
 			t.Fatalf("Get = %+v; want no policy and the failure", r)
 		}
 		// Backing off: no new attempt for five minutes.

@@ -39,9 +39,9 @@ func Example() {
 	for range 2 {
 		r := c.Get(ctx, domain)
 		if r.Err != nil {
-			// Report r.ResultType and r.FailureReason (RFC 8460);
+			// Report mtasts.TLSReportResultType(r.Err) and mtasts.TLSReportFailureReason(r.Err) (RFC 8460);
 			// r.Policy, if set, still applies.
-			fmt.Println("report:", r.ResultType, r.FailureReason)
+			fmt.Println("report:", mtasts.TLSReportResultType(r.Err), mtasts.TLSReportFailureReason(r.Err))
 		}
 		if r.Policy == nil || r.Policy.Mode == mtasts.ModeNone {
 			fmt.Println("deliver without MTA-STS")

@@ -234,7 +234,7 @@ func (c *Cache) start(e callEnv, domain mtasts.Domain, k kind) *call {
 }
 
 // closedResult is the result of work asked of a closed cache.
-var closedResult = Result{Err: ErrClosed, ResultType: mtasts.TLSReportResultType(ErrClosed)}
+var closedResult = Result{Err: ErrClosed}
 
 // releaseBackground gives back the background slot that a background check
 // or refresh holds.

@@ -129,7 +129,7 @@ func TestRefreshRegardlessOfRecord(t *testing.T) {
 			if !r.Expires.After(first.Expires) {
 				t.Fatalf("day %d: expires %v, not after the first fetch's %v: not refreshed", day, r.Expires, first.Expires)
 			}
-			if !errors.Is(r.Err, mtasts.ErrDNS) || r.ResultType != mtasts.ResultPolicyFetchError {
+			if !errors.Is(r.Err, mtasts.ErrDNS) || mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError {
 				t.Fatalf("day %d: Get = %+v; want the DNS failure reported", day, r)
 			}
 		}
@@ -195,12 +195,12 @@ func TestRefreshFailureAlerts(t *testing.T) {
 					t.Fatalf("Get = %+v; want the cached %s policy", r, mode)
 				}
 				if mode == "none" {
-					if r.Err != nil || r.ResultType != "" || logs.warnings() != 0 {
-						t.Errorf("mode none: Err %v, ResultType %q, %d warnings; want nothing reported", r.Err, r.ResultType, logs.warnings())
+					if r.Err != nil || mtasts.TLSReportResultType(r.Err) != "" || logs.warnings() != 0 {
+						t.Errorf("mode none: Err %v, ResultType %q, %d warnings; want nothing reported", r.Err, mtasts.TLSReportResultType(r.Err), logs.warnings())
 					}
 					return
 				}
-				if !errors.Is(r.Err, mtasts.ErrNoRecord) || r.ResultType != mtasts.ResultPolicyFetchError || r.FailureReason != "mta-sts-record-not-found" || logs.warnings() != 1 {
+				if !errors.Is(r.Err, mtasts.ErrNoRecord) || mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError || mtasts.TLSReportFailureReason(r.Err) != "mta-sts-record-not-found" || logs.warnings() != 1 {
 					t.Errorf("mode %s: Result %+v, %d warnings; want the missing record reported and one warning", mode, r, logs.warnings())
 				}
 			})

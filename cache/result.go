@@ -39,17 +39,15 @@ type Result struct {
 	// Err is the latest failure to discover or fetch the domain's policy,
 	// also when a cached Policy still applies; nil when the last attempt
 	// succeeded, when the domain simply publishes no policy, and when the
-	// cached policy is in mode none (RFC 8461 6). ResultType and
-	// FailureReason describe Err for a TLS report (RFC 8460 4.3):
-	// mtasts.TLSReportResultType and mtasts.TLSReportFailureReason. They
-	// are empty when Err says nothing about the domain's policy: the
+	// cached policy is in mode none (RFC 8461 6). For a TLS report (RFC
+	// 8460 4.3), mtasts.TLSReportResultType and
+	// mtasts.TLSReportFailureReason describe Err. Both give "" when Err
+	// says nothing about the domain's policy: the
 	// caller's context ended, the cache was closed (ErrClosed), or the
 	// domain is no host name (mtasts.ErrInvalidDomain, e.g. a label with
 	// "_"). Deliver as without a policy then, as RFC 8461 5.1 does when
 	// none can be had; such an Err is for logs, not for a TLS report.
-	Err           error
-	ResultType    string
-	FailureReason string
+	Err error
 	// Remembered is set when Err is a failure of an earlier attempt that
 	// the cache remembers while its back-off runs (RFC 8461 3.3), and no
 	// attempt was made for this call; clear when this call, or an update
@@ -90,8 +88,7 @@ var noRecord = &snapshot{}
 
 // failure is a failed lookup or fetch, with its report fields.
 type failure struct {
-	err                error
-	resultType, reason string
+	err error
 	// id is the record id whose fetch failed; empty when the record
 	// itself could not be had.
 	id string
@@ -155,7 +152,7 @@ func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snaps
 // newFailure returns err as a failure of record id ("" for the record), with
 // no new attempt before retryAt.
 func newFailure(err error, id string, retryAt time.Time) *failure {
-	return &failure{err: err, resultType: mtasts.TLSReportResultType(err), reason: mtasts.TLSReportFailureReason(err), id: id, retryAt: retryAt.UnixNano()}
+	return &failure{err: err, id: id, retryAt: retryAt.UnixNano()}
 }
 
 // hasPolicy reports whether s holds a policy, valid or not.
@@ -237,7 +234,7 @@ func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 // them twice more, a fifth of a hit's time (BenchmarkGetHit).
 func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o origin) {
 	if f := s.fail; f != nil {
-		r.Err, r.ResultType, r.FailureReason, r.PolicyText = f.err, f.resultType, f.reason, f.text
+		r.Err, r.PolicyText = f.err, f.text
 		r.Remembered = o == fromMemory
 		if f.retryAt != 0 {
 			r.RetryAt = time.Unix(0, f.retryAt)

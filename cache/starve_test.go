@@ -132,7 +132,7 @@ func TestPreemptedUpdateTimesOut(t *testing.T) {
 		}
 		r = <-hang
 		if r.Policy != nil || !errors.Is(r.Err, mtasts.ErrPolicyFetch) || !errors.Is(r.Err, context.DeadlineExceeded) ||
-			r.ResultType != mtasts.ResultPolicyFetchError || r.RetryAt.IsZero() {
+			mtasts.TLSReportResultType(r.Err) != mtasts.ResultSTSPolicyFetchError || r.RetryAt.IsZero() {
 			t.Fatalf("preempted Get = %+v; want a fetch timeout with a back-off", r)
 		}
 		if !strings.Contains(r.Err.Error(), "gave way") {

@@ -39,24 +39,24 @@ func TestHostilePolicyHost(t *testing.T) {
 	tests := []struct {
 		name       string
 		hostile    func()
-		resultType string
+		resultType mtasts.ResultType
 		reason     string
 		sentinel   error
 	}{
 		{"invalid policy", func() { server.SetPolicy("example.com", "version: STSv1\nmode: enforce\n") },
-			mtasts.ResultPolicyInvalid, "mta-sts-policy-invalid", mtasts.ErrPolicySyntax},
+			mtasts.ResultSTSPolicyInvalid, "mta-sts-policy-invalid", mtasts.ErrPolicySyntax},
 		{"server error", func() { server.SetResponse("example.com", mtaststest.Response{Status: 500}) },
-			mtasts.ResultPolicyFetchError, "mta-sts-policy-http-status-500", mtasts.ErrPolicyFetch},
+			mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-http-status-500", mtasts.ErrPolicyFetch},
 		{"redirect", func() {
 			server.SetResponse("example.com", mtaststest.Response{Status: 301, Redirect: "https://evil.example/"})
-		}, mtasts.ResultPolicyFetchError, "mta-sts-policy-redirect", mtasts.ErrPolicyFetch},
+		}, mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-redirect", mtasts.ErrPolicyFetch},
 		{"policy host gone", func() { server.Remove("example.com") },
-			mtasts.ResultPolicyFetchError, "mta-sts-policy-not-found", mtasts.ErrNoPolicy},
+			mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-not-found", mtasts.ErrNoPolicy},
 		{"expired certificate", func() {
 			server.SetPolicy("example.com", policyText("none", 86400))
 			server.SetCertificate("example.com", expired)
 			mtasts.HTTPClient.CloseIdleConnections() // a new handshake
-		}, mtasts.ResultWebPKIInvalid, "mta-sts-policy-certificate-expired", mtasts.ErrPolicyFetch},
+		}, mtasts.ResultSTSWebPKIInvalid, "mta-sts-policy-certificate-expired", mtasts.ErrPolicyFetch},
 	}
 	for i, tt := range tests {
 		tt.hostile()
@@ -65,8 +65,8 @@ func TestHostilePolicyHost(t *testing.T) {
 		if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.RecordID != "1" {
 			t.Errorf("%s: Recheck = %+v; want the cached enforce policy", tt.name, r)
 		}
-		if !errors.Is(r.Err, tt.sentinel) || r.ResultType != tt.resultType || r.FailureReason != tt.reason {
-			t.Errorf("%s: Err %v, ResultType %q, FailureReason %q; want %v, %q, %q", tt.name, r.Err, r.ResultType, r.FailureReason, tt.sentinel, tt.resultType, tt.reason)
+		if !errors.Is(r.Err, tt.sentinel) || mtasts.TLSReportResultType(r.Err) != tt.resultType || mtasts.TLSReportFailureReason(r.Err) != tt.reason {
+			t.Errorf("%s: Err %v, ResultType %q, FailureReason %q; want %v, %q, %q", tt.name, r.Err, mtasts.TLSReportResultType(r.Err), mtasts.TLSReportFailureReason(r.Err), tt.sentinel, tt.resultType, tt.reason)
 		}
 		if r := c.Get(ctx, d); r.Policy == nil || r.RecordID != "1" {
 			t.Errorf("%s: Get after = %+v; want the cached policy", tt.name, r)

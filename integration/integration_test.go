@@ -312,9 +312,9 @@ func TestAgainstRealServers(t *testing.T) {
 			}
 			// RFC 8460 4.3.2.2: a syntax error or an ambiguous record is an
 			// invalid policy; a missing record or a DNS failure, a fetch error.
-			wantType := mtasts.ResultPolicyFetchError
+			wantType := mtasts.ResultSTSPolicyFetchError
 			if tc.want == mtasts.ErrMultipleRecords || tc.want == mtasts.ErrRecordSyntax {
-				wantType = mtasts.ResultPolicyInvalid
+				wantType = mtasts.ResultSTSPolicyInvalid
 			}
 			if got := mtasts.TLSReportResultType(err); got != wantType {
 				t.Errorf("LookupRecord(%s): result type %q, want %q", tc.domain, got, wantType)
@@ -386,9 +386,9 @@ func TestAgainstRealServers(t *testing.T) {
 			if record == nil || policy != nil || !errors.Is(err, tc.want) || mtasts.TLSReportFailureReason(err) != tc.reason {
 				t.Errorf("Get(%s) = %v, %v, %v (%q); want the record and %v (%q)", tc.domain, record, policy, err, mtasts.TLSReportFailureReason(err), tc.want, tc.reason)
 			}
-			wantType := mtasts.ResultPolicyFetchError
+			wantType := mtasts.ResultSTSPolicyFetchError
 			if tc.want == mtasts.ErrPolicySyntax {
-				wantType = mtasts.ResultPolicyInvalid
+				wantType = mtasts.ResultSTSPolicyInvalid
 			}
 			if got := mtasts.TLSReportResultType(err); got != wantType {
 				t.Errorf("Get(%s): result type %q, want %q", tc.domain, got, wantType)
@@ -441,7 +441,7 @@ func TestAgainstRealServers(t *testing.T) {
 		} {
 			record, policy, _, err := mtasts.Get(ctx, e.resolver, mustDomain(t, tc.domain))
 			if record == nil || policy != nil || !errors.Is(err, mtasts.ErrPolicyFetch) ||
-				mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
+				mtasts.TLSReportResultType(err) != mtasts.ResultSTSWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
 				t.Errorf("Get(%s) = %v, %v, %v (%q, %q); want the record and a PKIX failure (%q)", tc.domain, record, policy, err,
 					mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err), tc.reason)
 			}
@@ -454,7 +454,7 @@ func TestAgainstRealServers(t *testing.T) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
 		mtasts.HTTPClient = &http.Client{Transport: tr}
 		_, _, err := mtasts.FetchPolicy(ctx, mustDomain(t, "good.example.test"))
-		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid ||
+		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultSTSWebPKIInvalid ||
 			mtasts.TLSReportFailureReason(err) != "mta-sts-policy-certificate-untrusted" {
 			t.Errorf("FetchPolicy with other roots = %v (%q); want an untrusted-certificate failure", err, mtasts.TLSReportFailureReason(err))
 		}
@@ -477,7 +477,7 @@ func TestAgainstRealServers(t *testing.T) {
 		if aerr.Class != "loopback" || aerr.Addr.Addr() != netip.MustParseAddr("127.0.0.1") {
 			t.Errorf("refused %s (%s), want 127.0.0.1 (loopback), from unbound's answer", aerr.Addr, aerr.Class)
 		}
-		if rt, reason := mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err); rt != mtasts.ResultPolicyFetchError || reason != "mta-sts-policy-address-refused" {
+		if rt, reason := mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err); rt != mtasts.ResultSTSPolicyFetchError || reason != "mta-sts-policy-address-refused" {
 			t.Errorf("refused address: TLS-RPT %q, %q", rt, reason)
 		}
 	})

@@ -231,7 +231,7 @@ func TestPolicyServerCertificates(t *testing.T) {
 		s.SetPolicy(tc.domain, policy)
 		s.SetCertificate(tc.domain+".", tc.cert) // the trailing dot is ignored
 		_, _, err := mtasts.FetchPolicy(context.Background(), mtasts.Domain{ASCII: tc.domain})
-		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
+		if !errors.Is(err, mtasts.ErrPolicyFetch) || mtasts.TLSReportResultType(err) != mtasts.ResultSTSWebPKIInvalid || mtasts.TLSReportFailureReason(err) != tc.reason {
 			t.Errorf("%s: %v (%q, %q); want %q", tc.domain, err, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err), tc.reason)
 		}
 		if n := s.Requests(tc.domain); n != 0 {

@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
@@ -37,7 +38,7 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 	const mtas = 3
 	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	exp := tlsrpt.ResultCertificateExpired
+	exp := mtasts.ResultCertificateExpired
 	var recs []*tlsrpt.Recorder
 	for i := range mtas {
 		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
@@ -246,7 +247,7 @@ func TestTLSRPTFleet(t *testing.T) {
 		recs = append(recs, rec)
 	}
 	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	exp := tlsrpt.ResultCertificateExpired
+	exp := mtasts.ResultCertificateExpired
 	var wg sync.WaitGroup
 	for i, rec := range recs {
 		wg.Go(func() {
@@ -314,7 +315,7 @@ func TestTLSRPTBatchOnce(t *testing.T) {
 	p := storetest.STS("a.example", "enforce")
 	batch := func(seq int64) tlsrpt.Batch {
 		return tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: seq,
-			Results: []tlsrpt.PolicyResult{storetest.Result(p, 1, 1, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))}}
+			Results: []tlsrpt.PolicyResult{storetest.Result(p, 1, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))}}
 	}
 	for _, b := range []tlsrpt.Batch{batch(1), batch(1), batch(2), batch(1), batch(3)} {
 		if _, err := s.Add(ctx, b); err != nil {
@@ -330,7 +331,7 @@ func TestTLSRPTBatchOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 4, 4, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 4))})
+	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 4, 4, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 4))})
 	if got := storetest.Canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant batches 1, 2 and 3 of mta1 and 1 of mta2:\n%s", got, want)
 	}
@@ -440,7 +441,7 @@ func TestTLSRPTKeys(t *testing.T) {
 	ctx := context.Background()
 	p := storetest.STS("a.example", "enforce")
 	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
-		storetest.Result(p, 5, 1, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)),
+		storetest.Result(p, 5, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +545,7 @@ func BenchmarkTLSRPTTake100k(b *testing.B) {
 		for i, p := range policies {
 			rec.Success(p)
 			if i%10 == 0 {
-				rec.Failure(p, storetest.Row(tlsrpt.ResultCertificateExpired, p.PolicyDomain, 1, 0))
+				rec.Failure(p, storetest.Row(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
 			}
 		}
 		if err := rec.Flush(context.Background()); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
@@ -114,7 +115,7 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 		daysKey = "mtasts:{tlsrpt}:days"
 	)
 	p := storetest.STS("a.example", "enforce")
-	result := storetest.Result(p, 3, 2, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 2))
+	result := storetest.Result(p, 3, 2, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 2))
 	batch := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
 	want := storetest.Canonical([]tlsrpt.PolicyResult{result})
 
@@ -187,7 +188,7 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 		storetest.Result(p, 5e18, 0),
 		storetest.Result(p, 0, 5e18),
 		storetest.Result(p, -1, 0),
-		storetest.Result(p, 0, 1, storetest.Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 5e18)),
+		storetest.Result(p, 0, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 5e18)),
 	} {
 		for seq := range int64(2) {
 			b := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
@@ -213,7 +214,7 @@ func BenchmarkTLSRPTAdd1000(b *testing.B) {
 	var results []tlsrpt.PolicyResult
 	for i := range 1000 {
 		d := fmt.Sprintf("d%d.example", i)
-		results = append(results, storetest.Result(storetest.STS(d, "enforce"), 1, 1, storetest.Row(tlsrpt.ResultCertificateExpired, d, 1, 1)))
+		results = append(results, storetest.Result(storetest.STS(d, "enforce"), 1, 1, storetest.Row(mtasts.ResultCertificateExpired, d, 1, 1)))
 	}
 	ctx := context.Background()
 	rdb.ConfigResetStat(ctx)

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -582,7 +583,7 @@ func (d *decoder) failureDetail(tok json.Token, fd *FailureDetail) error {
 		case "result-type":
 			var s string
 			s, err = d.str(tok)
-			fd.ResultType = ResultType(s)
+			fd.ResultType = mtasts.ResultType(s)
 		case "sending-mta-ip":
 			fd.SendingMTAIP, err = d.addr(tok)
 		case "receiving-mx-hostname":

@@ -41,7 +41,7 @@ func ExampleTarget_TLSA() {
 	}
 	// A success that still carries a row: one record did not match.
 	unusable := row
-	unusable.ResultType = tlsrpt.ResultTLSAInvalid
+	unusable.ResultType = mtasts.ResultTLSAInvalid
 	unusable.FailureReasonCode = "tlsa-2-0-1-no-match"
 	if err := rec.Record(tlsrpt.PolicyResult{Policy: tlsa,
 		Summary:        tlsrpt.Summary{TotalSuccessfulSessionCount: 1},
@@ -50,7 +50,7 @@ func ExampleTarget_TLSA() {
 	}
 	// Three failed sessions of a batch: the TLSA records did not validate.
 	bogus := row
-	bogus.ResultType = tlsrpt.ResultDNSSECInvalid
+	bogus.ResultType = mtasts.ResultDNSSECInvalid
 	bogus.FailedSessionCount = 3
 	if err := rec.Record(tlsrpt.PolicyResult{Policy: tlsa,
 		Summary:        tlsrpt.Summary{TotalFailureSessionCount: 3},

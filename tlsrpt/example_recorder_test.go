@@ -59,7 +59,7 @@ func ExampleRecorder() {
 	handshakeErr := &mtasts.STARTTLSError{MX: mx, Err: x509.CertificateInvalidError{Reason: x509.Expired}}
 	for range 100 {
 		err := rec.Failure(sts, tlsrpt.FailureDetail{
-			ResultType:          tlsrpt.ResultType(mtasts.TLSReportResultType(handshakeErr)),
+			ResultType:          mtasts.TLSReportResultType(handshakeErr),
 			SendingMTAIP:        netip.MustParseAddr("2001:db8:abcd:0012::1"),
 			ReceivingMXHostname: mx.ASCII,
 			ReceivingIP:         netip.MustParseAddr("203.0.113.56"),

@@ -59,7 +59,7 @@ func ExampleReporter() {
 	for range 41 {
 		rec.Success(policy)
 	}
-	rec.Failure(policy, tlsrpt.FailureDetail{ResultType: tlsrpt.ResultCertificateExpired, ReceivingMXHostname: "mx.example.com"})
+	rec.Failure(policy, tlsrpt.FailureDetail{ResultType: mtasts.ResultCertificateExpired, ReceivingMXHostname: "mx.example.com"})
 	now.Store(day.AddDate(0, 0, 1).Add(time.Hour).UnixNano()) // the next day, 01:00 UTC
 
 	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver, Transport: transport})

@@ -70,7 +70,7 @@ func ExampleSender() {
 			},
 			Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 1200, TotalFailureSessionCount: 2},
 			FailureDetails: []tlsrpt.FailureDetail{{
-				ResultType:          tlsrpt.ResultCertificateExpired,
+				ResultType:          mtasts.ResultCertificateExpired,
 				ReceivingMXHostname: "mx.example.com",
 				FailedSessionCount:  2,
 			}},

@@ -2,6 +2,7 @@ package tlsrpt
 
 import (
 	"context"
+	"github.com/mtasts-go/mtasts"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ func TestFileStoreCompaction(t *testing.T) {
 	s.compactMin = 2000
 	day := time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
 	p := Policy{PolicyType: PolicyTypeSTS, PolicyString: []string{"version: STSv1", "mode: enforce"}, PolicyDomain: "a.example", MXHost: []string{"mx.a.example"}}
-	row := FailureDetail{ResultType: ResultCertificateExpired, ReceivingIP: netip.MustParseAddr("192.0.2.1"), FailedSessionCount: 1}
+	row := FailureDetail{ResultType: mtasts.ResultCertificateExpired, ReceivingIP: netip.MustParseAddr("192.0.2.1"), FailedSessionCount: 1}
 	log := filepath.Join(dir, "2016-04-01.log")
 	var maxSize int64
 	for range 200 {

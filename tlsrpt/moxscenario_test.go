@@ -65,7 +65,7 @@ func moxDeliveries(t *testing.T) []moxDelivery {
 		return tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeNoPolicyFound, PolicyDomain: "mailhost." + rcpt, RecipientDomain: rcpt}
 	}
 	expired := &tlsrpt.FailureDetail{
-		ResultType:          tlsrpt.ResultCertificateExpired,
+		ResultType:          mtasts.ResultCertificateExpired,
 		SendingMTAIP:        netip.MustParseAddr("1.2.3.4"),
 		ReceivingMXHostname: "mailhost.xn--74h.example",
 		ReceivingMXHelo:     "mailhost.xn--74h.example",
@@ -73,7 +73,7 @@ func moxDeliveries(t *testing.T) []moxDelivery {
 		FailedSessionCount:  3,
 	}
 	signature := &tlsrpt.FailureDetail{
-		ResultType:          tlsrpt.ResultValidationFailure,
+		ResultType:          mtasts.ResultValidationFailure,
 		SendingMTAIP:        netip.MustParseAddr("1.2.3.4"),
 		ReceivingMXHostname: "mailhost.xn--74h.example",
 		ReceivingMXHelo:     "mailhost.xn--74h.example",

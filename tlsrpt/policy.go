@@ -88,16 +88,17 @@ func (t Target) STS(p *mtasts.Policy, text string) Policy {
 //   - Otherwise (no policy, mode none, or an error with no result type such
 //     as a canceled context) it is t.NoPolicyFound() and no failure.
 //
-// The failure carries res.ResultType, res.FailureReason and a session count
-// of one; the MX host and the addresses are for the caller to add where they
+// The failure carries mtasts.TLSReportResultType(res.Err),
+// mtasts.TLSReportFailureReason(res.Err) and a session count of one; the MX
+// host and the addresses are for the caller to add where they
 // apply, as a policy fetch concerns no MX host.
 func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	var fd *FailureDetail
 	active := res.Policy != nil && res.Policy.Mode != mtasts.ModeNone
-	if res.ResultType != "" && (active || res.Policy == nil) {
+	if rt := mtasts.TLSReportResultType(res.Err); rt != "" && (active || res.Policy == nil) {
 		fd = &FailureDetail{
-			ResultType:         ResultType(res.ResultType),
-			FailureReasonCode:  res.FailureReason,
+			ResultType:         rt,
+			FailureReasonCode:  mtasts.TLSReportFailureReason(res.Err),
 			FailedSessionCount: 1,
 		}
 	}
@@ -150,7 +151,7 @@ func (t Target) NoPolicyFound() Policy {
 // TLSA base domain (t.TLSABase, or else t.MX) in A-labels, the records as
 // policy-string, and mx-host t.MX; its RecipientDomain is t.Recipient, which
 // may be zero. Record DANE failures against it with the result types of RFC
-// 8460 4.3.2.1 (ResultTLSAInvalid, ResultDNSSECInvalid, ResultDANERequired)
+// 8460 4.3.2.1 (mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired)
 // or of 4.3.1. DANE itself is the caller's: records are
 // the RDATA of the TLSA records, each in presentation format (RFC 6698 2.2),
 // e.g. "3 1 1 0C72AC70...". They are written as RFC 8460 4.5 asks, "a

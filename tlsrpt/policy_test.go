@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -207,7 +208,8 @@ func TestTargetFromCacheResults(t *testing.T) {
 	none := parsePolicy(t, "version: STSv1\nmode: none\nmax_age: 86400\n")
 	tg := Target{Recipient: domain(t, "example.com"), MX: domain(t, "mx.example.com")}
 	sts := tg.STS(p, text)
-	fetchErr := &FailureDetail{ResultType: ResultSTSPolicyFetchError, FailureReasonCode: "mta-sts-policy-http-status-500", FailedSessionCount: 1}
+	fetchErr := &FailureDetail{ResultType: mtasts.ResultSTSPolicyFetchError, FailureReasonCode: "mta-sts-policy-fetch-error", FailedSessionCount: 1}
+	errFetch := fmt.Errorf("%w: connection refused", mtasts.ErrPolicyFetch)
 	tests := []struct {
 		name    string
 		res     cache.Result
@@ -215,15 +217,14 @@ func TestTargetFromCacheResults(t *testing.T) {
 		failure *FailureDetail
 	}{
 		{"applied", cache.Result{Policy: p, Fresh: true}, sts, nil},
-		{"applied despite a failure", cache.Result{Policy: p, Err: errors.New("x"),
-			ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"}, sts, fetchErr},
-		{"no policy for a failure", cache.Result{Err: errors.New("x"), ResultType: "sts-policy-fetch-error", FailureReason: "mta-sts-policy-http-status-500"},
+		{"applied despite a failure", cache.Result{Policy: p, Err: errFetch}, sts, fetchErr},
+		{"no policy for a failure", cache.Result{Err: errFetch},
 			Policy{PolicyType: PolicyTypeSTS, PolicyDomain: "example.com", RecipientDomain: "example.com"}, fetchErr},
 		{"no policy", cache.Result{}, tg.NoPolicyFound(), nil},
 		{"mode none", cache.Result{Policy: none}, tg.NoPolicyFound(), nil},
 		// A failure never goes with mode none (RFC 8461 6); the cache
 		// clears it, and so does FromCache.
-		{"mode none with a failure", cache.Result{Policy: none, Err: errors.New("x"), ResultType: "sts-policy-fetch-error"}, tg.NoPolicyFound(), nil},
+		{"mode none with a failure", cache.Result{Policy: none, Err: errFetch}, tg.NoPolicyFound(), nil},
 		{"canceled", cache.Result{Err: context.Canceled}, tg.NoPolicyFound(), nil},
 	}
 	for _, tc := range tests {
@@ -271,7 +272,7 @@ func TestTargetFromCache(t *testing.T) {
 		t.Fatalf("cache result %+v, want the cached policy and the failure", res)
 	}
 	policy, failure = tg.FromCache(res)
-	wantFailure := &FailureDetail{ResultType: ResultSTSPolicyFetchError, FailureReasonCode: "mta-sts-policy-http-status-500", FailedSessionCount: 1}
+	wantFailure := &FailureDetail{ResultType: mtasts.ResultSTSPolicyFetchError, FailureReasonCode: "mta-sts-policy-http-status-500", FailedSessionCount: 1}
 	if !reflect.DeepEqual(policy, want) || !reflect.DeepEqual(failure, wantFailure) {
 		t.Errorf("policy applied despite a failure: %+v, %+v", policy, failure)
 	}
@@ -302,7 +303,7 @@ func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 	for _, attempt := range []string{"the fetch", "the failure remembered"} {
 		res := c.Get(context.Background(), tg.Recipient)
 		policy, failure := tg.FromCache(res)
-		if !reflect.DeepEqual(policy, want) || failure == nil || failure.ResultType != ResultSTSPolicyInvalid {
+		if !reflect.DeepEqual(policy, want) || failure == nil || failure.ResultType != mtasts.ResultSTSPolicyInvalid {
 			t.Errorf("%s: %+v, %+v; want %+v and an sts-policy-invalid failure", attempt, policy, failure, want)
 		}
 	}
@@ -324,7 +325,6 @@ func TestTargetFromCacheControlCharacters(t *testing.T) {
 	tg := Target{Recipient: domain(t, "example.com")}
 	res := cache.Result{
 		Err:        mtasts.ErrPolicySyntax,
-		ResultType: mtasts.ResultPolicyInvalid,
 		PolicyText: "version: STSv1\r\nmode: \x1b[2Jenforce\r\nmx: mx.example.com\u0085\r\nmax_age: 86400\r\n",
 	}
 	p, fd := tg.FromCache(res)
@@ -349,7 +349,7 @@ func TestTargetFromCacheControlCharacters(t *testing.T) {
 func TestReportLinesBounded(t *testing.T) {
 	text := strings.Repeat("mx: \x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\n", mtasts.MaxPolicySize/16)
 	p, _ := Target{Recipient: domain(t, "example.com")}.FromCache(cache.Result{
-		Err: mtasts.ErrPolicySyntax, ResultType: mtasts.ResultPolicyInvalid, PolicyText: text})
+		Err: mtasts.ErrPolicySyntax, PolicyText: text})
 	if err := p.Validate(); err != nil || len(p.PolicyString) == 0 {
 		t.Errorf("%d lines: %v", len(p.PolicyString), err)
 	}

@@ -42,7 +42,7 @@ func quickStart(ctx context.Context, resolver mtasts.Resolver, submit func(conte
 	// Your SMTP client's STARTTLS, verifying the MX host's certificate:
 	if err := startTLS(mtasts.MXTLSConfig(mx, nil)); err != nil {
 		err = &mtasts.STARTTLSError{MX: mx, Err: err}
-		failure = &tlsrpt.FailureDetail{ResultType: tlsrpt.ResultType(mtasts.TLSReportResultType(err)),
+		failure = &tlsrpt.FailureDetail{ResultType: mtasts.TLSReportResultType(err),
 			ReceivingMXHostname: mx.ASCII, FailureReasonCode: mtasts.TLSReportFailureReason(err)}
 	}
 	if failure != nil {

@@ -266,7 +266,7 @@ func (r *Recorder) Success(p Policy) error {
 // It returns an error, recording nothing, when p is not a valid policy of a
 // report (see Policy.Validate: e.g. a policy type other than "sts", "tlsa"
 // and "no-policy-found"), or fd not a valid row: no result type, or one
-// that RFC 8460 4.3 does not define (use ResultValidationFailure, "a
+// that RFC 8460 4.3 does not define (use mtasts.ResultValidationFailure, "a
 // general failure for a reason not matching a category above", with a
 // failure-reason-code), an address with a zone, an MX host name that is not
 // a domain name. Such errors are the caller's.
@@ -415,11 +415,11 @@ func validRow(path string, fd *FailureDetail) error {
 }
 
 // knownResultType reports whether t is in the registry of RFC 8460 6.6.
-func knownResultType(t ResultType) bool {
+func knownResultType(t mtasts.ResultType) bool {
 	switch t {
-	case ResultSTARTTLSNotSupported, ResultCertificateHostMismatch, ResultCertificateExpired,
-		ResultTLSAInvalid, ResultDNSSECInvalid, ResultDANERequired, ResultCertificateNotTrusted,
-		ResultSTSPolicyInvalid, ResultSTSWebPKIInvalid, ResultValidationFailure, ResultSTSPolicyFetchError:
+	case mtasts.ResultSTARTTLSNotSupported, mtasts.ResultCertificateHostMismatch, mtasts.ResultCertificateExpired,
+		mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired, mtasts.ResultCertificateNotTrusted,
+		mtasts.ResultSTSPolicyInvalid, mtasts.ResultSTSWebPKIInvalid, mtasts.ResultValidationFailure, mtasts.ResultSTSPolicyFetchError:
 		return true
 	}
 	return false

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
@@ -118,7 +119,7 @@ func BenchmarkFailure(b *testing.B) {
 	rows := make([]tlsrpt.FailureDetail, 100)
 	for i := range rows {
 		rows[i] = tlsrpt.FailureDetail{
-			ResultType:          tlsrpt.ResultCertificateExpired,
+			ResultType:          mtasts.ResultCertificateExpired,
 			SendingMTAIP:        netip.MustParseAddr("2001:db8::25"),
 			ReceivingMXHostname: "mx1.example.com",
 			ReceivingMXHelo:     "mx1.example.com",
@@ -156,7 +157,7 @@ func BenchmarkTakeDay100k(b *testing.B) {
 	for i := range policies {
 		policies[i] = benchPolicy(fmt.Sprintf("domain%d.example", i))
 	}
-	row := storetest.Row(tlsrpt.ResultCertificateExpired, "example.com", 1, 0)
+	row := storetest.Row(mtasts.ResultCertificateExpired, "example.com", 1, 0)
 	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	var reports int

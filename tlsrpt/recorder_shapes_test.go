@@ -21,8 +21,8 @@ func TestRecorderRecordShapes(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
 	rec, reg := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, MaxDetailRows: 4})
-	untrusted := row(tlsrpt.ResultCertificateNotTrusted, "a.example", 1, 0)
-	tlsaInvalid := row(tlsrpt.ResultTLSAInvalid, "b.example", 2, 0)
+	untrusted := row(mtasts.ResultCertificateNotTrusted, "a.example", 1, 0)
+	tlsaInvalid := row(mtasts.ResultTLSAInvalid, "b.example", 2, 0)
 	a, b := sts("a.example", "testing"), storetest.TLSA("mx.b.example", "b.example")
 
 	// Opportunistic TLS went on despite an untrusted certificate: one
@@ -175,7 +175,7 @@ func TestRecorderDANEResultTypes(t *testing.T) {
 	clk := newClock(day)
 	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
 	tlsa := storetest.TLSA("mx.b.example", "b.example")
-	for i, rt := range []tlsrpt.ResultType{tlsrpt.ResultTLSAInvalid, tlsrpt.ResultDNSSECInvalid, tlsrpt.ResultDANERequired} {
+	for i, rt := range []mtasts.ResultType{mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired} {
 		must(t, rec.Failure(tlsa, row(rt, "b.example", byte(i), 0)))
 	}
 	must(t, rec.Success(tlsa))

@@ -83,7 +83,7 @@ var (
 	sts     = storetest.STS
 	row     = storetest.Row
 	result  = storetest.Result
-	expired = tlsrpt.ResultCertificateExpired
+	expired = mtasts.ResultCertificateExpired
 )
 
 // afterDay returns a time at which day is closed for a recorder of the
@@ -171,7 +171,7 @@ func TestRecorderAggregates(t *testing.T) {
 	must(t, err)
 
 	fail := tlsrpt.FailureDetail{
-		ResultType:          tlsrpt.ResultCertificateExpired,
+		ResultType:          mtasts.ResultCertificateExpired,
 		SendingMTAIP:        netip.MustParseAddr("2001:db8:abcd:0012::1"),
 		ReceivingMXHostname: "mx1.mail.company-y.example",
 		ReceivingMXHelo:     "mx1.mail.company-y.example",
@@ -179,7 +179,7 @@ func TestRecorderAggregates(t *testing.T) {
 		FailureReasonCode:   "X509_V_ERR_CERT_HAS_EXPIRED",
 	}
 	other := fail
-	other.ResultType = tlsrpt.ResultSTARTTLSNotSupported
+	other.ResultType = mtasts.ResultSTARTTLSNotSupported
 	other.FailureReasonCode = ""
 	for range 3 {
 		must(t, rec.Success(target.STS(policy, text))) // a new Policy value each time, equal

@@ -120,7 +120,7 @@ type Summary struct {
 // marshalled, as a policy-fetch failure has no MX host or receiving IP; the
 // count is always written.
 type FailureDetail struct {
-	ResultType ResultType `json:"result-type"`
+	ResultType mtasts.ResultType `json:"result-type"`
 	// SendingMTAIP is the address the sending MTA connected from.
 	SendingMTAIP netip.Addr `json:"sending-mta-ip,omitzero"`
 	// ReceivingMXHostname is the MX host name the session was with.
@@ -155,64 +155,6 @@ const (
 	// MTA-STS Policy could be found" (RFC 8460 4).
 	PolicyTypeNoPolicyFound PolicyType = "no-policy-found"
 )
-
-// ResultType is the "result-type" of a failure (RFC 8460 4.3), registered in
-// the "STARTTLS Validation Result Types" registry (RFC 8460 6.6).
-type ResultType string
-
-// Negotiation failures, RFC 8460 4.3.1, and the general failure of 4.3.3.
-// They equal the core package's constants of the same names, which
-// mtasts.TLSReportResultType gives for failures of STARTTLS with an MX
-// host.
-const (
-	// ResultSTARTTLSNotSupported: "the recipient MX did not support
-	// STARTTLS".
-	ResultSTARTTLSNotSupported ResultType = mtasts.ResultSTARTTLSNotSupported
-	// ResultCertificateHostMismatch: the certificate does not match the
-	// MX host name, or otherwise breaks the constraints of the MTA-STS or
-	// DANE policy.
-	ResultCertificateHostMismatch ResultType = mtasts.ResultCertificateHostMismatch
-	// ResultCertificateExpired: "the certificate has expired".
-	ResultCertificateExpired ResultType = mtasts.ResultCertificateExpired
-	// ResultCertificateNotTrusted covers untrusted or unknown CAs, name
-	// constraints, chain errors; a failure-reason-code SHOULD say which.
-	ResultCertificateNotTrusted ResultType = mtasts.ResultCertificateNotTrusted
-	// ResultValidationFailure is the general failure of RFC 8460 4.3.3,
-	// "for a reason not matching a category above"; a
-	// failure-reason-code SHOULD say which.
-	ResultValidationFailure ResultType = mtasts.ResultValidationFailure
-)
-
-// DANE-specific policy failures, RFC 8460 4.3.2.1.
-const (
-	// ResultTLSAInvalid: "None of the records in the RRset were found to
-	// be valid."
-	ResultTLSAInvalid ResultType = "tlsa-invalid"
-	// ResultDNSSECInvalid: "no valid records were returned from the
-	// recursive resolver".
-	ResultDNSSECInvalid ResultType = "dnssec-invalid"
-	// ResultDANERequired: DANE is required for the destination, but the MX
-	// host had no DNSSEC-validated TLSA records.
-	ResultDANERequired ResultType = "dane-required"
-)
-
-// MTA-STS-specific policy failures, RFC 8460 4.3.2.2. They equal the core
-// package's mtasts.ResultPolicyFetchError, ResultPolicyInvalid and
-// ResultWebPKIInvalid.
-const (
-	// ResultSTSPolicyFetchError: "a failure to retrieve an MTA-STS
-	// policy, for example, because the policy host is unreachable".
-	ResultSTSPolicyFetchError ResultType = mtasts.ResultPolicyFetchError
-	// ResultSTSPolicyInvalid: "a validation error for the overall MTA-STS
-	// Policy".
-	ResultSTSPolicyInvalid ResultType = mtasts.ResultPolicyInvalid
-	// ResultSTSWebPKIInvalid: "the MTA-STS Policy could not be
-	// authenticated using PKIX validation".
-	ResultSTSWebPKIInvalid ResultType = mtasts.ResultWebPKIInvalid
-)
-
-// Transient failures (RFC 8460 4.3.4), "due to too-busy networks, TCP
-// timeouts, etc., are not required to be reported", and have no result type.
 
 // MarshalJSON marshals the report with "policies" as an array even when it
 // is nil (RFC 8460 4).

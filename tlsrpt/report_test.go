@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/mtasts-go/mtasts"
 	"net/netip"
 	"os"
 	"reflect"
@@ -45,19 +46,19 @@ func TestParseReportRFCExample(t *testing.T) {
 			},
 			Summary: Summary{TotalSuccessfulSessionCount: 5326, TotalFailureSessionCount: 303},
 			FailureDetails: []FailureDetail{{
-				ResultType:          ResultCertificateExpired,
+				ResultType:          mtasts.ResultCertificateExpired,
 				SendingMTAIP:        netip.MustParseAddr("2001:db8:abcd:12::1"),
 				ReceivingMXHostname: "mx1.mail.company-y.example",
 				FailedSessionCount:  100,
 			}, {
-				ResultType:            ResultSTARTTLSNotSupported,
+				ResultType:            mtasts.ResultSTARTTLSNotSupported,
 				SendingMTAIP:          netip.MustParseAddr("2001:db8:abcd:13::1"),
 				ReceivingMXHostname:   "mx2.mail.company-y.example",
 				ReceivingIP:           netip.MustParseAddr("203.0.113.56"),
 				FailedSessionCount:    200,
 				AdditionalInformation: "https://reports.company-x.example/report_info ? id = 5065427 c - 23 d3# StarttlsNotSupported ",
 			}, {
-				ResultType:          ResultValidationFailure,
+				ResultType:          mtasts.ResultValidationFailure,
 				SendingMTAIP:        netip.MustParseAddr("198.51.100.62"),
 				ReceivingIP:         netip.MustParseAddr("203.0.113.58"),
 				ReceivingMXHostname: "mx-backup.mail.company-y.example",
@@ -138,10 +139,10 @@ func TestReportMemberNames(t *testing.T) {
 	pr := PolicyResult{
 		Policy: Policy{PolicyType: PolicyTypeNoPolicyFound, PolicyDomain: "example.com"},
 		FailureDetails: []FailureDetail{{
-			ResultType: ResultValidationFailure, SendingMTAIP: netip.MustParseAddr("192.0.2.1"), ReceivingMXHostname: "mx.example.com",
+			ResultType: mtasts.ResultValidationFailure, SendingMTAIP: netip.MustParseAddr("192.0.2.1"), ReceivingMXHostname: "mx.example.com",
 			ReceivingMXHelo: "mx.example.com", ReceivingIP: netip.MustParseAddr("2001:db8::25"), FailedSessionCount: 1,
 			AdditionalInformation: "https://r.example/1", FailureReasonCode: "x",
-		}, {ResultType: ResultSTSPolicyFetchError, FailedSessionCount: 2}},
+		}, {ResultType: mtasts.ResultSTSPolicyFetchError, FailedSessionCount: 2}},
 	}
 	out, err = json.Marshal(pr)
 	if err != nil {
@@ -161,13 +162,13 @@ func TestReportMemberNames(t *testing.T) {
 // The result types are exactly the eleven of RFC 8460 4.3, as registered in
 // 6.6.
 func TestResultTypes(t *testing.T) {
-	got := []ResultType{
-		ResultSTARTTLSNotSupported, ResultCertificateHostMismatch, ResultCertificateExpired,
-		ResultTLSAInvalid, ResultDNSSECInvalid, ResultDANERequired, ResultCertificateNotTrusted,
-		ResultSTSPolicyInvalid, ResultSTSWebPKIInvalid, ResultValidationFailure, ResultSTSPolicyFetchError,
+	got := []mtasts.ResultType{
+		mtasts.ResultSTARTTLSNotSupported, mtasts.ResultCertificateHostMismatch, mtasts.ResultCertificateExpired,
+		mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired, mtasts.ResultCertificateNotTrusted,
+		mtasts.ResultSTSPolicyInvalid, mtasts.ResultSTSWebPKIInvalid, mtasts.ResultValidationFailure, mtasts.ResultSTSPolicyFetchError,
 	}
 	// RFC 8460 6.6, in the registry's order.
-	want := []ResultType{
+	want := []mtasts.ResultType{
 		"starttls-not-supported", "certificate-host-mismatch", "certificate-expired",
 		"tlsa-invalid", "dnssec-invalid", "dane-required", "certificate-not-trusted",
 		"sts-policy-invalid", "sts-webpki-invalid", "validation-failure", "sts-policy-fetch-error",

@@ -36,16 +36,16 @@ func kindsDay(t *testing.T) tlsrpt.DayResults {
 	staA := storetest.STS("a.example", "enforce")
 	staA.RecipientDomain = "a.example"
 	npfB := tlsrpt.Target{Recipient: dom("b.example")}.NoPolicyFound()
-	row := func(rt tlsrpt.ResultType, n int64) tlsrpt.FailureDetail {
+	row := func(rt mtasts.ResultType, n int64) tlsrpt.FailureDetail {
 		return tlsrpt.FailureDetail{ResultType: rt, ReceivingMXHostname: "mx.hoster.example",
 			ReceivingIP: netip.MustParseAddr("192.0.2.25"), FailedSessionCount: n}
 	}
 	return tlsrpt.DayResults{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
 		storetest.Result(staA, 10, 0),
 		storetest.Result(npfB, 4, 0),
-		storetest.Result(tlsa("b.example"), 3, 1, row(tlsrpt.ResultTLSAInvalid, 1)),
+		storetest.Result(tlsa("b.example"), 3, 1, row(mtasts.ResultTLSAInvalid, 1)),
 		// DANE alone: no MTA-STS result for c.example.
-		storetest.Result(tlsa("c.example"), 5, 3, row(tlsrpt.ResultDNSSECInvalid, 2), row(tlsrpt.ResultDANERequired, 1)),
+		storetest.Result(tlsa("c.example"), 5, 3, row(mtasts.ResultDNSSECInvalid, 2), row(mtasts.ResultDANERequired, 1)),
 	}}
 }
 

@@ -316,17 +316,17 @@ func syntaxMsg(err error) string {
 
 // fetchData is the JSON data of the policy fetch step.
 type fetchData struct {
-	URL          string    `json:"url"`
-	HTTPStatus   int       `json:"http_status,omitempty"`
-	Protocol     string    `json:"protocol,omitempty"`
-	ContentType  string    `json:"content_type,omitempty"`
-	Cert         *certInfo `json:"certificate,omitempty"`
-	Size         int       `json:"size"`
-	Text         string    `json:"text,omitempty"`
-	Error        string    `json:"error,omitempty"`
-	ResultType   string    `json:"tlsrpt_result_type,omitempty"`
-	FailureCode  string    `json:"tlsrpt_failure_reason,omitempty"`
-	CacheControl string    `json:"cache_control,omitempty"`
+	URL          string            `json:"url"`
+	HTTPStatus   int               `json:"http_status,omitempty"`
+	Protocol     string            `json:"protocol,omitempty"`
+	ContentType  string            `json:"content_type,omitempty"`
+	Cert         *certInfo         `json:"certificate,omitempty"`
+	Size         int               `json:"size"`
+	Text         string            `json:"text,omitempty"`
+	Error        string            `json:"error,omitempty"`
+	ResultType   mtasts.ResultType `json:"tlsrpt_result_type,omitempty"`
+	FailureCode  string            `json:"tlsrpt_failure_reason,omitempty"`
+	CacheControl string            `json:"cache_control,omitempty"`
 }
 
 // checkPolicy fetches the policy (RFC 8461 3.3) and judges it (RFC 8461
@@ -362,7 +362,7 @@ func (c *checker) checkPolicy(ctx context.Context, r *domainReport, domain mtast
 		data.Error = err.Error()
 		data.ResultType = mtasts.TLSReportResultType(err)
 		data.FailureCode = mtasts.TLSReportFailureReason(err)
-		certErr := data.ResultType == mtasts.ResultWebPKIInvalid
+		certErr := data.ResultType == mtasts.ResultSTSWebPKIInvalid
 		var verr *tls.CertificateVerificationError
 		if errors.As(err, &verr) && len(verr.UnverifiedCertificates) > 0 {
 			// Show the certificate that failed.
@@ -671,11 +671,11 @@ func refusedText(aerr *mtasts.AddressRefusedError, policyHost bool) string {
 // tlsrptText is the TLS-RPT field of a failed fetch or session: its result
 // type and its failure reason code, each labelled, since the two are often
 // the same word (RFC 8460 4.3, 4.4).
-func tlsrptText(resultType, reason string) string {
+func tlsrptText(resultType mtasts.ResultType, reason string) string {
 	if reason == "" {
-		return "result " + resultType
+		return "result " + string(resultType)
 	}
-	return "result " + resultType + ", reason " + reason
+	return "result " + string(resultType) + ", reason " + reason
 }
 
 // tlsrptData is the JSON data of the TLS-RPT step.

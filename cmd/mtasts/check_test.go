@@ -538,12 +538,12 @@ func TestCheckSTARTTLSReportTypes(t *testing.T) {
 		byHost[d.Host] = d
 	}
 	for host, want := range map[string][2]string{
-		"mail.badmx.example":    {mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		"expired.badmx.example": {mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
+		"mail.badmx.example":    {string(mtasts.ResultCertificateHostMismatch), mtasts.ReasonCertificateHostMismatch},
+		"expired.badmx.example": {string(mtasts.ResultCertificateExpired), mtasts.ReasonCertificateExpired},
 		"nodns.badmx.example":   {"", ""}, // no address: no session, nothing to report
 	} {
 		d := byHost[host]
-		if d.ResultType != want[0] || d.FailureCode != want[1] {
+		if string(d.ResultType) != want[0] || d.FailureCode != want[1] {
 			t.Errorf("%s: TLS-RPT %q, %q; want %q, %q", host, d.ResultType, d.FailureCode, want[0], want[1])
 		}
 	}
@@ -607,7 +607,7 @@ func TestCheckRefusesPrivateAddresses(t *testing.T) {
 	if err := json.Unmarshal(fetch.Data, &data); err != nil {
 		t.Fatal(err)
 	}
-	if data.ResultType != mtasts.ResultPolicyFetchError || data.FailureCode != "mta-sts-policy-address-refused" || data.HTTPStatus != 0 {
+	if data.ResultType != mtasts.ResultSTSPolicyFetchError || data.FailureCode != "mta-sts-policy-address-refused" || data.HTTPStatus != 0 {
 		t.Errorf("fetch data %+v, want a refused address", data)
 	}
 	if msg := fetch.messages(statusFail); !strings.Contains(msg, "refused to connect to 127.0.0.1:") || !strings.Contains(msg, "loopback address") || !strings.Contains(msg, "--allow-private") {

@@ -228,8 +228,8 @@ type starttlsResult struct {
 	Error      string    `json:"error,omitempty"`
 	// The TLS report's view of a failed session (RFC 8460 4.3), from
 	// mtasts.TLSReportResultType and TLSReportFailureReason.
-	ResultType  string `json:"tlsrpt_result_type,omitempty"`
-	FailureCode string `json:"tlsrpt_failure_reason,omitempty"`
+	ResultType  mtasts.ResultType `json:"tlsrpt_result_type,omitempty"`
+	FailureCode string            `json:"tlsrpt_failure_reason,omitempty"`
 	// tlsErr is why the session did not get to valid TLS, once SMTP was
 	// spoken: an error wrapping mtasts.ErrSTARTTLSNotSupported, or an
 	// *mtasts.STARTTLSError.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -33,14 +34,14 @@ func TestReportSummary(t *testing.T) {
 	dir := t.TempDir()
 	d1 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
 	d2 := d1.AddDate(0, 0, 1)
-	fd := func(rt tlsrpt.ResultType, n int64) tlsrpt.FailureDetail {
+	fd := func(rt mtasts.ResultType, n int64) tlsrpt.FailureDetail {
 		return tlsrpt.FailureDetail{ResultType: rt, ReceivingMXHostname: "mx.a.example", FailedSessionCount: n}
 	}
 	for _, r := range []*tlsrpt.Report{
-		summaryReport("Google", "a.example", d1, 90, 10, fd(tlsrpt.ResultCertificateExpired, 6), fd(tlsrpt.ResultSTARTTLSNotSupported, 4)),
+		summaryReport("Google", "a.example", d1, 90, 10, fd(mtasts.ResultCertificateExpired, 6), fd(mtasts.ResultSTARTTLSNotSupported, 4)),
 		summaryReport("Microsoft", "a.example", d1, 50, 0),
 		summaryReport("Google", "a.example", d2, 100, 0),
-		summaryReport("Google", "b.example", d1, 10, 30, fd(tlsrpt.ResultSTSPolicyFetchError, 30)),
+		summaryReport("Google", "b.example", d1, 10, 30, fd(mtasts.ResultSTSPolicyFetchError, 30)),
 		summaryReport("Evil\x1b[2J", "b.example", d1, 0, 0),
 	} {
 		if _, err := writeReportFile(dir, r); err != nil {

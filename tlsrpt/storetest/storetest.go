@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -59,8 +60,8 @@ func RunResume(t *testing.T, open func(t *testing.T) tlsrpt.Store, reopen func(t
 	ctx := context.Background()
 	s := open(t)
 	p := STS("a.example", "enforce")
-	want := Canonical([]tlsrpt.PolicyResult{Result(p, 4, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))})
-	add(t, s, Day1, 0, Result(p, 4, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)))
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 4, 1, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
+	add(t, s, Day1, 0, Result(p, 4, 1, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
 	add(t, s, Day2, 0, Result(p, 1, 0))
 	if got := Canonical(take(t, s, Day1)); got != want {
 		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
@@ -112,7 +113,7 @@ func STS(domain, mode string) tlsrpt.Policy {
 
 // Row returns a failure-detail row of count sessions, with the MX host
 // mx.<domain> and the receiving IP 192.0.2.<n>.
-func Row(rt tlsrpt.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
+func Row(rt mtasts.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
 	return tlsrpt.FailureDetail{
 		ResultType:          rt,
 		SendingMTAIP:        netip.MustParseAddr("2001:db8::25"),
@@ -190,10 +191,10 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 	a, b := STS("a.example", "enforce"), STS("b.example", "testing")
 	a2 := STS("a.example", "testing") // the policy changed during the day
 	add(t, s, Day1, 0,
-		Result(a, 10, 2, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 2)),
+		Result(a, 10, 2, Row(mtasts.ResultCertificateExpired, "a.example", 1, 2)),
 		Result(b, 5, 0))
 	add(t, s, Day1, 0,
-		Result(a, 1, 3, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1), Row(tlsrpt.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		Result(a, 1, 3, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1), Row(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
 		Result(a2, 7, 0))
 	add(t, s, Day2, 0, Result(b, 1, 0))
 
@@ -213,7 +214,7 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 		t.Fatalf("Release: %v", err)
 	}
 	want := Canonical([]tlsrpt.PolicyResult{
-		Result(a, 11, 5, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 3), Row(tlsrpt.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		Result(a, 11, 5, Row(mtasts.ResultCertificateExpired, "a.example", 1, 3), Row(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
 		Result(a2, 7, 0),
 		Result(b, 5, 0),
 	})
@@ -250,22 +251,22 @@ func testRecipients(t *testing.T, s tlsrpt.Store) {
 	sts := STS("a.example", "enforce")
 	sts.RecipientDomain = "a.example"
 	add(t, s, Day1, 0,
-		Result(a, 3, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1)),
+		Result(a, 3, 1, Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
 		Result(b, 2, 0),
 		Result(sts, 5, 0))
 	add(t, s, Day1, 0,
-		Result(a, 1, 2, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
-		Result(b, 0, 1, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(a, 1, 2, Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1), Row(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 0, 1, Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
 		Result(none, 7, 0))
 	// The cap: mx.host.example holds 3 distinct rows of 3 allowed, over
 	// its recipient domains; a fourth is dropped, its session counted.
-	if dropped := add(t, s, Day1, 3, Result(b, 0, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
+	if dropped := add(t, s, Day1, 3, Result(b, 0, 1, Row(mtasts.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
 		t.Errorf("Add past the cap dropped %d sessions, want 1", dropped)
 	}
 	got := Canonical(takeAll(t, s, Day1))
 	want := Canonical([]tlsrpt.PolicyResult{
-		Result(a, 4, 3, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 2), Row(tlsrpt.ResultDNSSECInvalid, "host.example", 2, 1)),
-		Result(b, 2, 2, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(a, 4, 3, Row(mtasts.ResultTLSAInvalid, "host.example", 1, 2), Row(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
+		Result(b, 2, 2, Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
 		Result(none, 7, 0),
 		Result(sts, 5, 0),
 	})
@@ -297,9 +298,9 @@ func testResultsDelete(t *testing.T, s tlsrpt.Store) {
 	a.RecipientDomain = "a.example"
 	hostA, hostB := TLSA("mx.host.example", "a.example"), TLSA("mx.host.example", "b.example")
 	day1 := []tlsrpt.PolicyResult{
-		Result(a, 1, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)),
-		Result(hostA, 2, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 1, 1)),
-		Result(hostB, 3, 1, Row(tlsrpt.ResultTLSAInvalid, "host.example", 2, 1)),
+		Result(a, 1, 1, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
+		Result(hostA, 2, 1, Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
+		Result(hostB, 3, 1, Row(mtasts.ResultTLSAInvalid, "host.example", 2, 1)),
 		Result(c, 4, 0),
 	}
 	add(t, s, Day1, 0, day1...)
@@ -326,11 +327,11 @@ func testResultsDelete(t *testing.T, s tlsrpt.Store) {
 		t.Errorf("Results(Day2), claimed before Delete: %s", Canonical(results))
 	}
 	// mx.host.example holds one row now: a second fits under a cap of 2.
-	if dropped := add(t, s, Day1, 2, Result(hostB, 0, 1, Row(tlsrpt.ResultDANERequired, "host.example", 3, 1))); dropped != 0 {
+	if dropped := add(t, s, Day1, 2, Result(hostB, 0, 1, Row(mtasts.ResultDANERequired, "host.example", 3, 1))); dropped != 0 {
 		t.Errorf("Add after Delete dropped %d, want 0: the deleted rows no longer count", dropped)
 	}
 	if got, want := Canonical(take(t, s, Day1)), Canonical([]tlsrpt.PolicyResult{
-		Result(hostB, 3, 2, Row(tlsrpt.ResultTLSAInvalid, "host.example", 2, 1), Row(tlsrpt.ResultDANERequired, "host.example", 3, 1)),
+		Result(hostB, 3, 2, Row(mtasts.ResultTLSAInvalid, "host.example", 2, 1), Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
 		day1[3],
 	}); got != want {
 		t.Errorf("Take(Day1):\n%s\nwant:\n%s", got, want)
@@ -341,8 +342,8 @@ func testResultsDelete(t *testing.T, s tlsrpt.Store) {
 // value, its claimant, all get the same counts; after Release, none.
 func testTakeOnce(t *testing.T, s tlsrpt.Store) {
 	p := STS("a.example", "enforce")
-	add(t, s, Day1, 0, Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1)))
-	want := Canonical([]tlsrpt.PolicyResult{Result(p, 3, 1, Row(tlsrpt.ResultCertificateExpired, "a.example", 1, 1))})
+	add(t, s, Day1, 0, Result(p, 3, 1, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
+	want := Canonical([]tlsrpt.PolicyResult{Result(p, 3, 1, Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
 	const takers = 8
 	var wg sync.WaitGroup
 	got := make([][]tlsrpt.PolicyResult, takers)
@@ -430,7 +431,7 @@ func testTakeEmptyDay(t *testing.T, s tlsrpt.Store) {
 
 func testCap(t *testing.T, s tlsrpt.Store) {
 	a, a2, b := STS("a.example", "enforce"), STS("a.example", "testing"), STS("b.example", "enforce")
-	exp := tlsrpt.ResultCertificateExpired
+	exp := mtasts.ResultCertificateExpired
 	// Two rows for a.example.
 	if d := add(t, s, Day1, 3, Result(a, 0, 2, Row(exp, "a.example", 1, 1), Row(exp, "a.example", 2, 1))); d != 0 {
 		t.Errorf("dropped %d, want 0", d)
@@ -463,7 +464,7 @@ func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
 		wg.Go(func() {
 			for range batches {
 				_, err := s.Add(context.Background(), tlsrpt.Batch{Day: Day1, MaxDetailRows: 10,
-					Results: []tlsrpt.PolicyResult{Result(p, 2, 1, Row(tlsrpt.ResultValidationFailure, "a.example", 1, 1))}})
+					Results: []tlsrpt.PolicyResult{Result(p, 2, 1, Row(mtasts.ResultValidationFailure, "a.example", 1, 1))}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -474,7 +475,7 @@ func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
 	wg.Wait()
 	got := Canonical(take(t, s, Day1))
 	if want := Canonical([]tlsrpt.PolicyResult{Result(p, 2*adders*batches, adders*batches,
-		Row(tlsrpt.ResultValidationFailure, "a.example", 1, adders*batches))}); got != want {
+		Row(mtasts.ResultValidationFailure, "a.example", 1, adders*batches))}); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -484,7 +485,7 @@ func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
 // takes the day.
 func testShared(t *testing.T, a, b tlsrpt.Store) {
 	p := STS("a.example", "enforce")
-	exp := tlsrpt.ResultCertificateExpired
+	exp := mtasts.ResultCertificateExpired
 	add(t, a, Day1, 2, Result(p, 5, 1, Row(exp, "a.example", 1, 1)))
 	if d := add(t, b, Day1, 2, Result(p, 6, 3, Row(exp, "a.example", 1, 1), Row(exp, "a.example", 2, 1), Row(exp, "a.example", 3, 1))); d != 1 {
 		t.Errorf("dropped %d, want 1: the cap holds over the fleet", d)
