@@ -49,7 +49,7 @@ type Collector struct {
 	// ignored, as RFC 8460 3 says, and counted.
 	AcceptUnsigned bool
 
-	// MaxBodySize bounds the body of a post; 0 means MaxInputSize. The
+	// MaxBodySize bounds the body of a post; 0 means maxInputSize. The
 	// JSON within is bounded by MaxReportSize.
 	MaxBodySize int64
 
@@ -85,24 +85,24 @@ func (c *Collector) timeout() time.Duration {
 	return defaultCollectTimeout
 }
 
-// CollectMessage reads a report message from r as ReadMessage does, verifies
+// CollectMessage reads a report message from r as ReadReport does, verifies
 // its DKIM signatures (VerifyDKIM), and stores the report when one is valid
 // or AcceptUnsigned is set. It returns the report and the DKIM results.
 //
 // The error wraps ErrNotSigned for a report ignored for its signatures
-// (the report and results are returned with it), those of ReadMessage, or
+// (the report and results are returned with it), those of ReadReport, or
 // the Store's.
 func (c *Collector) CollectMessage(ctx context.Context, r io.Reader) (*Report, []DKIMResult, error) {
 	c.init()
 	if c.Store == nil {
 		return nil, nil, errors.New("tlsrpt: collector has no Store")
 	}
-	data, err := readMax(r, MaxInputSize, "message")
+	data, err := readMax(r, maxInputSize, "message")
 	if err != nil {
 		c.metrics.count("mail", outcomeOf(err))
 		return nil, nil, err
 	}
-	report, err := ReadMessage(bytes.NewReader(data))
+	report, err := (&reading{}).message(bytes.NewReader(data))
 	if err != nil {
 		c.metrics.count("mail", outcomeOf(err))
 		return nil, nil, err
@@ -157,14 +157,14 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != MediaTypeGzip && mt != MediaTypeJSON {
+	if err != nil || mt != mediaTypeGzip && mt != mediaTypeJSON {
 		c.answer(w, http.StatusUnsupportedMediaType, "media_type",
-			"content-type "+quoted.String(r.Header.Get("Content-Type"))+", expected "+MediaTypeGzip+" or "+MediaTypeJSON)
+			"content-type "+quoted.String(r.Header.Get("Content-Type"))+", expected "+mediaTypeGzip+" or "+mediaTypeJSON)
 		return
 	}
 	limit := c.MaxBodySize
 	if limit <= 0 {
-		limit = MaxInputSize
+		limit = maxInputSize
 	}
 	if r.ContentLength > limit {
 		c.answer(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body of %d bytes, more than the maximum of %d", r.ContentLength, limit))
@@ -208,10 +208,7 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !isGzip(data) && !isJSON(data) {
 		err = fmt.Errorf("%w: neither JSON nor gzip", ErrInvalidReport)
 	} else {
-		var res *ReadResult
-		if res, err = (ReadOptions{}).Read(bytes.NewReader(data)); err == nil {
-			report = res.Report
-		}
+		report, _, err = ReadReport(bytes.NewReader(data), ReadOptions{})
 	}
 	if err != nil {
 		status := http.StatusBadRequest

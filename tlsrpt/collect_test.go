@@ -103,19 +103,19 @@ func TestCollectorPost(t *testing.T) {
 		status    int
 		reason    string
 	}{
-		{"json", MediaTypeJSON, bytes.NewReader(data), 201, "report stored"},
-		{"gzip", MediaTypeGzip, bytes.NewReader(gzipped(t, data)), 201, "report stored"},
-		{"gzip labelled json", MediaTypeJSON, bytes.NewReader(gzipped(t, data)), 201, "report stored"},
-		{"media type with parameter", MediaTypeJSON + "; charset=utf-8", bytes.NewReader(data), 201, "report stored"},
+		{"json", mediaTypeJSON, bytes.NewReader(data), 201, "report stored"},
+		{"gzip", mediaTypeGzip, bytes.NewReader(gzipped(t, data)), 201, "report stored"},
+		{"gzip labelled json", mediaTypeJSON, bytes.NewReader(gzipped(t, data)), 201, "report stored"},
+		{"media type with parameter", mediaTypeJSON + "; charset=utf-8", bytes.NewReader(data), 201, "report stored"},
 		{"wrong media type", "application/json", bytes.NewReader(data), 415, `content-type "application/json", expected application/tlsrpt+gzip or application/tlsrpt+json`},
 		{"no media type", "", bytes.NewReader(data), 415, `content-type "", expected`},
-		{"oversized", MediaTypeJSON, bytes.NewReader(make([]byte, 65<<10)), 413, "body of 66560 bytes, more than the maximum of 65536"},
-		{"oversized, chunked", MediaTypeJSON, io.MultiReader(strings.NewReader("{"), bytes.NewReader(make([]byte, 65<<10))), 413, "body larger than the maximum of 65536 bytes"},
-		{"gzip bomb", MediaTypeGzip, bytes.NewReader(gzipped(t, make([]byte, MaxReportSize+1))), 413, "report too large"},
-		{"bad report", MediaTypeJSON, strings.NewReader(`{"organization-name": "x"}`), 400, "invalid report"},
-		{"long bad report", MediaTypeJSON, strings.NewReader(junk), 400, "invalid report"},
-		{"bad gzip", MediaTypeGzip, bytes.NewReader(gzipped(t, data)[:30]), 400, "invalid report: gzip"},
-		{"not json", MediaTypeJSON, strings.NewReader("From: x\r\n\r\n"), 400, "invalid report"},
+		{"oversized", mediaTypeJSON, bytes.NewReader(make([]byte, 65<<10)), 413, "body of 66560 bytes, more than the maximum of 65536"},
+		{"oversized, chunked", mediaTypeJSON, io.MultiReader(strings.NewReader("{"), bytes.NewReader(make([]byte, 65<<10))), 413, "body larger than the maximum of 65536 bytes"},
+		{"gzip bomb", mediaTypeGzip, bytes.NewReader(gzipped(t, make([]byte, maxReportSize+1))), 413, "report too large"},
+		{"bad report", mediaTypeJSON, strings.NewReader(`{"organization-name": "x"}`), 400, "invalid report"},
+		{"long bad report", mediaTypeJSON, strings.NewReader(junk), 400, "invalid report"},
+		{"bad gzip", mediaTypeGzip, bytes.NewReader(gzipped(t, data)[:30]), 400, "invalid report: gzip"},
+		{"not json", mediaTypeJSON, strings.NewReader("From: x\r\n\r\n"), 400, "invalid report"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -169,7 +169,7 @@ func TestCollectorSlowBody(t *testing.T) {
 	}
 	defer conn.Close()
 	// Half the body it announces, then nothing.
-	fmt.Fprintf(conn, "POST /tlsrpt HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 1000\r\n\r\n{\"organization-name\": ", MediaTypeJSON)
+	fmt.Fprintf(conn, "POST /tlsrpt HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: 1000\r\n\r\n{\"organization-name\": ", mediaTypeJSON)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +178,7 @@ func TestCollectorSlowBody(t *testing.T) {
 	if resp.StatusCode != 408 || !strings.Contains(string(body), "body not received within 200ms") {
 		t.Errorf("%d %q", resp.StatusCode, body)
 	}
-	if status, _ := post(t, srv.URL, MediaTypeJSON, bytes.NewReader(appendixB(t))); status != 201 {
+	if status, _ := post(t, srv.URL, mediaTypeJSON, bytes.NewReader(appendixB(t))); status != 201 {
 		t.Errorf("the next post: %d", status)
 	}
 }
@@ -202,13 +202,13 @@ func TestCollectorConcurrent(t *testing.T) {
 	statuses := make(chan int, 2)
 	for range 2 {
 		wg.Go(func() {
-			status, _ := post(t, srv.URL, MediaTypeJSON, bytes.NewReader(data))
+			status, _ := post(t, srv.URL, mediaTypeJSON, bytes.NewReader(data))
 			statuses <- status
 		})
 	}
 	<-entered
 	<-entered
-	resp, err := http.Post(srv.URL, MediaTypeJSON, bytes.NewReader(data))
+	resp, err := http.Post(srv.URL, mediaTypeJSON, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +232,9 @@ func TestCollectorConcurrent(t *testing.T) {
 	before := store.len()
 	for i := range 32 {
 		wg.Go(func() {
-			body, mt := data, MediaTypeJSON
+			body, mt := data, mediaTypeJSON
 			if i%2 == 1 {
-				body, mt = gzipped(t, data), MediaTypeGzip
+				body, mt = gzipped(t, data), mediaTypeGzip
 			}
 			if status, answer := post(t, srv2.URL, mt, bytes.NewReader(body)); status != 201 {
 				t.Errorf("post %d: %d %q", i, status, answer)
@@ -252,7 +252,7 @@ func TestCollectorStoreError(t *testing.T) {
 	c := &Collector{Store: func(context.Context, *Report) error { return errors.New("disk full") }}
 	srv := httptest.NewServer(c)
 	defer srv.Close()
-	status, answer := post(t, srv.URL, MediaTypeJSON, bytes.NewReader(appendixB(t)))
+	status, answer := post(t, srv.URL, mediaTypeJSON, bytes.NewReader(appendixB(t)))
 	if status != 503 || strings.Contains(answer, "disk full") {
 		t.Errorf("%d %q", status, answer)
 	}

@@ -16,18 +16,20 @@ import (
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
-// MaxReportSize is the largest report JSON read, as received or after
+// maxReportSize is the largest report JSON read, as received or after
 // decompression: 20 MiB.
-const MaxReportSize = 20 << 20
+const maxReportSize = 20 << 20
 
-// MaxDepth is the deepest nesting of JSON objects and arrays ParseReport
+// maxDepth is the deepest nesting of JSON objects and arrays ParseReport
 // reads. The schema of RFC 8460 4.4 nests five deep; the rest is room for
 // members added by later versions.
-const MaxDepth = 16
+const maxDepth = 16
 
 // ParseReport parses the JSON of an aggregate report (RFC 8460 4.4) strictly
-// and returns it validated (see Report.Validate). It reads at most
-// MaxReportSize bytes.
+// and returns it validated (see Report.Validate). It reads at most 20 MiB.
+// It does no I/O, as mtasts.ParsePolicy does none; ReadReport reads a report
+// as received, gzip-compressed or in a message, and forgives what real
+// senders get wrong.
 //
 // The JSON must be I-JSON (RFC 8460 4, RFC 7493): UTF-8 without surrogates
 // or noncharacters, and no object with two members of the same name. Member
@@ -40,7 +42,7 @@ const MaxDepth = 16
 // be "" for unknown, as some reporters write them.
 //
 // Members the schema does not name are accepted and ignored, though checked
-// for well-formed JSON within MaxDepth. RFC 8460 makes no rule for them in
+// for well-formed JSON, nested at most 16 deep. RFC 8460 makes no rule for them in
 // reports, but its schema is meant to grow ("The list of result types will
 // start with the minimal set below and is expected to grow over time", 4.3),
 // I-JSON asks protocols to let receivers ignore what they do not know (RFC
@@ -57,12 +59,12 @@ const MaxDepth = 16
 // date-times with a time zone offset. mx-host is an array of strings, or the
 // single string of RFC 8460 Appendix B (erratum 6241).
 //
-// Errors are a *ReportError, wrapping ErrInvalidReport, that names the JSON
-// path at fault, e.g. "policies[0].summary.total-failure-session-count", or
+// Errors are a *SyntaxError, wrapping ErrInvalidReport, whose Field is the
+// JSON path at fault, e.g. "policies[0].summary.total-failure-session-count", or
 // an error wrapping ErrTooLarge.
 func ParseReport(data []byte) (*Report, error) {
-	if len(data) > MaxReportSize {
-		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), MaxReportSize)
+	if len(data) > maxReportSize {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), maxReportSize)
 	}
 	r := &Report{}
 	if err := decodeReport(data, r, nil); err != nil {
@@ -96,7 +98,7 @@ func decodeReport(data []byte, r *Report, lax *reading) error {
 	// treating it as an error."
 	if rest, ok := bytes.CutPrefix(data, []byte(byteOrderMark)); ok {
 		if lax == nil {
-			return &ReportError{Msg: "UTF-8 byte order mark before the JSON, which RFC 8259 8.1 forbids"}
+			return &SyntaxError{Kind: ErrInvalidReport, Msg: "UTF-8 byte order mark before the JSON, which RFC 8259 8.1 forbids"}
 		}
 		lax.warns.add("", "UTF-8 byte order mark before the JSON, which RFC 8259 8.1 forbids; skipped")
 		data = rest
@@ -114,7 +116,7 @@ func decodeReport(data []byte, r *Report, lax *reading) error {
 		return err
 	}
 	if _, err := d.dec.Token(); err != io.EOF {
-		return &ReportError{Msg: "data after the report's JSON object"}
+		return &SyntaxError{Kind: ErrInvalidReport, Msg: "data after the report's JSON object"}
 	}
 	if lax != nil {
 		return lax.check(r)
@@ -166,7 +168,7 @@ func (d *decoder) pathString() string {
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
-	return &ReportError{Path: d.pathString(), Msg: fmt.Sprintf(format, args...)}
+	return &SyntaxError{Kind: ErrInvalidReport, Field: d.pathString(), Msg: fmt.Sprintf(format, args...)}
 }
 
 // warnf adds a warning at the current path.
@@ -235,8 +237,8 @@ func (d *decoder) object(tok json.Token, member func(name string, tok json.Token
 	if tok != json.Delim('{') {
 		return d.errorf("%s, expected an object", kind(tok))
 	}
-	if d.depth++; d.depth > MaxDepth {
-		return d.errorf("nested deeper than %d objects and arrays", MaxDepth)
+	if d.depth++; d.depth > maxDepth {
+		return d.errorf("nested deeper than %d objects and arrays", maxDepth)
 	}
 	var seen names
 	for d.dec.More() {
@@ -274,8 +276,8 @@ func (d *decoder) array(tok json.Token, elem func(i int, tok json.Token) error) 
 	if tok != json.Delim('[') {
 		return d.errorf("%s, expected an array", kind(tok))
 	}
-	if d.depth++; d.depth > MaxDepth {
-		return d.errorf("nested deeper than %d objects and arrays", MaxDepth)
+	if d.depth++; d.depth > maxDepth {
+		return d.errorf("nested deeper than %d objects and arrays", maxDepth)
 	}
 	for i := 0; d.dec.More(); i++ {
 		d.path = append(d.path, pathElem{index: i})
@@ -658,7 +660,7 @@ func checkIJSON(data []byte) error {
 			case c == '\\' && i+1 < len(data) && data[i+1] == 'u':
 				r, n := escapedRune(data[i:])
 				if msg := badRune(r); msg != "" {
-					return &ReportError{Msg: fmt.Sprintf("byte %d: %s, which I-JSON forbids (RFC 7493 2.1)", i, msg)}
+					return &SyntaxError{Kind: ErrInvalidReport, Msg: fmt.Sprintf("byte %d: %s, which I-JSON forbids (RFC 7493 2.1)", i, msg)}
 				}
 				i += n
 				continue
@@ -671,10 +673,10 @@ func checkIJSON(data []byte) error {
 		}
 		r, n := utf8.DecodeRune(data[i:])
 		if r == utf8.RuneError && n <= 1 {
-			return &ReportError{Msg: fmt.Sprintf("byte %d: invalid UTF-8; I-JSON is UTF-8 (RFC 7493 2.1)", i)}
+			return &SyntaxError{Kind: ErrInvalidReport, Msg: fmt.Sprintf("byte %d: invalid UTF-8; I-JSON is UTF-8 (RFC 7493 2.1)", i)}
 		}
 		if msg := badRune(r); msg != "" && inString {
-			return &ReportError{Msg: fmt.Sprintf("byte %d: %s, which I-JSON forbids (RFC 7493 2.1)", i, msg)}
+			return &SyntaxError{Kind: ErrInvalidReport, Msg: fmt.Sprintf("byte %d: %s, which I-JSON forbids (RFC 7493 2.1)", i, msg)}
 		}
 		i += n
 	}

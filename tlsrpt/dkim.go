@@ -70,7 +70,7 @@ func (r *DKIMResult) Valid() bool {
 }
 
 // VerifyDKIM verifies the DKIM signatures of message, a report message as
-// ReadMessage reads it, and returns one result per signature, in the order
+// ReadReport reads it, and returns one result per signature, in the order
 // of the message header; none for an unsigned message. At most the first 8
 // signatures are verified. report is the report the message holds, for the
 // domain of its contact-info; it may be nil.

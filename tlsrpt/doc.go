@@ -15,10 +15,10 @@
 //
 //   - Reading received reports (decode.go, read.go, quirks.go): ParseReport
 //     reads the JSON strictly, with errors that name the JSON path at fault;
-//     ReadReport and ReadMessage take it gzip-compressed or in an e-mail
-//     message, within size bounds, and forgive what real senders get wrong.
-//     ReadOptions.Read says what was forgiven, as a Warning per deviation
-//     naming its JSON path or MIME part, or reads strictly.
+//     ReadReport reads a report as received, its JSON, gzip-compressed or
+//     in an e-mail message, within size bounds, forgives what real senders
+//     get wrong and says what it forgave, as a Warning per deviation naming
+//     its JSON path or MIME part; ReadOptions.Strict reads strictly.
 //
 //   - DKIM (dkim.go): VerifyDKIM verifies a report message's signatures as
 //     RFC 8460 3 asks, by the reporting domain, without l=, with keys looked

@@ -31,12 +31,12 @@ var (
 
 	// ErrInvalidReport means a received report is not a valid RFC 8460
 	// report: its JSON breaks the schema of RFC 8460 4.4 (the error is
-	// then a *ReportError naming the JSON path), or its gzip or MIME
+	// then a *SyntaxError naming the JSON path), or its gzip or MIME
 	// transfer encoding is corrupt.
 	ErrInvalidReport = errors.New("tlsrpt: invalid report")
 
 	// ErrTooLarge means a received report or message is larger than the
-	// reader's bounds (MaxInputSize, MaxReportSize).
+	// reader's bounds (see ReadReport).
 	ErrTooLarge = errors.New("tlsrpt: report too large")
 
 	// ErrNoReport means a message holds no TLSRPT report: it is not a
@@ -46,52 +46,45 @@ var (
 	ErrNoReport = errors.New("tlsrpt: no tlsrpt report in message")
 )
 
-// SyntaxError describes what is wrong with a TLSRPT TXT record, and where. It
-// wraps ErrRecordSyntax.
+// SyntaxError describes what is wrong with a TLSRPT TXT record or a report,
+// and where, as mtasts.SyntaxError does for MTA-STS. It wraps
+// ErrRecordSyntax or ErrInvalidReport.
 type SyntaxError struct {
-	// Field is the name of the record field at fault ("v", "rua" or an
-	// extension), when one is known.
+	// Kind is ErrRecordSyntax (a TXT record) or ErrInvalidReport (a
+	// report); Unwrap returns it.
+	Kind error
+	// Field is where the fault is, when that is known. In a TXT record, it
+	// is the name of the field ("v", "rua" or an extension). In a report,
+	// it is the JSON path, e.g.
+	// "policies[0].summary.total-failure-session-count", or empty for the
+	// document as a whole; a member name other than a short one of
+	// printable US-ASCII, as the schema's are, is quoted, bounded and
+	// escaped, since the names of unknown members are the sender's text.
 	Field string
 	// Msg says what was found and what was expected.
 	Msg string
 }
 
-// Error returns the message with the field at fault.
+// Error returns the message with the field or JSON path at fault.
 func (e *SyntaxError) Error() string {
 	var b strings.Builder
-	b.WriteString("tlsrpt: invalid txt record")
-	if e.Field != "" {
-		b.WriteString(": ")
-		b.WriteString(quoted.String(e.Field))
+	if e.Kind == ErrRecordSyntax {
+		b.WriteString("tlsrpt: invalid txt record")
+		if e.Field != "" {
+			b.WriteString(": ")
+			b.WriteString(quoted.String(e.Field))
+		}
+	} else {
+		b.WriteString("tlsrpt: invalid report")
+		if e.Field != "" {
+			b.WriteString(": ")
+			b.WriteString(e.Field)
+		}
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Msg)
 	return b.String()
 }
 
-// Unwrap returns ErrRecordSyntax.
-func (e *SyntaxError) Unwrap() error { return ErrRecordSyntax }
-
-// ReportError describes what is wrong with the JSON of a report, and where.
-// It wraps ErrInvalidReport.
-type ReportError struct {
-	// Path is the JSON path at fault, e.g.
-	// "policies[0].summary.total-failure-session-count"; empty for the
-	// document as a whole. A member name other than a short one of
-	// printable US-ASCII, as the schema's are, is quoted, bounded and
-	// escaped: the names of unknown members are the sender's text.
-	Path string
-	// Msg says what was found and what was expected.
-	Msg string
-}
-
-// Error returns the message with the JSON path at fault.
-func (e *ReportError) Error() string {
-	if e.Path == "" {
-		return "tlsrpt: invalid report: " + e.Msg
-	}
-	return "tlsrpt: invalid report: " + e.Path + ": " + e.Msg
-}
-
-// Unwrap returns ErrInvalidReport.
-func (e *ReportError) Unwrap() error { return ErrInvalidReport }
+// Unwrap returns Kind.
+func (e *SyntaxError) Unwrap() error { return e.Kind }

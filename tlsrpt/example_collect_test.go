@@ -28,7 +28,7 @@ func ExampleCollector() {
 		panic(err)
 	}
 	defer f.Close()
-	resp, err := http.Post(srv.URL+"/tlsrpt", tlsrpt.MediaTypeJSON, f)
+	resp, err := http.Post(srv.URL+"/tlsrpt", "application/tlsrpt+json", f)
 	if err != nil {
 		panic(err)
 	}

@@ -87,7 +87,7 @@ func ExampleRecorder() {
 		Submit: func(ctx context.Context, msg *tlsrpt.Message) error {
 			// The MTA would sign and queue msg (see ExampleSender_mail);
 			// here the report is read back from it.
-			r, err := tlsrpt.ReadReport(bytes.NewReader(msg.Data))
+			r, _, err := tlsrpt.ReadReport(bytes.NewReader(msg.Data), tlsrpt.ReadOptions{})
 			if err != nil {
 				return err
 			}

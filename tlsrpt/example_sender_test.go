@@ -20,7 +20,7 @@ import (
 // through Submit.
 func ExampleSender() {
 	collector := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		report, err := tlsrpt.ReadReport(http.MaxBytesReader(w, r.Body, tlsrpt.MaxInputSize))
+		report, _, err := tlsrpt.ReadReport(r.Body, tlsrpt.ReadOptions{}) // bounded in size by ReadReport
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return

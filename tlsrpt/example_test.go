@@ -52,7 +52,7 @@ func ExampleReadReport() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	report, err := tlsrpt.ReadReport(f)
+	report, _, err := tlsrpt.ReadReport(f, tlsrpt.ReadOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,21 +79,21 @@ func ExampleReadReport() {
 
 // A receiver reads a report as its sender wrote it, and learns where the
 // sender deviates from RFC 8460; the strict reader refuses the same report.
-func ExampleReadOptions_Read() {
+func ExampleReadOptions() {
 	const report = `{"organization-name": "Sender Org", "contact-info": null, "report-id": "r1",
 	  "date-range": {"start-datetime": "2026-11-01T00:00:00", "end-datetime": "2026-11-02T00:00:00Z"},
 	  "policies": [{"policy": {"policy-type": "sts", "policy-domain": "Example.COM."},
 	    "summary": {"total-successful-session-count": 10, "total-failure-session-count": 0}}]}`
-	res, err := tlsrpt.ReadOptions{}.Read(strings.NewReader(report))
+	read, warnings, err := tlsrpt.ReadReport(strings.NewReader(report), tlsrpt.ReadOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(res.Report.Policies[0].Policy.PolicyDomain, res.Report.DateRange.Start)
-	for _, w := range res.Warnings {
+	fmt.Println(read.Policies[0].Policy.PolicyDomain, read.DateRange.Start)
+	for _, w := range warnings {
 		fmt.Println(w)
 	}
 
-	_, err = tlsrpt.ReadOptions{Strict: true}.Read(strings.NewReader(report))
+	_, _, err = tlsrpt.ReadReport(strings.NewReader(report), tlsrpt.ReadOptions{Strict: true})
 	fmt.Println(err)
 	// Output:
 	// example.com 2026-11-01 00:00:00 +0000 UTC

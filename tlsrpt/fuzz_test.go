@@ -76,7 +76,7 @@ func FuzzParseReport(f *testing.F) {
 		r, err := ParseReport(data)
 		checkErrorText(t, err)
 		if err != nil {
-			var rerr *ReportError
+			var rerr *SyntaxError
 			if r != nil || !errors.As(err, &rerr) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("report %v with error %v", r, err)
 			}
@@ -124,12 +124,12 @@ func FuzzReadReport(f *testing.F) {
 		`"date-range":{"start-datetime":"2026-11-01T00:00:00","end-datetime":"2026-11-02T00:00:00Z"},"organization-name":"O","report-id":"1"}`})
 	f.Add([]byte(strings.TrimSuffix(msg, "--\r\n")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := ReadReport(bytes.NewReader(data))
+		r, _, err := ReadReport(bytes.NewReader(data), ReadOptions{})
 		checkErrorText(t, err)
 		if (r == nil) == (err == nil) {
 			t.Fatalf("report %v with error %v", r, err)
 		}
-		strict, serr := ReadOptions{Strict: true}.Read(bytes.NewReader(data))
+		strict, serr := readWith(ReadOptions{Strict: true}, bytes.NewReader(data))
 		checkErrorText(t, serr)
 		if serr == nil {
 			if err != nil {
@@ -142,9 +142,9 @@ func FuzzReadReport(f *testing.F) {
 		if err != nil {
 			return
 		}
-		res, err := ReadOptions{}.Read(bytes.NewReader(data))
+		res, err := readWith(ReadOptions{}, bytes.NewReader(data))
 		if err != nil {
-			t.Fatalf("ReadReport accepts, ReadOptions{}.Read refuses: %v", err)
+			t.Fatalf("ReadReport accepts, readWith refuses: %v", err)
 		}
 		if len(res.Warnings) > maxWarnings+1 {
 			t.Fatalf("%d warnings", len(res.Warnings))
@@ -154,21 +154,21 @@ func FuzzReadReport(f *testing.F) {
 				t.Fatalf("warning not short printable US-ASCII: %.600q", w.String())
 			}
 		}
-		var verr *ReportError
+		var verr *SyntaxError
 		if err := res.Report.Validate(); errors.As(err, &verr) && len(res.Warnings) <= maxWarnings {
 			found := false
 			for _, w := range res.Warnings {
-				found = found || w.Path == verr.Path
+				found = found || w.Path == verr.Field
 			}
 			if !found {
-				t.Fatalf("report fails Validate at %s without a warning there: %v; warnings %q", verr.Path, err, res.Warnings)
+				t.Fatalf("report fails Validate at %s without a warning there: %v; warnings %q", verr.Field, err, res.Warnings)
 			}
 		}
 		out, err := json.Marshal(res.Report)
 		if err != nil {
 			t.Fatalf("marshal: %v", err)
 		}
-		if _, err := ReadReport(bytes.NewReader(out)); err != nil {
+		if _, _, err := ReadReport(bytes.NewReader(out), ReadOptions{}); err != nil {
 			t.Fatalf("the marshalled report does not read: %v\n%s", err, out)
 		}
 	})

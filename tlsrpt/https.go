@@ -65,7 +65,7 @@ func postReport(ctx context.Context, client *http.Client, uri string, p *Payload
 	// RFC 8460 5.4: "If compressed, the report SHOULD use the media type
 	// "application/tlsrpt+gzip"". The gzip data is the entity itself, not
 	// a Content-Encoding of JSON.
-	req.Header.Set("Content-Type", MediaTypeGzip)
+	req.Header.Set("Content-Type", mediaTypeGzip)
 	req.Header.Set("User-Agent", "mtasts-tlsrpt")
 	resp, err := client.Do(req)
 	if err != nil {

@@ -291,7 +291,7 @@ func ComposeMessage(p *Payload, from string, to []string, date time.Time) (*Mess
 	// should use the media type "application/tlsrpt+gzip"", named as 5.1
 	// recommends, base64-encoded as in the example of 5.3.1.
 	b.WriteString("\r\n--" + boundary + "\r\n")
-	header("Content-Type", MediaTypeGzip)
+	header("Content-Type", mediaTypeGzip)
 	header("Content-Transfer-Encoding", "base64")
 	header("Content-Disposition", "attachment;\r\n\tfilename=\""+p.Filename+"\"")
 	b.WriteString("\r\n")

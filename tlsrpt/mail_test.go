@@ -245,9 +245,9 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 	sameReport(t, got, report)
 
 	// And the package's own reader of received reports takes it.
-	got, err = tlsrpt.ReadMessage(bytes.NewReader(msg))
+	got, _, err = tlsrpt.ReadReport(bytes.NewReader(msg), tlsrpt.ReadOptions{})
 	if err != nil {
-		t.Fatalf("ReadMessage: %v", err)
+		t.Fatalf("ReadReport: %v", err)
 	}
 	sameReport(t, got, report)
 }

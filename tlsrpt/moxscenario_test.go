@@ -146,7 +146,7 @@ func moxRun(t *testing.T, deliveries []moxDelivery, dns map[string]string, info 
 	<-ended
 	got := map[string][]string{}
 	for _, p := range c.received() {
-		r, err := tlsrpt.ReadReport(bytes.NewReader(p.body))
+		r, _, err := tlsrpt.ReadReport(bytes.NewReader(p.body), tlsrpt.ReadOptions{})
 		if err != nil {
 			t.Fatalf("report posted to %s: %v", p.path, err)
 		}

@@ -53,13 +53,13 @@ type Payload struct {
 // The gzip data has no file name and no modification time in its header, so
 // the same report always compresses to the same bytes.
 //
-// It returns an error wrapping ErrInvalidReport (a *ReportError naming the
+// It returns an error wrapping ErrInvalidReport (a *SyntaxError naming the
 // JSON path) when r is not valid or its policies name several domains, and
-// ErrTooLarge when the JSON is larger than MaxReportSize, which receivers
+// ErrTooLarge when the JSON is larger than 20 MiB, which receivers
 // following this package would refuse.
 func BuildPayload(r *Report) (*Payload, error) {
 	if r == nil {
-		return nil, &ReportError{Msg: "no report"}
+		return nil, &SyntaxError{Kind: ErrInvalidReport, Msg: "no report"}
 	}
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -76,8 +76,8 @@ func BuildPayload(r *Report) (*Payload, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: marshalling the report: %w", ErrInvalidReport, err)
 	}
-	if len(data) > MaxReportSize {
-		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d receivers accept", ErrTooLarge, len(data), MaxReportSize)
+	if len(data) > maxReportSize {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d receivers accept", ErrTooLarge, len(data), maxReportSize)
 	}
 	var buf bytes.Buffer
 	zw := gzipWriters.Get().(*gzip.Writer)
@@ -112,23 +112,24 @@ func reportPolicyDomain(r *Report) (mtasts.Domain, error) {
 		d, err := mtasts.ParseDomain(r.Domain)
 		switch {
 		case err != nil:
-			return mtasts.Domain{}, &ReportError{Path: "Domain", Msg: fmt.Sprintf("%s is not a domain name: %v", quoted.String(r.Domain), err)}
+			return mtasts.Domain{}, &SyntaxError{Kind: ErrInvalidReport, Field: "Domain", Msg: fmt.Sprintf("%s is not a domain name: %v", quoted.String(r.Domain), err)}
 		case d.ASCII != r.Domain:
-			return mtasts.Domain{}, &ReportError{Path: "Domain", Msg: fmt.Sprintf("%s is not in A-labels (RFC 8460 5.1)", quoted.String(r.Domain))}
+			return mtasts.Domain{}, &SyntaxError{Kind: ErrInvalidReport, Field: "Domain", Msg: fmt.Sprintf("%s is not in A-labels (RFC 8460 5.1)", quoted.String(r.Domain))}
 		}
 		return d, nil
 	}
 	first := r.Policies[0].Policy.PolicyDomain
 	d, err := mtasts.ParseDomain(first)
 	if err != nil {
-		return mtasts.Domain{}, &ReportError{Path: "policies[0].policy.policy-domain", Msg: err.Error()}
+		return mtasts.Domain{}, &SyntaxError{Kind: ErrInvalidReport, Field: "policies[0].policy.policy-domain", Msg: err.Error()}
 	}
 	for i := 1; i < len(r.Policies); i++ {
 		other := r.Policies[i].Policy.PolicyDomain
 		if o, err := mtasts.ParseDomain(other); err != nil || o.ASCII != d.ASCII {
-			return mtasts.Domain{}, &ReportError{
-				Path: "policies[" + strconv.Itoa(i) + "].policy.policy-domain",
-				Msg:  fmt.Sprintf("%s differs from %s of policies[0]: a report is for one policy domain (RFC 8460 3, 5.3)", quoted.String(other), quoted.String(first)),
+			return mtasts.Domain{}, &SyntaxError{
+				Kind:  ErrInvalidReport,
+				Field: "policies[" + strconv.Itoa(i) + "].policy.policy-domain",
+				Msg:   fmt.Sprintf("%s differs from %s of policies[0]: a report is for one policy domain (RFC 8460 3, 5.3)", quoted.String(other), quoted.String(first)),
 			}
 		}
 	}
@@ -143,12 +144,12 @@ func reportPolicyDomain(r *Report) (mtasts.Domain, error) {
 func contactDomain(contact string) (mtasts.Domain, error) {
 	a, err := mail.ParseAddress(contact)
 	if err != nil {
-		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("%s is not an e-mail address: %v", quoted.String(contact), quoted.Cause(err))}
+		return mtasts.Domain{}, &SyntaxError{Kind: ErrInvalidReport, Field: "contact-info", Msg: fmt.Sprintf("%s is not an e-mail address: %v", quoted.String(contact), quoted.Cause(err))}
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	d, err := mtasts.ParseDomain(a.Address[at+1:])
 	if err != nil {
-		return mtasts.Domain{}, &ReportError{Path: "contact-info", Msg: fmt.Sprintf("the domain of %s is not a host name, as the submitter of RFC 8460 5.3 must be: %v", quoted.String(contact), err)}
+		return mtasts.Domain{}, &SyntaxError{Kind: ErrInvalidReport, Field: "contact-info", Msg: fmt.Sprintf("the domain of %s is not a host name, as the submitter of RFC 8460 5.3 must be: %v", quoted.String(contact), err)}
 	}
 	return d, nil
 }

@@ -124,9 +124,9 @@ func TestPayloadInvalid(t *testing.T) {
 		{"nil", nil, ""},
 	} {
 		_, err := tlsrpt.BuildPayload(tc.r)
-		var rerr *tlsrpt.ReportError
-		if !errors.As(err, &rerr) || rerr.Path != tc.path || !errors.Is(err, tlsrpt.ErrInvalidReport) {
-			t.Errorf("%s: BuildPayload: %v, want a *ReportError at %q", tc.name, err, tc.path)
+		var rerr *tlsrpt.SyntaxError
+		if !errors.As(err, &rerr) || rerr.Field != tc.path || !errors.Is(err, tlsrpt.ErrInvalidReport) {
+			t.Errorf("%s: BuildPayload: %v, want a *SyntaxError at %q", tc.name, err, tc.path)
 		}
 	}
 }

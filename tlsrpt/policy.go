@@ -246,7 +246,7 @@ func tlsaRecord(s string) (string, string) {
 }
 
 // Validate checks p as Report.Validate checks the policies of a report, and
-// returns a *ReportError whose path starts at "policy", or nil: the policy
+// returns a *SyntaxError whose Field starts at "policy", or nil: the policy
 // type is "sts", "tlsa" or "no-policy-found" (RFC 8460 4.4), the policy
 // domain and mx-host patterns are A-label names, and the policy-string is
 // at most mtasts.MaxPolicySize bytes of lines without control characters.

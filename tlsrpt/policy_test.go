@@ -311,8 +311,8 @@ func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 
 func TestPolicyValidate(t *testing.T) {
 	p := Target{}.NoPolicyFound()
-	var rerr *ReportError
-	if err := p.Validate(); !errors.As(err, &rerr) || rerr.Path != "policy.policy-domain" {
+	var rerr *SyntaxError
+	if err := p.Validate(); !errors.As(err, &rerr) || rerr.Field != "policy.policy-domain" {
 		t.Errorf("Validate of a policy without a domain: %v", err)
 	}
 }

@@ -49,9 +49,9 @@ func quirk(t *testing.T, old, new string) string {
 
 // readLenient reads in as ReadReport does, failing t on an error; it checks
 // the warnings' bounds.
-func readLenient(t *testing.T, in string) *ReadResult {
+func readLenient(t *testing.T, in string) *readResult {
 	t.Helper()
-	res, err := ReadOptions{}.Read(strings.NewReader(in))
+	res, err := readWith(ReadOptions{}, strings.NewReader(in))
 	if err != nil {
 		t.Fatalf("lenient read: %v", err)
 	}
@@ -61,7 +61,7 @@ func readLenient(t *testing.T, in string) *ReadResult {
 		}
 	}
 	// ReadReport reads it too.
-	if _, err := ReadReport(strings.NewReader(in)); err != nil {
+	if _, _, err := ReadReport(strings.NewReader(in), ReadOptions{}); err != nil {
 		t.Errorf("ReadReport: %v", err)
 	}
 	return res
@@ -69,7 +69,7 @@ func readLenient(t *testing.T, in string) *ReadResult {
 
 // wantWarning fails t unless res has a warning at path whose text has each
 // of texts.
-func wantWarning(t *testing.T, res *ReadResult, path string, texts ...string) {
+func wantWarning(t *testing.T, res *readResult, path string, texts ...string) {
 	t.Helper()
 	for _, w := range res.Warnings {
 		if w.Path != path {
@@ -89,7 +89,7 @@ func wantWarning(t *testing.T, res *ReadResult, path string, texts ...string) {
 // wrapping want that has text.
 func wantStrictError(t *testing.T, in string, want error, text string) {
 	t.Helper()
-	res, err := ReadOptions{Strict: true}.Read(strings.NewReader(in))
+	res, err := readWith(ReadOptions{Strict: true}, strings.NewReader(in))
 	if res != nil || !errors.Is(err, want) || !strings.Contains(err.Error(), text) {
 		t.Errorf("strict read: %v, %v; want %v with %q", res, err, want, text)
 	}
@@ -133,7 +133,7 @@ func TestReadQuirkOrganizationNameNull(t *testing.T) {
 		})
 	}
 	// A string is still a string.
-	_, err := ReadReport(strings.NewReader(quirk(t, `"Sender Org"`, `7`)))
+	_, _, err := ReadReport(strings.NewReader(quirk(t, `"Sender Org"`, `7`)), ReadOptions{})
 	if !errors.Is(err, ErrInvalidReport) {
 		t.Errorf("organization-name 7: %v", err)
 	}
@@ -170,7 +170,7 @@ func TestReadQuirkNoClosingDelimiter(t *testing.T) {
 	}
 	// A message cut inside the report still is an error.
 	mid := full[:strings.Index(full, `"policies"`)]
-	if _, err := ReadReport(strings.NewReader(mid)); !errors.Is(err, ErrInvalidReport) {
+	if _, _, err := ReadReport(strings.NewReader(mid), ReadOptions{}); !errors.Is(err, ErrInvalidReport) {
 		t.Errorf("message cut in the report: %v", err)
 	}
 	// The well-formed message gives no warning.
@@ -219,7 +219,7 @@ func TestReadQuirkNoPolicyDomain(t *testing.T) {
 	wantWarning(t, res, path, "left empty")
 
 	// An sts policy names its domain, still.
-	_, err := ReadReport(strings.NewReader(quirk(t, `"policy-domain": "recv.example",`, ``)))
+	_, _, err := ReadReport(strings.NewReader(quirk(t, `"policy-domain": "recv.example",`, ``)), ReadOptions{})
 	if !errors.Is(err, ErrInvalidReport) || !strings.Contains(err.Error(), `"policy-domain" missing`) {
 		t.Errorf("sts policy without policy-domain: %v", err)
 	}
@@ -239,7 +239,7 @@ func TestReadQuirkDateTimeWithoutZone(t *testing.T) {
 
 	// Other faults of a date-time stay errors.
 	for _, bad := range []string{`"2026-11-01"`, `"2026-11-01 00:00:00"`, `"2026-11-01T00:00:00+01"`, `"2026-11-31T00:00:00"`} {
-		_, err := ReadReport(strings.NewReader(quirk(t, `"2026-11-01T00:00:00Z"`, bad)))
+		_, _, err := ReadReport(strings.NewReader(quirk(t, `"2026-11-01T00:00:00Z"`, bad)), ReadOptions{})
 		if !errors.Is(err, ErrInvalidReport) {
 			t.Errorf("start-datetime %s: %v", bad, err)
 		}
@@ -303,8 +303,8 @@ func TestReadQuirkMXHostNotADomain(t *testing.T) {
 		})
 	}
 	// Past a domain name's length it is too large to be one, and refused.
-	_, err := ReadReport(strings.NewReader(quirk(t, `"receiving-mx-hostname": "mx1.recv.example"`,
-		`"receiving-mx-hostname": "`+strings.Repeat("x ", 200)+`"`)))
+	_, _, err := ReadReport(strings.NewReader(quirk(t, `"receiving-mx-hostname": "mx1.recv.example"`,
+		`"receiving-mx-hostname": "`+strings.Repeat("x ", 200)+`"`)), ReadOptions{})
 	if !errors.Is(err, ErrInvalidReport) || !strings.Contains(err.Error(), "receiving-mx-hostname") {
 		t.Errorf("400 bytes of receiving-mx-hostname: %v", err)
 	}
@@ -322,7 +322,7 @@ func TestReadQuirkPolicyDomainForm(t *testing.T) {
 			wantWarning(t, res, "policies[0].policy.policy-domain", `"`+d+`"`, `"recv.example"`)
 			// The strict reader keeps it as given, as RFC 8460 4.4
 			// has no rule of case.
-			s, err := ReadOptions{Strict: true}.Read(strings.NewReader(in))
+			s, err := readWith(ReadOptions{Strict: true}, strings.NewReader(in))
 			if err != nil || s.Report.Policies[0].Policy.PolicyDomain != d || len(s.Warnings) != 0 {
 				t.Errorf("strict: %+v, %v", s, err)
 			}
@@ -361,7 +361,7 @@ func TestReadQuirkControlCharacters(t *testing.T) {
 	}
 	// Past the bound, it is refused.
 	in := quirk(t, `"X509_V_ERR_CERT_HAS_EXPIRED"`, `"\u001b`+strings.Repeat("x", maxRowText)+`"`)
-	if _, err := ReadReport(strings.NewReader(in)); !errors.Is(err, ErrInvalidReport) {
+	if _, _, err := ReadReport(strings.NewReader(in), ReadOptions{}); !errors.Is(err, ErrInvalidReport) {
 		t.Errorf("long failure-reason-code: %v", err)
 	}
 }
@@ -386,12 +386,12 @@ func TestReadStillRefuses(t *testing.T) {
 		{"not json", "[1, 2]", ErrNoReport, ""},
 		{"text", "hello", ErrNoReport, ""},
 		{"bom then text", "\ufeffhello", ErrNoReport, ""},
-		{"too large", "{" + strings.Repeat(" ", MaxReportSize) + "}", ErrTooLarge, ""},
+		{"too large", "{" + strings.Repeat(" ", maxReportSize) + "}", ErrTooLarge, ""},
 		{"unknown policy type", quirk(t, `"policy-type": "sts"`, `"policy-type": "dane"`), ErrInvalidReport, "policy-type"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := ReadOptions{}.Read(strings.NewReader(tc.in))
+			res, err := readWith(ReadOptions{}, strings.NewReader(tc.in))
 			if res != nil || !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.text) {
 				t.Errorf("%v, %v; want %v with %q", res, err, tc.err, tc.text)
 			}
@@ -441,7 +441,7 @@ func TestReadNoWarnings(t *testing.T) {
 		"message":      []byte(reportMessage(reportType, textPart, gzipPart(t, ex))),
 	} {
 		res := readLenient(t, string(in))
-		s, err := ReadOptions{Strict: true}.Read(bytes.NewReader(in))
+		s, err := readWith(ReadOptions{Strict: true}, bytes.NewReader(in))
 		if err != nil || len(res.Warnings) != 0 || len(s.Warnings) != 0 || !reflect.DeepEqual(res.Report, s.Report) {
 			t.Errorf("%s: %q; strict %v, %v", name, res.Warnings, s, err)
 		}

@@ -19,43 +19,57 @@ import (
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
-// MaxInputSize is the largest message or gzip file the readers take: 15 MiB.
+// maxInputSize is the largest message or gzip file the readers take: 15 MiB.
 // RFC 8460 5.2 names ten megabytes as "a commonly observed receiver limit";
 // this leaves room for the base64 of a gzip file that size.
-const MaxInputSize = 15 << 20
+const maxInputSize = 15 << 20
 
 // Media types of RFC 8460 6.4 and 6.5.
 const (
-	MediaTypeJSON = "application/tlsrpt+json"
-	MediaTypeGzip = "application/tlsrpt+gzip"
+	mediaTypeJSON = "application/tlsrpt+json"
+	mediaTypeGzip = "application/tlsrpt+gzip"
 )
 
 // ReadReport reads a received report in any of the forms of RFC 8460 5: its
 // JSON, that JSON compressed with gzip (as posted over HTTPS, 5.4), or a
-// whole e-mail message (5.3, see ReadMessage). The form is told from the
-// first bytes: the gzip magic number 0x1f 0x8b (RFC 8460 6.5), a "{" after
-// any whitespace (and a byte order mark), or else a message.
+// whole e-mail message (5.3). The form is told from the first bytes: the
+// gzip magic number 0x1f 0x8b (RFC 8460 6.5), a "{" after any whitespace
+// (and a byte order mark), or else a message. With the zero ReadOptions it
+// forgives what real senders get wrong, and returns a Warning per deviation
+// forgiven; with Strict it reads as ParseReport does.
 //
-// It reads as ReadOptions{}.Read does, forgiving what real senders get
-// wrong, and drops the warnings that say what was forgiven; call
-// ReadOptions.Read to see them, or to read strictly.
+// A message is read as RFC 8460 5.3 sends it: of media type
+// multipart/report with the parameter report-type="tlsrpt", holding one
+// part of media type application/tlsrpt+json or application/tlsrpt+gzip.
+// Parts of other types, such as the human-readable text/plain, are skipped;
+// the part's transfer encoding may be base64, quoted-printable, 7bit, 8bit
+// or binary. The message headers (Subject, TLS-Report-Domain, the file
+// name) are not compared with the report: "the report MUST be considered
+// the authoritative source" (RFC 8460 5.6); TLS-Report-Domain only stands
+// in for a policy-domain left out. Nor is the DKIM signature RFC 8460 3
+// requires checked: verify it with VerifyDKIM, or take messages with a
+// Collector, before trusting the report.
 //
-// It reads at most MaxReportSize bytes of JSON, or MaxInputSize bytes of a
-// gzip file or message and MaxReportSize bytes of JSON within it; more gives
-// an error wrapping ErrTooLarge. Errors wrap ErrInvalidReport (a
-// *ReportError for the JSON), ErrTooLarge or ErrNoReport, or are the
-// reader's.
-func ReadReport(r io.Reader) (*Report, error) {
-	res, err := ReadOptions{}.Read(r)
+// It reads at most 20 MiB of JSON, and at most 15 MiB of a gzip file or
+// message, which leaves room for the base64 of a gzip file of the ten
+// megabytes RFC 8460 5.2 names as "a commonly observed receiver limit";
+// more gives an error wrapping ErrTooLarge. Other errors wrap
+// ErrInvalidReport (a *SyntaxError for the JSON, naming its path; or a
+// second report part, a corrupt encoding) or ErrNoReport (a message that is
+// not a TLSRPT report), or are the reader's.
+func ReadReport(r io.Reader, opts ReadOptions) (*Report, []Warning, error) {
+	rd := &reading{strict: opts.Strict}
+	report, err := rd.read(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return res.Report, nil
+	return report, rd.warns.result(), nil
 }
 
-// ReadOptions says how to read a received report. The zero value reads as
-// receivers must, liberal in what they accept: the report as real senders
-// write it, each deviation from RFC 8460 forgiven with a Warning. These are:
+// ReadOptions says how ReadReport reads a received report. The zero value
+// reads as receivers must, liberal in what they accept: the report as real
+// senders write it, each deviation from RFC 8460 forgiven with a Warning.
+// These are:
 //
 //   - organization-name or contact-info null or missing: read as empty.
 //   - a date-time without a time zone offset: read as UTC.
@@ -87,17 +101,9 @@ type ReadOptions struct {
 	Strict bool
 }
 
-// ReadResult is a report read, with what the reader forgave.
-type ReadResult struct {
-	// Report is the report, with what was forgiven made readable.
-	Report *Report
-	// Warnings holds a warning per deviation from RFC 8460, in the order
-	// found; at most 100, and one more that counts the rest.
-	Warnings []Warning
-}
-
 // Warning names a deviation from RFC 8460 that a lenient read forgave, and
 // where it is. The sender's text it quotes is at most 64 bytes, escaped.
+// ReadReport returns at most 100, and one more that counts the rest.
 type Warning struct {
 	// Path is the JSON path of the deviation, e.g.
 	// "policies[0].policy.policy-domain", or the MIME part of the
@@ -113,40 +119,6 @@ func (w Warning) String() string {
 		return w.Msg
 	}
 	return w.Path + ": " + w.Msg
-}
-
-// Read reads a received report as ReadReport does, in any form of RFC 8460
-// 5, with the warnings of what was forgiven, or strictly when o.Strict is
-// set. Errors are those of ReadReport.
-func (o ReadOptions) Read(r io.Reader) (*ReadResult, error) {
-	rd := &reading{strict: o.Strict}
-	report, err := rd.read(r)
-	if err != nil {
-		return nil, err
-	}
-	return &ReadResult{Report: report, Warnings: rd.warns.result()}, nil
-}
-
-// ReadMessage reads a report from an e-mail message as RFC 8460 5.3 sends
-// it: a message of media type multipart/report with the parameter
-// report-type="tlsrpt", holding one part of media type
-// application/tlsrpt+json or application/tlsrpt+gzip. Parts of other types,
-// such as the human-readable text/plain, are skipped; the part's transfer
-// encoding may be base64, quoted-printable, 7bit, 8bit or binary. It
-// forgives what ReadOptions lists, without saying so.
-//
-// It reads at most MaxInputSize bytes of message and MaxReportSize bytes of
-// JSON. The message headers (Subject, TLS-Report-Domain, the file name) are
-// not compared with the report: "the report MUST be considered the
-// authoritative source" (RFC 8460 5.6); TLS-Report-Domain only stands in for
-// a policy-domain left out. Nor is the DKIM signature RFC 8460 3 requires
-// checked: verify it before trusting the report.
-//
-// Errors wrap ErrNoReport for a message that is not a TLSRPT report,
-// ErrInvalidReport for a second report part, a corrupt encoding or invalid
-// JSON (a *ReportError), and ErrTooLarge; or are the reader's.
-func ReadMessage(r io.Reader) (*Report, error) {
-	return (&reading{}).message(r)
 }
 
 // reading is one read of a received report: how strictly, and what it
@@ -194,21 +166,21 @@ func (w *warnings) result() []Warning {
 }
 
 func (rd *reading) read(r io.Reader) (*Report, error) {
-	data, err := readMax(r, MaxReportSize, "input")
+	data, err := readMax(r, maxReportSize, "input")
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case isGzip(data):
-		if len(data) > MaxInputSize {
-			return nil, fmt.Errorf("%w: gzip file larger than the maximum of %d bytes", ErrTooLarge, MaxInputSize)
+		if len(data) > maxInputSize {
+			return nil, fmt.Errorf("%w: gzip file larger than the maximum of %d bytes", ErrTooLarge, maxInputSize)
 		}
 		return rd.gunzip(bytes.NewReader(data))
 	case isJSON(data):
 		return rd.json(data)
 	}
-	if len(data) > MaxInputSize {
-		return nil, fmt.Errorf("%w: message larger than the maximum of %d bytes", ErrTooLarge, MaxInputSize)
+	if len(data) > maxInputSize {
+		return nil, fmt.Errorf("%w: message larger than the maximum of %d bytes", ErrTooLarge, maxInputSize)
 	}
 	return rd.message(bytes.NewReader(data))
 }
@@ -226,8 +198,8 @@ func (rd *reading) json(data []byte) (*Report, error) {
 	if rd.strict {
 		return ParseReport(data)
 	}
-	if len(data) > MaxReportSize {
-		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), MaxReportSize)
+	if len(data) > maxReportSize {
+		return nil, fmt.Errorf("%w: %d bytes of JSON, more than the maximum of %d", ErrTooLarge, len(data), maxReportSize)
 	}
 	r := &Report{}
 	if err := decodeReport(data, r, rd); err != nil {
@@ -236,9 +208,9 @@ func (rd *reading) json(data []byte) (*Report, error) {
 	return r, nil
 }
 
-// message reads a report message; see ReadMessage.
+// message reads a report message; see ReadReport.
 func (rd *reading) message(r io.Reader) (*Report, error) {
-	data, err := readMax(r, MaxInputSize, "message")
+	data, err := readMax(r, maxInputSize, "message")
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +254,7 @@ func (rd *reading) message(r io.Reader) (*Report, error) {
 			return nil, fmt.Errorf("%w: part %d: %w", ErrInvalidReport, i, quoted.Cause(err))
 		}
 		pmt, _, err := mime.ParseMediaType(part.Header.Get("Content-Type"))
-		if err != nil || pmt != MediaTypeJSON && pmt != MediaTypeGzip {
+		if err != nil || pmt != mediaTypeJSON && pmt != mediaTypeGzip {
 			// "extract MIME parts with the prescribed media type
 			// and filename, and ignore the rest" (RFC 8460 5.3).
 			continue
@@ -301,7 +273,7 @@ func (rd *reading) message(r io.Reader) (*Report, error) {
 		}
 	}
 	if report == nil {
-		return nil, fmt.Errorf("%w: no part of media type %s or %s", ErrNoReport, MediaTypeJSON, MediaTypeGzip)
+		return nil, fmt.Errorf("%w: no part of media type %s or %s", ErrNoReport, mediaTypeJSON, mediaTypeGzip)
 	}
 	return report, nil
 }
@@ -329,8 +301,8 @@ func (rd *reading) part(part *multipart.Part, mt string) (report *Report, ended 
 	default:
 		return nil, false, fmt.Errorf("%w: report part: unknown content-transfer-encoding %s", ErrInvalidReport, quoted.String(cte))
 	}
-	// The message is at most MaxInputSize bytes, and so is its part.
-	raw, err := readMax(part, MaxInputSize, "report part")
+	// The message is at most maxInputSize bytes, and so is its part.
+	raw, err := readMax(part, maxInputSize, "report part")
 	if err != nil && !rd.strict && errors.Is(err, io.ErrUnexpectedEOF) {
 		ended, err = true, nil
 	}
@@ -345,11 +317,11 @@ func (rd *reading) part(part *multipart.Part, mt string) (report *Report, ended 
 	case "quoted-printable":
 		body = quotedprintable.NewReader(body)
 	}
-	data, err := readMax(body, MaxInputSize, "report part")
+	data, err := readMax(body, maxInputSize, "report part")
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: report part: %w", ErrInvalidReport, quoted.Cause(err))
 	}
-	if mt == MediaTypeGzip {
+	if mt == mediaTypeGzip {
 		report, err = rd.gunzip(bytes.NewReader(data))
 	} else {
 		report, err = rd.json(data)
@@ -357,7 +329,7 @@ func (rd *reading) part(part *multipart.Part, mt string) (report *Report, ended 
 	return report, ended, err
 }
 
-// gunzip decompresses and parses a report, reading at most MaxReportSize
+// gunzip decompresses and parses a report, reading at most maxReportSize
 // bytes of JSON. A gzip file of several members is read whole, as RFC 1952
 // 2.2 allows; the file name a member may carry is ignored.
 func (rd *reading) gunzip(r io.Reader) (*Report, error) {
@@ -365,7 +337,7 @@ func (rd *reading) gunzip(r io.Reader) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: gzip: %w", ErrInvalidReport, quoted.Cause(err))
 	}
-	data, err := readMax(zr, MaxReportSize, "decompressed report")
+	data, err := readMax(zr, maxReportSize, "decompressed report")
 	if errors.Is(err, ErrTooLarge) {
 		return nil, err
 	}

@@ -103,12 +103,12 @@ func TestReadMessage(t *testing.T) {
 		{"no content-type on another part", reportMessage(reportType, part{"", "text\r\n"}, gzipPart(t, ex))},
 	}
 	for _, tc := range tests {
-		r, err := ReadMessage(strings.NewReader(tc.msg))
+		r, err := (&reading{}).message(strings.NewReader(tc.msg))
 		if err != nil || r.ReportID != "5065427c-23d3-47ca-b6e0-946ea0e8c4be" || len(r.Policies[0].FailureDetails) != 3 {
 			t.Errorf("%s: %+v, %v", tc.name, r, err)
 		}
 		// ReadReport tells a message from the first bytes.
-		if r2, err := ReadReport(strings.NewReader(tc.msg)); err != nil || r2.ReportID != r.ReportID {
+		if r2, _, err := ReadReport(strings.NewReader(tc.msg), ReadOptions{}); err != nil || r2.ReportID != r.ReportID {
 			t.Errorf("%s: ReadReport: %v", tc.name, err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestReadMessage(t *testing.T) {
 
 func TestReadMessageErrors(t *testing.T) {
 	ex := rfcExample(t)
-	bomb := gzipped(t, make([]byte, MaxReportSize+1))
+	bomb := gzipped(t, make([]byte, maxReportSize+1))
 	tests := []struct {
 		name string
 		msg  string
@@ -138,10 +138,10 @@ func TestReadMessageErrors(t *testing.T) {
 		{"invalid json", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\n", strings.Replace(string(ex), "5326", "-5326", 1)}), ErrInvalidReport, "policies[0].summary.total-successful-session-count"},
 		{"unknown encoding", reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\nContent-Transfer-Encoding: x-uuencode\r\n", "x"}), ErrInvalidReport, "x-uuencode"},
 		{"gzip bomb", reportMessage(reportType, part{"Content-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n", base64Lines(bomb)}), ErrTooLarge, "decompressed report larger than"},
-		{"large message", reportMessage(reportType, textPart, part{"Content-Type: text/plain\r\n", strings.Repeat("a", MaxInputSize)}), ErrTooLarge, "message larger than"},
+		{"large message", reportMessage(reportType, textPart, part{"Content-Type: text/plain\r\n", strings.Repeat("a", maxInputSize)}), ErrTooLarge, "message larger than"},
 	}
 	for _, tc := range tests {
-		r, err := ReadMessage(strings.NewReader(tc.msg))
+		r, err := (&reading{}).message(strings.NewReader(tc.msg))
 		if r != nil || !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.text) {
 			t.Errorf("%s: %v, %v; want %v with %q", tc.name, r, err, tc.err, tc.text)
 		}
@@ -160,7 +160,7 @@ func TestReadReport(t *testing.T) {
 		"gzip of two members":  multi,
 		"message (RFC 8460 5)": []byte(reportMessage(reportType, textPart, gzipPart(t, ex))),
 	} {
-		r, err := ReadReport(bytes.NewReader(in))
+		r, _, err := ReadReport(bytes.NewReader(in), ReadOptions{})
 		if err != nil || r.OrganizationName != "Company-X" {
 			t.Errorf("%s: %+v, %v", name, r, err)
 		}
@@ -174,17 +174,17 @@ func TestReadReportErrors(t *testing.T) {
 		in   io.Reader
 		err  error
 	}{
-		{"json too large", io.MultiReader(strings.NewReader("{"), strings.NewReader(strings.Repeat(" ", MaxReportSize))), ErrTooLarge},
-		{"gzip bomb", bytes.NewReader(gzipped(t, append(ex, make([]byte, MaxReportSize)...))), ErrTooLarge},
-		{"gzip too large", io.MultiReader(bytes.NewReader(gzipped(t, ex)), strings.NewReader(strings.Repeat("x", MaxInputSize))), ErrTooLarge},
-		{"message too large", strings.NewReader("Subject: x\r\n\r\n" + strings.Repeat("x", MaxInputSize)), ErrTooLarge},
+		{"json too large", io.MultiReader(strings.NewReader("{"), strings.NewReader(strings.Repeat(" ", maxReportSize))), ErrTooLarge},
+		{"gzip bomb", bytes.NewReader(gzipped(t, append(ex, make([]byte, maxReportSize)...))), ErrTooLarge},
+		{"gzip too large", io.MultiReader(bytes.NewReader(gzipped(t, ex)), strings.NewReader(strings.Repeat("x", maxInputSize))), ErrTooLarge},
+		{"message too large", strings.NewReader("Subject: x\r\n\r\n" + strings.Repeat("x", maxInputSize)), ErrTooLarge},
 		{"invalid json", strings.NewReader(`{"organization-name": 1}`), ErrInvalidReport},
 		{"corrupt gzip", bytes.NewReader(gzipped(t, ex)[:50]), ErrInvalidReport},
 		{"nothing", strings.NewReader(""), ErrNoReport},
 		{"reader error", io.MultiReader(strings.NewReader("{"), errReader{}), errRead},
 	}
 	for _, tc := range tests {
-		r, err := ReadReport(tc.in)
+		r, _, err := ReadReport(tc.in, ReadOptions{})
 		if r != nil || !errors.Is(err, tc.err) {
 			t.Errorf("%s: %v, %v; want %v", tc.name, r, err, tc.err)
 		}
@@ -241,10 +241,10 @@ func TestReadReportHugeValueError(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			data := bytes.Replace(ex, []byte(tc.old), []byte(tc.new), 1)
-			if len(data) == len(ex) || len(data) > MaxReportSize {
+			if len(data) == len(ex) || len(data) > maxReportSize {
 				t.Fatalf("test report of %d bytes", len(data))
 			}
-			_, err := ReadReport(bytes.NewReader(data))
+			_, _, err := ReadReport(bytes.NewReader(data), ReadOptions{})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -255,9 +255,9 @@ func TestReadReportHugeValueError(t *testing.T) {
 			if !strings.Contains(msg, `\x1b[2J`) && !strings.Contains(msg, `\u001b[2J`) {
 				t.Errorf("error %.500q does not show the value's start, escaped", msg)
 			}
-			var rerr *ReportError
-			if errors.As(err, &rerr) && !isShortPrintable(rerr.Path, 200) {
-				t.Errorf("path of %d bytes: %.300q", len(rerr.Path), rerr.Path)
+			var rerr *SyntaxError
+			if errors.As(err, &rerr) && !isShortPrintable(rerr.Field, 200) {
+				t.Errorf("path of %d bytes: %.300q", len(rerr.Field), rerr.Field)
 			}
 		})
 	}
@@ -270,9 +270,25 @@ func TestReadReportHugeValueError(t *testing.T) {
 		"content-transfer-encoding": reportMessage(reportType, part{"Content-Type: application/tlsrpt+json\r\n" +
 			"Content-Transfer-Encoding: \x1b[2J" + strings.Repeat("x", 10*mb) + "\r\n", "{}\r\n"}),
 	} {
-		_, err := ReadReport(strings.NewReader(msg))
+		_, _, err := ReadReport(strings.NewReader(msg), ReadOptions{})
 		if err == nil || !isShortPrintable(err.Error(), 700) {
 			t.Errorf("%s: error %.800q, want one of at most 700 bytes of printable US-ASCII", name, err)
 		}
 	}
+}
+
+// readResult is what ReadReport returns, kept together for tests that
+// look at both.
+type readResult struct {
+	Report   *Report
+	Warnings []Warning
+}
+
+// readWith reads r with ReadReport and opts.
+func readWith(opts ReadOptions, r io.Reader) (*readResult, error) {
+	report, warnings, err := ReadReport(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &readResult{report, warnings}, nil
 }

@@ -115,7 +115,7 @@ type recordParser struct {
 func (p *recordParser) end() bool { return p.i >= len(p.s) }
 
 func (p *recordParser) errorf(field, format string, args ...any) error {
-	return &SyntaxError{Field: field, Msg: fmt.Sprintf(format, args...)}
+	return &SyntaxError{Kind: ErrRecordSyntax, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
 // record parses the rest of

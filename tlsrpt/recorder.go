@@ -360,7 +360,7 @@ func (r *Recorder) addRow(pd *policyDay, k FailureDetail, n int64) {
 func (r *Recorder) Record(pr PolicyResult) error {
 	s := pr.Summary
 	if s.TotalSuccessfulSessionCount < 0 || s.TotalFailureSessionCount < 0 {
-		return &ReportError{Path: "summary", Msg: fmt.Sprintf("session counts %d and %d, expected counts of 0 or more",
+		return &SyntaxError{Kind: ErrInvalidReport, Field: "summary", Msg: fmt.Sprintf("session counts %d and %d, expected counts of 0 or more",
 			s.TotalSuccessfulSessionCount, s.TotalFailureSessionCount)}
 	}
 	rows := make([]FailureDetail, len(pr.FailureDetails))
@@ -368,7 +368,7 @@ func (r *Recorder) Record(pr PolicyResult) error {
 	for i, fd := range pr.FailureDetails {
 		path := "failure-details[" + strconv.Itoa(i) + "]"
 		if fd.FailedSessionCount < 0 {
-			return &ReportError{Path: path + ".failed-session-count", Msg: fmt.Sprintf("%d, expected a count of 0 or more", fd.FailedSessionCount)}
+			return &SyntaxError{Kind: ErrInvalidReport, Field: path + ".failed-session-count", Msg: fmt.Sprintf("%d, expected a count of 0 or more", fd.FailedSessionCount)}
 		}
 		rows[i], counts[i] = cleanRow(fd), max(fd.FailedSessionCount, 1)
 		if err := validRow(path, &rows[i]); err != nil {
@@ -403,7 +403,7 @@ func (r *Recorder) Record(pr PolicyResult) error {
 // and with a result type that RFC 8460 defines. Reports read may carry types
 // registered later (RFC 8460 4.3: the list "is expected to grow over
 // time"); those a Recorder makes carry only the types of this package. It
-// returns a *ReportError whose path starts at path, or nil.
+// returns a *SyntaxError whose Field starts at path, or nil.
 func validRow(path string, fd *FailureDetail) error {
 	v := validator{}
 	v.failureDetail(path, fd)

@@ -57,11 +57,11 @@ func TestRecorderRecordShapes(t *testing.T) {
 		"invalid policy":     result(tlsrpt.Policy{PolicyType: "dane"}, 1, 0),
 	} {
 		err := rec.Record(pr)
-		var re *tlsrpt.ReportError
+		var re *tlsrpt.SyntaxError
 		if !errors.As(err, &re) {
-			t.Errorf("%s: %v, want a *ReportError", name, err)
+			t.Errorf("%s: %v, want a *SyntaxError", name, err)
 		}
-		if name == "no result type" && (re == nil || !strings.HasPrefix(re.Path, "failure-details[1]")) {
+		if name == "no result type" && (re == nil || !strings.HasPrefix(re.Field, "failure-details[1]")) {
 			t.Errorf("%s: error %v, want the path failure-details[1]", name, err)
 		}
 	}

@@ -329,8 +329,8 @@ func TestRecorderInvalid(t *testing.T) {
 		{"no result type", "failure-detail.result-type", rec.Failure(good, noType)},
 		{"upper-case result type", "failure-detail.result-type", rec.Failure(good, row("Certificate-Expired", "a.example", 1, 0))},
 	} {
-		var re *tlsrpt.ReportError
-		if !errors.As(tc.err, &re) || re.Path != tc.path {
+		var re *tlsrpt.SyntaxError
+		if !errors.As(tc.err, &re) || re.Field != tc.path {
 			t.Errorf("%s: %v, want an error at %s", tc.name, tc.err, tc.path)
 		}
 	}
@@ -667,11 +667,11 @@ func TestRecorderRetriesSameBatch(t *testing.T) {
 	}
 }
 
-// errorAt reports whether err is a *ReportError at path whose text is short
+// errorAt reports whether err is a *SyntaxError at path whose text is short
 // printable US-ASCII.
 func errorAt(err error, path string) bool {
-	var re *tlsrpt.ReportError
-	if !errors.As(err, &re) || re.Path != path || len(err.Error()) > 400 {
+	var re *tlsrpt.SyntaxError
+	if !errors.As(err, &re) || re.Field != path || len(err.Error()) > 400 {
 		return false
 	}
 	for _, c := range []byte(err.Error()) {

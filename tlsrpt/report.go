@@ -193,7 +193,7 @@ func (p Policy) MarshalJSON() ([]byte, error) {
 // most (RFC 5321 4.5.3.1.2), and failure-reason-code and
 // additional-information at most 2048, all without control characters.
 //
-// It returns a *ReportError naming the JSON path of the first problem, or
+// It returns a *SyntaxError whose Field is the JSON path of the first problem, or
 // nil. Reports read with ParseReport have passed it; so have those a
 // Recorder makes.
 func (r *Report) Validate() error {
@@ -218,7 +218,7 @@ type validator struct{ err error }
 
 func (v *validator) fail(path, format string, args ...any) {
 	if v.err == nil {
-		v.err = &ReportError{Path: path, Msg: fmt.Sprintf(format, args...)}
+		v.err = &SyntaxError{Kind: ErrInvalidReport, Field: path, Msg: fmt.Sprintf(format, args...)}
 	}
 }
 

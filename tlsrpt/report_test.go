@@ -247,7 +247,7 @@ func TestParseReportErrors(t *testing.T) {
 		}
 		return strings.Replace(ex, old, new, 1)
 	}
-	deep := strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)
+	deep := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
 	tests := []struct {
 		name string
 		json string
@@ -302,7 +302,7 @@ func TestParseReportErrors(t *testing.T) {
 		{"ip with zone", repl(`"203.0.113.56"`, `"fe80::1%eth0"`), "policies[0].failure-details[1].receiving-ip", "not an IPv4 or IPv6 address"},
 		{"ip as number", repl(`"203.0.113.56"`, `1`), "policies[0].failure-details[1].receiving-ip", "a number, expected a string"},
 		{"bad mx hostname", repl(`"mx1.mail.company-y.example"`, `"mx1 mail"`), "policies[0].failure-details[0].receiving-mx-hostname", "not a valid domain name"},
-		{"too deep", repl(`"report-id"`, `"x": `+deep+`, "report-id"`), "x" + strings.Repeat("[0]", MaxDepth-1), "nested deeper than 16"},
+		{"too deep", repl(`"report-id"`, `"x": `+deep+`, "report-id"`), "x" + strings.Repeat("[0]", maxDepth-1), "nested deeper than 16"},
 		{"data after", ex + "{}", "", "data after the report"},
 		{"syntax", repl(`"Company-X",`, `"Company-X"`), "", "invalid JSON at byte"},
 		{"truncated", ex[:200], "contact-info", "unexpected end"},
@@ -317,13 +317,13 @@ func TestParseReportErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		r, err := ParseReport([]byte(tc.json))
-		var rerr *ReportError
+		var rerr *SyntaxError
 		if r != nil || !errors.As(err, &rerr) || !errors.Is(err, ErrInvalidReport) {
-			t.Errorf("%s: %v, %v; want a *ReportError", tc.name, r, err)
+			t.Errorf("%s: %v, %v; want a *SyntaxError", tc.name, r, err)
 			continue
 		}
-		if rerr.Path != tc.path || !strings.Contains(rerr.Msg, tc.msg) {
-			t.Errorf("%s: path %q, %q; want path %q, message with %q", tc.name, rerr.Path, rerr.Msg, tc.path, tc.msg)
+		if rerr.Field != tc.path || !strings.Contains(rerr.Msg, tc.msg) {
+			t.Errorf("%s: path %q, %q; want path %q, message with %q", tc.name, rerr.Field, rerr.Msg, tc.path, tc.msg)
 		}
 		// json.Unmarshal gives the same error.
 		var r2 Report
@@ -342,7 +342,7 @@ func TestReportErrorText(t *testing.T) {
 }
 
 func TestParseReportTooLarge(t *testing.T) {
-	data := append(bytes.Repeat([]byte(" "), MaxReportSize), minimal("["+minimalPolicy+"]")...)
+	data := append(bytes.Repeat([]byte(" "), maxReportSize), minimal("["+minimalPolicy+"]")...)
 	if _, err := ParseReport(data); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("error %v, want ErrTooLarge", err)
 	}
@@ -380,11 +380,11 @@ func TestValidate(t *testing.T) {
 		r := valid()
 		tc.edit(r)
 		err := r.Validate()
-		var rerr *ReportError
+		var rerr *SyntaxError
 		switch {
 		case tc.path == "" && err != nil:
 			t.Errorf("valid report: %v", err)
-		case tc.path != "" && (!errors.As(err, &rerr) || rerr.Path != tc.path):
+		case tc.path != "" && (!errors.As(err, &rerr) || rerr.Field != tc.path):
 			t.Errorf("error %v, want one at %s", err, tc.path)
 		}
 	}
@@ -424,8 +424,8 @@ func TestValidateGarbage(t *testing.T) {
 		r := valid()
 		tc.edit(r)
 		err := r.Validate()
-		var rerr *ReportError
-		if !errors.As(err, &rerr) || rerr.Path != tc.path || !isShortPrintable(err.Error(), 400) {
+		var rerr *SyntaxError
+		if !errors.As(err, &rerr) || rerr.Field != tc.path || !isShortPrintable(err.Error(), 400) {
 			t.Errorf("error %.300v, want a short one at %s", err, tc.path)
 		}
 	}

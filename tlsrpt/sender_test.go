@@ -182,7 +182,7 @@ func TestSendHTTPSRetry(t *testing.T) {
 		if len(p.body) < 2 || p.body[0] != 0x1f || p.body[1] != 0x8b {
 			t.Errorf("request %d: body does not start with the gzip magic number (RFC 8460 6.5)", i+1)
 		}
-		got, err := tlsrpt.ReadReport(bytes.NewReader(p.body))
+		got, _, err := tlsrpt.ReadReport(bytes.NewReader(p.body), tlsrpt.ReadOptions{})
 		if err != nil {
 			t.Fatalf("request %d: the collector cannot read the report: %v", i+1, err)
 		}
@@ -351,9 +351,9 @@ func TestSendInvalidReport(t *testing.T) {
 	r := appendixB(t)
 	r.ContactInfo = "not an address"
 	_, err := s.SendRecord(t.Context(), r, record(c.srv.URL))
-	var rerr *tlsrpt.ReportError
-	if !errors.As(err, &rerr) || rerr.Path != "contact-info" {
-		t.Errorf("SendRecord: %v, want a *ReportError at contact-info", err)
+	var rerr *tlsrpt.SyntaxError
+	if !errors.As(err, &rerr) || rerr.Field != "contact-info" {
+		t.Errorf("SendRecord: %v, want a *SyntaxError at contact-info", err)
 	}
 	if n := len(c.received()); n != 0 {
 		t.Errorf("the collector got %d requests", n)

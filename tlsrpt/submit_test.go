@@ -139,8 +139,8 @@ func TestSendMailtoSMTPUTF8(t *testing.T) {
 		t.Errorf("header without the UTF-8 address:\n%s", header)
 	}
 	// The package's own reader takes the message.
-	if _, err := tlsrpt.ReadMessage(bytes.NewReader(msg.Data)); err != nil {
-		t.Errorf("ReadMessage: %v", err)
+	if _, _, err := tlsrpt.ReadReport(bytes.NewReader(msg.Data), tlsrpt.ReadOptions{}); err != nil {
+		t.Errorf("ReadReport: %v", err)
 	}
 }
 

@@ -32,7 +32,7 @@ func TestServeCollect(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(data)
 	zw.Close()
-	resp, err := http.Post("http://"+run.addr+"/tlsrpt", tlsrpt.MediaTypeGzip, &gz)
+	resp, err := http.Post("http://"+run.addr+"/tlsrpt", "application/tlsrpt+gzip", &gz)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,12 +18,16 @@ import (
 // "mtasts report" reads a TLS report that another domain's MTA sent (RFC
 // 8460): the JSON, the JSON gzip-compressed as posted over HTTPS, or a
 // whole e-mail message. It reads it as receivers must, with
-// tlsrpt.ReadOptions: what real senders get wrong is forgiven, with a warning
+// tlsrpt.ReadReport: what real senders get wrong is forgiven, with a warning
 // each, printed under the report; --strict reads it as RFC 8460 says and
 // nothing more. It prints what the report says, each policy with its
 // failures as a table. Everything in a report is the sender's text, escaped on output,
 // and in the text summary cut at maxShown bytes: a value of megabytes is
 // valid, but not for a terminal. --json gives the report exact.
+
+// maxReportInput bounds a report file read: 20 MiB, the most JSON
+// tlsrpt.ReadReport reads, and more than it reads of a gzip file or message.
+const maxReportInput = 20 << 20
 
 // maxShown is how many bytes of a report's value the text summary shows.
 const maxShown = 256
@@ -100,13 +104,13 @@ func runReport(args []string, sio *stdio) (int, error) {
 	if isSummary(args) {
 		return runReportSummary(args, o, sio)
 	}
-	name, data, err := readInputArg("report", args, sio.in, tlsrpt.MaxReportSize)
+	name, data, err := readInputArg("report", args, sio.in, maxReportInput)
 	if err != nil {
 		return exitUsage, err
 	}
 
 	res := &reportResult{File: name, Form: reportForm(data)}
-	read, err := tlsrpt.ReadOptions{Strict: o.strict}.Read(bytes.NewReader(data))
+	report, warnings, err := tlsrpt.ReadReport(bytes.NewReader(data), tlsrpt.ReadOptions{Strict: o.strict})
 	switch {
 	case errors.Is(err, tlsrpt.ErrTooLarge):
 		// A gzip file or message that decompresses past the bound:
@@ -114,12 +118,12 @@ func runReport(args []string, sio *stdio) (int, error) {
 		return exitUsage, usagef("report: %s: %s", name, strings.TrimPrefix(err.Error(), "tlsrpt: "))
 	case err != nil:
 		res.Error = &reportError{Message: strings.TrimPrefix(err.Error(), "tlsrpt: ")}
-		var rerr *tlsrpt.ReportError
-		if errors.As(err, &rerr) {
-			res.Error.Path = rerr.Path
+		var serr *tlsrpt.SyntaxError
+		if errors.As(err, &serr) {
+			res.Error.Path = serr.Field
 		}
 	default:
-		res.Valid, res.Report, res.Warnings = true, read.Report, read.Warnings
+		res.Valid, res.Report, res.Warnings = true, report, warnings
 		if res.Form == "message" {
 			if err := verifyReportDKIM(res, o.resolver, data); err != nil {
 				return exitUsage, err

@@ -126,10 +126,10 @@ func summarize(files []string) *summaryResult {
 	types := map[dayKey]map[string]int64{}
 	orgs := map[dayKey]map[string]int{}
 	for _, f := range files {
-		data, err := readFileLimited(f, tlsrpt.MaxReportSize)
+		data, err := readFileLimited(f, maxReportInput)
 		var r *tlsrpt.Report
 		if err == nil {
-			r, err = tlsrpt.ReadReport(bytes.NewReader(data))
+			r, _, err = tlsrpt.ReadReport(bytes.NewReader(data), tlsrpt.ReadOptions{})
 		}
 		if err != nil {
 			res.Errors = append(res.Errors, reportError{Path: f, Message: strings.TrimPrefix(err.Error(), "tlsrpt: ")})

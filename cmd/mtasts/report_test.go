@@ -218,10 +218,10 @@ func TestReportHostileText(t *testing.T) {
 // status 2, one line on stderr.
 func TestReportUsageErrors(t *testing.T) {
 	dir := t.TempDir()
-	// A gzip file that decompresses past tlsrpt.MaxReportSize.
+	// A gzip file that decompresses past maxReportInput.
 	var bomb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
-	zw.Write(make([]byte, tlsrpt.MaxReportSize+1))
+	zw.Write(make([]byte, maxReportInput+1))
 	zw.Close()
 	bombFile := filepath.Join(dir, "bomb.json.gz")
 	os.WriteFile(bombFile, bomb.Bytes(), 0o644)
@@ -245,7 +245,7 @@ func TestReportUsageErrors(t *testing.T) {
 	}
 
 	var out, errb bytes.Buffer
-	big := bytes.NewReader(make([]byte, tlsrpt.MaxReportSize+1))
+	big := bytes.NewReader(make([]byte, maxReportInput+1))
 	code := run(context.Background(), []string{"report"}, &stdio{in: big, out: &out, err: &errb, getenv: func(string) string { return "" }})
 	if code != exitUsage || !strings.Contains(errb.String(), "larger than") {
 		t.Errorf("input over the bound: exit %d, stderr %q", code, errb.String())
