@@ -31,9 +31,10 @@ const (
 
 // Collector takes in received reports for automated processing: posted over
 // HTTPS to its ServeHTTP (RFC 8460 5.4), or read from mail by
-// CollectMessage (5.3). It reads each one as ReadReport does and hands the
-// report to Store. Set its fields before first use, and do not copy it
-// after.
+// CollectMessage (5.3). It reads each one as ReadReport does, forgiving what
+// real senders get wrong, and hands the report to Store. A post's body is
+// at most 15 MiB, the JSON within at most 20 MiB. Set its fields before
+// first use, and do not copy it after.
 type Collector struct {
 	// Store keeps a report read. It is called from several goroutines at
 	// once, with a context that ends after Timeout. Its error fails the
@@ -41,26 +42,26 @@ type Collector struct {
 	Store func(ctx context.Context, r *Report) error
 
 	// Resolver looks up the DKIM keys of report messages. Required for
-	// CollectMessage.
+	// CollectMessage, which ignores reports without a valid DKIM
+	// signature by the reporting domain, as RFC 8460 3 says, and counts
+	// them.
 	Resolver mtasts.Resolver
-
-	// AcceptUnsigned makes CollectMessage store reports without a valid
-	// DKIM signature by the reporting domain too. By default they are
-	// ignored, as RFC 8460 3 says, and counted.
-	AcceptUnsigned bool
-
-	// MaxBodySize bounds the body of a post; 0 means maxInputSize. The
-	// JSON within is bounded by MaxReportSize.
-	MaxBodySize int64
 
 	// Timeout bounds the time to read a post's body and store it, as the
 	// server's ReadTimeout may not; 0 means 30 seconds.
 	Timeout time.Duration
 
-	// MaxConcurrent bounds the posts read and stored at once; a post past
-	// it is answered 503 with Retry-After, for the sender to retry
-	// later. 0 means 8.
+	// MaxConcurrent bounds the posts read and stored at once, and with
+	// them the memory the collector takes; a post past it is answered 503
+	// with Retry-After, for the sender to retry later. 0 means 8.
 	MaxConcurrent int
+
+	// acceptUnsigned makes CollectMessage store reports without a valid
+	// signature too; tests set it.
+	acceptUnsigned bool
+	// maxBodySize bounds the body of a post; 0 means maxInputSize. Tests
+	// set it.
+	maxBodySize int64
 
 	once    sync.Once
 	sem     chan struct{}
@@ -85,9 +86,9 @@ func (c *Collector) timeout() time.Duration {
 	return defaultCollectTimeout
 }
 
-// CollectMessage reads a report message from r as ReadReport does, verifies
-// its DKIM signatures (VerifyDKIM), and stores the report when one is valid
-// or AcceptUnsigned is set. It returns the report and the DKIM results.
+// CollectMessage reads a report message (RFC 8460 5.3) from r, leniently as
+// ReadReport does, verifies its DKIM signatures (VerifyDKIM), and stores the
+// report when one is valid. It returns the report and the DKIM results.
 //
 // The error wraps ErrNotSigned for a report ignored for its signatures
 // (the report and results are returned with it), those of ReadReport, or
@@ -116,7 +117,7 @@ func (c *Collector) CollectMessage(ctx context.Context, r io.Reader) (*Report, [
 	for i := range results {
 		valid = valid || results[i].Valid()
 	}
-	if !valid && !c.AcceptUnsigned {
+	if !valid && !c.acceptUnsigned {
 		// RFC 8460 3: "Reports lacking such a signature MUST be
 		// ignored by the recipient."
 		c.metrics.count("mail", "unsigned")
@@ -140,8 +141,8 @@ func (c *Collector) CollectMessage(ctx context.Context, r io.Reader) (*Report, [
 // code".
 //
 // Other answers, each with a short reason as text: 405 for another method,
-// 415 for another media type, 413 for a body past MaxBodySize or JSON past
-// MaxReportSize, 408 for a body not read within Timeout, 400 for an invalid
+// 415 for another media type, 413 for a body past 15 MiB or JSON past 20
+// MiB, 408 for a body not read within Timeout, 400 for an invalid
 // report, 503 with Retry-After past MaxConcurrent posts or when Store
 // fails. The sender may retry those of 5xx (RFC 8460 5.4: "Other codes
 // could indicate a delivery failure and may be retried").
@@ -162,7 +163,7 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"content-type "+quoted.String(r.Header.Get("Content-Type"))+", expected "+mediaTypeGzip+" or "+mediaTypeJSON)
 		return
 	}
-	limit := c.MaxBodySize
+	limit := c.maxBodySize
 	if limit <= 0 {
 		limit = maxInputSize
 	}

@@ -86,7 +86,7 @@ func (c *Collector) count(via, outcome string) int {
 // other posts get a 4xx with a short reason, and none reaches the store.
 func TestCollectorPost(t *testing.T) {
 	store := &reportStore{}
-	c := &Collector{Store: store.store, MaxBodySize: 64 << 10}
+	c := &Collector{Store: store.store, maxBodySize: 64 << 10}
 	srv := httptest.NewServer(c)
 	defer srv.Close()
 	data := appendixB(t)
@@ -259,7 +259,7 @@ func TestCollectorStoreError(t *testing.T) {
 }
 
 // CollectMessage ignores a message without a valid DKIM signature by the
-// reporting domain (RFC 8460 3), and counts it; AcceptUnsigned keeps it.
+// reporting domain (RFC 8460 3), and counts it; acceptUnsigned keeps it.
 func TestCollectMessage(t *testing.T) {
 	msg, _ := composedReport(t)
 	key := newDKIMKey(t, "tlsrpt")
@@ -302,9 +302,9 @@ func TestCollectMessage(t *testing.T) {
 		t.Errorf("counted %d unsigned", n)
 	}
 
-	c.AcceptUnsigned = true
+	c.acceptUnsigned = true
 	if _, _, err := c.CollectMessage(ctx, bytes.NewReader(msg)); err != nil || store.len() != 2 {
-		t.Errorf("AcceptUnsigned: %v, %d stored", err, store.len())
+		t.Errorf("acceptUnsigned: %v, %d stored", err, store.len())
 	}
 	if _, _, err := c.CollectMessage(ctx, strings.NewReader("Subject: x\r\n\r\nhello")); !errors.Is(err, ErrNoReport) {
 		t.Errorf("not a report: %v", err)
