@@ -29,7 +29,7 @@ func ExampleClient() {
 
 	// The test kit's DNS. In production: resolver := &adns.Resolver{}.
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=20160831085700Z;")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20160831085700Z;")
 	for i, name := range []string{"example.com", "example.org"} {
 		domain, err := mtasts.ParseDomain(name)
 		if err != nil {

@@ -73,6 +73,8 @@ func ExampleMXTLSConfig() {
 		log.Fatal(err)
 	}
 	defer ca.Close()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CACertificatePEM())
 	cert, err := ca.IssueCertificate(time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mail.example.com")
 	if err != nil {
 		log.Fatal(err)
@@ -90,7 +92,7 @@ func ExampleMXTLSConfig() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		c, err := startTLS(conn, mx, ca.CertPool())
+		c, err := startTLS(conn, mx, roots)
 		if err != nil {
 			fmt.Printf("%s: TLS-RPT result %s, reason %s\n", name, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))
 			continue

@@ -134,7 +134,7 @@ func ExampleGet() {
 	}
 	defer server.Close()
 	defer server.Install()() // mtasts.HTTPClient fetches from it until the end
-	resolver.SetRecord("example.com", "v=STSv1; id=20250601T000000;")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20250601T000000;")
 	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 604800\n")
 
 	for _, delivery := range []struct{ domain, mx string }{

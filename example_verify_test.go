@@ -2,6 +2,7 @@ package mtasts_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"time"
@@ -22,6 +23,8 @@ func ExampleVerifyMXConnection() {
 		log.Fatal(err)
 	}
 	defer ca.Close()
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CACertificatePEM())
 	cert, err := ca.IssueCertificate(time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "mx.example.com")
 	if err != nil {
 		log.Fatal(err)
@@ -49,7 +52,7 @@ func ExampleVerifyMXConnection() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		err = mtasts.VerifyMXConnection(conn.ConnectionState(), mx, ca.CertPool()) // nil roots: the system's
+		err = mtasts.VerifyMXConnection(conn.ConnectionState(), mx, roots) // nil roots: the system's
 		conn.Close()
 		if err != nil {
 			fmt.Printf("%s: TLS-RPT result %s, reason %s\n", name, mtasts.TLSReportResultType(err), mtasts.TLSReportFailureReason(err))

@@ -27,8 +27,10 @@ type testCA struct {
 }
 
 func newTestCA(t testing.TB) *testCA {
-	kit := mtaststest.NewPolicyServer(t)
-	return &testCA{kit, kit.CertPool()}
+	kit := newTestPolicyServer(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(kit.CACertificatePEM())
+	return &testCA{kit, pool}
 }
 
 // issue returns a certificate for names, valid from notBefore to notAfter.
@@ -189,9 +191,9 @@ func TestFetchPolicyRedirectWithFollowingClient(t *testing.T) {
 }
 
 func TestFetchPolicyCertificates(t *testing.T) {
-	kit := mtaststest.NewPolicyServer(t)
-	kit.Use(t)
-	other := mtaststest.NewPolicyServer(t) // another CA, not trusted
+	kit := newTestPolicyServer(t)
+	t.Cleanup(kit.Install())
+	other := newTestPolicyServer(t) // another CA, not trusted
 	now := time.Now()
 	issue := func(s *mtaststest.PolicyServer, notBefore, notAfter time.Time, names ...string) tls.Certificate {
 		cert, err := s.IssueCertificate(notBefore, notAfter, names...)
@@ -316,11 +318,11 @@ func TestFetchPolicySlowBody(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
-	kit := mtaststest.NewPolicyServer(t)
-	kit.Use(t)
+	kit := newTestPolicyServer(t)
+	t.Cleanup(kit.Install())
 	kit.SetPolicy("example.com", goodPolicy)
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
 	domain := mustDomain(t, "example.com")
 
 	record, policy, text, err := mtasts.Get(context.Background(), resolver, domain)
@@ -344,4 +346,16 @@ func TestGet(t *testing.T) {
 	if record != nil || policy != nil || !errors.Is(err, mtasts.ErrNoRecord) || kit.Requests("example.org") != 0 {
 		t.Fatalf("Get without a record = %v, %v, %v; want ErrNoRecord and no fetch", record, policy, err)
 	}
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

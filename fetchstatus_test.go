@@ -57,7 +57,7 @@ func TestFetchPolicyHTTPStatus(t *testing.T) {
 
 			// Through a cache, whose Result keeps the error.
 			resolver := mtaststest.NewResolver()
-			resolver.SetRecord("example.com", "v=STSv1; id=1")
+			resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 			c, err := cache.New(cache.Options{Resolver: resolver})
 			if err != nil {
 				t.Fatal(err)

@@ -37,7 +37,7 @@ func newWorld() *world {
 
 // publish sets domain's record id and policy.
 func (w *world) publish(domain, id, policy string) {
-	w.resolver.SetRecord(domain, "v=STSv1; id="+id)
+	w.resolver.SetTXT("_mta-sts."+domain, "v=STSv1; id="+id)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.policies[domain] = policy
@@ -613,7 +613,7 @@ func TestFailingStore(t *testing.T) {
 func TestWaitingCallerCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
-		w.resolver.Block("_mta-sts.slow.example")
+		w.resolver.Hold("_mta-sts.slow.example") // never released: lookups hang until their context ends
 		c := w.newCache(t, cache.Options{Timeout: time.Hour})
 		d := domain(t, "slow.example")
 
@@ -639,7 +639,7 @@ func TestWaitingCallerCanceled(t *testing.T) {
 func TestCloseStopsBackgroundWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
-		w.resolver.Block("_mta-sts.slow.example")
+		w.resolver.Hold("_mta-sts.slow.example") // never released: lookups hang until their context ends
 		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch})
 		if err != nil {
 			t.Fatal(err)
@@ -664,10 +664,10 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 // real TLS policy server and a counting resolver.
 func TestCoalescing(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
-	server := mtaststest.NewPolicyServer(t)
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
+	server := newTestPolicyServer(t)
 	server.SetResponse("example.com", mtaststest.Response{Body: policyText("enforce", 86400), Delay: 50 * time.Millisecond})
-	server.Use(t)
+	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -824,4 +824,16 @@ func TestFleetLock(t *testing.T) {
 			t.Errorf("Get with a dead lock holder = %+v after %v; want a fresh policy after LockWait and the fetch", r, time.Since(start))
 		}
 	})
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

@@ -67,8 +67,8 @@ func TestCoalescingLateArrivals(t *testing.T) {
 // one fetch, round after round.
 func TestCoalescingRealServer(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	server := mtaststest.NewPolicyServer(t)
-	server.Use(t)
+	server := newTestPolicyServer(t)
+	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestCoalescingRealServer(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for round := range 20 {
 		name := fmt.Sprintf("round%d.example", round)
-		resolver.SetRecord(name, "v=STSv1; id=1")
+		resolver.SetTXT("_mta-sts."+name, "v=STSv1; id=1")
 		server.SetResponse(name, mtaststest.Response{Body: policyText("enforce", 86400)})
 		d := domain(t, name)
 		var wg sync.WaitGroup

@@ -45,7 +45,7 @@ func ExampleWithResolver() {
 
 	// Delivery 1 brings its resolver and logger.
 	mock := mtaststest.NewResolver()
-	mock.SetRecord("example.com", "v=STSv1; id=1")
+	mock.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 	ctx := cache.WithResolver(context.Background(), mock)
 	ctx = cache.WithLogger(ctx, slog.New(handler).With("msgid", "msg1"))
 	r := c.Get(ctx, domain)
@@ -53,7 +53,7 @@ func ExampleWithResolver() {
 
 	// Delivery 2 rechecks before failing a message: the new id's policy
 	// cannot be fetched, and the warning carries its id.
-	mock.SetRecord("example.com", "v=STSv1; id=2")
+	mock.SetTXT("_mta-sts.example.com", "v=STSv1; id=2")
 	ctx = cache.WithResolver(context.Background(), mock)
 	ctx = cache.WithLogger(ctx, slog.New(handler).With("msgid", "msg2"))
 	r = c.Recheck(ctx, domain)

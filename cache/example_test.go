@@ -17,7 +17,7 @@ import (
 // it is.
 func Example() {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
 	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
 		log.Fatal(err)
@@ -67,7 +67,7 @@ func Example() {
 // host is unreachable.
 func ExampleNewFileStore() {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
 	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
 		log.Fatal(err)
@@ -109,7 +109,7 @@ func ExampleNewFileStore() {
 // once and fetches the policy when its id changed.
 func ExampleCache_Recheck() {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
 		log.Fatal(err)
@@ -132,7 +132,7 @@ func ExampleCache_Recheck() {
 
 	// The domain moves its mail to mx2 and publishes a new policy.
 	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mx2.example.com\nmax_age: 604800\n")
-	resolver.SetRecord("example.com", "v=STSv1; id=2")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=2")
 
 	// Delivery to mx2 fails the cached policy; check before bouncing.
 	r = c.Recheck(ctx, domain)

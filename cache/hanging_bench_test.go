@@ -69,7 +69,7 @@ func BenchmarkHangingDomains(b *testing.B) {
 	const domains = 10_000
 	resolver := mtaststest.NewResolver()
 	for i := range domains {
-		resolver.SetRecord(fmt.Sprintf("hang%d.example", i), "v=STSv1; id=1")
+		resolver.SetTXT(fmt.Sprintf("_mta-sts.hang%d.example", i), "v=STSv1; id=1")
 	}
 	for _, limit := range []int{0, domains} {
 		name := "default"
@@ -134,15 +134,15 @@ func residentBytes() uint64 {
 func BenchmarkHealthyBehindHanging(b *testing.B) {
 	for _, n := range []int{300, 10_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			ps := mtaststest.NewPolicyServer(b)
-			ps.Use(b)
+			ps := newTestPolicyServer(b)
+			b.Cleanup(ps.Install())
 			resolver := mtaststest.NewResolver()
 			for i := range n {
 				d := fmt.Sprintf("hang%d.example", i)
-				resolver.SetRecord(d, "v=STSv1; id=1")
+				resolver.SetTXT("_mta-sts."+d, "v=STSv1; id=1")
 				ps.SetResponse(d, mtaststest.Response{Body: "version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n", Delay: time.Hour})
 			}
-			resolver.SetRecord("healthy.example", "v=STSv1; id=1")
+			resolver.SetTXT("_mta-sts.healthy.example", "v=STSv1; id=1")
 			ps.SetPolicy("healthy.example", "version: STSv1\nmode: enforce\nmx: mx.example\nmax_age: 86400\n")
 			for b.Loop() {
 				healthyBehindHangingHosts(b, resolver, n)

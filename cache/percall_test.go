@@ -43,7 +43,7 @@ func TestPerCallResolverAndLogger(t *testing.T) {
 		// The background check that a hit starts uses the hitting
 		// Get's resolver.
 		other := mtaststest.NewResolver()
-		other.SetRecord("example.com", "v=STSv1; id=1")
+		other.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 		time.Sleep(61 * time.Minute)
 		if r := c.Get(cache.WithResolver(t.Context(), other), d); r.Policy == nil {
 			t.Fatalf("hit = %+v; want the policy", r)
@@ -87,7 +87,7 @@ func TestPerCallResolverAndLogger(t *testing.T) {
 
 		// Run's refreshes use the resolver of Run's ctx.
 		runRes := mtaststest.NewResolver()
-		runRes.SetRecord("held.example", "v=STSv1; id=1")
+		runRes.SetTXT("_mta-sts.held.example", "v=STSv1; id=1")
 		runCtx, stop := context.WithCancel(cache.WithResolver(t.Context(), runRes))
 		defer stop()
 		go c.Run(runCtx)

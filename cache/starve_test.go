@@ -20,7 +20,7 @@ import (
 func hangingWorld(n int) *world {
 	w := newWorld()
 	for i := range n {
-		w.resolver.SetRecord(fmt.Sprintf("hang%d.example", i), "v=STSv1; id=1")
+		w.resolver.SetTXT(fmt.Sprintf("_mta-sts.hang%d.example", i), "v=STSv1; id=1")
 	}
 	w.publish("healthy.example", "1", policyText("enforce", 86400))
 	return w

@@ -17,9 +17,9 @@ import (
 // cached enforce policy stays, and the failure is described for TLS-RPT.
 func TestHostilePolicyHost(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	server := mtaststest.NewPolicyServer(t)
-	server.Use(t)
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	server := newTestPolicyServer(t)
+	t.Cleanup(server.Install())
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 	server.SetPolicy("example.com", policyText("enforce", 86400))
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {
@@ -48,7 +48,7 @@ func TestHostilePolicyHost(t *testing.T) {
 		{"server error", func() { server.SetResponse("example.com", mtaststest.Response{Status: 500}) },
 			mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-http-status-500", mtasts.ErrPolicyFetch},
 		{"redirect", func() {
-			server.SetResponse("example.com", mtaststest.Response{Status: 301, Redirect: "https://evil.example/"})
+			server.SetResponse("example.com", mtaststest.Response{Status: 301, Header: map[string]string{"Location": "https://evil.example/"}})
 		}, mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-redirect", mtasts.ErrPolicyFetch},
 		{"policy host gone", func() { server.Remove("example.com") },
 			mtasts.ResultSTSPolicyFetchError, "mta-sts-policy-not-found", mtasts.ErrNoPolicy},
@@ -60,7 +60,7 @@ func TestHostilePolicyHost(t *testing.T) {
 	}
 	for i, tt := range tests {
 		tt.hostile()
-		resolver.SetRecord("example.com", "v=STSv1; id=hostile"+string(rune('a'+i)))
+		resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=hostile"+string(rune('a'+i)))
 		r := c.Recheck(ctx, d)
 		if r.Policy == nil || r.Policy.Mode != mtasts.ModeEnforce || r.RecordID != "1" {
 			t.Errorf("%s: Recheck = %+v; want the cached enforce policy", tt.name, r)

@@ -123,8 +123,10 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	kit := mtaststest.NewPolicyServer(t)
-	return &testCA{kit: kit, pool: kit.CertPool()}
+	kit := newTestPolicyServer(t)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(kit.CACertificatePEM())
+	return &testCA{kit: kit, pool: pool}
 }
 
 // issue writes a certificate for names, valid from notBefore to notAfter,
@@ -211,4 +213,16 @@ func stopped(t *testing.T, name, addr string) {
 			t.Errorf("%s still listens on %s after the test", name, addr)
 		}
 	})
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

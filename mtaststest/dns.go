@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -50,19 +49,9 @@ type DNSServer struct {
 	closed  bool
 }
 
-// NewDNSServer starts a DNSServer, closed when the test ends.
-func NewDNSServer(t testing.TB) *DNSServer {
-	t.Helper()
-	s, err := StartDNSServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// StartDNSServer starts a DNSServer on 127.0.0.1; the caller must Close it.
-// It returns an error when no port is free for both UDP and TCP.
+// StartDNSServer starts a DNSServer on 127.0.0.1; the caller must Close it,
+// in a test with t.Cleanup(server.Close). It returns an error when no port
+// is free for both UDP and TCP.
 func StartDNSServer() (*DNSServer, error) {
 	var (
 		pc  net.PacketConn

@@ -32,7 +32,7 @@ func resolverFor(s *mtaststest.DNSServer) *adns.Resolver {
 }
 
 func TestDNSServerAnswers(t *testing.T) {
-	s := mtaststest.NewDNSServer(t)
+	s := newTestDNSServer(t)
 	ap, err := netip.ParseAddrPort(s.Addr())
 	if err != nil || ap.Addr() != netip.MustParseAddr("127.0.0.1") || ap.Port() == 0 {
 		t.Fatalf("Addr() = %q, want 127.0.0.1 and a port", s.Addr())
@@ -181,4 +181,15 @@ func TestDNSServerTCPAndClose(t *testing.T) {
 		pc.Close()
 	}
 	s.Close() // a second Close does nothing
+}
+
+// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
+func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
+	t.Helper()
+	s, err := mtaststest.StartDNSServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

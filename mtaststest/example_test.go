@@ -14,11 +14,11 @@ import (
 )
 
 // A test of delivery code publishes a domain's record and policy, points
-// mtasts at the server, and runs the library unchanged. In a test, use
-// NewPolicyServer(t) and Use(t), which clean up by themselves.
+// mtasts at the server, and runs the library unchanged. In a test,
+// t.Cleanup(server.Close) and t.Cleanup(server.Install()) clean up.
 func Example() {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=20240101")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
 
 	server, err := mtaststest.StartPolicyServer()
 	if err != nil {
@@ -49,7 +49,7 @@ func ExampleResolver() {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.spf.example.", "v=spf1 -all") // exists, no MTA-STS record
 	resolver.ServFail("_mta-sts.servfail.example")
-	resolver.ExtendedError("_mta-sts.bogus.example", adns.ErrDNSSECBogus)
+	resolver.ServFail("_mta-sts.bogus.example", adns.ErrDNSSECBogus)
 
 	for _, name := range []string{"spf.example", "unknown.example", "servfail.example", "bogus.example"} {
 		_, _, err := mtasts.LookupRecord(context.Background(), resolver, mtasts.Domain{ASCII: name})

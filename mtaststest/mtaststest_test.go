@@ -26,8 +26,8 @@ func TestResolver(t *testing.T) {
 	r.SetTXT("a.example.", "one", "two")
 	r.SetTXT("empty.example")
 	r.ServFail("servfail.example")
-	r.ExtendedError("bogus.example", adns.ErrDNSSECBogus)
-	r.Block("block.example")
+	r.ServFail("bogus.example", adns.ErrDNSSECBogus)
+	r.Hold("block.example") // never released: lookups hang until their context ends
 	ctx := context.Background()
 
 	if txts, _, err := r.LookupTXT(ctx, "A.example"); err != nil || len(txts) != 2 || txts[1] != "two" {
@@ -61,12 +61,12 @@ func TestResolver(t *testing.T) {
 }
 
 func TestPolicyServer(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
-	s.Use(t)
+	s := newTestPolicyServer(t)
+	t.Cleanup(s.Install())
 	const policy = "version: STSv1\nmode: testing\nmx: mx.example.org\nmax_age: 60\n"
 	s.SetPolicy("example.org", policy)
 	s.SetResponse("missing.example", mtaststest.Response{Status: 404})
-	s.SetResponse("moved.example", mtaststest.Response{Redirect: "https://elsewhere.example/"})
+	s.SetResponse("moved.example", mtaststest.Response{Header: map[string]string{"Location": "https://elsewhere.example/"}})
 	s.SetResponse("html.example", mtaststest.Response{Header: map[string]string{"Content-Type": "text/html"}, Body: policy})
 	s.SetResponse("slow.example", mtaststest.Response{Delay: time.Hour, Body: policy})
 	s.SetPolicy("wrongcert.example", policy)
@@ -118,7 +118,7 @@ func TestPolicyServer(t *testing.T) {
 // answered and all counted, per name, as a cache's coalescing test needs.
 func TestResolverConcurrent(t *testing.T) {
 	r := mtaststest.NewResolver()
-	r.SetRecord("example.org", "v=STSv1; id=1")
+	r.SetTXT("_mta-sts.example.org", "v=STSv1; id=1")
 	const n = 1000
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -150,7 +150,7 @@ func TestResolverConcurrent(t *testing.T) {
 // context, and that a cancellation is not reported as a timeout.
 func TestResolverBlockCanceled(t *testing.T) {
 	r := mtaststest.NewResolver()
-	r.Block("block.example")
+	r.Hold("block.example") // never released: lookups hang until their context ends
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() {
@@ -175,11 +175,11 @@ func TestResolverBlockCanceled(t *testing.T) {
 // classifies it, TLS-RPT reason included.
 func TestResolverThroughLibrary(t *testing.T) {
 	r := mtaststest.NewResolver()
-	r.SetRecord("good.example", "v=STSv1; id=1")
+	r.SetTXT("_mta-sts.good.example", "v=STSv1; id=1")
 	r.SetTXT("_mta-sts.two.example", "v=STSv1; id=1", "v=STSv1; id=2")
 	r.SetTXT("_mta-sts.spf.example", "v=spf1 -all")
 	r.ServFail("_mta-sts.servfail.example")
-	r.ExtendedError("_mta-sts.bogus.example.", adns.ErrDNSSECBogus)
+	r.ServFail("_mta-sts.bogus.example.", adns.ErrDNSSECBogus)
 	tests := []struct {
 		domain string
 		want   error
@@ -203,9 +203,9 @@ func TestResolverThroughLibrary(t *testing.T) {
 // TestPolicyServerCertificates checks that the certificates a test can set
 // make FetchPolicy fail PKIX validation with the reason a TLS report needs.
 func TestPolicyServerCertificates(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
-	s.Use(t)
-	other := mtaststest.NewPolicyServer(t) // another CA, unknown to the client
+	s := newTestPolicyServer(t)
+	t.Cleanup(s.Install())
+	other := newTestPolicyServer(t) // another CA, unknown to the client
 	const policy = "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n"
 	now := time.Now()
 	issue := func(s *mtaststest.PolicyServer, from, until time.Time, name string) tls.Certificate {
@@ -245,10 +245,10 @@ func TestPolicyServerCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: s.CertPool()}); err != nil {
-		t.Errorf("issued certificate does not verify against CertPool: %v", err)
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: rootsOf(s)}); err != nil {
+		t.Errorf("issued certificate does not verify against the server's CA: %v", err)
 	}
-	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: other.CertPool()}); err == nil {
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: "mta-sts.x.example", Roots: rootsOf(other)}); err == nil {
 		t.Errorf("issued certificate verifies against another server's pool")
 	}
 	block, _ := pem.Decode(s.CACertificatePEM())
@@ -265,12 +265,12 @@ func TestPolicyServerCertificates(t *testing.T) {
 // TestPolicyServerResponses checks what reaches the client for each
 // Response field, over HTTP/2, and that requests are counted per domain.
 func TestPolicyServerResponses(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
+	s := newTestPolicyServer(t)
 	const policy = "version: STSv1\nmode: none\nmax_age: 60\n"
 	s.SetPolicy("Plain.Example.", policy)
 	s.SetResponse("charset.example", mtaststest.Response{Header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, Body: policy})
 	s.SetResponse("notype.example", mtaststest.Response{Header: map[string]string{"Content-Type": ""}, Body: policy})
-	s.SetResponse("moved.example", mtaststest.Response{Status: 302, Redirect: "https://mta-sts.plain.example/x"})
+	s.SetResponse("moved.example", mtaststest.Response{Status: 302, Header: map[string]string{"Location": "https://mta-sts.plain.example/x"}})
 	s.SetResponse("error.example", mtaststest.Response{Status: 500, Header: map[string]string{"X-Test": "yes"}, Body: "oops"})
 	client := s.Client()
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -319,7 +319,7 @@ func TestPolicyServerResponses(t *testing.T) {
 func TestUseRestores(t *testing.T) {
 	orig := mtasts.HTTPClient
 	t.Run("use", func(t *testing.T) {
-		mtaststest.NewPolicyServer(t).Use(t)
+		t.Cleanup(newTestPolicyServer(t).Install())
 		if mtasts.HTTPClient == orig {
 			t.Errorf("Use did not replace mtasts.HTTPClient")
 		}
@@ -330,7 +330,7 @@ func TestUseRestores(t *testing.T) {
 }
 
 func TestIssueCertificateNoNames(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
+	s := newTestPolicyServer(t)
 	if _, err := s.IssueCertificate(time.Now(), time.Now().Add(time.Hour)); err == nil {
 		t.Errorf("IssueCertificate with no names: no error")
 	}
@@ -339,8 +339,8 @@ func TestIssueCertificateNoNames(t *testing.T) {
 // TestSetCertificateAfterFetch checks that a certificate set after a fetch
 // is presented to the next fetch, not bypassed by a kept-alive connection.
 func TestSetCertificateAfterFetch(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
-	s.Use(t)
+	s := newTestPolicyServer(t)
+	t.Cleanup(s.Install())
 	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
 	domain := mtasts.Domain{ASCII: "example.org"}
 	if _, _, err := mtasts.FetchPolicy(context.Background(), domain); err != nil {
@@ -363,8 +363,8 @@ func TestSetCertificateAfterFetch(t *testing.T) {
 // TestRemoveAfterFetch checks that a domain removed after a fetch is gone
 // for the next fetch, not reached over a kept-alive connection.
 func TestRemoveAfterFetch(t *testing.T) {
-	s := mtaststest.NewPolicyServer(t)
-	s.Use(t)
+	s := newTestPolicyServer(t)
+	t.Cleanup(s.Install())
 	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
 	domain := mtasts.Domain{ASCII: "example.org"}
 	if _, _, err := mtasts.FetchPolicy(context.Background(), domain); err != nil {
@@ -413,7 +413,7 @@ func TestResolverHold(t *testing.T) {
 			t.Errorf("held lookup with canceled context: %v, want context.Canceled", err)
 		}
 
-		r.SetRecord("example.org", "v=STSv1; id=late") // set while held
+		r.SetTXT("_mta-sts.example.org", "v=STSv1; id=late") // set while held
 		release()
 		release() // no effect
 		for range n {
@@ -426,4 +426,23 @@ func TestResolverHold(t *testing.T) {
 			t.Errorf("lookup after release: %v", err)
 		}
 	})
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// rootsOf returns a pool of the server's CA certificate.
+func rootsOf(s *mtaststest.PolicyServer) *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.CACertificatePEM())
+	return pool
 }

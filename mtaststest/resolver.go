@@ -3,24 +3,28 @@
 // FetchPolicy, Get and the cache run unchanged, without a network.
 //
 // Resolver answers TXT lookups from a map and can make a name not exist,
-// fail as on SERVFAIL, fail with an extended DNS error (RFC 8914) such as
-// DNSSEC bogus, or hang until the lookup's context ends. Its errors have the
-// types and flags *adns.Resolver gives, so the library classifies them as it
-// would in production. It counts lookups per name.
+// fail as on SERVFAIL, with or without an extended DNS error (RFC 8914) such
+// as DNSSEC bogus, or hang until released or until the lookup's context
+// ends. Its errors have the types and flags *adns.Resolver gives, so the
+// library classifies them as it would in production. It counts lookups per
+// name.
 //
 // PolicyServer serves a policy per domain over HTTPS (HTTP/2 and HTTP/1.1)
 // with certificates from a CA made in memory, lets a test choose the status,
-// headers, body, delay and redirect, or present another certificate
-// (expired, for another name, from another CA), and counts requests per
-// domain. Use points mtasts.HTTPClient at it for the rest of a test.
+// headers, body and delay, or present another certificate (expired, for
+// another name, from another CA), and counts requests per domain. Client
+// gives the code under test an HTTP client that reaches it; Install points
+// the package-level mtasts.HTTPClient at it.
 //
 // DNSServer is a real DNS server on 127.0.0.1, over UDP and TCP, for code
 // that takes a resolver's address instead of a Resolver: it answers A,
 // AAAA, TXT and MX queries from records set per name, and counts queries.
 //
-// All three are safe for concurrent use. Because mtasts.HTTPClient is a package
-// variable, tests that call PolicyServer.Use must not run in parallel with
-// other tests that fetch policies.
+// Start each server with StartPolicyServer or StartDNSServer, and close it
+// when done: in a test, with t.Cleanup(server.Close). All three are safe for
+// concurrent use. Because mtasts.HTTPClient is a package variable, tests
+// that call PolicyServer.Install must not run in parallel with other tests
+// that fetch policies through it.
 package mtaststest
 
 import (
@@ -44,9 +48,8 @@ type Resolver struct {
 }
 
 type answer struct {
-	txt   []string
-	err   error
-	block bool
+	txt []string
+	err error
 }
 
 // NewResolver returns a Resolver that knows no names.
@@ -71,12 +74,6 @@ func (r *Resolver) SetTXT(name string, txts ...string) {
 	r.set(name, answer{txt: txts})
 }
 
-// SetRecord publishes record as the MTA-STS TXT record of domain, at
-// _mta-sts.<domain>.
-func (r *Resolver) SetRecord(domain, record string) {
-	r.SetTXT("_mta-sts."+domain, record)
-}
-
 // Remove makes name not exist.
 func (r *Resolver) Remove(name string) {
 	r.mu.Lock()
@@ -84,34 +81,25 @@ func (r *Resolver) Remove(name string) {
 	delete(r.answers, canonical(name))
 }
 
-// Fail makes lookups of name fail with err.
-func (r *Resolver) Fail(name string, err error) {
+// ServFail makes lookups of name fail as a server failure does: an
+// *adns.DNSError marked temporary, as adns reports SERVFAIL. With an
+// extended DNS error code (RFC 8914), such as adns.ErrDNSSECBogus for a
+// DNSSEC validation failure, the error carries it as adns reports it, and
+// is temporary as the code is. At most one code is taken.
+func (r *Resolver) ServFail(name string, ede ...adns.ErrorCode) {
+	err := &adns.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true}
+	if len(ede) > 0 {
+		e := adns.ExtendedError{InfoCode: ede[0]}
+		err = &adns.DNSError{Err: e.Error(), Name: name, UnwrapErr: e, IsTemporary: ede[0].IsTemporary()}
+	}
 	r.set(name, answer{err: err})
 }
 
-// ServFail makes lookups of name fail as a server failure does: an
-// *adns.DNSError marked temporary.
-func (r *Resolver) ServFail(name string) {
-	r.Fail(name, &adns.DNSError{Err: "server misbehaving", Name: name, IsTemporary: true})
-}
-
-// ExtendedError makes lookups of name fail with an RFC 8914 extended DNS
-// error, as adns reports it: e.g. adns.ErrDNSSECBogus for a DNSSEC
-// validation failure.
-func (r *Resolver) ExtendedError(name string, code adns.ErrorCode) {
-	ede := adns.ExtendedError{InfoCode: code}
-	r.Fail(name, &adns.DNSError{Err: ede.Error(), Name: name, UnwrapErr: ede, IsTemporary: code.IsTemporary()})
-}
-
-// Block makes lookups of name wait until their context ends, as with a
-// server that never answers; they then fail with the context's error.
-func (r *Resolver) Block(name string) {
-	r.set(name, answer{block: true})
-}
-
 // Hold makes lookups of name wait until release is called, then answer as
-// name is set at that moment; a lookup whose context ends first fails with
-// the context's error. Calling release more than once has no effect.
+// name is set at that moment. A lookup whose context ends first fails with
+// the context's error, as adns reports it: a deadline is a timeout, a
+// cancellation is not. Calling release more than once has no effect; never
+// calling it makes name hang as with a server that never answers.
 //
 // With testing/synctest, a test can start lookups (or the Gets of a cache),
 // wait with synctest.Wait until all are blocked, and then release them: the
@@ -153,6 +141,10 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, adns.R
 		select {
 		case <-hold:
 		case <-ctx.Done():
+			// As adns reports it: a deadline is a timeout, a
+			// cancellation is not.
+			err := ctx.Err()
+			return nil, adns.Result{}, &adns.DNSError{Err: err.Error(), Name: name, UnwrapErr: err, IsTimeout: errors.Is(err, context.DeadlineExceeded)}
 		}
 	}
 	r.mu.Lock()
@@ -162,13 +154,8 @@ func (r *Resolver) LookupTXT(ctx context.Context, name string) ([]string, adns.R
 	switch {
 	case ctx.Err() != nil:
 		return nil, adns.Result{}, &adns.DNSError{Err: ctx.Err().Error(), Name: name, UnwrapErr: ctx.Err()}
-	case !ok || a.err == nil && !a.block && len(a.txt) == 0:
+	case !ok || a.err == nil && len(a.txt) == 0:
 		return nil, adns.Result{}, &adns.DNSError{Err: "no such host", Name: name, IsNotFound: true}
-	case a.block:
-		<-ctx.Done()
-		// As adns reports it: a deadline is a timeout, a cancellation is not.
-		err := ctx.Err()
-		return nil, adns.Result{}, &adns.DNSError{Err: err.Error(), Name: name, UnwrapErr: err, IsTimeout: errors.Is(err, context.DeadlineExceeded)}
 	case a.err != nil:
 		return nil, adns.Result{}, a.err
 	}

@@ -22,7 +22,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -30,18 +29,18 @@ import (
 
 // Response is what the PolicyServer answers for a domain's policy URL.
 type Response struct {
-	// Status is the HTTP status; 0 means 200, or 301 with Redirect set.
+	// Status is the HTTP status; 0 means 200, or 301 with a Location
+	// header set.
 	Status int
-	// Header holds extra response headers. Content-Type defaults to
-	// text/plain; set it to "" to send none.
+	// Header holds extra response headers, such as Location for a
+	// redirect. Content-Type defaults to text/plain; set it to "" to send
+	// none.
 	Header map[string]string
 	// Body is the response body: for status 200, the policy text.
 	Body string
 	// Delay holds back the response, headers included, for this long or
 	// until the client gives up.
 	Delay time.Duration
-	// Redirect, when set, is sent as the Location header.
-	Redirect string
 }
 
 // PolicyServer is an HTTPS server on loopback that serves each domain's
@@ -61,24 +60,13 @@ type PolicyServer struct {
 	requests  map[string]*atomic.Int64   // by domain
 	release   chan struct{}              // closed by Close, ends delays
 
-	// transports made by Client, whose idle connections are closed when a
+	// transports made by Client and Install, whose idle connections are closed when a
 	// certificate or a domain changes, so that the next request sees it.
 	transports []*http.Transport
 }
 
-// NewPolicyServer starts a PolicyServer, closed when the test ends.
-func NewPolicyServer(t testing.TB) *PolicyServer {
-	t.Helper()
-	s, err := StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// StartPolicyServer starts a PolicyServer; the caller must Close it. Use it
-// where there is no testing.TB, as in an Example.
+// StartPolicyServer starts a PolicyServer; the caller must Close it. In a
+// test, t.Cleanup(server.Close) does.
 func StartPolicyServer() (*PolicyServer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -136,13 +124,10 @@ func (s *PolicyServer) Addr() string {
 	return s.srv.Listener.Addr().String()
 }
 
-// CertPool returns a pool holding the server's CA certificate.
-func (s *PolicyServer) CertPool() *x509.CertPool {
-	return s.pool
-}
-
-// CACertificatePEM returns the server's CA certificate in PEM form, for
-// programs that take a CA file, such as mtasts check --ca.
+// CACertificatePEM returns the server's CA certificate in PEM form: for
+// programs that take a CA file, such as mtasts check --ca, and for a pool
+// of roots with x509.CertPool.AppendCertsFromPEM. Client and Install trust
+// it already.
 func (s *PolicyServer) CACertificatePEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.caCert.Raw})
 }
@@ -295,11 +280,8 @@ func (s *PolicyServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	status := resp.Status
-	if resp.Redirect != "" {
-		w.Header().Set("Location", resp.Redirect)
-		if status == 0 {
-			status = http.StatusMovedPermanently
-		}
+	if status == 0 && w.Header().Get("Location") != "" {
+		status = http.StatusMovedPermanently
 	}
 	if status == 0 {
 		status = http.StatusOK
@@ -311,7 +293,9 @@ func (s *PolicyServer) serve(w http.ResponseWriter, r *http.Request) {
 
 // Client returns an HTTP client that reaches the server for the policy host
 // of every domain set, trusts only the server's CA, and fails for other
-// domains as for a name that does not resolve.
+// domains as for a name that does not resolve. Give it to the code under
+// test, as an mtasts.Client's HTTPClient; Install gives it to the package
+// functions instead.
 //
 // Its transport is the library's own, from mtasts.NewTransport, with the
 // limits of mtasts.HTTPClient. The server listens on loopback, which the
@@ -343,17 +327,14 @@ func (s *PolicyServer) Client() *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// Install points mtasts.HTTPClient at the server and returns a function
-// that restores the previous client. Tests use Use instead.
+// Install points mtasts.HTTPClient at the server, a client as Client makes,
+// so that mtasts.FetchPolicy, mtasts.Get and whatever else uses the
+// package-level client fetch from it. It returns a function that restores
+// the previous client: in a test, t.Cleanup(server.Install()). Tests that
+// call it must not run in parallel with other tests that use
+// mtasts.HTTPClient.
 func (s *PolicyServer) Install() (restore func()) {
 	orig := mtasts.HTTPClient
 	mtasts.HTTPClient = s.Client()
 	return func() { mtasts.HTTPClient = orig }
-}
-
-// Use points mtasts.HTTPClient at the server until the test ends, so that
-// mtasts.FetchPolicy and mtasts.Get fetch from it. Tests that call Use
-// must not run in parallel with other tests that use mtasts.HTTPClient.
-func (s *PolicyServer) Use(t testing.TB) {
-	t.Cleanup(s.Install())
 }

@@ -23,7 +23,7 @@ func benchCache(b *testing.B, maxEntries int) *cache.Cache {
 	store := redisstore.New(rdb, redisstore.Options{})
 	resolver := mtaststest.NewResolver()
 	for _, d := range []string{"a.example", "b.example"} {
-		resolver.SetRecord(d, "v=STSv1; id=1")
+		resolver.SetTXT("_mta-sts."+d, "v=STSv1; id=1")
 		now := time.Now()
 		if err := store.Save(context.Background(), cache.Entry{Domain: d, RecordID: "1", Policy: policy, Fetched: now, Expires: now.Add(24 * time.Hour)}); err != nil {
 			b.Fatal(err)

@@ -25,7 +25,7 @@ func TestLockSharedStoreValue(t *testing.T) {
 	rdb := srv.client()
 	store := redisstore.New(rdb, redisstore.Options{})
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 	ctx := context.Background()
 	const key = "mtasts:lock:example.com"
 

@@ -55,7 +55,7 @@ func startRedis(t testing.TB, password string) *redisServer {
 func startRedisTLS(t testing.TB, password string) *redisServer {
 	t.Helper()
 	s := newRedis(t, password)
-	ca := mtaststest.NewPolicyServer(t)
+	ca := newTestPolicyServer(t)
 	now := time.Now()
 	cert, err := ca.IssueCertificate(now.Add(-time.Hour), now.Add(time.Hour), "redis.test")
 	if err != nil {
@@ -78,7 +78,9 @@ func startRedisTLS(t testing.TB, password string) *redisServer {
 	s.tlsArgs = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
 		"--tls-cert-file", filepath.Join(s.dir, "cert.pem"), "--tls-key-file", filepath.Join(s.dir, "key.pem"),
 		"--tls-ca-cert-file", filepath.Join(s.dir, "ca.pem"), "--tls-auth-clients", "no"}
-	s.tlsConfig = &tls.Config{RootCAs: ca.CertPool(), ServerName: "redis.test", MinVersion: tls.VersionTLS12}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.CACertificatePEM())
+	s.tlsConfig = &tls.Config{RootCAs: roots, ServerName: "redis.test", MinVersion: tls.VersionTLS12}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -238,10 +240,10 @@ func TestUndecodableEntry(t *testing.T) {
 // DNS and policy server.
 func world(t *testing.T) (*mtaststest.Resolver, *mtaststest.PolicyServer) {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
-	server := mtaststest.NewPolicyServer(t)
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
+	server := newTestPolicyServer(t)
 	server.SetResponse("example.com", mtaststest.Response{Body: policy, Delay: 100 * time.Millisecond})
-	server.Use(t)
+	t.Cleanup(server.Install())
 	return resolver, server
 }
 
@@ -325,7 +327,7 @@ func TestFleetLock(t *testing.T) {
 func TestRedisDown(t *testing.T) {
 	srv := startRedis(t, "")
 	resolver, server := world(t)
-	resolver.SetRecord("example.org", "v=STSv1; id=1")
+	resolver.SetTXT("_mta-sts.example.org", "v=STSv1; id=1")
 	server.SetPolicy("example.org", policy)
 	ctx := context.Background()
 	store := redisstore.New(srv.client(), redisstore.Options{Timeout: 100 * time.Millisecond, RetryAfter: 50 * time.Millisecond})
@@ -405,4 +407,16 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

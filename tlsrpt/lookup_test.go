@@ -20,8 +20,7 @@ func TestLookupRecord(t *testing.T) {
 	res.SetTXT("_smtp._tls.bad.example", "v=TLSRPTv1; rua=reports")
 	res.SetTXT("_smtp._tls.empty.example")
 	res.ServFail("_smtp._tls.servfail.example")
-	res.ExtendedError("_smtp._tls.bogus.example", adns.ErrorCode(6))
-	res.Fail("_smtp._tls.nx.example", &net.DNSError{Err: "no such host", Name: "_smtp._tls.nx.example.", IsNotFound: true})
+	res.ServFail("_smtp._tls.bogus.example", adns.ErrorCode(6))
 	res.SetTXT("_smtp._tls.xn--bcher-kva.example", "v=TLSRPTv1; rua=https://r.example/t")
 
 	tests := []struct {
@@ -45,7 +44,10 @@ func TestLookupRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, text, err := LookupRecord(context.Background(), res, d)
+		// nx.example fails as the standard library's resolver says a name
+		// does not exist.
+		nx := failingResolver{res, "_smtp._tls.nx.example.", &net.DNSError{Err: "no such host", Name: "_smtp._tls.nx.example.", IsNotFound: true}}
+		r, text, err := LookupRecord(context.Background(), nx, d)
 		if tc.err != nil {
 			if !errors.Is(err, tc.err) || r != nil {
 				t.Errorf("%s: %v, %v; want %v", tc.domain, r, err, tc.err)
@@ -85,7 +87,7 @@ func TestLookupRecordArguments(t *testing.T) {
 // A lookup ends with its context.
 func TestLookupRecordCanceled(t *testing.T) {
 	res := mtaststest.NewResolver()
-	res.Block("_smtp._tls.slow.example")
+	res.Hold("_smtp._tls.slow.example") // never released: lookups hang until their context ends
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	d, _ := mtasts.ParseDomain("slow.example")
@@ -132,4 +134,19 @@ func TestLookupRecordInvalidDomain(t *testing.T) {
 			t.Errorf("%q: error text %q is not short printable US-ASCII", name, msg)
 		}
 	}
+}
+
+// failingResolver answers as Resolver does, but fails lookups of name with
+// err.
+type failingResolver struct {
+	*mtaststest.Resolver
+	name string
+	err  error
+}
+
+func (r failingResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.Result, error) {
+	if name == r.name {
+		return nil, adns.Result{}, r.err
+	}
+	return r.Resolver.LookupTXT(ctx, name)
 }

@@ -239,11 +239,11 @@ func TestTargetFromCacheResults(t *testing.T) {
 // applies, with the failure to report.
 func TestTargetFromCache(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
-	server := mtaststest.NewPolicyServer(t)
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
+	server := newTestPolicyServer(t)
 	text := "version: STSv1\nmode: testing\nmx: *.mail.example.com\nmax_age: 604800\n"
 	server.SetPolicy("example.com", text)
-	server.Use(t)
+	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestTargetFromCache(t *testing.T) {
 	}
 
 	// A new id, and the policy host answers 500: the cached policy stays.
-	resolver.SetRecord("example.com", "v=STSv1; id=2")
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=2")
 	server.SetResponse("example.com", mtaststest.Response{Status: 500})
 	res := c.Recheck(ctx, tg.Recipient)
 	if res.Policy == nil || res.Err == nil {
@@ -284,10 +284,10 @@ func TestTargetFromCache(t *testing.T) {
 // served, on the fetch that failed and on the remembered failure after it.
 func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	resolver.SetRecord("example.com", "v=STSv1; id=1")
-	server := mtaststest.NewPolicyServer(t)
+	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
+	server := newTestPolicyServer(t)
 	server.SetPolicy("example.com", "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: forever\r\n")
-	server.Use(t)
+	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {
 		t.Fatal(err)
@@ -353,4 +353,16 @@ func TestReportLinesBounded(t *testing.T) {
 	if err := p.Validate(); err != nil || len(p.PolicyString) == 0 {
 		t.Errorf("%d lines: %v", len(p.PolicyString), err)
 	}
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

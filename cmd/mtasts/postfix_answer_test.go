@@ -24,7 +24,7 @@ type answerLab struct {
 
 func newAnswerLab(t testing.TB) *answerLab {
 	t.Helper()
-	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: mtaststest.NewPolicyServer(t)}
+	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: newTestPolicyServer(t)}
 	client := &mtasts.Client{HTTPClient: lab.policies.Client()}
 	c, err := cache.New(cache.Options{Resolver: lab.resolver, FetchPolicy: client.FetchPolicy})
 	if err != nil {
@@ -37,7 +37,7 @@ func newAnswerLab(t testing.TB) *answerLab {
 
 // publish publishes a record and policy for domain.
 func (lab *answerLab) publish(domain, mode string, mx ...string) {
-	lab.resolver.SetRecord(domain, "v=STSv1; id=1")
+	lab.resolver.SetTXT("_mta-sts."+domain, "v=STSv1; id=1")
 	text := "version: STSv1\nmode: " + mode + "\n"
 	for _, m := range mx {
 		text += "mx: " + m + "\n"
@@ -54,7 +54,7 @@ func TestPolicyMapAnswers(t *testing.T) {
 	lab.publish("good.example", "enforce", "mx1.good.example", "*.mx.good.example")
 	lab.publish("testing.example", "testing", "mx.testing.example")
 	lab.publish("none.example", "none")
-	lab.resolver.SetRecord("broken.example", "v=STSv1; id=1") // no policy host
+	lab.resolver.SetTXT("_mta-sts.broken.example", "v=STSv1; id=1") // no policy host
 	lab.resolver.ServFail("_mta-sts.servfail.example")
 	lab.publish("xn--bcher-kva.example", "enforce", "mx.xn--bcher-kva.example")
 	m := lab.policyMap()
@@ -104,7 +104,7 @@ func TestPolicyMapAnswers(t *testing.T) {
 // reports and exact mx pattern matching.
 func TestPolicyMapTLSRPTAttributes(t *testing.T) {
 	lab := newAnswerLab(t)
-	lab.resolver.SetRecord("good.example", "v=STSv1; id=1")
+	lab.resolver.SetTXT("_mta-sts.good.example", "v=STSv1; id=1")
 	lab.policies.SetPolicy("good.example", "version: STSv1\r\nmode: enforce\r\nmx: mx1.good.example\r\nmx: *.mx.good.example\r\nmax_age: 604800\r\next: {odd}\r\n")
 	m := lab.policyMap()
 	m.tlsrpt = true

@@ -28,7 +28,7 @@ type postfixLab struct {
 
 func newPostfixLab(t *testing.T) *postfixLab {
 	t.Helper()
-	lab := &postfixLab{dns: mtaststest.NewDNSServer(t), policies: mtaststest.NewPolicyServer(t)}
+	lab := &postfixLab{dns: newTestDNSServer(t), policies: newTestPolicyServer(t)}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, lab.policies.CACertificatePEM(), 0o644); err != nil {
 		t.Fatal(err)

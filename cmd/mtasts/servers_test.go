@@ -47,7 +47,7 @@ type dnsServer struct {
 // trailing dot), until the test ends. Names not in zones are NXDOMAIN.
 func startDNS(t *testing.T, zones map[string]zone) *dnsServer {
 	t.Helper()
-	s := mtaststest.NewDNSServer(t)
+	s := newTestDNSServer(t)
 	for name, z := range zones {
 		r := mtaststest.DNSRecords{TXT: z.txt, Addrs: z.a, ServFail: z.servfail}
 		for _, mx := range z.mx {
@@ -67,7 +67,7 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	kit := mtaststest.NewPolicyServer(t)
+	kit := newTestPolicyServer(t)
 	file := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(file, kit.CACertificatePEM(), 0o644); err != nil {
 		t.Fatal(err)
@@ -181,4 +181,27 @@ func serveSMTP(conn net.Conn, cfg *tls.Config, noTLS bool) {
 			io.WriteString(conn, "500 unknown\r\n")
 		}
 	}
+}
+
+// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
+// ends.
+func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
+	t.Helper()
+	s, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
+func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
+	t.Helper()
+	s, err := mtaststest.StartDNSServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

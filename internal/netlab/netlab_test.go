@@ -12,7 +12,7 @@ import (
 // A resolver asking the forwarder, over UDP and over TCP, gets the DNS
 // server's answers; each query reaches the server.
 func TestForwardDNS(t *testing.T) {
-	dns := mtaststest.NewDNSServer(t)
+	dns := newTestDNSServer(t)
 	dns.Set("a.example", mtaststest.DNSRecords{TXT: [][]string{{"hello"}}})
 	f, err := Forward("127.0.0.1:0", dns.Addr(), true)
 	if err != nil {
@@ -77,4 +77,15 @@ func TestForwardClose(t *testing.T) {
 	if n, err := c.Read(buf); err == nil {
 		t.Errorf("client read %d bytes after Close, want the connection closed", n)
 	}
+}
+
+// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
+func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
+	t.Helper()
+	s, err := mtaststest.StartDNSServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
