@@ -63,7 +63,7 @@ func TestSendMailto(t *testing.T) {
 	m := &mta{}
 	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit})
 	report := appendixB(t)
-	deliveries, err := s.SendRecord(t.Context(), report, record("mailto:tlsrpt@company-y.example?subject=ignored"))
+	deliveries, err := s.SendRecordForTest(t.Context(), report, record("mailto:tlsrpt@company-y.example?subject=ignored"))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
@@ -257,7 +257,7 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 func TestSendMailtoFromAndRetry(t *testing.T) {
 	m := &mta{fail: 1}
 	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, From: "TLS reports <tlsrpt@mail.company-x.example>", Backoff: 1})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example"))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example"))
 	if err != nil || deliveries[0].Attempts != 2 {
 		t.Fatalf("SendRecord: %+v, %v; want delivered in 2 attempts", deliveries, err)
 	}
@@ -286,7 +286,7 @@ func TestSendMailtoFromAndRetry(t *testing.T) {
 func TestSendMailtoWithoutSubmit(t *testing.T) {
 	c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback)})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example", c.srv.URL))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example", c.srv.URL))
 	if err != nil {
 		t.Fatalf("SendRecord: %v (one of two URIs took the report)", err)
 	}
@@ -319,7 +319,7 @@ func TestSendMailtoHostileURI(t *testing.T) {
 		t.Run(tc.uri, func(t *testing.T) {
 			m := &mta{}
 			s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(tc.uri))
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(tc.uri))
 			got := m.messages()
 			if tc.to != "" {
 				if err != nil || len(got) != 1 || got[0].to != tc.to {

@@ -17,13 +17,15 @@ import (
 )
 
 // ReporterOptions configure a Reporter. The zero value of each field but
-// Recorder and Sender (or Send) means its default.
+// Recorder and Sender means its default.
 type ReporterOptions struct {
 	// Recorder holds the counts of the days to report. Required.
 	Recorder *Recorder
 
 	// Sender delivers each report to the rua URIs of its policy domain's
-	// TLSRPT record (Sender.Send). Required unless Send is set.
+	// TLSRPT record (Sender.Send). Required. How the Sender delivers, by
+	// mail or HTTPS, is set in its SenderOptions: SenderOptions.Submit
+	// hands report messages to the MTA.
 	//
 	// The Reporter delivers a report in rounds: one attempt per rua URI
 	// not yet delivered to, each bounded by SenderOptions.AttemptTimeout.
@@ -34,20 +36,12 @@ type ReporterOptions struct {
 	// goroutine, nor one of MaxDeliveries.
 	Sender *Sender
 
-	// Send, when set, delivers a report in place of Sender.Send, with
-	// the same contract: for tests, or to wrap the Sender. A delivery
-	// that a crash cut short is resumed by calling Send again, with the
-	// whole report: unlike Sender, Send does not learn which rua URIs
-	// took it before.
-	Send func(ctx context.Context, report *Report) ([]Delivery, error)
-
 	// MaxDeliveries is the most reports delivered at once: each builds
-	// its payload when it starts, and with Sender makes one round of
-	// attempts. The reports beyond wait their turn, without a goroutine;
-	// in a pass, those not tried yet go before the retries. Default 16,
-	// which with Sender's default AttemptTimeout lets 16 reports a
-	// minute through collectors that never answer. With Send, a
-	// delivery holds its turn until Send returns.
+	// its payload when it starts, and makes one round of attempts. The
+	// reports beyond wait their turn, without a goroutine; in a pass,
+	// those not tried yet go before the retries. Default 16, which with
+	// the Sender's default AttemptTimeout lets 16 reports a minute
+	// through collectors that never answer.
 	MaxDeliveries int
 
 	// Outbox keeps the reports taken until they are delivered. Default:
@@ -86,9 +80,12 @@ type ReporterOptions struct {
 	// records for failures. Default: nothing is logged.
 	Logger *slog.Logger
 
-	// Rand returns a random duration in [0, n), n > 0, for the delay and
-	// the spread. Default: math/rand/v2. For tests.
-	Rand func(n time.Duration) time.Duration
+	// send, set by tests alone, delivers a report in place of Sender, in
+	// one round, not learning which rua URIs took it before a restart.
+	send func(ctx context.Context, report *Report) ([]Delivery, error)
+	// rand, set by tests alone, returns a random duration in [0, n), n >
+	// 0, for the delay and the spread. Default: math/rand/v2.
+	rand func(n time.Duration) time.Duration
 }
 
 // Reporter sends the daily reports (RFC 8460 4.1, 5): after each UTC day
@@ -123,13 +120,12 @@ type ReporterOptions struct {
 //     (Outbox.Pending) that began before its delivery ended: such a read
 //     may predate the marks.
 //   - A report is marked done once its delivery ended: delivered, given up
-//     on after the Sender's retries, or no TLSRPT record. With a Sender,
-//     the retries are rounds that later passes make (see
-//     ReporterOptions.Sender); a restart begins their RetryWindow again.
-//     A report whose
-//     record could not be looked up (ErrDNS) stays pending and is retried
-//     every RetryInterval, for up to a day after its first due time (RFC
-//     8460 5.5).
+//     on after the Sender's retries, or no TLSRPT record. The retries are
+//     rounds that later passes make (see ReporterOptions.Sender); a
+//     restart begins their RetryWindow again. A report whose record could
+//     not be looked up (ErrDNS) stays pending and is retried every
+//     RetryInterval, for up to a day after its first due time (RFC 8460
+//     5.5).
 //
 // In a fleet sharing one store, such as the Redis store of package
 // redisstore, each closed day is taken by one member: each policy
@@ -140,7 +136,7 @@ type Reporter struct {
 	opts    ReporterOptions
 	rec     *Recorder
 	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string), last bool) ([]Delivery, error)
-	sender  *Sender       // opts.Sender, when the Reporter retries the rounds
+	sender  *Sender       // opts.Sender; nil with opts.send, in tests
 	slots   chan struct{} // one per delivery under way, MaxDeliveries
 	wake    chan struct{} // wakes Run for a round left for a retry
 	box     Outbox
@@ -166,23 +162,23 @@ type retryState struct {
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
-// opts.Recorder is nil, or both opts.Sender and opts.Send are.
+// opts.Recorder or opts.Sender is nil.
 func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Recorder == nil {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
+		rand: opts.rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
 		retries: map[string]*retryState{}, wake: make(chan struct{}, 1)}
 	switch {
-	case opts.Send != nil:
+	case opts.send != nil:
 		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string), _ bool) ([]Delivery, error) {
-			return opts.Send(ctx, report)
+			return opts.send(ctx, report)
 		}
 	case opts.Sender != nil:
 		r.send, r.sender = opts.Sender.round, opts.Sender
 	default:
-		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
+		return nil, errors.New("tlsrpt: ReporterOptions.Sender is not set")
 	}
 	if r.box == nil {
 		r.box = NewMemoryOutbox()

@@ -53,8 +53,7 @@ const MaxRUA = 8
 // default.
 type SenderOptions struct {
 	// Resolver looks up the TLSRPT record of a report's policy domain
-	// for Send (RFC 8460 3). SendRecord, which is given the record, does
-	// not use it. In production: &adns.Resolver{}.
+	// (RFC 8460 3). Required. In production: &adns.Resolver{}.
 	Resolver mtasts.Resolver
 
 	// Submit hands a report message (RFC 8460 5.3) to the MTA, for
@@ -223,11 +222,28 @@ type Delivery struct {
 
 // Send delivers report to the rua URIs of the TLSRPT record of its policy
 // domain, which it looks up at _smtp._tls.<domain> with
-// SenderOptions.Resolver (RFC 8460 3); see SendRecord.
+// SenderOptions.Resolver (RFC 8460 3).
 //
-// Without a record, the domain does not implement TLSRPT, and nothing is
-// sent: the error then wraps ErrNoRecord, ErrMultipleRecords,
-// ErrRecordSyntax or ErrDNS, as LookupRecord's does.
+// It delivers to every rua URI of the record that has a supported scheme,
+// mailto or https (RFC 8460 3: "the reporter MAY attempt to deliver to
+// each of the supported rua destinations"), at most 8, each once however
+// often it is listed: RFC 8460 7 warns of reports used to flood a target,
+// and the URIs beyond fail with ErrPermanent, untried. The URIs are
+// delivered to at the same time; each is retried as SenderOptions say
+// until it is delivered, it fails for good, the retry window closes or ctx
+// ends. The same bytes, with the same report-id, go to each URI on each
+// attempt.
+//
+// It returns a Delivery per URI, in the record's order, and nil when one of
+// them took the report; else an error wrapping ErrNotDelivered and the
+// deliveries' errors.
+//
+// Nothing is sent, and no Delivery returned, when report is not valid (the
+// error wraps ErrInvalidReport, a *ReportError naming the JSON path, or
+// ErrTooLarge; see Report.Validate), or when its domain has no usable
+// TLSRPT record, so does not implement TLSRPT: the error then wraps
+// ErrNoRecord, ErrMultipleRecords, ErrRecordSyntax or ErrDNS, as
+// LookupRecord's does.
 func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
 	return s.resume(ctx, report, nil, nil)
 }
@@ -275,19 +291,9 @@ func (s *Sender) send(ctx context.Context, report *Report, done []string, delive
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
-// SendRecord delivers report, built with BuildPayload, to every rua URI of
-// record that has a supported scheme (RFC 8460 3: "the reporter MAY attempt
-// to deliver to each of the supported rua destinations"), at most MaxRUA,
-// each once however often it is listed. The URIs are delivered to at the
-// same time; each is retried as SenderOptions say until it is delivered, it
-// fails for good, the retry window closes or ctx ends. The same bytes, with
-// the same report-id, go to each URI on each attempt.
-//
-// It returns a Delivery per URI, in the record's order, and nil when one of
-// them took the report; else an error wrapping ErrNotDelivered and the
-// deliveries' errors. An invalid report is not sent: the error is then
-// BuildPayload's, with no deliveries.
-func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record) ([]Delivery, error) {
+// sendRecord is Send with record, its policy domain's TLSRPT record, looked
+// up already.
+func (s *Sender) sendRecord(ctx context.Context, report *Report, record *Record) ([]Delivery, error) {
 	p, err := s.build(report)
 	if err != nil {
 		return nil, err

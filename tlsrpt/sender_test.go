@@ -160,7 +160,7 @@ func TestSendHTTPSRetry(t *testing.T) {
 	}
 	report := appendixB(t)
 	uri := c.srv.URL + "/v1/tlsrpt"
-	deliveries, err := s.SendRecord(t.Context(), report, record(uri))
+	deliveries, err := s.SendRecordForTest(t.Context(), report, record(uri))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestSendHTTPSRedirectRefused(t *testing.T) {
 				http.Redirect(w, r, "/elsewhere", code)
 			})
 			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), Backoff: 1})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL+"/tlsrpt"))
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL+"/tlsrpt"))
 			if !errors.Is(err, tlsrpt.ErrNotDelivered) {
 				t.Errorf("SendRecord: %v, want ErrNotDelivered", err)
 			}
@@ -270,7 +270,7 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { tc.answer(w) })
 			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), RetryWindow: -1})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL))
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL))
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("SendRecord: %v", err)
@@ -296,7 +296,7 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 func TestSendHTTPSLoopbackRefused(t *testing.T) {
 	c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(nil), Backoff: 1})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL))
 	if !errors.Is(err, tlsrpt.ErrNotDelivered) || !errors.Is(err, mtasts.ErrAddressRefused) {
 		t.Errorf("SendRecord: %v, want ErrNotDelivered and mtasts.ErrAddressRefused", err)
 	}
@@ -309,7 +309,7 @@ func TestSendHTTPSLoopbackRefused(t *testing.T) {
 
 	// The default transport is the guarded one too.
 	s = newSender(t, tlsrpt.SenderOptions{})
-	if _, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL)); !errors.Is(err, mtasts.ErrAddressRefused) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL)); !errors.Is(err, mtasts.ErrAddressRefused) {
 		t.Errorf("with the default transport: %v, want mtasts.ErrAddressRefused", err)
 	}
 }
@@ -350,7 +350,7 @@ func TestSendInvalidReport(t *testing.T) {
 	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback)})
 	r := appendixB(t)
 	r.ContactInfo = "not an address"
-	_, err := s.SendRecord(t.Context(), r, record(c.srv.URL))
+	_, err := s.SendRecordForTest(t.Context(), r, record(c.srv.URL))
 	var rerr *tlsrpt.ReportError
 	if !errors.As(err, &rerr) || rerr.Path != "contact-info" {
 		t.Errorf("SendRecord: %v, want a *ReportError at contact-info", err)
@@ -410,7 +410,7 @@ func TestSendRUALimit(t *testing.T) {
 	for i := range tlsrpt.MaxRUA + 2 {
 		uris = append(uris, "https://r"+strconv.Itoa(i)+".example/")
 	}
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(uris...))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(uris...))
 	if err != nil || len(deliveries) != len(uris) {
 		t.Fatalf("SendRecord: %d deliveries, %v", len(deliveries), err)
 	}
@@ -424,10 +424,10 @@ func TestSendRUALimit(t *testing.T) {
 		t.Errorf("%d POSTs, want %d", n, tlsrpt.MaxRUA)
 	}
 
-	if _, err := s.SendRecord(t.Context(), appendixB(t), nil); !errors.Is(err, tlsrpt.ErrNoRecord) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), nil); !errors.Is(err, tlsrpt.ErrNoRecord) {
 		t.Errorf("SendRecord without a record: %v, want ErrNoRecord", err)
 	}
-	if _, err := s.SendRecord(t.Context(), appendixB(t), record("http://r.example/", "ftp://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), record("http://r.example/", "ftp://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
 		t.Errorf("SendRecord with no supported URI: %v, want ErrNotDelivered", err)
 	}
 }
