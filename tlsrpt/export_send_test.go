@@ -27,3 +27,13 @@ func WithTestRand(opts ReporterOptions, rand func(n time.Duration) time.Duration
 	opts.rand = rand
 	return opts
 }
+
+// The steps a Sender takes, for tests of each.
+var (
+	BuildPayload   = buildPayload
+	ComposeMessage = composeMessage
+	NewReportID    = newReportID
+)
+
+// MaxRUA is the most rua URIs of one record that a Sender delivers to.
+const MaxRUA = maxRUA

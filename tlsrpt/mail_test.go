@@ -182,9 +182,6 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 	if got := h["Tls-Required"]; len(got) != 1 || got[0] != "No" {
 		t.Errorf("TLS-Required %q, want one field \"No\" (RFC 8689)", got)
 	}
-	if !tlsrpt.IsReportMessage(h) {
-		t.Error("IsReportMessage(header) = false")
-	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil || mt != "multipart/report" || params["report-type"] != "tlsrpt" {
 		t.Fatalf("Content-Type %q (%v), want multipart/report; report-type=\"tlsrpt\"", h.Get("Content-Type"), err)
@@ -344,35 +341,8 @@ func TestSendMailtoHostileURI(t *testing.T) {
 	}
 }
 
-// IsReportMessage wants both header fields and the media type.
-func TestIsReportMessage(t *testing.T) {
-	base := mail.Header{
-		"Tls-Report-Domain":    {"example.net"},
-		"Tls-Report-Submitter": {"mail.sender.example.com"},
-		"Content-Type":         {`multipart/report; report-type="tlsrpt"; boundary="b"`},
-	}
-	if !tlsrpt.IsReportMessage(base) {
-		t.Error("IsReportMessage of a report's header = false")
-	}
-	for _, drop := range []string{"Tls-Report-Domain", "Tls-Report-Submitter", "Content-Type"} {
-		h := mail.Header{}
-		for k, v := range base {
-			if k != drop {
-				h[k] = v
-			}
-		}
-		if tlsrpt.IsReportMessage(h) {
-			t.Errorf("IsReportMessage without %s = true", drop)
-		}
-	}
-	h := mail.Header{}
-	for k, v := range base {
-		h[k] = v
-	}
-	h["Content-Type"] = []string{`multipart/report; report-type="delivery-status"; boundary="b"`}
-	if tlsrpt.IsReportMessage(h) {
-		t.Error("IsReportMessage of a delivery status notification = true")
-	}
+// A context that no Sender made carries no mark of a report's submission.
+func TestIsReportSubmissionUnmarked(t *testing.T) {
 	if tlsrpt.IsReportSubmission(context.Background()) {
 		t.Error("IsReportSubmission(context.Background()) = true")
 	}

@@ -49,16 +49,16 @@ func (r Record) String() string {
 func (r *Record) SupportedRUA() []string {
 	var l []string
 	for _, u := range r.RUA {
-		if IsSupportedURI(u) {
+		if isSupportedURI(u) {
 			l = append(l, u)
 		}
 	}
 	return l
 }
 
-// IsSupportedURI reports whether uri, a rua URI, has one of the schemes RFC
+// isSupportedURI reports whether uri, a rua URI, has one of the schemes RFC
 // 8460 3 supports: "mailto" or "https", in any case (RFC 3986 3.1).
-func IsSupportedURI(uri string) bool {
+func isSupportedURI(uri string) bool {
 	scheme, _, ok := strings.Cut(uri, ":")
 	return ok && (strings.EqualFold(scheme, "mailto") || strings.EqualFold(scheme, "https"))
 }

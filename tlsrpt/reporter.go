@@ -52,7 +52,7 @@ type ReporterOptions struct {
 
 	// Info says who sends the reports: organization-name and
 	// contact-info (RFC 8460 4.4). Info.ReportID defaults to
-	// NewReportID, a random id per report.
+	// a random id per report: 26 lower-case letters and digits.
 	Info ReportInfo
 
 	// MaxDelay bounds the random delay after a day closes (see
@@ -190,7 +190,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		r.rand = func(n time.Duration) time.Duration { return rand.N(n) }
 	}
 	if r.opts.Info.ReportID == nil {
-		r.opts.Info.ReportID = func(time.Time, string) string { return NewReportID() }
+		r.opts.Info.ReportID = func(time.Time, string) string { return newReportID() }
 	}
 	if r.opts.MaxDelay == 0 {
 		r.opts.MaxDelay = 4 * time.Hour

@@ -40,14 +40,14 @@ var (
 
 // Transports of RFC 8460 5, as Delivery.Transport and the metrics name them.
 const (
-	TransportHTTPS  = "https"
-	TransportMailto = "mailto"
+	transportHTTPS  = "https"
+	transportMailto = "mailto"
 )
 
-// MaxRUA is the most rua URIs of one record that a Sender delivers a report
+// maxRUA is the most rua URIs of one record that a Sender delivers a report
 // to; the rest are skipped. RFC 8460 3 lets a domain list several, and 7
 // warns of reports used to flood a target; a handful is plenty.
-const MaxRUA = 8
+const maxRUA = 8
 
 // SenderOptions configure a Sender. The zero value of each field means its
 // default.
@@ -202,7 +202,8 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 type Delivery struct {
 	// URI is the rua URI, as the record has it.
 	URI string
-	// Transport is TransportHTTPS or TransportMailto.
+	// Transport is "https" or "mailto", the URI's scheme in lower case,
+	// as the metrics label it.
 	Transport string
 	// Attempts counts the POSTs or calls of Submit made; 0 when the URI
 	// was not tried, or when, with a nil Err, it took the report before a
@@ -306,8 +307,8 @@ func (s *Sender) sendRecord(ctx context.Context, report *Report, record *Record)
 }
 
 // build makes the payload of report, counting it.
-func (s *Sender) build(report *Report) (*Payload, error) {
-	p, err := BuildPayload(report)
+func (s *Sender) build(report *Report) (*payload, error) {
+	p, err := buildPayload(report)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: building the report: %w", err)
 	}
@@ -318,7 +319,7 @@ func (s *Sender) build(report *Report) (*Payload, error) {
 // deliver delivers p to the supported rua URIs of record, but for those in
 // done, which count as delivered without an attempt. It calls delivered,
 // when not nil, with each URI that takes p, from the URI's goroutine.
-func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done []string, delivered func(uri string), mode sendMode) []Delivery {
+func (s *Sender) deliver(ctx context.Context, p *payload, record *Record, done []string, delivered func(uri string), mode sendMode) []Delivery {
 	var uris []string
 	for _, u := range record.SupportedRUA() {
 		if !slices.Contains(uris, u) {
@@ -334,13 +335,13 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 	// one message, several RCPT TO).
 	var group []*Delivery
 	var groupTo []string
-	tried := 0 // URIs tried or done, for MaxRUA
+	tried := 0 // URIs tried or done, for maxRUA
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
-		d.Transport = TransportHTTPS
+		d.Transport = transportHTTPS
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
-			d.Transport = TransportMailto
+			d.Transport = transportMailto
 		}
 		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
@@ -349,26 +350,26 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		}
 		var to string
 		var err error
-		if d.Transport == TransportMailto {
+		if d.Transport == transportMailto {
 			to, err = s.mailAddress(uri)
 		}
 		if why := s.leftOut(ctx, d, to, err); why != "" {
 			s.skip(ctx, p, d, why)
 			continue
 		}
-		if tried >= MaxRUA {
-			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
+		if tried >= maxRUA {
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, maxRUA, quoted.String(uri))
 			continue
 		}
 		tried++
 		switch d.Transport {
-		case TransportHTTPS:
+		case transportHTTPS:
 			if d.Err = checkHTTPSURI(uri); d.Err != nil {
 				s.finish(ctx, p, d, mode)
 				continue
 			}
 			run([]*Delivery{d}, func(ctx context.Context) error { return postReport(ctx, s.client, uri, p) })
-		case TransportMailto:
+		case transportMailto:
 			switch {
 			case err != nil:
 				d.Err = err
@@ -391,12 +392,12 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 // mail delivers p by one message to the addresses to, those of the mailto
 // URIs of ds, with run; the message is composed once, so that every
 // attempt submits the same one.
-func (s *Sender) mail(ctx context.Context, p *Payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
+func (s *Sender) mail(ctx context.Context, p *payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
 	from := s.opts.From
 	if from == "" {
 		from = p.Report.ContactInfo
 	}
-	msg, err := ComposeMessage(p, from, to, time.Now())
+	msg, err := composeMessage(p, from, to, time.Now())
 	if err != nil {
 		for _, d := range ds {
 			d.Err = fmt.Errorf("%w: %w", ErrPermanent, err)
@@ -418,7 +419,7 @@ func (s *Sender) mailAddress(uri string) (string, error) {
 
 // outcomeOf returns nil when one of deliveries succeeded, else an error
 // wrapping ErrNotDelivered.
-func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
+func (s *Sender) outcomeOf(p *payload, deliveries []Delivery) error {
 	var errs []error
 	for _, d := range deliveries {
 		if d.Err == nil {
@@ -435,7 +436,7 @@ func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
 // run makes the attempts of delivering p to the URIs of ds, one message or
 // POST for them all, filling in each, and calls delivered, when not nil,
 // with each URI that takes p.
-func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
+func (s *Sender) run(ctx context.Context, p *payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
 	n, err := s.retry(ctx, ds[0], attempt, mode.once)
 	for _, d := range ds {
 		d.Attempts, d.Err = n, err
@@ -450,9 +451,9 @@ func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt fu
 // mailto URI, is to (or err), or "" when they do not.
 func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error) string {
 	switch {
-	case d.Transport == TransportHTTPS && s.opts.NoHTTPS:
+	case d.Transport == transportHTTPS && s.opts.NoHTTPS:
 		return "https rua URIs are left out (SenderOptions.NoHTTPS)"
-	case d.Transport == TransportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
+	case d.Transport == transportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
 		return quoted.String(to) + " is suppressed (SenderOptions.Suppress)"
 	}
 	return ""
@@ -460,14 +461,14 @@ func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error)
 
 // skip marks d skipped by the MTA's choice, for the reason why, and
 // counts it.
-func (s *Sender) skip(ctx context.Context, p *Payload, d *Delivery, why string) {
+func (s *Sender) skip(ctx context.Context, p *payload, d *Delivery, why string) {
 	d.Skipped = true
 	d.Err = fmt.Errorf("%w: %s skipped: %s", ErrPermanent, quoted.String(d.URI), why)
 	s.finish(ctx, p, d, sendMode{})
 }
 
 // finish counts and logs the outcome of d.
-func (s *Sender) finish(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
+func (s *Sender) finish(ctx context.Context, p *payload, d *Delivery, mode sendMode) {
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
@@ -566,7 +567,7 @@ func newSenderMetrics() *senderMetrics {
 			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
 		}, []string{"transport"}),
 	}
-	for _, t := range []string{TransportHTTPS, TransportMailto} {
+	for _, t := range []string{transportHTTPS, transportMailto} {
 		m.sent.WithLabelValues(t)
 		m.failed.WithLabelValues(t)
 		m.skipped.WithLabelValues(t)
