@@ -253,7 +253,7 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 // Submit is retried with the same message.
 func TestSendMailtoFromAndRetry(t *testing.T) {
 	m := &mta{fail: 1}
-	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, From: "TLS reports <tlsrpt@mail.company-x.example>", Backoff: 1})
+	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, From: "TLS reports <tlsrpt@mail.company-x.example>", FirstRetry: 1})
 	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example"))
 	if err != nil || deliveries[0].Attempts != 2 {
 		t.Fatalf("SendRecord: %+v, %v; want delivered in 2 attempts", deliveries, err)

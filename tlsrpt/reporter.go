@@ -30,10 +30,11 @@ type ReporterOptions struct {
 	// The Reporter delivers a report in rounds: one attempt per rua URI
 	// not yet delivered to, each bounded by SenderOptions.AttemptTimeout.
 	// A round that leaves a URI to retry leaves the report pending, and a
-	// later pass makes the next round, after the Sender's Backoff,
-	// doubling up to MaxBackoff, for up to RetryWindow after the first
-	// round (RFC 8460 5.5): a report waiting for its retry holds no
-	// goroutine, nor one of MaxDeliveries.
+	// later pass makes the next round, after the Sender's FirstRetry,
+	// doubling up to its MaxRetryDelay, for up to its RetryWindow after
+	// the first round (RFC 8460 5.5): a report waiting for its retry
+	// holds no goroutine, nor one of MaxDeliveries. The Sender's options
+	// set the retries of a delivery; the Reporter has none of its own.
 	Sender *Sender
 
 	// MaxDeliveries is the most reports delivered at once: each builds
@@ -71,9 +72,11 @@ type ReporterOptions struct {
 	// reports pending in the outbox, such as one whose TLSRPT record
 	// could not be looked up, and takes again a day left behind (taking
 	// it, putting its reports in the outbox or releasing it failed, or
-	// another member of a fleet held it). Default 5 minutes. An outbox
-	// shared by a fleet renews its lease on a report at each pass, so
-	// its lease must be longer.
+	// another member of a fleet held it). Default 5 minutes. It retries
+	// the Reporter's own steps; a delivery's next round waits for the
+	// Sender's FirstRetry instead (see Sender), in a pass made for it.
+	// An outbox shared by a fleet renews its lease on a report at each
+	// pass, so its lease must be longer.
 	RetryInterval time.Duration
 
 	// Logger receives an Info record per pass that took reports, Warn
@@ -578,7 +581,7 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		r.mu.Lock()
 		st.next = time.Now().Add(st.wait)
 		retryIn := st.wait
-		st.wait = min(2*st.wait, r.sender.opts.MaxBackoff)
+		st.wait = min(2*st.wait, r.sender.opts.MaxRetryDelay)
 		r.mu.Unlock()
 		select {
 		case r.wake <- struct{}{}:
@@ -675,7 +678,7 @@ func (r *Reporter) round(key string) (st *retryState, last bool) {
 	now := time.Now()
 	st = r.retries[key]
 	if st == nil {
-		st = &retryState{first: now, wait: r.sender.opts.Backoff}
+		st = &retryState{first: now, wait: r.sender.opts.FirstRetry}
 		r.retries[key] = st
 	}
 	window := r.sender.opts.RetryWindow

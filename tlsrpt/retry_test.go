@@ -95,7 +95,7 @@ func TestSendRetrySlowCollector(t *testing.T) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
 		}}
-		s := newSender(t, tlsrpt.SenderOptions{Transport: tr, AttemptTimeout: time.Minute, Backoff: time.Minute, RetryWindow: 10 * time.Minute})
+		s := newSender(t, tlsrpt.SenderOptions{Transport: tr, AttemptTimeout: time.Minute, FirstRetry: time.Minute, RetryWindow: 10 * time.Minute})
 		start := time.Now()
 		deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("https://reports.company-y.example/tlsrpt"))
 		if err == nil || !errors.Is(deliveries[0].Err, context.DeadlineExceeded) {

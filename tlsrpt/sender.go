@@ -134,17 +134,24 @@ type SenderOptions struct {
 	// call of Submit. Default 1 minute.
 	AttemptTimeout time.Duration
 
-	// Backoff is the wait before the first retry; each further wait is
-	// twice the one before, up to MaxBackoff. Defaults 1 minute and 4
-	// hours. RFC 8460 5.5: "If multiple retries are attempted, ideally
-	// they SHOULD be done with exponential backoff."
-	Backoff    time.Duration
-	MaxBackoff time.Duration
+	// FirstRetry is the wait before the first retry of a failed
+	// attempt; each further wait is twice the one before, up to
+	// MaxRetryDelay. Defaults 1 minute and 4 hours. RFC 8460 5.5: "If
+	// multiple retries are attempted, ideally they SHOULD be done with
+	// exponential backoff." (The cache's Options.Backoff is another
+	// thing: a fixed wait after a failed fetch.)
+	FirstRetry    time.Duration
+	MaxRetryDelay time.Duration
 
 	// RetryWindow is how long after the first attempt retries may begin.
 	// Default 24 hours: RFC 8460 5.5, "a sender SHOULD attempt redelivery
 	// for up to 24 hours after the initial attempt". A negative window
 	// means no retries.
+	//
+	// AttemptTimeout, FirstRetry, MaxRetryDelay and RetryWindow set the
+	// retries of Send, and those of a Reporter that delivers with this
+	// Sender, which makes them in rounds of its passes
+	// (ReporterOptions.Sender).
 	RetryWindow time.Duration
 
 	// Logger receives an Info record per report delivered to a rua URI,
@@ -174,11 +181,11 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	if opts.AttemptTimeout == 0 {
 		opts.AttemptTimeout = time.Minute
 	}
-	if opts.Backoff == 0 {
-		opts.Backoff = time.Minute
+	if opts.FirstRetry == 0 {
+		opts.FirstRetry = time.Minute
 	}
-	if opts.MaxBackoff == 0 {
-		opts.MaxBackoff = 4 * time.Hour
+	if opts.MaxRetryDelay == 0 {
+		opts.MaxRetryDelay = 4 * time.Hour
 	}
 	if opts.RetryWindow == 0 {
 		opts.RetryWindow = 24 * time.Hour
@@ -502,7 +509,7 @@ func retryable(err error) bool {
 // last error.
 func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Context) error, once bool) (int, error) {
 	start := time.Now()
-	wait := s.opts.Backoff
+	wait := s.opts.FirstRetry
 	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, s.opts.AttemptTimeout)
 		err := attempt(actx)
@@ -530,7 +537,7 @@ func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Co
 			return n, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
 		case <-t.C:
 		}
-		wait = min(2*wait, s.opts.MaxBackoff)
+		wait = min(2*wait, s.opts.MaxRetryDelay)
 	}
 }
 

@@ -151,8 +151,8 @@ func TestSendHTTPSRetry(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	})
 	s := newSender(t, tlsrpt.SenderOptions{
-		Transport: c.transport(mtasts.AllowLoopback),
-		Backoff:   1, // a nanosecond: the timing is TestSendRetryBackoff's
+		Transport:  c.transport(mtasts.AllowLoopback),
+		FirstRetry: 1, // a nanosecond: the timing is TestSendRetryBackoff's
 	})
 	reg := prometheus.NewPedanticRegistry()
 	if err := s.RegisterMetrics(reg); err != nil {
@@ -220,7 +220,7 @@ func TestSendHTTPSRedirectRefused(t *testing.T) {
 				}
 				http.Redirect(w, r, "/elsewhere", code)
 			})
-			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), Backoff: 1})
+			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), FirstRetry: 1})
 			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL+"/tlsrpt"))
 			if !errors.Is(err, tlsrpt.ErrNotDelivered) {
 				t.Errorf("SendRecord: %v, want ErrNotDelivered", err)
@@ -295,7 +295,7 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 // refuses to post to loopback, and the failure is not retried.
 func TestSendHTTPSLoopbackRefused(t *testing.T) {
 	c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(nil), Backoff: 1})
+	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(nil), FirstRetry: 1})
 	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL))
 	if !errors.Is(err, tlsrpt.ErrNotDelivered) || !errors.Is(err, mtasts.ErrAddressRefused) {
 		t.Errorf("SendRecord: %v, want ErrNotDelivered and mtasts.ErrAddressRefused", err)

@@ -32,7 +32,7 @@ func TestSendMailtoOneMessage(t *testing.T) {
 	wantTo := []string{"a@company-y.example", "b@company-y.example", "c@company-z.example"}
 
 	m := &mta{fail: 1}
-	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: true, Backoff: 1})
+	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: true, FirstRetry: 1})
 	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), rec)
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
