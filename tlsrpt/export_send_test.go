@@ -37,3 +37,6 @@ var (
 
 // MaxRUA is the most rua URIs of one record that a Sender delivers to.
 const MaxRUA = maxRUA
+
+// TransportForTest returns how d went: "https" or "mailto".
+func (d Delivery) TransportForTest() string { return d.transport }

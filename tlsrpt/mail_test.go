@@ -67,7 +67,7 @@ func TestSendMailto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
-	if len(deliveries) != 1 || deliveries[0].Transport != "mailto" || deliveries[0].Attempts != 1 {
+	if len(deliveries) != 1 || deliveries[0].TransportForTest() != "mailto" || deliveries[0].Attempts != 1 {
 		t.Errorf("deliveries %+v, want one mailto delivery in 1 attempt", deliveries)
 	}
 	got := m.messages()

@@ -38,7 +38,7 @@ var (
 	ErrNotDelivered = errors.New("tlsrpt: report not delivered")
 )
 
-// Transports of RFC 8460 5, as Delivery.Transport and the metrics name them.
+// Transports of RFC 8460 5, as the metrics name them.
 const (
 	transportHTTPS  = "https"
 	transportMailto = "mailto"
@@ -207,11 +207,9 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 
 // Delivery is the outcome of delivering a report to one rua URI.
 type Delivery struct {
-	// URI is the rua URI, as the record has it.
+	// URI is the rua URI, as the record has it. Its scheme, https or
+	// mailto, says how the report went.
 	URI string
-	// Transport is "https" or "mailto", the URI's scheme in lower case,
-	// as the metrics label it.
-	Transport string
 	// Attempts counts the POSTs or calls of Submit made; 0 when the URI
 	// was not tried, or when, with a nil Err, it took the report before a
 	// restart (a Reporter resuming a delivery).
@@ -226,6 +224,8 @@ type Delivery struct {
 	// (SenderOptions.NoHTTPS), rather than failed: Err then says why,
 	// wrapping ErrPermanent, and Attempts is 0.
 	Skipped bool
+
+	transport string // transportHTTPS or transportMailto
 }
 
 // Send delivers report to the rua URIs of the TLSRPT record of its policy
@@ -346,9 +346,9 @@ func (s *Sender) deliver(ctx context.Context, p *payload, record *Record, done [
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
-		d.Transport = transportHTTPS
+		d.transport = transportHTTPS
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
-			d.Transport = transportMailto
+			d.transport = transportMailto
 		}
 		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
@@ -357,7 +357,7 @@ func (s *Sender) deliver(ctx context.Context, p *payload, record *Record, done [
 		}
 		var to string
 		var err error
-		if d.Transport == transportMailto {
+		if d.transport == transportMailto {
 			to, err = s.mailAddress(uri)
 		}
 		if why := s.leftOut(ctx, d, to, err); why != "" {
@@ -369,7 +369,7 @@ func (s *Sender) deliver(ctx context.Context, p *payload, record *Record, done [
 			continue
 		}
 		tried++
-		switch d.Transport {
+		switch d.transport {
 		case transportHTTPS:
 			if d.Err = checkHTTPSURI(uri); d.Err != nil {
 				s.finish(ctx, p, d, mode)
@@ -458,9 +458,9 @@ func (s *Sender) run(ctx context.Context, p *payload, ds []*Delivery, attempt fu
 // mailto URI, is to (or err), or "" when they do not.
 func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error) string {
 	switch {
-	case d.Transport == transportHTTPS && s.opts.NoHTTPS:
+	case d.transport == transportHTTPS && s.opts.NoHTTPS:
 		return "https rua URIs are left out (SenderOptions.NoHTTPS)"
-	case d.Transport == transportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
+	case d.transport == transportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
 		return quoted.String(to) + " is suppressed (SenderOptions.Suppress)"
 	}
 	return ""
@@ -480,20 +480,20 @@ func (s *Sender) finish(ctx context.Context, p *payload, d *Delivery, mode sendM
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
 	case d.Skipped:
-		s.metrics.skipped.WithLabelValues(d.Transport).Inc()
+		s.metrics.skipped.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: rua uri skipped", slog.Any("err", d.Err))
 		return
 	case d.Err == nil:
-		s.metrics.sent.WithLabelValues(d.Transport).Inc()
+		s.metrics.sent.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
 		return
 	case mode.once && !mode.last && retryable(d.Err) && ctx.Err() == nil:
 		// RFC 8460 5.5: the caller tries again in a later round.
-		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		s.metrics.retries.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry", slog.Any("err", d.Err))
 		return
 	}
-	s.metrics.failed.WithLabelValues(d.Transport).Inc()
+	s.metrics.failed.WithLabelValues(d.transport).Inc()
 	log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered", slog.Any("err", d.Err))
 }
 
@@ -529,7 +529,7 @@ func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Co
 		}
 		s.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry",
 			slog.String("uri", d.URI), slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", err))
-		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		s.metrics.retries.WithLabelValues(d.transport).Inc()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -104,7 +104,7 @@ func (c *collector) transport(allow func(netip.Addr) bool) *http.Transport {
 }
 
 func record(uris ...string) *tlsrpt.Record {
-	return &tlsrpt.Record{Version: "TLSRPTv1", RUA: uris}
+	return &tlsrpt.Record{RUA: uris}
 }
 
 func newSender(t *testing.T, opts tlsrpt.SenderOptions) *tlsrpt.Sender {
@@ -164,9 +164,9 @@ func TestSendHTTPSRetry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
-	want := []tlsrpt.Delivery{{URI: uri, Transport: "https", Attempts: 2}}
-	if !slices.Equal(deliveries, want) {
-		t.Errorf("deliveries %+v, want %+v", deliveries, want)
+	want := []tlsrpt.Delivery{{URI: uri, Attempts: 2}}
+	if len(deliveries) != 1 || deliveries[0].TransportForTest() != "https" || deliveries[0].URI != uri || deliveries[0].Attempts != 2 || deliveries[0].Err != nil || deliveries[0].Skipped {
+		t.Errorf("deliveries %+v, want %+v, by https", deliveries, want)
 	}
 
 	posts := c.received()

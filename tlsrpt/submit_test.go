@@ -42,7 +42,7 @@ func TestSendMailtoOneMessage(t *testing.T) {
 	}
 	for _, d := range deliveries {
 		wantAttempts := 2 // the message, failed once
-		if d.Transport == "https" {
+		if d.TransportForTest() == "https" {
 			wantAttempts = 1
 		}
 		if d.Err != nil || d.Attempts != wantAttempts {
@@ -300,9 +300,9 @@ func TestSendNoHTTPS(t *testing.T) {
 	}
 	for i, d := range deliveries {
 		switch {
-		case d.Transport == "mailto" && (d.Err != nil || d.Attempts != 1):
+		case d.TransportForTest() == "mailto" && (d.Err != nil || d.Attempts != 1):
 			t.Errorf("delivery %d: %+v, want mailed", i, d)
-		case d.Transport == "https" && (!d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)):
+		case d.TransportForTest() == "https" && (!d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)):
 			t.Errorf("delivery %d: %+v, want skipped", i, d)
 		}
 	}
