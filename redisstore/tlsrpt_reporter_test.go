@@ -80,13 +80,13 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 	for i, rec := range recs {
 		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{
 			Recorder: rec,
-			Send: func(_ context.Context, r *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+			Sender: mailSender(t, func(_ context.Context, r *tlsrpt.Report) error {
 				mu.Lock()
 				reports = append(reports, sent{i, *r})
 				mu.Unlock()
 				sends <- struct{}{}
-				return nil, nil
-			},
+				return nil
+			}),
 			Outbox:   passOutbox{tlsrpt.NewMemoryOutbox(), passes},
 			Info:     tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"},
 			MaxDelay: -1, // at once
@@ -191,12 +191,12 @@ func TestTLSRPTReporterStalePending(t *testing.T) {
 		var sends atomic.Int32
 		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{
 			Recorder: rec,
-			Send: func(context.Context, *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+			Sender: mailSender(t, func(context.Context, *tlsrpt.Report) error {
 				if sends.Add(1) == 1 {
 					<-stale.read // the next pass reads the outbox meanwhile
 				}
-				return nil, nil
-			},
+				return nil
+			}),
 			Outbox:   stale,
 			Info:     tlsrpt.ReportInfo{OrganizationName: "MTA", ContactInfo: "tlsrpt@mta.example"},
 			MaxDelay: -1,

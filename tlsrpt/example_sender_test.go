@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -81,9 +82,10 @@ func ExampleSender() {
 		log.Fatal(err)
 	}
 	for _, d := range deliveries {
-		fmt.Printf("sender: %s delivered in %d attempt(s): %v\n", d.Transport, d.Attempts, d.Err == nil)
+		uri := strings.Replace(d.URI, collector.URL, "https://collector", 1)
+		fmt.Printf("sender: %s delivered in %d attempt(s): %v\n", uri, d.Attempts, d.Err == nil)
 	}
 	// Output:
 	// collector: POST application/tlsrpt+gzip, report 20250601example from Sender Org
-	// sender: https delivered in 1 attempt(s): true
+	// sender: https://collector/tlsrpt delivered in 1 attempt(s): true
 }

@@ -57,7 +57,7 @@ func newHTTPClient(transport http.RoundTripper) *http.Client {
 //
 // Answers that a retry will not change, a redirect and 4xx other than 408,
 // 425 and 429, and a refused address, give errors wrapping ErrPermanent.
-func postReport(ctx context.Context, client *http.Client, uri string, p *Payload) error {
+func postReport(ctx context.Context, client *http.Client, uri string, p *payload) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, bytes.NewReader(p.Gzip))
 	if err != nil {
 		return fmt.Errorf("%w: https URI %s: %w", ErrPermanent, quoted.String(uri), quoted.Cause(err))

@@ -10,9 +10,9 @@ import (
 	"github.com/mtasts-go/mtasts"
 )
 
-// RecordName returns the DNS name of the TLSRPT record of domain,
+// recordName returns the DNS name of the TLSRPT record of domain,
 // "_smtp._tls.<domain>." in A-labels, with the trailing dot (RFC 8460 3).
-func RecordName(domain mtasts.Domain) string {
+func recordName(domain mtasts.Domain) string {
 	return "_smtp._tls." + domain.ASCII + "."
 }
 
@@ -38,7 +38,7 @@ func LookupRecord(ctx context.Context, resolver mtasts.Resolver, domain mtasts.D
 	if resolver == nil {
 		return nil, "", fmt.Errorf("%w: no resolver", ErrDNS)
 	}
-	name := RecordName(domain)
+	name := recordName(domain)
 	txts, _, err := resolver.LookupTXT(ctx, name)
 	if err != nil {
 		if isNotFound(err) {

@@ -99,8 +99,8 @@ func TestLookupRecordCanceled(t *testing.T) {
 
 func TestRecordName(t *testing.T) {
 	d, _ := mtasts.ParseDomain("Bücher.Example.")
-	if got, want := RecordName(d), "_smtp._tls.xn--bcher-kva.example."; got != want {
-		t.Errorf("RecordName = %q, want %q", got, want)
+	if got, want := recordName(d), "_smtp._tls.xn--bcher-kva.example."; got != want {
+		t.Errorf("recordName = %q, want %q", got, want)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"mime"
 	"mime/quotedprintable"
 	"net/mail"
 	"net/url"
@@ -39,15 +38,14 @@ const (
 // is for, would never hear of it; and a report's own delivery, recorded,
 // would make a report of its own the next day, and so on.
 //
-// The MTA can tell a report in two ways. The context passed to
-// SenderOptions.Submit carries a mark (IsReportSubmission), set by this
-// package alone, which cannot be forged. And the message itself carries the
-// headers TLS-Report-Domain and TLS-Report-Submitter and the media type
-// multipart/report; report-type="tlsrpt" (IsReportMessage), which anyone can
-// write: trust them only on messages that came through Submit, e.g. by
-// storing the mark with the queued message when Submit queues it, and never
-// on mail that users or other hosts submit, who could otherwise keep their
-// own sessions out of the reports.
+// The MTA tells a report by the mark on the context passed to
+// SenderOptions.Submit (IsReportSubmission), set by this package alone,
+// which cannot be forged; it keeps the mark with the queued message. The
+// message itself carries the headers TLS-Report-Domain and
+// TLS-Report-Submitter and the media type multipart/report;
+// report-type="tlsrpt", which anyone can write: an MTA that trusted them on
+// mail that users or other hosts submit would let them keep their own
+// sessions out of the reports.
 //
 // The message also carries "TLS-Required: No" (RFC 8689 3), the standard
 // request of a message's sender that MTAs deliver it despite MTA-STS or
@@ -78,25 +76,6 @@ func withReportSubmission(ctx context.Context) context.Context {
 func IsReportSubmission(ctx context.Context) bool {
 	v, _ := ctx.Value(reportSubmissionKey{}).(bool)
 	return v
-}
-
-// IsReportMessage reports whether a message's header is that of a TLS
-// report as RFC 8460 5.3 sends it: the header fields TLS-Report-Domain and
-// TLS-Report-Submitter, and the media type multipart/report with
-// report-type "tlsrpt". The messages a Sender composes have them; reports
-// that other hosts send, and that an MTA relays, do too.
-//
-// A header can be written by anyone: an MTA that delivers messages so marked
-// without enforcing MTA-STS, as it must deliver reports (see
-// IsReportSubmission), trusts the mark only on messages it composed itself,
-// i.e. that came through SenderOptions.Submit. A textproto.MIMEHeader h is
-// passed as mail.Header(h).
-func IsReportMessage(h mail.Header) bool {
-	if h.Get(HeaderReportDomain) == "" || h.Get(HeaderReportSubmitter) == "" {
-		return false
-	}
-	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
-	return err == nil && mt == "multipart/report" && strings.EqualFold(params["report-type"], "tlsrpt")
 }
 
 // parseMailto returns the address of a mailto rua URI (RFC 8460 3, RFC
@@ -172,7 +151,7 @@ func parseFrom(from string) (*mail.Address, error) {
 	return a, nil
 }
 
-// A Message is a report message of RFC 8460 5.3, as ComposeMessage makes it
+// A Message is a report message of RFC 8460 5.3, as a Sender composes it
 // and SenderOptions.Submit takes it: the bytes, and the parts an MTA queues
 // the message by, so that it need not parse them back out of the header.
 type Message struct {
@@ -204,7 +183,7 @@ type Message struct {
 	Data []byte
 }
 
-// ComposeMessage returns the e-mail message of RFC 8460 5.3 that sends p to
+// composeMessage returns the e-mail message of RFC 8460 5.3 that sends p to
 // the addresses to, from the address from, dated date: the header fields
 // From, To, Date, Message-ID and the Subject of 5.3, TLS-Report-Domain and
 // TLS-Report-Submitter, Auto-Submitted (RFC 3834: no automatic replies),
@@ -225,7 +204,7 @@ type Message struct {
 //
 // It returns an error when from is not an ASCII e-mail address, when to is
 // empty, or when an address of to is not an addr-spec.
-func ComposeMessage(p *Payload, from string, to []string, date time.Time) (*Message, error) {
+func composeMessage(p *payload, from string, to []string, date time.Time) (*Message, error) {
 	fromAddr, err := parseFrom(from)
 	if err != nil {
 		return nil, err
@@ -331,7 +310,7 @@ func checkTo(addr string) (utf8Local bool, err error) {
 //	tlsrpt-subject = %s"Report" FWS %s"Domain:" FWS domain-name FWS
 //	                 %s"Submitter:" FWS domain-name FWS
 //	                 %s"Report-ID:" FWS "<" id-left "@" id-right ">" [CFWS]
-func reportSubject(p *Payload) string {
+func reportSubject(p *payload) string {
 	return "Report Domain: " + p.PolicyDomain.ASCII +
 		"\r\n Submitter: " + p.Submitter.ASCII +
 		"\r\n Report-ID: <" + subjectReportID(p.Report.ReportID, p.Submitter.ASCII) + ">"
@@ -347,7 +326,7 @@ const maxSubjectID = 128
 //
 //   - a report-id of that form, both sides dot-atom-text (RFC 5322 3.6.4),
 //     is used as it is;
-//   - a report-id that is dot-atom-text, as NewReportID's are, gets
+//   - a report-id that is dot-atom-text, as newReportID's are, gets
 //     "@" and the submitter domain;
 //   - any other report-id, or one longer than 128 bytes, is replaced by its
 //     unique-id (see uniqueID), with "@" and the submitter domain.
@@ -386,7 +365,7 @@ func isAtext(c byte) bool {
 }
 
 // reportText returns the human-readable part of a report message.
-func reportText(p *Payload) string {
+func reportText(p *payload) string {
 	r := p.Report
 	var ok, failed int64
 	for _, pr := range r.Policies {

@@ -63,11 +63,11 @@ func TestSendMailto(t *testing.T) {
 	m := &mta{}
 	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit})
 	report := appendixB(t)
-	deliveries, err := s.SendRecord(t.Context(), report, record("mailto:tlsrpt@company-y.example?subject=ignored"))
+	deliveries, err := s.SendRecordForTest(t.Context(), report, record("mailto:tlsrpt@company-y.example?subject=ignored"))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
-	if len(deliveries) != 1 || deliveries[0].Transport != "mailto" || deliveries[0].Attempts != 1 {
+	if len(deliveries) != 1 || deliveries[0].TransportForTest() != "mailto" || deliveries[0].Attempts != 1 {
 		t.Errorf("deliveries %+v, want one mailto delivery in 1 attempt", deliveries)
 	}
 	got := m.messages()
@@ -182,9 +182,6 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 	if got := h["Tls-Required"]; len(got) != 1 || got[0] != "No" {
 		t.Errorf("TLS-Required %q, want one field \"No\" (RFC 8689)", got)
 	}
-	if !tlsrpt.IsReportMessage(h) {
-		t.Error("IsReportMessage(header) = false")
-	}
 	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
 	if err != nil || mt != "multipart/report" || params["report-type"] != "tlsrpt" {
 		t.Fatalf("Content-Type %q (%v), want multipart/report; report-type=\"tlsrpt\"", h.Get("Content-Type"), err)
@@ -256,8 +253,8 @@ func checkReportMessage(t *testing.T, msg []byte, report *tlsrpt.Report, from, t
 // Submit is retried with the same message.
 func TestSendMailtoFromAndRetry(t *testing.T) {
 	m := &mta{fail: 1}
-	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, From: "TLS reports <tlsrpt@mail.company-x.example>", Backoff: 1})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example"))
+	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, From: "TLS reports <tlsrpt@mail.company-x.example>", FirstRetry: 1})
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example"))
 	if err != nil || deliveries[0].Attempts != 2 {
 		t.Fatalf("SendRecord: %+v, %v; want delivered in 2 attempts", deliveries, err)
 	}
@@ -286,7 +283,7 @@ func TestSendMailtoFromAndRetry(t *testing.T) {
 func TestSendMailtoWithoutSubmit(t *testing.T) {
 	c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback)})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example", c.srv.URL))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:tlsrpt@company-y.example", c.srv.URL))
 	if err != nil {
 		t.Fatalf("SendRecord: %v (one of two URIs took the report)", err)
 	}
@@ -319,7 +316,7 @@ func TestSendMailtoHostileURI(t *testing.T) {
 		t.Run(tc.uri, func(t *testing.T) {
 			m := &mta{}
 			s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(tc.uri))
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(tc.uri))
 			got := m.messages()
 			if tc.to != "" {
 				if err != nil || len(got) != 1 || got[0].to != tc.to {
@@ -344,35 +341,8 @@ func TestSendMailtoHostileURI(t *testing.T) {
 	}
 }
 
-// IsReportMessage wants both header fields and the media type.
-func TestIsReportMessage(t *testing.T) {
-	base := mail.Header{
-		"Tls-Report-Domain":    {"example.net"},
-		"Tls-Report-Submitter": {"mail.sender.example.com"},
-		"Content-Type":         {`multipart/report; report-type="tlsrpt"; boundary="b"`},
-	}
-	if !tlsrpt.IsReportMessage(base) {
-		t.Error("IsReportMessage of a report's header = false")
-	}
-	for _, drop := range []string{"Tls-Report-Domain", "Tls-Report-Submitter", "Content-Type"} {
-		h := mail.Header{}
-		for k, v := range base {
-			if k != drop {
-				h[k] = v
-			}
-		}
-		if tlsrpt.IsReportMessage(h) {
-			t.Errorf("IsReportMessage without %s = true", drop)
-		}
-	}
-	h := mail.Header{}
-	for k, v := range base {
-		h[k] = v
-	}
-	h["Content-Type"] = []string{`multipart/report; report-type="delivery-status"; boundary="b"`}
-	if tlsrpt.IsReportMessage(h) {
-		t.Error("IsReportMessage of a delivery status notification = true")
-	}
+// A context that no Sender made carries no mark of a report's submission.
+func TestIsReportSubmissionUnmarked(t *testing.T) {
 	if tlsrpt.IsReportSubmission(context.Background()) {
 		t.Error("IsReportSubmission(context.Background()) = true")
 	}

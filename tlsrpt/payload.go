@@ -18,11 +18,11 @@ import (
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
-// Payload is a report made ready to deliver, as RFC 8460 5 sends it: its
+// payload is a report made ready to deliver, as RFC 8460 5 sends it: its
 // JSON compressed with gzip, the file name of 5.1, and the two domains the
-// e-mail headers of 5.3 name. The same Payload is sent to every rua URI and
+// e-mail headers of 5.3 name. The same payload is sent to every rua URI and
 // on every retry, so that each copy carries the same bytes and report-id.
-type Payload struct {
+type payload struct {
 	// Report is the report the payload was built from. It must not be
 	// changed while the payload is in use.
 	Report *Report
@@ -41,7 +41,7 @@ type Payload struct {
 	Gzip []byte
 }
 
-// BuildPayload validates r (see Report.Validate), marshals it to JSON and
+// buildPayload validates r (see Report.Validate), marshals it to JSON and
 // compresses it with gzip (RFC 8460 5.2: "The report SHOULD be subjected to
 // gzip [RFC1952] compression for both email and HTTPS transport").
 //
@@ -57,7 +57,7 @@ type Payload struct {
 // JSON path) when r is not valid or its policies name several domains, and
 // ErrTooLarge when the JSON is larger than 20 MiB, which receivers
 // following this package would refuse.
-func BuildPayload(r *Report) (*Payload, error) {
+func buildPayload(r *Report) (*payload, error) {
 	if r == nil {
 		return nil, &SyntaxError{Kind: ErrInvalidReport, Msg: "no report"}
 	}
@@ -87,7 +87,7 @@ func BuildPayload(r *Report) (*Payload, error) {
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	return &Payload{
+	return &payload{
 		Report:       r,
 		PolicyDomain: policyDomain,
 		Submitter:    submitter,
@@ -96,7 +96,7 @@ func BuildPayload(r *Report) (*Payload, error) {
 	}, nil
 }
 
-// gzipWriters holds gzip writers of the best compression, for BuildPayload:
+// gzipWriters holds gzip writers of the best compression, for buildPayload:
 // each holds near a megabyte of compressor state, too much to make per
 // report. Reset gives the same bytes as a new writer.
 var gzipWriters = sync.Pool{New: func() any {
@@ -186,7 +186,7 @@ const maxUniqueID = 64
 
 // uniqueID returns the unique-id of a file name, unique-id = 1*(ALPHA /
 // DIGIT) (RFC 8460 5.1), for a report-id: the report-id itself when it is
-// letters and digits, as NewReportID makes them; else its letters and
+// letters and digits, as newReportID makes them; else its letters and
 // digits, e.g. "5065427c23d347cab6e0946ea0e8c4be" for a UUID. When those are
 // none, or more than 64, it is 32 hex digits of the report-id's SHA-256, so
 // that distinct report-ids still give distinct names.
@@ -214,7 +214,7 @@ func randomID() string {
 	return idEncoding.EncodeToString(b[:])
 }
 
-// NewReportID returns a new report-id: 26 lower-case letters and digits
+// newReportID returns a new report-id: 26 lower-case letters and digits
 // holding 128 random bits, unique to the report (RFC 8460 4.4: "A unique
 // identifier for the report"). Being letters and digits only, it is also the
 // unique-id of the report's file name (RFC 8460 5.1) and the id-left of the
@@ -223,6 +223,6 @@ func randomID() string {
 // Make the id once per report and keep it: a report sent again, after a
 // retry or a restart, should carry the same report-id, so that the receiver
 // can tell it is a duplicate (RFC 8460 5.3).
-func NewReportID() string {
+func newReportID() string {
 	return randomID()
 }

@@ -148,7 +148,7 @@ func TestSubjectReportID(t *testing.T) {
 		m := &mta{}
 		s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit})
 		r := smallReport("tlsrpt@mail.sender.example.com", "example.net", 1459468800, 1459555199, tc.id)
-		if _, err := s.SendRecord(t.Context(), r, record("mailto:tlsrpt@example.net")); err != nil {
+		if _, err := s.SendRecordForTest(t.Context(), r, record("mailto:tlsrpt@example.net")); err != nil {
 			t.Fatalf("%q: %v", tc.id, err)
 		}
 		msg, err := mail.ReadMessage(bytes.NewReader(m.messages()[0].msg))

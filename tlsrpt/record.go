@@ -10,9 +10,9 @@ import (
 
 // Record is a TLSRPT TXT record, published at _smtp._tls.<domain> (RFC 8460
 // 3).
+// Its version is always TLSRPTv1, the only one ParseRecord accepts and the
+// one String writes.
 type Record struct {
-	// Version is "TLSRPTv1".
-	Version string
 	// RUA lists the URIs reports are to be sent to, in the order
 	// published. RFC 8460 3 supports the schemes mailto and https; URIs
 	// of other schemes are valid in the record and kept here, but
@@ -29,8 +29,7 @@ type Record struct {
 // equal Record.
 func (r Record) String() string {
 	var b strings.Builder
-	b.WriteString("v=")
-	b.WriteString(r.Version)
+	b.WriteString(recordVersion)
 	b.WriteString("; rua=")
 	b.WriteString(strings.Join(r.RUA, ","))
 	for _, e := range r.Extensions {
@@ -49,16 +48,16 @@ func (r Record) String() string {
 func (r *Record) SupportedRUA() []string {
 	var l []string
 	for _, u := range r.RUA {
-		if IsSupportedURI(u) {
+		if isSupportedURI(u) {
 			l = append(l, u)
 		}
 	}
 	return l
 }
 
-// IsSupportedURI reports whether uri, a rua URI, has one of the schemes RFC
+// isSupportedURI reports whether uri, a rua URI, has one of the schemes RFC
 // 8460 3 supports: "mailto" or "https", in any case (RFC 3986 3.1).
-func IsSupportedURI(uri string) bool {
+func isSupportedURI(uri string) bool {
 	scheme, _, ok := strings.Cut(uri, ":")
 	return ok && (strings.EqualFold(scheme, "mailto") || strings.EqualFold(scheme, "https"))
 }
@@ -124,7 +123,7 @@ func (p *recordParser) errorf(field, format string, args ...any) error {
 //
 // after the version.
 func (p *recordParser) record() (*Record, error) {
-	r := &Record{Version: "TLSRPTv1"}
+	r := &Record{}
 	var exts extensions
 	prev := "v"
 	for {

@@ -53,7 +53,7 @@ func TestParseRecord(t *testing.T) {
 			t.Errorf("ParseRecord(%q): %v, %v", tc.txt, ok, err)
 			continue
 		}
-		if r.Version != "TLSRPTv1" || !reflect.DeepEqual(r.RUA, tc.rua) || !reflect.DeepEqual(r.Extensions, tc.exts) {
+		if !strings.HasPrefix(r.String(), "v=TLSRPTv1; ") || !reflect.DeepEqual(r.RUA, tc.rua) || !reflect.DeepEqual(r.Extensions, tc.exts) {
 			t.Errorf("ParseRecord(%q) = %+v, want rua %q, extensions %v", tc.txt, r, tc.rua, tc.exts)
 		}
 		// String gives back an equal record.
@@ -169,5 +169,13 @@ func TestParseRecordLongValueError(t *testing.T) {
 		if err == nil || !isShortPrintable(err.Error(), 400) {
 			t.Errorf("%.80q: error %.500q, want one of at most 400 bytes of printable US-ASCII", txt, err)
 		}
+	}
+}
+
+// A Record made by hand writes the one version there is.
+func TestRecordStringVersion(t *testing.T) {
+	r := Record{RUA: []string{"mailto:tlsrpt@example.com"}}
+	if got, want := r.String(), "v=TLSRPTv1; rua=mailto:tlsrpt@example.com"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
 	}
 }

@@ -17,37 +17,32 @@ import (
 )
 
 // ReporterOptions configure a Reporter. The zero value of each field but
-// Recorder and Sender (or Send) means its default.
+// Recorder and Sender means its default.
 type ReporterOptions struct {
 	// Recorder holds the counts of the days to report. Required.
 	Recorder *Recorder
 
 	// Sender delivers each report to the rua URIs of its policy domain's
-	// TLSRPT record (Sender.Send). Required unless Send is set.
+	// TLSRPT record (Sender.Send). Required. How the Sender delivers, by
+	// mail or HTTPS, is set in its SenderOptions: SenderOptions.Submit
+	// hands report messages to the MTA.
 	//
 	// The Reporter delivers a report in rounds: one attempt per rua URI
 	// not yet delivered to, each bounded by SenderOptions.AttemptTimeout.
 	// A round that leaves a URI to retry leaves the report pending, and a
-	// later pass makes the next round, after the Sender's Backoff,
-	// doubling up to MaxBackoff, for up to RetryWindow after the first
-	// round (RFC 8460 5.5): a report waiting for its retry holds no
-	// goroutine, nor one of MaxDeliveries.
+	// later pass makes the next round, after the Sender's FirstRetry,
+	// doubling up to its MaxRetryDelay, for up to its RetryWindow after
+	// the first round (RFC 8460 5.5): a report waiting for its retry
+	// holds no goroutine, nor one of MaxDeliveries. The Sender's options
+	// set the retries of a delivery; the Reporter has none of its own.
 	Sender *Sender
 
-	// Send, when set, delivers a report in place of Sender.Send, with
-	// the same contract: for tests, or to wrap the Sender. A delivery
-	// that a crash cut short is resumed by calling Send again, with the
-	// whole report: unlike Sender, Send does not learn which rua URIs
-	// took it before.
-	Send func(ctx context.Context, report *Report) ([]Delivery, error)
-
 	// MaxDeliveries is the most reports delivered at once: each builds
-	// its payload when it starts, and with Sender makes one round of
-	// attempts. The reports beyond wait their turn, without a goroutine;
-	// in a pass, those not tried yet go before the retries. Default 16,
-	// which with Sender's default AttemptTimeout lets 16 reports a
-	// minute through collectors that never answer. With Send, a
-	// delivery holds its turn until Send returns.
+	// its payload when it starts, and makes one round of attempts. The
+	// reports beyond wait their turn, without a goroutine; in a pass,
+	// those not tried yet go before the retries. Default 16, which with
+	// the Sender's default AttemptTimeout lets 16 reports a minute
+	// through collectors that never answer.
 	MaxDeliveries int
 
 	// Outbox keeps the reports taken until they are delivered. Default:
@@ -58,7 +53,7 @@ type ReporterOptions struct {
 
 	// Info says who sends the reports: organization-name and
 	// contact-info (RFC 8460 4.4). Info.ReportID defaults to
-	// NewReportID, a random id per report.
+	// a random id per report: 26 lower-case letters and digits.
 	Info ReportInfo
 
 	// MaxDelay bounds the random delay after a day closes (see
@@ -77,18 +72,23 @@ type ReporterOptions struct {
 	// reports pending in the outbox, such as one whose TLSRPT record
 	// could not be looked up, and takes again a day left behind (taking
 	// it, putting its reports in the outbox or releasing it failed, or
-	// another member of a fleet held it). Default 5 minutes. An outbox
-	// shared by a fleet renews its lease on a report at each pass, so
-	// its lease must be longer.
+	// another member of a fleet held it). Default 5 minutes. It retries
+	// the Reporter's own steps; a delivery's next round waits for the
+	// Sender's FirstRetry instead (see Sender), in a pass made for it.
+	// An outbox shared by a fleet renews its lease on a report at each
+	// pass, so its lease must be longer.
 	RetryInterval time.Duration
 
 	// Logger receives an Info record per pass that took reports, Warn
 	// records for failures. Default: nothing is logged.
 	Logger *slog.Logger
 
-	// Rand returns a random duration in [0, n), n > 0, for the delay and
-	// the spread. Default: math/rand/v2. For tests.
-	Rand func(n time.Duration) time.Duration
+	// send, set by tests alone, delivers a report in place of Sender, in
+	// one round, not learning which rua URIs took it before a restart.
+	send func(ctx context.Context, report *Report) ([]Delivery, error)
+	// rand, set by tests alone, returns a random duration in [0, n), n >
+	// 0, for the delay and the spread. Default: math/rand/v2.
+	rand func(n time.Duration) time.Duration
 }
 
 // Reporter sends the daily reports (RFC 8460 4.1, 5): after each UTC day
@@ -123,13 +123,12 @@ type ReporterOptions struct {
 //     (Outbox.Pending) that began before its delivery ended: such a read
 //     may predate the marks.
 //   - A report is marked done once its delivery ended: delivered, given up
-//     on after the Sender's retries, or no TLSRPT record. With a Sender,
-//     the retries are rounds that later passes make (see
-//     ReporterOptions.Sender); a restart begins their RetryWindow again.
-//     A report whose
-//     record could not be looked up (ErrDNS) stays pending and is retried
-//     every RetryInterval, for up to a day after its first due time (RFC
-//     8460 5.5).
+//     on after the Sender's retries, or no TLSRPT record. The retries are
+//     rounds that later passes make (see ReporterOptions.Sender); a
+//     restart begins their RetryWindow again. A report whose record could
+//     not be looked up (ErrDNS) stays pending and is retried every
+//     RetryInterval, for up to a day after its first due time (RFC 8460
+//     5.5).
 //
 // In a fleet sharing one store, such as the Redis store of package
 // redisstore, each closed day is taken by one member: each policy
@@ -140,7 +139,7 @@ type Reporter struct {
 	opts    ReporterOptions
 	rec     *Recorder
 	send    func(ctx context.Context, report *Report, done []string, delivered func(uri string), last bool) ([]Delivery, error)
-	sender  *Sender       // opts.Sender, when the Reporter retries the rounds
+	sender  *Sender       // opts.Sender; nil with opts.send, in tests
 	slots   chan struct{} // one per delivery under way, MaxDeliveries
 	wake    chan struct{} // wakes Run for a round left for a retry
 	box     Outbox
@@ -166,23 +165,23 @@ type retryState struct {
 }
 
 // NewReporter returns a Reporter with opts. It returns an error when
-// opts.Recorder is nil, or both opts.Sender and opts.Send are.
+// opts.Recorder or opts.Sender is nil.
 func NewReporter(opts ReporterOptions) (*Reporter, error) {
 	if opts.Recorder == nil {
 		return nil, errors.New("tlsrpt: ReporterOptions.Recorder is not set")
 	}
 	r := &Reporter{opts: opts, rec: opts.Recorder, box: opts.Outbox, log: opts.Logger,
-		rand: opts.Rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
+		rand: opts.rand, metrics: newReporterMetrics(), inFlight: map[string]bool{}, ended: map[string]bool{},
 		retries: map[string]*retryState{}, wake: make(chan struct{}, 1)}
 	switch {
-	case opts.Send != nil:
+	case opts.send != nil:
 		r.send = func(ctx context.Context, report *Report, _ []string, _ func(string), _ bool) ([]Delivery, error) {
-			return opts.Send(ctx, report)
+			return opts.send(ctx, report)
 		}
 	case opts.Sender != nil:
 		r.send, r.sender = opts.Sender.round, opts.Sender
 	default:
-		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
+		return nil, errors.New("tlsrpt: ReporterOptions.Sender is not set")
 	}
 	if r.box == nil {
 		r.box = NewMemoryOutbox()
@@ -194,7 +193,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		r.rand = func(n time.Duration) time.Duration { return rand.N(n) }
 	}
 	if r.opts.Info.ReportID == nil {
-		r.opts.Info.ReportID = func(time.Time, string) string { return NewReportID() }
+		r.opts.Info.ReportID = func(time.Time, string) string { return newReportID() }
 	}
 	if r.opts.MaxDelay == 0 {
 		r.opts.MaxDelay = 4 * time.Hour
@@ -582,7 +581,7 @@ func (r *Reporter) deliver(ctx context.Context, p *PendingReport) {
 		r.mu.Lock()
 		st.next = time.Now().Add(st.wait)
 		retryIn := st.wait
-		st.wait = min(2*st.wait, r.sender.opts.MaxBackoff)
+		st.wait = min(2*st.wait, r.sender.opts.MaxRetryDelay)
 		r.mu.Unlock()
 		select {
 		case r.wake <- struct{}{}:
@@ -679,7 +678,7 @@ func (r *Reporter) round(key string) (st *retryState, last bool) {
 	now := time.Now()
 	st = r.retries[key]
 	if st == nil {
-		st = &retryState{first: now, wait: r.sender.opts.Backoff}
+		st = &retryState{first: now, wait: r.sender.opts.FirstRetry}
 		r.retries[key] = st
 	}
 	window := r.sender.opts.RetryWindow

@@ -77,8 +77,8 @@ func TestReporterStalePending(t *testing.T) {
 					}
 					return nil
 				}
-				stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: stale,
-					MaxDelay: -1, Spread: -1})
+				stop := startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, Outbox: stale,
+					MaxDelay: -1, Spread: -1}, s.send))
 				time.Sleep(time.Hour)
 				stop()
 				if got := s.all(); len(got) != 1 {

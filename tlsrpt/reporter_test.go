@@ -47,6 +47,10 @@ func (s *sending) all() []sentReport {
 	return slices.Clone(s.sent)
 }
 
+// half is a Reporter's random duration for tests: n/2, in the middle of
+// the delay and spread.
+func half(n time.Duration) time.Duration { return n / 2 }
+
 func domainOf(r *tlsrpt.Report) string { return r.Policies[0].Policy.PolicyDomain }
 
 var info = tlsrpt.ReportInfo{OrganizationName: "Sender Org", ContactInfo: "tlsrpt@sender.example"}
@@ -87,10 +91,9 @@ func TestReporterDelay(t *testing.T) {
 		must(t, rec.Failure(sts("b.example", "testing"), row(expired, "b.example", 1, 0)))
 
 		var s sending
-		stop := startReporter(t, tlsrpt.ReporterOptions{
-			Recorder: rec, Send: s.send, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
-			Rand: func(n time.Duration) time.Duration { return n / 2 },
-		})
+		stop := startReporter(t, tlsrpt.WithTestRand(tlsrpt.WithTestSend(tlsrpt.ReporterOptions{
+			Recorder: rec, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
+		}, s.send), half))
 		want := closes(day).Add(2*time.Hour + 15*time.Minute)
 		time.Sleep(time.Until(want) - time.Nanosecond)
 		synctest.Wait()
@@ -142,7 +145,7 @@ func TestReporterRandomDelay(t *testing.T) {
 		defer rec.Close()
 		const maxDelay, spread = 3 * time.Hour, 20 * time.Minute
 		var s sending
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, MaxDelay: maxDelay, Spread: spread})
+		stop := startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, MaxDelay: maxDelay, Spread: spread}, s.send))
 		const days = 5
 		domains := []string{"a.example", "b.example", "c.example", "d.example"}
 		for d := range days {
@@ -199,7 +202,7 @@ func TestReporterCrash(t *testing.T) {
 			}
 			return nil
 		}
-		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Info: info})
+		rep, err := tlsrpt.NewReporter(tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, Outbox: box, Info: info}, s.send))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +230,7 @@ func TestReporterCrash(t *testing.T) {
 		rec2, _ := newRecorder(t, tlsrpt.RecorderOptions{})
 		defer rec2.Close()
 		var s2 sending
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec2, Send: s2.send, Outbox: box2, Spread: time.Minute})
+		stop := startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec2, Outbox: box2, Spread: time.Minute}, s2.send))
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		again := s2.all()
@@ -261,7 +264,7 @@ func TestReporterCancel(t *testing.T) {
 			<-ctx.Done()
 			return fmt.Errorf("%w: %w", tlsrpt.ErrNotDelivered, ctx.Err())
 		}
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box})
+		stop := startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, Outbox: box}, s.send))
 		<-started
 		if err := stop(); !errors.Is(err, context.Canceled) {
 			t.Errorf("Run returned %v, want context.Canceled", err)
@@ -270,9 +273,9 @@ func TestReporterCancel(t *testing.T) {
 			t.Errorf("%d reports pending, want the one cut short", len(pending))
 		}
 		// A Run waiting for the next day ends too.
-		stop = startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: func(context.Context, *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
+		stop = startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec}, func(context.Context, *tlsrpt.Report) ([]tlsrpt.Delivery, error) {
 			return nil, nil
-		}})
+		}))
 		time.Sleep(time.Hour)
 		if err := stop(); !errors.Is(err, context.Canceled) {
 			t.Errorf("Run returned %v, want context.Canceled", err)
@@ -310,8 +313,8 @@ func testReporterNoRecord(t *testing.T, mend bool) {
 		_, err := sender.Send(ctx, r)
 		return err
 	}
-	rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Info: info,
-		MaxDelay: 4 * time.Hour, Spread: -1, Rand: func(n time.Duration) time.Duration { return n / 2 }})
+	rep, err := tlsrpt.NewReporter(tlsrpt.WithTestRand(tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, Outbox: box, Info: info,
+		MaxDelay: 4 * time.Hour, Spread: -1}, s.send), half))
 	must(t, err)
 	reg := prometheus.NewPedanticRegistry()
 	must(t, rep.RegisterMetrics(reg))
@@ -400,7 +403,7 @@ func TestReporterOutboxFails(t *testing.T) {
 		must(t, rec.Success(sts("a.example", "enforce")))
 		var s sending
 		box := &failingOutbox{MemoryOutbox: tlsrpt.NewMemoryOutbox()}
-		stop := startReporter(t, tlsrpt.ReporterOptions{Recorder: rec, Send: s.send, Outbox: box, Spread: -1})
+		stop := startReporter(t, tlsrpt.WithTestSend(tlsrpt.ReporterOptions{Recorder: rec, Outbox: box, Spread: -1}, s.send))
 		time.Sleep(2 * 24 * time.Hour)
 		synctest.Wait()
 		if got := s.all(); len(got) != 0 {
@@ -442,10 +445,9 @@ func TestReporterStartsLate(t *testing.T) {
 				must(t, rec.Success(sts("a.example", "enforce")))
 				time.Sleep(time.Until(closes(day).Add(tc.start)))
 				var s sending
-				stop := startReporter(t, tlsrpt.ReporterOptions{
-					Recorder: rec, Send: s.send, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
-					Rand: func(n time.Duration) time.Duration { return n / 2 },
-				})
+				stop := startReporter(t, tlsrpt.WithTestRand(tlsrpt.WithTestSend(tlsrpt.ReporterOptions{
+					Recorder: rec, MaxDelay: 4 * time.Hour, Spread: 30 * time.Minute,
+				}, s.send), half))
 				time.Sleep(24 * time.Hour)
 				stop()
 				got := s.all()

@@ -64,7 +64,7 @@ func TestSendRetryBackoff(t *testing.T) {
 		tr := &memTransport{answer: status(http.StatusServiceUnavailable)}
 		s := newSender(t, tlsrpt.SenderOptions{Transport: tr})
 		start := time.Now()
-		deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("https://reports.company-y.example/tlsrpt"))
+		deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("https://reports.company-y.example/tlsrpt"))
 		if !errors.Is(err, tlsrpt.ErrNotDelivered) {
 			t.Errorf("SendRecord: %v, want ErrNotDelivered", err)
 		}
@@ -95,9 +95,9 @@ func TestSendRetrySlowCollector(t *testing.T) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
 		}}
-		s := newSender(t, tlsrpt.SenderOptions{Transport: tr, AttemptTimeout: time.Minute, Backoff: time.Minute, RetryWindow: 10 * time.Minute})
+		s := newSender(t, tlsrpt.SenderOptions{Transport: tr, AttemptTimeout: time.Minute, FirstRetry: time.Minute, RetryWindow: 10 * time.Minute})
 		start := time.Now()
-		deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("https://reports.company-y.example/tlsrpt"))
+		deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("https://reports.company-y.example/tlsrpt"))
 		if err == nil || !errors.Is(deliveries[0].Err, context.DeadlineExceeded) {
 			t.Fatalf("SendRecord: %+v, %v; want the attempts' deadline exceeded", deliveries, err)
 		}
@@ -129,7 +129,7 @@ func TestSendRetryCanceled(t *testing.T) {
 		start := time.Now()
 		go func() {
 			defer close(done)
-			deliveries, err = s.SendRecord(ctx, appendixB(t), record("https://reports.company-y.example/", "mailto:tlsrpt@company-y.example"))
+			deliveries, err = s.SendRecordForTest(ctx, appendixB(t), record("https://reports.company-y.example/", "mailto:tlsrpt@company-y.example"))
 		}()
 		time.Sleep(90 * time.Second) // the bubble's clock: both are waiting for their second retry
 		synctest.Wait()
@@ -166,7 +166,7 @@ func TestSendURIsConcurrently(t *testing.T) {
 			return status(http.StatusOK)(r)
 		}}
 		s := newSender(t, tlsrpt.SenderOptions{Transport: tr, RetryWindow: time.Hour})
-		deliveries, err := s.SendRecord(t.Context(), appendixB(t), record("https://down.example/", "https://up.example/"))
+		deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record("https://down.example/", "https://up.example/"))
 		if err != nil {
 			t.Fatalf("SendRecord: %v (up.example took the report)", err)
 		}

@@ -38,23 +38,22 @@ var (
 	ErrNotDelivered = errors.New("tlsrpt: report not delivered")
 )
 
-// Transports of RFC 8460 5, as Delivery.Transport and the metrics name them.
+// Transports of RFC 8460 5, as the metrics name them.
 const (
-	TransportHTTPS  = "https"
-	TransportMailto = "mailto"
+	transportHTTPS  = "https"
+	transportMailto = "mailto"
 )
 
-// MaxRUA is the most rua URIs of one record that a Sender delivers a report
+// maxRUA is the most rua URIs of one record that a Sender delivers a report
 // to; the rest are skipped. RFC 8460 3 lets a domain list several, and 7
 // warns of reports used to flood a target; a handful is plenty.
-const MaxRUA = 8
+const maxRUA = 8
 
 // SenderOptions configure a Sender. The zero value of each field means its
 // default.
 type SenderOptions struct {
 	// Resolver looks up the TLSRPT record of a report's policy domain
-	// for Send (RFC 8460 3). SendRecord, which is given the record, does
-	// not use it. In production: &adns.Resolver{}.
+	// (RFC 8460 3). Required. In production: &adns.Resolver{}.
 	Resolver mtasts.Resolver
 
 	// Submit hands a report message (RFC 8460 5.3) to the MTA, for
@@ -135,17 +134,24 @@ type SenderOptions struct {
 	// call of Submit. Default 1 minute.
 	AttemptTimeout time.Duration
 
-	// Backoff is the wait before the first retry; each further wait is
-	// twice the one before, up to MaxBackoff. Defaults 1 minute and 4
-	// hours. RFC 8460 5.5: "If multiple retries are attempted, ideally
-	// they SHOULD be done with exponential backoff."
-	Backoff    time.Duration
-	MaxBackoff time.Duration
+	// FirstRetry is the wait before the first retry of a failed
+	// attempt; each further wait is twice the one before, up to
+	// MaxRetryDelay. Defaults 1 minute and 4 hours. RFC 8460 5.5: "If
+	// multiple retries are attempted, ideally they SHOULD be done with
+	// exponential backoff." (The cache's Options.Backoff is another
+	// thing: a fixed wait after a failed fetch.)
+	FirstRetry    time.Duration
+	MaxRetryDelay time.Duration
 
 	// RetryWindow is how long after the first attempt retries may begin.
 	// Default 24 hours: RFC 8460 5.5, "a sender SHOULD attempt redelivery
 	// for up to 24 hours after the initial attempt". A negative window
 	// means no retries.
+	//
+	// AttemptTimeout, FirstRetry, MaxRetryDelay and RetryWindow set the
+	// retries of Send, and those of a Reporter that delivers with this
+	// Sender, which makes them in rounds of its passes
+	// (ReporterOptions.Sender).
 	RetryWindow time.Duration
 
 	// Logger receives an Info record per report delivered to a rua URI,
@@ -175,11 +181,11 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	if opts.AttemptTimeout == 0 {
 		opts.AttemptTimeout = time.Minute
 	}
-	if opts.Backoff == 0 {
-		opts.Backoff = time.Minute
+	if opts.FirstRetry == 0 {
+		opts.FirstRetry = time.Minute
 	}
-	if opts.MaxBackoff == 0 {
-		opts.MaxBackoff = 4 * time.Hour
+	if opts.MaxRetryDelay == 0 {
+		opts.MaxRetryDelay = 4 * time.Hour
 	}
 	if opts.RetryWindow == 0 {
 		opts.RetryWindow = 24 * time.Hour
@@ -201,10 +207,9 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 
 // Delivery is the outcome of delivering a report to one rua URI.
 type Delivery struct {
-	// URI is the rua URI, as the record has it.
+	// URI is the rua URI, as the record has it. Its scheme, https or
+	// mailto, says how the report went.
 	URI string
-	// Transport is TransportHTTPS or TransportMailto.
-	Transport string
 	// Attempts counts the POSTs or calls of Submit made; 0 when the URI
 	// was not tried, or when, with a nil Err, it took the report before a
 	// restart (a Reporter resuming a delivery).
@@ -219,15 +224,34 @@ type Delivery struct {
 	// (SenderOptions.NoHTTPS), rather than failed: Err then says why,
 	// wrapping ErrPermanent, and Attempts is 0.
 	Skipped bool
+
+	transport string // transportHTTPS or transportMailto
 }
 
 // Send delivers report to the rua URIs of the TLSRPT record of its policy
 // domain, which it looks up at _smtp._tls.<domain> with
-// SenderOptions.Resolver (RFC 8460 3); see SendRecord.
+// SenderOptions.Resolver (RFC 8460 3).
 //
-// Without a record, the domain does not implement TLSRPT, and nothing is
-// sent: the error then wraps ErrNoRecord, ErrMultipleRecords,
-// ErrRecordSyntax or ErrDNS, as LookupRecord's does.
+// It delivers to every rua URI of the record that has a supported scheme,
+// mailto or https (RFC 8460 3: "the reporter MAY attempt to deliver to
+// each of the supported rua destinations"), at most 8, each once however
+// often it is listed: RFC 8460 7 warns of reports used to flood a target,
+// and the URIs beyond fail with ErrPermanent, untried. The URIs are
+// delivered to at the same time; each is retried as SenderOptions say
+// until it is delivered, it fails for good, the retry window closes or ctx
+// ends. The same bytes, with the same report-id, go to each URI on each
+// attempt.
+//
+// It returns a Delivery per URI, in the record's order, and nil when one of
+// them took the report; else an error wrapping ErrNotDelivered and the
+// deliveries' errors.
+//
+// Nothing is sent, and no Delivery returned, when report is not valid (the
+// error wraps ErrInvalidReport, a *ReportError naming the JSON path, or
+// ErrTooLarge; see Report.Validate), or when its domain has no usable
+// TLSRPT record, so does not implement TLSRPT: the error then wraps
+// ErrNoRecord, ErrMultipleRecords, ErrRecordSyntax or ErrDNS, as
+// LookupRecord's does.
 func (s *Sender) Send(ctx context.Context, report *Report) ([]Delivery, error) {
 	return s.resume(ctx, report, nil, nil)
 }
@@ -275,19 +299,9 @@ func (s *Sender) send(ctx context.Context, report *Report, done []string, delive
 	return deliveries, s.outcomeOf(p, deliveries)
 }
 
-// SendRecord delivers report, built with BuildPayload, to every rua URI of
-// record that has a supported scheme (RFC 8460 3: "the reporter MAY attempt
-// to deliver to each of the supported rua destinations"), at most MaxRUA,
-// each once however often it is listed. The URIs are delivered to at the
-// same time; each is retried as SenderOptions say until it is delivered, it
-// fails for good, the retry window closes or ctx ends. The same bytes, with
-// the same report-id, go to each URI on each attempt.
-//
-// It returns a Delivery per URI, in the record's order, and nil when one of
-// them took the report; else an error wrapping ErrNotDelivered and the
-// deliveries' errors. An invalid report is not sent: the error is then
-// BuildPayload's, with no deliveries.
-func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record) ([]Delivery, error) {
+// sendRecord is Send with record, its policy domain's TLSRPT record, looked
+// up already.
+func (s *Sender) sendRecord(ctx context.Context, report *Report, record *Record) ([]Delivery, error) {
 	p, err := s.build(report)
 	if err != nil {
 		return nil, err
@@ -300,8 +314,8 @@ func (s *Sender) SendRecord(ctx context.Context, report *Report, record *Record)
 }
 
 // build makes the payload of report, counting it.
-func (s *Sender) build(report *Report) (*Payload, error) {
-	p, err := BuildPayload(report)
+func (s *Sender) build(report *Report) (*payload, error) {
+	p, err := buildPayload(report)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: building the report: %w", err)
 	}
@@ -312,7 +326,7 @@ func (s *Sender) build(report *Report) (*Payload, error) {
 // deliver delivers p to the supported rua URIs of record, but for those in
 // done, which count as delivered without an attempt. It calls delivered,
 // when not nil, with each URI that takes p, from the URI's goroutine.
-func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done []string, delivered func(uri string), mode sendMode) []Delivery {
+func (s *Sender) deliver(ctx context.Context, p *payload, record *Record, done []string, delivered func(uri string), mode sendMode) []Delivery {
 	var uris []string
 	for _, u := range record.SupportedRUA() {
 		if !slices.Contains(uris, u) {
@@ -328,13 +342,13 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 	// one message, several RCPT TO).
 	var group []*Delivery
 	var groupTo []string
-	tried := 0 // URIs tried or done, for MaxRUA
+	tried := 0 // URIs tried or done, for maxRUA
 	for i, uri := range uris {
 		d := &deliveries[i]
 		d.URI = uri
-		d.Transport = TransportHTTPS
+		d.transport = transportHTTPS
 		if scheme, _, _ := strings.Cut(uri, ":"); strings.EqualFold(scheme, "mailto") {
-			d.Transport = TransportMailto
+			d.transport = transportMailto
 		}
 		if slices.Contains(done, uri) {
 			// Took the report before a restart: not sent again.
@@ -343,26 +357,26 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 		}
 		var to string
 		var err error
-		if d.Transport == TransportMailto {
+		if d.transport == transportMailto {
 			to, err = s.mailAddress(uri)
 		}
 		if why := s.leftOut(ctx, d, to, err); why != "" {
 			s.skip(ctx, p, d, why)
 			continue
 		}
-		if tried >= MaxRUA {
-			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, MaxRUA, quoted.String(uri))
+		if tried >= maxRUA {
+			d.Err = fmt.Errorf("%w: more than %d rua URIs, %s not tried", ErrPermanent, maxRUA, quoted.String(uri))
 			continue
 		}
 		tried++
-		switch d.Transport {
-		case TransportHTTPS:
+		switch d.transport {
+		case transportHTTPS:
 			if d.Err = checkHTTPSURI(uri); d.Err != nil {
 				s.finish(ctx, p, d, mode)
 				continue
 			}
 			run([]*Delivery{d}, func(ctx context.Context) error { return postReport(ctx, s.client, uri, p) })
-		case TransportMailto:
+		case transportMailto:
 			switch {
 			case err != nil:
 				d.Err = err
@@ -385,12 +399,12 @@ func (s *Sender) deliver(ctx context.Context, p *Payload, record *Record, done [
 // mail delivers p by one message to the addresses to, those of the mailto
 // URIs of ds, with run; the message is composed once, so that every
 // attempt submits the same one.
-func (s *Sender) mail(ctx context.Context, p *Payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
+func (s *Sender) mail(ctx context.Context, p *payload, ds []*Delivery, to []string, run func([]*Delivery, func(context.Context) error), mode sendMode) {
 	from := s.opts.From
 	if from == "" {
 		from = p.Report.ContactInfo
 	}
-	msg, err := ComposeMessage(p, from, to, time.Now())
+	msg, err := composeMessage(p, from, to, time.Now())
 	if err != nil {
 		for _, d := range ds {
 			d.Err = fmt.Errorf("%w: %w", ErrPermanent, err)
@@ -412,7 +426,7 @@ func (s *Sender) mailAddress(uri string) (string, error) {
 
 // outcomeOf returns nil when one of deliveries succeeded, else an error
 // wrapping ErrNotDelivered.
-func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
+func (s *Sender) outcomeOf(p *payload, deliveries []Delivery) error {
 	var errs []error
 	for _, d := range deliveries {
 		if d.Err == nil {
@@ -429,7 +443,7 @@ func (s *Sender) outcomeOf(p *Payload, deliveries []Delivery) error {
 // run makes the attempts of delivering p to the URIs of ds, one message or
 // POST for them all, filling in each, and calls delivered, when not nil,
 // with each URI that takes p.
-func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
+func (s *Sender) run(ctx context.Context, p *payload, ds []*Delivery, attempt func(context.Context) error, delivered func(uri string), mode sendMode) {
 	n, err := s.retry(ctx, ds[0], attempt, mode.once)
 	for _, d := range ds {
 		d.Attempts, d.Err = n, err
@@ -444,9 +458,9 @@ func (s *Sender) run(ctx context.Context, p *Payload, ds []*Delivery, attempt fu
 // mailto URI, is to (or err), or "" when they do not.
 func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error) string {
 	switch {
-	case d.Transport == TransportHTTPS && s.opts.NoHTTPS:
+	case d.transport == transportHTTPS && s.opts.NoHTTPS:
 		return "https rua URIs are left out (SenderOptions.NoHTTPS)"
-	case d.Transport == TransportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
+	case d.transport == transportMailto && err == nil && s.opts.Suppress != nil && s.opts.Suppress(ctx, to):
 		return quoted.String(to) + " is suppressed (SenderOptions.Suppress)"
 	}
 	return ""
@@ -454,32 +468,32 @@ func (s *Sender) leftOut(ctx context.Context, d *Delivery, to string, err error)
 
 // skip marks d skipped by the MTA's choice, for the reason why, and
 // counts it.
-func (s *Sender) skip(ctx context.Context, p *Payload, d *Delivery, why string) {
+func (s *Sender) skip(ctx context.Context, p *payload, d *Delivery, why string) {
 	d.Skipped = true
 	d.Err = fmt.Errorf("%w: %s skipped: %s", ErrPermanent, quoted.String(d.URI), why)
 	s.finish(ctx, p, d, sendMode{})
 }
 
 // finish counts and logs the outcome of d.
-func (s *Sender) finish(ctx context.Context, p *Payload, d *Delivery, mode sendMode) {
+func (s *Sender) finish(ctx context.Context, p *payload, d *Delivery, mode sendMode) {
 	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
 	case d.Skipped:
-		s.metrics.skipped.WithLabelValues(d.Transport).Inc()
+		s.metrics.skipped.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: rua uri skipped", slog.Any("err", d.Err))
 		return
 	case d.Err == nil:
-		s.metrics.sent.WithLabelValues(d.Transport).Inc()
+		s.metrics.sent.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelInfo, "tlsrpt: report delivered")
 		return
 	case mode.once && !mode.last && retryable(d.Err) && ctx.Err() == nil:
 		// RFC 8460 5.5: the caller tries again in a later round.
-		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		s.metrics.retries.WithLabelValues(d.transport).Inc()
 		log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry", slog.Any("err", d.Err))
 		return
 	}
-	s.metrics.failed.WithLabelValues(d.Transport).Inc()
+	s.metrics.failed.WithLabelValues(d.transport).Inc()
 	log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: report not delivered", slog.Any("err", d.Err))
 }
 
@@ -495,7 +509,7 @@ func retryable(err error) bool {
 // last error.
 func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Context) error, once bool) (int, error) {
 	start := time.Now()
-	wait := s.opts.Backoff
+	wait := s.opts.FirstRetry
 	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, s.opts.AttemptTimeout)
 		err := attempt(actx)
@@ -515,7 +529,7 @@ func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Co
 		}
 		s.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: report delivery failed, will retry",
 			slog.String("uri", d.URI), slog.Int("attempt", n), slog.Duration("retry_in", wait), slog.Any("err", err))
-		s.metrics.retries.WithLabelValues(d.Transport).Inc()
+		s.metrics.retries.WithLabelValues(d.transport).Inc()
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -523,7 +537,7 @@ func (s *Sender) retry(ctx context.Context, d *Delivery, attempt func(context.Co
 			return n, fmt.Errorf("%w (gave up: %w)", err, context.Cause(ctx))
 		case <-t.C:
 		}
-		wait = min(2*wait, s.opts.MaxBackoff)
+		wait = min(2*wait, s.opts.MaxRetryDelay)
 	}
 }
 
@@ -560,7 +574,7 @@ func newSenderMetrics() *senderMetrics {
 			Help: "Failed attempts to deliver a TLS report that were retried, by transport (https, mailto).",
 		}, []string{"transport"}),
 	}
-	for _, t := range []string{TransportHTTPS, TransportMailto} {
+	for _, t := range []string{transportHTTPS, transportMailto} {
 		m.sent.WithLabelValues(t)
 		m.failed.WithLabelValues(t)
 		m.skipped.WithLabelValues(t)

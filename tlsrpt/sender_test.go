@@ -104,7 +104,7 @@ func (c *collector) transport(allow func(netip.Addr) bool) *http.Transport {
 }
 
 func record(uris ...string) *tlsrpt.Record {
-	return &tlsrpt.Record{Version: "TLSRPTv1", RUA: uris}
+	return &tlsrpt.Record{RUA: uris}
 }
 
 func newSender(t *testing.T, opts tlsrpt.SenderOptions) *tlsrpt.Sender {
@@ -151,8 +151,8 @@ func TestSendHTTPSRetry(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	})
 	s := newSender(t, tlsrpt.SenderOptions{
-		Transport: c.transport(mtasts.AllowLoopback),
-		Backoff:   1, // a nanosecond: the timing is TestSendRetryBackoff's
+		Transport:  c.transport(mtasts.AllowLoopback),
+		FirstRetry: 1, // a nanosecond: the timing is TestSendRetryBackoff's
 	})
 	reg := prometheus.NewPedanticRegistry()
 	if err := s.RegisterMetrics(reg); err != nil {
@@ -160,13 +160,13 @@ func TestSendHTTPSRetry(t *testing.T) {
 	}
 	report := appendixB(t)
 	uri := c.srv.URL + "/v1/tlsrpt"
-	deliveries, err := s.SendRecord(t.Context(), report, record(uri))
+	deliveries, err := s.SendRecordForTest(t.Context(), report, record(uri))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
-	want := []tlsrpt.Delivery{{URI: uri, Transport: "https", Attempts: 2}}
-	if !slices.Equal(deliveries, want) {
-		t.Errorf("deliveries %+v, want %+v", deliveries, want)
+	want := []tlsrpt.Delivery{{URI: uri, Attempts: 2}}
+	if len(deliveries) != 1 || deliveries[0].TransportForTest() != "https" || deliveries[0].URI != uri || deliveries[0].Attempts != 2 || deliveries[0].Err != nil || deliveries[0].Skipped {
+		t.Errorf("deliveries %+v, want %+v, by https", deliveries, want)
 	}
 
 	posts := c.received()
@@ -220,8 +220,8 @@ func TestSendHTTPSRedirectRefused(t *testing.T) {
 				}
 				http.Redirect(w, r, "/elsewhere", code)
 			})
-			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), Backoff: 1})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL+"/tlsrpt"))
+			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), FirstRetry: 1})
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL+"/tlsrpt"))
 			if !errors.Is(err, tlsrpt.ErrNotDelivered) {
 				t.Errorf("SendRecord: %v, want ErrNotDelivered", err)
 			}
@@ -270,7 +270,7 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { tc.answer(w) })
 			s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback), RetryWindow: -1})
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL))
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL))
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("SendRecord: %v", err)
@@ -295,8 +295,8 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 // refuses to post to loopback, and the failure is not retried.
 func TestSendHTTPSLoopbackRefused(t *testing.T) {
 	c := newCollector(t, func(n int, w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(nil), Backoff: 1})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL))
+	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(nil), FirstRetry: 1})
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL))
 	if !errors.Is(err, tlsrpt.ErrNotDelivered) || !errors.Is(err, mtasts.ErrAddressRefused) {
 		t.Errorf("SendRecord: %v, want ErrNotDelivered and mtasts.ErrAddressRefused", err)
 	}
@@ -309,7 +309,7 @@ func TestSendHTTPSLoopbackRefused(t *testing.T) {
 
 	// The default transport is the guarded one too.
 	s = newSender(t, tlsrpt.SenderOptions{})
-	if _, err := s.SendRecord(t.Context(), appendixB(t), record(c.srv.URL)); !errors.Is(err, mtasts.ErrAddressRefused) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), record(c.srv.URL)); !errors.Is(err, mtasts.ErrAddressRefused) {
 		t.Errorf("with the default transport: %v, want mtasts.ErrAddressRefused", err)
 	}
 }
@@ -350,7 +350,7 @@ func TestSendInvalidReport(t *testing.T) {
 	s := newSender(t, tlsrpt.SenderOptions{Transport: c.transport(mtasts.AllowLoopback)})
 	r := appendixB(t)
 	r.ContactInfo = "not an address"
-	_, err := s.SendRecord(t.Context(), r, record(c.srv.URL))
+	_, err := s.SendRecordForTest(t.Context(), r, record(c.srv.URL))
 	var rerr *tlsrpt.SyntaxError
 	if !errors.As(err, &rerr) || rerr.Field != "contact-info" {
 		t.Errorf("SendRecord: %v, want a *SyntaxError at contact-info", err)
@@ -410,7 +410,7 @@ func TestSendRUALimit(t *testing.T) {
 	for i := range tlsrpt.MaxRUA + 2 {
 		uris = append(uris, "https://r"+strconv.Itoa(i)+".example/")
 	}
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(uris...))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(uris...))
 	if err != nil || len(deliveries) != len(uris) {
 		t.Fatalf("SendRecord: %d deliveries, %v", len(deliveries), err)
 	}
@@ -424,10 +424,10 @@ func TestSendRUALimit(t *testing.T) {
 		t.Errorf("%d POSTs, want %d", n, tlsrpt.MaxRUA)
 	}
 
-	if _, err := s.SendRecord(t.Context(), appendixB(t), nil); !errors.Is(err, tlsrpt.ErrNoRecord) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), nil); !errors.Is(err, tlsrpt.ErrNoRecord) {
 		t.Errorf("SendRecord without a record: %v, want ErrNoRecord", err)
 	}
-	if _, err := s.SendRecord(t.Context(), appendixB(t), record("http://r.example/", "ftp://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), record("http://r.example/", "ftp://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
 		t.Errorf("SendRecord with no supported URI: %v, want ErrNotDelivered", err)
 	}
 }

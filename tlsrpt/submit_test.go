@@ -32,8 +32,8 @@ func TestSendMailtoOneMessage(t *testing.T) {
 	wantTo := []string{"a@company-y.example", "b@company-y.example", "c@company-z.example"}
 
 	m := &mta{fail: 1}
-	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: true, Backoff: 1})
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), rec)
+	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: true, FirstRetry: 1})
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), rec)
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
@@ -42,7 +42,7 @@ func TestSendMailtoOneMessage(t *testing.T) {
 	}
 	for _, d := range deliveries {
 		wantAttempts := 2 // the message, failed once
-		if d.Transport == tlsrpt.TransportHTTPS {
+		if d.TransportForTest() == "https" {
 			wantAttempts = 1
 		}
 		if d.Err != nil || d.Attempts != wantAttempts {
@@ -74,7 +74,7 @@ func TestSendMailtoOneMessage(t *testing.T) {
 	// One message per address without the option.
 	m = &mta{}
 	s = newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr})
-	if _, err := s.SendRecord(t.Context(), appendixB(t), rec); err != nil {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), rec); err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
 	var each []string
@@ -98,7 +98,7 @@ func TestSendMailtoSMTPUTF8(t *testing.T) {
 	m := &mta{}
 	s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, SMTPUTF8: true, OneMessage: true})
 	report := appendixB(t)
-	deliveries, err := s.SendRecord(t.Context(), report, record(
+	deliveries, err := s.SendRecordForTest(t.Context(), report, record(
 		"mailto:%C3%BC@b%C3%BCcher.example", "mailto:plain@company-y.example", "mailto:%FF@company-y.example", "mailto:a%00@company-y.example"))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
@@ -172,7 +172,7 @@ func TestSendMailtoSuppress(t *testing.T) {
 			s := newSender(t, tlsrpt.SenderOptions{Submit: m.submit, Transport: tr, OneMessage: one, Suppress: sup.suppress})
 			reg := prometheus.NewPedanticRegistry()
 			must(t, s.RegisterMetrics(reg))
-			deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(
+			deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(
 				"mailto:a@company-y.example", "mailto:B@company-y.example", "https://r.example/", "mailto:%FF@company-y.example"))
 			if err != nil {
 				t.Fatalf("SendRecord: %v", err)
@@ -195,7 +195,7 @@ func TestSendMailtoSuppress(t *testing.T) {
 				t.Errorf("an invalid address: %+v, want failed, not skipped", d)
 			}
 			sup.these = append(sup.these, "B@company-y.example")
-			deliveries, err = s.SendRecord(t.Context(), appendixB(t), record("mailto:B@company-y.example", "mailto:a@company-y.example"))
+			deliveries, err = s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:B@company-y.example", "mailto:a@company-y.example"))
 			if err != nil {
 				t.Fatalf("SendRecord: %v", err)
 			}
@@ -214,7 +214,7 @@ func TestSendMailtoSuppress(t *testing.T) {
 			}
 
 			// Every URI skipped: not delivered.
-			deliveries, err = s.SendRecord(t.Context(), appendixB(t), record("mailto:b@company-y.example", "mailto:c@company-y.example"))
+			deliveries, err = s.SendRecordForTest(t.Context(), appendixB(t), record("mailto:b@company-y.example", "mailto:c@company-y.example"))
 			if !errors.Is(err, tlsrpt.ErrNotDelivered) || len(deliveries) != 2 || !deliveries[0].Skipped || !deliveries[1].Skipped {
 				t.Errorf("SendRecord to suppressed addresses alone: %+v, %v; want both skipped, ErrNotDelivered", deliveries, err)
 			}
@@ -294,15 +294,15 @@ func TestSendNoHTTPS(t *testing.T) {
 		uris = append(uris, fmt.Sprintf("https://r%d.example/", i))
 	}
 	uris = append(uris, "mailto:tlsrpt@company-y.example")
-	deliveries, err := s.SendRecord(t.Context(), appendixB(t), record(uris...))
+	deliveries, err := s.SendRecordForTest(t.Context(), appendixB(t), record(uris...))
 	if err != nil {
 		t.Fatalf("SendRecord: %v", err)
 	}
 	for i, d := range deliveries {
 		switch {
-		case d.Transport == tlsrpt.TransportMailto && (d.Err != nil || d.Attempts != 1):
+		case d.TransportForTest() == "mailto" && (d.Err != nil || d.Attempts != 1):
 			t.Errorf("delivery %d: %+v, want mailed", i, d)
-		case d.Transport == tlsrpt.TransportHTTPS && (!d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)):
+		case d.TransportForTest() == "https" && (!d.Skipped || d.Attempts != 0 || !errors.Is(d.Err, tlsrpt.ErrPermanent)):
 			t.Errorf("delivery %d: %+v, want skipped", i, d)
 		}
 	}
@@ -312,7 +312,7 @@ func TestSendNoHTTPS(t *testing.T) {
 	if len(m.messages()) != 1 {
 		t.Errorf("%d messages, want 1", len(m.messages()))
 	}
-	if _, err := s.SendRecord(t.Context(), appendixB(t), record("https://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
+	if _, err := s.SendRecordForTest(t.Context(), appendixB(t), record("https://r.example/")); !errors.Is(err, tlsrpt.ErrNotDelivered) {
 		t.Errorf("SendRecord to https alone: %v, want ErrNotDelivered", err)
 	}
 	got := counters(t, reg)

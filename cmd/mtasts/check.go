@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -690,7 +691,7 @@ type tlsrptData struct {
 // use.
 func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtasts.Domain) {
 	s := r.newStep("tlsrpt", "TLS-RPT")
-	name := strings.TrimSuffix(tlsrpt.RecordName(domain), ".")
+	name := "_smtp._tls." + domain.ASCII // RFC 8460 3
 	rr := &recordingResolver{n: c.net}
 	var (
 		record *tlsrpt.Record
@@ -735,7 +736,7 @@ func (c *checker) checkTLSRPT(ctx context.Context, r *domainReport, domain mtast
 	s.add(statusPass, "%s: %q", name, text)
 	s.field("reports to", supported...)
 	for _, u := range record.RUA {
-		if !tlsrpt.IsSupportedURI(u) {
+		if !slices.Contains(supported, u) {
 			s.add(statusWarn, "%s: rua URI %q: scheme not supported, reporters skip it (RFC 8460 3)", name, u)
 		}
 	}

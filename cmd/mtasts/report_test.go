@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -33,12 +33,22 @@ func reportForms(t *testing.T) (map[string]string, *tlsrpt.Report) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(data)
 	zw.Close()
-	payload, err := tlsrpt.BuildPayload(report)
+	// The message, as a Sender mails it to the rua address of
+	// company-y.example.
+	resolver := mtaststest.NewResolver()
+	resolver.SetTXT("_smtp._tls.company-y.example", "v=TLSRPTv1; rua=mailto:tlsrpt@company-y.example")
+	var msg *tlsrpt.Message
+	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{
+		Resolver: resolver,
+		Submit: func(_ context.Context, m *tlsrpt.Message) error {
+			msg = m
+			return nil
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := tlsrpt.ComposeMessage(payload, report.ContactInfo, []string{"tlsrpt@company-y.example"}, time.Now())
-	if err != nil {
+	if _, err := sender.Send(t.Context(), report); err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{
