@@ -538,8 +538,8 @@ func TestCheckSTARTTLSReportTypes(t *testing.T) {
 		byHost[d.Host] = d
 	}
 	for host, want := range map[string][2]string{
-		"mail.badmx.example":    {string(mtasts.ResultCertificateHostMismatch), mtasts.ReasonCertificateHostMismatch},
-		"expired.badmx.example": {string(mtasts.ResultCertificateExpired), mtasts.ReasonCertificateExpired},
+		"mail.badmx.example":    {string(mtasts.ResultCertificateHostMismatch), "certificate-host-mismatch"},
+		"expired.badmx.example": {string(mtasts.ResultCertificateExpired), "certificate-expired"},
 		"nodns.badmx.example":   {"", ""}, // no address: no session, nothing to report
 	} {
 		d := byHost[host]
