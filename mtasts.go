@@ -200,10 +200,10 @@ const FetchTimeout = time.Minute
 // HTTPClient of its own; both read it at each fetch. Its transport, made by
 // NewTransport(nil), guards against the policy host, which the recipient
 // domain's owner controls: it refuses to connect to loopback, private,
-// link-local and other special-purpose addresses (see AddressClass, and
-// ErrAddressRefused), connects directly rather than through a proxy, reads
-// at most MaxResponseHeaderBytes of response headers, and bounds connection
-// time and the connections it keeps.
+// link-local and other special-purpose addresses (see ErrAddressRefused),
+// connects directly rather than through a proxy, reads at most 64 KiB of
+// response headers, and bounds connection time and the connections it
+// keeps.
 //
 // To trust other roots, allow private addresses or use a proxy, replace the
 // client or its Transport with one made by NewTransport and changed as

@@ -63,7 +63,7 @@ type Result struct {
 	// policy the domain served did not parse, what it served: its first
 	// MaxPolicyText bytes, cut after a line end. A TLS report gives that
 	// policy "including any errors that may be present" (RFC 8460 4.5):
-	// mtasts.ReportLines(PolicyText) is its policy-string. Empty
+	// a tlsrpt.Recorder makes its policy-string of PolicyText. Empty
 	// otherwise; the text of a valid Policy is Policy.String.
 	PolicyText string
 }

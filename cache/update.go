@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/logname"
+	"github.com/mtasts-go/mtasts/internal/metriclabel"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -104,9 +106,9 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 	fetched := time.Now()
 	policy, text, err := c.opts.FetchPolicy(ctx, domain)
 	now = time.Now()
-	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+	c.metrics.fetches.WithLabelValues(metriclabel.Result(err)).Inc()
 	if full {
-		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+		c.metrics.refreshes.WithLabelValues(metriclabel.Result(err)).Inc()
 	}
 	if err != nil {
 		if g := gaveWayCause(ctx); g != nil {
@@ -162,7 +164,7 @@ func (c *Cache) failed(log *slog.Logger, domain mtasts.Domain, it *item, s *snap
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
+		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", logname.Domain(domain.ASCII, domain.Unicode), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
 		ns := s.withFailure(f)
 		it.snap.Store(ns)
 		return c.result(it, ns, now, triedNow)

@@ -71,7 +71,7 @@ func newWorld(t *testing.T) *world {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, policyText("enforce", "604800", "mail.html.example"))
 	})
-	// More response headers than mtasts.MaxResponseHeaderBytes.
+	// More response headers than the 64 KiB of mtasts.NewTransport.
 	handlers["mta-sts.headers.example"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for i := range 100 {
 			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("x", 1000))
