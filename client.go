@@ -9,16 +9,12 @@ import (
 
 // Client does what LookupRecord, FetchPolicy and Get do, with its own HTTP
 // client and a logger. Its methods take the arguments of those functions,
-// so that code moves from one to the other by changing the receiver, and so
-// that a Client's methods fit where the functions do, e.g. as the
-// LookupRecord and FetchPolicy of the cache subpackage's Options:
+// so that code moves from one to the other by changing the receiver. The
+// cache subpackage's Options take a Client for the cache's lookups and
+// fetches:
 //
 //	client := &mtasts.Client{Logger: logger}
-//	c, err := cache.New(cache.Options{
-//		Resolver:     resolver,
-//		LookupRecord: client.LookupRecord,
-//		FetchPolicy:  client.FetchPolicy,
-//	})
+//	c, err := cache.New(cache.Options{Resolver: resolver, Client: client})
 //
 // The zero Client, and a nil *Client, behave as the package functions:
 // they use HTTPClient and log nothing. A Client is safe for concurrent use;

@@ -281,8 +281,8 @@ func TestClientZero(t *testing.T) {
 	}
 }
 
-// A Client's methods fit the cache's Options as they are: the cache's
-// lookups and fetches are then logged.
+// A Client given to the cache's Options logs the cache's lookups and
+// fetches.
 func TestClientInCache(t *testing.T) {
 	ca := newTestCA(t)
 	now := time.Now()
@@ -293,9 +293,8 @@ func TestClientInCache(t *testing.T) {
 	h, entries := newRecorder(slog.LevelDebug)
 	client := &mtasts.Client{Logger: slog.New(h).With("component", "mtasts-cache")}
 	c, err := cache.New(cache.Options{
-		Resolver:     dnssecResolver{txts: map[string][]string{"_mta-sts.example.com.": {"v=STSv1; id=1"}}},
-		LookupRecord: client.LookupRecord,
-		FetchPolicy:  client.FetchPolicy,
+		Resolver: dnssecResolver{txts: map[string][]string{"_mta-sts.example.com.": {"v=STSv1; id=1"}}},
+		Client:   client,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -36,8 +36,8 @@
 // through its log/slog Logger: the outcome (record id, policy mode, or the
 // error and its TLS-RPT reason), the DNSSEC status of the lookup, the HTTP
 // status and size of the fetch, and the duration. A nil Logger logs nothing
-// and builds no attribute. Its methods fit the cache subpackage's
-// Options.LookupRecord and Options.FetchPolicy as they are.
+// and builds no attribute. The cache subpackage's Options.Client takes one
+// for the cache's lookups and fetches.
 //
 // Per-delivery attributes, such as a message or connection id, come with
 // the logger: Client.WithLogger returns a copy of a Client that logs through

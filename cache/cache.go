@@ -29,8 +29,8 @@
 // # Time in tests
 //
 // Expiry, back-off and refresh are tested in testing/synctest bubbles, with
-// Options.LookupRecord and Options.FetchPolicy (or an in-memory Resolver)
-// standing in for the network, whose I/O a bubble cannot wait for; a real TLS
+// fakes of the lookup and the fetch (or an in-memory Resolver) standing in
+// for the network, whose I/O a bubble cannot wait for; a real TLS
 // server is used where time does not matter, as for coalescing.
 package cache
 
@@ -147,10 +147,19 @@ type Options struct {
 	// bring its own (see WithLogger). Default: nothing is logged.
 	Logger *slog.Logger
 
-	// LookupRecord and FetchPolicy replace mtasts.LookupRecord and
-	// mtasts.FetchPolicy, e.g. in tests. Default: those functions.
-	LookupRecord func(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error)
-	FetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
+	// Client looks up records (with Resolver) and fetches policies, with
+	// its HTTPClient and Logger, e.g. to trust other roots or to log each
+	// lookup and fetch at debug level. Default (nil): as the package
+	// functions mtasts.LookupRecord and mtasts.FetchPolicy do, with
+	// mtasts.HTTPClient as it is at the time of each fetch, logging
+	// nothing.
+	Client *mtasts.Client
+
+	// lookupRecord and fetchPolicy, when set, stand in for Client's
+	// methods: the package's tests set them (export_test.go) to stand in
+	// for the network.
+	lookupRecord func(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error)
+	fetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
 }
 
 // ErrClosed is the error of a Result that a closed cache could only have
@@ -227,11 +236,12 @@ func New(opts Options) (*Cache, error) {
 	if opts.Store == nil {
 		opts.Store = noStore{}
 	}
-	if opts.LookupRecord == nil {
-		opts.LookupRecord = mtasts.LookupRecord
+	// A nil *mtasts.Client's methods are the package functions.
+	if opts.lookupRecord == nil {
+		opts.lookupRecord = opts.Client.LookupRecord
 	}
-	if opts.FetchPolicy == nil {
-		opts.FetchPolicy = mtasts.FetchPolicy
+	if opts.fetchPolicy == nil {
+		opts.fetchPolicy = opts.Client.FetchPolicy
 	}
 	log := opts.Logger
 	if log == nil {

@@ -76,8 +76,8 @@ func (w *world) lookupCount(domain string) int {
 func (w *world) newCache(t *testing.T, opts cache.Options) *cache.Cache {
 	t.Helper()
 	opts.Resolver = w.resolver
-	if opts.FetchPolicy == nil {
-		opts.FetchPolicy = w.fetch
+	if !cache.HasFakeFetch(opts) {
+		opts = cache.Fake(opts, nil, w.fetch)
 	}
 	c, err := cache.New(opts)
 	if err != nil {
@@ -640,7 +640,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.resolver.Block("_mta-sts.slow.example")
-		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch})
+		c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver}, nil, w.fetch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -775,7 +775,7 @@ func TestFleetLock(t *testing.T) {
 		}
 		var caches []*cache.Cache
 		for range 5 {
-			c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: slowFetch, Store: store, LockWait: 10 * time.Second})
+			c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, Store: store, LockWait: 10 * time.Second}, nil, slowFetch))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -326,7 +326,7 @@ func TestBackgroundBounded(t *testing.T) {
 			mu.Unlock()
 			return w.fetch(ctx, d)
 		}
-		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: fetch, MaxBackground: 4, RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour})
+		c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, MaxBackground: 4, RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour}, nil, fetch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,7 +491,7 @@ func TestMaxAgeZero(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // a fetch over a network takes time
 			return w.fetch(ctx, d)
 		}
-		c := w.newCache(t, cache.Options{FetchPolicy: slowFetch, Backoff: 5 * time.Minute})
+		c := w.newCache(t, cache.Fake(cache.Options{Backoff: 5 * time.Minute}, nil, slowFetch))
 		d := domain(t, "example.com")
 		applied := 0
 		// 200 deliveries, one every 3 seconds: 10 minutes.

@@ -45,7 +45,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 	// RFC 8461 3 and 5.1: look the TXT record up; a new id means a new
 	// policy, the same id that the cached policy is current.
 	lookup = c.lookups.Add(1)
-	record, _, lookupErr := c.opts.LookupRecord(ctx, env.resolver, domain)
+	record, _, lookupErr := c.opts.lookupRecord(ctx, env.resolver, domain)
 	it.checkedAt.Store(c.clock(now))
 	now = time.Now()
 	if lookupErr != nil {
@@ -104,7 +104,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 	}
 
 	fetched := time.Now()
-	policy, text, err := c.opts.FetchPolicy(ctx, domain)
+	policy, text, err := c.opts.fetchPolicy(ctx, domain)
 	now = time.Now()
 	c.metrics.fetches.WithLabelValues(metriclabel.Result(err)).Inc()
 	if full {
