@@ -52,7 +52,7 @@ type Options struct {
 	Resolver mtasts.Resolver
 
 	// Store keeps policies beyond the cache's memory: across restarts
-	// (a FileStore) or a fleet (a store in Redis). Default: none; the
+	// (OpenFileStore) or a fleet (a store in Redis). Default: none; the
 	// cache's memory holds each policy once, and a policy dropped from
 	// memory (see MaxEntries) is fetched again when next needed.
 	Store Store
@@ -92,10 +92,6 @@ type Options struct {
 	// has already expired (max_age 0, say) is fetched again: meanwhile the
 	// domain has none to apply. Default 5 minutes.
 	Backoff time.Duration
-
-	// RunInterval is how often Run looks for policies to refresh and
-	// entries to drop. Default 1 minute.
-	RunInterval time.Duration
 
 	// LockWait is how long a cache waits for another cache of the fleet
 	// that holds the fetch lock of a domain (see Locker) to save the
@@ -226,7 +222,6 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.CheckInterval, time.Hour)
 	setDefault(&opts.RefreshAge, 24*time.Hour)
 	setDefault(&opts.Backoff, 5*time.Minute)
-	setDefault(&opts.RunInterval, time.Minute)
 	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
 	setDefault(&opts.LockWait, 10*time.Second)
 	setDefault(&opts.MaxBackground, 16)
@@ -298,9 +293,4 @@ func (c *Cache) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return nil
-}
-
-// Len returns the number of domains in memory.
-func (c *Cache) Len() int {
-	return c.items.len()
 }

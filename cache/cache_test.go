@@ -315,7 +315,7 @@ func TestProactiveRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 7*86400))
-		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, RunInterval: time.Minute, CheckInterval: 6 * time.Hour})
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, CheckInterval: 6 * time.Hour})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- c.Run(ctx) }()
@@ -352,7 +352,7 @@ func TestUnusedDropped(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 3600))
 		store := cache.NewMemoryStore(10)
-		c := w.newCache(t, cache.Options{Store: store, RunInterval: time.Minute})
+		c := w.newCache(t, cache.Options{Store: store})
 		go c.Run(t.Context())
 		c.Get(t.Context(), domain(t, "example.com"))
 		if c.Len() != 1 || store.Len() != 1 {
@@ -466,7 +466,7 @@ func TestFileStorePersistence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 86400))
-		fs, err := cache.NewFileStore(dir)
+		fs, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +485,7 @@ func TestFileStorePersistence(t *testing.T) {
 		// A new cache, as after a restart: the policy comes from the
 		// file, without a fetch, while the host is unreachable.
 		w.breakFetch("example.com", errFetch)
-		fs2, err := cache.NewFileStore(dir)
+		fs2, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,7 +510,7 @@ func TestFileStorePersistence(t *testing.T) {
 func TestFileStoreCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +563,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 func TestFileStoreHostileNames(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "store")
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,7 +85,7 @@ func newMetrics(c *Cache) *metrics {
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mtastsgo_cache_entries",
 			Help: "Domains held in memory.",
-		}, func() float64 { return float64(c.Len()) }),
+		}, func() float64 { return float64(c.items.len()) }),
 	}
 	m.hitsFunc = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "mtastsgo_cache_hits_total",

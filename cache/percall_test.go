@@ -24,7 +24,7 @@ func TestPerCallResolverAndLogger(t *testing.T) {
 		base := mtaststest.NewResolver() // knows no domain
 		cacheLogs := &logRecorder{}
 		c, err := cache.New(cache.Fake(cache.Options{Resolver: base, Logger: slog.New(cacheLogs),
-			CheckInterval: time.Hour, RefreshAge: 2 * time.Hour, RunInterval: time.Minute}, nil, w.fetch))
+			CheckInterval: time.Hour, RefreshAge: 2 * time.Hour}, nil, w.fetch))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -137,12 +137,12 @@ func TestRefreshRegardlessOfRecord(t *testing.T) {
 }
 
 // TestRefreshFailureBacksOff: a refresh that keeps failing, at the TXT
-// lookup and the fetch, is retried every Backoff, not every RunInterval.
+// lookup and the fetch, is retried every Backoff, not at every sweep of Run (once a minute).
 func TestRefreshFailureBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 7*86400))
-		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, RunInterval: time.Minute, Backoff: 10 * time.Minute, CheckInterval: 1000 * time.Hour})
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, Backoff: 10 * time.Minute, CheckInterval: 1000 * time.Hour})
 		go c.Run(t.Context())
 		d := domain(t, "example.com")
 		c.Get(t.Context(), d)

@@ -181,7 +181,7 @@ func startPostfix(o *postfixOptions, sio *stdio) (_ *postfixDaemon, err error) {
 	var store cache.Store
 	if o.store != "" {
 		// RFC 8461 5.1: policies outlive a restart.
-		fstore, err := cache.NewFileStore(o.store)
+		fstore, err := cache.OpenFileStore(o.store)
 		if err != nil {
 			return nil, fmt.Errorf("--store: %w", err)
 		}
@@ -417,7 +417,11 @@ func (d *postfixDaemon) reload() {
 		d.logger.Error("reloading; keeping the trusted roots as they were", "err", err)
 		return
 	}
-	d.logger.Info("reloaded the trusted roots", "domains_in_memory", d.cache.Len())
+	n := 0
+	for range d.cache.Memory() {
+		n++
+	}
+	d.logger.Info("reloaded the trusted roots", "domains_in_memory", n)
 }
 
 // stop drains the socketmap connections, answering the requests in flight,
