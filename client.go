@@ -9,16 +9,12 @@ import (
 
 // Client does what LookupRecord, FetchPolicy and Get do, with its own HTTP
 // client and a logger. Its methods take the arguments of those functions,
-// so that code moves from one to the other by changing the receiver, and so
-// that a Client's methods fit where the functions do, e.g. as the
-// LookupRecord and FetchPolicy of the cache subpackage's Options:
+// so that code moves from one to the other by changing the receiver. The
+// cache subpackage's Options take a Client for the cache's lookups and
+// fetches:
 //
 //	client := &mtasts.Client{Logger: logger}
-//	c, err := cache.New(cache.Options{
-//		Resolver:     resolver,
-//		LookupRecord: client.LookupRecord,
-//		FetchPolicy:  client.FetchPolicy,
-//	})
+//	c, err := cache.New(cache.Options{Resolver: resolver, Client: client})
 //
 // The zero Client, and a nil *Client, behave as the package functions:
 // they use HTTPClient and log nothing. A Client is safe for concurrent use;
@@ -53,7 +49,8 @@ import (
 //
 // and, when they fail, with
 //
-//	result     ResultLabel of the error, e.g. "no-record", "fetch-error"
+//	result     the result label of the error, as in the metrics (see
+//	           RegisterMetrics), e.g. "no-record", "fetch-error"
 //	reason     TLSReportFailureReason of the error, e.g.
 //	           "mta-sts-policy-http-status-500"
 //	err        the error
@@ -109,7 +106,7 @@ func (c *Client) LookupRecord(ctx context.Context, resolver Resolver, domain Dom
 	start := time.Now()
 	record, text, dnssec, err := lookupRecord(ctx, resolver, domain)
 	d := time.Since(start)
-	metricLookup.WithLabelValues(ResultLabel(err)).Observe(d.Seconds())
+	metricLookup.WithLabelValues(resultLabel(err)).Observe(d.Seconds())
 	l := c.logger(ctx)
 	if l == nil {
 		return record, text, err
@@ -140,7 +137,7 @@ func (c *Client) FetchPolicy(ctx context.Context, domain Domain) (policy *Policy
 	start := time.Now()
 	policy, text, err = fetchPolicy(ctx, hc, domain, &info)
 	d := time.Since(start)
-	metricFetch.WithLabelValues(ResultLabel(err)).Observe(d.Seconds())
+	metricFetch.WithLabelValues(resultLabel(err)).Observe(d.Seconds())
 
 	if l := c.logger(ctx); l != nil {
 		attrs := []slog.Attr{
@@ -164,7 +161,7 @@ func (c *Client) FetchPolicy(ctx context.Context, domain Domain) (policy *Policy
 // returns what that function returns, errors included.
 func (c *Client) Get(ctx context.Context, resolver Resolver, domain Domain) (record *Record, policy *Policy, text string, err error) {
 	start := time.Now()
-	defer func() { metricGet.WithLabelValues(ResultLabel(err)).Observe(time.Since(start).Seconds()) }()
+	defer func() { metricGet.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds()) }()
 
 	record, _, err = c.LookupRecord(ctx, resolver, domain)
 	if err != nil {
@@ -177,7 +174,7 @@ func (c *Client) Get(ctx context.Context, resolver Resolver, domain Domain) (rec
 // appendErrorAttrs appends the log attributes of a failure.
 func appendErrorAttrs(attrs []slog.Attr, err error) []slog.Attr {
 	return append(attrs,
-		slog.String("result", ResultLabel(err)),
+		slog.String("result", resultLabel(err)),
 		slog.String("reason", TLSReportFailureReason(err)),
 		slog.Any("err", err),
 	)

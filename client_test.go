@@ -140,7 +140,7 @@ func TestClientLogsLookup(t *testing.T) {
 	}, "err", "reason", "result")
 	checkAttrs(t, got[1], map[string]string{
 		"msgid": "m1", "domain": "example.org", "dnssec": "true",
-		"result": "no-record", "reason": mtasts.ReasonRecordNotFound,
+		"result": "no-record", "reason": "mta-sts-record-not-found",
 	}, "record_id")
 	if v, ok := got[1].attrs["err"]; !ok || !strings.Contains(v.String(), "no txt record") {
 		t.Errorf("err attribute %v", v)
@@ -187,7 +187,7 @@ func TestClientLogsFetch(t *testing.T) {
 	}, "err", "reason", "result")
 	checkAttrs(t, got[1], map[string]string{
 		"msgid": "m2", "domain": "broken.example", "status": "503",
-		"result": "fetch-error", "reason": mtasts.ReasonPolicyHTTPStatus(503),
+		"result": "fetch-error", "reason": "mta-sts-policy-http-status-503",
 	}, "mode", "max_age")
 }
 
@@ -215,7 +215,7 @@ func TestClientHTTPClient(t *testing.T) {
 	if err != nil || p.Mode != mtasts.ModeEnforce {
 		t.Fatalf("FetchPolicy: %v, %v", p, err)
 	}
-	if _, _, err := client.FetchPolicy(context.Background(), mustDomain(t, "moved.example")); mtasts.TLSReportFailureReason(err) != mtasts.ReasonPolicyRedirect {
+	if _, _, err := client.FetchPolicy(context.Background(), mustDomain(t, "moved.example")); mtasts.TLSReportFailureReason(err) != "mta-sts-policy-redirect" {
 		t.Fatalf("redirect: %v", err)
 	}
 	if want := []string{"mta-sts.example.com", "mta-sts.moved.example"}; strings.Join(hosts, " ") != strings.Join(want, " ") {
@@ -281,8 +281,8 @@ func TestClientZero(t *testing.T) {
 	}
 }
 
-// A Client's methods fit the cache's Options as they are: the cache's
-// lookups and fetches are then logged.
+// A Client given to the cache's Options logs the cache's lookups and
+// fetches.
 func TestClientInCache(t *testing.T) {
 	ca := newTestCA(t)
 	now := time.Now()
@@ -293,9 +293,8 @@ func TestClientInCache(t *testing.T) {
 	h, entries := newRecorder(slog.LevelDebug)
 	client := &mtasts.Client{Logger: slog.New(h).With("component", "mtasts-cache")}
 	c, err := cache.New(cache.Options{
-		Resolver:     dnssecResolver{txts: map[string][]string{"_mta-sts.example.com.": {"v=STSv1; id=1"}}},
-		LookupRecord: client.LookupRecord,
-		FetchPolicy:  client.FetchPolicy,
+		Resolver: dnssecResolver{txts: map[string][]string{"_mta-sts.example.com.": {"v=STSv1; id=1"}}},
+		Client:   client,
 	})
 	if err != nil {
 		t.Fatal(err)

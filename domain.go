@@ -104,7 +104,7 @@ func (d Domain) Validate() error {
 }
 
 // validateUnicode checks d.Unicode, not empty, for Validate, once d.ASCII
-// has passed: String and LogString print it, so it must be text without
+// has passed: String and log records print it, so it must be text without
 // control characters, and it must name the same domain as d.ASCII.
 func (d Domain) validateUnicode() error {
 	u := d.Unicode
@@ -221,21 +221,6 @@ func (d Domain) String() string {
 		return d.Unicode
 	}
 	return d.ASCII
-}
-
-// LogString returns the name for logs: "unicode/ascii" for an
-// internationalized name, so both forms can be searched for, else the ASCII
-// form.
-func (d Domain) LogString() string {
-	if d.Unicode == "" || d.Unicode == d.ASCII {
-		return d.ASCII
-	}
-	return d.Unicode + "/" + d.ASCII
-}
-
-// IsZero reports whether d is the zero Domain.
-func (d Domain) IsZero() bool {
-	return d == Domain{}
 }
 
 // equalFoldASCII reports whether a and b are equal under ASCII case folding.

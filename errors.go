@@ -152,30 +152,10 @@ func HTTPStatus(err error) int {
 	return 0
 }
 
-// The reason codes by the roles they play here; reason.go documents them.
-const (
-	reasonNoRecord        = ReasonRecordNotFound
-	reasonMultipleRecords = ReasonRecordMultiple
-	reasonDNS             = ReasonRecordDNSError
-	reasonRecordSyntax    = ReasonRecordInvalid
-	reasonNoPolicy        = ReasonPolicyNotFound
-	reasonFetch           = ReasonPolicyFetchError
-	reasonRedirect        = ReasonPolicyRedirect
-	reasonTimeout         = ReasonPolicyFetchTimeout
-	reasonCertExpired     = ReasonPolicyCertificateExpired // or not yet valid
-	reasonCertHost        = ReasonPolicyCertificateHostMismatch
-	reasonCertUntrusted   = ReasonPolicyCertificateUntrusted
-	reasonCertInvalid     = ReasonPolicyCertificateInvalid
-	reasonPolicySyntax    = ReasonPolicyInvalid
-	reasonPolicyTooLarge  = ReasonPolicyTooLarge
-	reasonMediaType       = ReasonPolicyMediaType
-	reasonAddressRefused  = ReasonPolicyAddressRefused
-)
-
 // TLSReportFailureReason returns a short, dash-separated code describing err,
-// for the "failure-reason-code" field of a TLS report (RFC 8460 4.3.3): one
-// of the Reason constants, or a code starting with one of the prefixes
-// among them.
+// for the "failure-reason-code" field of a TLS report (RFC 8460 4.3.3). The
+// codes are stable, so reports, dashboards and delivery code may compare
+// against them; docs/delivery.md lists each with its meaning.
 //
 // A DNSSEC authentication failure that adns reports as an extended DNS error
 // (RFC 8914) gives "dns-extended-error-<code>-<name>", e.g.
@@ -183,9 +163,9 @@ const (
 // fetching give a code for their class, refined where known, e.g.
 // "mta-sts-policy-http-status-500", "mta-sts-policy-certificate-expired" or
 // "mta-sts-policy-address-refused". A failure of STARTTLS with an MX host
-// gives one of the Reason constants, e.g. ReasonSTARTTLSNotOffered,
-// ReasonCertificateUnknownAuthority, or ReasonTLSAlertPrefix followed by
-// the alert, as TLSReportResultType describes.
+// gives a code such as "starttls-not-offered",
+// "certificate-unknown-authority", or "tls-alert-" followed by the alert
+// (e.g. "tls-alert-80-internal-error"), as TLSReportResultType describes.
 // It returns "" for nil, for transient failures and for errors it does not
 // know.
 func TLSReportFailureReason(err error) string {
@@ -194,7 +174,7 @@ func TLSReportFailureReason(err error) string {
 	}
 	var code adns.ErrorCode
 	if errors.As(err, &code) && code.IsAuthentication() {
-		return ReasonDNSExtendedErrorPrefix + strconv.Itoa(int(code)) + "-" + strings.ReplaceAll(code.String(), " ", "-")
+		return reasonDNSExtendedErrorPrefix + strconv.Itoa(int(code)) + "-" + strings.ReplaceAll(code.String(), " ", "-")
 	}
 	var re *reasonError
 	if errors.As(err, &re) {
@@ -202,21 +182,21 @@ func TLSReportFailureReason(err error) string {
 	}
 	switch {
 	case errors.Is(err, ErrRecordSyntax):
-		return reasonRecordSyntax
+		return reasonRecordInvalid
 	case errors.Is(err, ErrPolicySyntax):
-		return reasonPolicySyntax
+		return reasonPolicyInvalid
 	case errors.Is(err, ErrNoRecord):
-		return reasonNoRecord
+		return reasonRecordNotFound
 	case errors.Is(err, ErrMultipleRecords):
-		return reasonMultipleRecords
+		return reasonRecordMultiple
 	case errors.Is(err, ErrDNS):
-		return reasonDNS
+		return reasonRecordDNSError
 	case errors.Is(err, ErrNoPolicy):
-		return reasonNoPolicy
+		return reasonPolicyNotFound
 	case errors.Is(err, ErrAddressRefused):
-		return reasonAddressRefused
+		return reasonPolicyAddressRefused
 	case errors.Is(err, ErrPolicyFetch):
-		return reasonFetch
+		return reasonPolicyFetchError
 	}
 	_, reason := starttlsFailure(err)
 	return reason
@@ -301,11 +281,11 @@ func certificateReason(err error) string {
 	)
 	switch {
 	case errors.As(err, &herr):
-		return reasonCertHost
+		return reasonPolicyCertificateHostMismatch
 	case errors.As(err, &uerr):
-		return reasonCertUntrusted
+		return reasonPolicyCertificateUntrusted
 	case errors.As(err, &cerr) && cerr.Reason == x509.Expired:
-		return reasonCertExpired
+		return reasonPolicyCertificateExpired
 	}
-	return reasonCertInvalid
+	return reasonPolicyCertificateInvalid
 }

@@ -50,18 +50,6 @@ func ExampleNewTransport() {
 	// loopback transport: 200 OK
 }
 
-func ExampleAddressClass() {
-	for _, s := range []string{"192.0.2.1", "::ffff:127.0.0.1", "169.254.169.254", "fd00::1", "2001:4860:4860::8888"} {
-		fmt.Printf("%s %q\n", s, mtasts.AddressClass(netip.MustParseAddr(s)))
-	}
-	// Output:
-	// 192.0.2.1 "documentation"
-	// ::ffff:127.0.0.1 "loopback"
-	// 169.254.169.254 "link-local"
-	// fd00::1 "private"
-	// 2001:4860:4860::8888 ""
-}
-
 func ExampleDomain_Validate() {
 	// A Domain built by hand is checked before it goes into a DNS name or
 	// a URL; ParseDomain makes only valid ones.

@@ -31,11 +31,15 @@ func ExampleHTTPStatus() {
 		if err != nil {
 			status = mtasts.HTTPStatus(err)
 		}
-		fmt.Println(name, status, mtasts.ResultLabel(err))
+		reason := "ok"
+		if err != nil {
+			reason = mtasts.TLSReportFailureReason(err)
+		}
+		fmt.Println(name, status, reason)
 	}
 	// Output:
 	// example.com 200 ok
-	// example.org 500 fetch-error
-	// example.net 404 no-policy
-	// nohost.example 0 no-policy
+	// example.org 500 mta-sts-policy-http-status-500
+	// example.net 404 mta-sts-policy-not-found
+	// nohost.example 0 mta-sts-policy-not-found
 }

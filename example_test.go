@@ -149,7 +149,7 @@ func ExampleGet() {
 		case err != nil:
 			// RFC 8461 5.1: without a valid policy, deliver as if
 			// the domain had none.
-			fmt.Printf("%s: no policy (%s): deliver as usual\n", mx.ASCII, mtasts.ResultLabel(err))
+			fmt.Printf("%s: no policy (%s): deliver as usual\n", mx.ASCII, mtasts.TLSReportFailureReason(err))
 		case policy.Mode == mtasts.ModeNone:
 			fmt.Printf("%s: mode none: deliver as usual\n", mx.ASCII)
 		case policy.Mode == mtasts.ModeTesting:
@@ -163,5 +163,5 @@ func ExampleGet() {
 	// Output:
 	// mail.example.com: deliver only over STARTTLS with a certificate valid for it
 	// backup.example.net: not allowed by the policy: do not deliver to it
-	// mx.example.org: no policy (no-record): deliver as usual
+	// mx.example.org: no policy (mta-sts-record-not-found): deliver as usual
 }

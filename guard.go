@@ -22,10 +22,10 @@ import (
 
 // ErrAddressRefused means the policy host resolved to an address that the
 // client refuses to connect to: loopback, private, link-local or another
-// special-purpose address (see AddressClass). Errors of FetchPolicy that wrap
+// special-purpose address (see AddressRefusedError.Class). Errors of FetchPolicy that wrap
 // it wrap ErrPolicyFetch too: the fetch failed, for its own reason.
 // TLSReportFailureReason gives "mta-sts-policy-address-refused" for them,
-// ResultLabel "address-refused". The *AddressRefusedError names the address.
+// the metrics' result label "address-refused". The *AddressRefusedError names the address.
 var ErrAddressRefused = errors.New("mtasts: policy host address refused")
 
 // AddressRefusedError is the error of a dial that the guard of NewDialer
@@ -33,8 +33,30 @@ var ErrAddressRefused = errors.New("mtasts: policy host address refused")
 type AddressRefusedError struct {
 	// Addr is the address and port refused, as dialled.
 	Addr netip.AddrPort
-	// Class is AddressClass(Addr.Addr()), e.g. "loopback", or "invalid"
-	// for an address that did not parse.
+	// Class is the class of special-purpose addresses Addr belongs to,
+	// or "invalid" for an address that did not parse. The classes are:
+	//
+	//	unspecified     0.0.0.0, ::
+	//	this-network    0.0.0.0/8
+	//	loopback        127.0.0.0/8, ::1
+	//	private         10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16 (RFC 1918),
+	//	                fc00::/7 (unique local), 64:ff9b:1::/48 (local NAT64)
+	//	shared          100.64.0.0/10 (carrier-grade NAT, RFC 6598)
+	//	link-local      169.254.0.0/16, fe80::/10
+	//	site-local      fec0::/10
+	//	multicast       224.0.0.0/4, ff00::/8
+	//	broadcast       255.255.255.255
+	//	documentation   192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+	//	                2001:db8::/32, 3fff::/20
+	//	benchmarking    198.18.0.0/15
+	//	ietf-protocol   192.0.0.0/24, 2001::/23
+	//	discard         100::/64
+	//	reserved        240.0.0.0/4, 192.88.99.0/24, IPv6 outside 2000::/3
+	//
+	// An IPv4-mapped IPv6 address (::ffff:0:0/96) is classed as the IPv4
+	// address it maps; so is the IPv4 address embedded in a NAT64 address
+	// (64:ff9b::/96) or a 6to4 prefix (2002::/16), which are otherwise
+	// global. Every other address is global, and the guard lets it through.
 	Class string
 }
 
@@ -101,7 +123,7 @@ var (
 	broadcastIP4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 )
 
-// AddressClass returns the class of special-purpose addresses addr belongs
+// addressClass returns the class of special-purpose addresses addr belongs
 // to, or "" for an address of the global internet, to which the guard of
 // NewDialer lets connections go. The classes are:
 //
@@ -127,7 +149,7 @@ var (
 // address it maps; so is the IPv4 address embedded in a NAT64 address
 // (64:ff9b::/96) or a 6to4 prefix (2002::/16), which are otherwise global. A
 // zone is ignored.
-func AddressClass(addr netip.Addr) string {
+func addressClass(addr netip.Addr) string {
 	addr = addr.WithZone("").Unmap()
 	switch {
 	case !addr.IsValid():
@@ -144,12 +166,12 @@ func AddressClass(addr netip.Addr) string {
 	case nat64Prefix.Contains(addr):
 		// The translator connects to the embedded IPv4 address.
 		b := addr.As16()
-		return AddressClass(netip.AddrFrom4([4]byte(b[12:16])))
+		return addressClass(netip.AddrFrom4([4]byte(b[12:16])))
 	case sixToFour.Contains(addr):
 		// 2002:V4ADDR::/48 routes to the 6to4 site of that IPv4
 		// address.
 		b := addr.As16()
-		return AddressClass(netip.AddrFrom4([4]byte(b[2:6])))
+		return addressClass(netip.AddrFrom4([4]byte(b[2:6])))
 	}
 	if class := classIn(addr, specialIPv6); class != "" {
 		return class
@@ -174,7 +196,7 @@ func classIn(addr netip.Addr, list []prefixClass) string {
 // (::ffff:127.0.0.1). Given to NewDialer or NewTransport, it lets policies
 // be fetched from a server on the local host, as tests do, and nothing else
 // that is refused. A NAT64 (64:ff9b::/96, 64:ff9b:1::/48) or 6to4
-// (2002::/16) address that embeds a loopback address, which AddressClass
+// (2002::/16) address that embeds a loopback address, which the guard
 // classes as loopback, is not allowed: it is reached through a translator
 // or relay, another host, whose own loopback it would reach.
 func AllowLoopback(addr netip.Addr) bool {
@@ -202,7 +224,7 @@ func isHostLoopback(addr netip.Addr) bool {
 // where that matters, write an allow function that names your own
 // networks.
 func AllowPrivate(addr netip.Addr) bool {
-	switch AddressClass(addr) {
+	switch addressClass(addr) {
 	case "loopback":
 		// Only this host's own: a NAT64 or 6to4 address embedding a
 		// loopback address reaches the translator's.
@@ -213,12 +235,12 @@ func AllowPrivate(addr netip.Addr) bool {
 	return false
 }
 
-// DialTimeout bounds connecting to a policy host, name resolution included,
+// dialTimeout bounds connecting to a policy host, name resolution included,
 // with dialers made by NewDialer.
-const DialTimeout = 30 * time.Second
+const dialTimeout = 30 * time.Second
 
 // NewDialer returns a dialer for policy fetches that refuses to connect to
-// an address of a special-purpose class (see AddressClass) unless allow,
+// an address of a special-purpose class (see AddressRefusedError.Class) unless allow,
 // when not nil, returns true for it. allow is called only for such
 // addresses, from the dialing goroutine; it must be safe for concurrent use.
 //
@@ -229,7 +251,7 @@ const DialTimeout = 30 * time.Second
 // ControlContext or Control of the returned dialer removes the guard.
 func NewDialer(allow func(netip.Addr) bool) *net.Dialer {
 	return &net.Dialer{
-		Timeout:   DialTimeout,
+		Timeout:   dialTimeout,
 		KeepAlive: 30 * time.Second,
 		ControlContext: func(_ context.Context, _, address string, _ syscall.RawConn) error {
 			return checkDial(address, allow)
@@ -247,26 +269,26 @@ func checkDial(address string, allow func(netip.Addr) bool) error {
 		// refuse it. TCP dials always give one.
 		return &AddressRefusedError{Class: "invalid"}
 	}
-	class := AddressClass(ap.Addr())
+	class := addressClass(ap.Addr())
 	if class == "" || allow != nil && allow(ap.Addr().WithZone("").Unmap()) {
 		return nil
 	}
 	return &AddressRefusedError{Addr: ap, Class: class}
 }
 
-// MaxResponseHeaderBytes bounds the response headers a policy host may
+// maxResponseHeaderBytes bounds the response headers a policy host may
 // send to the transports of NewTransport: 64 KiB. A policy response needs a
 // few hundred bytes; net/http's default limit is 10 MB.
-const MaxResponseHeaderBytes = 64 << 10
+const maxResponseHeaderBytes = 64 << 10
 
 // NewTransport returns a transport for policy fetches, the one the default
 // HTTPClient uses with allow nil. It connects through NewDialer(allow),
 // directly, not through a proxy, so that the guard checks the policy host's
 // own address. It has these limits:
 //
-//   - response headers: MaxResponseHeaderBytes (64 KiB), over HTTP/1.1 and
+//   - response headers: at most 64 KiB, over HTTP/1.1 and
 //     HTTP/2;
-//   - connecting: DialTimeout (30 s); TLS handshake: 10 s;
+//   - connecting, name resolution included: 30 s; TLS handshake: 10 s;
 //   - connections: at most 4 per policy host; idle ones are kept at most 1
 //     per host, 64 in all, for 30 s.
 //
@@ -281,7 +303,7 @@ func NewTransport(allow func(netip.Addr) bool) *http.Transport {
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    10 * time.Second,
-		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		MaxConnsPerHost:        4,
 		MaxIdleConns:           64,
 		MaxIdleConnsPerHost:    1,

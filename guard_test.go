@@ -60,6 +60,7 @@ func TestAddressClass(t *testing.T) {
 		{"100.64.0.1", "shared"},
 		{"100.127.255.255", "shared"},
 		{"::ffff:100.64.0.1", "shared"},
+		{"fd00::1", "private"},
 		{"169.254.169.254", "link-local"},
 		{"::ffff:169.254.169.254", "link-local"},
 		{"fe80::1", "link-local"},

@@ -3,7 +3,6 @@ package mtasts
 import (
 	"net/http"
 	"strconv"
-	"strings"
 )
 
 // WellKnownPath is the path at which a policy domain serves its policy, on
@@ -44,51 +43,6 @@ func (h *policyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	servePolicy(w, r, h.body)
 }
 
-// PolicyHandlerFunc returns an http.Handler that serves, on each request,
-// the policy that policy returns for it: one web server for the policy hosts
-// mta-sts.<domain> of many domains, choosing each request's policy by its
-// Host (PolicyHostDomain gives the domain). It answers as PolicyHandler
-// does: GET and HEAD of WellKnownPath 200 with the policy's String() as the
-// body, "text/plain; charset=utf-8" and "Cache-Control: no-store"; other
-// paths 404 Not Found, without calling policy; when policy returns a nil
-// Policy, 404 Not Found for any method (the host has no policy, RFC 8461
-// 3.3); otherwise other methods 405 Method Not Allowed.
-//
-// When policy returns an error, the answer is 500 Internal Server Error
-// with a body that does not include the error: the handler does not log,
-// so policy should log what went wrong before it returns. The policy is
-// rendered on each request, so a policy function that returns a new Policy
-// is served at once.
-//
-// The server must present a certificate valid for every policy host it
-// answers for (RFC 8461 3.3). policy is called from many goroutines at
-// once, and must be safe for that; the handler itself is safe for
-// concurrent use.
-func PolicyHandlerFunc(policy func(r *http.Request) (*Policy, error)) http.Handler {
-	return policyHandlerFunc(policy)
-}
-
-type policyHandlerFunc func(r *http.Request) (*Policy, error)
-
-func (f policyHandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != WellKnownPath {
-		http.NotFound(w, r)
-		return
-	}
-	p, err := f(r)
-	switch {
-	case err != nil:
-		// The error may hold what a client must not see.
-		http.Error(w, "500 internal server error", http.StatusInternalServerError)
-		return
-	case p == nil:
-		// RFC 8461 3.3: a 404 is read as "no policy".
-		http.NotFound(w, r)
-		return
-	}
-	servePolicy(w, r, []byte(p.String()))
-}
-
 // servePolicy answers a request for WellKnownPath with body, a policy
 // rendered by Policy.String.
 func servePolicy(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -109,32 +63,4 @@ func servePolicy(w http.ResponseWriter, r *http.Request, body []byte) {
 	if r.Method == http.MethodGet {
 		w.Write(body)
 	}
-}
-
-// policyHostPrefix is the label in front of a domain that names its policy
-// host (RFC 8461 3.3).
-const policyHostPrefix = "mta-sts."
-
-// PolicyHostDomain returns the policy domain of host, the name of a policy
-// host mta-sts.<domain> (RFC 8461 3.3) as an HTTP request gives it in
-// Request.Host: in any case, with an optional trailing dot and an optional
-// port. For "MTA-STS.Example.com:443" it returns the Domain example.com.
-//
-// It returns an error wrapping ErrInvalidDomain when host does not start
-// with "mta-sts.", when its port is not a number of 1 to 5 digits, or when
-// the rest is not a domain name that ParseDomain accepts, e.g. an IP
-// address.
-func PolicyHostDomain(host string) (Domain, error) {
-	name := host
-	if i := strings.LastIndexByte(name, ':'); i >= 0 {
-		port := name[i+1:]
-		if port == "" || len(port) > 5 || strings.TrimLeft(port, "0123456789") != "" {
-			return Domain{}, &domainError{input: host, what: "invalid port, expected a policy host mta-sts.<domain> with an optional port"}
-		}
-		name = name[:i]
-	}
-	if len(name) <= len(policyHostPrefix) || !equalFoldASCII(name[:len(policyHostPrefix)], policyHostPrefix) {
-		return Domain{}, &domainError{input: host, what: "not a policy host mta-sts.<domain>"}
-	}
-	return ParseDomain(name[len(policyHostPrefix):])
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mtasts-go/mtasts/internal/metriclabel"
 )
 
 // The collectors are created here but registered nowhere until the user calls
@@ -31,8 +33,11 @@ var (
 // RegisterMetrics registers the package's Prometheus collectors with reg:
 // histograms of the duration of Get (mtastsgo_get_duration_seconds), of
 // LookupRecord (mtastsgo_record_lookup_duration_seconds) and of FetchPolicy
-// (mtastsgo_policy_fetch_duration_seconds), labelled by result (see
-// ResultLabel). A cache, which calls LookupRecord and FetchPolicy apart,
+// (mtastsgo_policy_fetch_duration_seconds), labelled by result: "ok",
+// "canceled" when the caller's context ended, else one per sentinel error
+// ("invalid-domain", "no-record", "multiple-records", "dns-error",
+// "record-invalid", "no-policy", "address-refused", "fetch-error",
+// "policy-invalid"), or "error" for anything else. A cache, which calls LookupRecord and FetchPolicy apart,
 // shows in the last two. Call it once, e.g. with prometheus.DefaultRegisterer; a second
 // registration with the same registry and options returns an error.
 //
@@ -138,12 +143,14 @@ func checkNamespace(ns string) string {
 	return ""
 }
 
-// ResultLabel returns a short label for the outcome err of a lookup or fetch,
+func init() { metriclabel.Result = resultLabel }
+
+// resultLabel returns a short label for the outcome err of a lookup or fetch,
 // as used in the metrics: "ok" for nil, "canceled" when the caller's context
 // ended, else one per sentinel error ("invalid-domain", "no-record", "multiple-records",
 // "dns-error", "record-invalid", "no-policy", "address-refused", "fetch-error",
 // "policy-invalid"), or "error" for anything else.
-func ResultLabel(err error) string {
+func resultLabel(err error) string {
 	switch {
 	case err == nil:
 		return "ok"

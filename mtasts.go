@@ -36,8 +36,8 @@
 // through its log/slog Logger: the outcome (record id, policy mode, or the
 // error and its TLS-RPT reason), the DNSSEC status of the lookup, the HTTP
 // status and size of the fetch, and the duration. A nil Logger logs nothing
-// and builds no attribute. Its methods fit the cache subpackage's
-// Options.LookupRecord and Options.FetchPolicy as they are.
+// and builds no attribute. The cache subpackage's Options.Client takes one
+// for the cache's lookups and fetches.
 //
 // Per-delivery attributes, such as a message or connection id, come with
 // the logger: Client.WithLogger returns a copy of a Client that logs through
@@ -137,16 +137,16 @@ func lookupRecord(ctx context.Context, resolver Resolver, domain Domain) (_ *Rec
 		return nil, "", false, err
 	}
 	if resolver == nil {
-		return nil, "", false, newError(ErrDNS, reasonDNS, nil, "no resolver")
+		return nil, "", false, newError(ErrDNS, reasonRecordDNSError, nil, "no resolver")
 	}
 	name := "_mta-sts." + domain.ASCII + "."
 	txts, result, err := resolver.LookupTXT(ctx, name)
 	dnssec = result.Authentic
 	if err != nil {
 		if isNotFound(err) {
-			return nil, "", dnssec, newError(ErrNoRecord, reasonNoRecord, err, "no txt record at %s", name)
+			return nil, "", dnssec, newError(ErrNoRecord, reasonRecordNotFound, err, "no txt record at %s", name)
 		}
-		return nil, "", dnssec, newError(ErrDNS, reasonDNS, err, "looking up txt record at %s", name)
+		return nil, "", dnssec, newError(ErrDNS, reasonRecordDNSError, err, "looking up txt record at %s", name)
 	}
 
 	// RFC 8461 3.1: records that do not begin with v=STSv1 are discarded;
@@ -171,9 +171,9 @@ func lookupRecord(ctx context.Context, resolver Resolver, domain Domain) (_ *Rec
 	}
 	switch {
 	case n == 0:
-		return nil, "", dnssec, newError(ErrNoRecord, reasonNoRecord, nil, "no txt record starting with v=STSv1 at %s", name)
+		return nil, "", dnssec, newError(ErrNoRecord, reasonRecordNotFound, nil, "no txt record starting with v=STSv1 at %s", name)
 	case n > 1:
-		return nil, "", dnssec, newError(ErrMultipleRecords, reasonMultipleRecords, nil, "%d txt records starting with v=STSv1 at %s", n, name)
+		return nil, "", dnssec, newError(ErrMultipleRecords, reasonRecordMultiple, nil, "%d txt records starting with v=STSv1 at %s", n, name)
 	case firstErr != nil:
 		return nil, text, dnssec, firstErr
 	}
@@ -200,10 +200,10 @@ const FetchTimeout = time.Minute
 // HTTPClient of its own; both read it at each fetch. Its transport, made by
 // NewTransport(nil), guards against the policy host, which the recipient
 // domain's owner controls: it refuses to connect to loopback, private,
-// link-local and other special-purpose addresses (see AddressClass, and
-// ErrAddressRefused), connects directly rather than through a proxy, reads
-// at most MaxResponseHeaderBytes of response headers, and bounds connection
-// time and the connections it keeps.
+// link-local and other special-purpose addresses (see ErrAddressRefused),
+// connects directly rather than through a proxy, reads at most 64 KiB of
+// response headers, and bounds connection time and the connections it
+// keeps.
 //
 // To trust other roots, allow private addresses or use a proxy, replace the
 // client or its Transport with one made by NewTransport and changed as
@@ -273,7 +273,7 @@ func fetchPolicy(ctx context.Context, hc *http.Client, domain Domain, info *fetc
 	url := "https://" + host + "/.well-known/mta-sts.txt"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, "", newError(ErrPolicyFetch, reasonFetch, err, "building request for %s", url)
+		return nil, "", newError(ErrPolicyFetch, reasonPolicyFetchError, err, "building request for %s", url)
 	}
 	// RFC 8461 3.3: "HTTP caching ... MUST NOT be used". This client keeps
 	// no cache; ask intermediaries not to answer from theirs either.
@@ -299,13 +299,13 @@ func fetchPolicy(ctx context.Context, hc *http.Client, domain Domain, info *fetc
 	switch {
 	case resp.StatusCode == http.StatusOK:
 	case resp.StatusCode == http.StatusNotFound:
-		return nil, "", newError(ErrNoPolicy, reasonNoPolicy, nil, "%s: 404 not found", url)
+		return nil, "", newError(ErrNoPolicy, reasonPolicyNotFound, nil, "%s: 404 not found", url)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		// RFC 8461 3.3: redirects MUST NOT be followed.
-		return nil, "", newError(ErrPolicyFetch, reasonRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
+		return nil, "", newError(ErrPolicyFetch, reasonPolicyRedirect, nil, "%s: redirect (status %d to %s) not followed", url, resp.StatusCode, quote(resp.Header.Get("Location")))
 	default:
 		// RFC 8461 3.3: "only valid if the HTTP response code is 200".
-		return nil, "", newError(ErrPolicyFetch, ReasonPolicyHTTPStatus(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
+		return nil, "", newError(ErrPolicyFetch, reasonPolicyHTTPStatus(resp.StatusCode), nil, "%s: status %d, expected 200", url, resp.StatusCode)
 	}
 
 	// RFC 8461 3.2: "senders SHOULD validate that the media type is
@@ -314,7 +314,7 @@ func fetchPolicy(ctx context.Context, hc *http.Client, domain Domain, info *fetc
 	ct := resp.Header.Get("Content-Type")
 	mt, _, perr := mime.ParseMediaType(ct)
 	if perr != nil && !errors.Is(perr, mime.ErrInvalidMediaParameter) || mt != "text/plain" {
-		return nil, "", newError(ErrPolicySyntax, reasonMediaType, nil, "%s: media type %s, expected text/plain", url, quote(ct))
+		return nil, "", newError(ErrPolicySyntax, reasonPolicyMediaType, nil, "%s: media type %s, expected text/plain", url, quote(ct))
 	}
 
 	// RFC 8461 3.3: a suggested maximum policy size of 64 kilobytes.
@@ -343,22 +343,22 @@ func fetchError(err error, url string) error {
 	case errors.Is(err, ErrAddressRefused):
 		// The name resolved to an address of the MTA's own networks,
 		// or another that is not of the internet: no connection made.
-		return newError(ErrPolicyFetch, reasonAddressRefused, err, "%s: policy host address refused", url)
+		return newError(ErrPolicyFetch, reasonPolicyAddressRefused, err, "%s: policy host address refused", url)
 	case isNotFound(err):
 		// No policy host: the name mta-sts.<domain> does not exist.
-		return newError(ErrNoPolicy, reasonNoPolicy, err, "%s: policy host not found", url)
+		return newError(ErrNoPolicy, reasonPolicyNotFound, err, "%s: policy host not found", url)
 	case isCertificateError(err):
 		// RFC 8461 3.3: the certificate must be valid for the mta-sts
 		// DNS-ID, chain to a trusted root, and be non-expired.
 		return newError(ErrPolicyFetch, certificateReason(err), err, "%s: certificate not valid", url)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return newError(ErrPolicyFetch, reasonTimeout, err, "%s: timed out", url)
+		return newError(ErrPolicyFetch, reasonPolicyFetchTimeout, err, "%s: timed out", url)
 	}
 	var rerr tls.RecordHeaderError
 	if errors.As(err, &rerr) {
-		return newError(ErrPolicyFetch, reasonFetch, err, "%s: server does not speak TLS", url)
+		return newError(ErrPolicyFetch, reasonPolicyFetchError, err, "%s: server does not speak TLS", url)
 	}
-	return newError(ErrPolicyFetch, reasonFetch, err, "%s", url)
+	return newError(ErrPolicyFetch, reasonPolicyFetchError, err, "%s", url)
 }
 
 func isTimeout(err error) bool {

@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mtasts-go/mtasts/internal/policytext"
 )
 
 // Record is an MTA-STS TXT record, published at _mta-sts.<domain>
@@ -74,18 +76,6 @@ func (mx STSMX) String() string {
 		return "*." + mx.Domain.ASCII
 	}
 	return mx.Domain.ASCII
-}
-
-// LogString returns the pattern for logs: like String, followed by
-// "/" and the Unicode form for an internationalized name.
-func (mx STSMX) LogString() string {
-	if mx.Domain.Unicode == "" {
-		return mx.String()
-	}
-	if mx.Wildcard {
-		return "*." + mx.Domain.Unicode + "/*." + mx.Domain.ASCII
-	}
-	return mx.Domain.Unicode + "/" + mx.Domain.ASCII
 }
 
 // MaxAgeLimit is the largest max_age in seconds that RFC 8461 3.2 allows:
@@ -180,10 +170,11 @@ func (p *Policy) Matches(host Domain) bool {
 // ReportLines returns the policy as the "policy-string" of a TLS report
 // wants it (RFC 8460 4.4, 4.5): the lines of p.String() without their line
 // endings, one "mx" element per pattern, names in A-labels. For the policy
-// as the domain served it, with any errors it held, use ReportLines(text)
-// on the text that FetchPolicy returned.
+// as the domain served it, with any errors it held, a tlsrpt.Recorder
+// reports the text that FetchPolicy returned (cache.Result.PolicyText) line
+// by line in the same way.
 func (p *Policy) ReportLines() []string {
-	return ReportLines(p.String())
+	return policytext.ReportLines(p.String())
 }
 
 // ReportMXHosts returns the policy's mx patterns as the "mx-host" list of a
@@ -196,22 +187,4 @@ func (p *Policy) ReportMXHosts() []string {
 		mx[i] = m.String()
 	}
 	return mx
-}
-
-// ReportLines returns text, a policy as served, as the "policy-string" of a
-// TLS report wants it: "the policy that is declared by the receiving site,
-// including any errors that may be present" (RFC 8460 4.5). Each line is
-// kept as published, without its line ending (LF or CRLF, RFC 8461 3.2);
-// blank lines and lines of only spaces and tabs are left out. Nothing is
-// parsed: an invalid policy gives its lines too. The result is empty, not
-// nil, when text has no lines.
-func ReportLines(text string) []string {
-	lines := make([]string, 0, strings.Count(text, "\n")+1)
-	for line := range strings.Lines(text) {
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if strings.TrimLeft(line, " \t") != "" {
-			lines = append(lines, line)
-		}
-	}
-	return lines
 }

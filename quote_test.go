@@ -113,7 +113,7 @@ func TestErrorsQuoteBounded(t *testing.T) {
 // line), is cut and escaped as well.
 func TestCauseTextBounded(t *testing.T) {
 	cause := errors.New("x509: certificate is valid for " + strings.Repeat("evil\x1b[2J.example, ", 3000) + "not mta-sts.example.com")
-	err := newError(ErrPolicyFetch, reasonFetch, cause, "%s", "https://mta-sts.example.com/.well-known/mta-sts.txt")
+	err := newError(ErrPolicyFetch, reasonPolicyFetchError, cause, "%s", "https://mta-sts.example.com/.well-known/mta-sts.txt")
 	msg := err.Error()
 	if len(msg) > maxCauseText+200 || !printableASCII(msg) || !strings.Contains(msg, "bytes)") || !errors.Is(err, cause) {
 		t.Errorf("error %.800q (%d bytes); want the cause cut and escaped, and still reachable", msg, len(msg))

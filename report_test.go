@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/policytext"
 )
 
 // The policy of RFC 8460 4.5's example gives its policy-string, one "mx"
@@ -27,7 +28,7 @@ func TestPolicyReportLines(t *testing.T) {
 	if got := p.ReportLines(); !reflect.DeepEqual(got, wantLines) {
 		t.Errorf("ReportLines() = %q\nwant %q", got, wantLines)
 	}
-	if got := mtasts.ReportLines(text); !reflect.DeepEqual(got, wantLines) {
+	if got := policytext.ReportLines(text); !reflect.DeepEqual(got, wantLines) {
 		t.Errorf("ReportLines(text) = %q\nwant %q", got, wantLines)
 	}
 	wantMX := []string{"mx1.example.com", "mx2.example.com", "mx.backup-example.com"}
@@ -51,7 +52,7 @@ func TestReportLinesOfText(t *testing.T) {
 		{"<html>\r\n <body>oops</body>\r\n</html>", []string{"<html>", " <body>oops</body>", "</html>"}},
 		{"a\rb\n", []string{"a\rb"}},
 	} {
-		if got := mtasts.ReportLines(tc.text); !reflect.DeepEqual(got, tc.want) {
+		if got := policytext.ReportLines(tc.text); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ReportLines(%q) = %q, want %q", tc.text, got, tc.want)
 		}
 	}

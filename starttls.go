@@ -135,14 +135,14 @@ var ErrSTARTTLSNotSupported = errors.New("mtasts: starttls not supported by mx h
 // version below TLS 1.2, which RFC 8461 7.2 does not allow under a policy:
 // VerifyMXConnection returns an error wrapping it. TLSReportResultType
 // gives ResultValidationFailure for it and TLSReportFailureReason
-// ReasonTLSVersion.
+// "tls-version-too-old".
 var ErrTLSVersion = errors.New("mtasts: tls version below 1.2")
 
 // ErrNoCertificate means a TLS connection to an MX host has no certificate
 // of the host to check, as RFC 8461 4.2 asks: VerifyMXConnection returns an
 // error wrapping it, e.g. for the state of a connection whose handshake has
 // not been made. TLSReportResultType gives ResultCertificateNotTrusted for
-// it and TLSReportFailureReason ReasonCertificateMissing.
+// it and TLSReportFailureReason "certificate-missing".
 var ErrNoCertificate = errors.New("mtasts: no certificate of the mx host")
 
 // STARTTLSError is the failure of the STARTTLS command, or of the TLS
@@ -303,60 +303,60 @@ func walkErrors(err error, f func(error) bool) bool {
 // Failure reason codes of failures of STARTTLS with an MX host, for the
 // "failure-reason-code" of a TLS report (RFC 8460 4.3: "an error code or
 // error text"). TLSReportFailureReason gives them; they are stable, so that
-// reports and dashboards may key on them.
+// reports and dashboards may key on them, and docs/delivery.md lists them.
 const (
-	// ReasonSTARTTLSNotOffered: the EHLO reply did not list STARTTLS
+	// reasonSTARTTLSNotOffered: the EHLO reply did not list STARTTLS
 	// (ErrSTARTTLSNotSupported).
-	ReasonSTARTTLSNotOffered = "starttls-not-offered"
-	// ReasonSTARTTLSRefused: the STARTTLS command got a reply other
+	reasonSTARTTLSNotOffered = "starttls-not-offered"
+	// reasonSTARTTLSRefused: the STARTTLS command got a reply other
 	// than 220 (a *STARTTLSError holding a reply, as STARTTLSError.Err
 	// describes).
-	ReasonSTARTTLSRefused = "starttls-refused"
-	// ReasonCertificateHostMismatch: no DNS name of the certificate
+	reasonSTARTTLSRefused = "starttls-refused"
+	// reasonCertificateHostMismatch: no DNS name of the certificate
 	// matches the MX host (x509.HostnameError).
-	ReasonCertificateHostMismatch = "certificate-host-mismatch"
-	// ReasonCertificateExpired: a certificate of the chain has expired
+	reasonCertificateHostMismatch = "certificate-host-mismatch"
+	// reasonCertificateExpired: a certificate of the chain has expired
 	// (x509.Expired).
-	ReasonCertificateExpired = "certificate-expired"
-	// ReasonCertificateNotYetValid: a certificate of the chain is not
+	reasonCertificateExpired = "certificate-expired"
+	// reasonCertificateNotYetValid: a certificate of the chain is not
 	// valid yet (x509.Expired, for a time before its NotBefore).
-	ReasonCertificateNotYetValid = "certificate-not-yet-valid"
-	// ReasonCertificateUnknownAuthority: the chain does not end at a
+	reasonCertificateNotYetValid = "certificate-not-yet-valid"
+	// reasonCertificateUnknownAuthority: the chain does not end at a
 	// trusted root (x509.UnknownAuthorityError, x509.SystemRootsError).
-	ReasonCertificateUnknownAuthority = "certificate-unknown-authority"
-	// ReasonCertificateNameConstraints: a CA of the chain may not issue
+	reasonCertificateUnknownAuthority = "certificate-unknown-authority"
+	// reasonCertificateNameConstraints: a CA of the chain may not issue
 	// for the name (x509.CANotAuthorizedForThisName and the other name
 	// constraint failures).
-	ReasonCertificateNameConstraints = "certificate-name-constraints"
-	// ReasonCertificateChain: the chain is broken otherwise: an issuer
+	reasonCertificateNameConstraints = "certificate-name-constraints"
+	// reasonCertificateChain: the chain is broken otherwise: an issuer
 	// that is not a CA, too many intermediates, an issuer name that does
 	// not match, no valid chain.
-	ReasonCertificateChain = "certificate-chain-invalid"
-	// ReasonCertificateUsage: the certificate is not for TLS servers (its
+	reasonCertificateChain = "certificate-chain-invalid"
+	// reasonCertificateUsage: the certificate is not for TLS servers (its
 	// extended key usage; x509.IncompatibleUsage).
-	ReasonCertificateUsage = "certificate-incompatible-usage"
-	// ReasonCertificateInvalid: another certificate failure, e.g. an
+	reasonCertificateUsage = "certificate-incompatible-usage"
+	// reasonCertificateInvalid: another certificate failure, e.g. an
 	// unhandled critical extension.
-	ReasonCertificateInvalid = "certificate-invalid"
-	// ReasonTLSAlertPrefix starts the reason code of a TLS alert received
+	reasonCertificateInvalid = "certificate-invalid"
+	// reasonTLSAlertPrefix starts the reason code of a TLS alert received
 	// from the MX host (RFC 8446 6), followed by the alert's number and,
 	// when known, its name in lower case with hyphens, e.g.
 	// "tls-alert-70-protocol-version-not-supported".
-	ReasonTLSAlertPrefix = "tls-alert-"
-	// ReasonTLSConnectionClosed: the MX host closed or reset the
+	reasonTLSAlertPrefix = "tls-alert-"
+	// reasonTLSConnectionClosed: the MX host closed or reset the
 	// connection during the handshake.
-	ReasonTLSConnectionClosed = "tls-connection-closed"
-	// ReasonNotTLS: the MX host did not answer in TLS after its "220" to
+	reasonTLSConnectionClosed = "tls-connection-closed"
+	// reasonNotTLS: the MX host did not answer in TLS after its "220" to
 	// STARTTLS (tls.RecordHeaderError).
-	ReasonNotTLS = "tls-not-spoken"
-	// ReasonTLSVersion: the connection was made at a version below TLS
+	reasonNotTLS = "tls-not-spoken"
+	// reasonTLSVersion: the connection was made at a version below TLS
 	// 1.2 (ErrTLSVersion).
-	ReasonTLSVersion = "tls-version-too-old"
-	// ReasonCertificateMissing: the connection has no certificate of the
+	reasonTLSVersion = "tls-version-too-old"
+	// reasonCertificateMissing: the connection has no certificate of the
 	// MX host (ErrNoCertificate).
-	ReasonCertificateMissing = "certificate-missing"
-	// ReasonTLSHandshake: another failure of the handshake.
-	ReasonTLSHandshake = "tls-handshake-failed"
+	reasonCertificateMissing = "certificate-missing"
+	// reasonTLSHandshake: another failure of the handshake.
+	reasonTLSHandshake = "tls-handshake-failed"
 )
 
 // starttlsFailure returns the result type and reason code of a failure of
@@ -366,9 +366,9 @@ const (
 func starttlsFailure(err error) (result ResultType, reason string) {
 	if errors.Is(err, ErrSTARTTLSNotSupported) {
 		if refusedReply(err) {
-			return ResultSTARTTLSNotSupported, ReasonSTARTTLSRefused
+			return ResultSTARTTLSNotSupported, reasonSTARTTLSRefused
 		}
-		return ResultSTARTTLSNotSupported, ReasonSTARTTLSNotOffered
+		return ResultSTARTTLSNotSupported, reasonSTARTTLSNotOffered
 	}
 	switch {
 	case errors.Is(err, ErrTLSVersion):
@@ -376,14 +376,14 @@ func starttlsFailure(err error) (result ResultType, reason string) {
 		// a "validation-failure" (4.3.3: "a negotiation failure [that]
 		// cannot be categorized" otherwise), as the alert is that a
 		// handshake under MXTLSConfig ends with at such an MX host.
-		return ResultValidationFailure, ReasonTLSVersion
+		return ResultValidationFailure, reasonTLSVersion
 	case errors.Is(err, ErrNoCertificate):
 		// RFC 8461 4.2: the certificate "MUST chain to a root CA that is
 		// trusted"; with none there is no chain to trust. RFC 8460
 		// 4.3.1's "certificate-not-trusted" covers "certificate chain
 		// errors, etc.", and tells the receiver that what failed is the
 		// certificate, not the negotiation; the reason code says how.
-		return ResultCertificateNotTrusted, ReasonCertificateMissing
+		return ResultCertificateNotTrusted, reasonCertificateMissing
 	}
 	if result, reason = certificateFailure(err); result != "" {
 		return result, reason
@@ -402,11 +402,11 @@ func starttlsFailure(err error) (result ResultType, reason string) {
 	var rerr tls.RecordHeaderError
 	switch {
 	case errors.As(err, &rerr):
-		return ResultValidationFailure, ReasonNotTLS
+		return ResultValidationFailure, reasonNotTLS
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET):
-		return ResultValidationFailure, ReasonTLSConnectionClosed
+		return ResultValidationFailure, reasonTLSConnectionClosed
 	}
-	return ResultValidationFailure, ReasonTLSHandshake
+	return ResultValidationFailure, reasonTLSHandshake
 }
 
 // transient reports whether err is a timeout, the end of the caller's
@@ -433,13 +433,13 @@ func certificateFailure(err error) (result ResultType, reason string) {
 	)
 	switch {
 	case errors.As(err, &herr):
-		return ResultCertificateHostMismatch, ReasonCertificateHostMismatch
+		return ResultCertificateHostMismatch, reasonCertificateHostMismatch
 	case errors.As(err, &uerr), errors.As(err, &rerr):
-		return ResultCertificateNotTrusted, ReasonCertificateUnknownAuthority
+		return ResultCertificateNotTrusted, reasonCertificateUnknownAuthority
 	case errors.As(err, &cerr):
 		return invalidCertificate(cerr)
 	case errors.As(err, &verr), errors.As(err, &xerr), errors.As(err, &kerr):
-		return ResultValidationFailure, ReasonCertificateInvalid
+		return ResultValidationFailure, reasonCertificateInvalid
 	}
 	return "", ""
 }
@@ -452,20 +452,20 @@ func invalidCertificate(cerr x509.CertificateInvalidError) (result ResultType, r
 		// period at either end. Which end it was is judged at the time
 		// of the call, close to that of the handshake.
 		if c := cerr.Cert; c != nil && time.Now().Before(c.NotBefore) {
-			return ResultValidationFailure, ReasonCertificateNotYetValid
+			return ResultValidationFailure, reasonCertificateNotYetValid
 		}
-		return ResultCertificateExpired, ReasonCertificateExpired
+		return ResultCertificateExpired, reasonCertificateExpired
 	case x509.CANotAuthorizedForThisName, x509.NameConstraintsWithoutSANs, x509.UnconstrainedName, x509.TooManyConstraints:
 		// RFC 8460 4.3.1: certificate-not-trusted covers "certificate
 		// name constraints".
-		return ResultCertificateNotTrusted, ReasonCertificateNameConstraints
+		return ResultCertificateNotTrusted, reasonCertificateNameConstraints
 	case x509.NotAuthorizedToSign, x509.TooManyIntermediates, x509.NameMismatch, x509.NoValidChains, x509.CANotAuthorizedForExtKeyUsage:
 		// ... and "certificate chain errors".
-		return ResultCertificateNotTrusted, ReasonCertificateChain
+		return ResultCertificateNotTrusted, reasonCertificateChain
 	case x509.IncompatibleUsage:
-		return ResultValidationFailure, ReasonCertificateUsage
+		return ResultValidationFailure, reasonCertificateUsage
 	}
-	return ResultValidationFailure, ReasonCertificateInvalid
+	return ResultValidationFailure, reasonCertificateInvalid
 }
 
 // tlsAlert returns the TLS alert found in err: a tls.AlertError, or the
@@ -486,11 +486,11 @@ func tlsAlert(err error) (uint8, bool) {
 	return 0, false
 }
 
-// alertReason returns the reason code of a TLS alert: ReasonTLSAlertPrefix,
+// alertReason returns the reason code of a TLS alert: reasonTLSAlertPrefix,
 // the alert's number, and the name crypto/tls gives it in lower case with
 // hyphens, when it knows one.
 func alertReason(code uint8) string {
-	b := strconv.AppendUint([]byte(ReasonTLSAlertPrefix), uint64(code), 10)
+	b := strconv.AppendUint([]byte(reasonTLSAlertPrefix), uint64(code), 10)
 	// "tls: handshake failure"; "tls: alert(251)" for an unknown one.
 	name, ok := strings.CutPrefix(tls.AlertError(code).Error(), "tls: ")
 	if !ok || name == "" || strings.HasPrefix(name, "alert(") {

@@ -159,18 +159,18 @@ func TestMXTLSConfig(t *testing.T) {
 		// RFC 8461 4.1 and RFC 6125 6.4.3: "*" is the whole left-most
 		// label and matches one label.
 		{"wildcard", "mail.example.com", valid("*.example.com"), nil, "", ""},
-		{"wildcard, two labels", "a.mail.example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"wildcard, no label", "example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"wildcard, part of a label", "mail.example.com", valid("m*.example.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"wildcard, not left-most", "mail.example.com", valid("mail.*.com"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"other name", "mail.example.com", valid("mail.example.net"), nil, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
+		{"wildcard, two labels", "a.mail.example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"wildcard, no label", "example.com", valid("*.example.com"), nil, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"wildcard, part of a label", "mail.example.com", valid("m*.example.com"), nil, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"wildcard, not left-most", "mail.example.com", valid("mail.*.com"), nil, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"other name", "mail.example.com", valid("mail.example.net"), nil, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
 		// RFC 8461 4.2: "a subject alternative name (SAN) with a DNS-ID".
-		{"common name only", "mail.example.com", own.issue(t, x509.Certificate{Subject: pkix.Name{CommonName: "mail.example.com"}}), own.pool, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"expired", "mail.example.com", ca.issue(t, now.Add(-48*time.Hour), now.Add(-time.Hour), "mail.example.com"), nil, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
-		{"not yet valid", "mail.example.com", ca.issue(t, now.Add(time.Hour), now.Add(48*time.Hour), "mail.example.com"), nil, mtasts.ResultValidationFailure, mtasts.ReasonCertificateNotYetValid},
-		{"unknown root", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}}), nil, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
-		{"no roots", "mail.example.com", valid("mail.example.com"), x509.NewCertPool(), mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
-		{"client certificate", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}), own.pool, mtasts.ResultValidationFailure, mtasts.ReasonCertificateUsage},
+		{"common name only", "mail.example.com", own.issue(t, x509.Certificate{Subject: pkix.Name{CommonName: "mail.example.com"}}), own.pool, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"expired", "mail.example.com", ca.issue(t, now.Add(-48*time.Hour), now.Add(-time.Hour), "mail.example.com"), nil, mtasts.ResultCertificateExpired, "certificate-expired"},
+		{"not yet valid", "mail.example.com", ca.issue(t, now.Add(time.Hour), now.Add(48*time.Hour), "mail.example.com"), nil, mtasts.ResultValidationFailure, "certificate-not-yet-valid"},
+		{"unknown root", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}}), nil, mtasts.ResultCertificateNotTrusted, "certificate-unknown-authority"},
+		{"no roots", "mail.example.com", valid("mail.example.com"), x509.NewCertPool(), mtasts.ResultCertificateNotTrusted, "certificate-unknown-authority"},
+		{"client certificate", "mail.example.com", own.issue(t, x509.Certificate{DNSNames: []string{"mail.example.com"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}), own.pool, mtasts.ResultValidationFailure, "certificate-incompatible-usage"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mx := mustDomain(t, tc.mx)
@@ -230,7 +230,7 @@ func TestMXTLSConfigVersions(t *testing.T) {
 	if got := mtasts.TLSReportResultType(err); got != mtasts.ResultValidationFailure {
 		t.Errorf("TLS 1.1 only: %v, result %q", err, got)
 	}
-	if got, want := mtasts.TLSReportFailureReason(err), mtasts.ReasonTLSAlertPrefix+"70-protocol-version-not-supported"; got != want {
+	if got, want := mtasts.TLSReportFailureReason(err), "tls-alert-70-protocol-version-not-supported"; got != want {
 		t.Errorf("TLS 1.1 only: %v, reason %q, want %q", err, got, want)
 	}
 	if cfg := mtasts.MXTLSConfig(mx, nil); cfg.MinVersion != tls.VersionTLS12 || cfg.RootCAs != nil || cfg.InsecureSkipVerify {
@@ -367,8 +367,8 @@ func TestVerifyMXConnectionSentinels(t *testing.T) {
 		reason   string
 		text     string // in the message
 	}{
-		{"tls 1.1", old, mtasts.ErrTLSVersion, mtasts.ResultValidationFailure, mtasts.ReasonTLSVersion, "TLS 1.1"},
-		{"no certificate", tls.ConnectionState{Version: tls.VersionTLS13}, mtasts.ErrNoCertificate, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateMissing, "no certificate"},
+		{"tls 1.1", old, mtasts.ErrTLSVersion, mtasts.ResultValidationFailure, "tls-version-too-old", "TLS 1.1"},
+		{"no certificate", tls.ConnectionState{Version: tls.VersionTLS13}, mtasts.ErrNoCertificate, mtasts.ResultCertificateNotTrusted, "certificate-missing", "no certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := mtasts.VerifyMXConnection(tc.cs, mx, ca.pool)
@@ -560,15 +560,15 @@ func TestSTARTTLSOutcomes(t *testing.T) {
 		is     error // also wrapped, when not nil
 	}{
 		{"tls", fakeMX{offer: true, tls: good}, "", "", nil},
-		{"not offered", fakeMX{}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered, mtasts.ErrSTARTTLSNotSupported},
-		{"refused", fakeMX{offer: true, refuse: "454 4.7.0 TLS not available"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
+		{"not offered", fakeMX{}, mtasts.ResultSTARTTLSNotSupported, "starttls-not-offered", mtasts.ErrSTARTTLSNotSupported},
+		{"refused", fakeMX{offer: true, refuse: "454 4.7.0 TLS not available"}, mtasts.ResultSTARTTLSNotSupported, "starttls-refused", mtasts.ErrSTARTTLSNotSupported},
 		// RFC 3207 4: "501 Syntax error (no parameters allowed)", or any
 		// other reply than 220.
-		{"refused, 5xx", fakeMX{offer: true, refuse: "502 5.5.1 not here"}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused, mtasts.ErrSTARTTLSNotSupported},
-		{"expired", fakeMX{offer: true, tls: expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired, nil},
-		{"alert", fakeMX{offer: true, tls: old}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "70-protocol-version-not-supported", nil},
-		{"closed", fakeMX{offer: true}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed, nil},
-		{"not tls", fakeMX{offer: true, raw: "250 still plain text here\r\n"}, mtasts.ResultValidationFailure, mtasts.ReasonNotTLS, nil},
+		{"refused, 5xx", fakeMX{offer: true, refuse: "502 5.5.1 not here"}, mtasts.ResultSTARTTLSNotSupported, "starttls-refused", mtasts.ErrSTARTTLSNotSupported},
+		{"expired", fakeMX{offer: true, tls: expired}, mtasts.ResultCertificateExpired, "certificate-expired", nil},
+		{"alert", fakeMX{offer: true, tls: old}, mtasts.ResultValidationFailure, "tls-alert-70-protocol-version-not-supported", nil},
+		{"closed", fakeMX{offer: true}, mtasts.ResultValidationFailure, "tls-connection-closed", nil},
+		{"not tls", fakeMX{offer: true, raw: "250 still plain text here\r\n"}, mtasts.ResultValidationFailure, "tls-not-spoken", nil},
 	} {
 		// The same outcome whichever SMTP library the MTA uses: net/smtp
 		// gives a refusal as a *textproto.Error, go-smtp as its own
@@ -644,31 +644,31 @@ func TestSTARTTLSClassifierErrors(t *testing.T) {
 		result mtasts.ResultType
 		reason string
 	}{
-		{"host mismatch", x509.HostnameError{Certificate: leaf, Host: "mx.example"}, mtasts.ResultCertificateHostMismatch, mtasts.ReasonCertificateHostMismatch},
-		{"wrapped", &mtasts.STARTTLSError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{Cert: leaf}}}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateUnknownAuthority},
-		{"name constraints", x509.CertificateInvalidError{Cert: leaf, Reason: x509.CANotAuthorizedForThisName}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateNameConstraints},
-		{"chain", x509.CertificateInvalidError{Cert: leaf, Reason: x509.NotAuthorizedToSign}, mtasts.ResultCertificateNotTrusted, mtasts.ReasonCertificateChain},
-		{"critical extension", x509.UnhandledCriticalExtension{}, mtasts.ResultValidationFailure, mtasts.ReasonCertificateInvalid},
-		{"expired, time of the check unknown", x509.CertificateInvalidError{Reason: x509.Expired}, mtasts.ResultCertificateExpired, mtasts.ReasonCertificateExpired},
-		{"alert type", &mtasts.STARTTLSError{Err: tls.AlertError(40)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "40-handshake-failure"},
-		{"unknown alert", tls.AlertError(251), mtasts.ResultValidationFailure, mtasts.ReasonTLSAlertPrefix + "251"},
-		{"other handshake failure", &mtasts.STARTTLSError{Err: errors.New("tls: something odd")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
-		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
-		{"refused reply, go-smtp, wrapped", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", errors.Join(io.EOF, &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
-		{"refused reply, own library", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", replyError(454))}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSRefused},
+		{"host mismatch", x509.HostnameError{Certificate: leaf, Host: "mx.example"}, mtasts.ResultCertificateHostMismatch, "certificate-host-mismatch"},
+		{"wrapped", &mtasts.STARTTLSError{Err: &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{Cert: leaf}}}, mtasts.ResultCertificateNotTrusted, "certificate-unknown-authority"},
+		{"name constraints", x509.CertificateInvalidError{Cert: leaf, Reason: x509.CANotAuthorizedForThisName}, mtasts.ResultCertificateNotTrusted, "certificate-name-constraints"},
+		{"chain", x509.CertificateInvalidError{Cert: leaf, Reason: x509.NotAuthorizedToSign}, mtasts.ResultCertificateNotTrusted, "certificate-chain-invalid"},
+		{"critical extension", x509.UnhandledCriticalExtension{}, mtasts.ResultValidationFailure, "certificate-invalid"},
+		{"expired, time of the check unknown", x509.CertificateInvalidError{Reason: x509.Expired}, mtasts.ResultCertificateExpired, "certificate-expired"},
+		{"alert type", &mtasts.STARTTLSError{Err: tls.AlertError(40)}, mtasts.ResultValidationFailure, "tls-alert-40-handshake-failure"},
+		{"unknown alert", tls.AlertError(251), mtasts.ResultValidationFailure, "tls-alert-251"},
+		{"other handshake failure", &mtasts.STARTTLSError{Err: errors.New("tls: something odd")}, mtasts.ResultValidationFailure, "tls-handshake-failed"},
+		{"refused reply", &mtasts.STARTTLSError{Err: &textproto.Error{Code: 502, Msg: "no"}}, mtasts.ResultSTARTTLSNotSupported, "starttls-refused"},
+		{"refused reply, go-smtp, wrapped", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", errors.Join(io.EOF, &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "TLS not available"}))}, mtasts.ResultSTARTTLSNotSupported, "starttls-refused"},
+		{"refused reply, own library", &mtasts.STARTTLSError{Err: fmt.Errorf("starttls: %w", replyError(454))}, mtasts.ResultSTARTTLSNotSupported, "starttls-refused"},
 		// RFC 5321 4.2: a reply code is three digits, the first 2 to 5.
-		{"no reply code", &mtasts.STARTTLSError{Err: replyError(0)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
-		{"reply code out of range", &mtasts.STARTTLSError{Err: replyError(700)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"no reply code", &mtasts.STARTTLSError{Err: replyError(0)}, mtasts.ResultValidationFailure, "tls-handshake-failed"},
+		{"reply code out of range", &mtasts.STARTTLSError{Err: replyError(700)}, mtasts.ResultValidationFailure, "tls-handshake-failed"},
 		{"go-smtp reply, not of starttls", &gosmtp.SMTPError{Code: 454, Message: "not now"}, "", ""},
 		{"own reply, not of starttls", replyError(550), "", ""},
-		{"go-smtp reply, nil", &mtasts.STARTTLSError{Err: (*gosmtp.SMTPError)(nil)}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
-		{"go-smtp, not offered", &mtasts.STARTTLSError{Err: errors.New("smtp: server doesn't support STARTTLS")}, mtasts.ResultSTARTTLSNotSupported, mtasts.ReasonSTARTTLSNotOffered},
-		{"go-smtp's text, not of errors.New", &mtasts.STARTTLSError{Err: replyText("smtp: server doesn't support STARTTLS")}, mtasts.ResultValidationFailure, mtasts.ReasonTLSHandshake},
+		{"go-smtp reply, nil", &mtasts.STARTTLSError{Err: (*gosmtp.SMTPError)(nil)}, mtasts.ResultValidationFailure, "tls-handshake-failed"},
+		{"go-smtp, not offered", &mtasts.STARTTLSError{Err: errors.New("smtp: server doesn't support STARTTLS")}, mtasts.ResultSTARTTLSNotSupported, "starttls-not-offered"},
+		{"go-smtp's text, not of errors.New", &mtasts.STARTTLSError{Err: replyText("smtp: server doesn't support STARTTLS")}, mtasts.ResultValidationFailure, "tls-handshake-failed"},
 		{"go-smtp, not offered, not of starttls", errors.New("smtp: server doesn't support STARTTLS"), "", ""},
 		{"canceled", &mtasts.STARTTLSError{Err: context.Canceled}, "", ""},
 		{"timeout", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}}, "", ""},
 		{"closed by the sender", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: net.ErrClosed}}, "", ""},
-		{"reset by the server", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, mtasts.ResultValidationFailure, mtasts.ReasonTLSConnectionClosed},
+		{"reset by the server", &mtasts.STARTTLSError{Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, mtasts.ResultValidationFailure, "tls-connection-closed"},
 		{"not a starttls error", io.EOF, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,8 +45,8 @@ func (c *Cache) Memory() iter.Seq[Status] {
 }
 
 // Lister is implemented by a Store whose entries can be listed, as an admin
-// page of a mail server lists its policy database. MemoryStore, FileStore and
-// the Redis store of package redisstore implement it.
+// page of a mail server lists its policy database. The stores of
+// OpenFileStore and of package redisstore implement it.
 type Lister interface {
 	// List returns the store's entries, in no order, each with nil, or
 	// the error of the entry or of the listing, after which the listing

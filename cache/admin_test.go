@@ -63,7 +63,7 @@ func TestStoreListing(t *testing.T) {
 	now := time.Now()
 	e1 := cache.Entry{Domain: "a.example", RecordID: "1", Policy: policyText("enforce", 86400), Fetched: now, Expires: now.Add(time.Hour)}
 	e2 := cache.Entry{Domain: "b.example", RecordID: "2", Policy: policyText("testing", 86400), Fetched: now, Expires: now.Add(time.Hour)}
-	fstore, err := cache.NewFileStore(t.TempDir())
+	fstore, err := cache.OpenFileStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,7 +138,7 @@ func TestNoPolicyExpiredDuringLookup(t *testing.T) {
 			}
 			return mtasts.LookupRecord(ctx, r, d)
 		}
-		c := w.newCache(t, cache.Options{LookupRecord: lookup, CheckInterval: 24 * time.Hour})
+		c := w.newCache(t, cache.Fake(cache.Options{CheckInterval: 24 * time.Hour}, lookup, nil))
 		d := domain(t, "example.com")
 		c.Get(t.Context(), d)
 		time.Sleep(3590 * time.Second)

@@ -14,7 +14,7 @@ import (
 func benchCache(b *testing.B) *cache.Cache {
 	w := newWorld()
 	w.publish("example.com", "1", policyText("enforce", 86400))
-	c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch})
+	c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver}, nil, w.fetch))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func BenchmarkGetHitParallel(b *testing.B) {
 // room for it. The resolver is in memory; the figure is the cache's own cost.
 func BenchmarkGetMissFull(b *testing.B) {
 	w := newWorld()
-	c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch, MaxEntries: 10000})
+	c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, MaxEntries: 10000}, nil, w.fetch))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestNetworkBounded(t *testing.T) {
 			return nil, "", fmt.Errorf("%w: %w", mtasts.ErrDNS, ctx.Err())
 		}
 		w := newWorld()
-		c := w.newCache(t, cache.Options{MaxNetwork: 8, LookupRecord: hang, Timeout: time.Minute})
+		c := w.newCache(t, cache.Fake(cache.Options{MaxNetwork: 8, Timeout: time.Minute}, hang, nil))
 		reg := prometheus.NewRegistry()
 		if err := c.RegisterMetrics(reg); err != nil {
 			t.Fatal(err)

@@ -29,8 +29,8 @@
 // # Time in tests
 //
 // Expiry, back-off and refresh are tested in testing/synctest bubbles, with
-// Options.LookupRecord and Options.FetchPolicy (or an in-memory Resolver)
-// standing in for the network, whose I/O a bubble cannot wait for; a real TLS
+// fakes of the lookup and the fetch (or an in-memory Resolver) standing in
+// for the network, whose I/O a bubble cannot wait for; a real TLS
 // server is used where time does not matter, as for coalescing.
 package cache
 
@@ -52,7 +52,7 @@ type Options struct {
 	Resolver mtasts.Resolver
 
 	// Store keeps policies beyond the cache's memory: across restarts
-	// (a FileStore) or a fleet (a store in Redis). Default: none; the
+	// (OpenFileStore) or a fleet (a store in Redis). Default: none; the
 	// cache's memory holds each policy once, and a policy dropped from
 	// memory (see MaxEntries) is fetched again when next needed.
 	Store Store
@@ -92,10 +92,6 @@ type Options struct {
 	// has already expired (max_age 0, say) is fetched again: meanwhile the
 	// domain has none to apply. Default 5 minutes.
 	Backoff time.Duration
-
-	// RunInterval is how often Run looks for policies to refresh and
-	// entries to drop. Default 1 minute.
-	RunInterval time.Duration
 
 	// LockWait is how long a cache waits for another cache of the fleet
 	// that holds the fetch lock of a domain (see Locker) to save the
@@ -147,10 +143,19 @@ type Options struct {
 	// bring its own (see WithLogger). Default: nothing is logged.
 	Logger *slog.Logger
 
-	// LookupRecord and FetchPolicy replace mtasts.LookupRecord and
-	// mtasts.FetchPolicy, e.g. in tests. Default: those functions.
-	LookupRecord func(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error)
-	FetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
+	// Client looks up records (with Resolver) and fetches policies, with
+	// its HTTPClient and Logger, e.g. to trust other roots or to log each
+	// lookup and fetch at debug level. Default (nil): as the package
+	// functions mtasts.LookupRecord and mtasts.FetchPolicy do, with
+	// mtasts.HTTPClient as it is at the time of each fetch, logging
+	// nothing.
+	Client *mtasts.Client
+
+	// lookupRecord and fetchPolicy, when set, stand in for Client's
+	// methods: the package's tests set them (export_test.go) to stand in
+	// for the network.
+	lookupRecord func(ctx context.Context, resolver mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error)
+	fetchPolicy  func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error)
 }
 
 // ErrClosed is the error of a Result that a closed cache could only have
@@ -217,7 +222,6 @@ func New(opts Options) (*Cache, error) {
 	setDefault(&opts.CheckInterval, time.Hour)
 	setDefault(&opts.RefreshAge, 24*time.Hour)
 	setDefault(&opts.Backoff, 5*time.Minute)
-	setDefault(&opts.RunInterval, time.Minute)
 	setDefault(&opts.Timeout, mtasts.FetchTimeout+30*time.Second)
 	setDefault(&opts.LockWait, 10*time.Second)
 	setDefault(&opts.MaxBackground, 16)
@@ -227,11 +231,12 @@ func New(opts Options) (*Cache, error) {
 	if opts.Store == nil {
 		opts.Store = noStore{}
 	}
-	if opts.LookupRecord == nil {
-		opts.LookupRecord = mtasts.LookupRecord
+	// A nil *mtasts.Client's methods are the package functions.
+	if opts.lookupRecord == nil {
+		opts.lookupRecord = opts.Client.LookupRecord
 	}
-	if opts.FetchPolicy == nil {
-		opts.FetchPolicy = mtasts.FetchPolicy
+	if opts.fetchPolicy == nil {
+		opts.fetchPolicy = opts.Client.FetchPolicy
 	}
 	log := opts.Logger
 	if log == nil {
@@ -288,9 +293,4 @@ func (c *Cache) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	return nil
-}
-
-// Len returns the number of domains in memory.
-func (c *Cache) Len() int {
-	return c.items.len()
 }

@@ -76,8 +76,8 @@ func (w *world) lookupCount(domain string) int {
 func (w *world) newCache(t *testing.T, opts cache.Options) *cache.Cache {
 	t.Helper()
 	opts.Resolver = w.resolver
-	if opts.FetchPolicy == nil {
-		opts.FetchPolicy = w.fetch
+	if !cache.HasFakeFetch(opts) {
+		opts = cache.Fake(opts, nil, w.fetch)
 	}
 	c, err := cache.New(opts)
 	if err != nil {
@@ -315,7 +315,7 @@ func TestProactiveRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 7*86400))
-		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, RunInterval: time.Minute, CheckInterval: 6 * time.Hour})
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, CheckInterval: 6 * time.Hour})
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error)
 		go func() { done <- c.Run(ctx) }()
@@ -352,7 +352,7 @@ func TestUnusedDropped(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 3600))
 		store := cache.NewMemoryStore(10)
-		c := w.newCache(t, cache.Options{Store: store, RunInterval: time.Minute})
+		c := w.newCache(t, cache.Options{Store: store})
 		go c.Run(t.Context())
 		c.Get(t.Context(), domain(t, "example.com"))
 		if c.Len() != 1 || store.Len() != 1 {
@@ -466,7 +466,7 @@ func TestFileStorePersistence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 86400))
-		fs, err := cache.NewFileStore(dir)
+		fs, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -485,7 +485,7 @@ func TestFileStorePersistence(t *testing.T) {
 		// A new cache, as after a restart: the policy comes from the
 		// file, without a fetch, while the host is unreachable.
 		w.breakFetch("example.com", errFetch)
-		fs2, err := cache.NewFileStore(dir)
+		fs2, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,7 +510,7 @@ func TestFileStorePersistence(t *testing.T) {
 func TestFileStoreCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +563,7 @@ func TestFileStoreCorrupt(t *testing.T) {
 func TestFileStoreHostileNames(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "store")
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -640,7 +640,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.resolver.Hold("_mta-sts.slow.example") // never released: lookups hang until their context ends
-		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: w.fetch})
+		c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver}, nil, w.fetch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -775,7 +775,7 @@ func TestFleetLock(t *testing.T) {
 		}
 		var caches []*cache.Cache
 		for range 5 {
-			c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: slowFetch, Store: store, LockWait: 10 * time.Second})
+			c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, Store: store, LockWait: 10 * time.Second}, nil, slowFetch))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -41,7 +41,7 @@ func TestCoalescingLateArrivals(t *testing.T) {
 			} else {
 				w.publish(name, "1", policyText("enforce", 86400))
 			}
-			c := w.newCache(t, cache.Options{LookupRecord: slowLookup, FetchPolicy: slowFetch})
+			c := w.newCache(t, cache.Fake(cache.Options{}, slowLookup, slowFetch))
 			d := domain(t, name)
 			var wg sync.WaitGroup
 			for range 200 {

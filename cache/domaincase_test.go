@@ -26,15 +26,14 @@ func TestDomainCasingsShareOneFetch(t *testing.T) {
 			w := newWorld()
 			w.publish("example.com", "1", policyText("enforce", 86400))
 			var fetches atomic.Int32
-			c := w.newCache(t, cache.Options{
+			c := w.newCache(t, cache.Fake(cache.Options{
 				CheckEveryGet: every,
-				FetchPolicy: func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
-					fetches.Add(1)
-					// Names compare case-insensitively (RFC 4343):
-					// serve every casing.
-					return w.fetch(ctx, mtasts.Domain{ASCII: strings.ToLower(d.ASCII)})
-				},
-			})
+			}, nil, func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+				fetches.Add(1)
+				// Names compare case-insensitively (RFC 4343):
+				// serve every casing.
+				return w.fetch(ctx, mtasts.Domain{ASCII: strings.ToLower(d.ASCII)})
+			}))
 			for _, name := range []string{"example.com", "EXAMPLE.COM", "Example.Com", "eXample.com"} {
 				d := mtasts.Domain{ASCII: name}
 				for _, get := range []func(context.Context, mtasts.Domain) cache.Result{c.Get, c.Recheck} {

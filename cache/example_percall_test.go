@@ -17,17 +17,15 @@ import (
 // and a logger with the delivery's id passes them to the cache in ctx; the
 // cache's own serve the rest.
 func ExampleWithResolver() {
-	// The policy host, stood in for by a function: id 1 is served,
-	// later ids fail.
-	fetched := 0
-	fetch := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
-		text := "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n"
-		if fetched++; fetched > 1 {
-			return nil, "", fmt.Errorf("%w: connection refused", mtasts.ErrPolicyFetch)
-		}
-		p, err := mtasts.ParsePolicy(text)
-		return p, text, err
+	// The policy host, stood in for by the test kit's: the cache fetches
+	// through a Client whose HTTPClient trusts it.
+	server, err := mtaststest.StartPolicyServer()
+	if err != nil {
+		log.Fatal(err)
 	}
+	defer server.Close()
+	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n")
+	client := &mtasts.Client{HTTPClient: server.Client()}
 	// Time, expiry and error are left out so that the output is the same
 	// on each run.
 	handler := slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
@@ -36,7 +34,7 @@ func ExampleWithResolver() {
 		}
 		return a
 	}})
-	c, err := cache.New(cache.Options{Resolver: mtaststest.NewResolver(), FetchPolicy: fetch, Logger: slog.New(handler)})
+	c, err := cache.New(cache.Options{Resolver: mtaststest.NewResolver(), Client: client, Logger: slog.New(handler)})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -54,6 +52,7 @@ func ExampleWithResolver() {
 	// Delivery 2 rechecks before failing a message: the new id's policy
 	// cannot be fetched, and the warning carries its id.
 	mock.SetTXT("_mta-sts.example.com", "v=STSv1; id=2")
+	server.SetResponse("example.com", mtaststest.Response{Status: 503})
 	ctx = cache.WithResolver(context.Background(), mock)
 	ctx = cache.WithLogger(ctx, slog.New(handler).With("msgid", "msg2"))
 	r = c.Recheck(ctx, domain)

@@ -13,8 +13,8 @@ import (
 
 // Delivery code asks the cache once per message and applies the answer to
 // each MX host. Here the DNS and the policy host are the test kit's; in
-// production, Resolver is &adns.Resolver{} and mtasts.HTTPClient is left as
-// it is.
+// production, Resolver is &adns.Resolver{} and Client is nil (or a Client
+// with a Logger).
 func Example() {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
@@ -24,9 +24,9 @@ func Example() {
 	}
 	defer server.Close()
 	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: *.mail.example.com\nmax_age: 604800\n")
-	defer server.Install()()
+	client := &mtasts.Client{HTTPClient: server.Client()} // trusts the test server
 
-	c, err := cache.New(cache.Options{Resolver: resolver})
+	c, err := cache.New(cache.Options{Resolver: resolver, Client: client})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func Example() {
 // A file store keeps policies across restarts: a new Cache on the same
 // directory applies the policy without fetching it, even while the policy
 // host is unreachable.
-func ExampleNewFileStore() {
+func ExampleOpenFileStore() {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=20240101")
 	server, err := mtaststest.StartPolicyServer()
@@ -74,7 +74,7 @@ func ExampleNewFileStore() {
 	}
 	defer server.Close()
 	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: *.mail.example.com\nmax_age: 604800\n")
-	defer server.Install()()
+	client := &mtasts.Client{HTTPClient: server.Client()} // trusts the test server
 
 	dir, err := os.MkdirTemp("", "mtasts-policies")
 	if err != nil {
@@ -84,11 +84,11 @@ func ExampleNewFileStore() {
 	domain, _ := mtasts.ParseDomain("example.com")
 
 	for run := 1; run <= 2; run++ {
-		store, err := cache.NewFileStore(dir)
+		store, err := cache.OpenFileStore(dir)
 		if err != nil {
 			log.Fatal(err)
 		}
-		c, err := cache.New(cache.Options{Resolver: resolver, Store: store})
+		c, err := cache.New(cache.Options{Resolver: resolver, Store: store, Client: client})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -116,9 +116,9 @@ func ExampleCache_Recheck() {
 	}
 	defer server.Close()
 	server.SetPolicy("example.com", "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n")
-	defer server.Install()()
+	client := &mtasts.Client{HTTPClient: server.Client()} // trusts the test server
 
-	c, err := cache.New(cache.Options{Resolver: resolver})
+	c, err := cache.New(cache.Options{Resolver: resolver, Client: client})
 	if err != nil {
 		log.Fatal(err)
 	}

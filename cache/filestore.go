@@ -23,25 +23,9 @@ import (
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
-// FileStore is a Store in a directory: one file per domain, so policies
-// survive restarts. Writes are atomic: a temporary file is written, synced
-// and renamed over the old one, so a crash leaves the old entry or the new
-// one, never half of either. It is safe for concurrent use, also by several
-// processes sharing the directory. Files do not expire by themselves:
-// NewFileStore and Prune, which Run calls, remove expired ones.
-//
-// Prune and List leave alone the files of the directory that are neither
-// entries of this format version nor temporary files of the store: a later
-// release's entries, an operator's notes, a file that does not decode. They
-// log each of them once, at Info, to the logger of their ctx (see
-// WithLogger): Run passes the cache's. Once maxNoticed (1024) names have been
-// logged, one more record says that further ones are not named.
-//
-// The file format is JSON with a version number:
-//
-//	{"version":1,"domain":"example.com","record_id":"20240101","policy":"version: STSv1\r\n...",
-//	 "fetched":"2024-01-01T00:00:00Z","expires":"2024-01-08T00:00:00Z"}
-type FileStore struct {
+// fileStore is the Store of OpenFileStore, which documents it. Its
+// methods other than Store's are those of Pruner and Lister.
+type fileStore struct {
 	dir string
 
 	mu          sync.Mutex
@@ -49,7 +33,7 @@ type FileStore struct {
 	noticedFull bool                // noticed reached maxNoticed, and that was logged
 }
 
-// maxNoticed bounds the names of files not known that a FileStore remembers
+// maxNoticed bounds the names of files not known that a fileStore remembers
 // having logged.
 const maxNoticed = 1024
 
@@ -71,22 +55,52 @@ type fileEntry struct {
 // file is not one this package wrote.
 const maxFileSize = 6*mtasts.MaxPolicySize + 4096
 
-// staleTemp is the age after which NewFileStore and Prune remove a temporary
+// staleTemp is the age after which OpenFileStore and Prune remove a temporary
 // file: one left by a process that crashed mid-write. A write in progress,
 // even of another process sharing the directory, takes far less; removing
 // its file would fail that write.
 const staleTemp = time.Hour
 
-// NewFileStore returns a FileStore keeping its files in dir, which it creates
-// (mode 0700) when missing. It prunes dir as Prune does: it removes expired
-// entries, and temporary files that a crash in the middle of a write left
-// behind, once they are an hour old. It returns an error when dir cannot be
-// created or read.
-func NewFileStore(dir string) (*FileStore, error) {
+// OpenFileStore returns a Store keeping policies in dir, one file per
+// domain, so that they survive restarts. It creates dir (mode 0700) when
+// missing, and prunes it as Prune does (see below). It returns an error when
+// dir cannot be created or read.
+//
+// Writes are atomic: a temporary file is written, synced and renamed over
+// the old one, so a crash leaves the old entry or the new one, never half of
+// either. The store is safe for concurrent use, also by several processes
+// sharing the directory.
+//
+// Besides Store, it implements Pruner and Lister, which the cache and an
+// admin page find by type assertion (store.(cache.Lister)). Files do not
+// expire by themselves: OpenFileStore and Prune, which Run calls, remove
+// the entry files that expired, and temporary files that a crash in the
+// middle of a write left behind, once they are an hour old (a younger one
+// may be a write in progress, of another process sharing the directory,
+// say). A file replaced by a fresh entry while being pruned stays.
+//
+// Prune and List leave alone the files of the directory that are neither
+// entries of this format version nor temporary files of the store: a later
+// release's entries, an operator's notes, a file that does not decode. Load
+// reports such a file as an error and Save replaces it. Prune and List log
+// each of them once, at Info, to the logger of their ctx (see WithLogger):
+// Run passes the cache's. Once 1024 names have been logged, one more record
+// says that further ones are not named.
+//
+// The file format is JSON with a version number:
+//
+//	{"version":1,"domain":"example.com","record_id":"20240101","policy":"version: STSv1\r\n...",
+//	 "fetched":"2024-01-01T00:00:00Z","expires":"2024-01-08T00:00:00Z"}
+func OpenFileStore(dir string) (Store, error) {
+	return openFileStore(dir)
+}
+
+// openFileStore is OpenFileStore, returning the concrete store.
+func openFileStore(dir string) (*fileStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
 	}
-	s := &FileStore{dir: dir}
+	s := &fileStore{dir: dir}
 	// A file it could not remove, unlike an unreadable directory, is no
 	// reason to fail: Prune tries again, and reports it.
 	if _, err := s.prune(context.Background(), time.Now()); err != nil {
@@ -101,10 +115,10 @@ func NewFileStore(dir string) (*FileStore, error) {
 // sharing the directory, say). It leaves the files it cannot read as entries
 // of this format version, such as those of a later release sharing the
 // directory: Load reports them, Save replaces them, and Prune logs them once
-// (see FileStore). It returns ctx's
+// (see OpenFileStore). It returns ctx's
 // error when ctx ends first, and an error when the directory cannot be read
 // or an expired file cannot be removed.
-func (s *FileStore) Prune(ctx context.Context, now time.Time) error {
+func (s *fileStore) Prune(ctx context.Context, now time.Time) error {
 	files, err := s.prune(ctx, now)
 	if err != nil {
 		return err
@@ -117,7 +131,7 @@ func (s *FileStore) Prune(ctx context.Context, now time.Time) error {
 
 // prune does the work of Prune. It returns the errors of files it could not
 // remove, and apart from them its own error: the directory's, or ctx's.
-func (s *FileStore) prune(ctx context.Context, now time.Time) (files, err error) {
+func (s *fileStore) prune(ctx context.Context, now time.Time) (files, err error) {
 	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("cache: file store: %w", err)
@@ -151,7 +165,7 @@ func (s *FileStore) prune(ctx context.Context, now time.Time) (files, err error)
 }
 
 // pruneTemp removes the temporary file name if it is staleTemp old at now.
-func (s *FileStore) pruneTemp(name string, now time.Time) error {
+func (s *fileStore) pruneTemp(name string, now time.Time) error {
 	path := filepath.Join(s.dir, name)
 	fi, err := os.Lstat(path)
 	if err != nil || !fi.Mode().IsRegular() || now.Sub(fi.ModTime()) <= staleTemp {
@@ -165,7 +179,7 @@ func (s *FileStore) pruneTemp(name string, now time.Time) error {
 
 // pruneEntry removes the entry file name if it expired by now. A file that
 // is not an entry of this format version is left, and noticed.
-func (s *FileStore) pruneEntry(ctx context.Context, name string, now time.Time) error {
+func (s *fileStore) pruneEntry(ctx context.Context, name string, now time.Time) error {
 	path := filepath.Join(s.dir, name)
 	fe, err := readEntryFile(path)
 	switch {
@@ -187,7 +201,7 @@ func (s *FileStore) pruneEntry(ctx context.Context, name string, now time.Time) 
 // holds the file name, which the store does not know and leaves alone, and
 // why. It logs each name once, and at most maxNoticed names; without a
 // logger in ctx, it logs nothing and remembers nothing.
-func (s *FileStore) notice(ctx context.Context, name, why string) {
+func (s *fileStore) notice(ctx context.Context, name, why string) {
 	log, _ := ctx.Value(loggerKey{}).(*slog.Logger)
 	if log == nil {
 		return
@@ -230,7 +244,7 @@ func quoteName(name string) string {
 // read: so the file is first claimed, renamed to a temporary name (which a
 // crash leaves to pruneTemp), and read again; an entry that turns out fresh
 // is linked back, unless a newer one took its place meanwhile.
-func (s *FileStore) removeExpired(path string, now time.Time) error {
+func (s *fileStore) removeExpired(path string, now time.Time) error {
 	claim := filepath.Join(s.dir, ".tmp-prune-"+randomSuffix())
 	if err := os.Rename(path, claim); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -251,7 +265,7 @@ func (s *FileStore) removeExpired(path string, now time.Time) error {
 
 // expiredFile reports whether path holds an entry of this format version
 // that expired by now; a file it cannot read or decode is not one.
-func (s *FileStore) expiredFile(path string, now time.Time) bool {
+func (s *fileStore) expiredFile(path string, now time.Time) bool {
 	fe, err := readEntryFile(path)
 	return err == nil && fe.Version == fileVersion && !fe.Expires.After(now)
 }
@@ -273,7 +287,7 @@ func randomSuffix() string {
 // hyphens and inner dots, as every A-label domain is, names its file; any
 // other string, such as one with a slash or "..", is hashed, so no domain
 // reaches outside the directory.
-func (s *FileStore) path(domain string) string {
+func (s *fileStore) path(domain string) string {
 	if safeFileName(domain) {
 		return filepath.Join(s.dir, domain+".json")
 	}
@@ -299,7 +313,7 @@ func safeFileName(domain string) bool {
 
 // Load implements Store. A file that cannot be read or decoded, or that holds
 // another domain or another format version, is an error.
-func (s *FileStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
+func (s *fileStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
 	e, err := readEntry(s.path(domain))
 	if errors.Is(err, fs.ErrNotExist) {
 		return Entry{}, false, nil
@@ -329,8 +343,8 @@ func readEntry(path string) (Entry, error) {
 // expired ones included until Prune removes them. A file that cannot be read
 // or decoded, or that holds another format version, is listed as an error,
 // and the listing goes on. Other files are left out, and logged once (see
-// FileStore).
-func (s *FileStore) List(ctx context.Context) iter.Seq2[Entry, error] {
+// OpenFileStore).
+func (s *fileStore) List(ctx context.Context) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		d, err := os.Open(s.dir)
 		if err != nil {
@@ -404,7 +418,7 @@ func readFile(path string) ([]byte, error) {
 }
 
 // Save implements Store.
-func (s *FileStore) Save(ctx context.Context, e Entry) error {
+func (s *fileStore) Save(ctx context.Context, e Entry) error {
 	data, err := json.Marshal(fileEntry{fileVersion, e.Domain, e.RecordID, e.Policy, e.Fetched.UTC(), e.Expires.UTC()})
 	if err != nil {
 		return fmt.Errorf("cache: file store: %w", err)
@@ -458,7 +472,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 }
 
 // Delete implements Store.
-func (s *FileStore) Delete(ctx context.Context, domain string) error {
+func (s *fileStore) Delete(ctx context.Context, domain string) error {
 	err := os.Remove(s.path(domain))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cache: file store: %w", err)

@@ -16,7 +16,7 @@ import (
 // fresh entry must stay, and no claimed file be left behind.
 func TestRemoveExpiredReplaced(t *testing.T) {
 	dir := t.TempDir()
-	s, err := NewFileStore(dir)
+	s, err := openFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 // number of names.
 func TestFileStoreUnknownFilesBounded(t *testing.T) {
 	dir := t.TempDir()
-	s, err := NewFileStore(dir)
+	s, err := openFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func writeFile(t *testing.T, path, data string) {
 // logged, once each, to the logger of Prune's and List's ctx.
 func TestFileStoreLogsUnknownFiles(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,13 +71,13 @@ func TestFileStoreLogsUnknownFiles(t *testing.T) {
 	}
 
 	// Without a logger in ctx, nothing is logged, nor taken as told.
-	fs.Prune(context.Background(), now)
+	fs.(cache.Pruner).Prune(context.Background(), now)
 
 	logs := &noticeLog{}
 	ctx := cache.WithLogger(context.Background(), slog.New(logs))
 	for range 2 {
-		fs.Prune(ctx, now)
-		for range fs.List(ctx) {
+		fs.(cache.Pruner).Prune(ctx, now)
+		for range fs.(cache.Lister).List(ctx) {
 		}
 	}
 	got := logs.logged()
@@ -99,7 +99,7 @@ func TestFileStoreLogsUnknownFiles(t *testing.T) {
 
 	// A new one is logged at the next Prune.
 	writeFile(t, filepath.Join(dir, "new.bak"), "")
-	fs.Prune(ctx, now)
+	fs.(cache.Pruner).Prune(ctx, now)
 	if got := logs.logged(); len(got) != len(want)+1 || !strings.Contains(got[len(got)-1], "new.bak") {
 		t.Errorf("after a new file: logged %q, want new.bak last", got)
 	}
@@ -111,12 +111,12 @@ func TestCacheLogsUnknownStoreFiles(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "notes.txt"), "hello")
 	synctest.Test(t, func(t *testing.T) {
-		fs, err := cache.NewFileStore(dir)
+		fs, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		logs := &noticeLog{}
-		c := newWorld().newCache(t, cache.Options{Store: fs, Logger: slog.New(logs), RunInterval: time.Minute})
+		c := newWorld().newCache(t, cache.Options{Store: fs, Logger: slog.New(logs)})
 		ctx, cancel := context.WithCancel(t.Context())
 		go c.Run(ctx)
 		time.Sleep(61 * time.Minute)

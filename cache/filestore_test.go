@@ -19,7 +19,7 @@ import (
 // file, which fails to decode.
 func TestFileStoreAtomicWrite(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestFileStoreAtomicWrite(t *testing.T) {
 func TestFileStoreCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestFileStoreCrashLeftovers(t *testing.T) {
 		t.Fatalf("Load = %+v, %v, %v; want the entry before the crash", e, ok, err)
 	}
 
-	if _, err := cache.NewFileStore(dir); err != nil {
+	if _, err := cache.OpenFileStore(dir); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -114,7 +114,7 @@ func TestFileStoreCrashLeftovers(t *testing.T) {
 
 func TestFileStoreOversizeFile(t *testing.T) {
 	dir := t.TempDir()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func FuzzFileStoreLoad(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte{0xff, 0xfe, 0x00})
 	dir := f.TempDir()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		f.Fatal(err)
 	}

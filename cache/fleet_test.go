@@ -26,7 +26,7 @@ func TestFleetLockToken(t *testing.T) {
 		}
 		var caches [2]*cache.Cache
 		for i := range caches {
-			c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: slowFetch, Store: store})
+			c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, Store: store}, nil, slowFetch))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,7 +20,7 @@ func TestFetchedInTheFutureRewritten(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", maxAge))
 		w.breakFetch("example.com", errFetch)
-		fs, err := cache.NewFileStore(dir)
+		fs, err := cache.OpenFileStore(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +47,7 @@ func TestFetchedInTheFutureRewritten(t *testing.T) {
 		// until max_age after the first load, and not after.
 		for _, at := range []time.Duration{time.Hour, maxAge*time.Second - time.Minute, maxAge*time.Second + time.Minute} {
 			time.Sleep(time.Until(first.Add(at)))
-			fs2, err := cache.NewFileStore(dir)
+			fs2, err := cache.OpenFileStore(dir)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,8 +70,7 @@ func BenchmarkMemoryPerDomain(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%d", tc.name, n), func(b *testing.B) {
 				var perDomain float64
 				for b.Loop() {
-					c, err := cache.New(cache.Options{Resolver: mtaststest.NewResolver(), Store: tc.store, MaxEntries: n,
-						LookupRecord: lookup(tc.hasPolicy), FetchPolicy: fetch(tc.policy)})
+					c, err := cache.New(cache.Fake(cache.Options{Resolver: mtaststest.NewResolver(), Store: tc.store, MaxEntries: n}, lookup(tc.hasPolicy), fetch(tc.policy)))
 					if err != nil {
 						b.Fatal(err)
 					}

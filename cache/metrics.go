@@ -85,7 +85,7 @@ func newMetrics(c *Cache) *metrics {
 		entries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mtastsgo_cache_entries",
 			Help: "Domains held in memory.",
-		}, func() float64 { return float64(c.Len()) }),
+		}, func() float64 { return float64(c.items.len()) }),
 	}
 	m.hitsFunc = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "mtastsgo_cache_hits_total",
@@ -96,8 +96,8 @@ func newMetrics(c *Cache) *metrics {
 
 // RegisterMetrics registers the cache's Prometheus collectors with reg:
 // mtastsgo_cache_hits_total, mtastsgo_cache_misses_total,
-// mtastsgo_cache_fetches_total and mtastsgo_cache_refreshes_total by result (see
-// mtasts.ResultLabel), mtastsgo_cache_store_errors_total by operation, and the
+// mtastsgo_cache_fetches_total and mtastsgo_cache_refreshes_total by result (the
+// labels of mtasts.RegisterMetrics), mtastsgo_cache_store_errors_total by operation, and the
 // gauge mtastsgo_cache_entries, the histogram
 // mtastsgo_cache_network_wait_seconds (see Options.MaxNetwork), and
 // mtastsgo_cache_gave_way_total by reason (see Options.PreemptAfter). Register

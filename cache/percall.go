@@ -36,8 +36,8 @@ func WithResolver(ctx context.Context, r mtasts.Resolver) context.Context {
 // running update shares that update's logger. A nil l leaves Options.Logger
 // in use.
 //
-// Stores may log to the logger of the ctx they are given: FileStore's Prune
-// and List do, and Run gives Prune the cache's logger, or Run's own.
+// Stores may log to the logger of the ctx they are given: the Prune and
+// List of OpenFileStore's store do, and Run gives Prune the cache's logger, or Run's own.
 func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, l)
 }

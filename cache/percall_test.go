@@ -23,8 +23,8 @@ func TestPerCallResolverAndLogger(t *testing.T) {
 		w.publish("held.example", "1", policyText("testing", 86400))
 		base := mtaststest.NewResolver() // knows no domain
 		cacheLogs := &logRecorder{}
-		c, err := cache.New(cache.Options{Resolver: base, FetchPolicy: w.fetch, Logger: slog.New(cacheLogs),
-			CheckInterval: time.Hour, RefreshAge: 2 * time.Hour, RunInterval: time.Minute})
+		c, err := cache.New(cache.Fake(cache.Options{Resolver: base, Logger: slog.New(cacheLogs),
+			CheckInterval: time.Hour, RefreshAge: 2 * time.Hour}, nil, w.fetch))
 		if err != nil {
 			t.Fatal(err)
 		}

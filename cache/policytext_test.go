@@ -31,13 +31,13 @@ func TestPolicyText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld()
 			w.publish("example.com", "1", tc.served)
-			c := w.newCache(t, cache.Options{FetchPolicy: func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+			c := w.newCache(t, cache.Fake(cache.Options{}, nil, func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
 				if tc.fetchErr != nil {
 					return nil, "", tc.fetchErr
 				}
 				p, err := mtasts.ParsePolicy(tc.served)
 				return p, tc.served, err
-			}})
+			}))
 			for _, attempt := range []string{"fetch", "remembered"} {
 				res := c.Get(context.Background(), mtasts.Domain{ASCII: "example.com", Unicode: "example.com"})
 				if res.PolicyText != tc.want {

@@ -50,7 +50,7 @@ func (c *Cache) prune(ctx context.Context, now time.Time, p *pruning) {
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-p.running }()
-		// The store may log to it too, as FileStore does.
+		// The store may log to it too, as the file store does.
 		ctx, cancel := context.WithCancel(WithLogger(ctx, log))
 		defer cancel()
 		stop := context.AfterFunc(c.ctx, cancel)

@@ -18,7 +18,7 @@ import (
 // store's. It returns the paths, by what they are.
 func pruneFixture(t *testing.T, dir string, now time.Time) map[string]string {
 	t.Helper()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func checkPruned(t *testing.T, paths map[string]string, gone ...string) {
 func TestFileStorePruneOnOpen(t *testing.T) {
 	dir := t.TempDir()
 	paths := pruneFixture(t, dir, time.Now())
-	if _, err := cache.NewFileStore(dir); err != nil {
+	if _, err := cache.OpenFileStore(dir); err != nil {
 		t.Fatal(err)
 	}
 	checkPruned(t, paths, "expired", "hashed", "stale temp")
@@ -98,13 +98,13 @@ func TestFileStorePruneOnOpen(t *testing.T) {
 func TestFileStorePrune(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	fs, err := cache.NewFileStore(dir)
+	fs, err := cache.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	paths := pruneFixture(t, dir, now)
 	ctx := context.Background()
-	if err := fs.Prune(ctx, now); err != nil {
+	if err := fs.(cache.Pruner).Prune(ctx, now); err != nil {
 		t.Fatal(err)
 	}
 	checkPruned(t, paths, "expired", "hashed", "stale temp")
@@ -114,13 +114,13 @@ func TestFileStorePrune(t *testing.T) {
 
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := fs.Prune(canceled, now.Add(2*time.Hour)); err == nil {
+	if err := fs.(cache.Pruner).Prune(canceled, now.Add(2*time.Hour)); err == nil {
 		t.Error("Prune with a canceled context succeeded")
 	}
 
 	// Two hours later, the valid entry has expired too, and the
 	// temporary file, never renamed, is a crash's leftover.
-	if err := fs.Prune(ctx, now.Add(2*time.Hour)); err != nil {
+	if err := fs.(cache.Pruner).Prune(ctx, now.Add(2*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	checkPruned(t, paths, "expired", "hashed", "stale temp", "valid", "fresh temp")
@@ -150,7 +150,7 @@ func TestRunPrunes(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			w := newWorld()
 			store := &prunerStore{MemoryStore: cache.NewMemoryStore(10), calls: make(chan time.Time, 10), hang: hang}
-			c := w.newCache(t, cache.Options{Store: store, RunInterval: time.Minute})
+			c := w.newCache(t, cache.Options{Store: store})
 			start := time.Now()
 			go c.Run(t.Context())
 			time.Sleep(3*time.Hour + 30*time.Second)

@@ -137,12 +137,12 @@ func TestRefreshRegardlessOfRecord(t *testing.T) {
 }
 
 // TestRefreshFailureBacksOff: a refresh that keeps failing, at the TXT
-// lookup and the fetch, is retried every Backoff, not every RunInterval.
+// lookup and the fetch, is retried every Backoff, not at every sweep of Run (once a minute).
 func TestRefreshFailureBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld()
 		w.publish("example.com", "1", policyText("enforce", 7*86400))
-		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, RunInterval: time.Minute, Backoff: 10 * time.Minute, CheckInterval: 1000 * time.Hour})
+		c := w.newCache(t, cache.Options{RefreshAge: 24 * time.Hour, Backoff: 10 * time.Minute, CheckInterval: 1000 * time.Hour})
 		go c.Run(t.Context())
 		d := domain(t, "example.com")
 		c.Get(t.Context(), d)
@@ -326,7 +326,7 @@ func TestBackgroundBounded(t *testing.T) {
 			mu.Unlock()
 			return w.fetch(ctx, d)
 		}
-		c, err := cache.New(cache.Options{Resolver: w.resolver, FetchPolicy: fetch, MaxBackground: 4, RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour})
+		c, err := cache.New(cache.Fake(cache.Options{Resolver: w.resolver, MaxBackground: 4, RefreshAge: 24 * time.Hour, CheckInterval: 1000 * time.Hour}, nil, fetch))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,7 +491,7 @@ func TestMaxAgeZero(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // a fetch over a network takes time
 			return w.fetch(ctx, d)
 		}
-		c := w.newCache(t, cache.Options{FetchPolicy: slowFetch, Backoff: 5 * time.Minute})
+		c := w.newCache(t, cache.Fake(cache.Options{Backoff: 5 * time.Minute}, nil, slowFetch))
 		d := domain(t, "example.com")
 		applied := 0
 		// 200 deliveries, one every 3 seconds: 10 minutes.

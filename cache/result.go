@@ -61,9 +61,9 @@ type Result struct {
 	RetryAt time.Time
 	// PolicyText is, when Err wraps mtasts.ErrPolicySyntax because the
 	// policy the domain served did not parse, what it served: its first
-	// MaxPolicyText bytes, cut after a line end. A TLS report gives that
+	// 2048 bytes, cut after a line end. A TLS report gives that
 	// policy "including any errors that may be present" (RFC 8460 4.5):
-	// mtasts.ReportLines(PolicyText) is its policy-string. Empty
+	// a tlsrpt.Recorder makes its policy-string of PolicyText. Empty
 	// otherwise; the text of a valid Policy is Policy.String.
 	PolicyText string
 }
@@ -100,24 +100,24 @@ type failure struct {
 	text string
 }
 
-// MaxPolicyText bounds Result.PolicyText: the start of a policy that did not
+// maxPolicyText bounds Result.PolicyText: the start of a policy that did not
 // parse, kept for a TLS report. A valid policy of a dozen mx patterns takes
 // a few hundred bytes; a hostile host may serve mtasts.MaxPolicySize, which
 // the cache does not keep per failing domain.
-const MaxPolicyText = 2048
+const maxPolicyText = 2048
 
 // keepText keeps the start of text, the policy served, when f is about a
 // policy that did not parse (RFC 8460 4.5: a report gives the policy
-// "including any errors that may be present"): at most MaxPolicyText bytes,
+// "including any errors that may be present"): at most maxPolicyText bytes,
 // cut after a line end when there is one, else before a character.
 func (f *failure) keepText(text string) {
 	if text == "" || !errors.Is(f.err, mtasts.ErrPolicySyntax) {
 		return
 	}
-	if len(text) > MaxPolicyText {
-		cut := strings.LastIndexByte(text[:MaxPolicyText], '\n') + 1
+	if len(text) > maxPolicyText {
+		cut := strings.LastIndexByte(text[:maxPolicyText], '\n') + 1
 		if cut == 0 {
-			cut = MaxPolicyText
+			cut = maxPolicyText
 			for cut > 0 && !utf8.RuneStart(text[cut]) {
 				cut--
 			}

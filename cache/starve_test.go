@@ -56,7 +56,7 @@ func TestHealthyBehindHangingHosts(t *testing.T) {
 
 func healthyBehindHanging(t *testing.T, n int, patience time.Duration) {
 	w := hangingWorld(n)
-	c := w.newCache(t, cache.Options{FetchPolicy: w.fetchHanging})
+	c := w.newCache(t, cache.Fake(cache.Options{}, nil, w.fetchHanging))
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -91,7 +91,7 @@ func healthyBehindHanging(t *testing.T, n int, patience time.Duration) {
 func TestAbandonedUpdateGivesWay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := hangingWorld(1)
-		c := w.newCache(t, cache.Options{FetchPolicy: w.fetchHanging, MaxNetwork: 1})
+		c := w.newCache(t, cache.Fake(cache.Options{MaxNetwork: 1}, nil, w.fetchHanging))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		r := c.Get(ctx, domain(t, "hang0.example"))
 		cancel()
@@ -121,7 +121,7 @@ func TestAbandonedUpdateGivesWay(t *testing.T) {
 func TestPreemptedUpdateTimesOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := hangingWorld(1)
-		c := w.newCache(t, cache.Options{FetchPolicy: w.fetchHanging, MaxNetwork: 1, PreemptAfter: 4 * time.Second})
+		c := w.newCache(t, cache.Fake(cache.Options{MaxNetwork: 1, PreemptAfter: 4 * time.Second}, nil, w.fetchHanging))
 		hang := make(chan cache.Result, 1)
 		go func() { hang <- c.Get(t.Context(), domain(t, "hang0.example")) }()
 		synctest.Wait()
@@ -151,7 +151,7 @@ func TestPreemptedUpdateTimesOut(t *testing.T) {
 func TestNewestCallFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := hangingWorld(100)
-		c := w.newCache(t, cache.Options{FetchPolicy: w.fetchHanging, MaxNetwork: 1, PreemptAfter: time.Hour})
+		c := w.newCache(t, cache.Fake(cache.Options{MaxNetwork: 1, PreemptAfter: time.Hour}, nil, w.fetchHanging))
 		ctx, cancel := context.WithCancel(t.Context())
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -191,7 +191,7 @@ func TestGetAfterAbandonedUpdate(t *testing.T) {
 			w.publish(d.ASCII, "1", policyText("enforce", 86400))
 			return w.fetch(ctx, d)
 		}
-		c := w.newCache(t, cache.Options{FetchPolicy: slowToEnd, MaxNetwork: 1})
+		c := w.newCache(t, cache.Fake(cache.Options{MaxNetwork: 1}, nil, slowToEnd))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		c.Get(ctx, domain(t, "hang0.example"))
 		cancel()

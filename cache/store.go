@@ -1,13 +1,8 @@
 package cache
 
 import (
-	"container/list"
 	"context"
-	"iter"
-	"sync"
 	"time"
-
-	"github.com/mtasts-go/mtasts"
 )
 
 // Entry is a policy as a Store keeps it: the raw text, re-parsed on load, so
@@ -25,23 +20,6 @@ type Entry struct {
 	// Expires is when the policy stops being valid: Fetched plus its
 	// max_age, capped at mtasts.MaxAgeLimit (RFC 8461 3.2, 5.1).
 	Expires time.Time
-}
-
-// NewEntry returns the Entry of a policy fetched as text for record id at
-// fetched, expiring max_age later, capped at mtasts.MaxAgeLimit (RFC 8461
-// 3.2, 5.1), as the cache would save it: for seeding a store, or moving
-// policies over from another cache. It returns the error of
-// mtasts.ParsePolicy when text is no policy, and of Domain.Validate when
-// domain is no host name.
-func NewEntry(domain mtasts.Domain, id, text string, fetched time.Time) (Entry, error) {
-	if err := domain.Validate(); err != nil {
-		return Entry{}, err
-	}
-	p, err := mtasts.ParsePolicy(text)
-	if err != nil {
-		return Entry{}, err
-	}
-	return Entry{Domain: domain.ASCII, RecordID: id, Policy: text, Fetched: fetched, Expires: fetched.Add(p.MaxAge())}, nil
 }
 
 // Store keeps policies beyond the cache's memory: across restarts (a file
@@ -118,7 +96,7 @@ type Locker interface {
 }
 
 // Pruner is implemented by a Store whose entries do not expire by
-// themselves, as a FileStore's files do not. Run calls Prune once an hour, in
+// themselves, as the files of OpenFileStore do not. Run calls Prune once an hour, in
 // a goroutine of its own, one call at a time, and ends its context when Run's
 // ends or the cache is closed; Close waits for it to return.
 type Pruner interface {
@@ -128,95 +106,6 @@ type Pruner interface {
 	// cannot be read; entries it could not remove wait for the next
 	// call.
 	Prune(ctx context.Context, now time.Time) error
-}
-
-// MemoryStore is a Store in memory, bounded to a number of entries: saving
-// one more evicts the least recently used. It is safe for concurrent use. It
-// keeps a second copy of what a cache holds, which gives a policy dropped
-// from the cache's memory a second chance; for tests, and for caches that
-// share one store in a process.
-type MemoryStore struct {
-	max int
-
-	mu      sync.Mutex
-	order   *list.List // of Entry, most recently used first
-	entries map[string]*list.Element
-}
-
-// NewMemoryStore returns a MemoryStore holding at most limit entries; limit below
-// 1 means 1.
-func NewMemoryStore(limit int) *MemoryStore {
-	return &MemoryStore{max: max(limit, 1), order: list.New(), entries: map[string]*list.Element{}}
-}
-
-// Load implements Store.
-func (s *MemoryStore) Load(ctx context.Context, domain string) (Entry, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	el, ok := s.entries[domain]
-	if !ok {
-		return Entry{}, false, nil
-	}
-	s.order.MoveToFront(el)
-	return el.Value.(Entry), true, nil
-}
-
-// Save implements Store.
-func (s *MemoryStore) Save(ctx context.Context, e Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.entries[e.Domain]; ok {
-		el.Value = e
-		s.order.MoveToFront(el)
-		return nil
-	}
-	s.entries[e.Domain] = s.order.PushFront(e)
-	for s.order.Len() > s.max {
-		last := s.order.Back()
-		s.order.Remove(last)
-		delete(s.entries, last.Value.(Entry).Domain)
-	}
-	return nil
-}
-
-// Delete implements Store.
-func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if el, ok := s.entries[domain]; ok {
-		s.order.Remove(el)
-		delete(s.entries, domain)
-	}
-	return nil
-}
-
-// List implements Lister. It copies the entries under the lock first, so
-// that the caller may call the store while it iterates.
-func (s *MemoryStore) List(ctx context.Context) iter.Seq2[Entry, error] {
-	return func(yield func(Entry, error) bool) {
-		s.mu.Lock()
-		entries := make([]Entry, 0, s.order.Len())
-		for el := s.order.Front(); el != nil; el = el.Next() {
-			entries = append(entries, el.Value.(Entry))
-		}
-		s.mu.Unlock()
-		for _, e := range entries {
-			if err := ctx.Err(); err != nil {
-				yield(Entry{}, err)
-				return
-			}
-			if !yield(e, nil) {
-				return
-			}
-		}
-	}
-}
-
-// Len returns the number of entries.
-func (s *MemoryStore) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.order.Len()
 }
 
 // noStore is the cache's store when Options.Store is nil: it keeps nothing.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/logname"
 )
 
 // maxStoreCalls bounds the calls to the store that run at once. Calls that a
@@ -51,12 +52,12 @@ func (c *Cache) storeCall(ctx context.Context, op func(ctx context.Context) erro
 // storeError counts a failed call to the store, and logs it to log.
 func (c *Cache) storeError(log *slog.Logger, op string, domain mtasts.Domain, err error) {
 	c.metrics.storeErrors.WithLabelValues(op).Inc()
-	log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", domain.LogString(), "err", err)
+	log.Warn("mta-sts: policy store failed, going on without it", "op", op, "domain", logname.Domain(domain.ASCII, domain.Unicode), "err", err)
 }
 
 // storeInvalid counts an entry of the store that the cache corrected or
 // ignored, and logs it to log.
 func (c *Cache) storeInvalid(log *slog.Logger, domain mtasts.Domain, err error) {
 	c.metrics.storeErrors.WithLabelValues("load").Inc()
-	log.Log(c.ctx, slog.LevelWarn, "mta-sts: invalid policy store entry", "domain", domain.LogString(), "err", err)
+	log.Log(c.ctx, slog.LevelWarn, "mta-sts: invalid policy store entry", "domain", logname.Domain(domain.ASCII, domain.Unicode), "err", err)
 }

@@ -5,8 +5,12 @@ import (
 	"time"
 )
 
+// runInterval is how often Run looks for policies to refresh and entries
+// to drop.
+const runInterval = time.Minute
+
 // Run refreshes policies in use before they expire, and drops domains not
-// used for longer than their policy's lifetime, every RunInterval until ctx
+// used for longer than their policy's lifetime, once a minute until ctx
 // ends or the cache is closed. It returns ctx's error, or nil after Close.
 //
 // A policy is fetched again once it is RefreshAge old (at most half its
@@ -17,7 +21,7 @@ import (
 //
 // Run recovers no panic, and neither do the updates it starts. Bad input
 // from the network makes errors, never panics (the parsers are fuzzed), so
-// a panic is a bug: of the cache, or of the Resolver, Store or hook it
+// a panic is a bug: of the cache, or of the Resolver, Store or Client it
 // calls. Recovered, it would leave the update's state half-made: callers
 // waiting on it until their deadline, one of the MaxNetwork slots or a
 // fleet lock held for good, a domain with no answer. Deliveries would then
@@ -26,7 +30,7 @@ import (
 // goroutines of their own, as those of Get do. A process that crashes is
 // restarted, its policies in the Store and its mail in its queue.
 func (c *Cache) Run(ctx context.Context) error {
-	ticker := time.NewTicker(c.opts.RunInterval)
+	ticker := time.NewTicker(runInterval)
 	defer ticker.Stop()
 	pruning := newPruning(time.Now())
 	for {

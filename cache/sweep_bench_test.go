@@ -49,7 +49,7 @@ func (nullResolver) LookupTXT(ctx context.Context, name string) ([]string, adns.
 }
 
 // BenchmarkSweep measures one round of Run over a million domains, none of
-// them due for a refresh or a drop: the scan that every RunInterval costs.
+// them due for a refresh or a drop: the scan that Run makes once a minute.
 func BenchmarkSweep(b *testing.B) {
 	c, _ := fullCache(b, 1_000_000)
 	ctx := context.Background()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/logname"
+	"github.com/mtasts-go/mtasts/internal/metriclabel"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -43,7 +45,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 	// RFC 8461 3 and 5.1: look the TXT record up; a new id means a new
 	// policy, the same id that the cached policy is current.
 	lookup = c.lookups.Add(1)
-	record, _, lookupErr := c.opts.LookupRecord(ctx, env.resolver, domain)
+	record, _, lookupErr := c.opts.lookupRecord(ctx, env.resolver, domain)
 	it.checkedAt.Store(c.clock(now))
 	now = time.Now()
 	if lookupErr != nil {
@@ -102,11 +104,11 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 	}
 
 	fetched := time.Now()
-	policy, text, err := c.opts.FetchPolicy(ctx, domain)
+	policy, text, err := c.opts.fetchPolicy(ctx, domain)
 	now = time.Now()
-	c.metrics.fetches.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+	c.metrics.fetches.WithLabelValues(metriclabel.Result(err)).Inc()
 	if full {
-		c.metrics.refreshes.WithLabelValues(mtasts.ResultLabel(err)).Inc()
+		c.metrics.refreshes.WithLabelValues(metriclabel.Result(err)).Inc()
 	}
 	if err != nil {
 		if g := gaveWayCause(ctx); g != nil {
@@ -162,7 +164,7 @@ func (c *Cache) failed(log *slog.Logger, domain mtasts.Domain, it *item, s *snap
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", domain.LogString(), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
+		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", logname.Domain(domain.ASCII, domain.Unicode), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
 		ns := s.withFailure(f)
 		it.snap.Store(ns)
 		return c.result(it, ns, now, triedNow)

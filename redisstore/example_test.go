@@ -51,5 +51,5 @@ func ExampleNew() {
 		log.Fatal(err)
 	}
 	r := c.Get(context.Background(), domain)
-	log.Printf("policy for %s: %v (from the network: %v)", domain.LogString(), r.Policy, r.Fresh)
+	log.Printf("policy for %s: %v (from the network: %v)", domain, r.Policy, r.Fresh)
 }

@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -33,16 +35,21 @@ func TestLockSharedStoreValue(t *testing.T) {
 	entered := make(chan int)
 	release := []chan struct{}{make(chan struct{}), make(chan struct{})}
 	var fetches atomic.Int32
-	fetch := func(ctx context.Context, d mtasts.Domain) (*mtasts.Policy, string, error) {
+	fetch := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		i := int(fetches.Add(1)) - 1
 		entered <- i
 		<-release[i]
-		p, err := mtasts.ParsePolicy(policy)
-		return p, policy, err
-	}
+		return &http.Response{
+			StatusCode: http.StatusOK,
+			Header:     http.Header{"Content-Type": {"text/plain"}},
+			Body:       io.NopCloser(strings.NewReader(policy)),
+			Request:    r,
+		}, nil
+	})
+	client := &mtasts.Client{HTTPClient: &http.Client{Transport: fetch}}
 	var caches [2]*cache.Cache
 	for i := range caches {
-		c, err := cache.New(cache.Options{Resolver: resolver, Store: store, FetchPolicy: fetch})
+		c, err := cache.New(cache.Options{Resolver: resolver, Store: store, Client: client})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,3 +201,9 @@ func waitGone(t *testing.T, rdb *redis.Client, key string) {
 		time.Sleep(10 * time.Millisecond) // polling a real Redis
 	}
 }
+
+// roundTripFunc is an http.RoundTripper from a function: the policy host of
+// a Client that the test holds up.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -52,8 +52,7 @@ func newHTTPClient(transport http.RoundTripper) *http.Client {
 // 8460 5.4): a POST of the gzip data with the media type
 // application/tlsrpt+gzip, whose answer must be 2xx. It is bounded by ctx,
 // whose deadline the Sender sets per attempt; the response headers are
-// bounded by the transport (mtasts.MaxResponseHeaderBytes with
-// mtasts.NewTransport), and at most maxErrorBody bytes of the body are read.
+// bounded by the transport (64 KiB with mtasts.NewTransport), and at most maxErrorBody bytes of the body are read.
 //
 // Answers that a retry will not change, a redirect and 4xx other than 408,
 // 425 and 429, and a refused address, give errors wrapping ErrPermanent.

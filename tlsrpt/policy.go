@@ -7,6 +7,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/policytext"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -42,7 +43,7 @@ type Target struct {
 // skipped: "the policy that is declared by the receiving site, including any
 // errors that may be present" (RFC 8460 4.5), one "mx" line per element.
 // With text empty, they are those of p.String(). The lines and patterns are
-// those of mtasts.ReportLines, Policy.ReportLines and Policy.ReportMXHosts.
+// those of Policy.ReportLines and Policy.ReportMXHosts.
 //
 // A nil p, or one in mode none, gives t.NoPolicyFound(): RFC 8461 5 treats a
 // domain in mode none "as though it does not have any active policy".
@@ -115,7 +116,8 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 	return t.NoPolicyFound(), nil
 }
 
-// reportLines returns mtasts.ReportLines(text), with each line that holds a
+// reportLines returns the lines of text as Policy.ReportLines gives those
+// of a Policy (policytext.ReportLines), with each line that holds a
 // control character escaped as Go escapes strings: RFC 8460 4.5 gives the
 // policy "including any errors that may be present", and a policy that did
 // not parse may hold them, which Policy.Validate refuses and a report
@@ -123,7 +125,7 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 // mtasts.MaxPolicySize bytes, as the policy-string may not be (RFC 8461
 // 3.3), the lines past it are left out.
 func reportLines(text string) []string {
-	lines := mtasts.ReportLines(text)
+	lines := policytext.ReportLines(text)
 	n := 0
 	for i, l := range lines {
 		if controlAt(l) >= 0 {
@@ -165,10 +167,10 @@ func (t Target) NoPolicyFound() Policy {
 // when the Target has no MX host.
 func (t Target) TLSA(records []string) (Policy, error) {
 	base := t.TLSABase
-	if base.IsZero() {
+	if base == (mtasts.Domain{}) {
 		base = t.MX
 	}
-	if base.IsZero() {
+	if base == (mtasts.Domain{}) {
 		return Policy{}, errors.New("tlsrpt: tlsa policy without an MX host: set Target.MX")
 	}
 	if len(records) == 0 {
@@ -185,7 +187,7 @@ func (t Target) TLSA(records []string) (Policy, error) {
 	// RFC 8460 1.1: the policy domain of DANE is the TLSA base domain;
 	// the recipient domain is kept beside, for the reports to it.
 	p := Policy{PolicyType: PolicyTypeTLSA, PolicyString: l, PolicyDomain: base.ASCII, RecipientDomain: t.Recipient.ASCII}
-	if !t.MX.IsZero() {
+	if t.MX != (mtasts.Domain{}) {
 		p.MXHost = []string{t.MX.ASCII}
 	}
 	return p, nil

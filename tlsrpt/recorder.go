@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
-
+	"github.com/mtasts-go/mtasts/internal/logname"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -750,7 +750,7 @@ func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
 	}
 	if err := r.store.Delete(ctx, domain.ASCII); err != nil {
 		r.metrics.storeErrors.WithLabelValues("delete").Inc()
-		return fmt.Errorf("tlsrpt: deleting the results of %s from the store: %w", domain.LogString(), err)
+		return fmt.Errorf("tlsrpt: deleting the results of %s from the store: %w", logname.Domain(domain.ASCII, domain.Unicode), err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/logname"
 	"github.com/mtasts-go/mtasts/internal/quoted"
 )
 
@@ -292,7 +293,7 @@ func (s *Sender) send(ctx context.Context, report *Report, done []string, delive
 	record, _, err := LookupRecord(ctx, s.opts.Resolver, p.PolicyDomain)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "tlsrpt: no report sent: no tlsrpt record",
-			slog.String("domain", p.PolicyDomain.LogString()), slog.Any("err", err))
+			slog.String("domain", logname.Domain(p.PolicyDomain.ASCII, p.PolicyDomain.Unicode)), slog.Any("err", err))
 		return nil, err
 	}
 	deliveries := s.deliver(ctx, p, record, done, delivered, mode)
@@ -476,7 +477,7 @@ func (s *Sender) skip(ctx context.Context, p *payload, d *Delivery, why string) 
 
 // finish counts and logs the outcome of d.
 func (s *Sender) finish(ctx context.Context, p *payload, d *Delivery, mode sendMode) {
-	log := s.log.With(slog.String("domain", p.PolicyDomain.LogString()), slog.String("uri", d.URI),
+	log := s.log.With(slog.String("domain", logname.Domain(p.PolicyDomain.ASCII, p.PolicyDomain.Unicode)), slog.String("uri", d.URI),
 		slog.String("report_id", p.Report.ReportID), slog.Int("attempts", d.Attempts))
 	switch {
 	case d.Skipped:

@@ -242,7 +242,7 @@ func TestSendHTTPSRedirectRefused(t *testing.T) {
 
 // The collector's answer is bounded: an endless body after a 2xx does not
 // hold the sender, an endless error body is cut short in the error, and
-// headers past mtasts.MaxResponseHeaderBytes fail the attempt.
+// headers past the 64 KiB that mtasts.NewTransport allows fail the attempt.
 func TestSendHTTPSHugeAnswer(t *testing.T) {
 	endless := func(w http.ResponseWriter, code int) {
 		w.WriteHeader(code)
@@ -262,7 +262,7 @@ func TestSendHTTPSHugeAnswer(t *testing.T) {
 		{"2xx with endless body", func(w http.ResponseWriter) { endless(w, http.StatusOK) }, true, ""},
 		{"5xx with endless body", func(w http.ResponseWriter) { endless(w, http.StatusServiceUnavailable) }, false, `answered "503 Service Unavailable": "xxxx`},
 		{"huge headers", func(w http.ResponseWriter) {
-			w.Header().Set("X-Padding", strings.Repeat("p", mtasts.MaxResponseHeaderBytes+1))
+			w.Header().Set("X-Padding", strings.Repeat("p", 64<<10+1))
 			w.WriteHeader(http.StatusOK)
 		}, false, "header"},
 	}

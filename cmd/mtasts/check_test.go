@@ -71,7 +71,7 @@ func newWorld(t *testing.T) *world {
 		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, policyText("enforce", "604800", "mail.html.example"))
 	})
-	// More response headers than mtasts.MaxResponseHeaderBytes.
+	// More response headers than the 64 KiB of mtasts.NewTransport.
 	handlers["mta-sts.headers.example"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for i := range 100 {
 			w.Header().Set("X-Pad-"+strconv.Itoa(i), strings.Repeat("x", 1000))
@@ -538,8 +538,8 @@ func TestCheckSTARTTLSReportTypes(t *testing.T) {
 		byHost[d.Host] = d
 	}
 	for host, want := range map[string][2]string{
-		"mail.badmx.example":    {string(mtasts.ResultCertificateHostMismatch), mtasts.ReasonCertificateHostMismatch},
-		"expired.badmx.example": {string(mtasts.ResultCertificateExpired), mtasts.ReasonCertificateExpired},
+		"mail.badmx.example":    {string(mtasts.ResultCertificateHostMismatch), "certificate-host-mismatch"},
+		"expired.badmx.example": {string(mtasts.ResultCertificateExpired), "certificate-expired"},
 		"nodns.badmx.example":   {"", ""}, // no address: no session, nothing to report
 	} {
 		d := byHost[host]

@@ -112,8 +112,9 @@ type postfixDaemon struct {
 	opts    *postfixOptions
 	logger  *slog.Logger
 	network *network
-	// client fetches policies; SIGHUP replaces it to trust new roots.
-	client  atomic.Pointer[mtasts.Client]
+	// fetch is the transport of the cache's client; SIGHUP replaces
+	// what it delegates to, to trust new roots.
+	fetch   swapTransport
 	cache   *cache.Cache
 	server  *smServer
 	addrs   []net.Addr
@@ -180,7 +181,7 @@ func startPostfix(o *postfixOptions, sio *stdio) (_ *postfixDaemon, err error) {
 	var store cache.Store
 	if o.store != "" {
 		// RFC 8461 5.1: policies outlive a restart.
-		fstore, err := cache.NewFileStore(o.store)
+		fstore, err := cache.OpenFileStore(o.store)
 		if err != nil {
 			return nil, fmt.Errorf("--store: %w", err)
 		}
@@ -192,12 +193,7 @@ func startPostfix(o *postfixOptions, sio *stdio) (_ *postfixDaemon, err error) {
 		MaxEntries:    o.maxEntries,
 		CheckInterval: o.checkInterval,
 		Logger:        d.logger,
-		LookupRecord: func(ctx context.Context, r mtasts.Resolver, domain mtasts.Domain) (*mtasts.Record, string, error) {
-			return d.client.Load().LookupRecord(ctx, r, domain)
-		},
-		FetchPolicy: func(ctx context.Context, domain mtasts.Domain) (*mtasts.Policy, string, error) {
-			return d.client.Load().FetchPolicy(ctx, domain)
-		},
+		Client:        &mtasts.Client{HTTPClient: &http.Client{Transport: &d.fetch}},
 	})
 	if err != nil {
 		return nil, err
@@ -298,7 +294,6 @@ func (d *postfixDaemon) setNetwork() error {
 	if o.allowPrivate {
 		n.allow = mtasts.AllowPrivate
 	}
-	old := d.client.Load()
 	if d.network == nil {
 		d.network = n // the resolver stays: its flag cannot change
 	} else {
@@ -309,11 +304,21 @@ func (d *postfixDaemon) setNetwork() error {
 	// reused, and HTTP/2 keeps them beyond MaxIdleConns, one per domain
 	// fetched in the last IdleConnTimeout.
 	tr.DisableKeepAlives = true
-	d.client.Store(&mtasts.Client{HTTPClient: &http.Client{Transport: tr}})
-	if old != nil {
-		old.HTTPClient.CloseIdleConnections()
+	if old := d.fetch.cur.Swap(tr); old != nil {
+		old.CloseIdleConnections()
 	}
 	return nil
+}
+
+// swapTransport sends each request through the transport stored last, so
+// that a reload gives the cache's client new roots while fetches made with
+// the old ones finish.
+type swapTransport struct {
+	cur atomic.Pointer[http.Transport]
+}
+
+func (t *swapTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return t.cur.Load().RoundTrip(r)
 }
 
 // metricsHandler serves what g gathers in Prometheus's text format. (The
@@ -412,7 +417,11 @@ func (d *postfixDaemon) reload() {
 		d.logger.Error("reloading; keeping the trusted roots as they were", "err", err)
 		return
 	}
-	d.logger.Info("reloaded the trusted roots", "domains_in_memory", d.cache.Len())
+	n := 0
+	for range d.cache.Memory() {
+		n++
+	}
+	d.logger.Info("reloaded the trusted roots", "domains_in_memory", n)
 }
 
 // stop drains the socketmap connections, answering the requests in flight,

@@ -26,7 +26,7 @@ func newAnswerLab(t testing.TB) *answerLab {
 	t.Helper()
 	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: newTestPolicyServer(t)}
 	client := &mtasts.Client{HTTPClient: lab.policies.Client()}
-	c, err := cache.New(cache.Options{Resolver: lab.resolver, FetchPolicy: client.FetchPolicy})
+	c, err := cache.New(cache.Options{Resolver: lab.resolver, Client: client})
 	if err != nil {
 		t.Fatal(err)
 	}
