@@ -322,6 +322,10 @@ func (s *smServer) serveConn(c *smConn) {
 		switch {
 		case err == nil:
 			buf = data
+			if s.metrics == nil {
+				status, reply = s.answer(data, reply[:0])
+				break
+			}
 			start := time.Now()
 			status, reply = s.answer(data, reply[:0])
 			s.metrics.answered(status, time.Since(start))
