@@ -52,25 +52,64 @@ func ParseDomain(s string) (Domain, error) {
 	if strings.HasSuffix(name, ".") {
 		return Domain{}, &domainError{input: s, what: "empty label"}
 	}
-	ascii, err := idnaProfile.ToASCII(name)
+	d, err := idnaForms(name)
 	if err != nil {
 		return Domain{}, &domainError{input: s, cause: err}
 	}
-	ascii = strings.ToLower(ascii)
-	unicode, err := idnaProfile.ToUnicode(ascii)
-	if err != nil {
-		return Domain{}, &domainError{input: s, cause: err}
-	}
-	if unicode == ascii {
-		unicode = ""
-	}
-	d := Domain{ASCII: ascii, Unicode: unicode}
-	if msg := checkHostName(ascii); msg != "" {
+	if msg := checkHostName(d.ASCII); msg != "" {
 		// The IDNA profile enforces the same rules but for one: an
 		// all-numeric last label.
 		return Domain{}, &domainError{input: s, what: msg}
 	}
 	return d, nil
+}
+
+// idnaForms returns name's A-label form and, when it differs, its Unicode
+// form (UTS #46 under idnaProfile). A name of only lower-case letters,
+// digits, hyphens and dots, with no label that IDNA reads specially, is
+// its own A-label and Unicode form: it is returned as it is, without the
+// conversions' cost, which most names, looked up once per message, spare.
+func idnaForms(name string) (Domain, error) {
+	if plainLDH(name) {
+		return Domain{ASCII: name}, nil
+	}
+	ascii, err := idnaProfile.ToASCII(name)
+	if err != nil {
+		return Domain{}, err
+	}
+	ascii = strings.ToLower(ascii)
+	unicode, err := idnaProfile.ToUnicode(ascii)
+	if err != nil {
+		return Domain{}, err
+	}
+	if unicode == ascii {
+		unicode = ""
+	}
+	return Domain{ASCII: ascii, Unicode: unicode}, nil
+}
+
+// plainLDH reports whether IDNA would leave name as it is: it holds only
+// lower-case letters, digits, hyphens and dots, and no label with hyphens
+// in its third and fourth places, which UTS #46's CheckHyphens refuses
+// and which begin an A-label ("xn--"). The other rules IDNA checks of such
+// a name (label and name lengths, hyphens at a label's ends) are
+// checkHostName's too.
+func plainLDH(name string) bool {
+	label := 0 // the index of the label's first byte
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case c == '-':
+			if i-label == 3 && name[i-1] == '-' {
+				return false
+			}
+		case c == '.':
+			label = i + 1
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks that d is a domain name in the form ParseDomain returns,

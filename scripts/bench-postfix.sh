@@ -10,7 +10,7 @@
 # 127.0.0.1:53 and :443 and a resolv.conf naming them is bind-mounted;
 # nothing is reachable from, or changed on, the host's network.
 #
-#   scripts/bench-postfix.sh [-domains 10000,100000] [-duration 5s]
+#   scripts/bench-postfix.sh [-domains 10000,100000] [-duration 3s -rounds 5]
 #
 # Without mta-sts-daemon (apt-get install postfix-mta-sts-resolver), it
 # measures mtasts alone.

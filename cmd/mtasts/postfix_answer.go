@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,25 +31,28 @@ type policyMap struct {
 	logger  *slog.Logger
 }
 
-// lookup answers the socketmap request "name key".
-func (m *policyMap) lookup(ctx context.Context, name, key string) smReply {
-	if !slices.Contains(m.names, name) {
-		return smReply{statusPerm, fmt.Sprintf("unknown socketmap name %s; this server answers %s", quoteInput([]byte(name)), strings.Join(m.names, ", "))}
+// lookup answers the socketmap request "name key", appending the reply's
+// data to dst.
+func (m *policyMap) lookup(ctx context.Context, name []byte, key string, dst []byte) (string, []byte) {
+	if !m.answers(name) {
+		return statusPerm, fmt.Appendf(dst, "unknown socketmap name %s; this server answers %s", quoteInput(name), strings.Join(m.names, ", "))
 	}
 	domain, ok := policyDomain(key)
 	if !ok {
-		return smReply{statusNotFound, ""}
+		return statusNotFound, dst
 	}
-	ctx, cancel := context.WithTimeout(ctx, m.timeout)
-	defer cancel()
-	res := m.get(ctx, domain)
-	rep := m.answer(ctx, domain, res)
-	if m.logger.Enabled(ctx, slog.LevelDebug) || rep.status == statusTemp || rep.status == statusTimeout {
+	// Most lookups are answered from memory without waiting: the
+	// timeout's timer is made only for a wait.
+	lctx := newLazyTimeout(ctx, m.timeout)
+	defer lctx.stop()
+	res := m.get(lctx, domain)
+	status, dst := m.answer(lctx, domain, res, dst)
+	if m.logger.Enabled(ctx, slog.LevelDebug) || status == statusTemp || status == statusTimeout {
 		level := slog.LevelDebug
-		if rep.status != statusOK && rep.status != statusNotFound {
+		if status != statusOK && status != statusNotFound {
 			level = slog.LevelWarn
 		}
-		attrs := []any{"domain", domain.ASCII, "reply", rep.status}
+		attrs := []any{"domain", domain.ASCII, "reply", status}
 		if res.Policy != nil {
 			attrs = append(attrs, "mode", string(res.Policy.Mode))
 		}
@@ -59,7 +61,18 @@ func (m *policyMap) lookup(ctx context.Context, name, key string) smReply {
 		}
 		m.logger.Log(ctx, level, "lookup", attrs...)
 	}
-	return rep
+	return status, dst
+}
+
+// answers reports whether name is one of the socketmap names the map
+// answers.
+func (m *policyMap) answers(name []byte) bool {
+	for _, n := range m.names {
+		if string(name) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // policyDomain returns the domain whose policy applies to a lookup key of
@@ -83,25 +96,26 @@ func policyDomain(key string) (mtasts.Domain, bool) {
 	return d, true
 }
 
-// answer turns the cache's result into the reply.
-func (m *policyMap) answer(ctx context.Context, domain mtasts.Domain, res cache.Result) smReply {
+// answer turns the cache's result into the reply, appending its data to
+// dst.
+func (m *policyMap) answer(ctx context.Context, domain mtasts.Domain, res cache.Result, dst []byte) (string, []byte) {
 	p := res.Policy
 	if p == nil {
 		switch {
 		case errors.Is(res.Err, cache.ErrClosed):
 			// Shutting down: Postfix defers the message and retries,
 			// perhaps with another daemon of the fleet.
-			return smReply{statusTemp, "the MTA-STS daemon is shutting down"}
-		case ctx.Err() != nil:
+			return statusTemp, append(dst, "the MTA-STS daemon is shutting down"...)
+		case res.Err != nil && ctx.Err() != nil:
 			// Our own wait ended while the domain's discovery goes
 			// on: deferring lets the next attempt have the outcome,
 			// where delivering now might send in clear what the
 			// domain's policy would have protected.
-			return smReply{statusTimeout, fmt.Sprintf("MTA-STS policy discovery of %s still running after %s", domain.ASCII, m.timeout)}
+			return statusTimeout, fmt.Appendf(dst, "MTA-STS policy discovery of %s still running after %s", domain.ASCII, m.timeout)
 		}
 		// RFC 8461 5.1: no record, no usable policy, or a failure to
 		// fetch one with none cached: deliver as without MTA-STS.
-		return smReply{statusNotFound, ""}
+		return statusNotFound, dst
 	}
 	switch p.Mode {
 	case mtasts.ModeEnforce:
@@ -112,16 +126,16 @@ func (m *policyMap) answer(ctx context.Context, domain mtasts.Domain, res cache.
 		// is left to Postfix's default TLS level, unless the operator
 		// chose to enforce testing policies.
 		if !m.strictTesting {
-			return smReply{statusNotFound, ""}
+			return statusNotFound, dst
 		}
 	default:
 		// RFC 8461 5: mode none, deliver as without MTA-STS.
-		return smReply{statusNotFound, ""}
+		return statusNotFound, dst
 	}
-	return smReply{statusOK, secureAnswer(domain, p, m.tlsrpt)}
+	return statusOK, appendSecureAnswer(dst, domain, p, m.tlsrpt)
 }
 
-// secureAnswer returns the smtp_tls_policy_maps entry that has Postfix
+// appendSecureAnswer appends the smtp_tls_policy_maps entry that has Postfix
 // deliver to domain only over TLS with a certificate valid for an MX host
 // matching p (RFC 8461 4.1, 4.2):
 //
@@ -142,46 +156,49 @@ func (m *policyMap) answer(ctx context.Context, domain mtasts.Domain, res cache.
 // only an extension value may hold, is left out: Postfix could not read the
 // braced attribute. The reply is kept within maxReply: the policy_string
 // attributes are left out when they do not fit, then the others.
-func secureAnswer(domain mtasts.Domain, p *mtasts.Policy, tlsrpt bool) string {
-	var b strings.Builder
-	b.WriteString("secure match=")
+func appendSecureAnswer(dst []byte, domain mtasts.Domain, p *mtasts.Policy, tlsrpt bool) []byte {
+	start := len(dst)
+	dst = append(dst, "secure match="...)
 	for i, mx := range p.MX {
 		if i > 0 {
-			b.WriteByte(':')
+			dst = append(dst, ':')
 		}
 		if mx.Wildcard {
-			b.WriteByte('.')
+			dst = append(dst, '.')
 		}
-		b.WriteString(mx.Domain.ASCII)
+		dst = append(dst, mx.Domain.ASCII...)
 	}
-	b.WriteString(" servername=hostname")
-	base := b.String()
+	dst = append(dst, " servername=hostname"...)
 	if !tlsrpt {
-		return base
+		return dst
 	}
-	b.WriteString(" policy_type=sts policy_domain=")
-	b.WriteString(domain.ASCII)
-	b.WriteString(" policy_ttl=")
-	b.WriteString(strconv.FormatInt(int64(p.MaxAge()/time.Second), 10))
-	for _, h := range p.ReportMXHosts() {
-		b.WriteString(" mx_host_pattern=")
-		b.WriteString(h)
+	base := len(dst)
+	dst = append(dst, " policy_type=sts policy_domain="...)
+	dst = append(dst, domain.ASCII...)
+	dst = append(dst, " policy_ttl="...)
+	dst = strconv.AppendInt(dst, int64(p.MaxAge()/time.Second), 10)
+	for _, mx := range p.MX {
+		dst = append(dst, " mx_host_pattern="...)
+		if mx.Wildcard {
+			dst = append(dst, "*."...)
+		}
+		dst = append(dst, mx.Domain.ASCII...)
 	}
-	attrs := b.String()
+	attrs := len(dst)
 	for _, line := range p.ReportLines() {
 		if strings.ContainsAny(line, "{}") {
 			continue
 		}
-		b.WriteString(" { policy_string = ")
-		b.WriteString(line)
-		b.WriteString(" }")
+		dst = append(dst, " { policy_string = "...)
+		dst = append(dst, line...)
+		dst = append(dst, " }"...)
 	}
 	// "OK " comes before the data.
 	switch room := maxReply - len(statusOK) - 1; {
-	case b.Len() <= room:
-		return b.String()
-	case len(attrs) <= room:
-		return attrs
+	case len(dst)-start <= room:
+		return dst
+	case attrs-start <= room:
+		return dst[:attrs]
 	}
-	return base
+	return dst[:base]
 }

@@ -89,7 +89,7 @@ func TestPolicyMapAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		m.strictTesting = tt.strict
-		rep := m.lookup(context.Background(), tt.name, tt.key)
+		rep := lookupReply(m, tt.name, tt.key)
 		if got := rep.status + " " + rep.text; got != tt.want {
 			t.Errorf("%s %q (strict %v): got %q, want %q", tt.name, tt.key, tt.strict, got, tt.want)
 		}
@@ -108,7 +108,7 @@ func TestPolicyMapTLSRPTAttributes(t *testing.T) {
 	lab.policies.SetPolicy("good.example", "version: STSv1\r\nmode: enforce\r\nmx: mx1.good.example\r\nmx: *.mx.good.example\r\nmax_age: 604800\r\next: {odd}\r\n")
 	m := lab.policyMap()
 	m.tlsrpt = true
-	rep := m.lookup(context.Background(), "postfix", "good.example")
+	rep := lookupReply(m, "postfix", "good.example")
 	want := "secure match=mx1.good.example:.mx.good.example servername=hostname" +
 		" policy_type=sts policy_domain=good.example policy_ttl=604800" +
 		" mx_host_pattern=mx1.good.example mx_host_pattern=*.mx.good.example" +
@@ -133,7 +133,7 @@ func TestSecureAnswerFitsReplyLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, _ := mtasts.ParseDomain("example.com")
-	got := secureAnswer(d, p, true)
+	got := string(appendSecureAnswer(nil, d, p, true))
 	if len(got)+len("OK ") > maxReply {
 		t.Fatalf("answer of %d bytes over the limit", len(got))
 	}
@@ -151,16 +151,22 @@ func TestPolicyMapTimeoutAndClosed(t *testing.T) {
 	defer release()
 	m := lab.policyMap()
 	m.timeout = time.Millisecond
-	rep := m.lookup(context.Background(), "postfix", "slow.example")
+	rep := lookupReply(m, "postfix", "slow.example")
 	if rep.status != statusTimeout || !strings.Contains(rep.text, "still running") {
 		t.Errorf("got %s %q, want TIMEOUT", rep.status, rep.text)
 	}
 	lab.cache.Close()
 	m.timeout = 10 * time.Second
-	rep = m.lookup(context.Background(), "postfix", "other.example")
+	rep = lookupReply(m, "postfix", "other.example")
 	if rep.status != statusTemp {
 		t.Errorf("after Close: got %s %q, want TEMP", rep.status, rep.text)
 	}
+}
+
+// lookupReply asks m as the server does, and returns its reply.
+func lookupReply(m *policyMap, name, key string) smReply {
+	status, data := m.lookup(context.Background(), []byte(name), key, nil)
+	return smReply{status, string(data)}
 }
 
 // benchmarkSocketmap measures requests for key over one TCP loopback
@@ -200,8 +206,8 @@ func benchmarkSocketmap(b *testing.B, handler smHandler, key, want string) {
 // same reply.
 func BenchmarkSocketmapEcho(b *testing.B) {
 	const answer = "secure match=mx1.good.example servername=hostname"
-	benchmarkSocketmap(b, func(context.Context, string, string) smReply {
-		return smReply{statusOK, answer}
+	benchmarkSocketmap(b, func(_ context.Context, _ []byte, _ string, dst []byte) (string, []byte) {
+		return statusOK, append(dst, answer...)
 	}, "good.example", "OK "+answer)
 }
 
@@ -211,8 +217,8 @@ func BenchmarkSocketmapCached(b *testing.B) {
 	lab := newAnswerLab(b)
 	lab.publish("good.example", "enforce", "mx1.good.example")
 	m := lab.policyMap()
-	m.lookup(context.Background(), "postfix", "good.example")
-	m.lookup(context.Background(), "postfix", "nosts.example")
+	lookupReply(m, "postfix", "good.example")
+	lookupReply(m, "postfix", "nosts.example")
 	b.Run("policy", func(b *testing.B) {
 		benchmarkSocketmap(b, m.lookup, "good.example", "OK secure match=mx1.good.example servername=hostname")
 	})

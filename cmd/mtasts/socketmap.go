@@ -49,13 +49,6 @@ const (
 	statusPerm     = "PERM"     // the request failed for good
 )
 
-// smReply is a socketmap reply: a status and its data (OK) or reason (TEMP,
-// TIMEOUT, PERM); NOTFOUND has none.
-type smReply struct {
-	status string
-	text   string
-}
-
 // errNetstringTooLong is the error of a netstring whose length exceeds the
 // reader's limit; its data was not read.
 var errNetstringTooLong = errors.New("netstring too long")
@@ -140,32 +133,27 @@ func readNetstring(r *bufio.Reader, buf []byte, max int) ([]byte, error) {
 	return buf, nil
 }
 
-// appendNetstring appends data to b as a netstring.
-func appendNetstring(b []byte, data string) []byte {
-	b = strconv.AppendInt(b, int64(len(data)), 10)
-	b = append(b, ':')
-	b = append(b, data...)
-	return append(b, ',')
-}
-
 // parseRequest splits a socketmap request, "name <space> key", at its first
 // space (socketmap_table(5), REQUEST FORMAT). The name must not be empty;
-// the key may be, and may hold further spaces.
-func parseRequest(data []byte) (name, key string, err error) {
+// the key may be, and may hold further spaces. The name is a part of data.
+func parseRequest(data []byte) (name []byte, key string, err error) {
 	for i, c := range data {
 		if c == ' ' {
 			if i == 0 {
-				return "", "", errors.New("malformed request: empty map name before the space")
+				return nil, "", errors.New("malformed request: empty map name before the space")
 			}
-			return string(data[:i]), string(data[i+1:]), nil
+			return data[:i], string(data[i+1:]), nil
 		}
 	}
-	return "", "", fmt.Errorf("malformed request: no space between map name and key in %s", quoteInput(data))
+	return nil, "", fmt.Errorf("malformed request: no space between map name and key in %s", quoteInput(data))
 }
 
-// smHandler answers one request. ctx ends when the server is stopped
-// without waiting. The reply's data must fit maxReply.
-type smHandler func(ctx context.Context, name, key string) smReply
+// smHandler answers one request: it appends the reply's data (OK) or reason
+// (TEMP, TIMEOUT, PERM) to dst and returns the status with the extended
+// slice; NOTFOUND has none. name is only valid during the call. ctx ends
+// when the server is stopped without waiting. Appending to a buffer the
+// connection reuses keeps a cached answer free of allocations.
+type smHandler func(ctx context.Context, name []byte, key string, dst []byte) (status string, data []byte)
 
 // smServer serves the socketmap protocol on any number of listeners.
 type smServer struct {
@@ -316,7 +304,7 @@ func (s *smServer) serveConn(c *smConn) {
 		s.metrics.connClosed()
 	}()
 	r := bufio.NewReaderSize(c.conn, 512)
-	var buf, out []byte
+	var buf, reply, out []byte
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(s.idleTimeout))
 		if _, err := r.Peek(1); err != nil {
@@ -330,26 +318,29 @@ func (s *smServer) serveConn(c *smConn) {
 		}
 		c.conn.SetReadDeadline(time.Now().Add(s.readTimeout))
 		data, err := readNetstring(r, buf[:0], maxRequest)
-		var rep smReply
-		var nerr *netstringError
+		var status string
 		switch {
 		case err == nil:
 			buf = data
+			if s.metrics == nil {
+				status, reply = s.answer(data, reply[:0])
+				break
+			}
 			start := time.Now()
-			rep = s.answer(data)
-			s.metrics.answered(rep.status, time.Since(start))
-		case errors.Is(err, errNetstringTooLong), errors.As(err, &nerr):
+			status, reply = s.answer(data, reply[:0])
+			s.metrics.answered(status, time.Since(start))
+		case malformed(err):
 			// The stream cannot be resynchronised: say why, then close.
 			s.metrics.dropped("malformed")
 			s.logger.Info("closing a connection after a bad request", "remote", c.conn.RemoteAddr().String(), "err", err)
-			rep = smReply{statusPerm, err.Error()}
+			status, reply = statusPerm, append(reply[:0], err.Error()...)
 		default:
 			if isTimeout(err) {
 				s.metrics.dropped("read_timeout")
 			}
 			return // EOF within a request, a timeout, a reset: nobody to answer
 		}
-		out = appendNetstring(out[:0], rep.status+" "+rep.text)
+		out = appendReply(out[:0], status, reply)
 		c.conn.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 		if _, werr := c.conn.Write(out); werr != nil {
 			return
@@ -359,7 +350,8 @@ func (s *smServer) serveConn(c *smConn) {
 			return
 		}
 		if cap(out) > 4096 {
-			out = nil // keep no large reply's buffer while idle
+			// Keep no large reply's buffers while idle.
+			out, reply = nil, nil
 		}
 		if !s.setBusy(c, false) {
 			return
@@ -367,18 +359,29 @@ func (s *smServer) serveConn(c *smConn) {
 	}
 }
 
-// answer parses a request and asks the handler, bounding the reply.
-func (s *smServer) answer(data []byte) smReply {
+// answer parses a request and asks the handler, which appends the reply's
+// data to dst; it bounds the reply.
+func (s *smServer) answer(data, dst []byte) (string, []byte) {
 	name, key, err := parseRequest(data)
 	if err != nil {
-		return smReply{statusPerm, err.Error()}
+		return statusPerm, append(dst, err.Error()...)
 	}
-	rep := s.handler(s.ctx, name, key)
-	if len(rep.status)+1+len(rep.text) > maxReply {
-		s.logger.Error("reply over the socketmap limit; answering TEMP", "map", name, "key", key, "bytes", len(rep.text))
-		return smReply{statusTemp, fmt.Sprintf("reply of %d bytes over the socketmap limit of %d", len(rep.text), maxReply)}
+	status, reply := s.handler(s.ctx, name, key, dst)
+	if len(status)+1+len(reply) > maxReply {
+		s.logger.Error("reply over the socketmap limit; answering TEMP", "map", string(name), "key", key, "bytes", len(reply))
+		return statusTemp, fmt.Appendf(reply[:0], "reply of %d bytes over the socketmap limit of %d", len(reply), maxReply)
 	}
-	return rep
+	return status, reply
+}
+
+// appendReply appends the reply "status data" to b as a netstring.
+func appendReply(b []byte, status string, data []byte) []byte {
+	b = strconv.AppendInt(b, int64(len(status)+1+len(data)), 10)
+	b = append(b, ':')
+	b = append(b, status...)
+	b = append(b, ' ')
+	b = append(b, data...)
+	return append(b, ',')
 }
 
 // lingerClose ends a connection whose client may still be sending: it
@@ -391,6 +394,13 @@ func lingerClose(conn net.Conn) {
 	}
 	conn.SetReadDeadline(time.Now().Add(time.Second))
 	io.CopyN(io.Discard, conn, 256<<10)
+}
+
+// malformed reports whether err is of input that is not a request, after
+// which the stream cannot be read on.
+func malformed(err error) bool {
+	var nerr *netstringError
+	return errors.Is(err, errNetstringTooLong) || errors.As(err, &nerr)
 }
 
 // isTimeout reports whether err is a deadline that passed.

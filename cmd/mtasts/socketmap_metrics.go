@@ -13,6 +13,8 @@ type smMetrics struct {
 	duration    prometheus.Histogram
 	connections prometheus.Gauge
 	drops       *prometheus.CounterVec
+	// byStatus holds requests' counter of each status, looked up once.
+	byStatus map[string]prometheus.Counter
 }
 
 // newSMMetrics returns the collectors, registered with reg:
@@ -42,8 +44,9 @@ func newSMMetrics(reg prometheus.Registerer) (*smMetrics, error) {
 			Help: "Socketmap connections the server closed, by reason.",
 		}, []string{"reason"}),
 	}
+	m.byStatus = map[string]prometheus.Counter{}
 	for _, st := range []string{statusOK, statusNotFound, statusTemp, statusTimeout, statusPerm} {
-		m.requests.WithLabelValues(st)
+		m.byStatus[st] = m.requests.WithLabelValues(st)
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.connections, m.drops} {
 		if err := reg.Register(c); err != nil {
@@ -55,7 +58,11 @@ func newSMMetrics(reg prometheus.Registerer) (*smMetrics, error) {
 
 func (m *smMetrics) answered(status string, d time.Duration) {
 	if m != nil {
-		m.requests.WithLabelValues(status).Inc()
+		if c, ok := m.byStatus[status]; ok {
+			c.Inc()
+		} else {
+			m.requests.WithLabelValues(status).Inc()
+		}
 		m.duration.Observe(d.Seconds())
 	}
 }

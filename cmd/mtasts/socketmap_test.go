@@ -10,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,7 +102,7 @@ func TestParseRequest(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || name != tt.name || key != tt.key {
+		if err != nil || string(name) != tt.name || key != tt.key {
 			t.Errorf("%q: got %q %q %v", tt.in, name, key, err)
 		}
 	}
@@ -135,7 +136,7 @@ func FuzzReadNetstring(f *testing.F) {
 			}
 			consumed += len(enc)
 			name, key, err := parseRequest(data)
-			if err == nil && (name == "" || name+" "+key != string(data)) {
+			if err == nil && (len(name) == 0 || string(name)+" "+key != string(data)) {
 				t.Fatalf("request %q parsed as %q %q", data, name, key)
 			}
 		}
@@ -172,6 +173,29 @@ func smTestServer(t *testing.T, s *smServer) (tcpAddr, unixPath string) {
 		wg.Wait()
 	})
 	return tl.Addr().String(), unixPath
+}
+
+// smReply is a socketmap reply: a status and its data (OK) or reason (TEMP,
+// TIMEOUT, PERM); NOTFOUND has none.
+type smReply struct {
+	status string
+	text   string
+}
+
+// appendNetstring appends data to b as a netstring.
+func appendNetstring(b []byte, data string) []byte {
+	b = strconv.AppendInt(b, int64(len(data)), 10)
+	b = append(b, ':')
+	b = append(b, data...)
+	return append(b, ',')
+}
+
+// replies adapts a handler returning an smReply to an smHandler.
+func replies(h func(ctx context.Context, name, key string) smReply) smHandler {
+	return func(ctx context.Context, name []byte, key string, dst []byte) (string, []byte) {
+		rep := h(ctx, string(name), key)
+		return rep.status, append(dst, rep.text...)
+	}
 }
 
 func echoHandler(_ context.Context, name, key string) smReply {
@@ -230,7 +254,7 @@ func expectClosed(t *testing.T, conn net.Conn, r *bufio.Reader) {
 }
 
 func TestSocketmapServerProtocol(t *testing.T) {
-	s := newSMServer(echoHandler, quietLogger())
+	s := newSMServer(replies(echoHandler), quietLogger())
 	tcpAddr, unixPath := smTestServer(t, s)
 	for _, addr := range []struct{ network, addr string }{{"tcp", tcpAddr}, {"unix", unixPath}} {
 		t.Run(addr.network, func(t *testing.T) {
@@ -266,7 +290,7 @@ func TestSocketmapServerProtocol(t *testing.T) {
 }
 
 func TestSocketmapServerBadInput(t *testing.T) {
-	s := newSMServer(echoHandler, quietLogger())
+	s := newSMServer(replies(echoHandler), quietLogger())
 	s.readTimeout = 200 * time.Millisecond
 	tcpAddr, _ := smTestServer(t, s)
 	for _, tt := range []struct{ name, in, reply string }{
@@ -308,7 +332,7 @@ func TestSocketmapServerBadInput(t *testing.T) {
 
 // A client that connects and sends nothing is closed after the idle timeout.
 func TestSocketmapServerIdleTimeout(t *testing.T) {
-	s := newSMServer(echoHandler, quietLogger())
+	s := newSMServer(replies(echoHandler), quietLogger())
 	s.idleTimeout = 100 * time.Millisecond
 	_, unixPath := smTestServer(t, s)
 	conn, err := net.Dial("unix", unixPath)
@@ -331,7 +355,7 @@ func TestSocketmapServerConnectionLimit(t *testing.T) {
 		}
 		return echoHandler(ctx, name, key)
 	}
-	s := newSMServer(handler, quietLogger())
+	s := newSMServer(replies(handler), quietLogger())
 	s.maxConns = 2
 	tcpAddr, _ := smTestServer(t, s)
 	dial := func() (net.Conn, *bufio.Reader) {
@@ -381,7 +405,7 @@ func TestSocketmapServerManyIdleConnections(t *testing.T) {
 		t.Skip("opens 10,000 connections")
 	}
 	const n, limit = 10000, 200
-	s := newSMServer(echoHandler, quietLogger())
+	s := newSMServer(replies(echoHandler), quietLogger())
 	s.maxConns = limit
 	_, unixPath := smTestServer(t, s)
 	before := runtime.NumGoroutine()
@@ -441,7 +465,7 @@ func TestSocketmapServerDrain(t *testing.T) {
 		}
 		return echoHandler(ctx, name, key)
 	}
-	s := newSMServer(handler, quietLogger())
+	s := newSMServer(replies(handler), quietLogger())
 	tl, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +516,7 @@ func TestSocketmapServerDrainDeadline(t *testing.T) {
 		<-ctx.Done()
 		return smReply{statusTemp, "stopping"}
 	}
-	s := newSMServer(handler, quietLogger())
+	s := newSMServer(replies(handler), quietLogger())
 	tcpAddr, _ := smTestServer(t, s)
 	conn, err := net.Dial("tcp", tcpAddr)
 	if err != nil {

@@ -23,6 +23,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,7 +50,8 @@ var (
 	mtastsBin = flag.String("mtasts", "", "the mtasts binary")
 	peerBin   = flag.String("peer", "", "mta-sts-daemon, or empty to measure mtasts alone")
 	domainsF  = flag.String("domains", "10000,100000", "cached-domain counts for the memory figure, comma-separated")
-	duration  = flag.Duration("duration", 5*time.Second, "how long each cached-answer run lasts")
+	duration  = flag.Duration("duration", 3*time.Second, "how long each cached-answer run lasts")
+	rounds    = flag.Int("rounds", 5, "cached-answer runs of each server, interleaved")
 	echoAddr  = flag.String("echo", "", "internal: serve as the echo server on this address")
 	oursLog   = flag.String("log-level", "warn", "mtasts postfix's --log-level")
 )
@@ -203,6 +205,28 @@ func (d *daemon) rss() (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
+// cpu returns the CPU time, user and system, that d's process has used:
+// fields 14 and 15 of /proc/PID/stat, in clock ticks (USER_HZ, 100 on
+// Linux).
+func (d *daemon) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:])) // from field 3 on
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%s: short /proc stat", d.name)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), nil
+}
+
 func (d *daemon) stop() {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
@@ -337,7 +361,7 @@ func load(addr string, conns int, keys []string, dur time.Duration, check func(k
 			c, err := dial(addr)
 			if err != nil {
 				mu.Lock()
-				firstErr = cmp(firstErr, err)
+				firstErr = firstOf(firstErr, err)
 				mu.Unlock()
 				return
 			}
@@ -365,7 +389,7 @@ func load(addr string, conns int, keys []string, dur time.Duration, check func(k
 				}
 				if err != nil {
 					mu.Lock()
-					firstErr = cmp(firstErr, fmt.Errorf("%s: %w", key, err))
+					firstErr = firstOf(firstErr, fmt.Errorf("%s: %w", key, err))
 					mu.Unlock()
 					return
 				}
@@ -379,7 +403,7 @@ func load(addr string, conns int, keys []string, dur time.Duration, check func(k
 	return all, time.Since(start), firstErr
 }
 
-func cmp(a, b error) error {
+func firstOf(a, b error) error {
 	if a != nil {
 		return a
 	}
@@ -414,13 +438,19 @@ func percentile(lat []time.Duration, p float64) time.Duration {
 
 // result is one daemon's row of figures.
 type result struct {
-	name                 string
-	cold                 time.Duration
-	p50x1, p99x1, rateX1 string
-	p50x64, p99x64       string
-	rateX64              string
-	perDomain            map[int]string
-	dnsPerNeg            string
+	name      string
+	cold      time.Duration
+	rss0      int64            // resident memory with coldDomains cached
+	runs      map[int][]sample // cached-answer runs by connection count
+	perDomain map[int]string
+	dnsPerNeg string
+}
+
+// sample is one cached-answer run.
+type sample struct {
+	rate     float64 // answers per second
+	p50, p99 time.Duration
+	cpu      time.Duration // the server's CPU time (user and system) per answer
 }
 
 func keys(from, to int) []string {
@@ -431,19 +461,27 @@ func keys(from, to int) []string {
 	return k
 }
 
-func cached(addr string, conns int, r *result) error {
-	lat, elapsed, err := load(addr, conns, keys(0, coldDomains), *duration, secure)
+// cached measures one run of cached answers with conns connections; the
+// echo server answers anything, the daemons the cold lookups' domains.
+func cached(d *daemon, conns int, echo bool) (sample, error) {
+	check, ks := secure, keys(0, coldDomains)
+	if echo {
+		check, ks = anyReply, keys(0, 1)
+	}
+	cpu0, err := d.cpu()
 	if err != nil {
-		return err
+		return sample{}, err
 	}
-	rate := fmt.Sprintf("%.0f/s", float64(len(lat))/elapsed.Seconds())
-	p50, p99 := fmtDur(percentile(lat, 0.50)), fmtDur(percentile(lat, 0.99))
-	if conns == 1 {
-		r.p50x1, r.p99x1, r.rateX1 = p50, p99, rate
-	} else {
-		r.p50x64, r.p99x64, r.rateX64 = p50, p99, rate
+	lat, elapsed, err := load(d.addr, conns, ks, *duration, check)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s, cached: %w", d.name, err)
 	}
-	return nil
+	cpu1, err := d.cpu()
+	if err != nil || len(lat) == 0 {
+		return sample{}, err
+	}
+	return sample{rate: float64(len(lat)) / elapsed.Seconds(), p50: percentile(lat, 0.50), p99: percentile(lat, 0.99),
+		cpu: (cpu1 - cpu0) / time.Duration(len(lat))}, nil
 }
 
 func fmtDur(d time.Duration) string {
@@ -453,25 +491,22 @@ func fmtDur(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
 }
 
-// measure runs every measurement on d.
-func measure(l *lab, d *daemon, counts []int) (*result, error) {
-	r := &result{name: d.name, perDomain: map[int]string{}}
+// cold makes d look up the cold domains, and notes the time it took and
+// the resident memory after.
+func cold(d *daemon, r *result) error {
 	log.Printf("%s: cold lookups of %d domains", d.name, coldDomains)
 	_, elapsed, err := load(d.addr, 64, keys(0, coldDomains), 0, secure)
 	if err != nil {
-		return nil, fmt.Errorf("%s, cold: %w", d.name, err)
+		return fmt.Errorf("%s, cold: %w", d.name, err)
 	}
 	r.cold = elapsed
-	rss0, err := d.rss()
-	if err != nil {
-		return nil, err
-	}
-	for _, conns := range []int{1, 64} {
-		log.Printf("%s: cached answers, %d connections, %v", d.name, conns, *duration)
-		if err := cached(d.addr, conns, r); err != nil {
-			return nil, fmt.Errorf("%s, cached: %w", d.name, err)
-		}
-	}
+	r.rss0, err = d.rss()
+	return err
+}
+
+// negative asks d for the domains without MTA-STS, and counts the DNS
+// queries it made for them.
+func negative(l *lab, d *daemon, r *result) error {
 	log.Printf("%s: %d domains without MTA-STS, %d queries each", d.name, negDomains, negRepeats)
 	var neg []string
 	for range negRepeats {
@@ -484,30 +519,39 @@ func measure(l *lab, d *daemon, counts []int) (*result, error) {
 		before += l.dns.Queries("_mta-sts." + negName(i))
 	}
 	if _, _, err := load(d.addr, 1, neg, 0, notFound); err != nil {
-		return nil, fmt.Errorf("%s, no MTA-STS: %w", d.name, err)
+		return fmt.Errorf("%s, no MTA-STS: %w", d.name, err)
 	}
 	after := 0
 	for i := range negDomains {
 		after += l.dns.Queries("_mta-sts." + negName(i))
 	}
 	r.dnsPerNeg = fmt.Sprintf("%d for %d answers", after-before, len(neg))
+	return nil
+}
 
+// fill caches each of counts domains in turn, noting the resident memory
+// per domain added since the cold lookups.
+func fill(d *daemon, r *result, counts []int) error {
 	have := coldDomains
 	for _, n := range counts {
 		log.Printf("%s: filling the cache to %d domains", d.name, n)
 		if _, _, err := load(d.addr, 64, keys(have, n), 0, secure); err != nil {
-			return nil, fmt.Errorf("%s, filling: %w", d.name, err)
+			return fmt.Errorf("%s, filling: %w", d.name, err)
 		}
 		have = n
 		rss, err := d.rss()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		r.perDomain[n] = fmt.Sprintf("%d B", (rss-rss0)/int64(n-coldDomains))
+		r.perDomain[n] = fmt.Sprintf("%d B", (rss-r.rss0)/int64(n-coldDomains))
 	}
-	return r, nil
+	return nil
 }
 
+// run measures the daemons. Cached answers are measured in -rounds rounds,
+// each of which runs every server in turn, starting with a different one
+// each round, so that load from elsewhere on the host falls on all alike;
+// the table gives the median round.
 func run(counts []int) error {
 	maxDomains := counts[len(counts)-1]
 	l, cleanup, err := startLab(maxDomains)
@@ -516,41 +560,19 @@ func run(counts []int) error {
 	}
 	defer cleanup()
 
-	var results []*result
-	echo, err := startDaemon("echo server", "127.0.0.1:8460", exec.Command(os.Args[0], "-echo", "127.0.0.1:8460"))
+	echo, err := startDaemon("bare socketmap echo server", "127.0.0.1:8460", exec.Command(os.Args[0], "-echo", "127.0.0.1:8460"))
 	if err != nil {
 		return err
 	}
-	er := &result{name: "bare socketmap echo server", perDomain: map[int]string{}}
-	for _, conns := range []int{1, 64} {
-		log.Printf("echo: %d connections", conns)
-		lat, elapsed, err := load(echo.addr, conns, keys(0, 1), *duration, anyReply)
-		if err != nil {
-			echo.stop()
-			return err
-		}
-		rate := fmt.Sprintf("%.0f/s", float64(len(lat))/elapsed.Seconds())
-		if conns == 1 {
-			er.p50x1, er.p99x1, er.rateX1 = fmtDur(percentile(lat, 0.5)), fmtDur(percentile(lat, 0.99)), rate
-		} else {
-			er.p50x64, er.p99x64, er.rateX64 = fmtDur(percentile(lat, 0.5)), fmtDur(percentile(lat, 0.99)), rate
-		}
-	}
-	echo.stop()
-
+	defer echo.stop()
 	ours, err := startDaemon("mtasts postfix", "127.0.0.1:8461", exec.Command(*mtastsBin, "postfix",
 		"--listen", "127.0.0.1:8461", "--store", "", "--ca", l.caFile, "--allow-private",
 		"--max-entries", strconv.Itoa(2*maxDomains), "--log-level", *oursLog))
 	if err != nil {
 		return err
 	}
-	r, err := measure(l, ours, counts)
-	ours.stop()
-	if err != nil {
-		return err
-	}
-	results = append(results, r)
-
+	defer ours.stop()
+	daemons := []*daemon{ours}
 	if *peerBin != "" {
 		conf := filepath.Join(l.dir, "mta-sts-daemon.yml")
 		// The internal cache, sized for every domain; cache_grace (how
@@ -566,15 +588,60 @@ func run(counts []int) error {
 		if err != nil {
 			return err
 		}
-		r, err := measure(l, peer, counts)
-		peer.stop()
-		if err != nil {
+		defer peer.stop()
+		daemons = append(daemons, peer)
+	}
+
+	all := append([]*daemon{echo}, daemons...)
+	results := map[*daemon]*result{}
+	for _, d := range all {
+		results[d] = &result{name: d.name, runs: map[int][]sample{}, perDomain: map[int]string{}}
+	}
+	for _, d := range daemons {
+		if err := cold(d, results[d]); err != nil {
 			return err
 		}
-		results = append(results, r)
 	}
-	printTable(er, results, counts)
+	for round := range *rounds {
+		for _, conns := range []int{1, 64} {
+			log.Printf("round %d of %d: cached answers, %d connections, %v each", round+1, *rounds, conns, *duration)
+			for i := range all {
+				d := all[(i+round)%len(all)]
+				rn, err := cached(d, conns, d == echo)
+				if err != nil {
+					return err
+				}
+				results[d].runs[conns] = append(results[d].runs[conns], rn)
+			}
+		}
+	}
+	for _, d := range daemons {
+		if err := negative(l, d, results[d]); err != nil {
+			return err
+		}
+	}
+	for _, d := range daemons {
+		if err := fill(d, results[d], counts); err != nil {
+			return err
+		}
+	}
+	var rows []*result
+	for _, d := range daemons {
+		rows = append(rows, results[d])
+	}
+	printTable(results[echo], rows, counts)
 	return nil
+}
+
+// median returns the run of the median rate, and the lowest and highest
+// rates.
+func median(runs []sample) (mid sample, lo, hi float64) {
+	if len(runs) == 0 {
+		return sample{}, 0, 0
+	}
+	rs := slices.Clone(runs)
+	slices.SortFunc(rs, func(a, b sample) int { return cmp.Compare(a.rate, b.rate) })
+	return rs[len(rs)/2], rs[0].rate, rs[len(rs)-1].rate
 }
 
 func printTable(echo *result, results []*result, counts []int) {
@@ -593,10 +660,26 @@ func printTable(echo *result, results []*result, counts []int) {
 		}
 		fmt.Println(line + " |")
 	}
-	row("cached answers, 1 connection: per second", echo.rateX1, func(r *result) string { return r.rateX1 })
-	row("cached answers, 1 connection: p50 / p99", echo.p50x1+" / "+echo.p99x1, func(r *result) string { return r.p50x1 + " / " + r.p99x1 })
-	row("cached answers, 64 connections: per second", echo.rateX64, func(r *result) string { return r.rateX64 })
-	row("cached answers, 64 connections: p50 / p99", echo.p50x64+" / "+echo.p99x64, func(r *result) string { return r.p50x64 + " / " + r.p99x64 })
+	for _, conns := range []int{1, 64} {
+		rate := func(r *result) string {
+			mid, lo, hi := median(r.runs[conns])
+			return fmt.Sprintf("%.0f (%.0f-%.0f)", mid.rate, lo, hi)
+		}
+		lat := func(r *result) string {
+			mid, _, _ := median(r.runs[conns])
+			return fmtDur(mid.p50) + " / " + fmtDur(mid.p99)
+		}
+		row(fmt.Sprintf("cached answers, %d connection(s): per second, median (range) of %d runs", conns, *rounds), rate(echo), rate)
+		row(fmt.Sprintf("cached answers, %d connection(s): p50 / p99 of the median run", conns), lat(echo), lat)
+		cpu := func(r *result) string {
+			var all []time.Duration
+			for _, rn := range r.runs[conns] {
+				all = append(all, rn.cpu)
+			}
+			return fmt.Sprintf("%.1f µs", float64(percentile(all, 0.5).Nanoseconds())/1000)
+		}
+		row(fmt.Sprintf("cached answers, %d connection(s): server CPU time per answer, median of the runs", conns), cpu(echo), cpu)
+	}
 	row(fmt.Sprintf("cold lookups, %d domains, 64 connections", coldDomains), "", func(r *result) string { return fmt.Sprintf("%.2f s", r.cold.Seconds()) })
 	for _, n := range counts {
 		row(fmt.Sprintf("memory per cached domain, %d domains", n), "", func(r *result) string { return r.perDomain[n] })

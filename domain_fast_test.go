@@ -1,0 +1,57 @@
+package mtasts
+
+import (
+	"strings"
+	"testing"
+)
+
+// slowForms is idnaForms without its shortcut: every name through IDNA.
+func slowForms(name string) (Domain, error) {
+	ascii, err := idnaProfile.ToASCII(name)
+	if err != nil {
+		return Domain{}, err
+	}
+	ascii = strings.ToLower(ascii)
+	unicode, err := idnaProfile.ToUnicode(ascii)
+	if err != nil {
+		return Domain{}, err
+	}
+	if unicode == ascii {
+		unicode = ""
+	}
+	return Domain{ASCII: ascii, Unicode: unicode}, nil
+}
+
+// The shortcut of idnaForms for plain names gives what IDNA gives, for the
+// names ParseDomain goes on to accept: the same forms, and an error where
+// IDNA has one.
+func FuzzIDNAShortcut(f *testing.F) {
+	for _, s := range []string{"example.com", "ab--cd.example", "xn--bcher-kva.example", "a-.example", "-a.example",
+		"a--b.example", "abc--d.example", "ab-c.example", "1.2.3.4", "a..b", "bücher.example", "EXAMPLE.com", strings.Repeat("a", 64) + ".example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !plainLDH(name) {
+			return
+		}
+		fast, _ := idnaForms(name)
+		slow, err := slowForms(name)
+		if checkHostName(fast.ASCII) != "" {
+			return // refused either way
+		}
+		if err != nil || fast != slow {
+			t.Fatalf("%q: shortcut %+v, IDNA %+v, %v", name, fast, slow, err)
+		}
+	})
+}
+
+// A plain name is parsed without an allocation.
+func TestParseDomainPlainAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := ParseDomain("mail.example.com"); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("ParseDomain allocates %v times for a plain name, want 0", n)
+	}
+}
