@@ -15,16 +15,26 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
-// passOutbox is a MemoryOutbox that says on passes when its Pending is
+// passOutbox is an outbox that says on passes when its Pending is
 // called: a Reporter's pass calls it after taking the closed days.
 type passOutbox struct {
-	*tlsrpt.MemoryOutbox
+	tlsrpt.Outbox
 	passes chan<- struct{}
 }
 
 func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
 	o.passes <- struct{}{}
-	return o.MemoryOutbox.Pending(ctx)
+	return o.Outbox.Pending(ctx)
+}
+
+// fileOutbox returns an outbox of its own to a test.
+func fileOutbox(t *testing.T) tlsrpt.Outbox {
+	t.Helper()
+	o, err := tlsrpt.NewFileOutbox(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // A fleet of three MTAs on one Redis, each with its recorder and reporter,
@@ -87,7 +97,7 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 				sends <- struct{}{}
 				return nil, nil
 			},
-			Outbox:   passOutbox{tlsrpt.NewMemoryOutbox(), passes},
+			Outbox:   passOutbox{fileOutbox(t), passes},
 			Info:     tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"},
 			MaxDelay: -1, // at once
 			Spread:   -1,

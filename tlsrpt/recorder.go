@@ -26,8 +26,8 @@ import (
 
 // RecorderOptions configure a Recorder. The zero value is usable.
 type RecorderOptions struct {
-	// Store keeps the counts, flushed to it every FlushInterval. Default:
-	// a NewMemoryStore, whose counts end with the process.
+	// Store keeps the counts, flushed to it every FlushInterval. Nil
+	// means a store in memory, whose counts end with the process.
 	Store Store
 
 	// FlushInterval is how often Run gives the counts to the Store. With
@@ -122,7 +122,7 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 			opts.CloseDelay, opts.FlushInterval)
 	}
 	if opts.Store == nil {
-		opts.Store = NewMemoryStore()
+		opts.Store = newMemoryStore()
 	}
 	log := opts.Logger
 	if log == nil {

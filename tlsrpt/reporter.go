@@ -50,8 +50,8 @@ type ReporterOptions struct {
 	// delivery holds its turn until Send returns.
 	MaxDeliveries int
 
-	// Outbox keeps the reports taken until they are delivered. Default:
-	// a NewMemoryOutbox, whose reports end with the process; a
+	// Outbox keeps the reports taken until they are delivered. Nil means
+	// one in memory, whose reports end with the process; a
 	// FileOutbox keeps them across restarts, and the outbox of
 	// redisstore across a fleet.
 	Outbox Outbox
@@ -185,7 +185,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: neither ReporterOptions.Sender nor Send is set")
 	}
 	if r.box == nil {
-		r.box = NewMemoryOutbox()
+		r.box = newMemoryOutbox()
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
