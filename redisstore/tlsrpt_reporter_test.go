@@ -30,7 +30,7 @@ func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error)
 // fileOutbox returns an outbox of its own to a test.
 func fileOutbox(t *testing.T) tlsrpt.Outbox {
 	t.Helper()
-	o, err := tlsrpt.NewFileOutbox(t.TempDir())
+	o, err := tlsrpt.OpenFileOutbox(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -146,8 +147,8 @@ func (a *acceptingCollector) ids() []string {
 }
 
 // RFC 8460 4.1 and issue 13's point 5: a report is sent once to each rua
-// URI, whatever the point at which the process dies, with a FileStore and a
-// FileOutbox on disk, and a real HTTPS collector per URI.
+// URI, whatever the point at which the process dies, with the file store and
+// outbox on disk, and a real HTTPS collector per URI.
 func TestReporterCrashPoints(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -193,7 +194,7 @@ func TestReporterCrashPoints(t *testing.T) {
 			run := func(arm func(*crashOutbox, *crashStore)) (stop func(), cp *crashPoint, done chan string, putIDs chan string) {
 				fs, err := tlsrpt.OpenFileStore(filepath.Join(dir, "store"))
 				must(t, err)
-				fo, err := tlsrpt.NewFileOutbox(filepath.Join(dir, "outbox"))
+				fo, err := tlsrpt.OpenFileOutbox(filepath.Join(dir, "outbox"))
 				must(t, err)
 				ctx, cancel := context.WithCancel(context.Background())
 				cp = &crashPoint{crash: cancel, died: make(chan struct{})}
@@ -235,7 +236,7 @@ func TestReporterCrashPoints(t *testing.T) {
 					if err := <-ended; !errors.Is(err, context.Canceled) {
 						t.Errorf("Run: %v", err)
 					}
-					fs.Close()
+					fs.(io.Closer).Close()
 				}, cp, done, putIDs
 			}
 

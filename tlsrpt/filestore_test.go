@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,12 +17,20 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
-func openFileStore(t *testing.T, dir string) *tlsrpt.FileStore {
+// fileStore is what OpenFileStore returns: a Store that is an io.Closer,
+// as its godoc says.
+type fileStore interface {
+	tlsrpt.Store
+	io.Closer
+}
+
+func openFileStore(t *testing.T, dir string) fileStore {
 	t.Helper()
-	s, err := tlsrpt.OpenFileStore(dir)
+	st, err := tlsrpt.OpenFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := st.(fileStore)
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -121,7 +130,7 @@ func TestFileStoreTornWrite(t *testing.T) {
 	ctx := context.Background()
 	s := openFileStore(t, dir)
 	p := sts("a.example", "enforce")
-	add := func(s *tlsrpt.FileStore, ok int64) {
+	add := func(s fileStore, ok int64) {
 		t.Helper()
 		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{result(p, ok, 0)}}); err != nil {
 			t.Fatal(err)
@@ -206,7 +215,7 @@ func TestOpenFileStoreUnwritable(t *testing.T) {
 		t.Helper()
 		s, err := tlsrpt.OpenFileStore(dir)
 		if err == nil {
-			s.Close()
+			s.(io.Closer).Close()
 			t.Fatalf("OpenFileStore(%s) = nil error, want one: the directory cannot be written to", dir)
 		}
 		if msg := err.Error(); !strings.Contains(msg, "tlsrpt: file store") || !strings.Contains(msg, dir) {

@@ -31,7 +31,7 @@ import (
 // crash after a URI took a report and before it was marked.
 //
 // The default, a nil ReporterOptions.Outbox, keeps the reports in memory
-// until the process ends; FileOutbox keeps them on disk across restarts;
+// until the process ends; OpenFileOutbox keeps them on disk across restarts;
 // redisstore has one that a fleet shares, which hands each report to one member at a time. An
 // implementation must be safe for concurrent use and honour the context.
 type Outbox interface {

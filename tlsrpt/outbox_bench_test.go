@@ -57,7 +57,7 @@ func BenchmarkFileOutboxMarks(b *testing.B) {
 	ctx := context.Background()
 	reports := benchReports(n)
 	b.Run("delivered", func(b *testing.B) {
-		o, err := tlsrpt.NewFileOutbox(b.TempDir())
+		o, err := tlsrpt.OpenFileOutbox(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +77,7 @@ func BenchmarkFileOutboxMarks(b *testing.B) {
 		var lat []time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			o, err := tlsrpt.NewFileOutbox(b.TempDir())
+			o, err := tlsrpt.OpenFileOutbox(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -31,7 +31,7 @@ type RecorderOptions struct {
 	Store Store
 
 	// FlushInterval is how often Run gives the counts to the Store. With
-	// a durable store (FileStore, Redis) it is the most a crash loses:
+	// a durable store (OpenFileStore, Redis) it is the most a crash loses:
 	// the sessions recorded since the last flush. Default 1 second.
 	FlushInterval time.Duration
 

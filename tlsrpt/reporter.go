@@ -52,7 +52,7 @@ type ReporterOptions struct {
 
 	// Outbox keeps the reports taken until they are delivered. Nil means
 	// one in memory, whose reports end with the process; a
-	// FileOutbox keeps them across restarts, and the outbox of
+	// OpenFileOutbox keeps them across restarts, and the outbox of
 	// redisstore across a fleet.
 	Outbox Outbox
 
@@ -98,7 +98,7 @@ type ReporterOptions struct {
 // record gets nothing, and its report is dropped.
 //
 // What is sent, across crashes, with a store and an outbox that survive
-// them (FileStore and FileOutbox, or those of redisstore):
+// them (OpenFileStore and OpenFileOutbox, or those of redisstore):
 //   - A day's counts leave the store (Recorder.Release) only once its
 //     reports are in the outbox. A crash before makes the next Run take
 //     the day again; the outbox keeps the reports it holds, or held, of

@@ -12,7 +12,7 @@ import (
 
 // Store keeps the counts a Recorder flushes, per UTC day, until the day is
 // taken to be reported: in memory (a nil RecorderOptions.Store), on disk
-// (FileStore), or in Redis for a whole fleet of MTAs (package
+// (OpenFileStore), or in Redis for a whole fleet of MTAs (package
 // redisstore, a module of its own).
 //
 // What an implementation must guarantee:
@@ -167,7 +167,7 @@ func rowKey(fd FailureDetail) FailureDetail {
 	return fd
 }
 
-// storedDay holds one day's counts in memory, as memoryStore and FileStore
+// storedDay holds one day's counts in memory, as memoryStore and fileStore
 // keep them. It is not safe for concurrent use.
 type storedDay struct {
 	domains map[string]*storedDomain
@@ -333,7 +333,7 @@ func (d *storedDay) results() []PolicyResult {
 	return out
 }
 
-// takenMemory is how long memoryStore and FileStore remember that a day was
+// takenMemory is how long memoryStore and fileStore remember that a day was
 // taken, to refuse late counts for it: long past any report's delay.
 const takenMemory = 31 * secondsPerDay
 

@@ -1,6 +1,7 @@
 package tlsrpt_test
 
 import (
+	"io"
 	"testing"
 
 	"github.com/mtasts-go/mtasts/tlsrpt"
@@ -29,7 +30,7 @@ func TestFileStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { s.(io.Closer).Close() })
 		return s
 	})
 }
@@ -41,7 +42,7 @@ func TestFileStoreResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { s.Close() })
+		t.Cleanup(func() { s.(io.Closer).Close() })
 		dirs[s] = dir
 		return s
 	}
@@ -49,7 +50,7 @@ func TestFileStoreResume(t *testing.T) {
 		func(t *testing.T, s tlsrpt.Store) tlsrpt.Store {
 			// Close releases nothing: it only closes the files, as a
 			// crash would.
-			s.(*tlsrpt.FileStore).Close()
+			s.(io.Closer).Close()
 			return open(t, dirs[s])
 		})
 }
