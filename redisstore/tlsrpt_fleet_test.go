@@ -77,6 +77,8 @@ func (c *fleetCollector) taken() map[string][]string {
 // fleetMember is an MTA of a fleet: its recorder, store and outbox in one
 // Redis, and a Reporter delivering to a collector.
 type fleetMember struct {
+	owner  string
+	store  tlsrpt.Store
 	rec    *tlsrpt.Recorder
 	box    *fleetOutbox
 	cancel context.CancelFunc
@@ -145,7 +147,7 @@ func (f *fleet) clock() time.Time { return time.Unix(0, f.now.Load()).UTC() }
 func (f *fleet) member(i int) *fleetMember {
 	owner := fmt.Sprintf("mta-%d", i)
 	store := redisstore.NewTLSRPTStore(f.srv.client(), redisstore.TLSRPTOptions{Owner: owner, Now: f.clock})
-	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store, Now: f.clock})
+	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func (f *fleet) member(i int) *fleetMember {
 		done:         f.done,
 		passes:       make(chan struct{}, 1),
 	}
-	return &fleetMember{rec: rec, box: box}
+	return &fleetMember{owner: owner, store: store, rec: rec, box: box}
 }
 
 // run starts the member's Reporter, a pass every 20 ms.
@@ -184,17 +186,21 @@ func (m *fleetMember) stop() {
 	}
 }
 
-// record records sessions of the day on m, flushed to Redis, then closes
-// the day.
+// record adds a session of the day per policy domain from each of
+// members to Redis, as their recorders' flushes do, then closes the day.
+// The recorders' clock is the real one: the day, long past, is closed and
+// due; the clock of the stores and outboxes, for claims and leases, is the
+// fleet's.
 func (f *fleet) record(day time.Time, members ...*fleetMember) {
 	f.now.Store(day.Add(10 * time.Hour).UnixNano())
 	for _, m := range members {
+		var results []tlsrpt.PolicyResult
 		for _, dom := range []string{"a.example", "b.example"} {
-			if err := m.rec.Success(storetest.STS(dom, "enforce")); err != nil {
-				f.t.Fatal(err)
-			}
+			results = append(results, tlsrpt.PolicyResult{Policy: storetest.STS(dom, "enforce"),
+				Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 1}})
 		}
-		if err := m.rec.Flush(context.Background()); err != nil {
+		b := tlsrpt.Batch{Day: day, Results: results, MaxDetailRows: 1000, Source: m.owner, Seq: 1}
+		if _, err := m.store.Add(context.Background(), b); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -305,7 +311,7 @@ func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f.collector.hit.Store(nil)
 	f.collector.open.Store(true)
 	f.takeOver("while member 0's lease held", 2*time.Hour, ms[1], ms[2])
-	if days, err := ms[1].rec.ClosedDays(context.Background()); err != nil || len(days) != 0 {
-		t.Errorf("closed days left in the store: %v, %v", days, err)
+	if days, err := ms[1].store.Days(context.Background()); err != nil || len(days) != 0 {
+		t.Errorf("days left in the store: %v, %v", days, err)
 	}
 }

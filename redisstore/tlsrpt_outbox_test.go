@@ -291,10 +291,17 @@ func TestTLSRPTTakeOver(t *testing.T) {
 		slices.SortFunc(results, func(x, y tlsrpt.PolicyResult) int {
 			return strings.Compare(x.Policy.PolicyDomain, y.Policy.PolicyDomain)
 		})
-		return tlsrpt.DayResults{Day: storetest.Day1, Results: results}.Reports(tlsrpt.ReportInfo{
-			OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
-			ReportID: func(_ time.Time, domain string) string { return owner + "-" + domain },
-		})
+		// A report per policy domain, as a Reporter makes them.
+		var reports []tlsrpt.Report
+		for _, pr := range results {
+			reports = append(reports, tlsrpt.Report{
+				OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
+				DateRange: tlsrpt.DateRange{Start: storetest.Day1, End: storetest.Day1.Add(24*time.Hour - time.Second)},
+				ReportID:  owner + "-" + pr.Policy.PolicyDomain,
+				Policies:  []tlsrpt.PolicyResult{pr},
+			})
+		}
+		return reports
 	}
 	first := makeReports(a, "a")
 	if len(first) != 2 {

@@ -9,6 +9,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
@@ -42,18 +44,20 @@ func fileOutbox(t *testing.T) tlsrpt.Outbox {
 // domain's report is sent once by the whole fleet, with the fleet's counts.
 func TestTLSRPTReporterFleet(t *testing.T) {
 	srv := startRedis(t, "")
-	day := storetest.Day1
-	var now atomic.Int64
-	now.Store(day.Add(10 * time.Hour).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	rdb := srv.client()
+	synctest.Test(t, func(t *testing.T) { testTLSRPTReporterFleet(t, rdb) })
+}
+
+func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	time.Sleep(time.Until(day.Add(10 * time.Hour)))
 	const mtas = 3
 	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
 	exp := mtasts.ResultCertificateExpired
 	var recs []*tlsrpt.Recorder
 	for i := range mtas {
 		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-			Store: redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{}),
-			Now:   clock,
+			Store: redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{}),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -74,7 +78,7 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	now.Store(day.AddDate(0, 0, 1).Add(6 * time.Minute).UnixNano()) // the day closed
+	time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(6 * time.Minute))) // the day closed
 
 	type sent struct {
 		mta    int

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -226,85 +227,83 @@ func (h onHScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // A fleet of MTAs, each with its recorder, adds to the same counters; the
-// MTAs all try to take the closed day, and one gets it: one report per
-// policy domain, with every MTA's sessions.
+// MTAs all try to take the closed day, and one gets it: one result per
+// policy, with every MTA's sessions.
 func TestTLSRPTFleet(t *testing.T) {
 	srv := startRedis(t, "")
-	day := storetest.Day1
-	var now atomic.Int64
-	now.Store(day.Add(10 * time.Hour).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	const mtas = 3
-	var recs []*tlsrpt.Recorder
-	for range mtas {
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-			Store: redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{}),
-			Now:   clock,
-		})
-		if err != nil {
-			t.Fatal(err)
+	rdb := srv.client()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		const mtas = 3
+		var recs []*tlsrpt.Recorder
+		var stores []tlsrpt.Store
+		for range mtas {
+			store := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+			rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			recs = append(recs, rec)
+			stores = append(stores, store)
 		}
-		recs = append(recs, rec)
-	}
-	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	exp := mtasts.ResultCertificateExpired
-	var wg sync.WaitGroup
-	for i, rec := range recs {
-		wg.Go(func() {
-			for range 100 {
+		a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
+		exp := mtasts.ResultCertificateExpired
+		var wg sync.WaitGroup
+		for i, rec := range recs {
+			wg.Go(func() {
+				for range 100 {
+					rec.Success(a)
+					rec.Success(b)
+				}
+				rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0))
+				if err := rec.Flush(context.Background()); err != nil {
+					t.Error(err)
+				}
 				rec.Success(a)
-				rec.Success(b)
-			}
-			rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0))
+			})
+		}
+		wg.Wait()
+		// Each MTA's last second is flushed before the day closes, as
+		// Run does every second, well within the close delay. (Counts
+		// that another MTA flushes after the day was taken are late, by
+		// design, and would make this test racy.)
+		for _, rec := range recs {
 			if err := rec.Flush(context.Background()); err != nil {
-				t.Error(err)
+				t.Fatal(err)
 			}
-			rec.Success(a)
-		})
-	}
-	wg.Wait()
-	// Each MTA's last second is flushed before the day closes, as Run
-	// does every second, well within the close delay. (A Take flushes
-	// its own recorder only: counts that another MTA flushes after the
-	// day was taken are late, by design, and would make this test racy.)
-	for _, rec := range recs {
-		if err := rec.Flush(context.Background()); err != nil {
-			t.Fatal(err)
 		}
-	}
 
-	now.Store(day.AddDate(0, 0, 1).Add(5 * time.Minute).UnixNano())
-	got := make([]tlsrpt.DayResults, mtas)
-	for i, rec := range recs {
-		wg.Go(func() {
-			var err error
-			if got[i], err = rec.Take(context.Background(), day); err != nil && !errors.Is(err, tlsrpt.ErrDayClaimed) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	var reports []tlsrpt.Report
-	for _, d := range got {
-		reports = append(reports, d.Reports(tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"})...)
-	}
-	if len(reports) != 2 {
-		t.Fatalf("%d reports, want one per policy domain from the whole fleet, 2", len(reports))
-	}
-	var all []tlsrpt.PolicyResult
-	for _, r := range reports {
-		if err := r.Validate(); err != nil {
-			t.Errorf("report of %s: %v", r.Policies[0].Policy.PolicyDomain, err)
+		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(5 * time.Minute)))
+		got := make([][]tlsrpt.PolicyResult, mtas)
+		for i, s := range stores {
+			wg.Go(func() {
+				var err error
+				if got[i], err = s.Take(context.Background(), day); err != nil && !errors.Is(err, tlsrpt.ErrDayClaimed) {
+					t.Error(err)
+				}
+			})
 		}
-		all = append(all, r.Policies...)
-	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{
-		storetest.Result(a, 101*mtas, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
-		storetest.Result(b, 100*mtas, 0),
+		wg.Wait()
+		var all []tlsrpt.PolicyResult
+		takers := 0
+		for _, results := range got {
+			if len(results) > 0 {
+				takers++
+			}
+			all = append(all, results...)
+		}
+		if takers != 1 {
+			t.Fatalf("%d members took the day, want 1", takers)
+		}
+		want := storetest.Canonical([]tlsrpt.PolicyResult{
+			storetest.Result(a, 101*mtas, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
+			storetest.Result(b, 100*mtas, 0),
+		})
+		if c := storetest.Canonical(all); c != want {
+			t.Errorf("fleet's results:\n%s\nwant:\n%s", c, want)
+		}
 	})
-	if c := storetest.Canonical(all); c != want {
-		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
-	}
 }
 
 // A batch given again after a lost reply is added once.
@@ -518,48 +517,44 @@ func sortedStrings(l []string) []string {
 	return out
 }
 
-// BenchmarkTLSRPTTake100k reads a closed day of 100,000 policy domains,
-// added by a recorder, from a real redis-server into reports.
+// BenchmarkTLSRPTTake100k takes a day of 100,000 policy domains, added by
+// a recorder, from a real redis-server.
 func BenchmarkTLSRPTTake100k(b *testing.B) {
 	srv := startRedis(b, "")
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr()})
 	defer rdb.Close()
 	const domains = 100000
-	day := storetest.Day1
-	var now atomic.Int64
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
 		policies[i] = storetest.STS(fmt.Sprintf("domain%d.example", i), "enforce")
 	}
-	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		now.Store(day.UnixNano())
 		rdb.FlushAll(context.Background())
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Now: clock, Store: redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})})
+		store := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 		if err != nil {
 			b.Fatal(err)
 		}
+		day := time.Now()
 		for i, p := range policies {
 			rec.Success(p)
 			if i%10 == 0 {
 				rec.Failure(p, storetest.Row(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
 			}
 		}
-		if err := rec.Flush(context.Background()); err != nil {
+		if err := rec.Close(); err != nil {
 			b.Fatal(err)
 		}
-		now.Store(day.AddDate(0, 0, 1).Add(5 * time.Minute).UnixNano())
 		b.StartTimer()
 
-		d, err := rec.Take(context.Background(), day)
+		results, err := store.Take(context.Background(), day)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n := len(d.Reports(info)); n != domains {
-			b.Fatalf("%d reports, want %d", n, domains)
+		if n := len(results); n != domains {
+			b.Fatalf("%d results, want %d", n, domains)
 		}
 	}
 }

@@ -91,7 +91,7 @@ func keyDomain(r *Report) string {
 }
 
 // hostReport reports whether r is a report to an MX host, as
-// DayResults.Reports makes them: to Domain, each policy naming Domain as its
+// a Reporter makes them (ReportInfo.MXHosts): to Domain, each policy naming Domain as its
 // mx-host and a recipient domain as its policy domain.
 func hostReport(r *Report) bool {
 	if r.Domain == "" || len(r.Policies) == 0 {

@@ -36,7 +36,7 @@ type RecorderOptions struct {
 	FlushInterval time.Duration
 
 	// CloseDelay is how long after the end of a UTC day (RFC 8460 4.1)
-	// the day is closed: from then on Take hands it out. It leaves time
+	// the day is closed: from then on a Reporter takes it. It leaves time
 	// for the last flushes of a day, of every MTA of a fleet, to reach the
 	// store, and must exceed FlushInterval. Default 5 minutes.
 	CloseDelay time.Duration
@@ -71,13 +71,12 @@ type RecorderOptions struct {
 // per policy domain, policy and UTC day (RFC 8460 4.1), the input of the
 // daily reports. Delivery code calls Success or Failure once per session
 // attempt; Run gives the counts to the Store every second; and once a day
-// has closed, Take claims it for one recorder of those sharing the store,
-// and Release deletes its counts once its reports are kept (a Reporter does
-// both).
+// has closed, a Reporter takes it from the store (one Reporter of those
+// sharing the store gets it) and makes its reports.
 //
 // Recording a success for a policy already seen that day takes no lock and
-// allocates nothing, and scales across cores; a Handle saves looking the
-// policy up. The Recorder is safe for concurrent use.
+// allocates nothing, and scales across cores. The Recorder is safe for
+// concurrent use.
 type Recorder struct {
 	opts    RecorderOptions
 	store   Store
@@ -425,54 +424,6 @@ func knownResultType(t mtasts.ResultType) bool {
 	return false
 }
 
-// Handle is a policy interned in a Recorder, for delivery code that keeps it
-// beside the policy, as a policy cache may: recording through it skips
-// hashing and looking up the policy. It is safe for concurrent use.
-type Handle struct {
-	r      *Recorder
-	policy Policy
-	hash   uint64
-	cur    atomic.Pointer[policyDay] // the counts of the day last recorded
-}
-
-// Handle returns a Handle of p, whose slices it copies. It returns an error
-// when p is not a valid policy of a report (see Policy.Validate).
-func (r *Recorder) Handle(p Policy) (*Handle, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	p = clonePolicy(p)
-	return &Handle{r: r, policy: p, hash: hashPolicy(r.seed, &p)}, nil
-}
-
-// Policy returns the policy of h.
-func (h *Handle) Policy() Policy { return clonePolicy(h.policy) }
-
-// policyDay returns the counts of h's policy on the current day.
-func (h *Handle) policyDay() *policyDay {
-	ds := h.r.today()
-	if pd := h.cur.Load(); pd != nil && pd.ds == ds {
-		return pd
-	}
-	pd, _ := h.r.policyDay(ds, &h.policy, h.hash) // valid: checked by Handle
-	h.cur.Store(pd)
-	return pd
-}
-
-// Success records a success as Recorder.Success does, for h's policy.
-func (h *Handle) Success() {
-	pd := h.policyDay()
-	pd.trigger()
-	pd.addSuccesses(1)
-	pd.markDirty()
-}
-
-// Failure records a failure as Recorder.Failure does, for h's policy. It
-// returns an error, recording nothing, when fd is not a valid row.
-func (h *Handle) Failure(fd FailureDetail) error {
-	return h.r.failure(h.policyDay(), fd)
-}
-
 // Flush gives the counts recorded since the last flush to the store. Run
 // calls it every FlushInterval, and Close once more. When the store fails,
 // the counts are kept for the next flush, given again as they were, and
@@ -647,11 +598,11 @@ func (r *Recorder) Close() error {
 	return r.Flush(ctx)
 }
 
-// ClosedDays flushes the counts and returns the closed days (see
+// closedDays flushes the counts and returns the closed days (see
 // RecorderOptions.CloseDelay) that the store holds counts of, as 00:00
-// UTC, oldest first: those to Take. It returns an error when the flush or
+// UTC, oldest first: those to take. It returns an error when the flush or
 // the store fails.
-func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
+func (r *Recorder) closedDays(ctx context.Context) ([]time.Time, error) {
 	if err := r.Flush(ctx); err != nil {
 		return nil, err
 	}
@@ -664,9 +615,9 @@ func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
 	return slices.DeleteFunc(days, func(d time.Time) bool { return !r.closed(dayOf(d), now) }), nil
 }
 
-// DayResults are the counts of a closed UTC day, taken from the store by
-// Recorder.Take, the input of the day's reports.
-type DayResults struct {
+// dayResults are the counts of a closed UTC day, taken from the store by
+// Recorder.take, the input of the day's reports.
+type dayResults struct {
 	// Day is the day, as 00:00 UTC.
 	Day time.Time
 	// Results holds one PolicyResult per policy and recipient domain
@@ -677,41 +628,41 @@ type DayResults struct {
 	Results []PolicyResult
 }
 
-// Take flushes the counts, then takes those of the UTC day of day from the
+// take flushes the counts, then takes those of the UTC day of day from the
 // store (Store.Take): of all the Takes of a day, by this recorder or by any
 // other sharing the store, one claims it and gets its counts. They stay in
-// the store until Release, and a Take by the claimant returns them again,
+// the store until release, and a take by the claimant returns them again,
 // so that a failure between taking a day and keeping its reports loses
 // nothing. Counts for the day recorded after it are dropped, see Flush.
 //
-// It returns an error wrapping ErrDayOpen when the day has not closed yet
+// It returns an error wrapping errDayOpen when the day has not closed yet
 // (see RecorderOptions.CloseDelay), one wrapping ErrDayClaimed when another
 // member of a fleet holds the day, and an error when the flush or the store
 // fails.
-func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) {
+func (r *Recorder) take(ctx context.Context, day time.Time) (dayResults, error) {
 	n := dayOf(day)
 	if !r.closed(n, r.now()) {
-		return DayResults{}, fmt.Errorf("%w: %s closes at %s", ErrDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
+		return dayResults{}, fmt.Errorf("%w: %s closes at %s", errDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
 	}
 	if err := r.Flush(ctx); err != nil {
-		return DayResults{}, err
+		return dayResults{}, err
 	}
 	results, err := r.store.Take(ctx, dayStart(n))
 	if errors.Is(err, ErrDayClaimed) {
-		return DayResults{}, err
+		return dayResults{}, err
 	}
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("take").Inc()
-		return DayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
+		return dayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
 	}
 	sortResults(results)
-	return DayResults{Day: dayStart(n), Results: results}, nil
+	return dayResults{Day: dayStart(n), Results: results}, nil
 }
 
-// Release deletes the counts of day, taken by Take, from the store
+// release deletes the counts of day, taken by take, from the store
 // (Store.Release): call it once the day's reports are kept elsewhere, an
 // Outbox. It returns an error when the store fails.
-func (r *Recorder) Release(ctx context.Context, day time.Time) error {
+func (r *Recorder) release(ctx context.Context, day time.Time) error {
 	n := dayOf(day)
 	if err := r.store.Release(ctx, dayStart(n)); err != nil {
 		r.metrics.storeErrors.WithLabelValues("release").Inc()
@@ -722,21 +673,24 @@ func (r *Recorder) Release(ctx context.Context, day time.Time) error {
 
 // Results flushes the counts and returns those of the UTC day of day that
 // the store holds, without claiming the day (Store.Results), for an admin
-// page: a day still open, closed, or claimed and not yet released. Filter
-// DayResults.Results by Policy.PolicyDomain or Policy.RecipientDomain for a
-// domain's. It returns an error when the flush or the store fails.
-func (r *Recorder) Results(ctx context.Context, day time.Time) (DayResults, error) {
+// page: a day still open, closed, or claimed and not yet released. It
+// returns one PolicyResult per policy and recipient domain
+// (Policy.RecipientDomain), in order of policy domain, policy type, policy
+// and recipient domain, the rows of each in order of decreasing count; filter
+// them by Policy.PolicyDomain or Policy.RecipientDomain for a domain's. It
+// returns an error when the flush or the store fails.
+func (r *Recorder) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	n := dayOf(day)
 	if err := r.Flush(ctx); err != nil {
-		return DayResults{}, err
+		return nil, err
 	}
 	results, err := r.store.Results(ctx, dayStart(n))
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("results").Inc()
-		return DayResults{}, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
+		return nil, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
 	}
 	sortResults(results)
-	return DayResults{Day: dayStart(n), Results: results}, nil
+	return results, nil
 }
 
 // Forget flushes the counts and deletes, from the days not taken, the
@@ -755,7 +709,7 @@ func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
 	return nil
 }
 
-// sortResults puts results in the order of DayResults.
+// sortResults puts results in the order of dayResults.
 func sortResults(results []PolicyResult) {
 	slices.SortFunc(results, func(a, b PolicyResult) int { return compareResults(&a, &b) })
 	for i := range results {
@@ -779,7 +733,7 @@ func compareRows(a, b FailureDetail) int {
 }
 
 // ReportInfo is what a report says of its sender (RFC 8460 4.4), and which
-// reports DayResults.Reports makes of a day.
+// reports a Reporter makes of a day (ReporterOptions.Info).
 type ReportInfo struct {
 	// OrganizationName is "the name of the organization responsible for
 	// the report".
@@ -826,7 +780,7 @@ type ReportInfo struct {
 	FailuresOnly bool
 }
 
-// Reports returns the day's reports, each covering the whole UTC day (RFC
+// reports returns the day's reports, each covering the whole UTC day (RFC
 // 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460 Appendix B does: by
 // default one per policy domain (RFC 8460 4: "policies" holds each policy
 // applied for the domain); per recipient domain and per MX host as
@@ -837,7 +791,7 @@ type ReportInfo struct {
 // reports are in order of Key; to whom to send them is in the TLSRPT
 // record (LookupRecord) of each report's domain (Report.Domain, or its
 // policy domain). Their policies carry no RecipientDomain.
-func (d DayResults) Reports(info ReportInfo) []Report {
+func (d dayResults) reports(info ReportInfo) []Report {
 	id := info.ReportID
 	if id == nil {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }

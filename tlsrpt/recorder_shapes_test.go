@@ -152,9 +152,9 @@ func TestRecorderResultsForget(t *testing.T) {
 	must(t, rec.Success(a))
 	must(t, rec.Success(b))
 	must(t, rec.Success(host))
-	d, err := rec.Results(t.Context(), day)
+	results, err := rec.Results(t.Context(), day)
 	must(t, err)
-	if got, want := storetest.Canonical(d.Results), storetest.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0), result(host, 1, 0)}); got != want {
+	if got, want := storetest.Canonical(results), storetest.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0), result(host, 1, 0)}); got != want {
 		t.Errorf("Results:\n%s\nwant:\n%s", got, want)
 	}
 	dom, err := mtasts.ParseDomain("a.example")

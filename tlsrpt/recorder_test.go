@@ -334,14 +334,6 @@ func TestRecorderInvalid(t *testing.T) {
 			t.Errorf("%s: %v, want an error at %s", tc.name, tc.err, tc.path)
 		}
 	}
-	if _, err := rec.Handle(noDomain); err == nil {
-		t.Error("Handle of a policy without domain: no error")
-	}
-	h, err := rec.Handle(good)
-	must(t, err)
-	if err := h.Failure(noType); err == nil {
-		t.Error("Handle.Failure without result type: no error")
-	}
 	clk.set(afterDay(storetest.Day1))
 	if d := mustTake(t, rec, storetest.Day1); len(d.Results) != 0 {
 		t.Errorf("invalid calls recorded %v, want nothing", d.Results)
@@ -420,35 +412,6 @@ func TestRecorderLate(t *testing.T) {
 	}
 }
 
-// Handles record as the Recorder does, and follow the day.
-func TestHandle(t *testing.T) {
-	day := storetest.Day1
-	clk := newClock(day.Add(12 * time.Hour))
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
-	p := sts("a.example", "enforce")
-	pol := sts("a.example", "enforce")
-	h, err := rec.Handle(p)
-	must(t, err)
-	p.PolicyString[1] = "mode: none" // the Handle holds a copy
-	h.Success()
-	must(t, rec.Success(pol)) // the same counts as the Handle's
-	must(t, h.Failure(row(expired, "a.example", 1, 0)))
-	clk.add(12 * time.Hour)
-	h.Success()
-	if got := h.Policy(); got.PolicyString[1] != "mode: enforce" {
-		t.Errorf("Handle.Policy = %v", got)
-	}
-	clk.set(afterDay(day))
-	pol = sts("a.example", "enforce")
-	if got, want := storetest.Canonical(mustTake(t, rec, day).Results), storetest.Canonical([]tlsrpt.PolicyResult{result(pol, 2, 1, row(expired, "a.example", 1, 1))}); got != want {
-		t.Errorf("day 1:\n%s\nwant:\n%s", got, want)
-	}
-	clk.set(afterDay(storetest.Day2))
-	if got, want := storetest.Canonical(mustTake(t, rec, storetest.Day2).Results), storetest.Canonical([]tlsrpt.PolicyResult{result(pol, 1, 0)}); got != want {
-		t.Errorf("day 2:\n%s\nwant:\n%s", got, want)
-	}
-}
-
 // Many goroutines record while others flush: every session counts once.
 func TestRecorderConcurrent(t *testing.T) {
 	day := storetest.Day1
@@ -480,8 +443,10 @@ func TestRecorderConcurrent(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				h, _ := rec.Handle(p)
-				h.Success()
+				if err := rec.Success(sts(d, "enforce")); err != nil {
+					t.Error(err)
+					return
+				}
 				if err := rec.Failure(p, row(expired, d, byte(w), 0)); err != nil {
 					t.Error(err)
 					return
@@ -513,14 +478,8 @@ func TestRecorderSuccessAllocs(t *testing.T) {
 	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{})
 	p := sts("a.example", "enforce")
 	must(t, rec.Success(p))
-	h, err := rec.Handle(p)
-	must(t, err)
-	h.Success()
 	if n := testing.AllocsPerRun(1000, func() { rec.Success(p) }); n != 0 {
 		t.Errorf("Recorder.Success: %v allocations, want 0", n)
-	}
-	if n := testing.AllocsPerRun(1000, h.Success); n != 0 {
-		t.Errorf("Handle.Success: %v allocations, want 0", n)
 	}
 }
 
@@ -711,9 +670,6 @@ func TestRecorderGarbage(t *testing.T) {
 		if !errorAt(tc.err, tc.path) {
 			t.Errorf("%s: %.300v, want a short error at %s", tc.name, tc.err, tc.path)
 		}
-	}
-	if _, err := rec.Handle(bogusType); !errorAt(err, "policy.policy-type") {
-		t.Errorf("Handle of policy type bogus: %v", err)
 	}
 
 	helo := row(expired, "a.example", 1, 0)

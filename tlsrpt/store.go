@@ -114,9 +114,9 @@ var ErrDayTaken = errors.New("tlsrpt: day already taken for reporting")
 // claimed and not released: that one reports it.
 var ErrDayClaimed = errors.New("tlsrpt: day claimed for reporting by another")
 
-// ErrDayOpen is returned, wrapped, by Recorder.Take for a day that is not
+// errDayOpen is returned, wrapped, by Recorder.take for a day that is not
 // closed yet.
-var ErrDayOpen = errors.New("tlsrpt: day not closed yet")
+var errDayOpen = errors.New("tlsrpt: day not closed yet")
 
 // secondsPerDay is the length of a UTC day: RFC 8460 4.1 reports cover
 // "00:00-24:00 UTC", and Unix time has no leap seconds.
@@ -492,7 +492,7 @@ func (d *storedDay) forget(domain string) bool {
 }
 
 // compareResults orders policy results by policy domain, then policy type,
-// then the rest of the policy, as Recorder.Take returns them.
+// then the rest of the policy, as Recorder.take returns them.
 func compareResults(a, b *PolicyResult) int {
 	if c := strings.Compare(a.Policy.PolicyDomain, b.Policy.PolicyDomain); c != 0 {
 		return c
