@@ -217,7 +217,7 @@ func TestReporterCrashPoints(t *testing.T) {
 					done <- r.ReportID
 					return false
 				}
-				rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store, Now: clk.now})
+				rec, err := tlsrpt.NewRecorder(tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 				must(t, err)
 				if first {
 					// A session of the day, flushed to the store.

@@ -34,3 +34,9 @@ func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) 
 
 // Release releases a day taken.
 func (r *Recorder) Release(ctx context.Context, day time.Time) error { return r.release(ctx, day) }
+
+// WithNow returns opts with the clock now, read on every call that records.
+func WithNow(opts RecorderOptions, now func() time.Time) RecorderOptions {
+	opts.now = now
+	return opts
+}

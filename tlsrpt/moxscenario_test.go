@@ -108,7 +108,7 @@ func moxRun(t *testing.T, deliveries []moxDelivery, dns map[string]string, info 
 	day := storetest.Day1
 	clk := newClock(day.Add(12 * time.Hour))
 	store := tlsrpt.NewMemoryStore()
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 	for _, d := range deliveries {
 		pr := tlsrpt.PolicyResult{Policy: d.policy, Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: d.ok, TotalFailureSessionCount: d.fail},
 			CountOnly: d.countOnly}

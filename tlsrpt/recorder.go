@@ -52,19 +52,14 @@ type RecorderOptions struct {
 	// seconds.
 	StoreTimeout time.Duration
 
-	// Now returns the current time, read on every call that records, for
-	// tests and simulations. By default no clock is read when recording
-	// (a clock read costs more than the rest of a Success on some
-	// virtual machines): the recorder moves to a new UTC day by a timer
-	// at 00:00 UTC, checked against time.Now by every Flush, so that a
-	// session recorded within an instant of midnight may count for the
-	// day before, and, should the system clock be stepped, within a
-	// FlushInterval of it.
-	Now func() time.Time
-
 	// Logger receives warnings about failed flushes. Default: nothing is
 	// logged.
 	Logger *slog.Logger
+
+	// now, set by the tests, returns the current time, read on every
+	// call that records; nil means the real clock, read by the midnight
+	// timer and by Flush only.
+	now func() time.Time
 }
 
 // Recorder counts the outcome of each TLS session attempt of a sending MTA,
@@ -77,12 +72,19 @@ type RecorderOptions struct {
 // Recording a success for a policy already seen that day takes no lock and
 // allocates nothing, and scales across cores. The Recorder is safe for
 // concurrent use.
+//
+// No clock is read when recording (a clock read costs more than the rest of
+// a Success on some virtual machines): the recorder moves to a new UTC day
+// by a timer at 00:00 UTC, checked against time.Now by every Flush, so that
+// a session recorded within an instant of midnight may count for the day
+// before, and, should the system clock be stepped, within a FlushInterval
+// of it.
 type Recorder struct {
 	opts    RecorderOptions
 	store   Store
 	log     *slog.Logger
 	now     func() time.Time // opts.Now or time.Now
-	clock   func() time.Time // opts.Now: read when recording; or nil
+	clock   func() time.Time // opts.now: read when recording; or nil
 	seed    maphash.Seed
 	stripes int
 	metrics *recorderMetrics
@@ -103,7 +105,7 @@ type Recorder struct {
 	done      chan struct{} // closed by Close, ends Run
 	closeOnce sync.Once
 
-	// midnight, without opts.Now, moves cur to the new day at 00:00 UTC;
+	// midnight, without opts.now, moves cur to the new day at 00:00 UTC;
 	// Close stops it. Both are guarded by mu.
 	midnight *time.Timer
 	stopped  bool
@@ -131,8 +133,8 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		opts:    opts,
 		store:   opts.Store,
 		log:     log,
-		now:     opts.Now,
-		clock:   opts.Now,
+		now:     opts.now,
+		clock:   opts.now,
 		seed:    maphash.MakeSeed(),
 		stripes: stripeCount(runtime.GOMAXPROCS(0)),
 		metrics: newRecorderMetrics(),
@@ -232,7 +234,7 @@ func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, err
 
 // Success records a session with the policy domain of p that negotiated a
 // policy-compliant TLS connection (RFC 8460 4.2.1), on the current UTC day
-// (see RecorderOptions.Now).
+// (see Recorder).
 // It returns an error, recording nothing, when p is not a valid policy of a
 // report (see Policy.Validate), such as one with no policy domain.
 //

@@ -120,7 +120,7 @@ func BenchmarkTakeDay100k(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		clk.set(day)
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Now: clk.now})
+		rec, err := tlsrpt.NewRecorder(tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 		if err != nil {
 			b.Fatal(err)
 		}

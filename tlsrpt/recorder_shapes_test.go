@@ -20,7 +20,7 @@ import (
 func TestRecorderRecordShapes(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
-	rec, reg := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, MaxDetailRows: 4})
+	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 4}, clk.now))
 	untrusted := row(mtasts.ResultCertificateNotTrusted, "a.example", 1, 0)
 	tlsaInvalid := row(mtasts.ResultTLSAInvalid, "b.example", 2, 0)
 	a, b := sts("a.example", "testing"), storetest.TLSA("mx.b.example", "b.example")
@@ -112,7 +112,7 @@ func TestRecorderCountOnly(t *testing.T) {
 	day := storetest.Day1
 	for _, failuresOnly := range []bool{false, true} {
 		clk := newClock(day)
-		rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+		rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 		quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
 		a, b, c, d := sts("a.example", "enforce"), sts("b.example", "enforce"), sts("c.example", "enforce"), sts("d.example", "enforce")
 		must(t, rec.Record(quiet(result(a, 2, 0)))) // quiet alone: no report
@@ -145,7 +145,7 @@ func expiredRow(domain string) tlsrpt.FailureDetail { return row(expired, domain
 func TestRecorderResultsForget(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day.Add(time.Hour))
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
 	a.RecipientDomain = "a.example"
 	host := storetest.TLSA("mx.host.example", "a.example")
@@ -173,7 +173,7 @@ func TestRecorderResultsForget(t *testing.T) {
 func TestRecorderDANEResultTypes(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	tlsa := storetest.TLSA("mx.b.example", "b.example")
 	for i, rt := range []mtasts.ResultType{mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired} {
 		must(t, rec.Failure(tlsa, row(rt, "b.example", byte(i), 0)))

@@ -19,7 +19,7 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
-// clock is a settable time for RecorderOptions.Now, for tests that need
+// clock is a settable time for the recorder (tlsrpt.WithNow), for tests that need
 // none of synctest's goroutine tracking.
 type clock struct{ ns atomic.Int64 }
 
@@ -158,7 +158,7 @@ func TestRecorderDayBoundary(t *testing.T) {
 func TestRecorderAggregates(t *testing.T) {
 	day := time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
 	clk := newClock(day.Add(9 * time.Hour))
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 
 	recipient, _ := mtasts.ParseDomain("company-y.example")
 	mx, _ := mtasts.ParseDomain("mx1.mail.company-y.example")
@@ -260,7 +260,7 @@ func TestRecorderAggregates(t *testing.T) {
 func TestRecorderCap(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
-	rec, reg := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, MaxDetailRows: 3})
+	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 3}, clk.now))
 	a, a2, b := sts("a.example", "enforce"), sts("a.example", "testing"), sts("b.example", "enforce")
 	for i := range byte(5) {
 		must(t, rec.Failure(a, row(expired, "a.example", i, 0)))
@@ -289,8 +289,8 @@ func TestRecorderCapInStore(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
 	store := tlsrpt.NewMemoryStore()
-	rec1, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store, MaxDetailRows: 2})
-	rec2, reg2 := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store, MaxDetailRows: 2})
+	rec1, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store, MaxDetailRows: 2}, clk.now))
+	rec2, reg2 := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store, MaxDetailRows: 2}, clk.now))
 	p := sts("a.example", "enforce")
 	must(t, rec1.Failure(p, row(expired, "a.example", 1, 0)))
 	must(t, rec1.Failure(p, row(expired, "a.example", 2, 0)))
@@ -312,7 +312,7 @@ func TestRecorderCapInStore(t *testing.T) {
 
 func TestRecorderInvalid(t *testing.T) {
 	clk := newClock(storetest.Day1)
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	good := sts("a.example", "enforce")
 	noDomain := good
 	noDomain.PolicyDomain = ""
@@ -361,7 +361,7 @@ func TestRecorderStoreFails(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
 	store := &failingStore{Store: tlsrpt.NewMemoryStore()}
-	rec, reg := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store})
+	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 	p := sts("a.example", "enforce")
 	must(t, rec.Success(p))
 	must(t, rec.Failure(p, row(expired, "a.example", 1, 0)))
@@ -390,7 +390,7 @@ func TestRecorderStoreFails(t *testing.T) {
 func TestRecorderLate(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day.Add(23 * time.Hour))
-	rec, reg := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	p := sts("a.example", "enforce")
 	must(t, rec.Success(p))
 	clk.set(afterDay(day))
@@ -416,7 +416,7 @@ func TestRecorderLate(t *testing.T) {
 func TestRecorderConcurrent(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, MaxDetailRows: 1 << 20})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 1 << 20}, clk.now))
 	domains := []string{"a.example", "b.example", "c.example"}
 	const workers, rounds = 4, 500
 	var wg sync.WaitGroup
@@ -593,7 +593,7 @@ func TestRecorderRetriesSameBatch(t *testing.T) {
 	day := storetest.Day1
 	clk := newClock(day)
 	store := &lossyStore{Store: tlsrpt.NewMemoryStore(), lastSeq: map[string]int64{}}
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 	p := sts("a.example", "enforce")
 	must(t, rec.Success(p))
 	store.lose.Store(true)
@@ -649,7 +649,7 @@ func errorAt(err error, path string) bool {
 // a hostile MX hide its failures from the report.
 func TestRecorderGarbage(t *testing.T) {
 	clk := newClock(storetest.Day1)
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	good := sts("a.example", "enforce")
 	bogusType := good
 	bogusType.PolicyType = "bogus"
