@@ -87,7 +87,7 @@ type fleetMember struct {
 
 // fleetOutbox is the member's Redis outbox, whose Put may crash the member.
 type fleetOutbox struct {
-	*redisstore.TLSRPTOutbox
+	tlsrpt.Outbox
 	crashPut func() bool
 	done     chan string
 	passes   chan struct{} // a send per Pending, dropped when full
@@ -98,18 +98,18 @@ func (o *fleetOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, erro
 	case o.passes <- struct{}{}:
 	default:
 	}
-	return o.TLSRPTOutbox.Pending(ctx)
+	return o.Outbox.Pending(ctx)
 }
 
 func (o *fleetOutbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
 	if o.crashPut != nil && o.crashPut() {
 		return errors.New("crashed")
 	}
-	return o.TLSRPTOutbox.Put(ctx, reports)
+	return o.Outbox.Put(ctx, reports)
 }
 
 func (o *fleetOutbox) Done(ctx context.Context, r *tlsrpt.Report) error {
-	err := o.TLSRPTOutbox.Done(ctx, r)
+	err := o.Outbox.Done(ctx, r)
 	o.done <- r.Key()
 	return err
 }
@@ -146,16 +146,16 @@ func (f *fleet) clock() time.Time { return time.Unix(0, f.now.Load()).UTC() }
 // member makes member i, named "mta-<i>".
 func (f *fleet) member(i int) *fleetMember {
 	owner := fmt.Sprintf("mta-%d", i)
-	store := redisstore.NewTLSRPTStore(f.srv.client(), redisstore.TLSRPTOptions{Owner: owner, Now: f.clock})
+	store := redisstore.NewReportStore(f.srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, f.clock))
 	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { rec.Close() })
 	box := &fleetOutbox{
-		TLSRPTOutbox: redisstore.NewTLSRPTOutbox(f.srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: f.clock}),
-		done:         f.done,
-		passes:       make(chan struct{}, 1),
+		Outbox: redisstore.NewOutbox(f.srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, f.clock)),
+		done:   f.done,
+		passes: make(chan struct{}, 1),
 	}
 	return &fleetMember{owner: owner, store: store, rec: rec, box: box}
 }
@@ -269,9 +269,9 @@ func (f *fleet) checkOnce() {
 }
 
 // A member that takes the day and dies before its reports are in the outbox
-// leaves the day claimed; once the claim lapses (TLSRPTOptions.ClaimTimeout,
-// 15 minutes), another member takes it over and the fleet sends each report
-// once.
+// leaves the day claimed; once the claim lapses (the report store's
+// Options.Lease, 15 minutes), another member takes it over and the fleet
+// sends each report once.
 func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 	f := newFleet(t)
 	f.collector.open.Store(true)
@@ -292,7 +292,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 
 // A member that dies while it delivers the reports leaves them leased to it
 // in the shared outbox; once the lease lapses
-// (TLSRPTOutboxOptions.LeaseTime), another member delivers them, and the
+// (Options.Lease of the outbox), another member delivers them, and the
 // fleet sends each report once.
 func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f := newFleet(t)

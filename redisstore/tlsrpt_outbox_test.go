@@ -22,7 +22,7 @@ import (
 func TestTLSRPTOutbox(t *testing.T) {
 	srv := startRedis(t, "")
 	open := func(t *testing.T) tlsrpt.Outbox {
-		return redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		return redisstore.NewOutbox(srv.client(), redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 	}
 	storetest.RunOutbox(t, open, func(t *testing.T, _ tlsrpt.Outbox) tlsrpt.Outbox { return open(t) })
 }
@@ -33,7 +33,7 @@ func TestTLSRPTOutboxCluster(t *testing.T) {
 	open := func(t *testing.T) tlsrpt.Outbox {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr()}})
 		t.Cleanup(func() { rdb.Close() })
-		return redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		return redisstore.NewOutbox(rdb, redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 	}
 	storetest.RunOutbox(t, open, func(t *testing.T, _ tlsrpt.Outbox) tlsrpt.Outbox { return open(t) })
 }
@@ -65,8 +65,8 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
-	open := func(owner string) *redisstore.TLSRPTOutbox {
-		return redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: clk.now})
+	open := func(owner string) tlsrpt.Outbox {
+		return redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now))
 	}
 	a, b := open("a"), open("b")
 	r1, r2 := storetest.Report(storetest.Day1, "a.example", "r1", 1), storetest.Report(storetest.Day1, "b.example", "r2", 1)
@@ -79,7 +79,7 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantIDs(t, b, "b", "r2")
-	clk.advance(time.Hour - time.Millisecond) // the default LeaseTime
+	clk.advance(time.Hour - time.Millisecond) // the outbox's default Lease
 	wantIDs(t, a, "a, its lease renewed", "r1")
 	clk.advance(time.Millisecond) // b's lease of r2 lapses; a renewed r1's
 	wantIDs(t, a, "a, once b's lease lapsed", "r1", "r2")
@@ -115,13 +115,13 @@ func TestTLSRPTOutboxConcurrentLease(t *testing.T) {
 	for i := range reports {
 		all = append(all, storetest.Report(storetest.Day1, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
 	}
-	if err := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{}).Put(ctx, all); err != nil {
+	if err := redisstore.NewOutbox(srv.client(), redisstore.Options{}).Put(ctx, all); err != nil {
 		t.Fatal(err)
 	}
 	got := make([][]string, members)
 	var wg sync.WaitGroup
 	for i := range members {
-		o := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: fmt.Sprintf("mta%d", i)})
+		o := redisstore.NewOutbox(srv.client(), redisstore.Options{Owner: fmt.Sprintf("mta%d", i)})
 		wg.Go(func() {
 			p, err := o.Pending(ctx)
 			if err != nil {
@@ -153,8 +153,8 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	a := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Owner: "a"})
-	b := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Owner: "b"})
+	a := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "a"})
+	b := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "b"})
 	good := storetest.Report(storetest.Day1, "a.example", "good", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{good}); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	if err := rdb.HSet(ctx, "mtasts:{tlsrpt}:outbox:reports", bad, `{"organization-name":`).Err(); err != nil {
 		t.Fatal(err)
 	}
-	for i, o := range []*redisstore.TLSRPTOutbox{a, b, a} {
+	for i, o := range []tlsrpt.Outbox{a, b, a} {
 		p, err := o.Pending(ctx)
 		if err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("Pending %d: error %v, want one naming %q", i, err, bad)
@@ -184,7 +184,7 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	rdb := srv.client()
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
-	o := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: "x:", Owner: "mta 1", LeaseTime: time.Hour, Now: clk.now})
+	o := redisstore.NewOutbox(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Owner: "mta 1", Lease: time.Hour}, clk.now))
 	a, b := storetest.Report(storetest.Day1, "a.example", "a", 1), storetest.Report(storetest.Day1, "b.example", "b", 1)
 	if err := o.Put(ctx, []tlsrpt.Report{a, b}); err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 func TestTLSRPTOutboxChunks(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	o := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{})
+	o := redisstore.NewOutbox(srv.client(), redisstore.Options{})
 	var all []tlsrpt.Report
 	var want []string
 	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
@@ -266,13 +266,13 @@ func TestTLSRPTTakeOver(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
 	type member struct {
-		store  *redisstore.TLSRPTStore
-		outbox *redisstore.TLSRPTOutbox
+		store  tlsrpt.Store
+		outbox tlsrpt.Outbox
 	}
 	open := func(owner string) member {
 		return member{
-			redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: owner, Now: clk.now}),
-			redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: clk.now}),
+			redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now)),
+			redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now)),
 		}
 	}
 	a, b := open("a"), open("b")

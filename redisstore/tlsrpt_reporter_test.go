@@ -57,7 +57,7 @@ func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
 	var recs []*tlsrpt.Recorder
 	for i := range mtas {
 		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-			Store: redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{}),
+			Store: redisstore.NewReportStore(rdb, redisstore.Options{}),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -200,7 +200,7 @@ func TestTLSRPTReporterStalePending(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(time.Hour)))
-		box := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		box := redisstore.NewOutbox(rdb, redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 		stale := &staleOutbox{Outbox: box, read: make(chan struct{}), done: make(chan struct{})}
 		var sends atomic.Int32
 		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{

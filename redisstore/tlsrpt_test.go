@@ -31,7 +31,7 @@ func TestTLSRPTStore(t *testing.T) {
 	opened := map[string]int{}
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
 		opened[t.Name()]++
-		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{
+		return redisstore.NewReportStore(srv.client(), redisstore.Options{
 			Prefix: t.Name() + ":", Owner: fmt.Sprintf("mta%d", opened[t.Name()]),
 		})
 	})
@@ -44,7 +44,7 @@ func TestTLSRPTStoreCluster(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr()}})
 		t.Cleanup(func() { rdb.Close() })
-		return redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: t.Name() + ":"})
+		return redisstore.NewReportStore(rdb, redisstore.Options{Prefix: t.Name() + ":"})
 	})
 }
 
@@ -52,10 +52,10 @@ func TestTLSRPTStoreCluster(t *testing.T) {
 // same Owner on a new client, takes the same counts again.
 func TestTLSRPTStoreResume(t *testing.T) {
 	srv := startRedis(t, "")
-	opts := redisstore.TLSRPTOptions{Prefix: "resume:", Owner: "mta1.example"}
+	opts := redisstore.Options{Prefix: "resume:", Owner: "mta1.example"}
 	storetest.RunResume(t,
-		func(t *testing.T) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) },
-		func(t *testing.T, _ tlsrpt.Store) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) })
+		func(t *testing.T) tlsrpt.Store { return redisstore.NewReportStore(srv.client(), opts) },
+		func(t *testing.T, _ tlsrpt.Store) tlsrpt.Store { return redisstore.NewReportStore(srv.client(), opts) })
 }
 
 // clock is a time that tests move.
@@ -88,15 +88,15 @@ func takeClaimed(t *testing.T, s tlsrpt.Store) {
 	}
 }
 
-// A claim not released within ClaimTimeout lapses: another owner takes the
+// A claim not released within its Lease lapses: another owner takes the
 // day over with the same counts. The first owner's late Release then leaves
 // them to the new claimant, whose Release deletes them.
 func TestTLSRPTClaimLapse(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
-	open := func(owner string) *redisstore.TLSRPTStore {
-		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: owner, ClaimTimeout: 10 * time.Minute, Now: clk.now})
+	open := func(owner string) tlsrpt.Store {
+		return redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner, Lease: 10 * time.Minute}, clk.now))
 	}
 	a, b := open("a"), open("b")
 	p := storetest.STS("a.example", "enforce")
@@ -139,7 +139,7 @@ func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
-	a := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
+	a := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
 	p := storetest.STS("a.example", "enforce")
 	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
 		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
@@ -149,14 +149,14 @@ func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk.advance(time.Hour) // past the default ClaimTimeout, 15 minutes
+	clk.advance(time.Hour) // past the report store's default Lease, 15 minutes
 	takeWant(t, a, storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}))
 	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
 		if err := a.Release(ctx, day); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
+	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
 	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
 		if r, err := b.Take(ctx, day); err != nil || len(r) != 0 {
 			t.Errorf("Take of %s released after its claim lapsed = %v, %v; want nothing", day, r, err)
@@ -172,7 +172,7 @@ func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(storetest.Day2.Add(time.Hour))
 	rdb := srv.client()
-	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
+	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
 	var once sync.Once
 	rdb.AddHook(onHScan{func() {
 		once.Do(func() {
@@ -182,7 +182,7 @@ func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 			}
 		})
 	}})
-	a := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
+	a := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
 	p := storetest.STS("a.example", "enforce")
 	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
@@ -191,7 +191,7 @@ func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 	// Taken over and released while a read: nothing, the day was reported.
 	once = sync.Once{}
 	rdb2 := srv.client()
-	c := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "c", Now: clk.now})
+	c := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "c"}, clk.now))
 	rdb2.AddHook(onHScan{func() {
 		once.Do(func() {
 			clk.advance(time.Hour)
@@ -204,7 +204,7 @@ func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 		})
 	}})
 	clk.advance(time.Hour) // b's claim lapses: d takes the day over
-	d := redisstore.NewTLSRPTStore(rdb2, redisstore.TLSRPTOptions{Owner: "d", Now: clk.now})
+	d := redisstore.NewReportStore(rdb2, redisstore.WithNow(redisstore.Options{Owner: "d"}, clk.now))
 	if r, err := d.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
 		t.Errorf("Take of a day released while reading = %v, %v; want nothing", r, err)
 	}
@@ -238,7 +238,7 @@ func TestTLSRPTFleet(t *testing.T) {
 		var recs []*tlsrpt.Recorder
 		var stores []tlsrpt.Store
 		for range mtas {
-			store := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+			store := redisstore.NewReportStore(rdb, redisstore.Options{})
 			rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 			if err != nil {
 				t.Fatal(err)
@@ -309,7 +309,7 @@ func TestTLSRPTFleet(t *testing.T) {
 // A batch given again after a lost reply is added once.
 func TestTLSRPTBatchOnce(t *testing.T) {
 	srv := startRedis(t, "")
-	s := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
 	p := storetest.STS("a.example", "enforce")
 	batch := func(seq int64) tlsrpt.Batch {
@@ -343,7 +343,7 @@ func TestTLSRPTChunks(t *testing.T) {
 	rdb := srv.client()
 	var failEval atomic.Int32
 	rdb.AddHook(failNthEval{n: &failEval})
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	ctx := context.Background()
 	var results, want []tlsrpt.PolicyResult
 	for i := range 2500 {
@@ -407,8 +407,8 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 	rdb := srv.client()
 	var fail atomic.Bool
 	rdb.AddHook(failHScan{&fail})
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
-	other := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
+	other := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
 	p := storetest.STS("a.example", "enforce")
 	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 5, 0)}}); err != nil {
@@ -436,7 +436,7 @@ func TestTLSRPTKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	clk := newClock(storetest.Day2.Add(time.Hour))
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "x:", Retention: time.Hour, Owner: "mta 1", Now: clk.now})
+	s := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Retention: time.Hour, Owner: "mta 1"}, clk.now))
 	ctx := context.Background()
 	p := storetest.STS("a.example", "enforce")
 	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
@@ -532,7 +532,7 @@ func BenchmarkTLSRPTTake100k(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		rdb.FlushAll(context.Background())
-		store := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+		store := redisstore.NewReportStore(rdb, redisstore.Options{})
 		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 		if err != nil {
 			b.Fatal(err)
@@ -581,7 +581,7 @@ func TestTLSRPTStoreEarlierLayout(t *testing.T) {
 	if err := rdb.SAdd(ctx, "old:{tlsrpt}:days", "2016-04-01").Err(); err != nil {
 		t.Fatal(err)
 	}
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "old:"})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{Prefix: "old:"})
 	withRecipient := storetest.TLSA("mx.host.example", "a.example")
 	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
 		storetest.Result(p, 1, 0), storetest.Result(withRecipient, 2, 0),

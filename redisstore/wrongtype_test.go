@@ -140,7 +140,7 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb.FlushAll(ctx)
-			s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "mta1"})
+			s := redisstore.NewReportStore(rdb, redisstore.Options{Owner: "mta1"})
 			if err := tc.spoil(); err != nil {
 				t.Fatal(err)
 			}
@@ -182,7 +182,7 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	p := storetest.STS("a.example", "enforce")
 	for _, r := range []tlsrpt.PolicyResult{
 		storetest.Result(p, 5e18, 0),
@@ -210,7 +210,7 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 func BenchmarkTLSRPTAdd1000(b *testing.B) {
 	srv := startRedis(b, "")
 	rdb := srv.client()
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	var results []tlsrpt.PolicyResult
 	for i := range 1000 {
 		d := fmt.Sprintf("d%d.example", i)
