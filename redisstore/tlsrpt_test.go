@@ -247,32 +247,35 @@ func TestTLSRPTFleet(t *testing.T) {
 			recs = append(recs, rec)
 			stores = append(stores, store)
 		}
+		// Each MTA's Recorder.Run flushes every second.
+		runs, stopRuns := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for _, rec := range recs {
+			wg.Go(func() { rec.Run(runs) })
+		}
 		a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
 		exp := mtasts.ResultCertificateExpired
-		var wg sync.WaitGroup
+		var recording sync.WaitGroup
 		for i, rec := range recs {
-			wg.Go(func() {
+			recording.Go(func() {
 				for range 100 {
 					rec.Success(a)
 					rec.Success(b)
 				}
 				rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0))
-				if err := rec.Flush(context.Background()); err != nil {
-					t.Error(err)
-				}
+				time.Sleep(time.Second) // a flush, at about the same time
 				rec.Success(a)
 			})
 		}
+		recording.Wait()
+		// Each MTA's last second is flushed before the day closes, well
+		// within the close delay. (Counts that another MTA flushes after
+		// the day was taken are late, by design, and would make this test
+		// racy.) Run flushes at the next full second, before this
+		// sleep ends.
+		time.Sleep(1500 * time.Millisecond)
+		stopRuns()
 		wg.Wait()
-		// Each MTA's last second is flushed before the day closes, as
-		// Run does every second, well within the close delay. (Counts
-		// that another MTA flushes after the day was taken are late, by
-		// design, and would make this test racy.)
-		for _, rec := range recs {
-			if err := rec.Flush(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-		}
 
 		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(5 * time.Minute)))
 		got := make([][]tlsrpt.PolicyResult, mtas)

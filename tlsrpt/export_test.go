@@ -40,3 +40,6 @@ func WithNow(opts RecorderOptions, now func() time.Time) RecorderOptions {
 	opts.now = now
 	return opts
 }
+
+// Flush gives the counts to the store, as Run does every FlushInterval.
+func (r *Recorder) Flush(ctx context.Context) error { return r.flush(ctx) }

@@ -58,7 +58,7 @@ type RecorderOptions struct {
 
 	// now, set by the tests, returns the current time, read on every
 	// call that records; nil means the real clock, read by the midnight
-	// timer and by Flush only.
+	// timer and by flush only.
 	now func() time.Time
 }
 
@@ -75,7 +75,7 @@ type RecorderOptions struct {
 //
 // No clock is read when recording (a clock read costs more than the rest of
 // a Success on some virtual machines): the recorder moves to a new UTC day
-// by a timer at 00:00 UTC, checked against time.Now by every Flush, so that
+// by a timer at 00:00 UTC, checked against time.Now by every flush, so that
 // a session recorded within an instant of midnight may count for the day
 // before, and, should the system clock be stepped, within a FlushInterval
 // of it.
@@ -226,7 +226,7 @@ func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, err
 	if pd := ds.get(h, p); pd != nil {
 		return pd, nil
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	return ds.add(h, p), nil
@@ -235,8 +235,13 @@ func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, err
 // Success records a session with the policy domain of p that negotiated a
 // policy-compliant TLS connection (RFC 8460 4.2.1), on the current UTC day
 // (see Recorder).
-// It returns an error, recording nothing, when p is not a valid policy of a
-// report (see Policy.Validate), such as one with no policy domain.
+// It returns a *ReportError, recording nothing, when p is not a valid policy
+// of a report, as Report.Validate checks the policies of a report: the
+// policy type is "sts", "tlsa" or "no-policy-found" (RFC 8460 4.4), the
+// policy domain and mx-host patterns are A-label names, and the
+// policy-string is at most mtasts.MaxPolicySize bytes of lines without
+// control characters. A Policy built by a Target with a zero Recipient
+// fails: its policy domain is empty.
 //
 // For a policy already seen that day it allocates nothing and takes no lock.
 // The slices of p are copied when p is new that day, and may be reused
@@ -265,8 +270,8 @@ func (r *Recorder) Success(p Policy) error {
 // mtastsgo_tlsrpt_failure_details_dropped_total.
 //
 // It returns an error, recording nothing, when p is not a valid policy of a
-// report (see Policy.Validate: e.g. a policy type other than "sts", "tlsa"
-// and "no-policy-found"), or fd not a valid row: no result type, or one
+// report (see Success: e.g. a policy type other than "sts", "tlsa" and
+// "no-policy-found"), or fd not a valid row: no result type, or one
 // that RFC 8460 4.3 does not define (use mtasts.ResultValidationFailure, "a
 // general failure for a reason not matching a category above", with a
 // failure-reason-code), an address with a zone, an MX host name that is not
@@ -426,12 +431,12 @@ func knownResultType(t mtasts.ResultType) bool {
 	return false
 }
 
-// Flush gives the counts recorded since the last flush to the store. Run
+// flush gives the counts recorded since the last flush to the store. Run
 // calls it every FlushInterval, and Close once more. When the store fails,
 // the counts are kept for the next flush, given again as they were, and
-// Flush returns the store's error. Counts for a day the store says was taken are dropped and counted
+// flush returns the store's error. Counts for a day the store says was taken are dropped and counted
 // in mtastsgo_tlsrpt_sessions_late_total. Flushes run one at a time.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *Recorder) flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	now := r.now()
@@ -574,7 +579,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			fctx, cancel := context.WithTimeout(ctx, r.opts.StoreTimeout)
-			if err := r.Flush(fctx); err != nil {
+			if err := r.flush(fctx); err != nil {
 				r.log.Warn("tls reporting: flush failed, counts kept for the next", "err", err)
 			}
 			cancel()
@@ -584,7 +589,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // Close stops Run and the midnight timer, and flushes the counts to the
 // store, bounded by StoreTimeout, and returns the flush's error. Sessions
-// recorded after it are kept in memory until a Flush.
+// recorded after it are kept in memory until Close is called again.
 func (r *Recorder) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
@@ -597,7 +602,7 @@ func (r *Recorder) Close() error {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StoreTimeout)
 	defer cancel()
-	return r.Flush(ctx)
+	return r.flush(ctx)
 }
 
 // closedDays flushes the counts and returns the closed days (see
@@ -605,7 +610,7 @@ func (r *Recorder) Close() error {
 // UTC, oldest first: those to take. It returns an error when the flush or
 // the store fails.
 func (r *Recorder) closedDays(ctx context.Context) ([]time.Time, error) {
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return nil, err
 	}
 	days, err := r.store.Days(ctx)
@@ -635,7 +640,7 @@ type dayResults struct {
 // other sharing the store, one claims it and gets its counts. They stay in
 // the store until release, and a take by the claimant returns them again,
 // so that a failure between taking a day and keeping its reports loses
-// nothing. Counts for the day recorded after it are dropped, see Flush.
+// nothing. Counts for the day recorded after it are dropped, see flush.
 //
 // It returns an error wrapping errDayOpen when the day has not closed yet
 // (see RecorderOptions.CloseDelay), one wrapping ErrDayClaimed when another
@@ -646,7 +651,7 @@ func (r *Recorder) take(ctx context.Context, day time.Time) (dayResults, error) 
 	if !r.closed(n, r.now()) {
 		return dayResults{}, fmt.Errorf("%w: %s closes at %s", errDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
 	}
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return dayResults{}, err
 	}
 	results, err := r.store.Take(ctx, dayStart(n))
@@ -683,7 +688,7 @@ func (r *Recorder) release(ctx context.Context, day time.Time) error {
 // returns an error when the flush or the store fails.
 func (r *Recorder) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	n := dayOf(day)
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return nil, err
 	}
 	results, err := r.store.Results(ctx, dayStart(n))
@@ -701,7 +706,7 @@ func (r *Recorder) Results(ctx context.Context, day time.Time) ([]PolicyResult, 
 // then on count anew. It returns an error when the flush or the store
 // fails.
 func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return err
 	}
 	if err := r.store.Delete(ctx, domain.ASCII); err != nil {
