@@ -19,7 +19,6 @@ import (
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // fleetCollector is an HTTPS report collector on 127.0.0.1 that takes the
@@ -196,7 +195,7 @@ func (f *fleet) record(day time.Time, members ...*fleetMember) {
 	for _, m := range members {
 		var results []tlsrpt.PolicyResult
 		for _, dom := range []string{"a.example", "b.example"} {
-			results = append(results, tlsrpt.PolicyResult{Policy: storetest.STS(dom, "enforce"),
+			results = append(results, tlsrpt.PolicyResult{Policy: stsOf(dom, "enforce"),
 				Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 1}})
 		}
 		b := tlsrpt.Batch{Day: day, Results: results, MaxDetailRows: 1000, Source: m.owner, Seq: 1}
@@ -276,7 +275,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 	f := newFleet(t)
 	f.collector.open.Store(true)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(storetest.Day1, ms...)
+	f.record(dayOne, ms...)
 
 	crashed := make(chan struct{})
 	var once sync.Once
@@ -297,7 +296,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f := newFleet(t)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(storetest.Day1, ms...)
+	f.record(dayOne, ms...)
 
 	// The collector is down when member 0 first tries; member 0 dies
 	// then, its reports put, the day released.

@@ -64,12 +64,12 @@ func wantIDs(t *testing.T, o tlsrpt.Outbox, who string, want ...string) {
 func TestTLSRPTOutboxLease(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
+	clk := newClock(dayTwo.Add(time.Hour))
 	open := func(owner string) tlsrpt.Outbox {
 		return redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now))
 	}
 	a, b := open("a"), open("b")
-	r1, r2 := storetest.Report(storetest.Day1, "a.example", "r1", 1), storetest.Report(storetest.Day1, "b.example", "r2", 1)
+	r1, r2 := reportOf(dayOne, "a.example", "r1", 1), reportOf(dayOne, "b.example", "r2", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{r1}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 	if len(p) != 1 || p[0].Report.ReportID != "r1" || !slices.Equal(p[0].Delivered, []string{"mailto:tlsrpt@a.example"}) {
 		t.Errorf("Pending of b after a's lease lapsed = %+v, want r1 delivered by b", p)
 	}
-	if err := b.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1, "b.example", "r2-again", 1)}); err != nil {
+	if err := b.Put(ctx, []tlsrpt.Report{reportOf(dayOne, "b.example", "r2-again", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(27 * time.Hour)
@@ -113,7 +113,7 @@ func TestTLSRPTOutboxConcurrentLease(t *testing.T) {
 	const members, reports = 5, 50
 	var all []tlsrpt.Report
 	for i := range reports {
-		all = append(all, storetest.Report(storetest.Day1, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
+		all = append(all, reportOf(dayOne, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
 	}
 	if err := redisstore.NewOutbox(srv.client(), redisstore.Options{}).Put(ctx, all); err != nil {
 		t.Fatal(err)
@@ -155,7 +155,7 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	ctx := context.Background()
 	a := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "a"})
 	b := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "b"})
-	good := storetest.Report(storetest.Day1, "a.example", "good", 1)
+	good := reportOf(dayOne, "a.example", "good", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{good}); err != nil {
 		t.Fatal(err)
 	}
@@ -183,9 +183,9 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
+	clk := newClock(dayTwo.Add(time.Hour))
 	o := redisstore.NewOutbox(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Owner: "mta 1", Lease: time.Hour}, clk.now))
-	a, b := storetest.Report(storetest.Day1, "a.example", "a", 1), storetest.Report(storetest.Day1, "b.example", "b", 1)
+	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
 	if err := o.Put(ctx, []tlsrpt.Report{a, b}); err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +214,12 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:outbox:done" {
 		t.Errorf("keys after Done: %s", got)
 	}
-	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(storetest.Day1.Unix()) {
+	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(dayOne.Unix()) {
 		t.Errorf("done mark of a = %v, want its day", got)
 	}
 	// 31 days on, a's mark is kept; 32 days on, it is forgotten.
 	for _, days := range []int{31, 32} {
-		if err := o.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
+		if err := o.Put(ctx, []tlsrpt.Report{reportOf(dayOne.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Result()
@@ -236,10 +236,10 @@ func TestTLSRPTOutboxChunks(t *testing.T) {
 	o := redisstore.NewOutbox(srv.client(), redisstore.Options{})
 	var all []tlsrpt.Report
 	var want []string
-	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+	for _, day := range []time.Time{dayOne, dayTwo} {
 		for i := range 600 {
 			id := fmt.Sprintf("%s-%04d", day.Format(time.DateOnly), i)
-			all = append(all, storetest.Report(day, fmt.Sprintf("d%04d.example", i), id, 1))
+			all = append(all, reportOf(day, fmt.Sprintf("d%04d.example", i), id, 1))
 			want = append(want, id)
 		}
 	}
@@ -264,7 +264,7 @@ func TestTLSRPTOutboxChunks(t *testing.T) {
 func TestTLSRPTTakeOver(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
+	clk := newClock(dayTwo.Add(time.Hour))
 	type member struct {
 		store  tlsrpt.Store
 		outbox tlsrpt.Outbox
@@ -276,15 +276,15 @@ func TestTLSRPTTakeOver(t *testing.T) {
 		}
 	}
 	a, b := open("a"), open("b")
-	pa, pb := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
-		storetest.Result(pa, 3, 0), storetest.Result(pb, 2, 0),
+	pa, pb := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
+	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{
+		resultOf(pa, 3, 0), resultOf(pb, 2, 0),
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	makeReports := func(m member, owner string) []tlsrpt.Report {
 		t.Helper()
-		results, err := m.store.Take(ctx, storetest.Day1)
+		results, err := m.store.Take(ctx, dayOne)
 		if err != nil {
 			t.Fatalf("Take: %v", err)
 		}
@@ -296,7 +296,7 @@ func TestTLSRPTTakeOver(t *testing.T) {
 		for _, pr := range results {
 			reports = append(reports, tlsrpt.Report{
 				OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
-				DateRange: tlsrpt.DateRange{Start: storetest.Day1, End: storetest.Day1.Add(24*time.Hour - time.Second)},
+				DateRange: tlsrpt.DateRange{Start: dayOne, End: dayOne.Add(24*time.Hour - time.Second)},
 				ReportID:  owner + "-" + pr.Policy.PolicyDomain,
 				Policies:  []tlsrpt.PolicyResult{pr},
 			})
@@ -322,13 +322,13 @@ func TestTLSRPTTakeOver(t *testing.T) {
 	if err := b.outbox.Put(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.Release(ctx, storetest.Day1); err != nil {
+	if err := b.store.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
 	wantIDs(t, b.outbox, "b while a's leases hold")
 	clk.advance(time.Hour)
 	wantIDs(t, b.outbox, "b once a's leases lapsed", first[0].ReportID, first[1].ReportID)
-	if r, err := a.store.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+	if r, err := a.store.Take(ctx, dayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of the day released by b = %v, %v; want nothing", r, err)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // passOutbox is an outbox that says on passes when its Pending is
@@ -52,7 +51,7 @@ func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
 	day := time.Now().UTC().Truncate(24 * time.Hour)
 	time.Sleep(time.Until(day.Add(10 * time.Hour)))
 	const mtas = 3
-	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
+	a, b := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
 	exp := mtasts.ResultCertificateExpired
 	var recs []*tlsrpt.Recorder
 	for i := range mtas {
@@ -68,7 +67,7 @@ func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
 			rec.Success(a)
 			rec.Success(b)
 		}
-		if err := rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0)); err != nil {
+		if err := rec.Failure(a, rowOf(exp, "a.example", byte(i), 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -148,11 +147,11 @@ func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
 	if reports[0].report.ReportID == reports[1].report.ReportID {
 		t.Errorf("two reports with report-id %s", reports[0].report.ReportID)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{
-		storetest.Result(a, 60, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
-		storetest.Result(b, 60, 0),
+	want := canonical([]tlsrpt.PolicyResult{
+		resultOf(a, 60, mtas, rowOf(exp, "a.example", 0, 1), rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1)),
+		resultOf(b, 60, 0),
 	})
-	if c := storetest.Canonical(all); c != want {
+	if c := canonical(all); c != want {
 		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
 	}
 }
@@ -200,7 +199,7 @@ func TestTLSRPTReporterStalePending(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rec.Close()
-		if err := rec.Success(storetest.STS("a.example", "enforce")); err != nil {
+		if err := rec.Success(stsOf("a.example", "enforce")); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(time.Hour)))

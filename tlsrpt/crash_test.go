@@ -17,7 +17,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // errCrash is what the calls of a crashed process return.
@@ -176,7 +175,7 @@ func TestReporterCrashPoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			day := storetest.Day1
+			day := dayOne
 			clk := newClock(afterDay(day))
 			var c2hook atomic.Pointer[func(n int) bool]
 			c1 := newAcceptingCollector(t, nil)

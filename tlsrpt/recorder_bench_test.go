@@ -9,7 +9,6 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // benchPolicy is an MTA-STS policy of a usual size.
@@ -107,13 +106,13 @@ func BenchmarkFailure(b *testing.B) {
 // memory store (flushing the recorder first), then Reports.
 func BenchmarkTakeDay100k(b *testing.B) {
 	const domains = 100000
-	day := storetest.Day1
+	day := dayOne
 	clk := newClock(day)
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
 		policies[i] = benchPolicy(fmt.Sprintf("domain%d.example", i))
 	}
-	row := storetest.Row(mtasts.ResultCertificateExpired, "example.com", 1, 0)
+	row := rowOf(mtasts.ResultCertificateExpired, "example.com", 1, 0)
 	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	var reports int
