@@ -18,8 +18,8 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
-// clock is a settable time for the recorder (tlsrpt.WithNow), for tests that need
-// none of synctest's goroutine tracking.
+// clock is a settable time for the recorder (tlsrpt.WithNow), for tests
+// that need none of synctest's goroutine tracking.
 type clock struct{ ns atomic.Int64 }
 
 func newClock(t time.Time) *clock {
@@ -27,9 +27,8 @@ func newClock(t time.Time) *clock {
 	c.set(t)
 	return c
 }
-func (c *clock) set(t time.Time)     { c.ns.Store(t.UnixNano()) }
-func (c *clock) now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) add(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) set(t time.Time) { c.ns.Store(t.UnixNano()) }
+func (c *clock) now() time.Time  { return time.Unix(0, c.ns.Load()).UTC() }
 
 func newRecorder(t *testing.T, opts tlsrpt.RecorderOptions) (*tlsrpt.Recorder, *prometheus.Registry) {
 	t.Helper()

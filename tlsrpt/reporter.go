@@ -51,9 +51,9 @@ type ReporterOptions struct {
 	MaxDeliveries int
 
 	// Outbox keeps the reports taken until they are delivered. Nil means
-	// one in memory, whose reports end with the process; a
-	// OpenFileOutbox keeps them across restarts, and the outbox of
-	// redisstore across a fleet.
+	// one in memory, whose reports end with the process; that of
+	// OpenFileOutbox keeps them across restarts, and that of redisstore
+	// across a fleet.
 	Outbox Outbox
 
 	// Info says who sends the reports: organization-name and
