@@ -16,16 +16,17 @@ import (
 // host name as the Owner: the fleet sends each policy domain's daily report
 // once (RFC 8460 4.1), and an MTA restarted after a crash resumes its claims
 // and leases at once. It is not run as a test: it needs the fleet's Redis.
-func ExampleNewTLSRPTOutbox() {
+func ExampleNewOutbox() {
 	rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"redis.internal:6379"}})
 	defer rdb.Close()
 	host, err := os.Hostname()
 	if err != nil {
 		log.Fatal(err)
 	}
+	opts := redisstore.Options{Owner: host} // for the store, the outbox and the policy cache
 
 	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-		Store: redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: host}),
+		Store: redisstore.NewReportStore(rdb, opts),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -38,7 +39,7 @@ func ExampleNewTLSRPTOutbox() {
 	reporter, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{
 		Recorder: rec,
 		Sender:   sender,
-		Outbox:   redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Owner: host}),
+		Outbox:   redisstore.NewOutbox(rdb, opts),
 		Info:     tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"},
 	})
 	if err != nil {

@@ -106,7 +106,7 @@ func (s *Store) decodeListed(key string, v any) (listed, bool) {
 		// another type is reported by Load, and repaired by Save.
 		return listed{}, false
 	}
-	e, err := Decode([]byte(str))
+	e, err := decode([]byte(str))
 	if err == nil && s.policyKey(e.Domain) != key {
 		err = fmt.Errorf("value of domain %q under key %q", e.Domain, key)
 	}

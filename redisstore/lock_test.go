@@ -10,21 +10,21 @@ import (
 	"github.com/mtasts-go/mtasts/redisstore"
 )
 
-// TestLock checks the lock itself: SET NX, lasting the store's LockTTL, one
+// TestLock checks the lock itself: SET NX, lasting the store's Lease, one
 // holder at a time, and release only with the holder's token, also between
 // holders that share one Store value.
 func TestLock(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	a := redisstore.New(rdb, redisstore.Options{LockTTL: 30 * time.Second})
-	b := redisstore.New(srv.client(), redisstore.Options{LockTTL: 30 * time.Second})
+	a := redisstore.New(rdb, redisstore.Options{Lease: 30 * time.Second})
+	b := redisstore.New(srv.client(), redisstore.Options{Lease: 30 * time.Second})
 
 	token, held, err := a.Lock(ctx, "example.com")
 	if !held || err != nil || token == "" {
 		t.Fatalf("first Lock = %q, %v, %v", token, held, err)
 	}
-	// The lock expires by itself, after LockTTL.
+	// The lock expires by itself, after Lease.
 	if ttl := rdb.PTTL(ctx, "mtasts:lock:example.com").Val(); ttl <= 29*time.Second || ttl > 30*time.Second {
 		t.Errorf("lock PTTL %v, want just under 30s", ttl)
 	}

@@ -136,7 +136,7 @@ func isLockSet(cmd redis.Cmder, _ error) bool {
 	return cmd.Name() == "set" && strings.Contains(cmd.String(), "mtasts:lock:")
 }
 
-// isScriptRun selects a script that ran, as the lock's extension to LockTTL
+// isScriptRun selects a script that ran, as the lock's extension to Lease
 // does: not the EVALSHA that fails with NOSCRIPT before go-redis sends EVAL.
 func isScriptRun(cmd redis.Cmder, err error) bool {
 	return (cmd.Name() == "evalsha" || cmd.Name() == "eval") && err == nil
@@ -144,9 +144,9 @@ func isScriptRun(cmd redis.Cmder, err error) bool {
 
 // TestLockReplyLate: a SET NX that Redis runs but whose reply comes after
 // the store's Timeout. Lock fails, so the cache has no token and never
-// releases that lock: it must not stay in Redis for LockTTL, or the fleet
+// releases that lock: it must not stay in Redis for Lease, or the fleet
 // waits LockWait for a fetch that nobody makes. The same holds when the
-// reply that comes late is that of the lock's extension to LockTTL.
+// reply that comes late is that of the lock's extension to Lease.
 func TestLockReplyLate(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -168,7 +168,7 @@ func TestLockReplyLate(t *testing.T) {
 			rdb.AddHook(hook)
 			t.Cleanup(func() { close(hook.release); rdb.Close() })
 			const timeout = 100 * time.Millisecond
-			store := redisstore.New(rdb, redisstore.Options{Timeout: timeout, LockTTL: time.Hour, RetryAfter: time.Nanosecond})
+			store := redisstore.New(rdb, redisstore.Options{Timeout: timeout, Lease: time.Hour, RetryAfter: time.Nanosecond})
 			ctx := context.Background()
 			const key = "mtasts:lock:example.com"
 
@@ -180,10 +180,10 @@ func TestLockReplyLate(t *testing.T) {
 				t.Fatal("no reply was held back")
 			}
 			// After a late SET NX, the lock Redis took lasts a few
-			// Timeouts at most, not LockTTL; after a late extension,
-			// it lasts LockTTL unless Lock deletes it.
+			// Timeouts at most, not Lease; after a late extension,
+			// it lasts Lease unless Lock deletes it.
 			if ttl := check.PTTL(ctx, key).Val(); tc.short && ttl > 10*timeout {
-				t.Errorf("lock left with PTTL %v after a late reply; LockTTL is an hour, Timeout %v", ttl, timeout)
+				t.Errorf("lock left with PTTL %v after a late reply; Lease is an hour, Timeout %v", ttl, timeout)
 			}
 			waitGone(t, check, key)
 		})

@@ -3,7 +3,7 @@
 // them, a new or restarted MTA starts with the fleet's memory, and when
 // several miss a domain at once one fetches for all (see cache.Locker).
 //
-// For TLS reporting (RFC 8460, package tlsrpt), TLSRPTStore and TLSRPTOutbox
+// For TLS reporting (RFC 8460, package tlsrpt), NewReportStore and NewOutbox
 // let the fleet count its sessions in one place and send each policy domain's
 // daily report once, across crashes of its members.
 //
@@ -34,8 +34,8 @@
 // Lock that took it releases it (by a compare-and-delete script), also among
 // caches sharing one Store value. It is taken for twice Options.Timeout
 // (SET NX PX), then, once that reply came in time, extended to
-// Options.LockTTL (a compare-and-expire script). A reply that comes too late
-// thus leaves a lock of twice Timeout at most, never one of LockTTL that the
+// Options.Lease (a compare-and-expire script). A reply that comes too late
+// thus leaves a lock of twice Timeout at most, never one of Lease that the
 // cache, whose Lock failed, would not release; the store also deletes such a
 // lock at once, best effort.
 //
@@ -77,27 +77,72 @@ import (
 	"github.com/mtasts-go/mtasts/cache"
 )
 
-// Options configure a Store.
+// Options configure what this package makes: the policy store (New), the
+// TLS reporting store (NewReportStore) and outbox (NewOutbox). One Options
+// value may serve all three; each reads the fields it names, and a zero
+// field means the default of the constructor.
 type Options struct {
 	// Prefix starts every key, e.g. "mtasts:" (the default) gives
-	// "mtasts:policy:example.com" and "mtasts:lock:example.com".
+	// "mtasts:policy:example.com", "mtasts:lock:example.com" and
+	// "mtasts:{tlsrpt}:day:2016-04-01".
 	Prefix string
-	// Timeout bounds each Redis operation. Default 250 milliseconds: a
-	// slow Redis must not hold mail up.
+	// Timeout bounds each Redis operation of the policy store (New).
+	// Default 250 milliseconds: a slow Redis must not hold mail up.
 	Timeout time.Duration
-	// LockTTL is how long a fetch lock lasts unless released: long enough
-	// for a policy fetch, short enough that a dead holder blocks nobody
-	// for long. Default 90 seconds, the cache's fetch timeout. A lock
-	// lasts twice Timeout until Lock has Redis's reply, see Store.Lock.
-	LockTTL time.Duration
-	// RetryAfter is how long, after a Redis command failed, the store
-	// sends none: operations fail at once with ErrUnavailable. A Redis
-	// that is down or hangs then costs one operation a Timeout per
-	// RetryAfter, instead of every operation of every cold Get. Default 1
-	// second.
+	// Lease is how long a mark of ownership lasts unless renewed or
+	// released, so that a member of the fleet that died blocks the others
+	// for that long at most:
+	//   - New: a policy fetch lock. Long enough for a policy fetch.
+	//     Default 90 seconds, the cache's fetch timeout. A lock lasts
+	//     twice Timeout until Lock has Redis's reply, see Store.Lock.
+	//   - NewReportStore: the claim on a day, counted from the claimant's
+	//     last Take of it. Past it, unless released, any store value may
+	//     take the day over and gets the same counts. It must be well
+	//     above the time between a Take and its Release (putting the
+	//     day's reports in an outbox): a claimant that is slower may see
+	//     its day taken over. Default 15 minutes.
+	//   - NewOutbox: the lease on a report that Pending returned, counted
+	//     from its last Pending. A tlsrpt.Reporter calls Pending at each
+	//     pass, every RetryInterval (5 minutes) once the deliveries of the
+	//     pass before have started (within its Spread, 30 minutes), which
+	//     renews the leases of the reports it is still delivering; so the
+	//     lease must be longer than RetryInterval plus Spread. Default 1
+	//     hour.
+	Lease time.Duration
+	// Retention is how long a day's counts stay in Redis (NewReportStore)
+	// after the last counts added to it when no one takes it, how long
+	// those of a day claimed and never released stay after the last Take,
+	// and how long the mark of a day taken lasts. Default 7 days.
+	Retention time.Duration
+	// Owner names the member of the fleet that claims days
+	// (NewReportStore) and leases reports (NewOutbox): a stable name of
+	// the MTA, unique in the fleet, such as its host name, so that the MTA
+	// restarted after a crash resumes its claims and leases at once.
+	// Default: a random token, new for each store or outbox value, whose
+	// claims and leases other values, the MTA restarted included, take
+	// over only once they lapse (Lease).
+	Owner string
+	// RetryAfter is how long, after a Redis command of the policy store
+	// (New) failed, the store sends none: operations fail at once with
+	// ErrUnavailable. A Redis that is down or hangs then costs one
+	// operation a Timeout per RetryAfter, instead of every operation of
+	// every cold Get. Default 1 second.
 	RetryAfter time.Duration
-	// Logger receives Redis errors. Default: nothing is logged.
+	// Logger receives the Redis errors of the policy store (New).
+	// Default: nothing is logged.
 	Logger *slog.Logger
+
+	// now, set by the tests, is the clock of claims and leases; nil
+	// means time.Now.
+	now func() time.Time
+}
+
+// clock returns the clock of opts.
+func (o *Options) clock() func() time.Time {
+	if o.now == nil {
+		return time.Now
+	}
+	return o.now
 }
 
 // Store is a cache.Store and cache.Locker in Redis. It is safe for
@@ -134,8 +179,8 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 250 * time.Millisecond
 	}
-	if opts.LockTTL <= 0 {
-		opts.LockTTL = 90 * time.Second
+	if opts.Lease <= 0 {
+		opts.Lease = 90 * time.Second
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second
@@ -275,17 +320,17 @@ type value struct {
 
 const valueVersion = 1
 
-// Encode returns the stored form of e: version 1 of the encoding described in
+// encode returns the stored form of e: version 1 of the encoding described in
 // the package documentation.
-func Encode(e cache.Entry) []byte {
+func encode(e cache.Entry) []byte {
 	b, _ := json.Marshal(value{valueVersion, e.Domain, e.RecordID, e.Policy, e.Fetched.UnixMilli(), e.Expires.UnixMilli()})
 	return b
 }
 
-// Decode reads a stored value of any version this package knows. It returns
+// decode reads a stored value of any version this package knows. It returns
 // an error for a value that is not JSON, has a version it does not know, or
 // lacks the domain or the policy.
-func Decode(b []byte) (cache.Entry, error) {
+func decode(b []byte) (cache.Entry, error) {
 	var v value
 	if err := json.Unmarshal(b, &v); err != nil {
 		return cache.Entry{}, fmt.Errorf("redisstore: undecodable value: %w", err)
@@ -328,7 +373,7 @@ func (s *Store) Load(ctx context.Context, domain string) (cache.Entry, bool, err
 	if err != nil {
 		return cache.Entry{}, false, s.fail(ctx, "load", domain, err)
 	}
-	e, err := Decode(b)
+	e, err := decode(b)
 	if err == nil && e.Domain != domain {
 		err = fmt.Errorf("redisstore: value of domain %q", e.Domain)
 	}
@@ -356,7 +401,7 @@ func (s *Store) Save(ctx context.Context, e cache.Entry) error {
 		return s.fail(ctx, "save", e.Domain, err)
 	}
 	e.Domain = domain
-	v := Encode(e)
+	v := encode(e)
 	err = s.do(ctx, func(ctx context.Context) error {
 		return s.rdb.Set(ctx, s.policyKey(e.Domain), v, ttl).Err()
 	})
@@ -386,7 +431,7 @@ func (s *Store) Delete(ctx context.Context, domain string) error {
 // Lock implements cache.Locker with a random token per call, so that a
 // release is exact even between caches sharing this Store value. It takes
 // the lock with SET NX PX for twice Timeout only, then, once that reply has
-// come within Timeout, extends it to LockTTL with a script that checks the
+// come within Timeout, extends it to Lease with a script that checks the
 // token. A SET NX whose reply comes too late thus leaves a lock of twice
 // Timeout at most, which Lock also deletes, best effort, in the background:
 // Lock then fails, and the cache, with no token, releases nothing. held is
@@ -399,13 +444,13 @@ func (s *Store) Lock(ctx context.Context, domain string) (string, bool, error) {
 	}
 	key := s.lockKey(ascii)
 	token := newToken()
-	first := min(2*s.opts.Timeout, s.opts.LockTTL)
+	first := min(2*s.opts.Timeout, s.opts.Lease)
 	// held is written by op, which may run on after do returns: it is
 	// read only when do returned op's own result.
 	var held bool
 	err = s.do(ctx, func(ctx context.Context) error {
 		ok, err := s.rdb.SetNX(ctx, key, token, first).Result()
-		if err != nil || !ok || first == s.opts.LockTTL {
+		if err != nil || !ok || first == s.opts.Lease {
 			held = ok
 			return err
 		}
@@ -414,7 +459,7 @@ func (s *Store) Lock(ctx context.Context, domain string) (string, bool, error) {
 			// short-lived, and release deletes it.
 			return err
 		}
-		n, err := extendScript.Run(ctx, s.rdb, []string{key}, token, s.opts.LockTTL.Milliseconds()).Int()
+		n, err := extendScript.Run(ctx, s.rdb, []string{key}, token, s.opts.Lease.Milliseconds()).Int()
 		held = n == 1
 		return err
 	})
@@ -454,7 +499,7 @@ var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] the
 // RetryAfter ago, as that failure is likely the Lock's own, and is bounded by
 // Timeout; a failure is only logged at debug level, since the Lock's failure
 // was counted and logged already, and the lock lasts twice Timeout, or
-// LockTTL if the extension ran, at most.
+// Lease if the extension ran, at most.
 func (s *Store) release(key, token string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
@@ -466,7 +511,7 @@ func (s *Store) release(key, token string) {
 // Unlock implements cache.Locker: it deletes the lock of domain if it still
 // holds token, which Lock returned, and leaves it otherwise. It returns an
 // error when Redis fails or domain is not a domain name; the lock then
-// expires after LockTTL.
+// expires after Lease.
 func (s *Store) Unlock(ctx context.Context, domain, token string) error {
 	ascii, err := aLabel(domain)
 	if err != nil {

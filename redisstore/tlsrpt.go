@@ -17,40 +17,19 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
-// TLSRPTOptions configure a TLSRPTStore.
-type TLSRPTOptions struct {
-	// Prefix starts every key, e.g. "mtasts:" (the default) gives
-	// "mtasts:{tlsrpt}:day:2016-04-01".
-	Prefix string
-	// Retention is how long a day's counts stay in Redis after the last
-	// counts added to it when no one takes it, how long those of a day
-	// claimed and never released stay after the last Take, and how long
-	// the mark of a day taken lasts. Default 7 days.
-	Retention time.Duration
-	// Owner names the claimant of the days this store value takes: a
-	// stable name of the MTA, unique in the fleet, such as its host
-	// name, so that the MTA restarted after a crash resumes its claims
-	// at once (its Take returns their counts again). Default: a random
-	// token, new for each store value, whose claims other store values,
-	// the MTA restarted included, take over only once they lapse.
-	Owner string
-	// ClaimTimeout is how long a claim holds after the claimant's last
-	// Take of the day: past it, unless released, any store value may
-	// take the day over and gets the same counts, so that the day of a
-	// member that died is reported by another. It must be well above the
-	// time between a Take and its Release (putting the day's reports in
-	// an outbox): a claimant that is slower may see its day taken over
-	// (see TLSRPTStore). Default 15 minutes.
-	ClaimTimeout time.Duration
-	// Now returns the time, for the expiry of claims. Default time.Now.
-	// The lifetimes of keys (Retention) are Redis's own, by its clock.
-	Now func() time.Time
+// reportStore is the tlsrpt.Store of NewReportStore.
+type reportStore struct {
+	rdb  redis.UniversalClient
+	opts Options
+	now  func() time.Time
 }
 
-// TLSRPTStore is a tlsrpt.Store in Redis: every MTA of a fleet adds to the
-// same counters, so that the fleet sends one report per policy domain and
-// day (RFC 8460 4.1), not one per MTA, and one MTA takes each day. It is safe
-// for concurrent use.
+// NewReportStore returns a tlsrpt.Store in Redis using rdb, e.g. from
+// redis.NewUniversalClient; it does not contact Redis. Every MTA of a fleet
+// adds to the same counters, so that the fleet sends one report per policy
+// domain and day (RFC 8460 4.1), not one per MTA, and one MTA takes each
+// day. It reads Options.Prefix, Owner, Lease and Retention. The store is
+// safe for concurrent use.
 //
 // # Keys
 //
@@ -79,7 +58,7 @@ type TLSRPTOptions struct {
 //   - "mtasts:{tlsrpt}:taken:2016-04-01", set when the day is taken, marks
 //     it so that Add refuses late counts. While the day is claimed it holds
 //     "claimed <ms> <owner>": the claim lapses at <ms>, a Unix time in
-//     milliseconds by Now, and <owner> is the claimant's Owner. Released,
+//     milliseconds, and <owner> is the claimant's Owner. Released,
 //     or taken with nothing to report, it holds "released". It is kept for
 //     Retention after the last Take or the Release.
 //
@@ -97,8 +76,8 @@ type TLSRPTOptions struct {
 // # Claims
 //
 // Take runs a script that, atomically, claims the day for Owner until
-// Now+ClaimTimeout and renames its hash to "taking", unless another owner
-// holds a claim that has not lapsed; so that of any number of Takes, by any
+// now+Lease and renames its hash to "taking", unless another owner holds a
+// claim that has not lapsed; so that of any number of Takes, by any
 // number of MTAs, one gets the day. It then reads the hash with HSCAN, and
 // checks that the claim is still its own. The counts stay until Release, so
 // a Take that failed, while reading or later, or whose MTA died, is
@@ -110,21 +89,12 @@ type TLSRPTOptions struct {
 // day over, the first owner's late Release does nothing: the counts stay
 // for the new claimant, until it releases the day. Both may have made the
 // day's reports by then; theirs carry the same policy domain and day
-// (tlsrpt.Report.Key), and an outbox the fleet shares (TLSRPTOutbox) keeps
+// (tlsrpt.Report.Key), and an outbox the fleet shares (NewOutbox) keeps
 // the first made and skips the other, so that the fleet sends each once.
 // With an outbox per MTA, the takeover of a claimant that was slow, not
-// dead, sends the day twice: hence a ClaimTimeout well above the time from
-// a Take to its Release.
-type TLSRPTStore struct {
-	rdb  redis.UniversalClient
-	opts TLSRPTOptions
-}
-
-var _ tlsrpt.Store = (*TLSRPTStore)(nil)
-
-// NewTLSRPTStore returns a TLSRPTStore using rdb, e.g. from
-// redis.NewUniversalClient. It does not contact Redis.
-func NewTLSRPTStore(rdb redis.UniversalClient, opts TLSRPTOptions) *TLSRPTStore {
+// dead, sends the day twice: hence a Lease well above the time from a Take
+// to its Release.
+func NewReportStore(rdb redis.UniversalClient, opts Options) tlsrpt.Store {
 	if opts.Prefix == "" {
 		opts.Prefix = "mtasts:"
 	}
@@ -134,22 +104,19 @@ func NewTLSRPTStore(rdb redis.UniversalClient, opts TLSRPTOptions) *TLSRPTStore 
 	if opts.Owner == "" {
 		opts.Owner = newToken()
 	}
-	if opts.ClaimTimeout <= 0 {
-		opts.ClaimTimeout = 15 * time.Minute
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Minute
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	return &TLSRPTStore{rdb: rdb, opts: opts}
+	return &reportStore{rdb: rdb, opts: opts, now: opts.clock()}
 }
 
-func (s *TLSRPTStore) key(kind, day string) string {
+func (s *reportStore) key(kind, day string) string {
 	return s.opts.Prefix + "{tlsrpt}:" + kind + ":" + day
 }
 
-func (s *TLSRPTStore) daysKey() string { return s.opts.Prefix + "{tlsrpt}:days" }
+func (s *reportStore) daysKey() string { return s.opts.Prefix + "{tlsrpt}:days" }
 
-func (s *TLSRPTStore) retentionSeconds() int64 {
+func (s *reportStore) retentionSeconds() int64 {
 	return int64(max(s.opts.Retention/time.Second, 1))
 }
 
@@ -298,7 +265,7 @@ const chunkSeq = 1000000
 // could overflow one. It returns an error wrapping tlsrpt.ErrDayTaken when
 // the day was taken, an error naming the key or field when one holds a
 // value of the wrong type, and an error when Redis fails.
-func (s *TLSRPTStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
+func (s *reportStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
 	day := dayName(b.Day)
 	keys := []string{s.key("day", day), s.key("taken", day), s.daysKey()}
 	var dropped int64
@@ -350,7 +317,7 @@ func quoteCut(s string) string {
 }
 
 // addArgs returns the arguments of addScript for a chunk of b.
-func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []tlsrpt.PolicyResult) ([]any, error) {
+func (s *reportStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []tlsrpt.PolicyResult) ([]any, error) {
 	seq := ""
 	if b.Source != "" {
 		seq = strconv.FormatInt(b.Seq*chunkSeq+int64(chunk), 10)
@@ -393,7 +360,7 @@ func (s *TLSRPTStore) addArgs(b tlsrpt.Batch, day string, chunk int, results []t
 }
 
 // Days implements tlsrpt.Store. It returns an error when Redis fails.
-func (s *TLSRPTStore) Days(ctx context.Context) ([]time.Time, error) {
+func (s *reportStore) Days(ctx context.Context) ([]time.Time, error) {
 	names, err := s.rdb.SMembers(ctx, s.daysKey()).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt: listing days: %w", err)
@@ -446,12 +413,12 @@ return {1}
 // Take read it), and an error when Redis fails or the day's hash holds a
 // field it cannot read; the day then stays claimed, and a Take of the same
 // Owner resumes.
-func (s *TLSRPTStore) Take(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
+func (s *reportStore) Take(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
 	name := dayName(day)
 	taking, taken := s.key("taking", name), s.key("taken", name)
 	keys := []string{s.key("day", name), taken, taking, s.daysKey()}
-	now := s.opts.Now()
-	lapse := now.Add(s.opts.ClaimTimeout).UnixMilli()
+	now := s.now()
+	lapse := now.Add(s.opts.Lease).UnixMilli()
 	res, err := claimScript.Run(ctx, s.rdb, keys, s.opts.Owner, now.UnixMilli(), lapse, s.retentionSeconds(), name).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt: taking %s: %w", name, err)
@@ -491,7 +458,7 @@ func (s *TLSRPTStore) Take(ctx context.Context, day time.Time) ([]tlsrpt.PolicyR
 }
 
 // readHash returns the fields of the hash key, read with HSCAN.
-func (s *TLSRPTStore) readHash(ctx context.Context, key string) (map[string]string, error) {
+func (s *reportStore) readHash(ctx context.Context, key string) (map[string]string, error) {
 	// HSCAN may return a field twice: a map keeps one.
 	fields := map[string]string{}
 	var cursor uint64
@@ -525,7 +492,7 @@ func parseClaim(mark string) (owner string, lapse time.Time, ok bool) {
 }
 
 // claimedError returns the error of a Take of day, claimed as mark says.
-func (s *TLSRPTStore) claimedError(day, mark string) error {
+func (s *reportStore) claimedError(day, mark string) error {
 	owner, lapse, _ := parseClaim(mark)
 	return fmt.Errorf("redisstore: tlsrpt: taking %s: %w: by %q until %s", day, tlsrpt.ErrDayClaimed, owner, lapse.Format(time.RFC3339))
 }
@@ -550,7 +517,7 @@ return 1
 // day marked taken for Retention. A day claimed by another Owner (one that
 // took it over after this one's claim lapsed), released, or never taken is
 // left as it is. It returns an error when Redis fails.
-func (s *TLSRPTStore) Release(ctx context.Context, day time.Time) error {
+func (s *reportStore) Release(ctx context.Context, day time.Time) error {
 	name := dayName(day)
 	keys := []string{s.key("taken", name), s.key("taking", name), s.daysKey()}
 	if err := releaseScript.Run(ctx, s.rdb, keys, s.opts.Owner, s.retentionSeconds(), name).Err(); err != nil {
@@ -563,7 +530,7 @@ func (s *TLSRPTStore) Release(ctx context.Context, day time.Time) error {
 // claimed, with HSCAN, without claiming it. Counts added while it reads
 // may or may not be in it. It returns an error when Redis fails or the hash
 // holds a field it cannot read.
-func (s *TLSRPTStore) Results(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
+func (s *reportStore) Results(ctx context.Context, day time.Time) ([]tlsrpt.PolicyResult, error) {
 	name := dayName(day)
 	for _, kind := range []string{"day", "taking"} {
 		key := s.key(kind, name)
@@ -632,7 +599,7 @@ return n
 // the fields of domain's results from the day's hash, atomically, so that
 // counts added meanwhile either go before or come after. It returns an
 // error when Redis fails; the days before are done.
-func (s *TLSRPTStore) Delete(ctx context.Context, domain string) error {
+func (s *reportStore) Delete(ctx context.Context, domain string) error {
 	names, err := s.rdb.SMembers(ctx, s.daysKey()).Result()
 	if err != nil {
 		return fmt.Errorf("redisstore: tlsrpt: deleting the results of %s: listing days: %w", quoteCut(domain), err)

@@ -19,7 +19,6 @@ import (
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // fleetCollector is an HTTPS report collector on 127.0.0.1 that takes the
@@ -77,6 +76,8 @@ func (c *fleetCollector) taken() map[string][]string {
 // fleetMember is an MTA of a fleet: its recorder, store and outbox in one
 // Redis, and a Reporter delivering to a collector.
 type fleetMember struct {
+	owner  string
+	store  tlsrpt.Store
 	rec    *tlsrpt.Recorder
 	box    *fleetOutbox
 	cancel context.CancelFunc
@@ -85,7 +86,7 @@ type fleetMember struct {
 
 // fleetOutbox is the member's Redis outbox, whose Put may crash the member.
 type fleetOutbox struct {
-	*redisstore.TLSRPTOutbox
+	tlsrpt.Outbox
 	crashPut func() bool
 	done     chan string
 	passes   chan struct{} // a send per Pending, dropped when full
@@ -96,18 +97,18 @@ func (o *fleetOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, erro
 	case o.passes <- struct{}{}:
 	default:
 	}
-	return o.TLSRPTOutbox.Pending(ctx)
+	return o.Outbox.Pending(ctx)
 }
 
 func (o *fleetOutbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
 	if o.crashPut != nil && o.crashPut() {
 		return errors.New("crashed")
 	}
-	return o.TLSRPTOutbox.Put(ctx, reports)
+	return o.Outbox.Put(ctx, reports)
 }
 
 func (o *fleetOutbox) Done(ctx context.Context, r *tlsrpt.Report) error {
-	err := o.TLSRPTOutbox.Done(ctx, r)
+	err := o.Outbox.Done(ctx, r)
 	o.done <- r.Key()
 	return err
 }
@@ -144,18 +145,18 @@ func (f *fleet) clock() time.Time { return time.Unix(0, f.now.Load()).UTC() }
 // member makes member i, named "mta-<i>".
 func (f *fleet) member(i int) *fleetMember {
 	owner := fmt.Sprintf("mta-%d", i)
-	store := redisstore.NewTLSRPTStore(f.srv.client(), redisstore.TLSRPTOptions{Owner: owner, Now: f.clock})
-	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store, Now: f.clock})
+	store := redisstore.NewReportStore(f.srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, f.clock))
+	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { rec.Close() })
 	box := &fleetOutbox{
-		TLSRPTOutbox: redisstore.NewTLSRPTOutbox(f.srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: f.clock}),
-		done:         f.done,
-		passes:       make(chan struct{}, 1),
+		Outbox: redisstore.NewOutbox(f.srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, f.clock)),
+		done:   f.done,
+		passes: make(chan struct{}, 1),
 	}
-	return &fleetMember{rec: rec, box: box}
+	return &fleetMember{owner: owner, store: store, rec: rec, box: box}
 }
 
 // run starts the member's Reporter, a pass every 20 ms.
@@ -184,17 +185,21 @@ func (m *fleetMember) stop() {
 	}
 }
 
-// record records sessions of the day on m, flushed to Redis, then closes
-// the day.
+// record adds a session of the day per policy domain from each of
+// members to Redis, as their recorders' flushes do, then closes the day.
+// The recorders' clock is the real one: the day, long past, is closed and
+// due; the clock of the stores and outboxes, for claims and leases, is the
+// fleet's.
 func (f *fleet) record(day time.Time, members ...*fleetMember) {
 	f.now.Store(day.Add(10 * time.Hour).UnixNano())
 	for _, m := range members {
+		var results []tlsrpt.PolicyResult
 		for _, dom := range []string{"a.example", "b.example"} {
-			if err := m.rec.Success(storetest.STS(dom, "enforce")); err != nil {
-				f.t.Fatal(err)
-			}
+			results = append(results, tlsrpt.PolicyResult{Policy: stsOf(dom, "enforce"),
+				Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 1}})
 		}
-		if err := m.rec.Flush(context.Background()); err != nil {
+		b := tlsrpt.Batch{Day: day, Results: results, MaxDetailRows: 1000, Source: m.owner, Seq: 1}
+		if _, err := m.store.Add(context.Background(), b); err != nil {
 			f.t.Fatal(err)
 		}
 	}
@@ -263,14 +268,14 @@ func (f *fleet) checkOnce() {
 }
 
 // A member that takes the day and dies before its reports are in the outbox
-// leaves the day claimed; once the claim lapses (TLSRPTOptions.ClaimTimeout,
-// 15 minutes), another member takes it over and the fleet sends each report
-// once.
+// leaves the day claimed; once the claim lapses (the report store's
+// Options.Lease, 15 minutes), another member takes it over and the fleet
+// sends each report once.
 func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 	f := newFleet(t)
 	f.collector.open.Store(true)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(storetest.Day1, ms...)
+	f.record(dayOne, ms...)
 
 	crashed := make(chan struct{})
 	var once sync.Once
@@ -286,12 +291,12 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 
 // A member that dies while it delivers the reports leaves them leased to it
 // in the shared outbox; once the lease lapses
-// (TLSRPTOutboxOptions.LeaseTime), another member delivers them, and the
+// (Options.Lease of the outbox), another member delivers them, and the
 // fleet sends each report once.
 func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f := newFleet(t)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(storetest.Day1, ms...)
+	f.record(dayOne, ms...)
 
 	// The collector is down when member 0 first tries; member 0 dies
 	// then, its reports put, the day released.
@@ -305,7 +310,7 @@ func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f.collector.hit.Store(nil)
 	f.collector.open.Store(true)
 	f.takeOver("while member 0's lease held", 2*time.Hour, ms[1], ms[2])
-	if days, err := ms[1].rec.ClosedDays(context.Background()); err != nil || len(days) != 0 {
-		t.Errorf("closed days left in the store: %v, %v", days, err)
+	if days, err := ms[1].store.Days(context.Background()); err != nil || len(days) != 0 {
+		t.Errorf("days left in the store: %v, %v", days, err)
 	}
 }

@@ -16,40 +16,23 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
-// TLSRPTOutboxOptions configure a TLSRPTOutbox.
-type TLSRPTOutboxOptions struct {
-	// Prefix starts every key, e.g. "mtasts:" (the default) gives
-	// "mtasts:{tlsrpt}:outbox:reports".
-	Prefix string
-	// Owner names the member of the fleet that Pending leases reports
-	// to: a stable name of the MTA, unique in the fleet, such as its host
-	// name, so that the MTA restarted after a crash gets the reports it
-	// was delivering at once. Default: a random token, new for each
-	// outbox value, whose leases the MTA restarted waits out like any
-	// other member (LeaseTime).
-	Owner string
-	// LeaseTime is how long a report that Pending returned is left to
-	// its owner, after its last Pending, before another member may take
-	// it. A tlsrpt.Reporter calls Pending at each pass, every
-	// RetryInterval (5 minutes) once the deliveries of the pass before
-	// have started (within its Spread, 30 minutes), which renews the
-	// leases of the reports it is still delivering, retries included; so
-	// LeaseTime must be longer than RetryInterval plus Spread. Default 1
-	// hour: a member that died leaves its reports to the others an hour
-	// after its last pass.
-	LeaseTime time.Duration
-	// Now returns the time, for the expiry of leases. Default time.Now.
-	Now func() time.Time
+// outbox is the tlsrpt.Outbox of NewOutbox.
+type outbox struct {
+	rdb  redis.UniversalClient
+	opts Options
+	now  func() time.Time
 }
 
-// TLSRPTOutbox is a tlsrpt.Outbox in Redis that a fleet of MTAs shares, to
-// go with a TLSRPTStore: a day's reports, put by the member that took the
-// day, or put again by one that took the day over after a crash (and
-// skipped, being of the same tlsrpt.Report.Key), are handed to one member
-// at a time, and each is sent once by the fleet. It is safe for concurrent
+// NewOutbox returns a tlsrpt.Outbox in Redis using rdb, e.g. from
+// redis.NewUniversalClient; it does not contact Redis. A fleet of MTAs
+// shares it, beside the store of NewReportStore: a day's reports, put by
+// the member that took the day, or put again by one that took the day over
+// after a crash (and skipped, being of the same tlsrpt.Report.Key), are
+// handed to one member at a time, and each is sent once by the fleet. It
+// reads Options.Prefix, Owner and Lease. The outbox is safe for concurrent
 // use.
 //
-// Pending leases each report it returns to Owner until Now+LeaseTime,
+// Pending leases each report it returns to Owner until now+Lease,
 // atomically per report, so that while a lease holds no other member gets
 // the report; the owner's own Pending gets it again and renews the lease.
 // A lease that lapsed, as its member died, lets any member take the report
@@ -60,7 +43,7 @@ type TLSRPTOutboxOptions struct {
 //
 // # Keys
 //
-// All keys share the Redis Cluster hash tag {tlsrpt} of TLSRPTStore, so
+// All keys share the Redis Cluster hash tag {tlsrpt} of NewReportStore, so
 // that its scripts, which touch several, run in a Cluster too. With the
 // default Prefix, and <key> a report's Key, e.g. "2016-04-01
 // company-y.example":
@@ -70,7 +53,7 @@ type TLSRPTOutboxOptions struct {
 //     marshals it.
 //   - "mtasts:{tlsrpt}:outbox:leases" is a hash of the leases of reports
 //     pending: <key> holds "<ms> <owner>", the lease lapsing at <ms>, a
-//     Unix time in milliseconds by Now, and <owner> the Owner of the
+//     Unix time in milliseconds, and <owner> the Owner of the
 //     member that holds it.
 //   - "mtasts:{tlsrpt}:outbox:delivered:<key>" is the list of the rua URIs
 //     that took the report, in the order they did.
@@ -83,36 +66,24 @@ type TLSRPTOutboxOptions struct {
 // "delivered" list, and adds its mark to "done", in one script. None of
 // the keys expires: the reports pending stay until done, and the marks
 // until a Put forgets them.
-type TLSRPTOutbox struct {
-	rdb  redis.UniversalClient
-	opts TLSRPTOutboxOptions
-}
-
-var _ tlsrpt.Outbox = (*TLSRPTOutbox)(nil)
-
-// NewTLSRPTOutbox returns a TLSRPTOutbox using rdb, e.g. from
-// redis.NewUniversalClient. It does not contact Redis.
-func NewTLSRPTOutbox(rdb redis.UniversalClient, opts TLSRPTOutboxOptions) *TLSRPTOutbox {
+func NewOutbox(rdb redis.UniversalClient, opts Options) tlsrpt.Outbox {
 	if opts.Prefix == "" {
 		opts.Prefix = "mtasts:"
 	}
 	if opts.Owner == "" {
 		opts.Owner = newToken()
 	}
-	if opts.LeaseTime <= 0 {
-		opts.LeaseTime = time.Hour
+	if opts.Lease <= 0 {
+		opts.Lease = time.Hour
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	return &TLSRPTOutbox{rdb: rdb, opts: opts}
+	return &outbox{rdb: rdb, opts: opts, now: opts.clock()}
 }
 
-func (o *TLSRPTOutbox) key(name string) string {
+func (o *outbox) key(name string) string {
 	return o.opts.Prefix + "{tlsrpt}:outbox:" + name
 }
 
-func (o *TLSRPTOutbox) deliveredKey(reportKey string) string {
+func (o *outbox) deliveredKey(reportKey string) string {
 	return o.key("delivered:" + reportKey)
 }
 
@@ -145,7 +116,7 @@ return put
 // pending nor marked done, atomically per chunk of 500 reports. It returns
 // an error when a report cannot be marshalled or Redis fails; the chunks
 // before have been put.
-func (o *TLSRPTOutbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
+func (o *outbox) Put(ctx context.Context, reports []tlsrpt.Report) error {
 	keys := []string{o.key("reports"), o.key("done")}
 	for i := 0; i < len(reports); i += chunkReports {
 		chunk := reports[i:min(i+chunkReports, len(reports))]
@@ -207,18 +178,18 @@ return 0
 
 // Pending implements tlsrpt.Outbox: it returns the reports pending that no
 // other member holds a lease of, and leases them to this Owner until
-// Now+LeaseTime, in order of DateRange.Start, policy domain, then
+// now+Lease, in order of DateRange.Start, policy domain, then
 // report-id. A report that does not decode is left in place, leased to no
 // one, and named in the error returned along with the other reports. It
 // returns an error when Redis fails, with the reports leased before.
-func (o *TLSRPTOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
+func (o *outbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
 	reportsKey, leasesKey := o.key("reports"), o.key("leases")
 	all, err := o.rdb.HKeys(ctx, reportsKey).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt outbox: listing the reports pending: %w", err)
 	}
-	now := o.opts.Now()
-	lapse := strconv.FormatInt(now.Add(o.opts.LeaseTime).UnixMilli(), 10)
+	now := o.now()
+	lapse := strconv.FormatInt(now.Add(o.opts.Lease).UnixMilli(), 10)
 	var out []tlsrpt.PendingReport
 	var errs []error
 	for i := 0; i < len(all); i += chunkReports {
@@ -269,7 +240,7 @@ func (o *TLSRPTOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, err
 
 // undecodable ends the lease, until lapse, of the report of key that did
 // not decode with err, and returns the error naming it.
-func (o *TLSRPTOutbox) undecodable(ctx context.Context, key, lapse string, err error) error {
+func (o *outbox) undecodable(ctx context.Context, key, lapse string, err error) error {
 	err = fmt.Errorf("redisstore: tlsrpt outbox: report %q in the hash %s does not decode, left in place: %w", key, o.key("reports"), err)
 	if uerr := unleaseScript.Run(ctx, o.rdb, []string{o.key("leases")}, key, lapse+" "+o.opts.Owner).Err(); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("redisstore: tlsrpt outbox: ending the lease of %q: %w", key, uerr))
@@ -335,7 +306,7 @@ return 1
 // Delivered implements tlsrpt.Outbox: it appends uri to the URIs that took
 // report, once. A report not pending is left as it is. It returns an error
 // when Redis fails.
-func (o *TLSRPTOutbox) Delivered(ctx context.Context, report *tlsrpt.Report, uri string) error {
+func (o *outbox) Delivered(ctx context.Context, report *tlsrpt.Report, uri string) error {
 	k := report.Key()
 	if err := deliveredScript.Run(ctx, o.rdb, []string{o.key("reports"), o.deliveredKey(k)}, k, uri).Err(); err != nil {
 		return fmt.Errorf("redisstore: tlsrpt outbox: marking report %q delivered to %s: %w", report.ReportID, uri, err)
@@ -357,7 +328,7 @@ return 1
 // Sent implements tlsrpt.Outbox: it reads the sorted set of the reports
 // done, whose members are their Keys, scored by their day. It returns an
 // error when Redis fails.
-func (o *TLSRPTOutbox) Sent(ctx context.Context) ([]string, error) {
+func (o *outbox) Sent(ctx context.Context) ([]string, error) {
 	keys, err := o.rdb.ZRange(ctx, o.key("done"), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: tlsrpt outbox: listing the reports done: %w", err)
@@ -368,7 +339,7 @@ func (o *TLSRPTOutbox) Sent(ctx context.Context) ([]string, error) {
 // Done implements tlsrpt.Outbox: it removes report, whichever member holds
 // its lease, and marks its Key done. A report not pending is left as it
 // is. It returns an error when Redis fails.
-func (o *TLSRPTOutbox) Done(ctx context.Context, report *tlsrpt.Report) error {
+func (o *outbox) Done(ctx context.Context, report *tlsrpt.Report) error {
 	k := report.Key()
 	keys := []string{o.key("reports"), o.key("leases"), o.key("done"), o.deliveredKey(k)}
 	if err := doneScript.Run(ctx, o.rdb, keys, k, report.DateRange.Start.Unix()).Err(); err != nil {

@@ -22,7 +22,7 @@ import (
 func TestTLSRPTOutbox(t *testing.T) {
 	srv := startRedis(t, "")
 	open := func(t *testing.T) tlsrpt.Outbox {
-		return redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		return redisstore.NewOutbox(srv.client(), redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 	}
 	storetest.RunOutbox(t, open, func(t *testing.T, _ tlsrpt.Outbox) tlsrpt.Outbox { return open(t) })
 }
@@ -33,7 +33,7 @@ func TestTLSRPTOutboxCluster(t *testing.T) {
 	open := func(t *testing.T) tlsrpt.Outbox {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr()}})
 		t.Cleanup(func() { rdb.Close() })
-		return redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		return redisstore.NewOutbox(rdb, redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 	}
 	storetest.RunOutbox(t, open, func(t *testing.T, _ tlsrpt.Outbox) tlsrpt.Outbox { return open(t) })
 }
@@ -64,12 +64,12 @@ func wantIDs(t *testing.T, o tlsrpt.Outbox, who string, want ...string) {
 func TestTLSRPTOutboxLease(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
-	open := func(owner string) *redisstore.TLSRPTOutbox {
-		return redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: clk.now})
+	clk := newClock(dayTwo.Add(time.Hour))
+	open := func(owner string) tlsrpt.Outbox {
+		return redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now))
 	}
 	a, b := open("a"), open("b")
-	r1, r2 := storetest.Report(storetest.Day1, "a.example", "r1", 1), storetest.Report(storetest.Day1, "b.example", "r2", 1)
+	r1, r2 := reportOf(dayOne, "a.example", "r1", 1), reportOf(dayOne, "b.example", "r2", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{r1}); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantIDs(t, b, "b", "r2")
-	clk.advance(time.Hour - time.Millisecond) // the default LeaseTime
+	clk.advance(time.Hour - time.Millisecond) // the outbox's default Lease
 	wantIDs(t, a, "a, its lease renewed", "r1")
 	clk.advance(time.Millisecond) // b's lease of r2 lapses; a renewed r1's
 	wantIDs(t, a, "a, once b's lease lapsed", "r1", "r2")
@@ -98,7 +98,7 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 	if len(p) != 1 || p[0].Report.ReportID != "r1" || !slices.Equal(p[0].Delivered, []string{"mailto:tlsrpt@a.example"}) {
 		t.Errorf("Pending of b after a's lease lapsed = %+v, want r1 delivered by b", p)
 	}
-	if err := b.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1, "b.example", "r2-again", 1)}); err != nil {
+	if err := b.Put(ctx, []tlsrpt.Report{reportOf(dayOne, "b.example", "r2-again", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(27 * time.Hour)
@@ -113,15 +113,15 @@ func TestTLSRPTOutboxConcurrentLease(t *testing.T) {
 	const members, reports = 5, 50
 	var all []tlsrpt.Report
 	for i := range reports {
-		all = append(all, storetest.Report(storetest.Day1, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
+		all = append(all, reportOf(dayOne, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
 	}
-	if err := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{}).Put(ctx, all); err != nil {
+	if err := redisstore.NewOutbox(srv.client(), redisstore.Options{}).Put(ctx, all); err != nil {
 		t.Fatal(err)
 	}
 	got := make([][]string, members)
 	var wg sync.WaitGroup
 	for i := range members {
-		o := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: fmt.Sprintf("mta%d", i)})
+		o := redisstore.NewOutbox(srv.client(), redisstore.Options{Owner: fmt.Sprintf("mta%d", i)})
 		wg.Go(func() {
 			p, err := o.Pending(ctx)
 			if err != nil {
@@ -153,9 +153,9 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	a := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Owner: "a"})
-	b := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Owner: "b"})
-	good := storetest.Report(storetest.Day1, "a.example", "good", 1)
+	a := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "a"})
+	b := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "b"})
+	good := reportOf(dayOne, "a.example", "good", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{good}); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	if err := rdb.HSet(ctx, "mtasts:{tlsrpt}:outbox:reports", bad, `{"organization-name":`).Err(); err != nil {
 		t.Fatal(err)
 	}
-	for i, o := range []*redisstore.TLSRPTOutbox{a, b, a} {
+	for i, o := range []tlsrpt.Outbox{a, b, a} {
 		p, err := o.Pending(ctx)
 		if err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("Pending %d: error %v, want one naming %q", i, err, bad)
@@ -183,9 +183,9 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
-	o := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: "x:", Owner: "mta 1", LeaseTime: time.Hour, Now: clk.now})
-	a, b := storetest.Report(storetest.Day1, "a.example", "a", 1), storetest.Report(storetest.Day1, "b.example", "b", 1)
+	clk := newClock(dayTwo.Add(time.Hour))
+	o := redisstore.NewOutbox(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Owner: "mta 1", Lease: time.Hour}, clk.now))
+	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
 	if err := o.Put(ctx, []tlsrpt.Report{a, b}); err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +214,12 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:outbox:done" {
 		t.Errorf("keys after Done: %s", got)
 	}
-	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(storetest.Day1.Unix()) {
+	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(dayOne.Unix()) {
 		t.Errorf("done mark of a = %v, want its day", got)
 	}
 	// 31 days on, a's mark is kept; 32 days on, it is forgotten.
 	for _, days := range []int{31, 32} {
-		if err := o.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
+		if err := o.Put(ctx, []tlsrpt.Report{reportOf(dayOne.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Result()
@@ -233,13 +233,13 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 func TestTLSRPTOutboxChunks(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	o := redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{})
+	o := redisstore.NewOutbox(srv.client(), redisstore.Options{})
 	var all []tlsrpt.Report
 	var want []string
-	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+	for _, day := range []time.Time{dayOne, dayTwo} {
 		for i := range 600 {
 			id := fmt.Sprintf("%s-%04d", day.Format(time.DateOnly), i)
-			all = append(all, storetest.Report(day, fmt.Sprintf("d%04d.example", i), id, 1))
+			all = append(all, reportOf(day, fmt.Sprintf("d%04d.example", i), id, 1))
 			want = append(want, id)
 		}
 	}
@@ -264,37 +264,44 @@ func TestTLSRPTOutboxChunks(t *testing.T) {
 func TestTLSRPTTakeOver(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
+	clk := newClock(dayTwo.Add(time.Hour))
 	type member struct {
-		store  *redisstore.TLSRPTStore
-		outbox *redisstore.TLSRPTOutbox
+		store  tlsrpt.Store
+		outbox tlsrpt.Outbox
 	}
 	open := func(owner string) member {
 		return member{
-			redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: owner, Now: clk.now}),
-			redisstore.NewTLSRPTOutbox(srv.client(), redisstore.TLSRPTOutboxOptions{Owner: owner, Now: clk.now}),
+			redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now)),
+			redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now)),
 		}
 	}
 	a, b := open("a"), open("b")
-	pa, pb := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
-		storetest.Result(pa, 3, 0), storetest.Result(pb, 2, 0),
+	pa, pb := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
+	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{
+		resultOf(pa, 3, 0), resultOf(pb, 2, 0),
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	makeReports := func(m member, owner string) []tlsrpt.Report {
 		t.Helper()
-		results, err := m.store.Take(ctx, storetest.Day1)
+		results, err := m.store.Take(ctx, dayOne)
 		if err != nil {
 			t.Fatalf("Take: %v", err)
 		}
 		slices.SortFunc(results, func(x, y tlsrpt.PolicyResult) int {
 			return strings.Compare(x.Policy.PolicyDomain, y.Policy.PolicyDomain)
 		})
-		return tlsrpt.DayResults{Day: storetest.Day1, Results: results}.Reports(tlsrpt.ReportInfo{
-			OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
-			ReportID: func(_ time.Time, domain string) string { return owner + "-" + domain },
-		})
+		// A report per policy domain, as a Reporter makes them.
+		var reports []tlsrpt.Report
+		for _, pr := range results {
+			reports = append(reports, tlsrpt.Report{
+				OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
+				DateRange: tlsrpt.DateRange{Start: dayOne, End: dayOne.Add(24*time.Hour - time.Second)},
+				ReportID:  owner + "-" + pr.Policy.PolicyDomain,
+				Policies:  []tlsrpt.PolicyResult{pr},
+			})
+		}
+		return reports
 	}
 	first := makeReports(a, "a")
 	if len(first) != 2 {
@@ -315,13 +322,13 @@ func TestTLSRPTTakeOver(t *testing.T) {
 	if err := b.outbox.Put(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.Release(ctx, storetest.Day1); err != nil {
+	if err := b.store.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
 	wantIDs(t, b.outbox, "b while a's leases hold")
 	clk.advance(time.Hour)
 	wantIDs(t, b.outbox, "b once a's leases lapsed", first[0].ReportID, first[1].ReportID)
-	if r, err := a.store.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+	if r, err := a.store.Take(ctx, dayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of the day released by b = %v, %v; want nothing", r, err)
 	}
 }

@@ -9,22 +9,33 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
-// passOutbox is a MemoryOutbox that says on passes when its Pending is
+// passOutbox is an outbox that says on passes when its Pending is
 // called: a Reporter's pass calls it after taking the closed days.
 type passOutbox struct {
-	*tlsrpt.MemoryOutbox
+	tlsrpt.Outbox
 	passes chan<- struct{}
 }
 
 func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error) {
 	o.passes <- struct{}{}
-	return o.MemoryOutbox.Pending(ctx)
+	return o.Outbox.Pending(ctx)
+}
+
+// fileOutbox returns an outbox of its own to a test.
+func fileOutbox(t *testing.T) tlsrpt.Outbox {
+	t.Helper()
+	o, err := tlsrpt.OpenFileOutbox(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // A fleet of three MTAs on one Redis, each with its recorder and reporter,
@@ -32,18 +43,20 @@ func (o passOutbox) Pending(ctx context.Context) ([]tlsrpt.PendingReport, error)
 // domain's report is sent once by the whole fleet, with the fleet's counts.
 func TestTLSRPTReporterFleet(t *testing.T) {
 	srv := startRedis(t, "")
-	day := storetest.Day1
-	var now atomic.Int64
-	now.Store(day.Add(10 * time.Hour).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
+	rdb := srv.client()
+	synctest.Test(t, func(t *testing.T) { testTLSRPTReporterFleet(t, rdb) })
+}
+
+func testTLSRPTReporterFleet(t *testing.T, rdb *redis.Client) {
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	time.Sleep(time.Until(day.Add(10 * time.Hour)))
 	const mtas = 3
-	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
+	a, b := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
 	exp := mtasts.ResultCertificateExpired
 	var recs []*tlsrpt.Recorder
 	for i := range mtas {
 		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-			Store: redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{}),
-			Now:   clock,
+			Store: redisstore.NewReportStore(rdb, redisstore.Options{}),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -54,17 +67,21 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 			rec.Success(a)
 			rec.Success(b)
 		}
-		if err := rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0)); err != nil {
-			t.Fatal(err)
-		}
-		// Each MTA's Recorder.Run flushes every second, well before
-		// the day closes (RecorderOptions.CloseDelay) and any member
-		// takes it.
-		if err := rec.Flush(context.Background()); err != nil {
+		if err := rec.Failure(a, rowOf(exp, "a.example", byte(i), 0)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	now.Store(day.AddDate(0, 0, 1).Add(6 * time.Minute).UnixNano()) // the day closed
+	// Each MTA's Recorder.Run flushes every second, well before the day
+	// closes (RecorderOptions.CloseDelay) and any member takes it.
+	runs, stopRuns := context.WithCancel(context.Background())
+	var running sync.WaitGroup
+	for _, rec := range recs {
+		running.Go(func() { rec.Run(runs) })
+	}
+	time.Sleep(1500 * time.Millisecond) // a flush after a second
+	stopRuns()
+	running.Wait()
+	time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(6 * time.Minute))) // the day closed
 
 	type sent struct {
 		mta    int
@@ -87,7 +104,7 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 				sends <- struct{}{}
 				return nil
 			}),
-			Outbox:   passOutbox{tlsrpt.NewMemoryOutbox(), passes},
+			Outbox:   passOutbox{fileOutbox(t), passes},
 			Info:     tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"},
 			MaxDelay: -1, // at once
 			Spread:   -1,
@@ -130,11 +147,11 @@ func TestTLSRPTReporterFleet(t *testing.T) {
 	if reports[0].report.ReportID == reports[1].report.ReportID {
 		t.Errorf("two reports with report-id %s", reports[0].report.ReportID)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{
-		storetest.Result(a, 60, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
-		storetest.Result(b, 60, 0),
+	want := canonical([]tlsrpt.PolicyResult{
+		resultOf(a, 60, mtas, rowOf(exp, "a.example", 0, 1), rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1)),
+		resultOf(b, 60, 0),
 	})
-	if c := storetest.Canonical(all); c != want {
+	if c := canonical(all); c != want {
 		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
 	}
 }
@@ -182,11 +199,11 @@ func TestTLSRPTReporterStalePending(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer rec.Close()
-		if err := rec.Success(storetest.STS("a.example", "enforce")); err != nil {
+		if err := rec.Success(stsOf("a.example", "enforce")); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(time.Hour)))
-		box := redisstore.NewTLSRPTOutbox(rdb, redisstore.TLSRPTOutboxOptions{Prefix: t.Name() + ":", Owner: "mta1"})
+		box := redisstore.NewOutbox(rdb, redisstore.Options{Prefix: t.Name() + ":", Owner: "mta1"})
 		stale := &staleOutbox{Outbox: box, read: make(chan struct{}), done: make(chan struct{})}
 		var sends atomic.Int32
 		rep, err := tlsrpt.NewReporter(tlsrpt.ReporterOptions{

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,37 +25,33 @@ import (
 
 // TestTLSRPTStore runs the store checks against a real redis-server, each
 // with keys of its own prefix; a second store of a check is another client
-// with the same prefix and another Owner, as a second MTA of a fleet.
+// with the same prefix and another Owner, as a second MTA of a fleet. A
+// claim survives a restart: the MTA restarted, a new store value of the
+// same Owner on a new client, takes the same counts again.
 func TestTLSRPTStore(t *testing.T) {
 	srv := startRedis(t, "")
 	opened := map[string]int{}
+	opts := func(t *testing.T, n int) redisstore.Options {
+		return redisstore.Options{Prefix: t.Name() + ":", Owner: fmt.Sprintf("mta%d", n)}
+	}
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
 		opened[t.Name()]++
-		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{
-			Prefix: t.Name() + ":", Owner: fmt.Sprintf("mta%d", opened[t.Name()]),
-		})
+		return redisstore.NewReportStore(srv.client(), opts(t, opened[t.Name()]))
+	}, func(t *testing.T, _ tlsrpt.Store) tlsrpt.Store {
+		return redisstore.NewReportStore(srv.client(), opts(t, 1))
 	})
 }
 
 // The same through a Redis Cluster: the scripts touch several keys, which
-// share a hash tag. The Owner is left to its default, random per store.
+// share a hash tag. The Owner is left to its default, random per store, so
+// that a restarted store is another claimant.
 func TestTLSRPTStoreCluster(t *testing.T) {
 	srv := startCluster(t)
 	storetest.Run(t, func(t *testing.T) tlsrpt.Store {
 		rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{srv.addr()}})
 		t.Cleanup(func() { rdb.Close() })
-		return redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: t.Name() + ":"})
-	})
-}
-
-// A claim survives a restart: the MTA restarted, a new store value of the
-// same Owner on a new client, takes the same counts again.
-func TestTLSRPTStoreResume(t *testing.T) {
-	srv := startRedis(t, "")
-	opts := redisstore.TLSRPTOptions{Prefix: "resume:", Owner: "mta1.example"}
-	storetest.RunResume(t,
-		func(t *testing.T) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) },
-		func(t *testing.T, _ tlsrpt.Store) tlsrpt.Store { return redisstore.NewTLSRPTStore(srv.client(), opts) })
+		return redisstore.NewReportStore(rdb, redisstore.Options{Prefix: t.Name() + ":"})
+	}, nil)
 }
 
 // clock is a time that tests move.
@@ -71,38 +68,38 @@ func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 func takeWant(t *testing.T, s tlsrpt.Store, want string) {
 	t.Helper()
-	r, err := s.Take(context.Background(), storetest.Day1)
+	r, err := s.Take(context.Background(), dayOne)
 	if err != nil {
 		t.Fatalf("Take: %v", err)
 	}
-	if got := storetest.Canonical(r); got != want {
+	if got := canonical(r); got != want {
 		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func takeClaimed(t *testing.T, s tlsrpt.Store) {
 	t.Helper()
-	if r, err := s.Take(context.Background(), storetest.Day1); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
+	if r, err := s.Take(context.Background(), dayOne); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
 		t.Fatalf("Take = %v, %v; want ErrDayClaimed", r, err)
 	}
 }
 
-// A claim not released within ClaimTimeout lapses: another owner takes the
+// A claim not released within its Lease lapses: another owner takes the
 // day over with the same counts. The first owner's late Release then leaves
 // them to the new claimant, whose Release deletes them.
 func TestTLSRPTClaimLapse(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
-	open := func(owner string) *redisstore.TLSRPTStore {
-		return redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: owner, ClaimTimeout: 10 * time.Minute, Now: clk.now})
+	clk := newClock(dayTwo.Add(time.Hour))
+	open := func(owner string) tlsrpt.Store {
+		return redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner, Lease: 10 * time.Minute}, clk.now))
 	}
 	a, b := open("a"), open("b")
-	p := storetest.STS("a.example", "enforce")
-	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+	p := stsOf("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 3, 0)})
+	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 3, 0)})
 	takeWant(t, a, want)
 	clk.advance(10*time.Minute - time.Millisecond)
 	takeClaimed(t, b)
@@ -114,17 +111,17 @@ func TestTLSRPTClaimLapse(t *testing.T) {
 	takeWant(t, b, want)
 	takeClaimed(t, a)
 	// a's late Release: the claim is b's now, the counts stay.
-	if err := a.Release(ctx, storetest.Day1); err != nil {
+	if err := a.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
 	takeWant(t, b, want)
 	if days, _ := b.Days(ctx); len(days) != 1 {
 		t.Errorf("Days after the late Release = %v, want the day", days)
 	}
-	if err := b.Release(ctx, storetest.Day1); err != nil {
+	if err := b.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := a.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+	if r, err := a.Take(ctx, dayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take after b's Release = %v, %v; want nothing", r, err)
 	}
 	if days, _ := b.Days(ctx); len(days) != 0 {
@@ -137,26 +134,26 @@ func TestTLSRPTClaimLapse(t *testing.T) {
 func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
-	a := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
-	p := storetest.STS("a.example", "enforce")
-	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
-		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+	clk := newClock(dayTwo.Add(time.Hour))
+	a := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
+	p := stsOf("a.example", "enforce")
+	for _, day := range []time.Time{dayOne, dayTwo} {
+		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Take(ctx, day); err != nil {
 			t.Fatal(err)
 		}
 	}
-	clk.advance(time.Hour) // past the default ClaimTimeout, 15 minutes
-	takeWant(t, a, storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}))
-	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+	clk.advance(time.Hour) // past the report store's default Lease, 15 minutes
+	takeWant(t, a, canonical([]tlsrpt.PolicyResult{resultOf(p, 3, 0)}))
+	for _, day := range []time.Time{dayOne, dayTwo} {
 		if err := a.Release(ctx, day); err != nil {
 			t.Fatal(err)
 		}
 	}
-	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
-	for _, day := range []time.Time{storetest.Day1, storetest.Day2} {
+	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
+	for _, day := range []time.Time{dayOne, dayTwo} {
 		if r, err := b.Take(ctx, day); err != nil || len(r) != 0 {
 			t.Errorf("Take of %s released after its claim lapsed = %v, %v; want nothing", day, r, err)
 		}
@@ -169,42 +166,42 @@ func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(storetest.Day2.Add(time.Hour))
+	clk := newClock(dayTwo.Add(time.Hour))
 	rdb := srv.client()
-	b := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "b", Now: clk.now})
+	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
 	var once sync.Once
 	rdb.AddHook(onHScan{func() {
 		once.Do(func() {
 			clk.advance(time.Hour)
-			if _, err := b.Take(ctx, storetest.Day1); err != nil {
+			if _, err := b.Take(ctx, dayOne); err != nil {
 				t.Errorf("b's Take: %v", err)
 			}
 		})
 	}})
-	a := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "a", Now: clk.now})
-	p := storetest.STS("a.example", "enforce")
-	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 3, 0)}}); err != nil {
+	a := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
+	p := stsOf("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	takeClaimed(t, a)
 	// Taken over and released while a read: nothing, the day was reported.
 	once = sync.Once{}
 	rdb2 := srv.client()
-	c := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{Owner: "c", Now: clk.now})
+	c := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "c"}, clk.now))
 	rdb2.AddHook(onHScan{func() {
 		once.Do(func() {
 			clk.advance(time.Hour)
-			if _, err := c.Take(ctx, storetest.Day1); err != nil {
+			if _, err := c.Take(ctx, dayOne); err != nil {
 				t.Errorf("c's Take: %v", err)
 			}
-			if err := c.Release(ctx, storetest.Day1); err != nil {
+			if err := c.Release(ctx, dayOne); err != nil {
 				t.Errorf("c's Release: %v", err)
 			}
 		})
 	}})
 	clk.advance(time.Hour) // b's claim lapses: d takes the day over
-	d := redisstore.NewTLSRPTStore(rdb2, redisstore.TLSRPTOptions{Owner: "d", Now: clk.now})
-	if r, err := d.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+	d := redisstore.NewReportStore(rdb2, redisstore.WithNow(redisstore.Options{Owner: "d"}, clk.now))
+	if r, err := d.Take(ctx, dayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of a day released while reading = %v, %v; want nothing", r, err)
 	}
 }
@@ -226,96 +223,97 @@ func (h onHScan) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 }
 
 // A fleet of MTAs, each with its recorder, adds to the same counters; the
-// MTAs all try to take the closed day, and one gets it: one report per
-// policy domain, with every MTA's sessions.
+// MTAs all try to take the closed day, and one gets it: one result per
+// policy, with every MTA's sessions.
 func TestTLSRPTFleet(t *testing.T) {
 	srv := startRedis(t, "")
-	day := storetest.Day1
-	var now atomic.Int64
-	now.Store(day.Add(10 * time.Hour).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
-	const mtas = 3
-	var recs []*tlsrpt.Recorder
-	for range mtas {
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-			Store: redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{}),
-			Now:   clock,
-		})
-		if err != nil {
-			t.Fatal(err)
+	rdb := srv.client()
+	synctest.Test(t, func(t *testing.T) {
+		day := time.Now().UTC().Truncate(24 * time.Hour)
+		const mtas = 3
+		var recs []*tlsrpt.Recorder
+		var stores []tlsrpt.Store
+		for range mtas {
+			store := redisstore.NewReportStore(rdb, redisstore.Options{})
+			rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rec.Close()
+			recs = append(recs, rec)
+			stores = append(stores, store)
 		}
-		recs = append(recs, rec)
-	}
-	a, b := storetest.STS("a.example", "enforce"), storetest.STS("b.example", "testing")
-	exp := mtasts.ResultCertificateExpired
-	var wg sync.WaitGroup
-	for i, rec := range recs {
-		wg.Go(func() {
-			for range 100 {
+		// Each MTA's Recorder.Run flushes every second.
+		runs, stopRuns := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for _, rec := range recs {
+			wg.Go(func() { rec.Run(runs) })
+		}
+		a, b := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
+		exp := mtasts.ResultCertificateExpired
+		var recording sync.WaitGroup
+		for i, rec := range recs {
+			recording.Go(func() {
+				for range 100 {
+					rec.Success(a)
+					rec.Success(b)
+				}
+				rec.Failure(a, rowOf(exp, "a.example", byte(i), 0))
+				time.Sleep(time.Second) // a flush, at about the same time
 				rec.Success(a)
-				rec.Success(b)
-			}
-			rec.Failure(a, storetest.Row(exp, "a.example", byte(i), 0))
-			if err := rec.Flush(context.Background()); err != nil {
-				t.Error(err)
-			}
-			rec.Success(a)
-		})
-	}
-	wg.Wait()
-	// Each MTA's last second is flushed before the day closes, as Run
-	// does every second, well within the close delay. (A Take flushes
-	// its own recorder only: counts that another MTA flushes after the
-	// day was taken are late, by design, and would make this test racy.)
-	for _, rec := range recs {
-		if err := rec.Flush(context.Background()); err != nil {
-			t.Fatal(err)
+			})
 		}
-	}
+		recording.Wait()
+		// Each MTA's last second is flushed before the day closes, well
+		// within the close delay. (Counts that another MTA flushes after
+		// the day was taken are late, by design, and would make this test
+		// racy.) Run flushes at the next full second, before this
+		// sleep ends.
+		time.Sleep(1500 * time.Millisecond)
+		stopRuns()
+		wg.Wait()
 
-	now.Store(day.AddDate(0, 0, 1).Add(5 * time.Minute).UnixNano())
-	got := make([]tlsrpt.DayResults, mtas)
-	for i, rec := range recs {
-		wg.Go(func() {
-			var err error
-			if got[i], err = rec.Take(context.Background(), day); err != nil && !errors.Is(err, tlsrpt.ErrDayClaimed) {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	var reports []tlsrpt.Report
-	for _, d := range got {
-		reports = append(reports, d.Reports(tlsrpt.ReportInfo{OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example"})...)
-	}
-	if len(reports) != 2 {
-		t.Fatalf("%d reports, want one per policy domain from the whole fleet, 2", len(reports))
-	}
-	var all []tlsrpt.PolicyResult
-	for _, r := range reports {
-		if err := r.Validate(); err != nil {
-			t.Errorf("report of %s: %v", r.Policies[0].Policy.PolicyDomain, err)
+		time.Sleep(time.Until(day.AddDate(0, 0, 1).Add(5 * time.Minute)))
+		got := make([][]tlsrpt.PolicyResult, mtas)
+		for i, s := range stores {
+			wg.Go(func() {
+				var err error
+				if got[i], err = s.Take(context.Background(), day); err != nil && !errors.Is(err, tlsrpt.ErrDayClaimed) {
+					t.Error(err)
+				}
+			})
 		}
-		all = append(all, r.Policies...)
-	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{
-		storetest.Result(a, 101*mtas, mtas, storetest.Row(exp, "a.example", 0, 1), storetest.Row(exp, "a.example", 1, 1), storetest.Row(exp, "a.example", 2, 1)),
-		storetest.Result(b, 100*mtas, 0),
+		wg.Wait()
+		var all []tlsrpt.PolicyResult
+		takers := 0
+		for _, results := range got {
+			if len(results) > 0 {
+				takers++
+			}
+			all = append(all, results...)
+		}
+		if takers != 1 {
+			t.Fatalf("%d members took the day, want 1", takers)
+		}
+		want := canonical([]tlsrpt.PolicyResult{
+			resultOf(a, 101*mtas, mtas, rowOf(exp, "a.example", 0, 1), rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1)),
+			resultOf(b, 100*mtas, 0),
+		})
+		if c := canonical(all); c != want {
+			t.Errorf("fleet's results:\n%s\nwant:\n%s", c, want)
+		}
 	})
-	if c := storetest.Canonical(all); c != want {
-		t.Errorf("fleet's reports:\n%s\nwant:\n%s", c, want)
-	}
 }
 
 // A batch given again after a lost reply is added once.
 func TestTLSRPTBatchOnce(t *testing.T) {
 	srv := startRedis(t, "")
-	s := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
-	p := storetest.STS("a.example", "enforce")
+	p := stsOf("a.example", "enforce")
 	batch := func(seq int64) tlsrpt.Batch {
-		return tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: seq,
-			Results: []tlsrpt.PolicyResult{storetest.Result(p, 1, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))}}
+		return tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: seq,
+			Results: []tlsrpt.PolicyResult{resultOf(p, 1, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1))}}
 	}
 	for _, b := range []tlsrpt.Batch{batch(1), batch(1), batch(2), batch(1), batch(3)} {
 		if _, err := s.Add(ctx, b); err != nil {
@@ -327,12 +325,12 @@ func TestTLSRPTBatchOnce(t *testing.T) {
 	if _, err := s.Add(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	results, err := s.Take(ctx, storetest.Day1)
+	results, err := s.Take(ctx, dayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 4, 4, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 4))})
-	if got := storetest.Canonical(results); got != want {
+	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 4, 4, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 4))})
+	if got := canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant batches 1, 2 and 3 of mta1 and 1 of mta2:\n%s", got, want)
 	}
 }
@@ -344,15 +342,15 @@ func TestTLSRPTChunks(t *testing.T) {
 	rdb := srv.client()
 	var failEval atomic.Int32
 	rdb.AddHook(failNthEval{n: &failEval})
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	ctx := context.Background()
 	var results, want []tlsrpt.PolicyResult
 	for i := range 2500 {
-		p := storetest.STS(fmt.Sprintf("d%d.example", i), "enforce")
-		results = append(results, storetest.Result(p, 1, 0))
-		want = append(want, storetest.Result(p, 1, 0))
+		p := stsOf(fmt.Sprintf("d%d.example", i), "enforce")
+		results = append(results, resultOf(p, 1, 0))
+		want = append(want, resultOf(p, 1, 0))
 	}
-	b := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: 7, Results: results}
+	b := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: 7, Results: results}
 	failEval.Store(2) // the second chunk's script fails
 	if _, err := s.Add(ctx, b); err == nil {
 		t.Fatal("Add with a failing chunk: no error")
@@ -360,11 +358,11 @@ func TestTLSRPTChunks(t *testing.T) {
 	if _, err := s.Add(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Take(ctx, storetest.Day1)
+	got, err := s.Take(ctx, dayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if storetest.Canonical(got) != storetest.Canonical(want) {
+	if canonical(got) != canonical(want) {
 		t.Errorf("Take has %d policies, not each of the 2500 once", len(got))
 	}
 }
@@ -408,26 +406,26 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 	rdb := srv.client()
 	var fail atomic.Bool
 	rdb.AddHook(failHScan{&fail})
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
-	other := redisstore.NewTLSRPTStore(srv.client(), redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
+	other := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
-	p := storetest.STS("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{storetest.Result(p, 5, 0)}}); err != nil {
+	p := stsOf("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 5, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	if _, err := s.Take(ctx, storetest.Day1); err == nil || !strings.Contains(err.Error(), "connection reset") {
+	if _, err := s.Take(ctx, dayOne); err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("Take with HSCAN failing: %v", err)
 	}
 	takeClaimed(t, other)
 	fail.Store(false)
-	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 5, 0)})
+	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 5, 0)})
 	takeWant(t, s, want)
 	takeWant(t, s, want)
-	if err := s.Release(ctx, storetest.Day1); err != nil {
+	if err := s.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Take(ctx, storetest.Day1); err != nil || len(r) != 0 {
+	if r, err := s.Take(ctx, dayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take after Release = %v, %v; want nothing", r, err)
 	}
 }
@@ -436,12 +434,12 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 func TestTLSRPTKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
-	clk := newClock(storetest.Day2.Add(time.Hour))
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "x:", Retention: time.Hour, Owner: "mta 1", Now: clk.now})
+	clk := newClock(dayTwo.Add(time.Hour))
+	s := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Retention: time.Hour, Owner: "mta 1"}, clk.now))
 	ctx := context.Background()
-	p := storetest.STS("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
-		storetest.Result(p, 5, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
+	p := stsOf("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
+		resultOf(p, 5, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -472,7 +470,7 @@ func TestTLSRPTKeys(t *testing.T) {
 			t.Errorf("TTL of %s = %v, want Retention", k, ttl)
 		}
 	}
-	if _, err := s.Take(ctx, storetest.Day1); err != nil {
+	if _, err := s.Take(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ = rdb.Keys(ctx, "*").Result()
@@ -491,7 +489,7 @@ func TestTLSRPTKeys(t *testing.T) {
 			t.Errorf("TTL of %s after Take = %v, want Retention", k, ttl)
 		}
 	}
-	if err := s.Release(ctx, storetest.Day1); err != nil {
+	if err := s.Release(ctx, dayOne); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ = rdb.Keys(ctx, "*").Result()
@@ -518,48 +516,44 @@ func sortedStrings(l []string) []string {
 	return out
 }
 
-// BenchmarkTLSRPTTake100k reads a closed day of 100,000 policy domains,
-// added by a recorder, from a real redis-server into reports.
+// BenchmarkTLSRPTTake100k takes a day of 100,000 policy domains, added by
+// a recorder, from a real redis-server.
 func BenchmarkTLSRPTTake100k(b *testing.B) {
 	srv := startRedis(b, "")
 	rdb := redis.NewClient(&redis.Options{Addr: srv.addr()})
 	defer rdb.Close()
 	const domains = 100000
-	day := storetest.Day1
-	var now atomic.Int64
-	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
-		policies[i] = storetest.STS(fmt.Sprintf("domain%d.example", i), "enforce")
+		policies[i] = stsOf(fmt.Sprintf("domain%d.example", i), "enforce")
 	}
-	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		now.Store(day.UnixNano())
 		rdb.FlushAll(context.Background())
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Now: clock, Store: redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})})
+		store := redisstore.NewReportStore(rdb, redisstore.Options{})
+		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
 		if err != nil {
 			b.Fatal(err)
 		}
+		day := time.Now()
 		for i, p := range policies {
 			rec.Success(p)
 			if i%10 == 0 {
-				rec.Failure(p, storetest.Row(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
+				rec.Failure(p, rowOf(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
 			}
 		}
-		if err := rec.Flush(context.Background()); err != nil {
+		if err := rec.Close(); err != nil {
 			b.Fatal(err)
 		}
-		now.Store(day.AddDate(0, 0, 1).Add(5 * time.Minute).UnixNano())
 		b.StartTimer()
 
-		d, err := rec.Take(context.Background(), day)
+		results, err := store.Take(context.Background(), day)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n := len(d.Reports(info)); n != domains {
-			b.Fatalf("%d reports, want %d", n, domains)
+		if n := len(results); n != domains {
+			b.Fatalf("%d results, want %d", n, domains)
 		}
 	}
 }
@@ -573,7 +567,7 @@ func TestTLSRPTStoreEarlierLayout(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	p := storetest.TLSA("mx.host.example", "")
+	p := tlsaOf("mx.host.example", "")
 	pj, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
@@ -586,19 +580,19 @@ func TestTLSRPTStoreEarlierLayout(t *testing.T) {
 	if err := rdb.SAdd(ctx, "old:{tlsrpt}:days", "2016-04-01").Err(); err != nil {
 		t.Fatal(err)
 	}
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Prefix: "old:"})
-	withRecipient := storetest.TLSA("mx.host.example", "a.example")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
-		storetest.Result(p, 1, 0), storetest.Result(withRecipient, 2, 0),
+	s := redisstore.NewReportStore(rdb, redisstore.Options{Prefix: "old:"})
+	withRecipient := tlsaOf("mx.host.example", "a.example")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{
+		resultOf(p, 1, 0), resultOf(withRecipient, 2, 0),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	results, err := s.Take(ctx, storetest.Day1)
+	results, err := s.Take(ctx, dayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{storetest.Result(p, 5, 0), storetest.Result(withRecipient, 2, 0)})
-	if got := storetest.Canonical(results); got != want {
+	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 5, 0), resultOf(withRecipient, 2, 0)})
+	if got := canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }

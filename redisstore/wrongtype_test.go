@@ -16,7 +16,6 @@ import (
 	"github.com/mtasts-go/mtasts/cache"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // TestWrongTypeKey puts a hash, then a list, under a policy key, as a
@@ -114,10 +113,10 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 		dayKey  = "mtasts:{tlsrpt}:day:2016-04-01"
 		daysKey = "mtasts:{tlsrpt}:days"
 	)
-	p := storetest.STS("a.example", "enforce")
-	result := storetest.Result(p, 3, 2, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 2))
-	batch := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
-	want := storetest.Canonical([]tlsrpt.PolicyResult{result})
+	p := stsOf("a.example", "enforce")
+	result := resultOf(p, 3, 2, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 2))
+	batch := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
+	want := canonical([]tlsrpt.PolicyResult{result})
 
 	for _, tc := range []struct {
 		name         string
@@ -140,7 +139,7 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rdb.FlushAll(ctx)
-			s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{Owner: "mta1"})
+			s := redisstore.NewReportStore(rdb, redisstore.Options{Owner: "mta1"})
 			if err := tc.spoil(); err != nil {
 				t.Fatal(err)
 			}
@@ -161,14 +160,14 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 				t.Fatalf("Add again, the key mended: %v", err)
 			}
 			days, err := s.Days(ctx)
-			if err != nil || len(days) != 1 || !days[0].Equal(storetest.Day1) {
-				t.Errorf("Days = %v, %v; want %v", days, err, storetest.Day1)
+			if err != nil || len(days) != 1 || !days[0].Equal(dayOne) {
+				t.Errorf("Days = %v, %v; want %v", days, err, dayOne)
 			}
-			got, err := s.Take(ctx, storetest.Day1)
+			got, err := s.Take(ctx, dayOne)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := storetest.Canonical(got); c != want {
+			if c := canonical(got); c != want {
 				t.Errorf("Take:\n%s\nwant the batch once:\n%s", c, want)
 			}
 		})
@@ -182,16 +181,16 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
-	p := storetest.STS("a.example", "enforce")
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
+	p := stsOf("a.example", "enforce")
 	for _, r := range []tlsrpt.PolicyResult{
-		storetest.Result(p, 5e18, 0),
-		storetest.Result(p, 0, 5e18),
-		storetest.Result(p, -1, 0),
-		storetest.Result(p, 0, 1, storetest.Row(mtasts.ResultCertificateExpired, "a.example", 1, 5e18)),
+		resultOf(p, 5e18, 0),
+		resultOf(p, 0, 5e18),
+		resultOf(p, -1, 0),
+		resultOf(p, 0, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 5e18)),
 	} {
 		for seq := range int64(2) {
-			b := tlsrpt.Batch{Day: storetest.Day1, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
+			b := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
 			if _, err := s.Add(ctx, b); err == nil {
 				t.Errorf("Add of %+v: no error", r.Summary)
 			}
@@ -210,16 +209,16 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 func BenchmarkTLSRPTAdd1000(b *testing.B) {
 	srv := startRedis(b, "")
 	rdb := srv.client()
-	s := redisstore.NewTLSRPTStore(rdb, redisstore.TLSRPTOptions{})
+	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	var results []tlsrpt.PolicyResult
 	for i := range 1000 {
 		d := fmt.Sprintf("d%d.example", i)
-		results = append(results, storetest.Result(storetest.STS(d, "enforce"), 1, 1, storetest.Row(mtasts.ResultCertificateExpired, d, 1, 1)))
+		results = append(results, resultOf(stsOf(d, "enforce"), 1, 1, rowOf(mtasts.ResultCertificateExpired, d, 1, 1)))
 	}
 	ctx := context.Background()
 	rdb.ConfigResetStat(ctx)
 	for b.Loop() {
-		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storetest.Day1, MaxDetailRows: 100, Results: results}); err != nil {
+		if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, MaxDetailRows: 100, Results: results}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // errCrash is what the calls of a crashed process return.
@@ -146,8 +146,8 @@ func (a *acceptingCollector) ids() []string {
 }
 
 // RFC 8460 4.1 and issue 13's point 5: a report is sent once to each rua
-// URI, whatever the point at which the process dies, with a FileStore and a
-// FileOutbox on disk, and a real HTTPS collector per URI.
+// URI, whatever the point at which the process dies, with the file store and
+// outbox on disk, and a real HTTPS collector per URI.
 func TestReporterCrashPoints(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -175,7 +175,7 @@ func TestReporterCrashPoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			day := storetest.Day1
+			day := dayOne
 			clk := newClock(afterDay(day))
 			var c2hook atomic.Pointer[func(n int) bool]
 			c1 := newAcceptingCollector(t, nil)
@@ -193,7 +193,7 @@ func TestReporterCrashPoints(t *testing.T) {
 			run := func(arm func(*crashOutbox, *crashStore)) (stop func(), cp *crashPoint, done chan string, putIDs chan string) {
 				fs, err := tlsrpt.OpenFileStore(filepath.Join(dir, "store"))
 				must(t, err)
-				fo, err := tlsrpt.NewFileOutbox(filepath.Join(dir, "outbox"))
+				fo, err := tlsrpt.OpenFileOutbox(filepath.Join(dir, "outbox"))
 				must(t, err)
 				ctx, cancel := context.WithCancel(context.Background())
 				cp = &crashPoint{crash: cancel, died: make(chan struct{})}
@@ -216,7 +216,7 @@ func TestReporterCrashPoints(t *testing.T) {
 					done <- r.ReportID
 					return false
 				}
-				rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store, Now: clk.now})
+				rec, err := tlsrpt.NewRecorder(tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 				must(t, err)
 				if first {
 					// A session of the day, flushed to the store.
@@ -235,7 +235,7 @@ func TestReporterCrashPoints(t *testing.T) {
 					if err := <-ended; !errors.Is(err, context.Canceled) {
 						t.Errorf("Run: %v", err)
 					}
-					fs.Close()
+					fs.(io.Closer).Close()
 				}, cp, done, putIDs
 			}
 

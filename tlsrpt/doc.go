@@ -40,13 +40,11 @@
 //     4.2); recording a success takes no lock and allocates nothing, and
 //     Record takes sessions of any other shape, or a batch, in one call.
 //     Past a cap of rows per policy domain and day, failures count in the
-//     summary only. Take hands a closed day out once, and
-//     DayResults.Reports makes its reports: one per policy domain, or, as
-//     ReportInfo says, per recipient domain and per DANE MX host.
+//     summary only. Results reads a day's counts for an admin page.
 //
 //   - Stores (store.go, filestore.go): a Store keeps the counts a Recorder
-//     flushes every second, until the day is taken and released:
-//     MemoryStore (the default), FileStore (a day survives a crash but for
+//     flushes every second, until the day is taken and released: in
+//     memory (the default), OpenFileStore (a day survives a crash but for
 //     its last second), and, in the module redisstore, a store in
 //     Redis shared by a fleet, which then sends one report per policy
 //     domain and day. Taking a day is two steps: Take claims it and returns
@@ -64,9 +62,11 @@
 //     addresses, suppressed addresses and https URIs skipped.
 //
 //   - The daily schedule (reporter.go, outbox.go): a Reporter takes each
-//     closed day after a random delay (RFC 8460 4.1), puts its reports in an
-//     Outbox (MemoryOutbox, FileOutbox across restarts, or the Redis outbox
-//     of redisstore across a fleet), releases the day, and sends the
+//     closed day after a random delay (RFC 8460 4.1) and makes its reports:
+//     one per policy domain, or, as ReportInfo says, per recipient domain
+//     and per DANE MX host. It puts them in an Outbox (in memory by default,
+//     OpenFileOutbox across restarts, or the Redis outbox of redisstore
+//     across a fleet), releases the day, and sends the
 //     reports with the Sender, spread over time. The outbox records each
 //     rua URI that took a report, so that after a crash a report is sent
 //     to the URIs that did not, with the same report-id.

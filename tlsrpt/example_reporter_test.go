@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
+	"os"
 	"time"
 
 	"github.com/mtasts-go/mtasts"
@@ -15,11 +16,12 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
-// An MTA records a day's sessions, and its Reporter sends the day's report
-// once the day has closed, here to a test HTTPS collector on 127.0.0.1. The
-// recorder's clock is set, so that the day closes at once; MaxDelay and
-// Spread are turned off for the same reason, where production keeps their
-// defaults.
+// An MTA's Reporter sends the report of each day once the day has closed,
+// here to a test HTTPS collector on 127.0.0.1. A Reporter sends the closed
+// days its Recorder's store holds: here a store on disk that holds the
+// counts of 2025-06-01, as after a restart, added as a Recorder's flush
+// adds them (Store.Add). MaxDelay and Spread are turned off, so that the
+// report goes at once; production keeps their defaults.
 func ExampleReporter() {
 	received := make(chan string, 1)
 	collector := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,27 +42,40 @@ func ExampleReporter() {
 	transport.TLSClientConfig.RootCAs = x509.NewCertPool()
 	transport.TLSClientConfig.RootCAs.AddCert(collector.Certificate())
 
-	day := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	var now atomic.Int64
-	now.Store(day.Add(9 * time.Hour).UnixNano())
-	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{
-		Now: func() time.Time { return time.Unix(0, now.Load()).UTC() },
-	})
+	dir, err := os.MkdirTemp("", "tlsrpt")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer rec.Close()
+	defer os.RemoveAll(dir)
+	store, err := tlsrpt.OpenFileStore(dir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.(io.Closer).Close()
 	policy := tlsrpt.Policy{
 		PolicyType:   tlsrpt.PolicyTypeSTS,
 		PolicyString: []string{"version: STSv1", "mode: enforce", "mx: mx.example.com", "max_age: 604800"},
 		PolicyDomain: "example.com",
 		MXHost:       []string{"mx.example.com"},
 	}
-	for range 41 {
-		rec.Success(policy)
+	_, err = store.Add(context.Background(), tlsrpt.Batch{
+		Day: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+		Results: []tlsrpt.PolicyResult{{
+			Policy:  policy,
+			Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 41, TotalFailureSessionCount: 1},
+			FailureDetails: []tlsrpt.FailureDetail{{ResultType: mtasts.ResultCertificateExpired,
+				ReceivingMXHostname: "mx.example.com", FailedSessionCount: 1}},
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
 	}
-	rec.Failure(policy, tlsrpt.FailureDetail{ResultType: mtasts.ResultCertificateExpired, ReceivingMXHostname: "mx.example.com"})
-	now.Store(day.AddDate(0, 0, 1).Add(time.Hour).UnixNano()) // the next day, 01:00 UTC
+	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Store: store})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rec.Close()
+	go rec.Run(context.Background()) // flushes every second; Close stops it
 
 	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver, Transport: transport})
 	if err != nil {

@@ -18,33 +18,8 @@ import (
 	"time"
 )
 
-// FileOutbox is an Outbox in a directory, for one MTA: reports survive a
-// restart.
-//
-// Each pending report has a file named for its day and a hash of its policy
-// domain, e.g. "2016-04-01_3f7c…e1.json", holding a JSON object with the
-// report (RFC 8460 4.4). Put writes it atomically: to a temporary file,
-// synced, renamed into place, and the directory synced; so that a crash
-// leaves a report either whole or not put.
-//
-// The marks are appended to logs, each synced before the mark returns, so
-// that a crash leaves a mark either made or not; marks made at once share
-// one write and one sync of each log (group commit), so that a mark costs
-// about the same however many reports are pending:
-//   - Delivered appends a line, {"r":"2016-04-01_3f7c…e1","u":"<uri>"}, to
-//     "delivered.log". The log is rewritten, atomically, with the marks of
-//     the reports still pending only, once it holds at least 1,024 lines
-//     and twice as many as those.
-//   - Done appends the hash, a space and the domain of the report's Key to
-//     the day's log of reports done, "done/2016-04-01.log", then removes
-//     the report's file. A report in
-//     the log is done even while its file remains, as a crash may leave
-//     it; NewFileOutbox removes such files. A day's log is removed when it
-//     is 31 days older than the newest.
-//
-// A FileOutbox owns its directory: two FileOutboxes, of one process or two,
-// must not share one. It is safe for concurrent use.
-type FileOutbox struct {
+// fileOutbox is the Outbox of OpenFileOutbox.
+type fileOutbox struct {
 	dir string
 
 	mu sync.Mutex // serialises the writes, and guards what follows
@@ -87,7 +62,7 @@ const (
 	outboxBadExt  = ".bad"
 )
 
-// outboxFile is what a FileOutbox file holds.
+// outboxFile is what a fileOutbox file holds.
 type outboxFile struct {
 	Version   int      `json:"v"`
 	Report    *Report  `json:"report"`
@@ -98,11 +73,38 @@ type outboxFile struct {
 // outboxFileVersion is the version of the files this package writes.
 const outboxFileVersion = 1
 
-// NewFileOutbox returns a FileOutbox in dir, creating it (mode 0700) when
-// missing. It removes the temporary files a crash may have left, and the
-// logs of reports done of the days more than 31 days before the newest. It
-// returns an error when dir cannot be created or read.
-func NewFileOutbox(dir string) (*FileOutbox, error) {
+// OpenFileOutbox returns an Outbox in the directory dir, for one MTA:
+// reports survive a restart.
+//
+// Each pending report has a file named for its day and a hash of its policy
+// domain, e.g. "2016-04-01_3f7c…e1.json", holding a JSON object with the
+// report (RFC 8460 4.4). Put writes it atomically: to a temporary file,
+// synced, renamed into place, and the directory synced; so that a crash
+// leaves a report either whole or not put.
+//
+// The marks are appended to logs, each synced before the mark returns, so
+// that a crash leaves a mark either made or not; marks made at once share
+// one write and one sync of each log (group commit), so that a mark costs
+// about the same however many reports are pending:
+//   - Delivered appends a line, {"r":"2016-04-01_3f7c…e1","u":"<uri>"}, to
+//     "delivered.log". The log is rewritten, atomically, with the marks of
+//     the reports still pending only, once it holds at least 1,024 lines
+//     and twice as many as those.
+//   - Done appends the hash, a space and the domain of the report's Key to
+//     the day's log of reports done, "done/2016-04-01.log", then removes
+//     the report's file. A report in
+//     the log is done even while its file remains, as a crash may leave
+//     it; OpenFileOutbox removes such files. A day's log is removed when it
+//     is 31 days older than the newest.
+//
+// The outbox owns its directory: two outboxes, of one process or two, must
+// not share one. It is safe for concurrent use.
+//
+// OpenFileOutbox creates dir (mode 0700) when missing. It removes the
+// temporary files a crash may have left, and the logs of reports done of the
+// days more than 31 days before the newest. It returns an error when dir
+// cannot be created or read.
+func OpenFileOutbox(dir string) (Outbox, error) {
 	if err := os.MkdirAll(filepath.Join(dir, outboxDoneDir), 0o700); err != nil {
 		return nil, fmt.Errorf("tlsrpt: creating the outbox directory: %w", err)
 	}
@@ -115,7 +117,7 @@ func NewFileOutbox(dir string) (*FileOutbox, error) {
 			os.Remove(filepath.Join(dir, e.Name())) // a write a crash cut short
 		}
 	}
-	o := &FileOutbox{dir: dir, done: map[string]map[string]string{}, marks: map[string][]string{}, rewriteMin: marksRewriteMin}
+	o := &fileOutbox{dir: dir, done: map[string]map[string]string{}, marks: map[string][]string{}, rewriteMin: marksRewriteMin}
 	if err := o.upgrade(entries); err != nil {
 		return nil, err
 	}
@@ -137,7 +139,7 @@ type markLine struct {
 // readMarks reads delivered.log into o.marks, keeping the marks of the
 // reports pending, and removes the files of the reports that the logs of
 // reports done hold. It cuts a line a crash left unfinished off.
-func (o *FileOutbox) readMarks() error {
+func (o *fileOutbox) readMarks() error {
 	path := filepath.Join(o.dir, outboxMarks)
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -187,7 +189,7 @@ func splitName(name string) (day, hash string, ok bool) {
 
 // isDone reports whether the log of reports done of day holds hash. A log
 // that cannot be read holds nothing.
-func (o *FileOutbox) isDone(day, hash string) bool {
+func (o *fileOutbox) isDone(day, hash string) bool {
 	done, err := o.doneOf(day)
 	_, ok := done[hash]
 	return err == nil && ok
@@ -197,7 +199,7 @@ func (o *FileOutbox) isDone(day, hash string) bool {
 // a file named for a hash of its report-id, in the current one. It returns
 // an error when one cannot be rewritten; a file that holds no report is
 // left for Pending to set aside.
-func (o *FileOutbox) upgrade(entries []os.DirEntry) error {
+func (o *fileOutbox) upgrade(entries []os.DirEntry) error {
 	for _, e := range entries {
 		name := e.Name()
 		hash, ok := strings.CutSuffix(name, outboxExt)
@@ -231,32 +233,32 @@ func isHash(s string) bool {
 
 // names returns the day of r, as "2006-01-02", and the hash of its policy
 // domain, which may hold any character.
-func (o *FileOutbox) names(r *Report) (day, hash string) {
+func (o *fileOutbox) names(r *Report) (day, hash string) {
 	sum := sha256.Sum256([]byte(keyDomain(r)))
 	return r.DateRange.Start.UTC().Format(time.DateOnly), hex.EncodeToString(sum[:16])
 }
 
 // path returns the path of the file of r while it is pending.
-func (o *FileOutbox) path(r *Report) string {
+func (o *fileOutbox) path(r *Report) string {
 	day, hash := o.names(r)
 	return filepath.Join(o.dir, day+"_"+hash+outboxExt)
 }
 
 // name returns the name of the file of r without ".json", as delivered.log
 // names it.
-func (o *FileOutbox) name(r *Report) string {
+func (o *fileOutbox) name(r *Report) string {
 	day, hash := o.names(r)
 	return day + "_" + hash
 }
 
-func (o *FileOutbox) doneLog(day string) string {
+func (o *fileOutbox) doneLog(day string) string {
 	return filepath.Join(o.dir, outboxDoneDir, day+outboxDoneExt)
 }
 
 // prune removes the logs of reports done of the days more than 31 days
 // before the newest. It returns an error when their directory cannot be
 // read.
-func (o *FileOutbox) prune() error {
+func (o *fileOutbox) prune() error {
 	entries, err := os.ReadDir(filepath.Join(o.dir, outboxDoneDir))
 	if err != nil {
 		return fmt.Errorf("tlsrpt: reading the outbox directory: %w", err)
@@ -286,7 +288,7 @@ func (o *FileOutbox) prune() error {
 
 // doneOf returns the hashes of the reports done of day, reading its log the
 // first time.
-func (o *FileOutbox) doneOf(day string) (map[string]string, error) {
+func (o *fileOutbox) doneOf(day string) (map[string]string, error) {
 	if m := o.done[day]; m != nil {
 		return m, nil
 	}
@@ -320,7 +322,7 @@ func (o *FileOutbox) doneOf(day string) (map[string]string, error) {
 // Put implements Outbox: it writes each report new to the outbox to its
 // file, atomically. It returns an error naming the report that could not
 // be written; the reports before it are kept.
-func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
+func (o *fileOutbox) Put(ctx context.Context, reports []Report) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for i := range reports {
@@ -347,7 +349,7 @@ func (o *FileOutbox) Put(ctx context.Context, reports []Report) error {
 }
 
 // write writes of to path, atomically.
-func (o *FileOutbox) write(path string, of *outboxFile) error {
+func (o *fileOutbox) write(path string, of *outboxFile) error {
 	data, err := json.Marshal(of)
 	if err != nil {
 		return err
@@ -387,7 +389,7 @@ func readOutboxFile(path string) (*outboxFile, error) {
 // Pending implements Outbox. A file that does not hold a report is renamed
 // with the suffix ".bad", to be looked at and not read again, and named in
 // the error returned along with the other reports.
-func (o *FileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
+func (o *fileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 	entries, err := os.ReadDir(o.dir)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: reading the outbox: %w", err)
@@ -440,7 +442,7 @@ func (o *FileOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 // Delivered implements Outbox: it appends the mark to delivered.log, and
 // syncs it, along with the marks made at the same time. It returns an error
 // when the log cannot be written.
-func (o *FileOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
+func (o *fileOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -454,7 +456,7 @@ func (o *FileOutbox) Delivered(ctx context.Context, report *Report, uri string) 
 // done, and syncs it, along with the marks made at the same time; then
 // removes the report's file. It returns an error when the log cannot be
 // written.
-func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
+func (o *fileOutbox) Done(ctx context.Context, report *Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -467,7 +469,7 @@ func (o *FileOutbox) Done(ctx context.Context, report *Report) error {
 // Sent implements Outbox: it reads the logs of reports done. A report done
 // by an earlier release, whose log line has no Key, is listed by the
 // hash of its domain, as "2016-04-01 #3f7c…e1".
-func (o *FileOutbox) Sent(ctx context.Context) ([]string, error) {
+func (o *fileOutbox) Sent(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -501,7 +503,7 @@ func (o *FileOutbox) Sent(ctx context.Context) ([]string, error) {
 // mark queues m, and returns once a commit wrote it: the marks queued while
 // a commit runs wait for it, and the first of them to get the lock then
 // commits them all, with one write and one sync of each log.
-func (o *FileOutbox) mark(m *outboxMark) error {
+func (o *fileOutbox) mark(m *outboxMark) error {
 	o.qmu.Lock()
 	o.queue = append(o.queue, m)
 	o.qmu.Unlock()
@@ -519,7 +521,7 @@ func (o *FileOutbox) mark(m *outboxMark) error {
 		// Done once its log holds it, the report's file goes outside
 		// the lock, so that the next commit need not wait for it; a
 		// file left is skipped by Pending, and removed by the next
-		// NewFileOutbox.
+		// OpenFileOutbox.
 		os.Remove(o.path(m.report))
 	}
 	return err
@@ -527,7 +529,7 @@ func (o *FileOutbox) mark(m *outboxMark) error {
 
 // commit writes the marks of batch, setting the err of each. Called with
 // o.mu held.
-func (o *FileOutbox) commit(batch []*outboxMark) {
+func (o *fileOutbox) commit(batch []*outboxMark) {
 	var lines []byte
 	var delivered []*outboxMark
 	added := map[string][]string{}         // the URIs marked by batch, by name
@@ -599,7 +601,7 @@ const marksRewriteMin = 1024
 
 // appendMarks writes lines, n marks, at the end of delivered.log, over
 // what a failed write may have left there, and syncs it.
-func (o *FileOutbox) appendMarks(lines []byte, n int) error {
+func (o *fileOutbox) appendMarks(lines []byte, n int) error {
 	path := filepath.Join(o.dir, outboxMarks)
 	created := !exists(path)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
@@ -625,7 +627,7 @@ func (o *FileOutbox) appendMarks(lines []byte, n int) error {
 // rewriteMarks rewrites delivered.log, atomically, with the marks of the
 // reports pending alone. A failure leaves the log as it was, to be
 // rewritten at a later commit.
-func (o *FileOutbox) rewriteMarks() {
+func (o *fileOutbox) rewriteMarks() {
 	var data []byte
 	lines := 0
 	for name, uris := range o.marks {

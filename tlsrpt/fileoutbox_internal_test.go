@@ -71,12 +71,12 @@ func countSyncs(t *testing.T, dir string, n int, mark func(i int) error) int64 {
 
 // Marks made at once share their writes and syncs (group commit): the syncs
 // of n concurrent marks are far fewer than n, however many reports are
-// pending; and what they mark is kept, as a new FileOutbox on the directory
+// pending; and what they mark is kept, as a new file outbox on the directory
 // reads it.
 func TestFileOutboxGroupCommit(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	o, err := NewFileOutbox(dir)
+	o, err := newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestFileOutboxGroupCommit(t *testing.T) {
 		t.Errorf("%d concurrent Done made %d syncs, want them to share a few", n, syncs)
 	}
 
-	o2, err := NewFileOutbox(dir)
+	o2, err := newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestFileOutboxGroupCommit(t *testing.T) {
 func TestFileOutboxMarksLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	o, err := NewFileOutbox(dir)
+	o, err := newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,14 +176,14 @@ func TestFileOutboxMarksLog(t *testing.T) {
 	}
 	f.WriteString(`{"r":"2016-04-01_`)
 	f.Close()
-	o, err = NewFileOutbox(dir)
+	o, err = newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := o.Delivered(ctx, a, "https://a2.example/"); err != nil {
 		t.Fatal(err)
 	}
-	o, err = NewFileOutbox(dir)
+	o, err = newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestFileOutboxMarksLog(t *testing.T) {
 func TestFileOutboxDoneFileLeft(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	o, err := NewFileOutbox(dir)
+	o, err := newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestFileOutboxDoneFileLeft(t *testing.T) {
 	if got, err := o.Pending(ctx); err != nil || len(got) != 0 {
 		t.Errorf("Pending = %+v, %v; want none", got, err)
 	}
-	if _, err := NewFileOutbox(dir); err != nil {
+	if _, err := newFileOutbox(dir); err != nil {
 		t.Fatal(err)
 	}
 	if exists(o.path(&r[0])) {
@@ -232,7 +232,7 @@ func TestFileOutboxDoneFileLeft(t *testing.T) {
 // still marks its reports done, and Sent lists them by their hash.
 func TestFileOutboxEarlierDoneLog(t *testing.T) {
 	dir := t.TempDir()
-	o, err := NewFileOutbox(dir)
+	o, err := newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestFileOutboxEarlierDoneLog(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, outboxDoneDir, day+outboxDoneExt), []byte(hash+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	o, err = NewFileOutbox(dir)
+	o, err = newFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +255,14 @@ func TestFileOutboxEarlierDoneLog(t *testing.T) {
 	if want := []string{day + " #" + hash}; err != nil || !slices.Equal(sent, want) {
 		t.Errorf("Sent = %q, %v; want %q", sent, err, want)
 	}
+}
+
+// newFileOutbox returns the outbox of OpenFileOutbox, for tests that reach
+// into it.
+func newFileOutbox(dir string) (*fileOutbox, error) {
+	o, err := OpenFileOutbox(dir)
+	if err != nil {
+		return nil, err
+	}
+	return o.(*fileOutbox), nil
 }

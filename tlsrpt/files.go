@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 )
 
-// The file helpers of FileStore and FileOutbox: each write that must
+// The file helpers of OpenFileStore and OpenFileOutbox: each write that must
 // survive a crash whole is synced, and so is the directory of a name
 // created or renamed.
 

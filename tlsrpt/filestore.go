@@ -18,45 +18,8 @@ import (
 	"time"
 )
 
-// FileStore is a Store in a directory, so that a day's counts survive a
-// restart: a report that forgot the hours before a crash would be a wrong
-// report.
-//
-// Each UTC day has a log, "2006-01-02.log", to which every Add appends its
-// batch and which it syncs to disk (fsync) before it returns. A crash thus
-// loses only what the Recorder had not flushed yet: at most the sessions of
-// its last RecorderOptions.FlushInterval, one second by default. A batch
-// half written by a crash is recognised by its checksum or its missing line
-// end and ignored. When a log has grown to twice its size after its last
-// compaction, and by a MiB at least, it is compacted: the day's totals are
-// written to a new file, synced and renamed over the log, so a log stays
-// within a few times the size of its day's totals.
-//
-// Take renames the day's log to "2006-01-02.taken": the day is claimed, and
-// its counts stay there until Release empties the file. The empty file
-// remembers for 31 days that the day was taken, so that late counts for it
-// are refused. A FileStore opened on the directory after a crash is the
-// claimant of the days its predecessor claimed and did not release: its
-// Take returns their counts again. Take and Release thus hand a day out
-// exactly once across crashes, when the reports made of it are kept, before
-// Release, where a crash does not lose them (FileOutbox).
-//
-// A FileStore holds the counts of the days not yet taken in memory too, and
-// owns its directory: two FileStores, of one process or two, must not share
-// one. It is safe for concurrent use.
-//
-// Each line of a log is a batch: the CRC-32 (IEEE) of the JSON that follows,
-// in eight hexadecimal digits, a space, and a JSON object holding the format
-// version and the counts to add, as a report's "policies" would hold them:
-//
-//	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
-//
-// A result of a recipient domain (Policy.RecipientDomain) also holds
-// "recipient-domain", and one that causes no report by itself
-// (PolicyResult.CountOnly) "count-only". Lines without it, such as those of earlier releases,
-// are results of no recipient domain; earlier releases ignore it, and add
-// the counts of the recipient domains of a policy up.
-type FileStore struct {
+// fileStore is the Store of OpenFileStore.
+type fileStore struct {
 	dir string
 
 	mu     sync.Mutex
@@ -69,7 +32,7 @@ type FileStore struct {
 	compactMin int64
 }
 
-// fileDay is a day of a FileStore: its totals and its log.
+// fileDay is a day of a fileStore: its totals and its log.
 type fileDay struct {
 	data      *storedDay
 	f         *os.File // the log, open for appending; nil until written to
@@ -97,22 +60,65 @@ type fileResult struct {
 // compacted day of a million policies with their rows.
 const maxLogFile = 1 << 30
 
-// OpenFileStore returns a FileStore keeping its files in dir, which it
-// creates (mode 0700) when missing, and reads the counts of the days not yet
-// taken from it. It removes temporary files that a crash during a
+// OpenFileStore returns a Store in the directory dir, so that a day's
+// counts survive a restart: a report that forgot the hours before a crash
+// would be a wrong report.
+//
+// Each UTC day has a log, "2006-01-02.log", to which every Add appends its
+// batch and which it syncs to disk (fsync) before it returns. A crash thus
+// loses only what the Recorder had not flushed yet: at most the sessions of
+// its last RecorderOptions.FlushInterval, one second by default. A batch
+// half written by a crash is recognised by its checksum or its missing line
+// end and ignored. When a log has grown to twice its size after its last
+// compaction, and by a MiB at least, it is compacted: the day's totals are
+// written to a new file, synced and renamed over the log, so a log stays
+// within a few times the size of its day's totals.
+//
+// Take renames the day's log to "2006-01-02.taken": the day is claimed, and
+// its counts stay there until Release empties the file. The empty file
+// remembers for 31 days that the day was taken, so that late counts for it
+// are refused. A store opened on the directory after a crash is the
+// claimant of the days its predecessor claimed and did not release: its
+// Take returns their counts again. Take and Release thus hand a day out
+// exactly once across crashes, when the reports made of it are kept, before
+// Release, where a crash does not lose them (OpenFileOutbox).
+//
+// The store holds the counts of the days not yet taken in memory too, and
+// owns its directory: two stores, of one process or two, must not share
+// one. It is safe for concurrent use.
+//
+// Each line of a log is a batch: the CRC-32 (IEEE) of the JSON that follows,
+// in eight hexadecimal digits, a space, and a JSON object holding the format
+// version and the counts to add, as a report's "policies" would hold them:
+//
+//	1b2c3d4e {"v":1,"policies":[{"policy":{...},"summary":{...},"failure-details":[...]}]}
+//
+// A result of a recipient domain (Policy.RecipientDomain) also holds
+// "recipient-domain", and one that causes no report by itself
+// (PolicyResult.CountOnly) "count-only". Lines without it, such as those of earlier releases,
+// are results of no recipient domain; earlier releases ignore it, and add
+// the counts of the recipient domains of a policy up.
+//
+// OpenFileStore creates dir (mode 0700) when missing, and reads the counts
+// of the days not yet taken from it. It removes temporary files that a crash during a
 // compaction left, and the marks of days taken more than 31 days before the
 // last one taken. It returns an error when dir cannot be created, read or
 // written to (it writes and removes a probe file: a store that cannot write
 // would lose every count at Close), or a log cannot be read or holds a batch
 // of an unknown format version.
-func OpenFileStore(dir string) (*FileStore, error) {
+//
+// The Store it returns is also an io.Closer: Close closes its files, after
+// the last Recorder using it is closed (Recorder.Close flushes to it).
+// Everything Add returned for is on disk already, so a process that ends
+// without Close loses nothing; calls after Close return errors.
+func OpenFileStore(dir string) (Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store in %s: %w", dir, err)
 	}
 	if err := probeWritable(dir); err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store in %s: the directory is not writable: %w", dir, err)
 	}
-	s := &FileStore{dir: dir, days: map[int64]*fileDay{}, taken: map[int64]bool{}, compactMin: 1 << 20}
+	s := &fileStore{dir: dir, days: map[int64]*fileDay{}, taken: map[int64]bool{}, compactMin: 1 << 20}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store in %s: %w", dir, err)
@@ -163,18 +169,18 @@ func OpenFileStore(dir string) (*FileStore, error) {
 	return s, nil
 }
 
-func (s *FileStore) logPath(day int64) string {
+func (s *fileStore) logPath(day int64) string {
 	return filepath.Join(s.dir, dayName(day)+".log")
 }
 
-func (s *FileStore) takenPath(day int64) string {
+func (s *fileStore) takenPath(day int64) string {
 	return filepath.Join(s.dir, dayName(day)+".taken")
 }
 
 // readLog reads the log at path. A last line without its line end, written
 // in part when the process died, is cut off, so that the next batch starts
 // a line of its own; a line whose checksum does not match is skipped.
-func (s *FileStore) readLog(path string) (*fileDay, error) {
+func (s *fileStore) readLog(path string) (*fileDay, error) {
 	data, err := readFileMax(path, maxLogFile)
 	if err != nil {
 		return nil, fmt.Errorf("tlsrpt: file store: %w", err)
@@ -253,7 +259,7 @@ var errStoreClosed = errors.New("tlsrpt: file store closed")
 // returns an error wrapping ErrDayTaken for a day already taken, and an
 // error when the log cannot be written or synced; the batch is then not
 // added, and what was written of it is cut off the log.
-func (s *FileStore) Add(ctx context.Context, b Batch) (int64, error) {
+func (s *fileStore) Add(ctx context.Context, b Batch) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -291,7 +297,7 @@ func (s *FileStore) Add(ctx context.Context, b Batch) (int64, error) {
 }
 
 // append appends line to the log of day and syncs it.
-func (s *FileStore) append(day int64, fd *fileDay, line []byte) error {
+func (s *fileStore) append(day int64, fd *fileDay, line []byte) error {
 	if fd.f == nil {
 		f, err := os.OpenFile(s.logPath(day), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
@@ -319,7 +325,7 @@ func (s *FileStore) append(day int64, fd *fileDay, line []byte) error {
 }
 
 // compact replaces the log of day by one line of its totals.
-func (s *FileStore) compact(day int64, fd *fileDay) error {
+func (s *fileStore) compact(day int64, fd *fileDay) error {
 	line, err := encodeLogLine(fd.data.results())
 	if err != nil {
 		return err
@@ -334,14 +340,14 @@ func (s *FileStore) compact(day int64, fd *fileDay) error {
 }
 
 // Days implements Store.
-func (s *FileStore) Days(ctx context.Context) ([]time.Time, error) {
+func (s *fileStore) Days(ctx context.Context) ([]time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return sortedDays(s.days), ctx.Err()
 }
 
 // isTaken reports whether day was taken, claimed or released.
-func (s *FileStore) isTaken(day int64) bool {
+func (s *fileStore) isTaken(day int64) bool {
 	_, ok := s.taken[day]
 	return ok
 }
@@ -350,7 +356,7 @@ func (s *FileStore) isTaken(day int64) bool {
 // or writes an empty one for a day without counts, and syncs the
 // directory. It returns an error when the rename or the sync fails; the
 // day is then not taken.
-func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+func (s *fileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -401,7 +407,7 @@ func (s *FileStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, er
 // Release implements Store: it empties the day's ".taken" file and syncs it.
 // It returns an error when the file cannot be emptied; the day stays
 // claimed.
-func (s *FileStore) Release(ctx context.Context, day time.Time) error {
+func (s *fileStore) Release(ctx context.Context, day time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -424,7 +430,7 @@ func (s *FileStore) Release(ctx context.Context, day time.Time) error {
 }
 
 // Results implements Store.
-func (s *FileStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+func (s *fileStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -443,7 +449,7 @@ func (s *FileStore) Results(ctx context.Context, day time.Time) ([]PolicyResult,
 // gets its log rewritten, as a compaction does, without them, or removed
 // when nothing is left. It returns an error when a log cannot be written;
 // the days before it are done.
-func (s *FileStore) Delete(ctx context.Context, domain string) error {
+func (s *fileStore) Delete(ctx context.Context, domain string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -480,7 +486,7 @@ func (s *FileStore) Delete(ctx context.Context, domain string) error {
 
 // forgetTaken removes the marks of days released more than 31 days before
 // day, the last one taken: the store's own days, not the clock, tell what is old.
-func (s *FileStore) forgetTaken(day int64) {
+func (s *fileStore) forgetTaken(day int64) {
 	for t, released := range s.taken {
 		if released && t < day-takenMemory/secondsPerDay {
 			delete(s.taken, t)
@@ -491,7 +497,7 @@ func (s *FileStore) forgetTaken(day int64) {
 
 // Close closes the store's files. Everything Add returned for is on disk
 // already. Calls after Close return errors.
-func (s *FileStore) Close() error {
+func (s *fileStore) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

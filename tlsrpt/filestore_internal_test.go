@@ -15,7 +15,7 @@ import (
 // reads back as the batches did.
 func TestFileStoreCompaction(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenFileStore(dir)
+	s, err := openFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestFileStoreCompaction(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("%d files in the directory, want the log alone", len(entries))
 	}
-	s, err = OpenFileStore(dir)
+	s, err = openFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestFileStoreCompaction(t *testing.T) {
 	// A temporary file a crash left behind is removed on open.
 	tmp := filepath.Join(dir, tempPrefix+"2016-04-02-0123")
 	os.WriteFile(tmp, []byte("half"), 0o600)
-	s2, err := OpenFileStore(dir)
+	s2, err := openFileStore(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,4 +93,14 @@ func TestDayOf(t *testing.T) {
 			t.Errorf("start of the day of %s = %s", tc.t, dayStart(dayOf(tm)))
 		}
 	}
+}
+
+// openFileStore returns the store of OpenFileStore, for tests that reach
+// into it.
+func openFileStore(dir string) (*fileStore, error) {
+	s, err := OpenFileStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	return s.(*fileStore), nil
 }

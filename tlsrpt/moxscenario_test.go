@@ -16,7 +16,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // The deliveries of mox's TestSendReports (tlsrptsend), in the library's own
@@ -105,10 +104,10 @@ func moxRun(t *testing.T, deliveries []moxDelivery, dns map[string]string, info 
 	for name, rec := range dns {
 		resolver.SetTXT(name, strings.ReplaceAll(rec, "URL", c.srv.URL))
 	}
-	day := storetest.Day1
+	day := dayOne
 	clk := newClock(day.Add(12 * time.Hour))
 	store := tlsrpt.NewMemoryStore()
-	rec, _ := newRecorder(t, tlsrpt.RecorderOptions{Now: clk.now, Store: store})
+	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
 	for _, d := range deliveries {
 		pr := tlsrpt.PolicyResult{Policy: d.policy, Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: d.ok, TotalFailureSessionCount: d.fail},
 			CountOnly: d.countOnly}

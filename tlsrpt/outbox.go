@@ -30,9 +30,9 @@ import (
 // report sent twice (RFC 8460 4.4 "report-id", 5.3): the one case left is a
 // crash after a URI took a report and before it was marked.
 //
-// MemoryOutbox, the default, keeps the reports until the process ends;
-// FileOutbox keeps them on disk across restarts; redisstore has one
-// that a fleet shares, which hands each report to one member at a time. An
+// The default, a nil ReporterOptions.Outbox, keeps the reports in memory
+// until the process ends; OpenFileOutbox keeps them on disk across restarts;
+// redisstore has one that a fleet shares, which hands each report to one member at a time. An
 // implementation must be safe for concurrent use and honour the context.
 type Outbox interface {
 	// Put adds the reports it did not hold before: a report of the same
@@ -91,7 +91,7 @@ func keyDomain(r *Report) string {
 }
 
 // hostReport reports whether r is a report to an MX host, as
-// DayResults.Reports makes them: to Domain, each policy naming Domain as its
+// a Reporter makes them (ReportInfo.MXHosts): to Domain, each policy naming Domain as its
 // mx-host and a recipient domain as its policy domain.
 func hostReport(r *Report) bool {
 	if r.Domain == "" || len(r.Policies) == 0 {
@@ -145,22 +145,22 @@ func (e *outboxEntry) deliveredTo(uri string) bool {
 	return true
 }
 
-// MemoryOutbox is an Outbox in memory, the Reporter's default: reports
+// memoryOutbox is an Outbox in memory, the Reporter's default: reports
 // pending when the process ends are lost. It is safe for concurrent use.
-type MemoryOutbox struct {
+type memoryOutbox struct {
 	mu      sync.Mutex
 	pending map[string]*outboxEntry // by Report.Key
 	done    map[string]int64        // the days of the reports done, by Report.Key
 	newest  int64                   // the newest day put
 }
 
-// NewMemoryOutbox returns an empty MemoryOutbox.
-func NewMemoryOutbox() *MemoryOutbox {
-	return &MemoryOutbox{pending: map[string]*outboxEntry{}, done: map[string]int64{}}
+// newMemoryOutbox returns an empty memoryOutbox.
+func newMemoryOutbox() *memoryOutbox {
+	return &memoryOutbox{pending: map[string]*outboxEntry{}, done: map[string]int64{}}
 }
 
 // Put implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Put(ctx context.Context, reports []Report) error {
+func (o *memoryOutbox) Put(ctx context.Context, reports []Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (o *MemoryOutbox) Put(ctx context.Context, reports []Report) error {
 }
 
 // Pending implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
+func (o *memoryOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func (o *MemoryOutbox) Pending(ctx context.Context) ([]PendingReport, error) {
 }
 
 // Delivered implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
+func (o *memoryOutbox) Delivered(ctx context.Context, report *Report, uri string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -211,7 +211,7 @@ func (o *MemoryOutbox) Delivered(ctx context.Context, report *Report, uri string
 }
 
 // Sent implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Sent(ctx context.Context) ([]string, error) {
+func (o *memoryOutbox) Sent(ctx context.Context) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (o *MemoryOutbox) Sent(ctx context.Context) ([]string, error) {
 }
 
 // Done implements Outbox. It returns only ctx's error.
-func (o *MemoryOutbox) Done(ctx context.Context, report *Report) error {
+func (o *memoryOutbox) Done(ctx context.Context, report *Report) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // benchReports returns n reports of one day, each of its own policy domain.
 func benchReports(n int) []tlsrpt.Report {
 	reports := make([]tlsrpt.Report, n)
 	for i := range reports {
-		reports[i] = storetest.Report(storetest.Day1, fmt.Sprintf("d%d.example", i), "id"+strconv.Itoa(i), 1)
+		reports[i] = reportOf(dayOne, fmt.Sprintf("d%d.example", i), "id"+strconv.Itoa(i), 1)
 	}
 	return reports
 }
@@ -57,7 +56,7 @@ func BenchmarkFileOutboxMarks(b *testing.B) {
 	ctx := context.Background()
 	reports := benchReports(n)
 	b.Run("delivered", func(b *testing.B) {
-		o, err := tlsrpt.NewFileOutbox(b.TempDir())
+		o, err := tlsrpt.OpenFileOutbox(b.TempDir())
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -77,7 +76,7 @@ func BenchmarkFileOutboxMarks(b *testing.B) {
 		var lat []time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			o, err := tlsrpt.NewFileOutbox(b.TempDir())
+			o, err := tlsrpt.OpenFileOutbox(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}

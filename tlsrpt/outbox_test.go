@@ -22,7 +22,7 @@ func TestMemoryOutbox(t *testing.T) {
 func TestFileOutbox(t *testing.T) {
 	dirs := map[tlsrpt.Outbox]string{}
 	open := func(t *testing.T, dir string) tlsrpt.Outbox {
-		o, err := tlsrpt.NewFileOutbox(dir)
+		o, err := tlsrpt.OpenFileOutbox(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,18 +39,18 @@ func TestFileOutbox(t *testing.T) {
 func TestFileOutboxBadFile(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	box, err := tlsrpt.NewFileOutbox(dir)
+	box, err := tlsrpt.OpenFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := storetest.Report(storetest.Day1, "a.example", "id/with/slashes", 1)
+	r := reportOf(dayOne, "a.example", "id/with/slashes", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{r}))
 	for name, data := range map[string]string{".tmp-123": "{", "2016-04-01_broken.json": "{", "2016-04-01_later.json": `{"v":2,"report":{}}`} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	box2, err := tlsrpt.NewFileOutbox(dir)
+	box2, err := tlsrpt.OpenFileOutbox(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +78,11 @@ func TestFileOutboxBadFile(t *testing.T) {
 // report-id, is read as a pending report, in the current format.
 func TestFileOutboxUpgrade(t *testing.T) {
 	dir := t.TempDir()
-	r := storetest.Report(storetest.Day1, "a.example", "old-id", 1)
+	r := reportOf(dayOne, "a.example", "old-id", 1)
 	data, err := json.Marshal(&r)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, "0123456789abcdef0123456789abcdef.json"), data, 0o600))
-	box, err := tlsrpt.NewFileOutbox(dir)
+	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
 	got, err := box.Pending(context.Background())
 	if err != nil || len(got) != 1 || got[0].Report.ReportID != "old-id" || got[0].Report.Key() != r.Key() {
@@ -98,14 +98,14 @@ func TestFileOutboxUpgrade(t *testing.T) {
 func TestFileOutboxPrune(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	box, err := tlsrpt.NewFileOutbox(dir)
+	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	for _, day := range []time.Time{storetest.Day1, storetest.Day1.AddDate(0, 0, 31), storetest.Day1.AddDate(0, 0, 32)} {
-		r := storetest.Report(day, "a.example", day.Format(time.DateOnly), 1)
+	for _, day := range []time.Time{dayOne, dayOne.AddDate(0, 0, 31), dayOne.AddDate(0, 0, 32)} {
+		r := reportOf(day, "a.example", day.Format(time.DateOnly), 1)
 		must(t, box.Put(ctx, []tlsrpt.Report{r}))
 		must(t, box.Done(ctx, &r))
 	}
-	_, err = tlsrpt.NewFileOutbox(dir)
+	_, err = tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
 	entries, err := os.ReadDir(filepath.Join(dir, "done"))
 	must(t, err)
@@ -123,20 +123,20 @@ func TestFileOutboxPrune(t *testing.T) {
 func TestFileOutboxTornMark(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	box, err := tlsrpt.NewFileOutbox(dir)
+	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	a, b := storetest.Report(storetest.Day1, "a.example", "a", 1), storetest.Report(storetest.Day1, "b.example", "b", 1)
+	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{a, b}))
 	// The crash: a's mark half written, its file not yet removed.
 	log := filepath.Join(dir, "done", "2016-04-01.log")
 	must(t, os.WriteFile(log, []byte("0123456789abcdef"), 0o600))
 
-	box, err = tlsrpt.NewFileOutbox(dir)
+	box, err = tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
 	must(t, box.Done(ctx, &b))
-	box, err = tlsrpt.NewFileOutbox(dir)
+	box, err = tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	must(t, box.Put(ctx, []tlsrpt.Report{storetest.Report(storetest.Day1, "b.example", "b-again", 1)}))
+	must(t, box.Put(ctx, []tlsrpt.Report{reportOf(dayOne, "b.example", "b-again", 1)}))
 	got, err := box.Pending(ctx)
 	if err != nil || len(got) != 1 || got[0].Report.ReportID != "a" {
 		t.Errorf("Pending = %+v, %v; want a alone: b's mark kept whole", got, err)
@@ -148,9 +148,9 @@ func TestFileOutboxTornMark(t *testing.T) {
 func TestFileOutboxDoneFails(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	box, err := tlsrpt.NewFileOutbox(dir)
+	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	r := storetest.Report(storetest.Day1, "a.example", "a", 1)
+	r := reportOf(dayOne, "a.example", "a", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{r}))
 	must(t, os.Mkdir(filepath.Join(dir, "done", "2016-04-01.log"), 0o700))
 	if err := box.Done(ctx, &r); err == nil || !strings.Contains(err.Error(), `report "a" done`) {

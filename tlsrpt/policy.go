@@ -120,7 +120,7 @@ func (t Target) FromCache(res cache.Result) (Policy, *FailureDetail) {
 // of a Policy (policytext.ReportLines), with each line that holds a
 // control character escaped as Go escapes strings: RFC 8460 4.5 gives the
 // policy "including any errors that may be present", and a policy that did
-// not parse may hold them, which Policy.Validate refuses and a report
+// not parse may hold them, which the Recorder refuses and a report
 // viewer would print raw. Should escaping take the lines past
 // mtasts.MaxPolicySize bytes, as the policy-string may not be (RFC 8461
 // 3.3), the lines past it are left out.
@@ -247,14 +247,14 @@ func tlsaRecord(s string) (string, string) {
 	return b.String(), ""
 }
 
-// Validate checks p as Report.Validate checks the policies of a report, and
+// validate checks p as Report.Validate checks the policies of a report, and
 // returns a *SyntaxError whose Field starts at "policy", or nil: the policy
 // type is "sts", "tlsa" or "no-policy-found" (RFC 8460 4.4), the policy
 // domain and mx-host patterns are A-label names, and the policy-string is
 // at most mtasts.MaxPolicySize bytes of lines without control characters.
 // A Policy built by a Target with a zero Recipient fails it: its policy
 // domain is empty. The Recorder refuses a policy that fails it.
-func (p Policy) Validate() error {
+func (p Policy) validate() error {
 	v := validator{}
 	v.policy("policy", &p)
 	return v.err

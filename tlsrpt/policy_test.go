@@ -57,7 +57,7 @@ func TestTargetSTS(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("STS = %+v\nwant %+v", got, want)
 	}
-	if err := got.Validate(); err != nil {
+	if err := got.validate(); err != nil {
 		t.Error(err)
 	}
 	// Without the text, the policy's own lines.
@@ -90,7 +90,7 @@ func TestTargetSTSInternationalized(t *testing.T) {
 	if want := "mx: mail.xn--bcher-post-9db.example"; got.PolicyString[3] != want {
 		t.Errorf("policy-string %q, want %q in it", got.PolicyString, want)
 	}
-	if err := got.Validate(); err != nil {
+	if err := got.validate(); err != nil {
 		t.Error(err)
 	}
 }
@@ -169,7 +169,7 @@ func TestTargetTLSA(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("TLSA = %+v\nwant %+v", got, want)
 	}
-	if err := got.Validate(); err != nil {
+	if err := got.validate(); err != nil {
 		t.Error(err)
 	}
 
@@ -312,7 +312,7 @@ func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 func TestPolicyValidate(t *testing.T) {
 	p := Target{}.NoPolicyFound()
 	var rerr *SyntaxError
-	if err := p.Validate(); !errors.As(err, &rerr) || rerr.Field != "policy.policy-domain" {
+	if err := p.validate(); !errors.As(err, &rerr) || rerr.Field != "policy.policy-domain" {
 		t.Errorf("Validate of a policy without a domain: %v", err)
 	}
 }
@@ -332,7 +332,7 @@ func TestTargetFromCacheControlCharacters(t *testing.T) {
 	if !reflect.DeepEqual(p.PolicyString, want) || fd == nil {
 		t.Errorf("policy-string %q, failure %v; want %q and a failure", p.PolicyString, fd, want)
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.validate(); err != nil {
 		t.Errorf("Validate: %v", err)
 	}
 	rec, err := NewRecorder(RecorderOptions{})
@@ -350,7 +350,7 @@ func TestReportLinesBounded(t *testing.T) {
 	text := strings.Repeat("mx: \x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\x1b\n", mtasts.MaxPolicySize/16)
 	p, _ := Target{Recipient: domain(t, "example.com")}.FromCache(cache.Result{
 		Err: mtasts.ErrPolicySyntax, PolicyText: text})
-	if err := p.Validate(); err != nil || len(p.PolicyString) == 0 {
+	if err := p.validate(); err != nil || len(p.PolicyString) == 0 {
 		t.Errorf("%d lines: %v", len(p.PolicyString), err)
 	}
 }

@@ -26,17 +26,17 @@ import (
 
 // RecorderOptions configure a Recorder. The zero value is usable.
 type RecorderOptions struct {
-	// Store keeps the counts, flushed to it every FlushInterval. Default:
-	// a NewMemoryStore, whose counts end with the process.
+	// Store keeps the counts, flushed to it every FlushInterval. Nil
+	// means a store in memory, whose counts end with the process.
 	Store Store
 
 	// FlushInterval is how often Run gives the counts to the Store. With
-	// a durable store (FileStore, Redis) it is the most a crash loses:
+	// a durable store (OpenFileStore, Redis) it is the most a crash loses:
 	// the sessions recorded since the last flush. Default 1 second.
 	FlushInterval time.Duration
 
 	// CloseDelay is how long after the end of a UTC day (RFC 8460 4.1)
-	// the day is closed: from then on Take hands it out. It leaves time
+	// the day is closed: from then on a Reporter takes it. It leaves time
 	// for the last flushes of a day, of every MTA of a fleet, to reach the
 	// store, and must exceed FlushInterval. Default 5 minutes.
 	CloseDelay time.Duration
@@ -52,38 +52,39 @@ type RecorderOptions struct {
 	// seconds.
 	StoreTimeout time.Duration
 
-	// Now returns the current time, read on every call that records, for
-	// tests and simulations. By default no clock is read when recording
-	// (a clock read costs more than the rest of a Success on some
-	// virtual machines): the recorder moves to a new UTC day by a timer
-	// at 00:00 UTC, checked against time.Now by every Flush, so that a
-	// session recorded within an instant of midnight may count for the
-	// day before, and, should the system clock be stepped, within a
-	// FlushInterval of it.
-	Now func() time.Time
-
 	// Logger receives warnings about failed flushes. Default: nothing is
 	// logged.
 	Logger *slog.Logger
+
+	// now, set by the tests, returns the current time, read on every
+	// call that records; nil means the real clock, read by the midnight
+	// timer and by flush only.
+	now func() time.Time
 }
 
 // Recorder counts the outcome of each TLS session attempt of a sending MTA,
 // per policy domain, policy and UTC day (RFC 8460 4.1), the input of the
 // daily reports. Delivery code calls Success or Failure once per session
 // attempt; Run gives the counts to the Store every second; and once a day
-// has closed, Take claims it for one recorder of those sharing the store,
-// and Release deletes its counts once its reports are kept (a Reporter does
-// both).
+// has closed, a Reporter takes it from the store (one Reporter of those
+// sharing the store gets it) and makes its reports.
 //
 // Recording a success for a policy already seen that day takes no lock and
-// allocates nothing, and scales across cores; a Handle saves looking the
-// policy up. The Recorder is safe for concurrent use.
+// allocates nothing, and scales across cores. The Recorder is safe for
+// concurrent use.
+//
+// No clock is read when recording (a clock read costs more than the rest of
+// a Success on some virtual machines): the recorder moves to a new UTC day
+// by a timer at 00:00 UTC, checked against time.Now by every flush, so that
+// a session recorded within an instant of midnight may count for the day
+// before, and, should the system clock be stepped, within a FlushInterval
+// of it.
 type Recorder struct {
 	opts    RecorderOptions
 	store   Store
 	log     *slog.Logger
 	now     func() time.Time // opts.Now or time.Now
-	clock   func() time.Time // opts.Now: read when recording; or nil
+	clock   func() time.Time // opts.now: read when recording; or nil
 	seed    maphash.Seed
 	stripes int
 	metrics *recorderMetrics
@@ -104,7 +105,7 @@ type Recorder struct {
 	done      chan struct{} // closed by Close, ends Run
 	closeOnce sync.Once
 
-	// midnight, without opts.Now, moves cur to the new day at 00:00 UTC;
+	// midnight, without opts.now, moves cur to the new day at 00:00 UTC;
 	// Close stops it. Both are guarded by mu.
 	midnight *time.Timer
 	stopped  bool
@@ -122,7 +123,7 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 			opts.CloseDelay, opts.FlushInterval)
 	}
 	if opts.Store == nil {
-		opts.Store = NewMemoryStore()
+		opts.Store = newMemoryStore()
 	}
 	log := opts.Logger
 	if log == nil {
@@ -132,8 +133,8 @@ func NewRecorder(opts RecorderOptions) (*Recorder, error) {
 		opts:    opts,
 		store:   opts.Store,
 		log:     log,
-		now:     opts.Now,
-		clock:   opts.Now,
+		now:     opts.now,
+		clock:   opts.now,
 		seed:    maphash.MakeSeed(),
 		stripes: stripeCount(runtime.GOMAXPROCS(0)),
 		metrics: newRecorderMetrics(),
@@ -225,7 +226,7 @@ func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, err
 	if pd := ds.get(h, p); pd != nil {
 		return pd, nil
 	}
-	if err := p.Validate(); err != nil {
+	if err := p.validate(); err != nil {
 		return nil, err
 	}
 	return ds.add(h, p), nil
@@ -233,9 +234,14 @@ func (r *Recorder) policyDay(ds *dayState, p *Policy, h uint64) (*policyDay, err
 
 // Success records a session with the policy domain of p that negotiated a
 // policy-compliant TLS connection (RFC 8460 4.2.1), on the current UTC day
-// (see RecorderOptions.Now).
-// It returns an error, recording nothing, when p is not a valid policy of a
-// report (see Policy.Validate), such as one with no policy domain.
+// (see Recorder).
+// It returns a *ReportError, recording nothing, when p is not a valid policy
+// of a report, as Report.Validate checks the policies of a report: the
+// policy type is "sts", "tlsa" or "no-policy-found" (RFC 8460 4.4), the
+// policy domain and mx-host patterns are A-label names, and the
+// policy-string is at most mtasts.MaxPolicySize bytes of lines without
+// control characters. A Policy built by a Target with a zero Recipient
+// fails: its policy domain is empty.
 //
 // For a policy already seen that day it allocates nothing and takes no lock.
 // The slices of p are copied when p is new that day, and may be reused
@@ -264,8 +270,8 @@ func (r *Recorder) Success(p Policy) error {
 // mtastsgo_tlsrpt_failure_details_dropped_total.
 //
 // It returns an error, recording nothing, when p is not a valid policy of a
-// report (see Policy.Validate: e.g. a policy type other than "sts", "tlsa"
-// and "no-policy-found"), or fd not a valid row: no result type, or one
+// report (see Success: e.g. a policy type other than "sts", "tlsa" and
+// "no-policy-found"), or fd not a valid row: no result type, or one
 // that RFC 8460 4.3 does not define (use mtasts.ResultValidationFailure, "a
 // general failure for a reason not matching a category above", with a
 // failure-reason-code), an address with a zone, an MX host name that is not
@@ -425,60 +431,12 @@ func knownResultType(t mtasts.ResultType) bool {
 	return false
 }
 
-// Handle is a policy interned in a Recorder, for delivery code that keeps it
-// beside the policy, as a policy cache may: recording through it skips
-// hashing and looking up the policy. It is safe for concurrent use.
-type Handle struct {
-	r      *Recorder
-	policy Policy
-	hash   uint64
-	cur    atomic.Pointer[policyDay] // the counts of the day last recorded
-}
-
-// Handle returns a Handle of p, whose slices it copies. It returns an error
-// when p is not a valid policy of a report (see Policy.Validate).
-func (r *Recorder) Handle(p Policy) (*Handle, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	p = clonePolicy(p)
-	return &Handle{r: r, policy: p, hash: hashPolicy(r.seed, &p)}, nil
-}
-
-// Policy returns the policy of h.
-func (h *Handle) Policy() Policy { return clonePolicy(h.policy) }
-
-// policyDay returns the counts of h's policy on the current day.
-func (h *Handle) policyDay() *policyDay {
-	ds := h.r.today()
-	if pd := h.cur.Load(); pd != nil && pd.ds == ds {
-		return pd
-	}
-	pd, _ := h.r.policyDay(ds, &h.policy, h.hash) // valid: checked by Handle
-	h.cur.Store(pd)
-	return pd
-}
-
-// Success records a success as Recorder.Success does, for h's policy.
-func (h *Handle) Success() {
-	pd := h.policyDay()
-	pd.trigger()
-	pd.addSuccesses(1)
-	pd.markDirty()
-}
-
-// Failure records a failure as Recorder.Failure does, for h's policy. It
-// returns an error, recording nothing, when fd is not a valid row.
-func (h *Handle) Failure(fd FailureDetail) error {
-	return h.r.failure(h.policyDay(), fd)
-}
-
-// Flush gives the counts recorded since the last flush to the store. Run
+// flush gives the counts recorded since the last flush to the store. Run
 // calls it every FlushInterval, and Close once more. When the store fails,
 // the counts are kept for the next flush, given again as they were, and
-// Flush returns the store's error. Counts for a day the store says was taken are dropped and counted
+// flush returns the store's error. Counts for a day the store says was taken are dropped and counted
 // in mtastsgo_tlsrpt_sessions_late_total. Flushes run one at a time.
-func (r *Recorder) Flush(ctx context.Context) error {
+func (r *Recorder) flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
 	now := r.now()
@@ -621,7 +579,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			fctx, cancel := context.WithTimeout(ctx, r.opts.StoreTimeout)
-			if err := r.Flush(fctx); err != nil {
+			if err := r.flush(fctx); err != nil {
 				r.log.Warn("tls reporting: flush failed, counts kept for the next", "err", err)
 			}
 			cancel()
@@ -631,7 +589,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 // Close stops Run and the midnight timer, and flushes the counts to the
 // store, bounded by StoreTimeout, and returns the flush's error. Sessions
-// recorded after it are kept in memory until a Flush.
+// recorded after it are kept in memory until Close is called again.
 func (r *Recorder) Close() error {
 	r.closeOnce.Do(func() {
 		close(r.done)
@@ -644,15 +602,15 @@ func (r *Recorder) Close() error {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.StoreTimeout)
 	defer cancel()
-	return r.Flush(ctx)
+	return r.flush(ctx)
 }
 
-// ClosedDays flushes the counts and returns the closed days (see
+// closedDays flushes the counts and returns the closed days (see
 // RecorderOptions.CloseDelay) that the store holds counts of, as 00:00
-// UTC, oldest first: those to Take. It returns an error when the flush or
+// UTC, oldest first: those to take. It returns an error when the flush or
 // the store fails.
-func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
-	if err := r.Flush(ctx); err != nil {
+func (r *Recorder) closedDays(ctx context.Context) ([]time.Time, error) {
+	if err := r.flush(ctx); err != nil {
 		return nil, err
 	}
 	days, err := r.store.Days(ctx)
@@ -664,9 +622,9 @@ func (r *Recorder) ClosedDays(ctx context.Context) ([]time.Time, error) {
 	return slices.DeleteFunc(days, func(d time.Time) bool { return !r.closed(dayOf(d), now) }), nil
 }
 
-// DayResults are the counts of a closed UTC day, taken from the store by
-// Recorder.Take, the input of the day's reports.
-type DayResults struct {
+// dayResults are the counts of a closed UTC day, taken from the store by
+// Recorder.take, the input of the day's reports.
+type dayResults struct {
 	// Day is the day, as 00:00 UTC.
 	Day time.Time
 	// Results holds one PolicyResult per policy and recipient domain
@@ -677,41 +635,41 @@ type DayResults struct {
 	Results []PolicyResult
 }
 
-// Take flushes the counts, then takes those of the UTC day of day from the
+// take flushes the counts, then takes those of the UTC day of day from the
 // store (Store.Take): of all the Takes of a day, by this recorder or by any
 // other sharing the store, one claims it and gets its counts. They stay in
-// the store until Release, and a Take by the claimant returns them again,
+// the store until release, and a take by the claimant returns them again,
 // so that a failure between taking a day and keeping its reports loses
-// nothing. Counts for the day recorded after it are dropped, see Flush.
+// nothing. Counts for the day recorded after it are dropped, see flush.
 //
-// It returns an error wrapping ErrDayOpen when the day has not closed yet
+// It returns an error wrapping errDayOpen when the day has not closed yet
 // (see RecorderOptions.CloseDelay), one wrapping ErrDayClaimed when another
 // member of a fleet holds the day, and an error when the flush or the store
 // fails.
-func (r *Recorder) Take(ctx context.Context, day time.Time) (DayResults, error) {
+func (r *Recorder) take(ctx context.Context, day time.Time) (dayResults, error) {
 	n := dayOf(day)
 	if !r.closed(n, r.now()) {
-		return DayResults{}, fmt.Errorf("%w: %s closes at %s", ErrDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
+		return dayResults{}, fmt.Errorf("%w: %s closes at %s", errDayOpen, dayName(n), r.closesAt(n).Format(time.RFC3339))
 	}
-	if err := r.Flush(ctx); err != nil {
-		return DayResults{}, err
+	if err := r.flush(ctx); err != nil {
+		return dayResults{}, err
 	}
 	results, err := r.store.Take(ctx, dayStart(n))
 	if errors.Is(err, ErrDayClaimed) {
-		return DayResults{}, err
+		return dayResults{}, err
 	}
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("take").Inc()
-		return DayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
+		return dayResults{}, fmt.Errorf("tlsrpt: taking %s from the store: %w", dayName(n), err)
 	}
 	sortResults(results)
-	return DayResults{Day: dayStart(n), Results: results}, nil
+	return dayResults{Day: dayStart(n), Results: results}, nil
 }
 
-// Release deletes the counts of day, taken by Take, from the store
+// release deletes the counts of day, taken by take, from the store
 // (Store.Release): call it once the day's reports are kept elsewhere, an
 // Outbox. It returns an error when the store fails.
-func (r *Recorder) Release(ctx context.Context, day time.Time) error {
+func (r *Recorder) release(ctx context.Context, day time.Time) error {
 	n := dayOf(day)
 	if err := r.store.Release(ctx, dayStart(n)); err != nil {
 		r.metrics.storeErrors.WithLabelValues("release").Inc()
@@ -722,21 +680,24 @@ func (r *Recorder) Release(ctx context.Context, day time.Time) error {
 
 // Results flushes the counts and returns those of the UTC day of day that
 // the store holds, without claiming the day (Store.Results), for an admin
-// page: a day still open, closed, or claimed and not yet released. Filter
-// DayResults.Results by Policy.PolicyDomain or Policy.RecipientDomain for a
-// domain's. It returns an error when the flush or the store fails.
-func (r *Recorder) Results(ctx context.Context, day time.Time) (DayResults, error) {
+// page: a day still open, closed, or claimed and not yet released. It
+// returns one PolicyResult per policy and recipient domain
+// (Policy.RecipientDomain), in order of policy domain, policy type, policy
+// and recipient domain, the rows of each in order of decreasing count; filter
+// them by Policy.PolicyDomain or Policy.RecipientDomain for a domain's. It
+// returns an error when the flush or the store fails.
+func (r *Recorder) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	n := dayOf(day)
-	if err := r.Flush(ctx); err != nil {
-		return DayResults{}, err
+	if err := r.flush(ctx); err != nil {
+		return nil, err
 	}
 	results, err := r.store.Results(ctx, dayStart(n))
 	if err != nil {
 		r.metrics.storeErrors.WithLabelValues("results").Inc()
-		return DayResults{}, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
+		return nil, fmt.Errorf("tlsrpt: reading %s from the store: %w", dayName(n), err)
 	}
 	sortResults(results)
-	return DayResults{Day: dayStart(n), Results: results}, nil
+	return results, nil
 }
 
 // Forget flushes the counts and deletes, from the days not taken, the
@@ -745,7 +706,7 @@ func (r *Recorder) Results(ctx context.Context, day time.Time) (DayResults, erro
 // then on count anew. It returns an error when the flush or the store
 // fails.
 func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
-	if err := r.Flush(ctx); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return err
 	}
 	if err := r.store.Delete(ctx, domain.ASCII); err != nil {
@@ -755,7 +716,7 @@ func (r *Recorder) Forget(ctx context.Context, domain mtasts.Domain) error {
 	return nil
 }
 
-// sortResults puts results in the order of DayResults.
+// sortResults puts results in the order of dayResults.
 func sortResults(results []PolicyResult) {
 	slices.SortFunc(results, func(a, b PolicyResult) int { return compareResults(&a, &b) })
 	for i := range results {
@@ -779,7 +740,7 @@ func compareRows(a, b FailureDetail) int {
 }
 
 // ReportInfo is what a report says of its sender (RFC 8460 4.4), and which
-// reports DayResults.Reports makes of a day.
+// reports a Reporter makes of a day (ReporterOptions.Info).
 type ReportInfo struct {
 	// OrganizationName is "the name of the organization responsible for
 	// the report".
@@ -826,7 +787,7 @@ type ReportInfo struct {
 	FailuresOnly bool
 }
 
-// Reports returns the day's reports, each covering the whole UTC day (RFC
+// reports returns the day's reports, each covering the whole UTC day (RFC
 // 8460 4.1), from 00:00:00Z to 23:59:59Z as RFC 8460 Appendix B does: by
 // default one per policy domain (RFC 8460 4: "policies" holds each policy
 // applied for the domain); per recipient domain and per MX host as
@@ -837,7 +798,7 @@ type ReportInfo struct {
 // reports are in order of Key; to whom to send them is in the TLSRPT
 // record (LookupRecord) of each report's domain (Report.Domain, or its
 // policy domain). Their policies carry no RecipientDomain.
-func (d DayResults) Reports(info ReportInfo) []Report {
+func (d dayResults) reports(info ReportInfo) []Report {
 	id := info.ReportID
 	if id == nil {
 		id = func(day time.Time, domain string) string { return day.Format(time.DateOnly) + "_" + domain }

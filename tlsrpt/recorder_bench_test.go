@@ -9,7 +9,6 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // benchPolicy is an MTA-STS policy of a usual size.
@@ -41,25 +40,6 @@ func BenchmarkSuccess(b *testing.B) {
 	})
 }
 
-// The same through a Handle, which skips hashing and looking up the policy.
-func BenchmarkSuccessHandle(b *testing.B) {
-	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := rec.Handle(benchPolicy("example.com"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			h.Success()
-		}
-	})
-}
-
 // Successes spread over 10,000 policy domains, as an MTA's traffic is.
 func BenchmarkSuccessManyDomains(b *testing.B) {
 	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
@@ -78,31 +58,6 @@ func BenchmarkSuccessManyDomains(b *testing.B) {
 		i := int(next.Add(7919))
 		for pb.Next() {
 			rec.Success(policies[i%len(policies)])
-			i++
-		}
-	})
-}
-
-// The same through Handles.
-func BenchmarkSuccessHandleManyDomains(b *testing.B) {
-	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	handles := make([]*tlsrpt.Handle, 10000)
-	for i := range handles {
-		if handles[i], err = rec.Handle(benchPolicy(fmt.Sprintf("domain%d.example", i))); err != nil {
-			b.Fatal(err)
-		}
-		handles[i].Success()
-	}
-	var next atomic.Uint64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := int(next.Add(7919))
-		for pb.Next() {
-			handles[i%len(handles)].Success()
 			i++
 		}
 	})
@@ -151,20 +106,20 @@ func BenchmarkFailure(b *testing.B) {
 // memory store (flushing the recorder first), then Reports.
 func BenchmarkTakeDay100k(b *testing.B) {
 	const domains = 100000
-	day := storetest.Day1
+	day := dayOne
 	clk := newClock(day)
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
 		policies[i] = benchPolicy(fmt.Sprintf("domain%d.example", i))
 	}
-	row := storetest.Row(mtasts.ResultCertificateExpired, "example.com", 1, 0)
+	row := rowOf(mtasts.ResultCertificateExpired, "example.com", 1, 0)
 	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	var reports int
 	for b.Loop() {
 		b.StopTimer()
 		clk.set(day)
-		rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{Now: clk.now})
+		rec, err := tlsrpt.NewRecorder(tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -200,15 +155,15 @@ func BenchmarkFlush100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	handles := make([]*tlsrpt.Handle, 100000)
-	for i := range handles {
-		handles[i], _ = rec.Handle(benchPolicy(fmt.Sprintf("domain%d.example", i)))
+	policies := make([]tlsrpt.Policy, 100000)
+	for i := range policies {
+		policies[i] = benchPolicy(fmt.Sprintf("domain%d.example", i))
 	}
 	b.ReportAllocs()
 	for b.Loop() {
 		b.StopTimer()
-		for _, h := range handles {
-			h.Success()
+		for _, p := range policies {
+			rec.Success(p)
 		}
 		b.StartTimer()
 		if err := rec.Flush(context.Background()); err != nil {

@@ -67,7 +67,7 @@ type PolicyResult struct {
 	FailureDetails []FailureDetail `json:"failure-details,omitempty"`
 
 	// CountOnly marks counts that are reported but cause no report by
-	// themselves: DayResults.Reports makes no report whose every result
+	// themselves: a Reporter makes no report whose every result
 	// is CountOnly. Recorder.Record takes it; the stores keep a result
 	// CountOnly while every count added to it of the day was. It is not
 	// part of a report's JSON.

@@ -45,10 +45,10 @@ type ReporterOptions struct {
 	// through collectors that never answer.
 	MaxDeliveries int
 
-	// Outbox keeps the reports taken until they are delivered. Default:
-	// a NewMemoryOutbox, whose reports end with the process; a
-	// FileOutbox keeps them across restarts, and the outbox of
-	// redisstore across a fleet.
+	// Outbox keeps the reports taken until they are delivered. Nil means
+	// one in memory, whose reports end with the process; that of
+	// OpenFileOutbox keeps them across restarts, and that of redisstore
+	// across a fleet.
 	Outbox Outbox
 
 	// Info says who sends the reports: organization-name and
@@ -98,8 +98,8 @@ type ReporterOptions struct {
 // record gets nothing, and its report is dropped.
 //
 // What is sent, across crashes, with a store and an outbox that survive
-// them (FileStore and FileOutbox, or those of redisstore):
-//   - A day's counts leave the store (Recorder.Release) only once its
+// them (OpenFileStore and OpenFileOutbox, or those of redisstore):
+//   - A day's counts leave the store (Store.Release) only once its
 //     reports are in the outbox. A crash before makes the next Run take
 //     the day again; the outbox keeps the reports it holds, or held, of
 //     the same day and domain, so the day gives no second report.
@@ -184,7 +184,7 @@ func NewReporter(opts ReporterOptions) (*Reporter, error) {
 		return nil, errors.New("tlsrpt: ReporterOptions.Sender is not set")
 	}
 	if r.box == nil {
-		r.box = NewMemoryOutbox()
+		r.box = newMemoryOutbox()
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -362,7 +362,7 @@ func (r *Reporter) forget(pending []PendingReport) {
 // A day left keeps its counts in the store, claimed by this Reporter's
 // store when it was taken.
 func (r *Reporter) takeDays(ctx context.Context, due int64) (retry bool) {
-	days, err := r.rec.ClosedDays(ctx)
+	days, err := r.rec.closedDays(ctx)
 	if err != nil {
 		r.metrics.errors.WithLabelValues("take").Inc()
 		r.log.LogAttrs(ctx, slog.LevelWarn, "tlsrpt: listing the closed days failed, will retry",
@@ -391,7 +391,7 @@ func (r *Reporter) takeDays(ctx context.Context, due int64) (retry bool) {
 // in this order, so that a crash at any point loses nothing: the day stays
 // in the store until its reports are in the outbox.
 func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
-	results, err := r.rec.Take(ctx, day)
+	results, err := r.rec.take(ctx, day)
 	if err != nil {
 		if !errors.Is(err, ErrDayClaimed) {
 			r.metrics.errors.WithLabelValues("take").Inc()
@@ -400,14 +400,14 @@ func (r *Reporter) takeDay(ctx context.Context, day time.Time) error {
 	}
 	// The report-ids are made here; a report made again after a crash
 	// gets a new one, which the outbox drops for the first's.
-	reports := results.Reports(r.opts.Info)
+	reports := results.reports(r.opts.Info)
 	if len(reports) > 0 {
 		if err := r.box.Put(ctx, reports); err != nil {
 			r.metrics.errors.WithLabelValues("put").Inc()
 			return fmt.Errorf("tlsrpt: putting the reports of %s in the outbox: %w", day.Format(time.DateOnly), err)
 		}
 	}
-	if err := r.rec.Release(ctx, day); err != nil {
+	if err := r.rec.release(ctx, day); err != nil {
 		r.metrics.errors.WithLabelValues("release").Inc()
 		return err
 	}

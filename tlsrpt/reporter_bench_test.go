@@ -13,7 +13,6 @@ import (
 
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // hangingTransport is a collector that never answers: each POST waits for
@@ -72,7 +71,7 @@ func BenchmarkReporterHangingCollectors(b *testing.B) {
 	reports := make([]tlsrpt.Report, n)
 	for i := range reports {
 		d := fmt.Sprintf("d%d.example", i)
-		reports[i] = storetest.Report(storetest.Day1, d, fmt.Sprintf("id%d", i), 1)
+		reports[i] = reportOf(dayOne, d, fmt.Sprintf("id%d", i), 1)
 		resolver.SetTXT("_smtp._tls."+d, "v=TLSRPTv1; rua=https://collector."+d+"/v1")
 	}
 	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})

@@ -16,7 +16,6 @@ import (
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // Collectors that hold each POST hold at most MaxDeliveries reports at
@@ -67,7 +66,7 @@ func testBoundsDeliveries(t *testing.T, hold func(r *http.Request), slack int) {
 	for i := range n {
 		d := fmt.Sprintf("d%d.example", i)
 		resolver.SetTXT("_smtp._tls."+d, "v=TLSRPTv1; rua="+c.srv.URL+"/"+d)
-		must(t, box.Put(context.Background(), []tlsrpt.Report{storetest.Report(storetest.Day1, d, "id-"+d, 1)}))
+		must(t, box.Put(context.Background(), []tlsrpt.Report{reportOf(dayOne, d, "id-"+d, 1)}))
 	}
 	// All the reports go to one collector here: the transport must not
 	// bound them first.

@@ -56,7 +56,7 @@ func TestReporterStalePending(t *testing.T) {
 	for name, open := range map[string]func(t *testing.T) tlsrpt.Outbox{
 		"memory": func(*testing.T) tlsrpt.Outbox { return tlsrpt.NewMemoryOutbox() },
 		"file": func(t *testing.T) tlsrpt.Outbox {
-			box, err := tlsrpt.NewFileOutbox(t.TempDir())
+			box, err := tlsrpt.OpenFileOutbox(t.TempDir())
 			must(t, err)
 			return box
 		},

@@ -188,7 +188,7 @@ func TestReporterCrash(t *testing.T) {
 		for _, dom := range []string{"a.example", "b.example"} {
 			must(t, rec.Success(sts(dom, "enforce")))
 		}
-		box, err := tlsrpt.NewFileOutbox(dir)
+		box, err := tlsrpt.OpenFileOutbox(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,7 +219,7 @@ func TestReporterCrash(t *testing.T) {
 		}
 
 		// The restart: a new outbox on the directory, a new recorder.
-		box2, err := tlsrpt.NewFileOutbox(dir)
+		box2, err := tlsrpt.OpenFileOutbox(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/tlsrpt"
-	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
 
 // kindsDay returns the results of a day of deliveries to a.example (MTA-STS,
@@ -33,19 +32,19 @@ func kindsDay(t *testing.T) tlsrpt.DayResults {
 		}
 		return p
 	}
-	staA := storetest.STS("a.example", "enforce")
+	staA := stsOf("a.example", "enforce")
 	staA.RecipientDomain = "a.example"
 	npfB := tlsrpt.Target{Recipient: dom("b.example")}.NoPolicyFound()
 	row := func(rt mtasts.ResultType, n int64) tlsrpt.FailureDetail {
 		return tlsrpt.FailureDetail{ResultType: rt, ReceivingMXHostname: "mx.hoster.example",
 			ReceivingIP: netip.MustParseAddr("192.0.2.25"), FailedSessionCount: n}
 	}
-	return tlsrpt.DayResults{Day: storetest.Day1, Results: []tlsrpt.PolicyResult{
-		storetest.Result(staA, 10, 0),
-		storetest.Result(npfB, 4, 0),
-		storetest.Result(tlsa("b.example"), 3, 1, row(mtasts.ResultTLSAInvalid, 1)),
+	return tlsrpt.DayResults{Day: dayOne, Results: []tlsrpt.PolicyResult{
+		resultOf(staA, 10, 0),
+		resultOf(npfB, 4, 0),
+		resultOf(tlsa("b.example"), 3, 1, row(mtasts.ResultTLSAInvalid, 1)),
 		// DANE alone: no MTA-STS result for c.example.
-		storetest.Result(tlsa("c.example"), 5, 3, row(mtasts.ResultDNSSECInvalid, 2), row(mtasts.ResultDANERequired, 1)),
+		resultOf(tlsa("c.example"), 5, 3, row(mtasts.ResultDNSSECInvalid, 2), row(mtasts.ResultDANERequired, 1)),
 	}}
 }
 
@@ -132,10 +131,10 @@ func TestReportKinds(t *testing.T) {
 // are two reports: their keys differ, and an outbox keeps both, with their
 // domains, across a restart.
 func TestReportKindsKeys(t *testing.T) {
-	host := tlsrpt.Report{Domain: "mx.example", DateRange: tlsrpt.DateRange{Start: storetest.Day1, End: storetest.Day2.Add(-time.Second)},
-		Policies: []tlsrpt.PolicyResult{storetest.Result(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "a.example", MXHost: []string{"mx.example"}}, 1, 0)}}
+	host := tlsrpt.Report{Domain: "mx.example", DateRange: tlsrpt.DateRange{Start: dayOne, End: dayTwo.Add(-time.Second)},
+		Policies: []tlsrpt.PolicyResult{resultOf(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "a.example", MXHost: []string{"mx.example"}}, 1, 0)}}
 	rcpt := host
-	rcpt.Policies = []tlsrpt.PolicyResult{storetest.Result(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "mx.example", MXHost: []string{"mx.example"}}, 1, 0)}
+	rcpt.Policies = []tlsrpt.PolicyResult{resultOf(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "mx.example", MXHost: []string{"mx.example"}}, 1, 0)}
 	if host.Key() == rcpt.Key() {
 		t.Errorf("host and recipient reports share the key %q", host.Key())
 	}

@@ -11,8 +11,8 @@ import (
 )
 
 // Store keeps the counts a Recorder flushes, per UTC day, until the day is
-// taken to be reported: in memory (MemoryStore, the default), on disk
-// (FileStore), or in Redis for a whole fleet of MTAs (package
+// taken to be reported: in memory (a nil RecorderOptions.Store), on disk
+// (OpenFileStore), or in Redis for a whole fleet of MTAs (package
 // redisstore, a module of its own).
 //
 // What an implementation must guarantee:
@@ -100,7 +100,7 @@ type Batch struct {
 	// newer one of its day. A store that may have added a batch when its
 	// Add fails, as a network store whose reply was lost, adds a batch
 	// of a Source and day only when its Seq is above the last it added;
-	// a store that knows (MemoryStore, FileStore) may ignore them.
+	// a store that knows (the memory and file stores) may ignore them.
 	Source string
 	Seq    int64
 }
@@ -114,9 +114,9 @@ var ErrDayTaken = errors.New("tlsrpt: day already taken for reporting")
 // claimed and not released: that one reports it.
 var ErrDayClaimed = errors.New("tlsrpt: day claimed for reporting by another")
 
-// ErrDayOpen is returned, wrapped, by Recorder.Take for a day that is not
+// errDayOpen is returned, wrapped, by Recorder.take for a day that is not
 // closed yet.
-var ErrDayOpen = errors.New("tlsrpt: day not closed yet")
+var errDayOpen = errors.New("tlsrpt: day not closed yet")
 
 // secondsPerDay is the length of a UTC day: RFC 8460 4.1 reports cover
 // "00:00-24:00 UTC", and Unix time has no leap seconds.
@@ -167,7 +167,7 @@ func rowKey(fd FailureDetail) FailureDetail {
 	return fd
 }
 
-// storedDay holds one day's counts in memory, as MemoryStore and FileStore
+// storedDay holds one day's counts in memory, as memoryStore and fileStore
 // keep them. It is not safe for concurrent use.
 type storedDay struct {
 	domains map[string]*storedDomain
@@ -333,27 +333,27 @@ func (d *storedDay) results() []PolicyResult {
 	return out
 }
 
-// takenMemory is how long MemoryStore and FileStore remember that a day was
+// takenMemory is how long memoryStore and fileStore remember that a day was
 // taken, to refuse late counts for it: long past any report's delay.
 const takenMemory = 31 * secondsPerDay
 
-// MemoryStore is a Store in memory, the Recorder's default: its counts end
+// memoryStore is a Store in memory, the Recorder's default: its counts end
 // with the process. It is safe for concurrent use. It holds each day until
-// it is taken and released; one MemoryStore is its own claimant.
-type MemoryStore struct {
+// it is taken and released; one memoryStore is its own claimant.
+type memoryStore struct {
 	mu    sync.Mutex
 	days  map[int64]*storedDay
 	taken map[int64]bool // true: released
 }
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{days: map[int64]*storedDay{}, taken: map[int64]bool{}}
+// newMemoryStore returns an empty memoryStore.
+func newMemoryStore() *memoryStore {
+	return &memoryStore{days: map[int64]*storedDay{}, taken: map[int64]bool{}}
 }
 
 // Add implements Store. It returns an error wrapping ErrDayTaken for a day
 // already taken.
-func (s *MemoryStore) Add(ctx context.Context, b Batch) (int64, error) {
+func (s *memoryStore) Add(ctx context.Context, b Batch) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -379,7 +379,7 @@ func dayTakenError(day int64) error {
 }
 
 // Days implements Store.
-func (s *MemoryStore) Days(ctx context.Context) ([]time.Time, error) {
+func (s *memoryStore) Days(ctx context.Context) ([]time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return sortedDays(s.days), ctx.Err()
@@ -399,7 +399,7 @@ func sortedDays[V any](m map[int64]V) []time.Time {
 }
 
 // Take implements Store.
-func (s *MemoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+func (s *memoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func (s *MemoryStore) Take(ctx context.Context, day time.Time) ([]PolicyResult, 
 }
 
 // Release implements Store.
-func (s *MemoryStore) Release(ctx context.Context, day time.Time) error {
+func (s *memoryStore) Release(ctx context.Context, day time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -436,7 +436,7 @@ func (s *MemoryStore) Release(ctx context.Context, day time.Time) error {
 }
 
 // Results implements Store.
-func (s *MemoryStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
+func (s *memoryStore) Results(ctx context.Context, day time.Time) ([]PolicyResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -449,7 +449,7 @@ func (s *MemoryStore) Results(ctx context.Context, day time.Time) ([]PolicyResul
 }
 
 // Delete implements Store.
-func (s *MemoryStore) Delete(ctx context.Context, domain string) error {
+func (s *memoryStore) Delete(ctx context.Context, domain string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -492,7 +492,7 @@ func (d *storedDay) forget(domain string) bool {
 }
 
 // compareResults orders policy results by policy domain, then policy type,
-// then the rest of the policy, as Recorder.Take returns them.
+// then the rest of the policy, as Recorder.take returns them.
 func compareResults(a, b *PolicyResult) int {
 	if c := strings.Compare(a.Policy.PolicyDomain, b.Policy.PolicyDomain); c != 0 {
 		return c

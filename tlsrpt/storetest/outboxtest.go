@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -31,18 +30,6 @@ func RunOutbox(t *testing.T, open func(t *testing.T) tlsrpt.Outbox, reopen func(
 		}
 		testOutboxReopen(t, open(t), func(o tlsrpt.Outbox) tlsrpt.Outbox { return reopen(t, o) })
 	})
-}
-
-// Report returns a report of day for domain, of report-id id, with one
-// policy of domain and ok successful sessions.
-func Report(day time.Time, domain, id string, ok int64) tlsrpt.Report {
-	return tlsrpt.Report{
-		OrganizationName: "Sender Org",
-		DateRange:        tlsrpt.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
-		ContactInfo:      "tlsrpt@sender.example",
-		ReportID:         id,
-		Policies:         []tlsrpt.PolicyResult{Result(STS(domain, "enforce"), ok, 0)},
-	}
 }
 
 // describe returns the reports in a form to compare: each report's JSON and
@@ -85,7 +72,7 @@ func testPutPending(t *testing.T, o tlsrpt.Outbox) {
 	if p := pending(t, o); len(p) != 0 {
 		t.Errorf("Pending of an empty outbox = %v", p)
 	}
-	b1, a1, a2 := Report(Day1, "b.example", "id-b1", 1), Report(Day1, "a.example", "id-a1", 2), Report(Day2, "a.example", "id-a2", 3)
+	b1, a1, a2 := reportOf(dayOne, "b.example", "id-b1", 1), reportOf(dayOne, "a.example", "id-a1", 2), reportOf(dayTwo, "a.example", "id-a2", 3)
 	put(t, o, b1, a2)
 	put(t, o, a1)
 	got := describe(t, pending(t, o))
@@ -97,25 +84,25 @@ func testPutPending(t *testing.T, o tlsrpt.Outbox) {
 // testPutKeepsFirst checks that a report made again, as after a crash
 // between Put and Store.Release, keeps the report-id of the first.
 func testPutKeepsFirst(t *testing.T, o tlsrpt.Outbox) {
-	first := Report(Day1, "a.example", "first", 1)
+	first := reportOf(dayOne, "a.example", "first", 1)
 	put(t, o, first)
-	put(t, o, Report(Day1, "a.example", "again", 1), Report(Day1, "b.example", "b", 1))
+	put(t, o, reportOf(dayOne, "a.example", "again", 1), reportOf(dayOne, "b.example", "b", 1))
 	got := describe(t, pending(t, o))
-	if w := want(t, tlsrpt.PendingReport{Report: first}, tlsrpt.PendingReport{Report: Report(Day1, "b.example", "b", 1)}); got != w {
+	if w := want(t, tlsrpt.PendingReport{Report: first}, tlsrpt.PendingReport{Report: reportOf(dayOne, "b.example", "b", 1)}); got != w {
 		t.Errorf("Pending:\n%s\nwant:\n%s", got, w)
 	}
 }
 
 func testDelivered(t *testing.T, o tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 1)
+	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
 	put(t, o, a, b)
 	for _, uri := range []string{"https://tlsrpt.a.example/v1", "mailto:tlsrpt@a.example", "https://tlsrpt.a.example/v1"} {
 		if err := o.Delivered(ctx, &a, uri); err != nil {
 			t.Fatalf("Delivered: %v", err)
 		}
 	}
-	stranger := Report(Day2, "c.example", "c", 1)
+	stranger := reportOf(dayTwo, "c.example", "c", 1)
 	if err := o.Delivered(ctx, &stranger, "mailto:x@c.example"); err != nil {
 		t.Errorf("Delivered of a report not put: %v", err)
 	}
@@ -129,19 +116,19 @@ func testDelivered(t *testing.T, o tlsrpt.Outbox) {
 
 func testDone(t *testing.T, o tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 1)
+	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
 	put(t, o, a, b)
 	for range 2 {
 		if err := o.Done(ctx, &a); err != nil {
 			t.Fatalf("Done: %v", err)
 		}
 	}
-	stranger := Report(Day2, "c.example", "c", 1)
+	stranger := reportOf(dayTwo, "c.example", "c", 1)
 	if err := o.Done(ctx, &stranger); err != nil {
 		t.Errorf("Done of a report not put: %v", err)
 	}
 	// Made again, as after a crash before Store.Release: not sent again.
-	put(t, o, Report(Day1, "a.example", "a-again", 1))
+	put(t, o, reportOf(dayOne, "a.example", "a-again", 1))
 	if got, w := describe(t, pending(t, o)), want(t, tlsrpt.PendingReport{Report: b}); got != w {
 		t.Errorf("Pending after Done and a Put of the same key:\n%s\nwant:\n%s", got, w)
 	}
@@ -160,7 +147,7 @@ func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				r := Report(Day1, fmt.Sprintf("d%d-%d.example", w, i), fmt.Sprintf("id-%d-%d", w, i), 1)
+				r := reportOf(dayOne, fmt.Sprintf("d%d-%d.example", w, i), fmt.Sprintf("id-%d-%d", w, i), 1)
 				if err := o.Put(ctx, []tlsrpt.Report{r}); err != nil {
 					t.Error(err)
 					return
@@ -205,13 +192,13 @@ func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
 // its Domain, across a restart too, and each done on its own.
 func testOutboxKinds(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	rcpt := Report(Day1, "mx.example", "as-recipient", 1)
+	rcpt := reportOf(dayOne, "mx.example", "as-recipient", 1)
 	rcpt.Domain = "mx.example"
-	host := Report(Day1, "a.example", "as-host", 2)
+	host := reportOf(dayOne, "a.example", "as-host", 2)
 	host.Domain = "mx.example"
 	host.Policies[0].Policy.MXHost = []string{"mx.example"}
 	put(t, o, rcpt, host)
-	put(t, o, Report(Day1, "mx.example", "as-recipient-again", 1)) // the same key as rcpt: skipped
+	put(t, o, reportOf(dayOne, "mx.example", "as-recipient-again", 1)) // the same key as rcpt: skipped
 	w := want(t, tlsrpt.PendingReport{Report: host}, tlsrpt.PendingReport{Report: rcpt})
 	got := describe(t, pending(t, o))
 	if got != w {
@@ -239,8 +226,8 @@ func testOutboxKinds(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o 
 // across a restart too, and not those pending.
 func testSent(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b, c := Report(Day2, "a.example", "a", 1), Report(Day1, "b.example", "b", 1), Report(Day1, "c.example", "c", 1)
-	host := Report(Day1, "a.example", "host", 2)
+	a, b, c := reportOf(dayTwo, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1), reportOf(dayOne, "c.example", "c", 1)
+	host := reportOf(dayOne, "a.example", "host", 2)
 	host.Domain = "mx.example"
 	host.Policies[0].Policy.MXHost = []string{"mx.example"}
 	put(t, o, a, b, c, host)
@@ -266,7 +253,7 @@ func testSent(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.
 // their deliveries, and no report done.
 func testOutboxReopen(t *testing.T, o tlsrpt.Outbox, reopen func(tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b, c := Report(Day1, "a.example", "a", 1), Report(Day1, "b.example", "b", 2), Report(Day2, "c.example", "c", 3)
+	a, b, c := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 2), reportOf(dayTwo, "c.example", "c", 3)
 	put(t, o, a, b, c)
 	if err := o.Delivered(ctx, &a, "https://tlsrpt.a.example/v1"); err != nil {
 		t.Fatal(err)
@@ -279,7 +266,7 @@ func testOutboxReopen(t *testing.T, o tlsrpt.Outbox, reopen func(tlsrpt.Outbox) 
 	if got := describe(t, pending(t, o)); got != w {
 		t.Errorf("Pending after a restart:\n%s\nwant:\n%s", got, w)
 	}
-	put(t, o, Report(Day1, "b.example", "b-again", 2), Report(Day1, "a.example", "a-again", 1))
+	put(t, o, reportOf(dayOne, "b.example", "b-again", 2), reportOf(dayOne, "a.example", "a-again", 1))
 	if got := describe(t, pending(t, o)); got != w {
 		t.Errorf("Pending after a restart and the day's reports made again:\n%s\nwant:\n%s", got, w)
 	}

@@ -1,0 +1,103 @@
+package redisstore_test
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/tlsrpt"
+)
+
+// The policies, rows, results and reports of the store and outbox tests, as
+// package storetest makes them for its checks.
+
+// dayOne and dayTwo are the days the checks use.
+var (
+	dayOne = time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
+	dayTwo = dayOne.AddDate(0, 0, 1)
+)
+
+// stsOf returns an MTA-STS policy of domain, of the given mode.
+func stsOf(domain, mode string) tlsrpt.Policy {
+	return tlsrpt.Policy{
+		PolicyType:   tlsrpt.PolicyTypeSTS,
+		PolicyString: []string{"version: STSv1", "mode: " + mode, "mx: *.mail." + domain, "max_age: 604800"},
+		PolicyDomain: domain,
+		MXHost:       []string{"*.mail." + domain},
+	}
+}
+
+// rowOf returns a failure-detail row of count sessions, with the MX host
+// mx.<domain> and the receiving IP 192.0.2.<n>.
+func rowOf(rt mtasts.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
+	return tlsrpt.FailureDetail{
+		ResultType:          rt,
+		SendingMTAIP:        netip.MustParseAddr("2001:db8::25"),
+		ReceivingMXHostname: "mx." + domain,
+		ReceivingIP:         netip.AddrFrom4([4]byte{192, 0, 2, n}),
+		FailedSessionCount:  count,
+		FailureReasonCode:   "X509_V_ERR_CERT_HAS_EXPIRED",
+	}
+}
+
+// resultOf returns a PolicyResult of p with the given counts and rows.
+func resultOf(p tlsrpt.Policy, ok, failed int64, rows ...tlsrpt.FailureDetail) tlsrpt.PolicyResult {
+	return tlsrpt.PolicyResult{
+		Policy:         p,
+		Summary:        tlsrpt.Summary{TotalSuccessfulSessionCount: ok, TotalFailureSessionCount: failed},
+		FailureDetails: rows,
+	}
+}
+
+// canonical returns results in one order, each row list in one order, and
+// with no empty row list, for comparing; it does not change results.
+func canonical(results []tlsrpt.PolicyResult) string {
+	lines := make([]string, 0, len(results))
+	for _, pr := range results {
+		rows := make([]string, 0, len(pr.FailureDetails))
+		for _, fd := range pr.FailureDetails {
+			rows = append(rows, fmt.Sprintf("\n    %s %s %s %s %s %q %q = %d", fd.ResultType, fd.SendingMTAIP, fd.ReceivingMXHostname,
+				fd.ReceivingMXHelo, fd.ReceivingIP, fd.FailureReasonCode, fd.AdditionalInformation, fd.FailedSessionCount))
+		}
+		slices.Sort(rows)
+		rcpt := ""
+		if pr.Policy.RecipientDomain != "" {
+			rcpt = " for " + pr.Policy.RecipientDomain
+		}
+		if pr.CountOnly {
+			rcpt += " (count only)"
+		}
+		lines = append(lines, fmt.Sprintf("%s %s %q %q%s: %d ok, %d failed%s", pr.Policy.PolicyDomain, pr.Policy.PolicyType,
+			pr.Policy.PolicyString, pr.Policy.MXHost, rcpt, pr.Summary.TotalSuccessfulSessionCount, pr.Summary.TotalFailureSessionCount,
+			strings.Join(rows, "")))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
+}
+
+// tlsaOf returns a DANE policy of the MX host mx, one TLSA record, for
+// deliveries to recipient ("" for none), as Target.TLSA makes it.
+func tlsaOf(mx, recipient string) tlsrpt.Policy {
+	return tlsrpt.Policy{
+		PolicyType:      tlsrpt.PolicyTypeTLSA,
+		PolicyString:    []string{"3 1 1 " + strings.Repeat("AB", 32)},
+		PolicyDomain:    mx,
+		MXHost:          []string{mx},
+		RecipientDomain: recipient,
+	}
+}
+
+// reportOf returns a report of day for domain, of report-id id, with one
+// policy of domain and ok successful sessions.
+func reportOf(day time.Time, domain, id string, ok int64) tlsrpt.Report {
+	return tlsrpt.Report{
+		OrganizationName: "Sender Org",
+		DateRange:        tlsrpt.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
+		ContactInfo:      "tlsrpt@sender.example",
+		ReportID:         id,
+		Policies:         []tlsrpt.PolicyResult{resultOf(stsOf(domain, "enforce"), ok, 0)},
+	}
+}
