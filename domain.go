@@ -73,6 +73,12 @@ func idnaForms(name string) (Domain, error) {
 	if plainLDH(name) {
 		return Domain{ASCII: name}, nil
 	}
+	return idnaConvert(name)
+}
+
+// idnaConvert returns name's forms as idnaForms does, through IDNA whatever
+// name is.
+func idnaConvert(name string) (Domain, error) {
 	ascii, err := idnaProfile.ToASCII(name)
 	if err != nil {
 		return Domain{}, err

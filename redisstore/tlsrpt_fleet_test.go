@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
@@ -195,7 +196,7 @@ func (f *fleet) record(day time.Time, members ...*fleetMember) {
 	for _, m := range members {
 		var results []tlsrpt.PolicyResult
 		for _, dom := range []string{"a.example", "b.example"} {
-			results = append(results, tlsrpt.PolicyResult{Policy: stsOf(dom, "enforce"),
+			results = append(results, tlsrpt.PolicyResult{Policy: storefixture.STS(dom, "enforce"),
 				Summary: tlsrpt.Summary{TotalSuccessfulSessionCount: 1}})
 		}
 		b := tlsrpt.Batch{Day: day, Results: results, MaxDetailRows: 1000, Source: m.owner, Seq: 1}
@@ -275,7 +276,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 	f := newFleet(t)
 	f.collector.open.Store(true)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(dayOne, ms...)
+	f.record(storefixture.DayOne, ms...)
 
 	crashed := make(chan struct{})
 	var once sync.Once
@@ -296,7 +297,7 @@ func TestTLSRPTFleetMemberDiesAfterTake(t *testing.T) {
 func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f := newFleet(t)
 	ms := []*fleetMember{f.member(0), f.member(1), f.member(2)}
-	f.record(dayOne, ms...)
+	f.record(storefixture.DayOne, ms...)
 
 	// The collector is down when member 0 first tries; member 0 dies
 	// then, its reports put, the day released.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
@@ -64,12 +65,12 @@ func wantIDs(t *testing.T, o tlsrpt.Outbox, who string, want ...string) {
 func TestTLSRPTOutboxLease(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	open := func(owner string) tlsrpt.Outbox {
 		return redisstore.NewOutbox(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner}, clk.now))
 	}
 	a, b := open("a"), open("b")
-	r1, r2 := reportOf(dayOne, "a.example", "r1", 1), reportOf(dayOne, "b.example", "r2", 1)
+	r1, r2 := storefixture.Report(storefixture.DayOne, "a.example", "r1", 1), storefixture.Report(storefixture.DayOne, "b.example", "r2", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{r1}); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestTLSRPTOutboxLease(t *testing.T) {
 	if len(p) != 1 || p[0].Report.ReportID != "r1" || !slices.Equal(p[0].Delivered, []string{"mailto:tlsrpt@a.example"}) {
 		t.Errorf("Pending of b after a's lease lapsed = %+v, want r1 delivered by b", p)
 	}
-	if err := b.Put(ctx, []tlsrpt.Report{reportOf(dayOne, "b.example", "r2-again", 1)}); err != nil {
+	if err := b.Put(ctx, []tlsrpt.Report{storefixture.Report(storefixture.DayOne, "b.example", "r2-again", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	clk.advance(27 * time.Hour)
@@ -113,7 +114,7 @@ func TestTLSRPTOutboxConcurrentLease(t *testing.T) {
 	const members, reports = 5, 50
 	var all []tlsrpt.Report
 	for i := range reports {
-		all = append(all, reportOf(dayOne, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
+		all = append(all, storefixture.Report(storefixture.DayOne, fmt.Sprintf("d%02d.example", i), fmt.Sprintf("id%02d", i), 1))
 	}
 	if err := redisstore.NewOutbox(srv.client(), redisstore.Options{}).Put(ctx, all); err != nil {
 		t.Fatal(err)
@@ -155,7 +156,7 @@ func TestTLSRPTOutboxBadReport(t *testing.T) {
 	ctx := context.Background()
 	a := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "a"})
 	b := redisstore.NewOutbox(rdb, redisstore.Options{Owner: "b"})
-	good := reportOf(dayOne, "a.example", "good", 1)
+	good := storefixture.Report(storefixture.DayOne, "a.example", "good", 1)
 	if err := a.Put(ctx, []tlsrpt.Report{good}); err != nil {
 		t.Fatal(err)
 	}
@@ -183,9 +184,9 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	o := redisstore.NewOutbox(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Owner: "mta 1", Lease: time.Hour}, clk.now))
-	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
+	a, b := storefixture.Report(storefixture.DayOne, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1)
 	if err := o.Put(ctx, []tlsrpt.Report{a, b}); err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +215,12 @@ func TestTLSRPTOutboxKeys(t *testing.T) {
 	if got := strings.Join(sortedStrings(keys), " "); got != "x:{tlsrpt}:outbox:done" {
 		t.Errorf("keys after Done: %s", got)
 	}
-	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(dayOne.Unix()) {
+	if got := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Val(); got != float64(storefixture.DayOne.Unix()) {
 		t.Errorf("done mark of a = %v, want its day", got)
 	}
 	// 31 days on, a's mark is kept; 32 days on, it is forgotten.
 	for _, days := range []int{31, 32} {
-		if err := o.Put(ctx, []tlsrpt.Report{reportOf(dayOne.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
+		if err := o.Put(ctx, []tlsrpt.Report{storefixture.Report(storefixture.DayOne.AddDate(0, 0, days), "c.example", "c", 1)}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := rdb.ZScore(ctx, "x:{tlsrpt}:outbox:done", a.Key()).Result()
@@ -236,10 +237,10 @@ func TestTLSRPTOutboxChunks(t *testing.T) {
 	o := redisstore.NewOutbox(srv.client(), redisstore.Options{})
 	var all []tlsrpt.Report
 	var want []string
-	for _, day := range []time.Time{dayOne, dayTwo} {
+	for _, day := range []time.Time{storefixture.DayOne, storefixture.DayTwo} {
 		for i := range 600 {
 			id := fmt.Sprintf("%s-%04d", day.Format(time.DateOnly), i)
-			all = append(all, reportOf(day, fmt.Sprintf("d%04d.example", i), id, 1))
+			all = append(all, storefixture.Report(day, fmt.Sprintf("d%04d.example", i), id, 1))
 			want = append(want, id)
 		}
 	}
@@ -264,7 +265,7 @@ func TestTLSRPTOutboxChunks(t *testing.T) {
 func TestTLSRPTTakeOver(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	type member struct {
 		store  tlsrpt.Store
 		outbox tlsrpt.Outbox
@@ -276,15 +277,15 @@ func TestTLSRPTTakeOver(t *testing.T) {
 		}
 	}
 	a, b := open("a"), open("b")
-	pa, pb := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
-	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{
-		resultOf(pa, 3, 0), resultOf(pb, 2, 0),
+	pa, pb := storefixture.STS("a.example", "enforce"), storefixture.STS("b.example", "testing")
+	if _, err := a.store.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{
+		storefixture.Result(pa, 3, 0), storefixture.Result(pb, 2, 0),
 	}}); err != nil {
 		t.Fatal(err)
 	}
 	makeReports := func(m member, owner string) []tlsrpt.Report {
 		t.Helper()
-		results, err := m.store.Take(ctx, dayOne)
+		results, err := m.store.Take(ctx, storefixture.DayOne)
 		if err != nil {
 			t.Fatalf("Take: %v", err)
 		}
@@ -296,7 +297,7 @@ func TestTLSRPTTakeOver(t *testing.T) {
 		for _, pr := range results {
 			reports = append(reports, tlsrpt.Report{
 				OrganizationName: "Fleet", ContactInfo: "tlsrpt@fleet.example",
-				DateRange: tlsrpt.DateRange{Start: dayOne, End: dayOne.Add(24*time.Hour - time.Second)},
+				DateRange: tlsrpt.DateRange{Start: storefixture.DayOne, End: storefixture.DayOne.Add(24*time.Hour - time.Second)},
 				ReportID:  owner + "-" + pr.Policy.PolicyDomain,
 				Policies:  []tlsrpt.PolicyResult{pr},
 			})
@@ -322,13 +323,13 @@ func TestTLSRPTTakeOver(t *testing.T) {
 	if err := b.outbox.Put(ctx, again); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.store.Release(ctx, dayOne); err != nil {
+	if err := b.store.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
 	wantIDs(t, b.outbox, "b while a's leases hold")
 	clk.advance(time.Hour)
 	wantIDs(t, b.outbox, "b once a's leases lapsed", first[0].ReportID, first[1].ReportID)
-	if r, err := a.store.Take(ctx, dayOne); err != nil || len(r) != 0 {
+	if r, err := a.store.Take(ctx, storefixture.DayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of the day released by b = %v, %v; want nothing", r, err)
 	}
 }

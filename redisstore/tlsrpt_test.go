@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
@@ -68,18 +69,18 @@ func (c *clock) set(t time.Time)         { c.ns.Store(t.UnixNano()) }
 func (c *clock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 func takeWant(t *testing.T, s tlsrpt.Store, want string) {
 	t.Helper()
-	r, err := s.Take(context.Background(), dayOne)
+	r, err := s.Take(context.Background(), storefixture.DayOne)
 	if err != nil {
 		t.Fatalf("Take: %v", err)
 	}
-	if got := canonical(r); got != want {
+	if got := storefixture.Canonical(r); got != want {
 		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func takeClaimed(t *testing.T, s tlsrpt.Store) {
 	t.Helper()
-	if r, err := s.Take(context.Background(), dayOne); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
+	if r, err := s.Take(context.Background(), storefixture.DayOne); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
 		t.Fatalf("Take = %v, %v; want ErrDayClaimed", r, err)
 	}
 }
@@ -90,16 +91,16 @@ func takeClaimed(t *testing.T, s tlsrpt.Store) {
 func TestTLSRPTClaimLapse(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	open := func(owner string) tlsrpt.Store {
 		return redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: owner, Lease: 10 * time.Minute}, clk.now))
 	}
 	a, b := open("a"), open("b")
-	p := stsOf("a.example", "enforce")
-	if _, err := a.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
+	p := storefixture.STS("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 3, 0)})
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 3, 0)})
 	takeWant(t, a, want)
 	clk.advance(10*time.Minute - time.Millisecond)
 	takeClaimed(t, b)
@@ -111,17 +112,17 @@ func TestTLSRPTClaimLapse(t *testing.T) {
 	takeWant(t, b, want)
 	takeClaimed(t, a)
 	// a's late Release: the claim is b's now, the counts stay.
-	if err := a.Release(ctx, dayOne); err != nil {
+	if err := a.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
 	takeWant(t, b, want)
 	if days, _ := b.Days(ctx); len(days) != 1 {
 		t.Errorf("Days after the late Release = %v, want the day", days)
 	}
-	if err := b.Release(ctx, dayOne); err != nil {
+	if err := b.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := a.Take(ctx, dayOne); err != nil || len(r) != 0 {
+	if r, err := a.Take(ctx, storefixture.DayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take after b's Release = %v, %v; want nothing", r, err)
 	}
 	if days, _ := b.Days(ctx); len(days) != 0 {
@@ -134,11 +135,11 @@ func TestTLSRPTClaimLapse(t *testing.T) {
 func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	a := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
-	p := stsOf("a.example", "enforce")
-	for _, day := range []time.Time{dayOne, dayTwo} {
-		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
+	p := storefixture.STS("a.example", "enforce")
+	for _, day := range []time.Time{storefixture.DayOne, storefixture.DayTwo} {
+		if _, err := a.Add(ctx, tlsrpt.Batch{Day: day, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 3, 0)}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := a.Take(ctx, day); err != nil {
@@ -146,14 +147,14 @@ func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 		}
 	}
 	clk.advance(time.Hour) // past the report store's default Lease, 15 minutes
-	takeWant(t, a, canonical([]tlsrpt.PolicyResult{resultOf(p, 3, 0)}))
-	for _, day := range []time.Time{dayOne, dayTwo} {
+	takeWant(t, a, storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 3, 0)}))
+	for _, day := range []time.Time{storefixture.DayOne, storefixture.DayTwo} {
 		if err := a.Release(ctx, day); err != nil {
 			t.Fatal(err)
 		}
 	}
 	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
-	for _, day := range []time.Time{dayOne, dayTwo} {
+	for _, day := range []time.Time{storefixture.DayOne, storefixture.DayTwo} {
 		if r, err := b.Take(ctx, day); err != nil || len(r) != 0 {
 			t.Errorf("Take of %s released after its claim lapsed = %v, %v; want nothing", day, r, err)
 		}
@@ -166,21 +167,21 @@ func TestTLSRPTClaimLapsedOwn(t *testing.T) {
 func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 	srv := startRedis(t, "")
 	ctx := context.Background()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	rdb := srv.client()
 	b := redisstore.NewReportStore(srv.client(), redisstore.WithNow(redisstore.Options{Owner: "b"}, clk.now))
 	var once sync.Once
 	rdb.AddHook(onHScan{func() {
 		once.Do(func() {
 			clk.advance(time.Hour)
-			if _, err := b.Take(ctx, dayOne); err != nil {
+			if _, err := b.Take(ctx, storefixture.DayOne); err != nil {
 				t.Errorf("b's Take: %v", err)
 			}
 		})
 	}})
 	a := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Owner: "a"}, clk.now))
-	p := stsOf("a.example", "enforce")
-	if _, err := a.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 3, 0)}}); err != nil {
+	p := storefixture.STS("a.example", "enforce")
+	if _, err := a.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	takeClaimed(t, a)
@@ -191,17 +192,17 @@ func TestTLSRPTClaimLostWhileReading(t *testing.T) {
 	rdb2.AddHook(onHScan{func() {
 		once.Do(func() {
 			clk.advance(time.Hour)
-			if _, err := c.Take(ctx, dayOne); err != nil {
+			if _, err := c.Take(ctx, storefixture.DayOne); err != nil {
 				t.Errorf("c's Take: %v", err)
 			}
-			if err := c.Release(ctx, dayOne); err != nil {
+			if err := c.Release(ctx, storefixture.DayOne); err != nil {
 				t.Errorf("c's Release: %v", err)
 			}
 		})
 	}})
 	clk.advance(time.Hour) // b's claim lapses: d takes the day over
 	d := redisstore.NewReportStore(rdb2, redisstore.WithNow(redisstore.Options{Owner: "d"}, clk.now))
-	if r, err := d.Take(ctx, dayOne); err != nil || len(r) != 0 {
+	if r, err := d.Take(ctx, storefixture.DayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of a day released while reading = %v, %v; want nothing", r, err)
 	}
 }
@@ -249,7 +250,7 @@ func TestTLSRPTFleet(t *testing.T) {
 		for _, rec := range recs {
 			wg.Go(func() { rec.Run(runs) })
 		}
-		a, b := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
+		a, b := storefixture.STS("a.example", "enforce"), storefixture.STS("b.example", "testing")
 		exp := mtasts.ResultCertificateExpired
 		var recording sync.WaitGroup
 		for i, rec := range recs {
@@ -258,7 +259,7 @@ func TestTLSRPTFleet(t *testing.T) {
 					rec.Success(a)
 					rec.Success(b)
 				}
-				rec.Failure(a, rowOf(exp, "a.example", byte(i), 0))
+				rec.Failure(a, storefixture.Row(exp, "a.example", byte(i), 0))
 				time.Sleep(time.Second) // a flush, at about the same time
 				rec.Success(a)
 			})
@@ -295,11 +296,11 @@ func TestTLSRPTFleet(t *testing.T) {
 		if takers != 1 {
 			t.Fatalf("%d members took the day, want 1", takers)
 		}
-		want := canonical([]tlsrpt.PolicyResult{
-			resultOf(a, 101*mtas, mtas, rowOf(exp, "a.example", 0, 1), rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1)),
-			resultOf(b, 100*mtas, 0),
+		want := storefixture.Canonical([]tlsrpt.PolicyResult{
+			storefixture.Result(a, 101*mtas, mtas, storefixture.Row(exp, "a.example", 0, 1), storefixture.Row(exp, "a.example", 1, 1), storefixture.Row(exp, "a.example", 2, 1)),
+			storefixture.Result(b, 100*mtas, 0),
 		})
-		if c := canonical(all); c != want {
+		if c := storefixture.Canonical(all); c != want {
 			t.Errorf("fleet's results:\n%s\nwant:\n%s", c, want)
 		}
 	})
@@ -310,10 +311,10 @@ func TestTLSRPTBatchOnce(t *testing.T) {
 	srv := startRedis(t, "")
 	s := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
+	p := storefixture.STS("a.example", "enforce")
 	batch := func(seq int64) tlsrpt.Batch {
-		return tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: seq,
-			Results: []tlsrpt.PolicyResult{resultOf(p, 1, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1))}}
+		return tlsrpt.Batch{Day: storefixture.DayOne, Source: "mta1", Seq: seq,
+			Results: []tlsrpt.PolicyResult{storefixture.Result(p, 1, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))}}
 	}
 	for _, b := range []tlsrpt.Batch{batch(1), batch(1), batch(2), batch(1), batch(3)} {
 		if _, err := s.Add(ctx, b); err != nil {
@@ -325,12 +326,12 @@ func TestTLSRPTBatchOnce(t *testing.T) {
 	if _, err := s.Add(ctx, other); err != nil {
 		t.Fatal(err)
 	}
-	results, err := s.Take(ctx, dayOne)
+	results, err := s.Take(ctx, storefixture.DayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 4, 4, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 4))})
-	if got := canonical(results); got != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 4, 4, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 4))})
+	if got := storefixture.Canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant batches 1, 2 and 3 of mta1 and 1 of mta2:\n%s", got, want)
 	}
 }
@@ -346,11 +347,11 @@ func TestTLSRPTChunks(t *testing.T) {
 	ctx := context.Background()
 	var results, want []tlsrpt.PolicyResult
 	for i := range 2500 {
-		p := stsOf(fmt.Sprintf("d%d.example", i), "enforce")
-		results = append(results, resultOf(p, 1, 0))
-		want = append(want, resultOf(p, 1, 0))
+		p := storefixture.STS(fmt.Sprintf("d%d.example", i), "enforce")
+		results = append(results, storefixture.Result(p, 1, 0))
+		want = append(want, storefixture.Result(p, 1, 0))
 	}
-	b := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: 7, Results: results}
+	b := tlsrpt.Batch{Day: storefixture.DayOne, Source: "mta1", Seq: 7, Results: results}
 	failEval.Store(2) // the second chunk's script fails
 	if _, err := s.Add(ctx, b); err == nil {
 		t.Fatal("Add with a failing chunk: no error")
@@ -358,11 +359,11 @@ func TestTLSRPTChunks(t *testing.T) {
 	if _, err := s.Add(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Take(ctx, dayOne)
+	got, err := s.Take(ctx, storefixture.DayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if canonical(got) != canonical(want) {
+	if storefixture.Canonical(got) != storefixture.Canonical(want) {
 		t.Errorf("Take has %d policies, not each of the 2500 once", len(got))
 	}
 }
@@ -409,23 +410,23 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 	s := redisstore.NewReportStore(rdb, redisstore.Options{})
 	other := redisstore.NewReportStore(srv.client(), redisstore.Options{})
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 5, 0)}}); err != nil {
+	p := storefixture.STS("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 5, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	if _, err := s.Take(ctx, dayOne); err == nil || !strings.Contains(err.Error(), "connection reset") {
+	if _, err := s.Take(ctx, storefixture.DayOne); err == nil || !strings.Contains(err.Error(), "connection reset") {
 		t.Fatalf("Take with HSCAN failing: %v", err)
 	}
 	takeClaimed(t, other)
 	fail.Store(false)
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 5, 0)})
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 5, 0)})
 	takeWant(t, s, want)
 	takeWant(t, s, want)
-	if err := s.Release(ctx, dayOne); err != nil {
+	if err := s.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Take(ctx, dayOne); err != nil || len(r) != 0 {
+	if r, err := s.Take(ctx, storefixture.DayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take after Release = %v, %v; want nothing", r, err)
 	}
 }
@@ -434,12 +435,12 @@ func TestTLSRPTTakeResumes(t *testing.T) {
 func TestTLSRPTKeys(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
-	clk := newClock(dayTwo.Add(time.Hour))
+	clk := newClock(storefixture.DayTwo.Add(time.Hour))
 	s := redisstore.NewReportStore(rdb, redisstore.WithNow(redisstore.Options{Prefix: "x:", Retention: time.Hour, Owner: "mta 1"}, clk.now))
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
-		resultOf(p, 5, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
+	p := storefixture.STS("a.example", "enforce")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Source: "m", Seq: 1, MaxDetailRows: 5, Results: []tlsrpt.PolicyResult{
+		storefixture.Result(p, 5, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +471,7 @@ func TestTLSRPTKeys(t *testing.T) {
 			t.Errorf("TTL of %s = %v, want Retention", k, ttl)
 		}
 	}
-	if _, err := s.Take(ctx, dayOne); err != nil {
+	if _, err := s.Take(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ = rdb.Keys(ctx, "*").Result()
@@ -489,7 +490,7 @@ func TestTLSRPTKeys(t *testing.T) {
 			t.Errorf("TTL of %s after Take = %v, want Retention", k, ttl)
 		}
 	}
-	if err := s.Release(ctx, dayOne); err != nil {
+	if err := s.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
 	keys, _ = rdb.Keys(ctx, "*").Result()
@@ -525,7 +526,7 @@ func BenchmarkTLSRPTTake100k(b *testing.B) {
 	const domains = 100000
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
-		policies[i] = stsOf(fmt.Sprintf("domain%d.example", i), "enforce")
+		policies[i] = storefixture.STS(fmt.Sprintf("domain%d.example", i), "enforce")
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -540,7 +541,7 @@ func BenchmarkTLSRPTTake100k(b *testing.B) {
 		for i, p := range policies {
 			rec.Success(p)
 			if i%10 == 0 {
-				rec.Failure(p, rowOf(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
+				rec.Failure(p, storefixture.Row(mtasts.ResultCertificateExpired, p.PolicyDomain, 1, 0))
 			}
 		}
 		if err := rec.Close(); err != nil {
@@ -567,7 +568,7 @@ func TestTLSRPTStoreEarlierLayout(t *testing.T) {
 	srv := startRedis(t, "")
 	rdb := srv.client()
 	ctx := context.Background()
-	p := tlsaOf("mx.host.example", "")
+	p := storefixture.TLSA("mx.host.example", "")
 	pj, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
@@ -581,18 +582,18 @@ func TestTLSRPTStoreEarlierLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := redisstore.NewReportStore(rdb, redisstore.Options{Prefix: "old:"})
-	withRecipient := tlsaOf("mx.host.example", "a.example")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{
-		resultOf(p, 1, 0), resultOf(withRecipient, 2, 0),
+	withRecipient := storefixture.TLSA("mx.host.example", "a.example")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{
+		storefixture.Result(p, 1, 0), storefixture.Result(withRecipient, 2, 0),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	results, err := s.Take(ctx, dayOne)
+	results, err := s.Take(ctx, storefixture.DayOne)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 5, 0), resultOf(withRecipient, 2, 0)})
-	if got := canonical(results); got != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 5, 0), storefixture.Result(withRecipient, 2, 0)})
+	if got := storefixture.Canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/redisstore"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -113,10 +114,10 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 		dayKey  = "mtasts:{tlsrpt}:day:2016-04-01"
 		daysKey = "mtasts:{tlsrpt}:days"
 	)
-	p := stsOf("a.example", "enforce")
-	result := resultOf(p, 3, 2, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 2))
-	batch := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
-	want := canonical([]tlsrpt.PolicyResult{result})
+	p := storefixture.STS("a.example", "enforce")
+	result := storefixture.Result(p, 3, 2, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 2))
+	batch := tlsrpt.Batch{Day: storefixture.DayOne, Source: "mta1", Seq: 1, MaxDetailRows: 10, Results: []tlsrpt.PolicyResult{result}}
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{result})
 
 	for _, tc := range []struct {
 		name         string
@@ -160,14 +161,14 @@ func TestTLSRPTAddWrongType(t *testing.T) {
 				t.Fatalf("Add again, the key mended: %v", err)
 			}
 			days, err := s.Days(ctx)
-			if err != nil || len(days) != 1 || !days[0].Equal(dayOne) {
-				t.Errorf("Days = %v, %v; want %v", days, err, dayOne)
+			if err != nil || len(days) != 1 || !days[0].Equal(storefixture.DayOne) {
+				t.Errorf("Days = %v, %v; want %v", days, err, storefixture.DayOne)
 			}
-			got, err := s.Take(ctx, dayOne)
+			got, err := s.Take(ctx, storefixture.DayOne)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c := canonical(got); c != want {
+			if c := storefixture.Canonical(got); c != want {
 				t.Errorf("Take:\n%s\nwant the batch once:\n%s", c, want)
 			}
 		})
@@ -182,15 +183,15 @@ func TestTLSRPTAddCountBound(t *testing.T) {
 	rdb := srv.client()
 	ctx := context.Background()
 	s := redisstore.NewReportStore(rdb, redisstore.Options{})
-	p := stsOf("a.example", "enforce")
+	p := storefixture.STS("a.example", "enforce")
 	for _, r := range []tlsrpt.PolicyResult{
-		resultOf(p, 5e18, 0),
-		resultOf(p, 0, 5e18),
-		resultOf(p, -1, 0),
-		resultOf(p, 0, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 5e18)),
+		storefixture.Result(p, 5e18, 0),
+		storefixture.Result(p, 0, 5e18),
+		storefixture.Result(p, -1, 0),
+		storefixture.Result(p, 0, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 5e18)),
 	} {
 		for seq := range int64(2) {
-			b := tlsrpt.Batch{Day: dayOne, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
+			b := tlsrpt.Batch{Day: storefixture.DayOne, Source: "mta1", Seq: seq, Results: []tlsrpt.PolicyResult{r}}
 			if _, err := s.Add(ctx, b); err == nil {
 				t.Errorf("Add of %+v: no error", r.Summary)
 			}
@@ -213,12 +214,12 @@ func BenchmarkTLSRPTAdd1000(b *testing.B) {
 	var results []tlsrpt.PolicyResult
 	for i := range 1000 {
 		d := fmt.Sprintf("d%d.example", i)
-		results = append(results, resultOf(stsOf(d, "enforce"), 1, 1, rowOf(mtasts.ResultCertificateExpired, d, 1, 1)))
+		results = append(results, storefixture.Result(storefixture.STS(d, "enforce"), 1, 1, storefixture.Row(mtasts.ResultCertificateExpired, d, 1, 1)))
 	}
 	ctx := context.Background()
 	rdb.ConfigResetStat(ctx)
 	for b.Loop() {
-		if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, MaxDetailRows: 100, Results: results}); err != nil {
+		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, MaxDetailRows: 100, Results: results}); err != nil {
 			b.Fatal(err)
 		}
 	}

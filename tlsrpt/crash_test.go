@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -175,7 +176,7 @@ func TestReporterCrashPoints(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			day := dayOne
+			day := storefixture.DayOne
 			clk := newClock(afterDay(day))
 			var c2hook atomic.Pointer[func(n int) bool]
 			c1 := newAcceptingCollector(t, nil)

@@ -13,6 +13,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -66,8 +67,8 @@ func TestFileStoreCrash(t *testing.T) {
 		rec2, _ := newRecorder(t, tlsrpt.RecorderOptions{Store: reopened})
 		time.Sleep(25 * time.Hour) // the day closes
 		d := mustTake(t, rec2, day)
-		want := canonical([]tlsrpt.PolicyResult{result(p, 3, 1, row(expired, "a.example", 1, 1))})
-		if got := canonical(d.Results); got != want {
+		want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 3, 1, row(expired, "a.example", 1, 1))})
+		if got := storefixture.Canonical(d.Results); got != want {
 			t.Errorf("after the crash:\n%s\nwant what was flushed:\n%s", got, want)
 		}
 	})
@@ -80,36 +81,36 @@ func TestFileStoreRestart(t *testing.T) {
 	ctx := context.Background()
 	s := openFileStore(t, dir)
 	p := sts("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
 		result(p, 4, 2, row(expired, "a.example", 1, 1), row(expired, "a.example", 2, 1)),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayTwo, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err != nil {
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayTwo, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Take(ctx, dayTwo); err != nil {
+	if _, err := s.Take(ctx, storefixture.DayTwo); err != nil {
 		t.Fatal(err)
 	}
 	must(t, s.Close())
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err == nil {
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); err == nil {
 		t.Error("Add after Close: no error")
 	}
 
 	s = openFileStore(t, dir)
-	dropped, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
+	dropped, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, MaxDetailRows: 2, Results: []tlsrpt.PolicyResult{
 		result(p, 1, 2, row(expired, "a.example", 3, 1), row(expired, "a.example", 1, 1)),
 	}})
 	if err != nil || dropped != 1 {
 		t.Errorf("Add after restart: dropped %d, %v; want 1: the cap counts the rows from before", dropped, err)
 	}
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayTwo, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayTwo, Results: []tlsrpt.PolicyResult{result(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add to a day taken before the restart: %v, want ErrDayTaken", err)
 	}
-	results, err := s.Take(ctx, dayOne)
+	results, err := s.Take(ctx, storefixture.DayOne)
 	must(t, err)
-	want := canonical([]tlsrpt.PolicyResult{result(p, 5, 4, row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 1))})
-	if got := canonical(results); got != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 5, 4, row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 1))})
+	if got := storefixture.Canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -131,7 +132,7 @@ func TestFileStoreTornWrite(t *testing.T) {
 	p := sts("a.example", "enforce")
 	add := func(s fileStore, ok int64) {
 		t.Helper()
-		if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{result(p, ok, 0)}}); err != nil {
+		if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{result(p, ok, 0)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -152,9 +153,9 @@ func TestFileStoreTornWrite(t *testing.T) {
 	add(s, 4)
 	must(t, s.Close())
 	s = openFileStore(t, dir)
-	results, err := s.Take(ctx, dayOne)
+	results, err := s.Take(ctx, storefixture.DayOne)
 	must(t, err)
-	if got, want := canonical(results), canonical([]tlsrpt.PolicyResult{result(p, 5, 0)}); got != want {
+	if got, want := storefixture.Canonical(results), storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 5, 0)}); got != want {
 		t.Errorf("Take:\n%s\nwant the first and last batches:\n%s", got, want)
 	}
 }
@@ -177,27 +178,27 @@ func TestFileStoreReleaseFails(t *testing.T) {
 	ctx := context.Background()
 	s := openFileStore(t, dir)
 	p := sts("a.example", "enforce")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{result(p, 3, 0)})
-	if results, err := s.Take(ctx, dayOne); err != nil || canonical(results) != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 3, 0)})
+	if results, err := s.Take(ctx, storefixture.DayOne); err != nil || storefixture.Canonical(results) != want {
 		t.Fatalf("Take = %v, %v; want the counts", results, err)
 	}
 	// The file turned into something that cannot be written.
 	taken := filepath.Join(dir, "2016-04-01.taken")
 	must(t, os.Rename(taken, taken+".saved"))
 	must(t, os.Mkdir(taken, 0o700))
-	if err := s.Release(ctx, dayOne); err == nil || !strings.Contains(err.Error(), "releasing 2016-04-01") {
+	if err := s.Release(ctx, storefixture.DayOne); err == nil || !strings.Contains(err.Error(), "releasing 2016-04-01") {
 		t.Errorf("Release of a day whose file cannot be emptied: %v, want an error naming the day", err)
 	}
-	if results, err := s.Take(ctx, dayOne); err != nil || canonical(results) != want {
+	if results, err := s.Take(ctx, storefixture.DayOne); err != nil || storefixture.Canonical(results) != want {
 		t.Errorf("Take after the failed Release = %v, %v; want the counts again", results, err)
 	}
 	must(t, os.Remove(taken))
 	must(t, os.Rename(taken+".saved", taken))
-	must(t, s.Release(ctx, dayOne))
-	if results, err := s.Take(ctx, dayOne); err != nil || len(results) != 0 {
+	must(t, s.Release(ctx, storefixture.DayOne))
+	if results, err := s.Take(ctx, storefixture.DayOne); err != nil || len(results) != 0 {
 		t.Errorf("Take after Release = %v, %v; want nothing", results, err)
 	}
 }
@@ -261,17 +262,17 @@ func TestFileStoreRecipientDomains(t *testing.T) {
 	line := fmt.Sprintf("%08x %s\n", crc32.ChecksumIEEE([]byte(old)), old)
 	must(t, os.WriteFile(filepath.Join(dir, "2016-04-01.log"), []byte(line), 0o600))
 	s := openFileStore(t, dir)
-	p := tlsaOf("mx.host.example", "a.example")
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
+	p := storefixture.TLSA("mx.host.example", "a.example")
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{result(p, 3, 0)}}); err != nil {
 		t.Fatal(err)
 	}
 	must(t, s.Close())
 	s = openFileStore(t, dir)
-	results, err := s.Take(ctx, dayOne)
+	results, err := s.Take(ctx, storefixture.DayOne)
 	must(t, err)
 	legacy := tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyString: []string{"3 1 1 AB"}, PolicyDomain: "mx.host.example", MXHost: []string{"mx.host.example"}}
-	want := canonical([]tlsrpt.PolicyResult{result(legacy, 2, 0), result(p, 3, 0)})
-	if got := canonical(results); got != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{result(legacy, 2, 0), result(p, 3, 0)})
+	if got := storefixture.Canonical(results); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -283,19 +284,19 @@ func TestFileStoreDeleteRestart(t *testing.T) {
 	ctx := context.Background()
 	s := openFileStore(t, dir)
 	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
-	must(t, add1(s, dayOne, result(a, 1, 0), result(b, 2, 0)))
-	must(t, add1(s, dayTwo, result(a, 3, 0)))
+	must(t, add1(s, storefixture.DayOne, result(a, 1, 0), result(b, 2, 0)))
+	must(t, add1(s, storefixture.DayTwo, result(a, 3, 0)))
 	must(t, s.Delete(ctx, "a.example"))
 	must(t, s.Close())
 	s = openFileStore(t, dir)
 	days, err := s.Days(ctx)
 	must(t, err)
-	if len(days) != 1 || !days[0].Equal(dayOne) {
+	if len(days) != 1 || !days[0].Equal(storefixture.DayOne) {
 		t.Errorf("Days after a restart = %v, want Day1 alone: Day2 held a.example's results only", days)
 	}
-	results, err := s.Results(ctx, dayOne)
+	results, err := s.Results(ctx, storefixture.DayOne)
 	must(t, err)
-	if got, want := canonical(results), canonical([]tlsrpt.PolicyResult{result(b, 2, 0)}); got != want {
+	if got, want := storefixture.Canonical(results), storefixture.Canonical([]tlsrpt.PolicyResult{result(b, 2, 0)}); got != want {
 		t.Errorf("Results after a restart:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -104,7 +105,7 @@ func moxRun(t *testing.T, deliveries []moxDelivery, dns map[string]string, info 
 	for name, rec := range dns {
 		resolver.SetTXT(name, strings.ReplaceAll(rec, "URL", c.srv.URL))
 	}
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day.Add(12 * time.Hour))
 	store := tlsrpt.NewMemoryStore()
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -16,7 +17,7 @@ import (
 func benchReports(n int) []tlsrpt.Report {
 	reports := make([]tlsrpt.Report, n)
 	for i := range reports {
-		reports[i] = reportOf(dayOne, fmt.Sprintf("d%d.example", i), "id"+strconv.Itoa(i), 1)
+		reports[i] = storefixture.Report(storefixture.DayOne, fmt.Sprintf("d%d.example", i), "id"+strconv.Itoa(i), 1)
 	}
 	return reports
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 	"github.com/mtasts-go/mtasts/tlsrpt/storetest"
 )
@@ -43,7 +44,7 @@ func TestFileOutboxBadFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := reportOf(dayOne, "a.example", "id/with/slashes", 1)
+	r := storefixture.Report(storefixture.DayOne, "a.example", "id/with/slashes", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{r}))
 	for name, data := range map[string]string{".tmp-123": "{", "2016-04-01_broken.json": "{", "2016-04-01_later.json": `{"v":2,"report":{}}`} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
@@ -78,7 +79,7 @@ func TestFileOutboxBadFile(t *testing.T) {
 // report-id, is read as a pending report, in the current format.
 func TestFileOutboxUpgrade(t *testing.T) {
 	dir := t.TempDir()
-	r := reportOf(dayOne, "a.example", "old-id", 1)
+	r := storefixture.Report(storefixture.DayOne, "a.example", "old-id", 1)
 	data, err := json.Marshal(&r)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, "0123456789abcdef0123456789abcdef.json"), data, 0o600))
@@ -100,8 +101,8 @@ func TestFileOutboxPrune(t *testing.T) {
 	ctx := context.Background()
 	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	for _, day := range []time.Time{dayOne, dayOne.AddDate(0, 0, 31), dayOne.AddDate(0, 0, 32)} {
-		r := reportOf(day, "a.example", day.Format(time.DateOnly), 1)
+	for _, day := range []time.Time{storefixture.DayOne, storefixture.DayOne.AddDate(0, 0, 31), storefixture.DayOne.AddDate(0, 0, 32)} {
+		r := storefixture.Report(day, "a.example", day.Format(time.DateOnly), 1)
 		must(t, box.Put(ctx, []tlsrpt.Report{r}))
 		must(t, box.Done(ctx, &r))
 	}
@@ -125,7 +126,7 @@ func TestFileOutboxTornMark(t *testing.T) {
 	ctx := context.Background()
 	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
+	a, b := storefixture.Report(storefixture.DayOne, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{a, b}))
 	// The crash: a's mark half written, its file not yet removed.
 	log := filepath.Join(dir, "done", "2016-04-01.log")
@@ -136,7 +137,7 @@ func TestFileOutboxTornMark(t *testing.T) {
 	must(t, box.Done(ctx, &b))
 	box, err = tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	must(t, box.Put(ctx, []tlsrpt.Report{reportOf(dayOne, "b.example", "b-again", 1)}))
+	must(t, box.Put(ctx, []tlsrpt.Report{storefixture.Report(storefixture.DayOne, "b.example", "b-again", 1)}))
 	got, err := box.Pending(ctx)
 	if err != nil || len(got) != 1 || got[0].Report.ReportID != "a" {
 		t.Errorf("Pending = %+v, %v; want a alone: b's mark kept whole", got, err)
@@ -150,7 +151,7 @@ func TestFileOutboxDoneFails(t *testing.T) {
 	ctx := context.Background()
 	box, err := tlsrpt.OpenFileOutbox(dir)
 	must(t, err)
-	r := reportOf(dayOne, "a.example", "a", 1)
+	r := storefixture.Report(storefixture.DayOne, "a.example", "a", 1)
 	must(t, box.Put(ctx, []tlsrpt.Report{r}))
 	must(t, os.Mkdir(filepath.Join(dir, "done", "2016-04-01.log"), 0o700))
 	if err := box.Done(ctx, &r); err == nil || !strings.Contains(err.Error(), `report "a" done`) {

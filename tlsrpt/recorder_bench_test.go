@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -106,13 +107,13 @@ func BenchmarkFailure(b *testing.B) {
 // memory store (flushing the recorder first), then Reports.
 func BenchmarkTakeDay100k(b *testing.B) {
 	const domains = 100000
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	policies := make([]tlsrpt.Policy, domains)
 	for i := range policies {
 		policies[i] = benchPolicy(fmt.Sprintf("domain%d.example", i))
 	}
-	row := rowOf(mtasts.ResultCertificateExpired, "example.com", 1, 0)
+	row := storefixture.Row(mtasts.ResultCertificateExpired, "example.com", 1, 0)
 	info := tlsrpt.ReportInfo{OrganizationName: "Example", ContactInfo: "tlsrpt@example.net"}
 	b.ReportAllocs()
 	var reports int

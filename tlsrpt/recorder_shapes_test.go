@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -17,12 +18,12 @@ import (
 // are counted apart): a success carrying a row, rows with no session
 // counted, failures with no row, and a batch of counts and rows.
 func TestRecorderRecordShapes(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 4}, clk.now))
 	untrusted := row(mtasts.ResultCertificateNotTrusted, "a.example", 1, 0)
 	tlsaInvalid := row(mtasts.ResultTLSAInvalid, "b.example", 2, 0)
-	a, b := sts("a.example", "testing"), tlsaOf("mx.b.example", "b.example")
+	a, b := sts("a.example", "testing"), storefixture.TLSA("mx.b.example", "b.example")
 
 	// Opportunistic TLS went on despite an untrusted certificate: one
 	// success, and the row.
@@ -83,7 +84,7 @@ func TestRecorderRecordShapes(t *testing.T) {
 	}
 
 	clk.set(afterDay(day))
-	got := canonical(mustTake(t, rec, day).Results)
+	got := storefixture.Canonical(mustTake(t, rec, day).Results)
 	untrusted7 := untrusted
 	untrusted7.FailedSessionCount = 7
 	tlsaInvalid2 := tlsaInvalid
@@ -94,7 +95,7 @@ func TestRecorderRecordShapes(t *testing.T) {
 		r := row(expired, "c.example", i, 2)
 		cRows = append(cRows, r)
 	}
-	want := canonical([]tlsrpt.PolicyResult{
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
 		result(a, 102, 6, untrusted7),
 		result(b, 0, 3, tlsaInvalid2),
 		result(c, 0, 15, cRows...),
@@ -108,7 +109,7 @@ func TestRecorderRecordShapes(t *testing.T) {
 // deliveries of reports) are reported, but make no report by themselves;
 // ReportInfo.FailuresOnly makes reports only of domains with failures.
 func TestRecorderCountOnly(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	for _, failuresOnly := range []bool{false, true} {
 		clk := newClock(day)
 		rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
@@ -142,18 +143,18 @@ func expiredRow(domain string) tlsrpt.FailureDetail { return row(expired, domain
 // taking the day, and forgets a domain: its results as policy domain and
 // as recipient domain.
 func TestRecorderResultsForget(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day.Add(time.Hour))
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	a, b := sts("a.example", "enforce"), sts("b.example", "enforce")
 	a.RecipientDomain = "a.example"
-	host := tlsaOf("mx.host.example", "a.example")
+	host := storefixture.TLSA("mx.host.example", "a.example")
 	must(t, rec.Success(a))
 	must(t, rec.Success(b))
 	must(t, rec.Success(host))
 	results, err := rec.Results(t.Context(), day)
 	must(t, err)
-	if got, want := canonical(results), canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0), result(host, 1, 0)}); got != want {
+	if got, want := storefixture.Canonical(results), storefixture.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0), result(host, 1, 0)}); got != want {
 		t.Errorf("Results:\n%s\nwant:\n%s", got, want)
 	}
 	dom, err := mtasts.ParseDomain("a.example")
@@ -161,7 +162,7 @@ func TestRecorderResultsForget(t *testing.T) {
 	must(t, rec.Forget(t.Context(), dom))
 	must(t, rec.Success(a)) // counts anew
 	clk.set(afterDay(day))
-	if got, want := canonical(mustTake(t, rec, day).Results), canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0)}); got != want {
+	if got, want := storefixture.Canonical(mustTake(t, rec, day).Results), storefixture.Canonical([]tlsrpt.PolicyResult{result(a, 1, 0), result(b, 1, 0)}); got != want {
 		t.Errorf("Take after Forget:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -170,10 +171,10 @@ func TestRecorderResultsForget(t *testing.T) {
 // policy, and a DANE-only delivery (no MTA-STS result at all) is reported
 // to the MX host's policy domain, and to the recipient domain when asked.
 func TestRecorderDANEResultTypes(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
-	tlsa := tlsaOf("mx.b.example", "b.example")
+	tlsa := storefixture.TLSA("mx.b.example", "b.example")
 	for i, rt := range []mtasts.ResultType{mtasts.ResultTLSAInvalid, mtasts.ResultDNSSECInvalid, mtasts.ResultDANERequired} {
 		must(t, rec.Failure(tlsa, row(rt, "b.example", byte(i), 0)))
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -78,9 +79,9 @@ func must(t *testing.T, err error) {
 }
 
 var (
-	sts     = stsOf
-	row     = rowOf
-	result  = resultOf
+	sts     = storefixture.STS
+	row     = storefixture.Row
+	result  = storefixture.Result
 	expired = mtasts.ResultCertificateExpired
 )
 
@@ -127,11 +128,11 @@ func TestRecorderDayBoundary(t *testing.T) {
 		if !d.Day.Equal(day1) || d.Day.Location() != time.UTC {
 			t.Errorf("Day = %v, want %v", d.Day, day1)
 		}
-		want := canonical([]tlsrpt.PolicyResult{result(p, 1, 1, row(expired, "example.com", 1, 1))})
-		if got := canonical(d.Results); got != want {
+		want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 1, 1, row(expired, "example.com", 1, 1))})
+		if got := storefixture.Canonical(d.Results); got != want {
 			t.Errorf("day 1:\n%s\nwant:\n%s", got, want)
 		}
-		if again := mustTake(t, rec, day1); canonical(again.Results) != want {
+		if again := mustTake(t, rec, day1); storefixture.Canonical(again.Results) != want {
 			t.Errorf("second Take of day 1, before Release = %v, want the same counts", again.Results)
 		}
 		must(t, rec.Release(context.Background(), day1))
@@ -144,7 +145,7 @@ func TestRecorderDayBoundary(t *testing.T) {
 		time.Sleep(24 * time.Hour)
 		// Any time of the day names it.
 		d = mustTake(t, rec, day2.Add(13*time.Hour))
-		if got, want := canonical(d.Results), canonical([]tlsrpt.PolicyResult{result(p, 2, 0)}); got != want {
+		if got, want := storefixture.Canonical(d.Results), storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 2, 0)}); got != want {
 			t.Errorf("day 2:\n%s\nwant:\n%s", got, want)
 		}
 	})
@@ -197,13 +198,13 @@ func TestRecorderAggregates(t *testing.T) {
 	d := mustTake(t, rec, day)
 	fail.FailedSessionCount = 2
 	other.FailedSessionCount = 1
-	want := canonical([]tlsrpt.PolicyResult{
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
 		result(stsPolicy, 3, 3, fail, other),
 		result(target.STS(policy2, text2), 1, 0),
 		result(target.NoPolicyFound(), 1, 0),
 		result(tlsa, 1, 0),
 	})
-	if got := canonical(d.Results); got != want {
+	if got := storefixture.Canonical(d.Results); got != want {
 		t.Errorf("results:\n%s\nwant:\n%s", got, want)
 	}
 	// In order: by domain, then type; rows by decreasing count.
@@ -240,7 +241,7 @@ func TestRecorderAggregates(t *testing.T) {
 		if err != nil {
 			t.Fatalf("report %d does not read back: %v\n%s", i, err, js)
 		}
-		if got, want := canonical(back.Policies), canonical(r.Policies); got != want {
+		if got, want := storefixture.Canonical(back.Policies), storefixture.Canonical(r.Policies); got != want {
 			t.Errorf("report %d read back:\n%s\nwant:\n%s", i, got, want)
 		}
 	}
@@ -256,7 +257,7 @@ func TestRecorderAggregates(t *testing.T) {
 // Past MaxDetailRows distinct rows per policy domain and day the summary
 // stays exact, the detail is dropped, and the metric counts the drops.
 func TestRecorderCap(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 3}, clk.now))
 	a, a2, b := sts("a.example", "enforce"), sts("a.example", "testing"), sts("b.example", "enforce")
@@ -270,8 +271,8 @@ func TestRecorderCap(t *testing.T) {
 		t.Errorf("dropped = %v, want 5", got)
 	}
 	clk.set(afterDay(day))
-	got := canonical(mustTake(t, rec, day).Results)
-	want := canonical([]tlsrpt.PolicyResult{
+	got := storefixture.Canonical(mustTake(t, rec, day).Results)
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
 		result(a, 0, 10, row(expired, "a.example", 0, 2), row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 2)),
 		result(a2, 0, 1),
 		result(b, 0, 1, row(expired, "b.example", 9, 1)),
@@ -284,7 +285,7 @@ func TestRecorderCap(t *testing.T) {
 // A store of several recorders (a fleet, a restart) caps the rows over all
 // of them, and the recorder's metric counts what the store dropped.
 func TestRecorderCapInStore(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	store := tlsrpt.NewMemoryStore()
 	rec1, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store, MaxDetailRows: 2}, clk.now))
@@ -301,15 +302,15 @@ func TestRecorderCapInStore(t *testing.T) {
 		t.Errorf("dropped = %v, want 2", got)
 	}
 	clk.set(afterDay(day))
-	got := canonical(mustTake(t, rec1, day).Results)
-	want := canonical([]tlsrpt.PolicyResult{result(p, 0, 5, row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 1))})
+	got := storefixture.Canonical(mustTake(t, rec1, day).Results)
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 0, 5, row(expired, "a.example", 1, 2), row(expired, "a.example", 2, 1))})
 	if got != want {
 		t.Errorf("results:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestRecorderInvalid(t *testing.T) {
-	clk := newClock(dayOne)
+	clk := newClock(storefixture.DayOne)
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	good := sts("a.example", "enforce")
 	noDomain := good
@@ -332,8 +333,8 @@ func TestRecorderInvalid(t *testing.T) {
 			t.Errorf("%s: %v, want an error at %s", tc.name, tc.err, tc.path)
 		}
 	}
-	clk.set(afterDay(dayOne))
-	if d := mustTake(t, rec, dayOne); len(d.Results) != 0 {
+	clk.set(afterDay(storefixture.DayOne))
+	if d := mustTake(t, rec, storefixture.DayOne); len(d.Results) != 0 {
 		t.Errorf("invalid calls recorded %v, want nothing", d.Results)
 	}
 	if _, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{FlushInterval: time.Minute, CloseDelay: time.Minute}); err == nil {
@@ -356,7 +357,7 @@ func (s *failingStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
 
 // A failing store loses nothing: the counts wait for the next flush.
 func TestRecorderStoreFails(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	store := &failingStore{Store: tlsrpt.NewMemoryStore()}
 	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
@@ -378,15 +379,15 @@ func TestRecorderStoreFails(t *testing.T) {
 	store.fail.Store(false)
 	must(t, rec.Success(p))
 	clk.set(afterDay(day))
-	got := canonical(mustTake(t, rec, day).Results)
-	if want := canonical([]tlsrpt.PolicyResult{result(p, 3, 2, row(expired, "a.example", 1, 2))}); got != want {
+	got := storefixture.Canonical(mustTake(t, rec, day).Results)
+	if want := storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 3, 2, row(expired, "a.example", 1, 2))}); got != want {
 		t.Errorf("results:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 // Sessions recorded for a day already taken are not reported, and counted.
 func TestRecorderLate(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day.Add(23 * time.Hour))
 	rec, reg := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	p := sts("a.example", "enforce")
@@ -412,7 +413,7 @@ func TestRecorderLate(t *testing.T) {
 
 // Many goroutines record while others flush: every session counts once.
 func TestRecorderConcurrent(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{MaxDetailRows: 1 << 20}, clk.now))
 	domains := []string{"a.example", "b.example", "c.example"}
@@ -466,8 +467,8 @@ func TestRecorderConcurrent(t *testing.T) {
 		}
 		want = append(want, result(sts(d, "enforce"), 2*n, n, rows...))
 	}
-	if got := canonical(mustTake(t, rec, day).Results); got != canonical(want) {
-		t.Errorf("results:\n%s\nwant:\n%s", got, canonical(want))
+	if got := storefixture.Canonical(mustTake(t, rec, day).Results); got != storefixture.Canonical(want) {
+		t.Errorf("results:\n%s\nwant:\n%s", got, storefixture.Canonical(want))
 	}
 }
 
@@ -505,7 +506,7 @@ func TestRecorderRun(t *testing.T) {
 			t.Errorf("Run after Close: %v", err)
 		}
 		results, _ := store.Take(context.Background(), time.Now())
-		if got, want := canonical(results), canonical([]tlsrpt.PolicyResult{result(p, 2, 0)}); got != want {
+		if got, want := storefixture.Canonical(results), storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 2, 0)}); got != want {
 			t.Errorf("store after Close:\n%s\nwant:\n%s", got, want)
 		}
 	})
@@ -588,7 +589,7 @@ func (s *lossyStore) Add(ctx context.Context, b tlsrpt.Batch) (int64, error) {
 // A batch whose Add failed is given again as it was, with its Source and
 // Seq, before newer counts: a store that added it once adds it once.
 func TestRecorderRetriesSameBatch(t *testing.T) {
-	day := dayOne
+	day := storefixture.DayOne
 	clk := newClock(day)
 	store := &lossyStore{Store: tlsrpt.NewMemoryStore(), lastSeq: map[string]int64{}}
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{Store: store}, clk.now))
@@ -611,7 +612,7 @@ func TestRecorderRetriesSameBatch(t *testing.T) {
 	}
 	first := store.calls[0]
 	for _, b := range store.calls[1:3] {
-		if b.Source != first.Source || b.Seq != first.Seq || canonical(b.Results) != canonical(first.Results) {
+		if b.Source != first.Source || b.Seq != first.Seq || storefixture.Canonical(b.Results) != storefixture.Canonical(first.Results) {
 			t.Errorf("batch given again as %s/%d %v, want %s/%d %v", b.Source, b.Seq, b.Results, first.Source, first.Seq, first.Results)
 		}
 	}
@@ -619,7 +620,7 @@ func TestRecorderRetriesSameBatch(t *testing.T) {
 		t.Errorf("newer batch %s/%d, want a Seq above %d", last.Source, last.Seq, first.Seq)
 	}
 	clk.set(afterDay(day))
-	if got, want := canonical(mustTake(t, rec, day).Results), canonical([]tlsrpt.PolicyResult{result(p, 2, 1, row(expired, "a.example", 1, 1))}); got != want {
+	if got, want := storefixture.Canonical(mustTake(t, rec, day).Results), storefixture.Canonical([]tlsrpt.PolicyResult{result(p, 2, 1, row(expired, "a.example", 1, 1))}); got != want {
 		t.Errorf("results:\n%s\nwant each session once:\n%s", got, want)
 	}
 }
@@ -646,7 +647,7 @@ func errorAt(err error, path string) bool {
 // failure reason, is taken capped and escaped instead: refused, it would let
 // a hostile MX hide its failures from the report.
 func TestRecorderGarbage(t *testing.T) {
-	clk := newClock(dayOne)
+	clk := newClock(storefixture.DayOne)
 	rec, _ := newRecorder(t, tlsrpt.WithNow(tlsrpt.RecorderOptions{}, clk.now))
 	good := sts("a.example", "enforce")
 	bogusType := good
@@ -680,8 +681,8 @@ func TestRecorderGarbage(t *testing.T) {
 	info.AdditionalInformation = strings.Repeat("i", 10<<20)
 	must(t, rec.Failure(good, info))
 
-	clk.set(afterDay(dayOne))
-	d := mustTake(t, rec, dayOne)
+	clk.set(afterDay(storefixture.DayOne))
+	d := mustTake(t, rec, storefixture.DayOne)
 	reports := d.Reports(tlsrpt.ReportInfo{OrganizationName: "O", ContactInfo: "r@o.example"})
 	if len(reports) != 1 || len(reports[0].Policies) != 1 {
 		t.Fatalf("reports %+v, want one of one policy", reports)

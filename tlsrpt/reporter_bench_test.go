@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -71,7 +72,7 @@ func BenchmarkReporterHangingCollectors(b *testing.B) {
 	reports := make([]tlsrpt.Report, n)
 	for i := range reports {
 		d := fmt.Sprintf("d%d.example", i)
-		reports[i] = reportOf(dayOne, d, fmt.Sprintf("id%d", i), 1)
+		reports[i] = storefixture.Report(storefixture.DayOne, d, fmt.Sprintf("id%d", i), 1)
 		resolver.SetTXT("_smtp._tls."+d, "v=TLSRPTv1; rua=https://collector."+d+"/v1")
 	}
 	rec, err := tlsrpt.NewRecorder(tlsrpt.RecorderOptions{})

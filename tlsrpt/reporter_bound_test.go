@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
@@ -66,7 +67,7 @@ func testBoundsDeliveries(t *testing.T, hold func(r *http.Request), slack int) {
 	for i := range n {
 		d := fmt.Sprintf("d%d.example", i)
 		resolver.SetTXT("_smtp._tls."+d, "v=TLSRPTv1; rua="+c.srv.URL+"/"+d)
-		must(t, box.Put(context.Background(), []tlsrpt.Report{reportOf(dayOne, d, "id-"+d, 1)}))
+		must(t, box.Put(context.Background(), []tlsrpt.Report{storefixture.Report(storefixture.DayOne, d, "id-"+d, 1)}))
 	}
 	// All the reports go to one collector here: the transport must not
 	// bound them first.

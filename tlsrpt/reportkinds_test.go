@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -32,19 +33,19 @@ func kindsDay(t *testing.T) tlsrpt.DayResults {
 		}
 		return p
 	}
-	staA := stsOf("a.example", "enforce")
+	staA := storefixture.STS("a.example", "enforce")
 	staA.RecipientDomain = "a.example"
 	npfB := tlsrpt.Target{Recipient: dom("b.example")}.NoPolicyFound()
 	row := func(rt mtasts.ResultType, n int64) tlsrpt.FailureDetail {
 		return tlsrpt.FailureDetail{ResultType: rt, ReceivingMXHostname: "mx.hoster.example",
 			ReceivingIP: netip.MustParseAddr("192.0.2.25"), FailedSessionCount: n}
 	}
-	return tlsrpt.DayResults{Day: dayOne, Results: []tlsrpt.PolicyResult{
-		resultOf(staA, 10, 0),
-		resultOf(npfB, 4, 0),
-		resultOf(tlsa("b.example"), 3, 1, row(mtasts.ResultTLSAInvalid, 1)),
+	return tlsrpt.DayResults{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{
+		storefixture.Result(staA, 10, 0),
+		storefixture.Result(npfB, 4, 0),
+		storefixture.Result(tlsa("b.example"), 3, 1, row(mtasts.ResultTLSAInvalid, 1)),
 		// DANE alone: no MTA-STS result for c.example.
-		resultOf(tlsa("c.example"), 5, 3, row(mtasts.ResultDNSSECInvalid, 2), row(mtasts.ResultDANERequired, 1)),
+		storefixture.Result(tlsa("c.example"), 5, 3, row(mtasts.ResultDNSSECInvalid, 2), row(mtasts.ResultDANERequired, 1)),
 	}}
 }
 
@@ -131,10 +132,10 @@ func TestReportKinds(t *testing.T) {
 // are two reports: their keys differ, and an outbox keeps both, with their
 // domains, across a restart.
 func TestReportKindsKeys(t *testing.T) {
-	host := tlsrpt.Report{Domain: "mx.example", DateRange: tlsrpt.DateRange{Start: dayOne, End: dayTwo.Add(-time.Second)},
-		Policies: []tlsrpt.PolicyResult{resultOf(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "a.example", MXHost: []string{"mx.example"}}, 1, 0)}}
+	host := tlsrpt.Report{Domain: "mx.example", DateRange: tlsrpt.DateRange{Start: storefixture.DayOne, End: storefixture.DayTwo.Add(-time.Second)},
+		Policies: []tlsrpt.PolicyResult{storefixture.Result(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "a.example", MXHost: []string{"mx.example"}}, 1, 0)}}
 	rcpt := host
-	rcpt.Policies = []tlsrpt.PolicyResult{resultOf(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "mx.example", MXHost: []string{"mx.example"}}, 1, 0)}
+	rcpt.Policies = []tlsrpt.PolicyResult{storefixture.Result(tlsrpt.Policy{PolicyType: tlsrpt.PolicyTypeTLSA, PolicyDomain: "mx.example", MXHost: []string{"mx.example"}}, 1, 0)}
 	if host.Key() == rcpt.Key() {
 		t.Errorf("host and recipient reports share the key %q", host.Key())
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -72,7 +73,7 @@ func testPutPending(t *testing.T, o tlsrpt.Outbox) {
 	if p := pending(t, o); len(p) != 0 {
 		t.Errorf("Pending of an empty outbox = %v", p)
 	}
-	b1, a1, a2 := reportOf(dayOne, "b.example", "id-b1", 1), reportOf(dayOne, "a.example", "id-a1", 2), reportOf(dayTwo, "a.example", "id-a2", 3)
+	b1, a1, a2 := storefixture.Report(storefixture.DayOne, "b.example", "id-b1", 1), storefixture.Report(storefixture.DayOne, "a.example", "id-a1", 2), storefixture.Report(storefixture.DayTwo, "a.example", "id-a2", 3)
 	put(t, o, b1, a2)
 	put(t, o, a1)
 	got := describe(t, pending(t, o))
@@ -84,25 +85,25 @@ func testPutPending(t *testing.T, o tlsrpt.Outbox) {
 // testPutKeepsFirst checks that a report made again, as after a crash
 // between Put and Store.Release, keeps the report-id of the first.
 func testPutKeepsFirst(t *testing.T, o tlsrpt.Outbox) {
-	first := reportOf(dayOne, "a.example", "first", 1)
+	first := storefixture.Report(storefixture.DayOne, "a.example", "first", 1)
 	put(t, o, first)
-	put(t, o, reportOf(dayOne, "a.example", "again", 1), reportOf(dayOne, "b.example", "b", 1))
+	put(t, o, storefixture.Report(storefixture.DayOne, "a.example", "again", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1))
 	got := describe(t, pending(t, o))
-	if w := want(t, tlsrpt.PendingReport{Report: first}, tlsrpt.PendingReport{Report: reportOf(dayOne, "b.example", "b", 1)}); got != w {
+	if w := want(t, tlsrpt.PendingReport{Report: first}, tlsrpt.PendingReport{Report: storefixture.Report(storefixture.DayOne, "b.example", "b", 1)}); got != w {
 		t.Errorf("Pending:\n%s\nwant:\n%s", got, w)
 	}
 }
 
 func testDelivered(t *testing.T, o tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
+	a, b := storefixture.Report(storefixture.DayOne, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1)
 	put(t, o, a, b)
 	for _, uri := range []string{"https://tlsrpt.a.example/v1", "mailto:tlsrpt@a.example", "https://tlsrpt.a.example/v1"} {
 		if err := o.Delivered(ctx, &a, uri); err != nil {
 			t.Fatalf("Delivered: %v", err)
 		}
 	}
-	stranger := reportOf(dayTwo, "c.example", "c", 1)
+	stranger := storefixture.Report(storefixture.DayTwo, "c.example", "c", 1)
 	if err := o.Delivered(ctx, &stranger, "mailto:x@c.example"); err != nil {
 		t.Errorf("Delivered of a report not put: %v", err)
 	}
@@ -116,19 +117,19 @@ func testDelivered(t *testing.T, o tlsrpt.Outbox) {
 
 func testDone(t *testing.T, o tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1)
+	a, b := storefixture.Report(storefixture.DayOne, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1)
 	put(t, o, a, b)
 	for range 2 {
 		if err := o.Done(ctx, &a); err != nil {
 			t.Fatalf("Done: %v", err)
 		}
 	}
-	stranger := reportOf(dayTwo, "c.example", "c", 1)
+	stranger := storefixture.Report(storefixture.DayTwo, "c.example", "c", 1)
 	if err := o.Done(ctx, &stranger); err != nil {
 		t.Errorf("Done of a report not put: %v", err)
 	}
 	// Made again, as after a crash before Store.Release: not sent again.
-	put(t, o, reportOf(dayOne, "a.example", "a-again", 1))
+	put(t, o, storefixture.Report(storefixture.DayOne, "a.example", "a-again", 1))
 	if got, w := describe(t, pending(t, o)), want(t, tlsrpt.PendingReport{Report: b}); got != w {
 		t.Errorf("Pending after Done and a Put of the same key:\n%s\nwant:\n%s", got, w)
 	}
@@ -147,7 +148,7 @@ func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				r := reportOf(dayOne, fmt.Sprintf("d%d-%d.example", w, i), fmt.Sprintf("id-%d-%d", w, i), 1)
+				r := storefixture.Report(storefixture.DayOne, fmt.Sprintf("d%d-%d.example", w, i), fmt.Sprintf("id-%d-%d", w, i), 1)
 				if err := o.Put(ctx, []tlsrpt.Report{r}); err != nil {
 					t.Error(err)
 					return
@@ -192,13 +193,13 @@ func testOutboxConcurrent(t *testing.T, o tlsrpt.Outbox) {
 // its Domain, across a restart too, and each done on its own.
 func testOutboxKinds(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	rcpt := reportOf(dayOne, "mx.example", "as-recipient", 1)
+	rcpt := storefixture.Report(storefixture.DayOne, "mx.example", "as-recipient", 1)
 	rcpt.Domain = "mx.example"
-	host := reportOf(dayOne, "a.example", "as-host", 2)
+	host := storefixture.Report(storefixture.DayOne, "a.example", "as-host", 2)
 	host.Domain = "mx.example"
 	host.Policies[0].Policy.MXHost = []string{"mx.example"}
 	put(t, o, rcpt, host)
-	put(t, o, reportOf(dayOne, "mx.example", "as-recipient-again", 1)) // the same key as rcpt: skipped
+	put(t, o, storefixture.Report(storefixture.DayOne, "mx.example", "as-recipient-again", 1)) // the same key as rcpt: skipped
 	w := want(t, tlsrpt.PendingReport{Report: host}, tlsrpt.PendingReport{Report: rcpt})
 	got := describe(t, pending(t, o))
 	if got != w {
@@ -226,8 +227,8 @@ func testOutboxKinds(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o 
 // across a restart too, and not those pending.
 func testSent(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b, c := reportOf(dayTwo, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 1), reportOf(dayOne, "c.example", "c", 1)
-	host := reportOf(dayOne, "a.example", "host", 2)
+	a, b, c := storefixture.Report(storefixture.DayTwo, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 1), storefixture.Report(storefixture.DayOne, "c.example", "c", 1)
+	host := storefixture.Report(storefixture.DayOne, "a.example", "host", 2)
 	host.Domain = "mx.example"
 	host.Policies[0].Policy.MXHost = []string{"mx.example"}
 	put(t, o, a, b, c, host)
@@ -253,7 +254,7 @@ func testSent(t *testing.T, o tlsrpt.Outbox, reopen func(t *testing.T, o tlsrpt.
 // their deliveries, and no report done.
 func testOutboxReopen(t *testing.T, o tlsrpt.Outbox, reopen func(tlsrpt.Outbox) tlsrpt.Outbox) {
 	ctx := context.Background()
-	a, b, c := reportOf(dayOne, "a.example", "a", 1), reportOf(dayOne, "b.example", "b", 2), reportOf(dayTwo, "c.example", "c", 3)
+	a, b, c := storefixture.Report(storefixture.DayOne, "a.example", "a", 1), storefixture.Report(storefixture.DayOne, "b.example", "b", 2), storefixture.Report(storefixture.DayTwo, "c.example", "c", 3)
 	put(t, o, a, b, c)
 	if err := o.Delivered(ctx, &a, "https://tlsrpt.a.example/v1"); err != nil {
 		t.Fatal(err)
@@ -266,7 +267,7 @@ func testOutboxReopen(t *testing.T, o tlsrpt.Outbox, reopen func(tlsrpt.Outbox) 
 	if got := describe(t, pending(t, o)); got != w {
 		t.Errorf("Pending after a restart:\n%s\nwant:\n%s", got, w)
 	}
-	put(t, o, reportOf(dayOne, "b.example", "b-again", 2), reportOf(dayOne, "a.example", "a-again", 1))
+	put(t, o, storefixture.Report(storefixture.DayOne, "b.example", "b-again", 2), storefixture.Report(storefixture.DayOne, "a.example", "a-again", 1))
 	if got := describe(t, pending(t, o)); got != w {
 		t.Errorf("Pending after a restart and the day's reports made again:\n%s\nwant:\n%s", got, w)
 	}

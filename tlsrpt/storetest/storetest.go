@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/storefixture"
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
@@ -64,27 +65,27 @@ func Run(t *testing.T, open func(t *testing.T) tlsrpt.Store, reopen func(t *test
 // takes the same counts again, and a day released stays taken.
 func testResume(t *testing.T, s tlsrpt.Store, reopen func(t *testing.T, s tlsrpt.Store) tlsrpt.Store) {
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 4, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
-	add(t, s, dayOne, 0, resultOf(p, 4, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
-	add(t, s, dayTwo, 0, resultOf(p, 1, 0))
-	if got := canonical(take(t, s, dayOne)); got != want {
+	p := storefixture.STS("a.example", "enforce")
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 4, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
+	add(t, s, storefixture.DayOne, 0, storefixture.Result(p, 4, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
+	add(t, s, storefixture.DayTwo, 0, storefixture.Result(p, 1, 0))
+	if got := storefixture.Canonical(take(t, s, storefixture.DayOne)); got != want {
 		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
 	}
 	// The MTA dies before its reports are kept: the restarted one takes
 	// the same counts again.
 	s = reopen(t, s)
-	if got := canonical(take(t, s, dayOne)); got != want {
+	if got := storefixture.Canonical(take(t, s, storefixture.DayOne)); got != want {
 		t.Fatalf("Take after a restart:\n%s\nwant:\n%s", got, want)
 	}
-	if err := s.Release(ctx, dayOne); err != nil {
+	if err := s.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
 	s = reopen(t, s)
-	if r := take(t, s, dayOne); len(r) != 0 {
+	if r := take(t, s, storefixture.DayOne); len(r) != 0 {
 		t.Errorf("Take after Release and a restart = %v, want nothing", r)
 	}
-	_, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 1, 0)}})
+	_, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)}})
 	if !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add after Release and a restart: %v, want ErrDayTaken", err)
 	}
@@ -92,11 +93,11 @@ func testResume(t *testing.T, s tlsrpt.Store, reopen func(t *testing.T, s tlsrpt
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []time.Time{dayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
+	if want := []time.Time{storefixture.DayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Errorf("Days after a restart = %v, want %v", days, want)
 	}
-	if got, want := canonical(take(t, s, dayTwo)), canonical([]tlsrpt.PolicyResult{resultOf(p, 1, 0)}); got != want {
-		t.Errorf("Take(dayTwo) after restarts:\n%s\nwant:\n%s", got, want)
+	if got, want := storefixture.Canonical(take(t, s, storefixture.DayTwo)), storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)}); got != want {
+		t.Errorf("Take(storefixture.DayTwo) after restarts:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -129,45 +130,45 @@ func takeAll(t *testing.T, s tlsrpt.Store, day time.Time) []tlsrpt.PolicyResult 
 }
 
 func testAddUp(t *testing.T, s tlsrpt.Store) {
-	a, b := stsOf("a.example", "enforce"), stsOf("b.example", "testing")
-	a2 := stsOf("a.example", "testing") // the policy changed during the day
-	add(t, s, dayOne, 0,
-		resultOf(a, 10, 2, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 2)),
-		resultOf(b, 5, 0))
-	add(t, s, dayOne, 0,
-		resultOf(a, 1, 3, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1), rowOf(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
-		resultOf(a2, 7, 0))
-	add(t, s, dayTwo, 0, resultOf(b, 1, 0))
+	a, b := storefixture.STS("a.example", "enforce"), storefixture.STS("b.example", "testing")
+	a2 := storefixture.STS("a.example", "testing") // the policy changed during the day
+	add(t, s, storefixture.DayOne, 0,
+		storefixture.Result(a, 10, 2, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 2)),
+		storefixture.Result(b, 5, 0))
+	add(t, s, storefixture.DayOne, 0,
+		storefixture.Result(a, 1, 3, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1), storefixture.Row(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		storefixture.Result(a2, 7, 0))
+	add(t, s, storefixture.DayTwo, 0, storefixture.Result(b, 1, 0))
 
 	days, err := s.Days(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []time.Time{dayOne, dayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
+	if want := []time.Time{storefixture.DayOne, storefixture.DayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Errorf("Days = %v, want %v", days, want)
 	}
-	got := canonical(take(t, s, dayOne))
+	got := storefixture.Canonical(take(t, s, storefixture.DayOne))
 	days, _ = s.Days(context.Background())
-	if want := []time.Time{dayOne, dayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
+	if want := []time.Time{storefixture.DayOne, storefixture.DayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Errorf("Days after Take, before Release = %v, want %v", days, want)
 	}
-	if err := s.Release(context.Background(), dayOne); err != nil {
+	if err := s.Release(context.Background(), storefixture.DayOne); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{
-		resultOf(a, 11, 5, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 3), rowOf(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
-		resultOf(a2, 7, 0),
-		resultOf(b, 5, 0),
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
+		storefixture.Result(a, 11, 5, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 3), storefixture.Row(mtasts.ResultSTARTTLSNotSupported, "a.example", 2, 2)),
+		storefixture.Result(a2, 7, 0),
+		storefixture.Result(b, 5, 0),
 	})
 	if got != want {
-		t.Errorf("Take(dayOne):\n%s\nwant:\n%s", got, want)
+		t.Errorf("Take(storefixture.DayOne):\n%s\nwant:\n%s", got, want)
 	}
 	days, _ = s.Days(context.Background())
-	if want := []time.Time{dayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
+	if want := []time.Time{storefixture.DayTwo}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Errorf("Days after Release = %v, want %v", days, want)
 	}
-	if got, want := canonical(takeAll(t, s, dayTwo)), canonical([]tlsrpt.PolicyResult{resultOf(b, 1, 0)}); got != want {
-		t.Errorf("Take(dayTwo):\n%s\nwant:\n%s", got, want)
+	if got, want := storefixture.Canonical(takeAll(t, s, storefixture.DayTwo)), storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(b, 1, 0)}); got != want {
+		t.Errorf("Take(storefixture.DayTwo):\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -176,28 +177,28 @@ func testAddUp(t *testing.T, s tlsrpt.Store) {
 // kept apart, each with its counts, and that the cap on rows counts per
 // policy domain over them all.
 func testRecipients(t *testing.T, s tlsrpt.Store) {
-	a, b, none := tlsaOf("mx.host.example", "a.example"), tlsaOf("mx.host.example", "b.example"), tlsaOf("mx.host.example", "")
-	sts := stsOf("a.example", "enforce")
+	a, b, none := storefixture.TLSA("mx.host.example", "a.example"), storefixture.TLSA("mx.host.example", "b.example"), storefixture.TLSA("mx.host.example", "")
+	sts := storefixture.STS("a.example", "enforce")
 	sts.RecipientDomain = "a.example"
-	add(t, s, dayOne, 0,
-		resultOf(a, 3, 1, rowOf(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
-		resultOf(b, 2, 0),
-		resultOf(sts, 5, 0))
-	add(t, s, dayOne, 0,
-		resultOf(a, 1, 2, rowOf(mtasts.ResultTLSAInvalid, "host.example", 1, 1), rowOf(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
-		resultOf(b, 0, 1, rowOf(mtasts.ResultDANERequired, "host.example", 3, 1)),
-		resultOf(none, 7, 0))
+	add(t, s, storefixture.DayOne, 0,
+		storefixture.Result(a, 3, 1, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
+		storefixture.Result(b, 2, 0),
+		storefixture.Result(sts, 5, 0))
+	add(t, s, storefixture.DayOne, 0,
+		storefixture.Result(a, 1, 2, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1), storefixture.Row(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
+		storefixture.Result(b, 0, 1, storefixture.Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
+		storefixture.Result(none, 7, 0))
 	// The cap: mx.host.example holds 3 distinct rows of 3 allowed, over
 	// its recipient domains; a fourth is dropped, its session counted.
-	if dropped := add(t, s, dayOne, 3, resultOf(b, 0, 1, rowOf(mtasts.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
+	if dropped := add(t, s, storefixture.DayOne, 3, storefixture.Result(b, 0, 1, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 4, 1))); dropped != 1 {
 		t.Errorf("Add past the cap dropped %d sessions, want 1", dropped)
 	}
-	got := canonical(takeAll(t, s, dayOne))
-	want := canonical([]tlsrpt.PolicyResult{
-		resultOf(a, 4, 3, rowOf(mtasts.ResultTLSAInvalid, "host.example", 1, 2), rowOf(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
-		resultOf(b, 2, 2, rowOf(mtasts.ResultDANERequired, "host.example", 3, 1)),
-		resultOf(none, 7, 0),
-		resultOf(sts, 5, 0),
+	got := storefixture.Canonical(takeAll(t, s, storefixture.DayOne))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
+		storefixture.Result(a, 4, 3, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 1, 2), storefixture.Row(mtasts.ResultDNSSECInvalid, "host.example", 2, 1)),
+		storefixture.Result(b, 2, 2, storefixture.Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
+		storefixture.Result(none, 7, 0),
+		storefixture.Result(sts, 5, 0),
 	})
 	if got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
@@ -208,11 +209,11 @@ func testRecipients(t *testing.T, s tlsrpt.Store) {
 // added to it had it so, whatever their order.
 func testCountOnly(t *testing.T, s tlsrpt.Store) {
 	quiet := func(pr tlsrpt.PolicyResult) tlsrpt.PolicyResult { pr.CountOnly = true; return pr }
-	a, b, c := stsOf("a.example", "enforce"), stsOf("b.example", "enforce"), tlsaOf("mx.c.example", "c.example")
-	add(t, s, dayOne, 0, quiet(resultOf(a, 1, 0)), quiet(resultOf(b, 1, 0)), resultOf(c, 1, 0))
-	add(t, s, dayOne, 0, resultOf(a, 1, 0), quiet(resultOf(b, 0, 1)), quiet(resultOf(c, 1, 0)))
-	got := canonical(takeAll(t, s, dayOne))
-	want := canonical([]tlsrpt.PolicyResult{resultOf(a, 2, 0), quiet(resultOf(b, 1, 1)), resultOf(c, 2, 0)})
+	a, b, c := storefixture.STS("a.example", "enforce"), storefixture.STS("b.example", "enforce"), storefixture.TLSA("mx.c.example", "c.example")
+	add(t, s, storefixture.DayOne, 0, quiet(storefixture.Result(a, 1, 0)), quiet(storefixture.Result(b, 1, 0)), storefixture.Result(c, 1, 0))
+	add(t, s, storefixture.DayOne, 0, storefixture.Result(a, 1, 0), quiet(storefixture.Result(b, 0, 1)), quiet(storefixture.Result(c, 1, 0)))
+	got := storefixture.Canonical(takeAll(t, s, storefixture.DayOne))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(a, 2, 0), quiet(storefixture.Result(b, 1, 1)), storefixture.Result(c, 2, 0)})
 	if got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
@@ -223,80 +224,80 @@ func testCountOnly(t *testing.T, s tlsrpt.Store) {
 // recipient domain, from the days not taken, and its rows from the cap.
 func testResultsDelete(t *testing.T, s tlsrpt.Store) {
 	ctx := context.Background()
-	a, c := stsOf("a.example", "enforce"), stsOf("c.example", "enforce")
+	a, c := storefixture.STS("a.example", "enforce"), storefixture.STS("c.example", "enforce")
 	a.RecipientDomain = "a.example"
-	hostA, hostB := tlsaOf("mx.host.example", "a.example"), tlsaOf("mx.host.example", "b.example")
+	hostA, hostB := storefixture.TLSA("mx.host.example", "a.example"), storefixture.TLSA("mx.host.example", "b.example")
 	day1 := []tlsrpt.PolicyResult{
-		resultOf(a, 1, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
-		resultOf(hostA, 2, 1, rowOf(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
-		resultOf(hostB, 3, 1, rowOf(mtasts.ResultTLSAInvalid, "host.example", 2, 1)),
-		resultOf(c, 4, 0),
+		storefixture.Result(a, 1, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)),
+		storefixture.Result(hostA, 2, 1, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 1, 1)),
+		storefixture.Result(hostB, 3, 1, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 2, 1)),
+		storefixture.Result(c, 4, 0),
 	}
-	add(t, s, dayOne, 0, day1...)
-	add(t, s, dayTwo, 0, resultOf(a, 5, 0))
-	results, err := s.Results(ctx, dayOne)
+	add(t, s, storefixture.DayOne, 0, day1...)
+	add(t, s, storefixture.DayTwo, 0, storefixture.Result(a, 5, 0))
+	results, err := s.Results(ctx, storefixture.DayOne)
 	if err != nil {
 		t.Fatalf("Results: %v", err)
 	}
-	if got, want := canonical(results), canonical(day1); got != want {
-		t.Errorf("Results(dayOne):\n%s\nwant:\n%s", got, want)
+	if got, want := storefixture.Canonical(results), storefixture.Canonical(day1); got != want {
+		t.Errorf("Results(storefixture.DayOne):\n%s\nwant:\n%s", got, want)
 	}
-	if results, err := s.Results(ctx, dayOne.AddDate(0, 0, 5)); err != nil || len(results) != 0 {
+	if results, err := s.Results(ctx, storefixture.DayOne.AddDate(0, 0, 5)); err != nil || len(results) != 0 {
 		t.Errorf("Results of a day without counts: %v, %v", results, err)
 	}
-	take(t, s, dayTwo) // claimed: keeps a.example's results
+	take(t, s, storefixture.DayTwo) // claimed: keeps a.example's results
 	if err := s.Delete(ctx, "a.example"); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
-	want := canonical([]tlsrpt.PolicyResult{day1[2], day1[3]})
-	if results, _ := s.Results(ctx, dayOne); canonical(results) != want {
-		t.Errorf("Results(dayOne) after Delete:\n%s\nwant:\n%s", canonical(results), want)
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{day1[2], day1[3]})
+	if results, _ := s.Results(ctx, storefixture.DayOne); storefixture.Canonical(results) != want {
+		t.Errorf("Results(storefixture.DayOne) after Delete:\n%s\nwant:\n%s", storefixture.Canonical(results), want)
 	}
-	if results, _ := s.Results(ctx, dayTwo); canonical(results) != canonical([]tlsrpt.PolicyResult{resultOf(a, 5, 0)}) {
-		t.Errorf("Results(dayTwo), claimed before Delete: %s", canonical(results))
+	if results, _ := s.Results(ctx, storefixture.DayTwo); storefixture.Canonical(results) != storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(a, 5, 0)}) {
+		t.Errorf("Results(storefixture.DayTwo), claimed before Delete: %s", storefixture.Canonical(results))
 	}
 	// mx.host.example holds one row now: a second fits under a cap of 2.
-	if dropped := add(t, s, dayOne, 2, resultOf(hostB, 0, 1, rowOf(mtasts.ResultDANERequired, "host.example", 3, 1))); dropped != 0 {
+	if dropped := add(t, s, storefixture.DayOne, 2, storefixture.Result(hostB, 0, 1, storefixture.Row(mtasts.ResultDANERequired, "host.example", 3, 1))); dropped != 0 {
 		t.Errorf("Add after Delete dropped %d, want 0: the deleted rows no longer count", dropped)
 	}
-	if got, want := canonical(take(t, s, dayOne)), canonical([]tlsrpt.PolicyResult{
-		resultOf(hostB, 3, 2, rowOf(mtasts.ResultTLSAInvalid, "host.example", 2, 1), rowOf(mtasts.ResultDANERequired, "host.example", 3, 1)),
+	if got, want := storefixture.Canonical(take(t, s, storefixture.DayOne)), storefixture.Canonical([]tlsrpt.PolicyResult{
+		storefixture.Result(hostB, 3, 2, storefixture.Row(mtasts.ResultTLSAInvalid, "host.example", 2, 1), storefixture.Row(mtasts.ResultDANERequired, "host.example", 3, 1)),
 		day1[3],
 	}); got != want {
-		t.Errorf("Take(dayOne):\n%s\nwant:\n%s", got, want)
+		t.Errorf("Take(storefixture.DayOne):\n%s\nwant:\n%s", got, want)
 	}
 }
 
 // testTakeOnce checks a day handed out once: concurrent Takes of one store
 // value, its claimant, all get the same counts; after Release, none.
 func testTakeOnce(t *testing.T, s tlsrpt.Store) {
-	p := stsOf("a.example", "enforce")
-	add(t, s, dayOne, 0, resultOf(p, 3, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 3, 1, rowOf(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
+	p := storefixture.STS("a.example", "enforce")
+	add(t, s, storefixture.DayOne, 0, storefixture.Result(p, 3, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1)))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 3, 1, storefixture.Row(mtasts.ResultCertificateExpired, "a.example", 1, 1))})
 	const takers = 8
 	var wg sync.WaitGroup
 	got := make([][]tlsrpt.PolicyResult, takers)
 	errs := make([]error, takers)
 	for i := range takers {
-		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), dayOne) })
+		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), storefixture.DayOne) })
 	}
 	wg.Wait()
 	for i := range takers {
 		if errs[i] != nil {
 			t.Errorf("Take: %v", errs[i])
 		}
-		if c := canonical(got[i]); c != want {
+		if c := storefixture.Canonical(got[i]); c != want {
 			t.Errorf("Take %d of the claimant:\n%s\nwant:\n%s", i, c, want)
 		}
 	}
-	if err := s.Release(context.Background(), dayOne); err != nil {
+	if err := s.Release(context.Background(), storefixture.DayOne); err != nil {
 		t.Fatalf("Release: %v", err)
 	}
-	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 1, 0)}})
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)}})
 	if !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add after Take: %v, want ErrDayTaken", err)
 	}
-	if r := take(t, s, dayOne); len(r) != 0 {
+	if r := take(t, s, storefixture.DayOne); len(r) != 0 {
 		t.Errorf("Take after Release = %v, want nothing", r)
 	}
 }
@@ -305,80 +306,80 @@ func testTakeOnce(t *testing.T, s tlsrpt.Store) {
 // Days, until Release; and that a second Release is no error.
 func testTakeAgain(t *testing.T, s tlsrpt.Store) {
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
-	add(t, s, dayOne, 0, resultOf(p, 2, 0))
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 2, 0)})
+	p := storefixture.STS("a.example", "enforce")
+	add(t, s, storefixture.DayOne, 0, storefixture.Result(p, 2, 0))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 2, 0)})
 	for i := range 2 {
-		if got := canonical(take(t, s, dayOne)); got != want {
+		if got := storefixture.Canonical(take(t, s, storefixture.DayOne)); got != want {
 			t.Errorf("Take %d:\n%s\nwant:\n%s", i+1, got, want)
 		}
 	}
-	if _, err := s.Add(ctx, tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
+	if _, err := s.Add(ctx, tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)}}); !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add to a claimed day: %v, want ErrDayTaken", err)
 	}
-	if got := canonical(take(t, s, dayOne)); got != want {
+	if got := storefixture.Canonical(take(t, s, storefixture.DayOne)); got != want {
 		t.Errorf("Take after a late Add:\n%s\nwant:\n%s", got, want)
 	}
 	days, err := s.Days(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []time.Time{dayOne}; !slices.EqualFunc(days, want, time.Time.Equal) {
+	if want := []time.Time{storefixture.DayOne}; !slices.EqualFunc(days, want, time.Time.Equal) {
 		t.Errorf("Days of a day taken, not released = %v, want %v", days, want)
 	}
 	for range 2 {
-		if err := s.Release(ctx, dayOne); err != nil {
+		if err := s.Release(ctx, storefixture.DayOne); err != nil {
 			t.Fatalf("Release: %v", err)
 		}
 	}
 	if days, _ := s.Days(ctx); len(days) != 0 {
 		t.Errorf("Days after Release = %v, want none", days)
 	}
-	if r := take(t, s, dayOne); len(r) != 0 {
+	if r := take(t, s, storefixture.DayOne); len(r) != 0 {
 		t.Errorf("Take after Release = %v, want nothing", r)
 	}
 	// Releasing a day never taken does nothing.
-	if err := s.Release(ctx, dayTwo); err != nil {
+	if err := s.Release(ctx, storefixture.DayTwo); err != nil {
 		t.Errorf("Release of a day not taken: %v", err)
 	}
-	add(t, s, dayTwo, 0, resultOf(p, 1, 0))
-	if got, want := canonical(take(t, s, dayTwo)), canonical([]tlsrpt.PolicyResult{resultOf(p, 1, 0)}); got != want {
-		t.Errorf("Take(dayTwo) after its early Release:\n%s\nwant:\n%s", got, want)
+	add(t, s, storefixture.DayTwo, 0, storefixture.Result(p, 1, 0))
+	if got, want := storefixture.Canonical(take(t, s, storefixture.DayTwo)), storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)}); got != want {
+		t.Errorf("Take(storefixture.DayTwo) after its early Release:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func testTakeEmptyDay(t *testing.T, s tlsrpt.Store) {
-	if r := take(t, s, dayOne); len(r) != 0 {
+	if r := take(t, s, storefixture.DayOne); len(r) != 0 {
 		t.Errorf("Take of an empty day = %v", r)
 	}
 	// Once taken, even empty, the day refuses late counts.
-	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: dayOne, Results: []tlsrpt.PolicyResult{resultOf(stsOf("a.example", "enforce"), 1, 0)}})
+	_, err := s.Add(context.Background(), tlsrpt.Batch{Day: storefixture.DayOne, Results: []tlsrpt.PolicyResult{storefixture.Result(storefixture.STS("a.example", "enforce"), 1, 0)}})
 	if !errors.Is(err, tlsrpt.ErrDayTaken) {
 		t.Errorf("Add after Take: %v, want ErrDayTaken", err)
 	}
 }
 
 func testCap(t *testing.T, s tlsrpt.Store) {
-	a, a2, b := stsOf("a.example", "enforce"), stsOf("a.example", "testing"), stsOf("b.example", "enforce")
+	a, a2, b := storefixture.STS("a.example", "enforce"), storefixture.STS("a.example", "testing"), storefixture.STS("b.example", "enforce")
 	exp := mtasts.ResultCertificateExpired
 	// Two rows for a.example.
-	if d := add(t, s, dayOne, 3, resultOf(a, 0, 2, rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1))); d != 0 {
+	if d := add(t, s, storefixture.DayOne, 3, storefixture.Result(a, 0, 2, storefixture.Row(exp, "a.example", 1, 1), storefixture.Row(exp, "a.example", 2, 1))); d != 0 {
 		t.Errorf("dropped %d, want 0", d)
 	}
 	// A third row, of another policy of the domain, fits; the fourth and
 	// fifth do not; a known row still adds; b.example has its own cap.
-	d := add(t, s, dayOne, 3,
-		resultOf(a2, 0, 3, rowOf(exp, "a.example", 3, 1), rowOf(exp, "a.example", 4, 2)),
-		resultOf(a, 0, 7, rowOf(exp, "a.example", 5, 3), rowOf(exp, "a.example", 1, 4)),
-		resultOf(b, 0, 3, rowOf(exp, "b.example", 1, 1), rowOf(exp, "b.example", 2, 1), rowOf(exp, "b.example", 3, 1)))
+	d := add(t, s, storefixture.DayOne, 3,
+		storefixture.Result(a2, 0, 3, storefixture.Row(exp, "a.example", 3, 1), storefixture.Row(exp, "a.example", 4, 2)),
+		storefixture.Result(a, 0, 7, storefixture.Row(exp, "a.example", 5, 3), storefixture.Row(exp, "a.example", 1, 4)),
+		storefixture.Result(b, 0, 3, storefixture.Row(exp, "b.example", 1, 1), storefixture.Row(exp, "b.example", 2, 1), storefixture.Row(exp, "b.example", 3, 1)))
 	if d != 5 {
 		t.Errorf("dropped %d sessions, want 5", d)
 	}
-	got := canonical(take(t, s, dayOne))
-	want := canonical([]tlsrpt.PolicyResult{
-		resultOf(a, 0, 9, rowOf(exp, "a.example", 1, 5), rowOf(exp, "a.example", 2, 1)),
-		resultOf(a2, 0, 3, rowOf(exp, "a.example", 3, 1)),
-		resultOf(b, 0, 3, rowOf(exp, "b.example", 1, 1), rowOf(exp, "b.example", 2, 1), rowOf(exp, "b.example", 3, 1)),
+	got := storefixture.Canonical(take(t, s, storefixture.DayOne))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{
+		storefixture.Result(a, 0, 9, storefixture.Row(exp, "a.example", 1, 5), storefixture.Row(exp, "a.example", 2, 1)),
+		storefixture.Result(a2, 0, 3, storefixture.Row(exp, "a.example", 3, 1)),
+		storefixture.Result(b, 0, 3, storefixture.Row(exp, "b.example", 1, 1), storefixture.Row(exp, "b.example", 2, 1), storefixture.Row(exp, "b.example", 3, 1)),
 	})
 	if got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
@@ -386,14 +387,14 @@ func testCap(t *testing.T, s tlsrpt.Store) {
 }
 
 func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
-	p := stsOf("a.example", "enforce")
+	p := storefixture.STS("a.example", "enforce")
 	const adders, batches = 4, 25
 	var wg sync.WaitGroup
 	for range adders {
 		wg.Go(func() {
 			for range batches {
-				_, err := s.Add(context.Background(), tlsrpt.Batch{Day: dayOne, MaxDetailRows: 10,
-					Results: []tlsrpt.PolicyResult{resultOf(p, 2, 1, rowOf(mtasts.ResultValidationFailure, "a.example", 1, 1))}})
+				_, err := s.Add(context.Background(), tlsrpt.Batch{Day: storefixture.DayOne, MaxDetailRows: 10,
+					Results: []tlsrpt.PolicyResult{storefixture.Result(p, 2, 1, storefixture.Row(mtasts.ResultValidationFailure, "a.example", 1, 1))}})
 				if err != nil {
 					t.Error(err)
 					return
@@ -402,9 +403,9 @@ func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
 		})
 	}
 	wg.Wait()
-	got := canonical(take(t, s, dayOne))
-	if want := canonical([]tlsrpt.PolicyResult{resultOf(p, 2*adders*batches, adders*batches,
-		rowOf(mtasts.ResultValidationFailure, "a.example", 1, adders*batches))}); got != want {
+	got := storefixture.Canonical(take(t, s, storefixture.DayOne))
+	if want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 2*adders*batches, adders*batches,
+		storefixture.Row(mtasts.ResultValidationFailure, "a.example", 1, adders*batches))}); got != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", got, want)
 	}
 }
@@ -413,17 +414,17 @@ func testConcurrentAdds(t *testing.T, s tlsrpt.Store) {
 // do: counts add up in one day, the cap holds over both, and one of them
 // takes the day.
 func testShared(t *testing.T, a, b tlsrpt.Store) {
-	p := stsOf("a.example", "enforce")
+	p := storefixture.STS("a.example", "enforce")
 	exp := mtasts.ResultCertificateExpired
-	add(t, a, dayOne, 2, resultOf(p, 5, 1, rowOf(exp, "a.example", 1, 1)))
-	if d := add(t, b, dayOne, 2, resultOf(p, 6, 3, rowOf(exp, "a.example", 1, 1), rowOf(exp, "a.example", 2, 1), rowOf(exp, "a.example", 3, 1))); d != 1 {
+	add(t, a, storefixture.DayOne, 2, storefixture.Result(p, 5, 1, storefixture.Row(exp, "a.example", 1, 1)))
+	if d := add(t, b, storefixture.DayOne, 2, storefixture.Result(p, 6, 3, storefixture.Row(exp, "a.example", 1, 1), storefixture.Row(exp, "a.example", 2, 1), storefixture.Row(exp, "a.example", 3, 1))); d != 1 {
 		t.Errorf("dropped %d, want 1: the cap holds over the fleet", d)
 	}
 	var got [2][]tlsrpt.PolicyResult
 	var errs [2]error
 	var wg sync.WaitGroup
 	for i, s := range []tlsrpt.Store{a, b} {
-		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), dayOne) })
+		wg.Go(func() { got[i], errs[i] = s.Take(context.Background(), storefixture.DayOne) })
 	}
 	wg.Wait()
 	won := 0 // the store value that got the day
@@ -433,8 +434,8 @@ func testShared(t *testing.T, a, b tlsrpt.Store) {
 	if len(got[won]) == 0 || errs[won] != nil || len(got[1-won]) > 0 || !errors.Is(errs[1-won], tlsrpt.ErrDayClaimed) {
 		t.Fatalf("Takes got %v (%v) and %v (%v), want the day once and ErrDayClaimed", got[0], errs[0], got[1], errs[1])
 	}
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 11, 4, rowOf(exp, "a.example", 1, 2), rowOf(exp, "a.example", 2, 1))})
-	if c := canonical(got[won]); c != want {
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 11, 4, storefixture.Row(exp, "a.example", 1, 2), storefixture.Row(exp, "a.example", 2, 1))})
+	if c := storefixture.Canonical(got[won]); c != want {
 		t.Errorf("Take:\n%s\nwant:\n%s", c, want)
 	}
 }
@@ -444,25 +445,25 @@ func testShared(t *testing.T, a, b tlsrpt.Store) {
 // the claimant releases the day.
 func testClaimed(t *testing.T, a, b tlsrpt.Store) {
 	ctx := context.Background()
-	p := stsOf("a.example", "enforce")
-	add(t, a, dayOne, 0, resultOf(p, 1, 0))
-	want := canonical([]tlsrpt.PolicyResult{resultOf(p, 1, 0)})
-	if got := canonical(take(t, a, dayOne)); got != want {
+	p := storefixture.STS("a.example", "enforce")
+	add(t, a, storefixture.DayOne, 0, storefixture.Result(p, 1, 0))
+	want := storefixture.Canonical([]tlsrpt.PolicyResult{storefixture.Result(p, 1, 0)})
+	if got := storefixture.Canonical(take(t, a, storefixture.DayOne)); got != want {
 		t.Fatalf("Take:\n%s\nwant:\n%s", got, want)
 	}
-	if r, err := b.Take(ctx, dayOne); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
+	if r, err := b.Take(ctx, storefixture.DayOne); !errors.Is(err, tlsrpt.ErrDayClaimed) || len(r) != 0 {
 		t.Errorf("Take of a day claimed by another = %v, %v; want ErrDayClaimed", r, err)
 	}
-	if err := b.Release(ctx, dayOne); err != nil {
+	if err := b.Release(ctx, storefixture.DayOne); err != nil {
 		t.Errorf("Release of a day claimed by another: %v", err)
 	}
-	if got := canonical(take(t, a, dayOne)); got != want {
+	if got := storefixture.Canonical(take(t, a, storefixture.DayOne)); got != want {
 		t.Errorf("Take after another's Release:\n%s\nwant:\n%s", got, want)
 	}
-	if err := a.Release(ctx, dayOne); err != nil {
+	if err := a.Release(ctx, storefixture.DayOne); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := b.Take(ctx, dayOne); err != nil || len(r) != 0 {
+	if r, err := b.Take(ctx, storefixture.DayOne); err != nil || len(r) != 0 {
 		t.Errorf("Take of a day released by another = %v, %v; want nothing", r, err)
 	}
 }

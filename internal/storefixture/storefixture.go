@@ -1,4 +1,7 @@
-package tlsrpt_test
+// Package storefixture holds the policies, rows, results and reports that
+// the tests of TLS-RPT stores and outboxes use: tlsrpt/storetest's checks,
+// and the tests of the stores in tlsrpt and redisstore.
+package storefixture
 
 import (
 	"fmt"
@@ -11,17 +14,14 @@ import (
 	"github.com/mtasts-go/mtasts/tlsrpt"
 )
 
-// The policies, rows, results and reports of the store and outbox tests, as
-// package storetest makes them for its checks.
-
-// dayOne and dayTwo are the days the checks use.
+// DayOne and DayTwo are the days the checks use.
 var (
-	dayOne = time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
-	dayTwo = dayOne.AddDate(0, 0, 1)
+	DayOne = time.Date(2016, 4, 1, 0, 0, 0, 0, time.UTC)
+	DayTwo = DayOne.AddDate(0, 0, 1)
 )
 
-// stsOf returns an MTA-STS policy of domain, of the given mode.
-func stsOf(domain, mode string) tlsrpt.Policy {
+// STS returns an MTA-STS policy of domain, of the given mode.
+func STS(domain, mode string) tlsrpt.Policy {
 	return tlsrpt.Policy{
 		PolicyType:   tlsrpt.PolicyTypeSTS,
 		PolicyString: []string{"version: STSv1", "mode: " + mode, "mx: *.mail." + domain, "max_age: 604800"},
@@ -30,9 +30,9 @@ func stsOf(domain, mode string) tlsrpt.Policy {
 	}
 }
 
-// rowOf returns a failure-detail row of count sessions, with the MX host
+// Row returns a failure-detail row of count sessions, with the MX host
 // mx.<domain> and the receiving IP 192.0.2.<n>.
-func rowOf(rt mtasts.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
+func Row(rt mtasts.ResultType, domain string, n byte, count int64) tlsrpt.FailureDetail {
 	return tlsrpt.FailureDetail{
 		ResultType:          rt,
 		SendingMTAIP:        netip.MustParseAddr("2001:db8::25"),
@@ -43,8 +43,8 @@ func rowOf(rt mtasts.ResultType, domain string, n byte, count int64) tlsrpt.Fail
 	}
 }
 
-// resultOf returns a PolicyResult of p with the given counts and rows.
-func resultOf(p tlsrpt.Policy, ok, failed int64, rows ...tlsrpt.FailureDetail) tlsrpt.PolicyResult {
+// Result returns a PolicyResult of p with the given counts and rows.
+func Result(p tlsrpt.Policy, ok, failed int64, rows ...tlsrpt.FailureDetail) tlsrpt.PolicyResult {
 	return tlsrpt.PolicyResult{
 		Policy:         p,
 		Summary:        tlsrpt.Summary{TotalSuccessfulSessionCount: ok, TotalFailureSessionCount: failed},
@@ -52,9 +52,9 @@ func resultOf(p tlsrpt.Policy, ok, failed int64, rows ...tlsrpt.FailureDetail) t
 	}
 }
 
-// canonical returns results in one order, each row list in one order, and
+// Canonical returns results in one order, each row list in one order, and
 // with no empty row list, for comparing; it does not change results.
-func canonical(results []tlsrpt.PolicyResult) string {
+func Canonical(results []tlsrpt.PolicyResult) string {
 	lines := make([]string, 0, len(results))
 	for _, pr := range results {
 		rows := make([]string, 0, len(pr.FailureDetails))
@@ -78,9 +78,9 @@ func canonical(results []tlsrpt.PolicyResult) string {
 	return strings.Join(lines, "\n")
 }
 
-// tlsaOf returns a DANE policy of the MX host mx, one TLSA record, for
+// TLSA returns a DANE policy of the MX host mx, one TLSA record, for
 // deliveries to recipient ("" for none), as Target.TLSA makes it.
-func tlsaOf(mx, recipient string) tlsrpt.Policy {
+func TLSA(mx, recipient string) tlsrpt.Policy {
 	return tlsrpt.Policy{
 		PolicyType:      tlsrpt.PolicyTypeTLSA,
 		PolicyString:    []string{"3 1 1 " + strings.Repeat("AB", 32)},
@@ -90,14 +90,14 @@ func tlsaOf(mx, recipient string) tlsrpt.Policy {
 	}
 }
 
-// reportOf returns a report of day for domain, of report-id id, with one
+// Report returns a report of day for domain, of report-id id, with one
 // policy of domain and ok successful sessions.
-func reportOf(day time.Time, domain, id string, ok int64) tlsrpt.Report {
+func Report(day time.Time, domain, id string, ok int64) tlsrpt.Report {
 	return tlsrpt.Report{
 		OrganizationName: "Sender Org",
 		DateRange:        tlsrpt.DateRange{Start: day, End: day.Add(24*time.Hour - time.Second)},
 		ContactInfo:      "tlsrpt@sender.example",
 		ReportID:         id,
-		Policies:         []tlsrpt.PolicyResult{resultOf(stsOf(domain, "enforce"), ok, 0)},
+		Policies:         []tlsrpt.PolicyResult{Result(STS(domain, "enforce"), ok, 0)},
 	}
 }
