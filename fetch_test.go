@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -27,7 +28,7 @@ type testCA struct {
 }
 
 func newTestCA(t testing.TB) *testCA {
-	kit := newTestPolicyServer(t)
+	kit := testkit.PolicyServer(t)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(kit.CACertificatePEM())
 	return &testCA{kit, pool}
@@ -191,9 +192,9 @@ func TestFetchPolicyRedirectWithFollowingClient(t *testing.T) {
 }
 
 func TestFetchPolicyCertificates(t *testing.T) {
-	kit := newTestPolicyServer(t)
+	kit := testkit.PolicyServer(t)
 	t.Cleanup(kit.Install())
-	other := newTestPolicyServer(t) // another CA, not trusted
+	other := testkit.PolicyServer(t) // another CA, not trusted
 	now := time.Now()
 	issue := func(s *mtaststest.PolicyServer, notBefore, notAfter time.Time, names ...string) tls.Certificate {
 		cert, err := s.IssueCertificate(notBefore, notAfter, names...)
@@ -318,7 +319,7 @@ func TestFetchPolicySlowBody(t *testing.T) {
 }
 
 func TestGet(t *testing.T) {
-	kit := newTestPolicyServer(t)
+	kit := testkit.PolicyServer(t)
 	t.Cleanup(kit.Install())
 	kit.SetPolicy("example.com", goodPolicy)
 	resolver := mtaststest.NewResolver()
@@ -346,16 +347,4 @@ func TestGet(t *testing.T) {
 	if record != nil || policy != nil || !errors.Is(err, mtasts.ErrNoRecord) || kit.Requests("example.org") != 0 {
 		t.Fatalf("Get without a record = %v, %v, %v; want ErrNoRecord and no fetch", record, policy, err)
 	}
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -665,7 +666,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 func TestCoalescing(t *testing.T) {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	server.SetResponse("example.com", mtaststest.Response{Body: policyText("enforce", 86400), Delay: 50 * time.Millisecond})
 	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
@@ -824,16 +825,4 @@ func TestFleetLock(t *testing.T) {
 			t.Errorf("Get with a dead lock holder = %+v after %v; want a fresh policy after LockWait and the fetch", r, time.Since(start))
 		}
 	})
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -67,7 +68,7 @@ func TestCoalescingLateArrivals(t *testing.T) {
 // one fetch, round after round.
 func TestCoalescingRealServer(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
 	if err != nil {

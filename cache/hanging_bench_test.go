@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -134,7 +135,7 @@ func residentBytes() uint64 {
 func BenchmarkHealthyBehindHanging(b *testing.B) {
 	for _, n := range []int{300, 10_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			ps := newTestPolicyServer(b)
+			ps := testkit.PolicyServer(b)
 			b.Cleanup(ps.Install())
 			resolver := mtaststest.NewResolver()
 			for i := range n {

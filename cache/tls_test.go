@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -17,7 +18,7 @@ import (
 // cached enforce policy stays, and the failure is described for TLS-RPT.
 func TestHostilePolicyHost(t *testing.T) {
 	resolver := mtaststest.NewResolver()
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	t.Cleanup(server.Install())
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
 	server.SetPolicy("example.com", policyText("enforce", 86400))

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -123,7 +124,7 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	kit := newTestPolicyServer(t)
+	kit := testkit.PolicyServer(t)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(kit.CACertificatePEM())
 	return &testCA{kit: kit, pool: pool}
@@ -213,16 +214,4 @@ func stopped(t *testing.T, name, addr string) {
 			t.Errorf("%s still listens on %s after the test", name, addr)
 		}
 	})
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

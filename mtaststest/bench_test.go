@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkResolverLookupTXT(b *testing.B) {
 // BenchmarkPolicyServerFetch measures a FetchPolicy from the policy server
 // over a kept-alive HTTP/2 connection.
 func BenchmarkPolicyServerFetch(b *testing.B) {
-	s := newTestPolicyServer(b)
+	s := testkit.PolicyServer(b)
 	b.Cleanup(s.Install())
 	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n")
 	ctx := context.Background()

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -32,7 +33,7 @@ func resolverFor(s *mtaststest.DNSServer) *adns.Resolver {
 }
 
 func TestDNSServerAnswers(t *testing.T) {
-	s := newTestDNSServer(t)
+	s := testkit.DNSServer(t)
 	ap, err := netip.ParseAddrPort(s.Addr())
 	if err != nil || ap.Addr() != netip.MustParseAddr("127.0.0.1") || ap.Port() == 0 {
 		t.Fatalf("Addr() = %q, want 127.0.0.1 and a port", s.Addr())
@@ -181,15 +182,4 @@ func TestDNSServerTCPAndClose(t *testing.T) {
 		pc.Close()
 	}
 	s.Close() // a second Close does nothing
-}
-
-// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
-func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
-	t.Helper()
-	s, err := mtaststest.StartDNSServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mjl-/adns"
 
 	"github.com/mtasts-go/mtasts"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -61,7 +62,7 @@ func TestResolver(t *testing.T) {
 }
 
 func TestPolicyServer(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	t.Cleanup(s.Install())
 	const policy = "version: STSv1\nmode: testing\nmx: mx.example.org\nmax_age: 60\n"
 	s.SetPolicy("example.org", policy)
@@ -203,9 +204,9 @@ func TestResolverThroughLibrary(t *testing.T) {
 // TestPolicyServerCertificates checks that the certificates a test can set
 // make FetchPolicy fail PKIX validation with the reason a TLS report needs.
 func TestPolicyServerCertificates(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	t.Cleanup(s.Install())
-	other := newTestPolicyServer(t) // another CA, unknown to the client
+	other := testkit.PolicyServer(t) // another CA, unknown to the client
 	const policy = "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n"
 	now := time.Now()
 	issue := func(s *mtaststest.PolicyServer, from, until time.Time, name string) tls.Certificate {
@@ -265,7 +266,7 @@ func TestPolicyServerCertificates(t *testing.T) {
 // TestPolicyServerResponses checks what reaches the client for each
 // Response field, over HTTP/2, and that requests are counted per domain.
 func TestPolicyServerResponses(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	const policy = "version: STSv1\nmode: none\nmax_age: 60\n"
 	s.SetPolicy("Plain.Example.", policy)
 	s.SetResponse("charset.example", mtaststest.Response{Header: map[string]string{"Content-Type": "text/plain; charset=utf-8"}, Body: policy})
@@ -319,7 +320,7 @@ func TestPolicyServerResponses(t *testing.T) {
 func TestUseRestores(t *testing.T) {
 	orig := mtasts.HTTPClient
 	t.Run("use", func(t *testing.T) {
-		t.Cleanup(newTestPolicyServer(t).Install())
+		t.Cleanup(testkit.PolicyServer(t).Install())
 		if mtasts.HTTPClient == orig {
 			t.Errorf("Use did not replace mtasts.HTTPClient")
 		}
@@ -330,7 +331,7 @@ func TestUseRestores(t *testing.T) {
 }
 
 func TestIssueCertificateNoNames(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	if _, err := s.IssueCertificate(time.Now(), time.Now().Add(time.Hour)); err == nil {
 		t.Errorf("IssueCertificate with no names: no error")
 	}
@@ -339,7 +340,7 @@ func TestIssueCertificateNoNames(t *testing.T) {
 // TestSetCertificateAfterFetch checks that a certificate set after a fetch
 // is presented to the next fetch, not bypassed by a kept-alive connection.
 func TestSetCertificateAfterFetch(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	t.Cleanup(s.Install())
 	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
 	domain := mtasts.Domain{ASCII: "example.org"}
@@ -363,7 +364,7 @@ func TestSetCertificateAfterFetch(t *testing.T) {
 // TestRemoveAfterFetch checks that a domain removed after a fetch is gone
 // for the next fetch, not reached over a kept-alive connection.
 func TestRemoveAfterFetch(t *testing.T) {
-	s := newTestPolicyServer(t)
+	s := testkit.PolicyServer(t)
 	t.Cleanup(s.Install())
 	s.SetPolicy("example.org", "version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 60\n")
 	domain := mtasts.Domain{ASCII: "example.org"}
@@ -426,18 +427,6 @@ func TestResolverHold(t *testing.T) {
 			t.Errorf("lookup after release: %v", err)
 		}
 	})
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }
 
 // rootsOf returns a pool of the server's CA certificate.

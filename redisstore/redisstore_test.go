@@ -20,6 +20,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 	"github.com/mtasts-go/mtasts/redisstore"
 )
@@ -55,7 +56,7 @@ func startRedis(t testing.TB, password string) *redisServer {
 func startRedisTLS(t testing.TB, password string) *redisServer {
 	t.Helper()
 	s := newRedis(t, password)
-	ca := newTestPolicyServer(t)
+	ca := testkit.PolicyServer(t)
 	now := time.Now()
 	cert, err := ca.IssueCertificate(now.Add(-time.Hour), now.Add(time.Hour), "redis.test")
 	if err != nil {
@@ -241,7 +242,7 @@ func TestUndecodableEntry(t *testing.T) {
 func world(t *testing.T) (*mtaststest.Resolver, *mtaststest.PolicyServer) {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	server.SetResponse("example.com", mtaststest.Response{Body: policy, Delay: 100 * time.Millisecond})
 	t.Cleanup(server.Install())
 	return resolver, server
@@ -407,16 +408,4 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		}
 	}
 	return sum
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

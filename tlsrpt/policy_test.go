@@ -11,6 +11,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -240,7 +241,7 @@ func TestTargetFromCacheResults(t *testing.T) {
 func TestTargetFromCache(t *testing.T) {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	text := "version: STSv1\nmode: testing\nmx: *.mail.example.com\nmax_age: 604800\n"
 	server.SetPolicy("example.com", text)
 	t.Cleanup(server.Install())
@@ -285,7 +286,7 @@ func TestTargetFromCache(t *testing.T) {
 func TestTargetFromCacheInvalidPolicy(t *testing.T) {
 	resolver := mtaststest.NewResolver()
 	resolver.SetTXT("_mta-sts.example.com", "v=STSv1; id=1")
-	server := newTestPolicyServer(t)
+	server := testkit.PolicyServer(t)
 	server.SetPolicy("example.com", "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmax_age: forever\r\n")
 	t.Cleanup(server.Install())
 	c, err := cache.New(cache.Options{Resolver: resolver})
@@ -353,16 +354,4 @@ func TestReportLinesBounded(t *testing.T) {
 	if err := p.validate(); err != nil || len(p.PolicyString) == 0 {
 		t.Errorf("%d lines: %v", len(p.PolicyString), err)
 	}
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

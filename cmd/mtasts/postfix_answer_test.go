@@ -11,6 +11,7 @@ import (
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/cache"
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -24,7 +25,7 @@ type answerLab struct {
 
 func newAnswerLab(t testing.TB) *answerLab {
 	t.Helper()
-	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: newTestPolicyServer(t)}
+	lab := &answerLab{resolver: mtaststest.NewResolver(), policies: testkit.PolicyServer(t)}
 	client := &mtasts.Client{HTTPClient: lab.policies.Client()}
 	c, err := cache.New(cache.Options{Resolver: lab.resolver, Client: client})
 	if err != nil {

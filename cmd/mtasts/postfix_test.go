@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -28,7 +29,7 @@ type postfixLab struct {
 
 func newPostfixLab(t *testing.T) *postfixLab {
 	t.Helper()
-	lab := &postfixLab{dns: newTestDNSServer(t), policies: newTestPolicyServer(t)}
+	lab := &postfixLab{dns: testkit.DNSServer(t), policies: testkit.PolicyServer(t)}
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(ca, lab.policies.CACertificatePEM(), 0o644); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
@@ -47,7 +48,7 @@ type dnsServer struct {
 // trailing dot), until the test ends. Names not in zones are NXDOMAIN.
 func startDNS(t *testing.T, zones map[string]zone) *dnsServer {
 	t.Helper()
-	s := newTestDNSServer(t)
+	s := testkit.DNSServer(t)
 	for name, z := range zones {
 		r := mtaststest.DNSRecords{TXT: z.txt, Addrs: z.a, ServFail: z.servfail}
 		for _, mx := range z.mx {
@@ -67,7 +68,7 @@ type testCA struct {
 
 func newTestCA(t *testing.T) *testCA {
 	t.Helper()
-	kit := newTestPolicyServer(t)
+	kit := testkit.PolicyServer(t)
 	file := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(file, kit.CACertificatePEM(), 0o644); err != nil {
 		t.Fatal(err)
@@ -181,27 +182,4 @@ func serveSMTP(conn net.Conn, cfg *tls.Config, noTLS bool) {
 			io.WriteString(conn, "500 unknown\r\n")
 		}
 	}
-}
-
-// newTestPolicyServer starts a mtaststest.PolicyServer, closed when the test
-// ends.
-func newTestPolicyServer(t testing.TB) *mtaststest.PolicyServer {
-	t.Helper()
-	s, err := mtaststest.StartPolicyServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
-// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
-func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
-	t.Helper()
-	s, err := mtaststest.StartDNSServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }

@@ -6,13 +6,14 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/mtasts-go/mtasts/internal/testkit"
 	"github.com/mtasts-go/mtasts/mtaststest"
 )
 
 // A resolver asking the forwarder, over UDP and over TCP, gets the DNS
 // server's answers; each query reaches the server.
 func TestForwardDNS(t *testing.T) {
-	dns := newTestDNSServer(t)
+	dns := testkit.DNSServer(t)
 	dns.Set("a.example", mtaststest.DNSRecords{TXT: [][]string{{"hello"}}})
 	f, err := Forward("127.0.0.1:0", dns.Addr(), true)
 	if err != nil {
@@ -77,15 +78,4 @@ func TestForwardClose(t *testing.T) {
 	if n, err := c.Read(buf); err == nil {
 		t.Errorf("client read %d bytes after Close, want the connection closed", n)
 	}
-}
-
-// newTestDNSServer starts a mtaststest.DNSServer, closed when the test ends.
-func newTestDNSServer(t testing.TB) *mtaststest.DNSServer {
-	t.Helper()
-	s, err := mtaststest.StartDNSServer()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }
