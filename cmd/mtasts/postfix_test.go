@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -297,5 +298,39 @@ func TestPostfixUnixSocketLeftOver(t *testing.T) {
 	}
 	if got := socketmapQuery(t, r.addrs[0], "postfix", "[mx.example]:25"); got != "NOTFOUND " {
 		t.Errorf("first daemon after the second tried: got %q", got)
+	}
+}
+
+// --gc-percent sets the collector's target; without it, GOGC from the
+// environment wins over the default.
+func TestPostfixGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	current := func() int {
+		p := debug.SetGCPercent(100)
+		debug.SetGCPercent(p)
+		return p
+	}
+	tests := []struct {
+		args []string
+		gogc string
+		want int
+	}{
+		{nil, "", defaultPostfixGCPercent},
+		{[]string{"--gc-percent", "30"}, "", 30},
+		{nil, "200", 100}, // GOGC decides: left as it was
+		{[]string{"--gc-percent", "30"}, "200", 30},
+	}
+	for _, tt := range tests {
+		debug.SetGCPercent(100)
+		t.Setenv("GOGC", tt.gogc)
+		fs, o := postfixFlags()
+		if err := fs.Parse(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		setGCPercent(fs, o.gcPercent)
+		if got := current(); got != tt.want {
+			t.Errorf("%v with GOGC=%q: GC percent %d, want %d", tt.args, tt.gogc, got, tt.want)
+		}
 	}
 }
