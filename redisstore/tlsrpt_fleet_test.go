@@ -23,7 +23,15 @@ import (
 )
 
 // fleetCollector is an HTTPS report collector on 127.0.0.1 that takes the
-// reports (answers 200) while open, and refuses them (503) otherwise.
+// reports (answers 200) sent while it is open, and refuses them (503)
+// otherwise.
+//
+// Whether it was open is decided when a report is sent, not when the
+// collector reads the request: the fleet's transport (transport) stamps
+// each request with it. A member stopped as a crash would stop it may
+// leave a POST that the server reads only later: the collector, down when
+// the member tried, must refuse it then too, as a collector down at the
+// time would have; it is not a report the fleet sent twice.
 type fleetCollector struct {
 	srv  *httptest.Server
 	open atomic.Bool
@@ -40,7 +48,7 @@ func newFleetCollector(t *testing.T) *fleetCollector {
 		if h := c.hit.Load(); h != nil {
 			(*h)()
 		}
-		if !c.open.Load() {
+		if r.Header.Get(sentOpenHeader) == "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
@@ -62,6 +70,29 @@ func newFleetCollector(t *testing.T) *fleetCollector {
 	}))
 	t.Cleanup(c.srv.Close)
 	return c
+}
+
+// sentOpenHeader marks a request sent while the collector was open.
+const sentOpenHeader = "X-Test-Sent-Open"
+
+// transport returns rt stamping each request with whether c is open when
+// it is sent (sentOpenHeader).
+func (c *fleetCollector) transport(rt http.RoundTripper) http.RoundTripper {
+	return collectorTransport{rt, c}
+}
+
+// collectorTransport is the RoundTripper of fleetCollector.transport.
+type collectorTransport struct {
+	rt http.RoundTripper
+	c  *fleetCollector
+}
+
+func (t collectorTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.c.open.Load() {
+		r = r.Clone(r.Context())
+		r.Header.Set(sentOpenHeader, "1")
+	}
+	return t.rt.RoundTrip(r)
 }
 
 func (c *fleetCollector) taken() map[string][]string {
@@ -133,7 +164,7 @@ func newFleet(t *testing.T) *fleet {
 	tr := mtasts.NewTransport(mtasts.AllowLoopback)
 	tr.TLSClientConfig.RootCAs = x509.NewCertPool()
 	tr.TLSClientConfig.RootCAs.AddCert(f.collector.srv.Certificate())
-	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver, Transport: tr})
+	sender, err := tlsrpt.NewSender(tlsrpt.SenderOptions{Resolver: resolver, Transport: f.collector.transport(tr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +331,9 @@ func TestTLSRPTFleetMemberDiesDelivering(t *testing.T) {
 	f.record(storefixture.DayOne, ms...)
 
 	// The collector is down when member 0 first tries; member 0 dies
-	// then, its reports put, the day released.
+	// then, its reports put, the day released. The collector refuses
+	// every report member 0 sent, also one it reads after member 0
+	// stopped and it opened (see fleetCollector).
 	crashed := make(chan struct{})
 	var once sync.Once
 	hit := func() { once.Do(func() { close(crashed) }) }
