@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	github.com/mjl-/adns v0.0.0-20250321173553-ab04b05bdfea
-	github.com/mtasts-go/mtasts v0.0.0-20261206003813-5bbb252102c2
+	github.com/mtasts-go/mtasts v0.0.0-20261206004737-e50eddb893ed
 	github.com/prometheus/client_golang v1.20.5
 	github.com/redis/go-redis/v9 v9.8.0
 )
