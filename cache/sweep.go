@@ -46,11 +46,15 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
-// sweep is one round of Run.
+// sweep is one round of Run. Besides refreshes and drops, it drops the
+// decoded policy of each domain not used since the previous round, so that
+// an idle domain costs memory its compact form alone (see snapshot.policy);
+// its next hit decodes the policy again.
 func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	var drop, refresh []*item
 	e := c.envOf(ctx)
 	nowSec := c.clock(now)
+	prev := c.swept.Swap(nowSec)
 	c.items.each(func(it *item) {
 		s := it.snap.Load()
 		if s == nil {
@@ -60,7 +64,11 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 		if s.hasPolicy() {
 			lifetime = time.Duration(s.expires - s.fetched)
 		}
-		idle := time.Duration(nowSec-min(it.lastUsed.Load(), nowSec)) * time.Second
+		used := it.lastUsed.Load()
+		if used < prev {
+			s.dropPolicy()
+		}
+		idle := time.Duration(nowSec-min(used, nowSec)) * time.Second
 		switch {
 		case idle > lifetime:
 			drop = append(drop, it)
