@@ -56,18 +56,30 @@ func TestCompactPolicyRoundTrip(t *testing.T) {
 }
 
 // TestCompactPolicyAllocs: encoding takes one allocation, the compact
-// string; decoding one for the Policy and one per non-empty list.
+// string; decoding one for the Policy with up to two mx patterns, and one
+// more for more patterns and for the extensions.
 func TestCompactPolicyAllocs(t *testing.T) {
-	p, err := mtasts.ParsePolicy(compactPolicies[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := testing.AllocsPerRun(100, func() { encodePolicy(p, "20240101000000") }); n != 1 {
-		t.Errorf("encodePolicy: %v allocations, want 1", n)
-	}
-	enc, _ := encodePolicy(p, "20240101000000")
-	if n := testing.AllocsPerRun(100, func() { decodePolicy(enc) }); n != 2 {
-		t.Errorf("decodePolicy: %v allocations, want 2", n)
+	for _, tc := range []struct {
+		text   string
+		decode float64
+	}{
+		{compactPolicies[0], 1}, // one mx
+		{compactPolicies[1], 1}, // two
+		{compactPolicies[2], 1}, // none
+		{compactPolicies[3], 2}, // three
+		{compactPolicies[4], 2}, // one, and extensions
+	} {
+		p, err := mtasts.ParsePolicy(tc.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(100, func() { encodePolicy(p, "20240101000000") }); n != 1 {
+			t.Errorf("encodePolicy(%q): %v allocations, want 1", tc.text, n)
+		}
+		enc, _ := encodePolicy(p, "20240101000000")
+		if n := testing.AllocsPerRun(100, func() { decodePolicy(enc) }); n != tc.decode {
+			t.Errorf("decodePolicy of %q: %v allocations, want %v", tc.text, n, tc.decode)
+		}
 	}
 }
 
