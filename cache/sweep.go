@@ -15,8 +15,9 @@ const runInterval = time.Minute
 //
 // A policy is fetched again once it is RefreshAge old (at most half its
 // lifetime), whether or not its id changed, so a domain that gets mail daily
-// never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
-// an hour. The refreshes use the resolver and logger of ctx, if set with
+// never lapses (RFC 8461 3.3, 10.2). A domain not used for a round keeps its
+// policy in a compact form only, which its next Get decodes again. A store
+// that is a Pruner is pruned once an hour. The refreshes use the resolver and logger of ctx, if set with
 // WithResolver and WithLogger.
 //
 // Run recovers no panic, and neither do the updates it starts. Bad input
