@@ -188,6 +188,8 @@ type Cache struct {
 	checkEvery uint32
 	// backoffSeconds is Backoff in seconds, rounded up.
 	backoffSeconds uint32
+	// swept is when Run's last round began, in seconds since epoch.
+	swept atomic.Uint32
 
 	// lookups counts the TXT lookups begun, so that Recheck can tell
 	// one that began after it was called.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -118,11 +119,15 @@ func TestFirstFetchAndHit(t *testing.T) {
 		if r.Expires.Sub(r.Fetched) != 24*time.Hour || r.Policy.String() != want.String() {
 			t.Errorf("first Get: fetched %v, expires %v, policy %q", r.Fetched, r.Expires, r.Policy)
 		}
+		// Hits share the policy that memory holds decoded; the fetch's
+		// caller had one equal to it (see Result.Policy).
+		var held *mtasts.Policy
 		for range 3 {
 			r2 := c.Get(t.Context(), d)
-			if r2.Policy != r.Policy || r2.Fresh || r2.Err != nil {
+			if !reflect.DeepEqual(r2.Policy, r.Policy) || held != nil && r2.Policy != held || r2.Fresh || r2.Err != nil {
 				t.Fatalf("cached Get = %+v; want the same policy, not fresh", r2)
 			}
+			held = r2.Policy
 		}
 		if w.lookupCount("example.com") != 1 || w.fetchCount("example.com") != 1 {
 			t.Errorf("lookups %d, fetches %d; want 1 and 1", w.lookupCount("example.com"), w.fetchCount("example.com"))

@@ -59,3 +59,14 @@ func NewEntry(domain mtasts.Domain, id, text string, fetched time.Time) (Entry, 
 func (c *Cache) Len() int {
 	return c.items.len()
 }
+
+// Materialized reports whether memory holds the policy of domain, an A-label
+// name, decoded from its compact form, as hits hand it out.
+func (c *Cache) Materialized(domain string) bool {
+	it := c.items.get(domain)
+	if it == nil {
+		return false
+	}
+	s := it.snap.Load()
+	return s != nil && s.policy.Load() != nil
+}

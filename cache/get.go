@@ -31,9 +31,11 @@ type call struct {
 
 // Get returns the policy to apply to mail for domain now (RFC 8461 5.1).
 //
-// A valid policy in memory is returned at once, without allocating; if its
-// TXT record was last checked more than CheckInterval ago, a check starts in
-// the background. A domain known to have no policy, or whose last attempt
+// A valid policy in memory is returned at once; if its TXT record was last
+// checked more than CheckInterval ago, a check starts in the background. A
+// domain in use is answered without allocating: memory keeps an idle
+// domain's policy in a compact form, which the first Get after a fetch, or
+// after a round of Run without use, decodes once for the Gets that follow. A domain known to have no policy, or whose last attempt
 // failed less than Backoff ago, is answered from memory too: no policy, and
 // the failure if there was one. Otherwise Get waits for the one lookup and
 // fetch that all concurrent callers for domain share, or for ctx: when ctx
@@ -76,7 +78,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) (r Result) {
 					it.checkedAt.CompareAndSwap(sec, last)
 				}
 			}
-			c.fillResult(&r, it, s, now, fromMemory)
+			c.fillResult(&r, it, s, now, fromMemory, true)
 			return r
 		}
 		if c.backingOff(it, s, now) {
@@ -84,7 +86,7 @@ func (c *Cache) Get(ctx context.Context, domain mtasts.Domain) (r Result) {
 			// failure (RFC 8461 3.3). An expired policy is not
 			// applied, back-off or not (RFC 8461 5.1).
 			c.metrics.hits.Inc()
-			c.fillResult(&r, it, s, now, fromMemory)
+			c.fillResult(&r, it, s, now, fromMemory, true)
 			return r
 		}
 	}

@@ -34,7 +34,8 @@ func twoMXPolicy(domain string) string {
 
 // BenchmarkMemoryPerDomain reports the heap that the cache holds per domain
 // in memory, for domains without a policy and with a typical one, with the
-// default store and without one. Records and policies are made for each
+// default store and without one, and for domains in use: hit once more after
+// their fetch, so that memory holds their policy decoded as well. Records and policies are made for each
 // lookup and fetch, as the network would, so that what the cache keeps of
 // them counts and nothing else does.
 func BenchmarkMemoryPerDomain(b *testing.B) {
@@ -61,11 +62,14 @@ func BenchmarkMemoryPerDomain(b *testing.B) {
 			hasPolicy bool
 			policy    func(string) string
 			store     cache.Store
+			inUse     bool
 		}{
-			{"none", false, nil, nopStore{}},
-			{"typical", true, typicalPolicy, nopStore{}},
-			{"typical/defaultstore", true, typicalPolicy, nil},
-			{"twomx", true, twoMXPolicy, nopStore{}},
+			{"none", false, nil, nopStore{}, false},
+			{"typical", true, typicalPolicy, nopStore{}, false},
+			{"typical/defaultstore", true, typicalPolicy, nil, false},
+			{"twomx", true, twoMXPolicy, nopStore{}, false},
+			{"typical/inuse", true, typicalPolicy, nopStore{}, true},
+			{"twomx/inuse", true, twoMXPolicy, nopStore{}, true},
 		} {
 			b.Run(fmt.Sprintf("%s/%d", tc.name, n), func(b *testing.B) {
 				var perDomain float64
@@ -82,6 +86,9 @@ func BenchmarkMemoryPerDomain(b *testing.B) {
 						d := mtasts.Domain{ASCII: fmt.Sprintf("d%07d.example", i)}
 						if r := c.Get(context.Background(), d); (r.Policy != nil) != tc.hasPolicy {
 							b.Fatalf("Get(%s) = %+v", d.ASCII, r)
+						}
+						if tc.inUse {
+							c.Get(context.Background(), d)
 						}
 					}
 					perDomain = float64(heapInUse()-before) / float64(n)

@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -14,6 +15,13 @@ type Result struct {
 	// Policy is the policy to apply; nil means the domain has no usable
 	// policy and mail is delivered as without MTA-STS (RFC 8461 5.1).
 	// A policy in mode none is returned as such.
+	//
+	// The policy is shared with the cache and other callers: it must not
+	// be modified. Hits on a domain in use share one policy; otherwise
+	// the pointer may differ between calls for the same policy (the call
+	// that fetched it, a hit after the domain was idle for a round of
+	// Run), so compare policies by value. A policy handed out never
+	// changes, and stays valid for as long as the caller holds it.
 	Policy *mtasts.Policy
 	// RecordID is the id of the TXT record that announced the policy.
 	// Policy.String gives the policy's text; the text as fetched is not
@@ -69,16 +77,24 @@ type Result struct {
 }
 
 // snapshot is what the cache knows of a domain at one time. It is never
-// changed once published; a new one replaces it.
+// changed once published, but for policy, the decoded form of what it
+// holds; a new snapshot replaces it.
 type snapshot struct {
-	// policy is the cached policy when has is set, as memory keeps it:
-	// its strings copied out of the fetched text, which is not kept, and
-	// its mx list cut to size.
-	policy           mtasts.Policy
-	id               string
-	fetched, expires int64 // unix nanoseconds; fetched is 0 without a policy
+	// compact is the cached policy and its record id when hasPolicy, in
+	// the compact form of compact.go: one string, copied out of neither
+	// the fetched text nor the record, which are not kept.
+	compact          string
+	id               string // the record id, a substring of compact
+	fetched, expires int64  // unix nanoseconds; fetched is 0 without a policy
 
 	fail *failure // the latest failure; nil when the last attempt succeeded
+
+	// policy is compact decoded, which hits hand out, or nil: the first
+	// hit decodes it, and Run drops it again when the domain is not used
+	// from one round to the next (see sweep), so that an idle domain
+	// costs its compact form alone. A caller that holds a policy handed
+	// out keeps it, unchanged.
+	policy atomic.Pointer[mtasts.Policy]
 }
 
 // noRecord is the snapshot of every domain that publishes no policy: most
@@ -128,25 +144,53 @@ func (f *failure) keepText(text string) {
 }
 
 // newSnapshot returns a snapshot of p, announced by record id, fetched at
-// fetched and valid until expires. It holds p's strings in blocks of their
-// own, and not the policy text or the record text they were cut from: a
-// million cached domains keep a million policies, not a million texts.
+// fetched and valid until expires. It holds them in their compact form, a
+// block of its own, and not the policy text or the record text they were
+// cut from: a million cached domains keep a million compact policies, not a
+// million texts. The policy is decoded when a hit first wants it.
 func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snapshot {
-	// ParsePolicy sets Version and Mode to constants, which pin no text.
-	q := mtasts.Policy{Version: p.Version, Mode: p.Mode, MaxAgeSeconds: p.MaxAgeSeconds}
-	if len(p.MX) > 0 {
-		q.MX = make([]mtasts.STSMX, len(p.MX))
-		for i, mx := range p.MX {
-			q.MX[i] = mtasts.STSMX{Wildcard: mx.Wildcard, Domain: mtasts.Domain{ASCII: strings.Clone(mx.Domain.ASCII), Unicode: strings.Clone(mx.Domain.Unicode)}}
-		}
+	s := &snapshot{fetched: fetched.UnixNano(), expires: expires.UnixNano()}
+	s.compact, s.id = encodePolicy(p, id)
+	return s
+}
+
+// usePolicy returns s's policy for a hit: the one it holds decoded, or a
+// decoding of its compact form that it then holds, so that the hits that
+// follow share it. Of hits that decode at once, all get the policy of the
+// first to store it.
+func (s *snapshot) usePolicy() *mtasts.Policy {
+	if p := s.policy.Load(); p != nil {
+		return p
 	}
-	if len(p.Extensions) > 0 {
-		q.Extensions = make([]mtasts.Pair, len(p.Extensions))
-		for i, e := range p.Extensions {
-			q.Extensions[i] = mtasts.Pair{Key: strings.Clone(e.Key), Value: strings.Clone(e.Value)}
-		}
+	return s.decodeAndKeep()
+}
+
+// decodeAndKeep is usePolicy's path for a snapshot that holds no decoded
+// policy, kept out of line so that a hit stays small.
+func (s *snapshot) decodeAndKeep() *mtasts.Policy {
+	p := decodePolicy(s.compact)
+	if s.policy.CompareAndSwap(nil, p) {
+		return p
 	}
-	return &snapshot{policy: q, id: strings.Clone(id), fetched: fetched.UnixNano(), expires: expires.UnixNano()}
+	return s.policy.Load()
+}
+
+// peekPolicy returns s's policy for an answer that is not a hit (an update's,
+// Memory's): the one it holds decoded, or else a decoding of its own, which s
+// does not keep: a domain just fetched, or listed, is not thereby in use.
+func (s *snapshot) peekPolicy() *mtasts.Policy {
+	if p := s.policy.Load(); p != nil {
+		return p
+	}
+	return decodePolicy(s.compact)
+}
+
+// dropPolicy drops the decoded policy that s holds, if any, for Run to call
+// on a domain not in use.
+func (s *snapshot) dropPolicy() {
+	if s.policy.Load() != nil {
+		s.policy.Store(nil)
+	}
 }
 
 // newFailure returns err as a failure of record id ("" for the record), with
@@ -225,14 +269,16 @@ const (
 // max_age". The failure, if any, is.
 func (c *Cache) result(it *item, s *snapshot, now time.Time, o origin) Result {
 	var r Result
-	c.fillResult(&r, it, s, now, o)
+	c.fillResult(&r, it, s, now, o, false)
 	return r
 }
 
-// fillResult sets *r, zero, to what result returns. Get's hit path calls it
-// on its own result: a Result is 200 bytes, and returning result's copied
-// them twice more, a fifth of a hit's time (BenchmarkGetHit).
-func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o origin) {
+// fillResult sets *r, zero, to what result returns; for a hit, its policy
+// is the one s holds decoded, which s then keeps (see snapshot.usePolicy).
+// Get's hit path calls it on its own result: a Result
+// is 200 bytes, and returning result's copied them twice more, a fifth of a
+// hit's time (BenchmarkGetHit).
+func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o origin, hit bool) {
 	if f := s.fail; f != nil {
 		r.Err, r.PolicyText = f.err, f.text
 		r.Remembered = o == fromMemory
@@ -241,7 +287,12 @@ func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o or
 		}
 	}
 	if s.valid(now) {
-		r.Policy, r.RecordID, r.Fresh = &s.policy, s.id, o == fetchedNow
+		if hit {
+			r.Policy = s.usePolicy()
+		} else {
+			r.Policy = s.peekPolicy()
+		}
+		r.RecordID, r.Fresh = s.id, o == fetchedNow
 		r.Fetched, r.Expires = time.Unix(0, s.fetched), time.Unix(0, s.expires)
 	}
 	if sec := it.checkedAt.Load(); sec != 0 {
@@ -251,7 +302,7 @@ func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o or
 
 // none reports whether s holds a policy in mode none.
 func (s *snapshot) none() bool {
-	return s.hasPolicy() && s.policy.Mode == mtasts.ModeNone
+	return s.hasPolicy() && compactMode(s.compact) == mtasts.ModeNone
 }
 
 // withFailure returns a copy of s with the failure f, nil for none. A domain
@@ -261,10 +312,10 @@ func (s *snapshot) none() bool {
 // if that policy's mode is 'none'", and RFC 8461 3.3 and 10.2 ask for no
 // alerts in that case. The back-off holds all the same.
 func (s *snapshot) withFailure(f *failure) *snapshot {
-	n := *s
-	if f != nil && n.none() {
+	if f != nil && s.none() {
 		f = &failure{id: f.id, retryAt: f.retryAt}
 	}
-	n.fail = f
-	return &n
+	n := &snapshot{compact: s.compact, id: s.id, fetched: s.fetched, expires: s.expires, fail: f}
+	n.policy.Store(s.policy.Load())
+	return n
 }

@@ -15,8 +15,9 @@ const runInterval = time.Minute
 //
 // A policy is fetched again once it is RefreshAge old (at most half its
 // lifetime), whether or not its id changed, so a domain that gets mail daily
-// never lapses (RFC 8461 3.3, 10.2). A store that is a Pruner is pruned once
-// an hour. The refreshes use the resolver and logger of ctx, if set with
+// never lapses (RFC 8461 3.3, 10.2). A domain not used for a round keeps its
+// policy in a compact form only, which its next Get decodes again. A store
+// that is a Pruner is pruned once an hour. The refreshes use the resolver and logger of ctx, if set with
 // WithResolver and WithLogger.
 //
 // Run recovers no panic, and neither do the updates it starts. Bad input
@@ -46,11 +47,15 @@ func (c *Cache) Run(ctx context.Context) error {
 	}
 }
 
-// sweep is one round of Run.
+// sweep is one round of Run. Besides refreshes and drops, it drops the
+// decoded policy of each domain not used since the previous round, so that
+// an idle domain costs memory its compact form alone (see snapshot.policy);
+// its next hit decodes the policy again.
 func (c *Cache) sweep(ctx context.Context, now time.Time) {
 	var drop, refresh []*item
 	e := c.envOf(ctx)
 	nowSec := c.clock(now)
+	prev := c.swept.Swap(nowSec)
 	c.items.each(func(it *item) {
 		s := it.snap.Load()
 		if s == nil {
@@ -60,7 +65,11 @@ func (c *Cache) sweep(ctx context.Context, now time.Time) {
 		if s.hasPolicy() {
 			lifetime = time.Duration(s.expires - s.fetched)
 		}
-		idle := time.Duration(nowSec-min(it.lastUsed.Load(), nowSec)) * time.Second
+		used := it.lastUsed.Load()
+		if used < prev {
+			s.dropPolicy()
+		}
+		idle := time.Duration(nowSec-min(used, nowSec)) * time.Second
 		switch {
 		case idle > lifetime:
 			drop = append(drop, it)

@@ -164,7 +164,7 @@ func (c *Cache) failed(log *slog.Logger, domain mtasts.Domain, it *item, s *snap
 		if s.none() {
 			level = slog.LevelDebug
 		}
-		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", logname.Domain(domain.ASCII, domain.Unicode), "mode", s.policy.Mode, "expires", time.Unix(0, s.expires), "err", f.err)
+		log.Log(c.ctx, level, "mta-sts: refreshing cached policy failed, keeping it", "domain", logname.Domain(domain.ASCII, domain.Unicode), "mode", compactMode(s.compact), "expires", time.Unix(0, s.expires), "err", f.err)
 		ns := s.withFailure(f)
 		it.snap.Store(ns)
 		return c.result(it, ns, now, triedNow)
