@@ -16,9 +16,9 @@ import (
 // The string holds, in order:
 //
 //   - a header byte: the mode in bits 0 and 1 (compactModes, or 3 for
-//     another mode, whose text follows), and bit 2 when the version is not
-//     "STSv1", whose text follows;
-//   - the record id;
+//     another mode, whose text follows the id), and bit 2 when the version
+//     is not "STSv1", whose text follows the id;
+//   - the record id, always second, so that compactID finds it at once;
 //   - max_age, as a signed varint;
 //   - the number of mx patterns, as a varint, and each pattern: a varint of
 //     the A-label length, shifted left by two, with bit 0 for a wildcard and
@@ -83,14 +83,14 @@ func encodePolicy(p *mtasts.Policy, id string) (enc, encID string) {
 		b.WriteString(s)
 	}
 	b.WriteByte(header)
+	writeText(id)
+	idEnd := b.Len()
 	if header&compactVersion != 0 {
 		writeText(p.Version)
 	}
 	if header&3 == compactModeOther {
 		writeText(string(p.Mode))
 	}
-	writeText(id)
-	idEnd := b.Len()
 	b.Write(binary.AppendVarint(buf[:0], int64(p.MaxAgeSeconds)))
 	writeUvarint(uint64(len(p.MX)))
 	for _, mx := range p.MX {
@@ -120,6 +120,7 @@ func encodePolicy(p *mtasts.Policy, id string) (enc, encID string) {
 func decodePolicy(enc string) *mtasts.Policy {
 	d := compactReader{s: enc}
 	header := d.byte()
+	d.text() // the record id
 	version, mode := stsVersion, mtasts.Mode("")
 	if header&compactVersion != 0 {
 		version = d.text()
@@ -129,7 +130,6 @@ func decodePolicy(enc string) *mtasts.Policy {
 	} else {
 		mode = compactModes[m]
 	}
-	d.text() // the record id
 	maxAge := int(d.varint())
 	n := d.uvarint()
 	p := newPolicy(n)
@@ -192,10 +192,24 @@ func compactMode(enc string) mtasts.Mode {
 	if header&3 != compactModeOther {
 		return compactModes[header&3]
 	}
+	d.text() // the record id
 	if header&compactVersion != 0 {
 		d.text()
 	}
 	return mtasts.Mode(d.text())
+}
+
+// compactID returns the record id of the compact form enc, a substring of
+// it; "" for no policy.
+func compactID(enc string) string {
+	if enc == "" {
+		return ""
+	}
+	if n := int(enc[1]); n < 0x80 { // a one-byte length: ids have at most 32
+		return enc[2 : 2+n]
+	}
+	d := compactReader{s: enc, i: 1}
+	return d.text()
 }
 
 // compactReader reads a compact form that encodePolicy wrote, which is

@@ -55,7 +55,7 @@ func (c *Cache) waitForFleet(ctx context.Context, log *slog.Logger, it *item, do
 // refresh.
 func (c *Cache) loadSaved(ctx context.Context, log *slog.Logger, domain mtasts.Domain, id string, full bool, now time.Time) *snapshot {
 	ls := c.load(ctx, log, domain, time.Now())
-	if ls != nil && ls.id == id && (!full || ls.fetched > now.Add(-c.opts.LockWait).UnixNano()) {
+	if ls != nil && ls.id() == id && (!full || ls.fetched > now.Add(-c.opts.LockWait).UnixNano()) {
 		return ls
 	}
 	return nil

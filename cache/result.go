@@ -84,8 +84,7 @@ type snapshot struct {
 	// the compact form of compact.go: one string, copied out of neither
 	// the fetched text nor the record, which are not kept.
 	compact          string
-	id               string // the record id, a substring of compact
-	fetched, expires int64  // unix nanoseconds; fetched is 0 without a policy
+	fetched, expires int64 // unix nanoseconds; fetched is 0 without a policy
 
 	fail *failure // the latest failure; nil when the last attempt succeeded
 
@@ -96,6 +95,9 @@ type snapshot struct {
 	// out keeps it, unchanged.
 	policy atomic.Pointer[mtasts.Policy]
 }
+
+// id returns the record id of s's policy, "" without one.
+func (s *snapshot) id() string { return compactID(s.compact) }
 
 // noRecord is the snapshot of every domain that publishes no policy: most
 // domains, so they share it. When such a domain may be looked up again
@@ -150,7 +152,7 @@ func (f *failure) keepText(text string) {
 // million texts. The policy is decoded when a hit first wants it.
 func newSnapshot(p *mtasts.Policy, id string, fetched, expires time.Time) *snapshot {
 	s := &snapshot{fetched: fetched.UnixNano(), expires: expires.UnixNano()}
-	s.compact, s.id = encodePolicy(p, id)
+	s.compact, _ = encodePolicy(p, id)
 	return s
 }
 
@@ -226,7 +228,7 @@ func (c *Cache) backingOff(it *item, s *snapshot, now time.Time) bool {
 		return false
 	case s == noRecord:
 		return c.clock(now)-min(it.checkedAt.Load(), c.clock(now)) < c.backoffSeconds
-	case s.fail == nil && s.fetchedRecently(s.id, now, c.opts.Backoff):
+	case s.fail == nil && s.fetchedRecently(s.id(), now, c.opts.Backoff):
 		// A policy that expired less than Backoff after its fetch
 		// (max_age 0, say) is not fetched again before then (RFC
 		// 8461 3.3 allows senders to rate-limit fetches): until then,
@@ -240,7 +242,7 @@ func (c *Cache) backingOff(it *item, s *snapshot, now time.Time) bool {
 // fetchedRecently reports whether s holds a policy of record id, expired at
 // now, that was fetched less than backoff ago.
 func (s *snapshot) fetchedRecently(id string, now time.Time, backoff time.Duration) bool {
-	return s != nil && s.hasPolicy() && s.id == id && !s.valid(now) && now.UnixNano()-s.fetched < int64(backoff)
+	return s != nil && s.hasPolicy() && s.id() == id && !s.valid(now) && now.UnixNano()-s.fetched < int64(backoff)
 }
 
 // failedFor reports whether the fetch of record id failed less than Backoff
@@ -292,7 +294,7 @@ func (c *Cache) fillResult(r *Result, it *item, s *snapshot, now time.Time, o or
 		} else {
 			r.Policy = s.peekPolicy()
 		}
-		r.RecordID, r.Fresh = s.id, o == fetchedNow
+		r.RecordID, r.Fresh = s.id(), o == fetchedNow
 		r.Fetched, r.Expires = time.Unix(0, s.fetched), time.Unix(0, s.expires)
 	}
 	if sec := it.checkedAt.Load(); sec != 0 {
@@ -315,7 +317,7 @@ func (s *snapshot) withFailure(f *failure) *snapshot {
 	if f != nil && s.none() {
 		f = &failure{id: f.id, retryAt: f.retryAt}
 	}
-	n := &snapshot{compact: s.compact, id: s.id, fetched: s.fetched, expires: s.expires, fail: f}
+	n := &snapshot{compact: s.compact, fetched: s.fetched, expires: s.expires, fail: f}
 	n.policy.Store(s.policy.Load())
 	return n
 }

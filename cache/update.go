@@ -66,7 +66,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 		// '_mta-sts' TXT record", so that an attacker who blocks DNS
 		// must do so for a policy's whole lifetime. The cached id
 		// stays, the record's failure is reported.
-		id = s.id
+		id = s.id()
 	default:
 		// RFC 8461 3.1, 5.1: no usable record removes no cached policy.
 		return c.failed(env.log, domain, it, s, newFailure(lookupErr, "", now.Add(c.opts.Backoff)), now), lookup, false, nil
@@ -87,7 +87,7 @@ func (c *Cache) update(ctx context.Context, domain mtasts.Domain, full bool, env
 		// make us fetch for every delivery.
 		return c.result(it, s, now, fromMemory), lookup, false, nil
 	}
-	if s.valid(now) && id == s.id && !full {
+	if s.valid(now) && id == s.id() && !full {
 		// The cached policy is current. A failure of another id, or
 		// of the record itself, is over.
 		if s.fail != nil {
