@@ -172,7 +172,7 @@ Flags of postfix:
                        (default 1h0m0s)
   --max-entries N      domains held in memory (default 100000)
   --gc-percent N       the Go heap may grow N% over its live data between
-                       collections, as GOGC (default 50, or GOGC when set)
+                       collections, as GOGC (default 25, or GOGC when set)
   --max-connections N  client connections held; beyond, the longest idle one
                        is closed (default 1000)
   --idle-timeout D     close a connection idle for D (default 2m0s)

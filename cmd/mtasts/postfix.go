@@ -65,7 +65,7 @@ const (
 	// answer allocates little: a collection target below Go's 100 costs
 	// a few collections while policies are being fetched, and keeps the
 	// resident memory per cached domain closer to the live data.
-	defaultPostfixGCPercent = 50
+	defaultPostfixGCPercent = 25
 )
 
 func postfixFlags() (*flag.FlagSet, *postfixOptions) {
