@@ -3,6 +3,7 @@ package tlsrpt
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mtasts-go/mtasts"
 	"github.com/mtasts-go/mtasts/internal/quoted"
@@ -22,12 +23,25 @@ func (rd *reading) check(r *Report) error {
 	if r.OrganizationName == "" && !rd.warns.has("organization-name") {
 		rd.warns.add("organization-name", "empty, expected the name of the organization (RFC 8460 4.4)")
 	}
+	if dr := &r.DateRange; !dr.Start.IsZero() && !dr.End.IsZero() && dr.Start.After(dr.End) {
+		// RFC 8460 4.4: "start-datetime" and "end-datetime" bound the
+		// report's period; a sender that wrote them the wrong way round
+		// still says which period it means.
+		rd.warns.add("date-range", "start-datetime %s is after end-datetime %s (RFC 8460 4.4); read swapped",
+			dr.Start.Format(time.RFC3339), dr.End.Format(time.RFC3339))
+		dr.Start, dr.End = dr.End, dr.Start
+	}
 	c.must(func(v *validator) { v.dateRange(r.DateRange) })
 	// RFC 8460 4.4: "contact-info": "The contact information for the
-	// party responsible for the report".
+	// party responsible for the report", an RFC 5322 addr-spec.
 	switch {
 	case r.ContactInfo == "" && !rd.warns.has("contact-info"):
 		rd.warns.add("contact-info", "empty, expected an e-mail address (RFC 8460 4.4)")
+	case r.ContactInfo != "" && !passes(func(v *validator) { v.contactInfo(r.ContactInfo) }) &&
+		passes(func(v *validator) { v.text("contact-info", r.ContactInfo, maxHelo) }):
+		// A name with the address, or a web address: display text,
+		// kept as sent. Text with control characters is refused below.
+		rd.warns.add("contact-info", "%s is not a bare e-mail address (RFC 8460 4.4: an RFC 5322 addr-spec); kept as sent", quoted.String(r.ContactInfo))
 	case r.ContactInfo != "":
 		c.must(func(v *validator) { v.contactInfo(r.ContactInfo) })
 	}
@@ -80,6 +94,15 @@ func (c *checker) policyResult(path string, pr *PolicyResult) {
 }
 
 func (c *checker) policy(path string, p *Policy) {
+	for i, l := range p.PolicyString {
+		// RFC 8460 4.5 gives the policy "including any errors that may
+		// be present", which may be control characters: escaped, as
+		// Target.FromCache writes such lines.
+		if at := controlAt(l); at >= 0 {
+			p.PolicyString[i] = quoted.Text(l, len(l))
+			c.rd.warns.add(path+".policy-string["+strconv.Itoa(i)+"]", "control character at byte %d; escaped", at)
+		}
+	}
 	c.must(func(v *validator) {
 		v.policyType(path+".policy-type", p.PolicyType)
 		v.policyString(path+".policy-string", p.PolicyString)

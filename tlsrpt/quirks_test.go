@@ -447,3 +447,54 @@ func TestReadNoWarnings(t *testing.T) {
 		}
 	}
 }
+
+// Read leniently, a contact-info that is not a bare e-mail address, as
+// senders write a name with it or a web address, is kept as sent, with a
+// warning; one with control characters is still refused.
+func TestQuirkContactInfoNotAnAddress(t *testing.T) {
+	for _, contact := range []string{"TLS Reports <tlsrpt@sender.example>", "https://sender.example/tlsrpt", "postmaster at sender.example"} {
+		in := quirk(t, `"contact-info": "tlsrpt@sender.example"`, `"contact-info": "`+contact+`"`)
+		res := readLenient(t, in)
+		if res.Report.ContactInfo != contact {
+			t.Errorf("%q: contact-info read as %q", contact, res.Report.ContactInfo)
+		}
+		wantWarning(t, res, "contact-info", "e-mail address")
+		if _, err := readWith(ReadOptions{Strict: true}, strings.NewReader(in)); err == nil {
+			t.Errorf("%q: strict read accepted it", contact)
+		}
+	}
+	in := quirk(t, `"contact-info": "tlsrpt@sender.example"`, `"contact-info": "tls\u001b[2Jrpt"`)
+	if _, err := readWith(ReadOptions{}, strings.NewReader(in)); err == nil {
+		t.Error("a contact-info with a control character was accepted")
+	}
+}
+
+// Read leniently, a policy-string line with control characters is kept
+// with them escaped, as Target.FromCache writes such lines, with a warning.
+func TestQuirkPolicyStringControl(t *testing.T) {
+	in := quirk(t, `"mode: enforce"`, `"mode: \u001b[2Jenforce"`)
+	res := readLenient(t, in)
+	if got := res.Report.Policies[0].Policy.PolicyString[1]; got != `mode: \x1b[2Jenforce` {
+		t.Errorf("policy-string line read as %q", got)
+	}
+	wantWarning(t, res, "policies[0].policy.policy-string[1]", "control character")
+	if _, err := readWith(ReadOptions{Strict: true}, strings.NewReader(in)); err == nil {
+		t.Error("strict read accepted it")
+	}
+}
+
+// Read leniently, a date-range whose start comes after its end is read
+// with the two swapped, with a warning; strict reading refuses it.
+func TestQuirkDateRangeReversed(t *testing.T) {
+	in := quirk(t, `{"start-datetime": "2026-11-01T00:00:00Z", "end-datetime": "2026-11-01T23:59:59Z"}`,
+		`{"start-datetime": "2026-11-01T23:59:59Z", "end-datetime": "2026-11-01T00:00:00Z"}`)
+	res := readLenient(t, in)
+	dr := res.Report.DateRange
+	if !dr.Start.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) || !dr.End.Equal(time.Date(2026, 11, 1, 23, 59, 59, 0, time.UTC)) {
+		t.Errorf("date-range read as %v to %v", dr.Start, dr.End)
+	}
+	wantWarning(t, res, "date-range", "swapped")
+	if _, err := readWith(ReadOptions{Strict: true}, strings.NewReader(in)); err == nil {
+		t.Error("strict read accepted it")
+	}
+}

@@ -72,6 +72,13 @@ func ReadReport(r io.Reader, opts ReadOptions) (*Report, []Warning, error) {
 // These are:
 //
 //   - organization-name or contact-info null or missing: read as empty.
+//   - a contact-info that is not a bare e-mail address, such as one with a
+//     name ("Reports <tlsrpt@example.com>") or a web address: kept as sent,
+//     when it is at most 255 bytes without control characters.
+//   - a date-range whose start-datetime is after its end-datetime: read
+//     with the two swapped.
+//   - control characters in a policy-string line: escaped as Go escapes
+//     them ("\x1b"), as Target.FromCache writes them.
 //   - a date-time without a time zone offset: read as UTC.
 //   - a UTF-8 byte order mark before the JSON: skipped, as RFC 8259 8.1
 //     allows.
