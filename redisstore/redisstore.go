@@ -138,6 +138,22 @@ type Options struct {
 }
 
 // clock returns the clock of opts.
+// withDefaults returns o with the defaults every constructor shares set:
+// Prefix, an Owner of its own, and Lease, whose default each kind of mark
+// has its own of.
+func (o Options) withDefaults(lease time.Duration) Options {
+	if o.Prefix == "" {
+		o.Prefix = "mtasts:"
+	}
+	if o.Owner == "" {
+		o.Owner = newToken()
+	}
+	if o.Lease <= 0 {
+		o.Lease = lease
+	}
+	return o
+}
+
 func (o *Options) clock() func() time.Time {
 	if o.now == nil {
 		return time.Now
@@ -173,14 +189,9 @@ var (
 // not contact Redis, and so cannot fail: a Redis that is down at start is one
 // that is down, see the package documentation.
 func New(rdb redis.UniversalClient, opts Options) *Store {
-	if opts.Prefix == "" {
-		opts.Prefix = "mtasts:"
-	}
+	opts = opts.withDefaults(90 * time.Second)
 	if opts.Timeout <= 0 {
 		opts.Timeout = 250 * time.Millisecond
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = 90 * time.Second
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second

@@ -95,17 +95,9 @@ type reportStore struct {
 // dead, sends the day twice: hence a Lease well above the time from a Take
 // to its Release.
 func NewReportStore(rdb redis.UniversalClient, opts Options) tlsrpt.Store {
-	if opts.Prefix == "" {
-		opts.Prefix = "mtasts:"
-	}
+	opts = opts.withDefaults(15 * time.Minute)
 	if opts.Retention <= 0 {
 		opts.Retention = 7 * 24 * time.Hour
-	}
-	if opts.Owner == "" {
-		opts.Owner = newToken()
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = 15 * time.Minute
 	}
 	return &reportStore{rdb: rdb, opts: opts, now: opts.clock()}
 }

@@ -67,15 +67,7 @@ type outbox struct {
 // the keys expires: the reports pending stay until done, and the marks
 // until a Put forgets them.
 func NewOutbox(rdb redis.UniversalClient, opts Options) tlsrpt.Outbox {
-	if opts.Prefix == "" {
-		opts.Prefix = "mtasts:"
-	}
-	if opts.Owner == "" {
-		opts.Owner = newToken()
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = time.Hour
-	}
+	opts = opts.withDefaults(time.Hour)
 	return &outbox{rdb: rdb, opts: opts, now: opts.clock()}
 }
 
